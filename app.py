@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The CDK app: the only place that reads the CDK context, the environment and the config file.
+
+`python app.py` (what `cdk synth` runs) and `datapipe synth` both come through `build_app`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from datapipe.naming import Naming
+from stacks.config import Settings, SettingsError, load_settings
+from stacks.storage import StorageStack
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+
+def read_settings(context: Mapping[str, Any]) -> Settings:
+    """Settings from the context, overlaid on the config file the context names (`-c configFile=...`)."""
+    file_values: dict[str, Any] = {}
+    config_file = context.get("configFile")
+    if config_file:
+        path = Path(str(config_file))
+        if not path.is_absolute():
+            path = PROJECT_DIR / path
+        try:
+            file_values = json.loads(path.read_text())
+        except OSError as error:
+            raise SettingsError(f"setting 'configFile': cannot read {config_file}: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise SettingsError(f"setting 'configFile': {config_file} is not JSON ({error.msg}, line {error.lineno})") from None
+        if not isinstance(file_values, dict):
+            raise SettingsError(f"setting 'configFile': {config_file} must hold a JSON object")
+    return load_settings(context, file_values)
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context of cdk.json (feature flags included), so that `python app.py` synthesizes what `cdk synth` does."""
+    return dict(json.loads((PROJECT_DIR / "cdk.json").read_text()).get("context", {}))
+
+
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    """Build the app with every stack and cdk-nag registered.
+
+    `context` overlays cdk.json's; context that the CDK CLI passes (`-c`) takes precedence over both.
+    """
+    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
+    settings = read_settings(app.node.get_all_context())
+    naming = Naming(prefix=settings.prefix, stage=settings.stage)
+    env = cdk.Environment(
+        account=settings.account or os.environ.get("CDK_DEFAULT_ACCOUNT"),
+        region=settings.region or os.environ.get("CDK_DEFAULT_REGION"),
+    )
+    removal_policy = cdk.RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else cdk.RemovalPolicy.RETAIN
+
+    StorageStack(
+        app,
+        "Storage",
+        stack_name=naming.stack("storage"),
+        env=env,
+        naming=naming,
+        settings=settings.storage,
+        removal_policy=removal_policy,
+        description="datapipe: log, data and access-log buckets",
+    )
+
+    cdk.Tags.of(app).add("datapipe:stage", settings.stage)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+def main() -> int:
+    try:
+        app = build_app()
+    except SettingsError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The `datapipe` command line.
+
+Sub-commands live in their own modules and are imported only when used, so `datapipe --help` and
+`datapipe taskrunner` do not pay for importing the CDK or the emulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from datapipe import __version__
+from datapipe.errors import DatapipeError
+
+# name -> "module:attribute" of a click command or group. One line per command.
+COMMANDS: dict[str, str] = {
+    "synth": "datapipe.synth:synth",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a sub-command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatapipeError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="datapipe")
+def cli() -> None:
+    """Orchestrate EMR, Batch and worker-group work with Step Functions, in AWS or on this machine."""
+
+
+def main() -> None:
+    cli(prog_name="datapipe")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

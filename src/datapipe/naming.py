@@ -1,0 +1,38 @@
+"""Physical names of deployed resources, shared by the CDK stacks and the CLI.
+
+The CLI finds what was deployed by name instead of by reading stack outputs, so that it works the same in an
+AWS account and in the embedded emulator, and without CloudFormation read permissions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Naming:
+    prefix: str = "datapipe"
+    stage: str = "dev"
+
+    def name(self, suffix: str) -> str:
+        """`<prefix>-<stage>-<suffix>`: the base of every physical name."""
+        return f"{self.prefix}-{self.stage}-{suffix}"
+
+    def stack(self, unit: str) -> str:
+        return self.name(unit)
+
+    def state_machine(self, workflow: str) -> str:
+        return self.name(workflow)
+
+    def activity(self, worker_group: str) -> str:
+        return self.name(f"activity-{worker_group}")
+
+    def bucket(self, purpose: str, account: str, region: str) -> str:
+        """Bucket names are global, so they carry the account and region."""
+        return self.name(f"{purpose}-{account}-{region}")
+
+    def state_machine_arn(self, workflow: str, *, account: str, region: str, partition: str = "aws") -> str:
+        return f"arn:{partition}:states:{region}:{account}:stateMachine:{self.state_machine(workflow)}"
+
+    def activity_arn(self, worker_group: str, *, account: str, region: str, partition: str = "aws") -> str:
+        return f"arn:{partition}:states:{region}:{account}:activity:{self.activity(worker_group)}"

@@ -1,0 +1,222 @@
+"""Settings: one frozen, typed object built from cdk.json context, `-c key=value` and an optional config file.
+
+Only app.py calls `load_settings`; constructs receive the section they need as typed keyword arguments.
+
+Keys are the camelCase form of the field names. A section is addressed with a dot on the command line
+(`-c storage.logExpirationDays=90`) and as a nested object in a config file (`{"storage": {...}}`).
+Command-line values arrive as strings and are converted to the field's type; a config file may use JSON
+types directly. An unknown key or a bad value raises `SettingsError` with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from datapipe.errors import DatapipeError
+
+
+class SettingsError(DatapipeError):
+    """A setting is unknown or has a value outside what is allowed."""
+
+
+def _rule(
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    pattern: str | None = None,
+    describe: str = "",
+) -> dict[str, Any]:
+    """Validation metadata for a field: bounds for numbers, a regular expression for strings."""
+    return {"minimum": minimum, "maximum": maximum, "pattern": pattern, "describe": describe}
+
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Buckets for logs, data (the bundle remote and EMR output) and server access logs."""
+
+    log_transition_days: int = field(default=30, metadata=_rule(minimum=30, maximum=3650))  # S3 needs 30+ for IA
+    log_expiration_days: int = field(default=365, metadata=_rule(minimum=2, maximum=3650))
+    access_log_expiration_days: int = field(default=365, metadata=_rule(minimum=1, maximum=3650))
+    noncurrent_version_expiration_days: int = field(default=90, metadata=_rule(minimum=1, maximum=3650))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app can be configured with. Built once, in app.py."""
+
+    stage: str = field(default="dev", metadata=_rule(pattern=NAME_PATTERN, describe="a lower-case name"))
+    prefix: str = field(default="datapipe", metadata=_rule(pattern=NAME_PATTERN, describe="a lower-case name"))
+    account: str | None = field(default=None, metadata=_rule(pattern=r"^\d{12}$", describe="a 12-digit account id"))
+    region: str | None = field(
+        default=None, metadata=_rule(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", describe="a region such as eu-west-1")
+    )
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    config_file: str | None = None
+    storage: StorageSettings = StorageSettings()
+
+    def __post_init__(self) -> None:
+        if self.storage.log_expiration_days <= self.storage.log_transition_days:
+            raise SettingsError(
+                "setting 'storage.logExpirationDays' must be greater than 'storage.logTransitionDays' "
+                f"({self.storage.log_expiration_days} <= {self.storage.log_transition_days})"
+            )
+
+    def resource_name(self, suffix: str) -> str:
+        """A physical name shared by every resource of this stage: `<prefix>-<stage>-<suffix>`."""
+        return f"{self.prefix}-{self.stage}-{suffix}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _is_cdk_key(key: str) -> bool:
+    """Feature flags, lookups and CDK internals use characters our camelCase keys never have."""
+    return re.fullmatch(r"[A-Za-z][A-Za-z0-9.]*", key) is None
+
+
+def load_settings(context: Mapping[str, Any], config_file_values: Mapping[str, Any] | None = None) -> Settings:
+    """Build Settings from the config file's values overlaid with the CDK context (context wins)."""
+    merged: dict[str, Any] = {}
+    for source in (config_file_values or {}, context):
+        for key, value in source.items():
+            if _is_cdk_key(key):
+                continue
+            _merge_dotted(merged, key.split("."), value)
+    return _build(Settings, merged, path="")
+
+
+def _merge_dotted(target: dict[str, Any], parts: list[str], value: Any) -> None:
+    head, *rest = parts
+    if not rest:
+        if isinstance(value, Mapping) and isinstance(target.get(head), dict):
+            for key, inner in value.items():
+                _merge_dotted(target[head], [key], inner)
+        else:
+            target[head] = dict(value) if isinstance(value, Mapping) else value
+        return
+    existing = target.get(head)
+    if not isinstance(existing, dict):
+        existing = {}
+        target[head] = existing
+    _merge_dotted(existing, rest, value)
+
+
+def _build(cls: type, values: Mapping[str, Any], *, path: str) -> Any:
+    fields = {camel_case(f.name): f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        allowed = ", ".join(sorted(fields))
+        raise SettingsError(f"unknown setting '{path}{unknown[0]}'; allowed here: {allowed}")
+    kwargs = {}
+    for key, value in values.items():
+        f = fields[key]
+        kwargs[f.name] = _convert(value, hints[f.name], key=f"{path}{key}", metadata=f.metadata)
+    return cls(**kwargs)
+
+
+def _convert(value: Any, hint: Any, *, key: str, metadata: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        return _convert(value, inner[0], key=key, metadata=metadata)
+    if dataclasses.is_dataclass(hint):
+        parsed = _json_if_text(value, key=key)
+        if not isinstance(parsed, Mapping):
+            raise SettingsError(f"setting '{key}' must be an object of settings, got {value!r}")
+        return _build(typing.cast(type, hint), parsed, path=f"{key}.")
+    if origin is Literal:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if text not in args:
+            raise SettingsError(f"setting '{key}' must be one of {', '.join(map(str, args))}; got {value!r}")
+        return text
+    if hint is bool:
+        return _to_bool(value, key=key)
+    if hint is int:
+        return _to_int(value, key=key, metadata=metadata)
+    if hint is str:
+        return _to_str(value, key=key, metadata=metadata)
+    if origin is tuple:
+        items = _to_list(value, key=key)
+        return tuple(_convert(item, args[0], key=f"{key}[{i}]", metadata=metadata) for i, item in enumerate(items))
+    if origin is dict:
+        parsed = _json_if_text(value, key=key)
+        if not isinstance(parsed, Mapping):
+            raise SettingsError(f"setting '{key}' must be a JSON object, got {value!r}")
+        return {str(k): _convert(v, args[1], key=f"{key}.{k}", metadata=metadata) for k, v in parsed.items()}
+    raise TypeError(f"no conversion for setting {key} of type {hint!r}")  # a programming error, not user input
+
+
+def _json_if_text(value: Any, *, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"setting '{key}' must be JSON here ({error.msg} at column {error.colno})") from None
+
+
+def _to_list(value: Any, *, key: str) -> list[Any]:
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            value = _json_if_text(stripped, key=key)
+        else:
+            return [part.strip() for part in stripped.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        raise SettingsError(f"setting '{key}' must be a list, got {value!r}")
+    return list(value)
+
+
+def _to_bool(value: Any, *, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise SettingsError(f"setting '{key}' must be true or false, got {value!r}")
+
+
+def _to_int(value: Any, *, key: str, metadata: Mapping[str, Any]) -> int:
+    if isinstance(value, bool):
+        raise SettingsError(f"setting '{key}' must be a whole number, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"setting '{key}' must be a whole number, got {value!r}") from None
+    low, high = metadata.get("minimum"), metadata.get("maximum")
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise SettingsError(f"setting '{key}' must be between {low} and {high}, got {number}")
+    return number
+
+
+def _to_str(value: Any, *, key: str, metadata: Mapping[str, Any]) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise SettingsError(f"setting '{key}' must be text, got {value!r}")
+    text = str(value)
+    pattern = metadata.get("pattern")
+    if pattern and re.fullmatch(pattern, text) is None:
+        describe = metadata.get("describe") or f"text matching {pattern}"
+        raise SettingsError(f"setting '{key}' must be {describe}, got {text!r}")
+    return text

@@ -1,0 +1,115 @@
+"""Buckets: logs (EMR LogUri, task-runner logs, workflow logs), data (bundle remote, EMR output), access logs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from datapipe.naming import Naming
+from stacks.config import StorageSettings
+
+# Key prefixes inside the log bucket, one per kind of log, so that IAM can scope writers to their own prefix.
+EMR_LOG_PREFIX = "emr/"
+TASK_RUNNER_LOG_PREFIX = "taskrunner/"
+WORKFLOW_LOG_PREFIX = "workflows/"
+
+
+class Storage(Construct):
+    """Three encrypted, TLS-only, private buckets with lifecycle rules."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: StorageSettings,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        destroy = removal_policy == cdk.RemovalPolicy.DESTROY
+        account, region = cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION
+
+        common = {
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "minimum_tls_version": 1.2,
+            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            "removal_policy": removal_policy,
+            "auto_delete_objects": destroy,
+        }
+
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            bucket_name=naming.bucket("access-logs", account, region),
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire", expiration=cdk.Duration.days(settings.access_log_expiration_days))
+            ],
+            **common,
+        )
+        cdk.Validations.of(self.access_log_bucket).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This bucket receives the server access logs of the other buckets; logging it into itself "
+                "would loop.",
+            )
+        )
+
+        self.log_bucket = s3.Bucket(
+            self,
+            "LogBucket",
+            bucket_name=naming.bucket("logs", account, region),
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="logs-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="age-out-logs",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=cdk.Duration.days(settings.log_transition_days),
+                        )
+                    ],
+                    expiration=cdk.Duration.days(settings.log_expiration_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+            **common,
+        )
+
+        self.data_bucket = s3.Bucket(
+            self,
+            "DataBucket",
+            bucket_name=naming.bucket("data", account, region),
+            versioned=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="data-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=cdk.Duration.days(settings.noncurrent_version_expiration_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+            **common,
+        )
+
+
+class StorageStack(cdk.Stack):
+    """The deployable unit for Storage."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: StorageSettings,
+        removal_policy: cdk.RemovalPolicy,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.storage = Storage(self, "Storage", naming=naming, settings=settings, removal_policy=removal_policy)

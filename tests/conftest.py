@@ -1,0 +1,81 @@
+"""Shared fixtures: fake AWS credentials everywhere, and one synthesis of the whole app per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR))
+
+# Tests never reach AWS: fake credentials, a fixed region, and no instance-metadata lookups.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+_node = Path(sys.executable).with_name("node")
+if _node.exists():
+    os.environ.setdefault("JSII_NODE", str(_node))
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+
+TEST_CONTEXT = {"account": "123456789012", "region": "eu-west-1"}
+
+
+@pytest.fixture(scope="session")
+def cdk_json_context() -> dict[str, object]:
+    return dict(json.loads((PROJECT_DIR / "cdk.json").read_text())["context"])
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole app synthesized once, with cdk.json's context (feature flags) and cdk-nag registered.
+
+    Synthesis fails if cdk-nag reports a finding that is not acknowledged.
+    """
+    from app import build_app
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    build_app(context=TEST_CONTEXT, outdir=str(outdir)).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
+    """Every synthesized template by stack id (file name without .template.json)."""
+    return {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in sorted(assembly_dir.glob("*.template.json"))
+    }
+
+
+@pytest.fixture(scope="session")
+def template_of(templates: dict[str, dict[str, object]]):  # type: ignore[no-untyped-def]
+    """`template_of("Storage")` -> aws_cdk.assertions.Template of that stack."""
+    from aws_cdk.assertions import Template
+
+    cache: dict[str, Template] = {}
+
+    def get(stack_id: str) -> Template:
+        if stack_id not in cache:
+            cache[stack_id] = Template.from_json(templates[stack_id])
+        return cache[stack_id]
+
+    return get
+
+
+@pytest.fixture()
+def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path

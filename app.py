@@ -36,7 +36,9 @@ def read_settings(context: Mapping[str, Any]) -> Settings:
         except OSError as error:
             raise SettingsError(f"setting 'configFile': cannot read {config_file}: {error.strerror}") from None
         except json.JSONDecodeError as error:
-            raise SettingsError(f"setting 'configFile': {config_file} is not JSON ({error.msg}, line {error.lineno})") from None
+            raise SettingsError(
+                f"setting 'configFile': {config_file} is not JSON ({error.msg}, line {error.lineno})"
+            ) from None
         if not isinstance(file_values, dict):
             raise SettingsError(f"setting 'configFile': {config_file} must hold a JSON object")
     return load_settings(context, file_values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -28,27 +30,15 @@ class Storage(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        destroy = removal_policy == cdk.RemovalPolicy.DESTROY
-        account, region = cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION
+        self._naming = naming
+        self._removal_policy = removal_policy
 
-        common = {
-            "encryption": s3.BucketEncryption.S3_MANAGED,
-            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
-            "enforce_ssl": True,
-            "minimum_tls_version": 1.2,
-            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            "removal_policy": removal_policy,
-            "auto_delete_objects": destroy,
-        }
-
-        self.access_log_bucket = s3.Bucket(
-            self,
+        self.access_log_bucket = self._secure_bucket(
             "AccessLogBucket",
-            bucket_name=naming.bucket("access-logs", account, region),
+            purpose="access-logs",
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire", expiration=cdk.Duration.days(settings.access_log_expiration_days))
             ],
-            **common,
         )
         cdk.Validations.of(self.access_log_bucket).acknowledge(
             cdk.Acknowledgment(
@@ -58,10 +48,9 @@ class Storage(Construct):
             )
         )
 
-        self.log_bucket = s3.Bucket(
-            self,
+        self.log_bucket = self._secure_bucket(
             "LogBucket",
-            bucket_name=naming.bucket("logs", account, region),
+            purpose="logs",
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="logs-bucket/",
             lifecycle_rules=[
@@ -77,13 +66,11 @@ class Storage(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
                 )
             ],
-            **common,
         )
 
-        self.data_bucket = s3.Bucket(
-            self,
+        self.data_bucket = self._secure_bucket(
             "DataBucket",
-            bucket_name=naming.bucket("data", account, region),
+            purpose="data",
             versioned=True,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="data-bucket/",
@@ -94,7 +81,22 @@ class Storage(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
                 )
             ],
-            **common,
+        )
+
+    def _secure_bucket(self, construct_id: str, *, purpose: str, **specific: Any) -> s3.Bucket:
+        """A bucket that is encrypted, private, TLS-only and owner-enforced, named after its purpose."""
+        return s3.Bucket(
+            self,
+            construct_id,
+            bucket_name=self._naming.bucket(purpose, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=self._removal_policy,
+            auto_delete_objects=self._removal_policy == cdk.RemovalPolicy.DESTROY,
+            **specific,
         )
 
 
@@ -109,7 +111,7 @@ class StorageStack(cdk.Stack):
         naming: Naming,
         settings: StorageSettings,
         removal_policy: cdk.RemovalPolicy,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, construct_id, **kwargs)
         self.storage = Storage(self, "Storage", naming=naming, settings=settings, removal_policy=removal_policy)

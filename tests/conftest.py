@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aws_cdk.assertions import Template
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
@@ -61,10 +62,8 @@ def templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
 
 
 @pytest.fixture(scope="session")
-def template_of(templates: dict[str, dict[str, object]]):  # type: ignore[no-untyped-def]
+def template_of(templates: dict[str, dict[str, object]]) -> Callable[[str], Template]:
     """`template_of("Storage")` -> aws_cdk.assertions.Template of that stack."""
-    from aws_cdk.assertions import Template
-
     cache: dict[str, Template] = {}
 
     def get(stack_id: str) -> Template:

@@ -7,7 +7,6 @@ Sub-commands live in their own modules and are imported only when used, so `data
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import click
@@ -56,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

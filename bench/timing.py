@@ -1,0 +1,29 @@
+"""Small helpers shared by the benchmarks: repeated wall-clock timing of a command, and ratios."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def time_command(
+    args: Sequence[str], *, repeat: int, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> list[float]:
+    """Wall-clock seconds of `repeat` runs of a command; raises if any run fails."""
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(list(args), env=env, cwd=cwd, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def describe(label: str, seconds: list[float]) -> str:
+    return f"{label:<34} median {statistics.median(seconds):7.3f} s  (min {min(seconds):.3f}, n={len(seconds)})"
+
+
+def ratio(ours: list[float], peer: list[float]) -> float:
+    return statistics.median(ours) / statistics.median(peer)

@@ -50,6 +50,124 @@ class StorageSettings:
     noncurrent_version_expiration_days: int = field(default=90, metadata=_rule(minimum=1, maximum=3650))
 
 
+# The seed's sample Hive query over the regional EMR samples bucket. Placeholders filled in by the construct:
+# {region}, {data_bucket}, {log_bucket} and {step} (the state name in kebab case, so outputs do not collide).
+SAMPLE_HIVE_STEP_ARGS = (
+    "hive-script",
+    "--run-hive-script",
+    "--args",
+    "-f",
+    "s3://{region}.elasticmapreduce.samples/cloudfront/code/Hive_CloudFront.q",
+    "-d",
+    "INPUT=s3://{region}.elasticmapreduce.samples",
+    "-d",
+    "OUTPUT=s3://{data_bucket}/emr-workflow/{step}/",
+)
+EMR_INSTANCE_TYPES = ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")  # several types: a fleet falls back when one is short
+
+
+@dataclass(frozen=True)
+class EmrStepSettings:
+    """One EMR step of the workflow (Step_One by default). `asynchronous` adds the step without waiting for it."""
+
+    name: str = field(default="The first step", metadata=_rule(pattern=r"^[^\s].{0,255}$", describe="a step name"))
+    jar: str = field(default="command-runner.jar", metadata=_rule(pattern=r"^\S{1,1024}$", describe="a jar path"))
+    args: tuple[str, ...] = SAMPLE_HIVE_STEP_ARGS
+    main_class: str | None = None
+    action_on_failure: Literal["CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER"] = "CONTINUE"
+    asynchronous: bool = False
+
+
+@dataclass(frozen=True)
+class EmrSecondStepSettings(EmrStepSettings):
+    """Step_Two: added asynchronously and cancelled after a wait, as in the seed."""
+
+    name: str = field(default="The second step", metadata=_rule(pattern=r"^[^\s].{0,255}$", describe="a step name"))
+    asynchronous: bool = True
+
+
+@dataclass(frozen=True)
+class EmrThirdStepSettings(EmrStepSettings):
+    name: str = field(default="The third step", metadata=_rule(pattern=r"^[^\s].{0,255}$", describe="a step name"))
+
+
+@dataclass(frozen=True)
+class EmrSettings:
+    """The EMR workflow: the cluster it creates, its three steps, the optional fleet resize and the safety nets."""
+
+    cluster_name: str = field(default="WorkflowCluster", metadata=_rule(pattern=r"^[\w.-][\w .-]{0,255}$"))
+    release_label: str = field(
+        default="emr-7.12.0", metadata=_rule(pattern=r"^emr-\d+\.\d+\.\d+$", describe="a release label like emr-7.12.0")
+    )
+    applications: tuple[str, ...] = ("Hive",)
+    primary_instance_types: tuple[str, ...] = field(
+        default=EMR_INSTANCE_TYPES, metadata=_rule(pattern=r"^[a-z0-9-]+\.[a-z0-9]+$", describe="an instance type")
+    )
+    core_instance_types: tuple[str, ...] = field(
+        default=EMR_INSTANCE_TYPES, metadata=_rule(pattern=r"^[a-z0-9-]+\.[a-z0-9]+$", describe="an instance type")
+    )
+    core_on_demand_capacity: int = field(default=1, metadata=_rule(minimum=0, maximum=1000))
+    core_spot_capacity: int = field(default=0, metadata=_rule(minimum=0, maximum=1000))
+    subnet_ids: tuple[str, ...] = field(default=(), metadata=_rule(pattern=r"^subnet-[0-9a-f]+$", describe="a subnet"))
+    # At least 2, so that Step_One and Step_Two run side by side instead of queueing.
+    step_concurrency_level: int = field(default=2, metadata=_rule(minimum=2, maximum=256))
+    # EMR terminates a cluster idle this long: the last safety net when everything else failed.
+    idle_timeout_minutes: int = field(default=60, metadata=_rule(minimum=1, maximum=10080))
+    execution_timeout_minutes: int = field(default=360, metadata=_rule(minimum=5, maximum=525600))
+    step_one: EmrStepSettings = EmrStepSettings()
+    step_two: EmrSecondStepSettings = EmrSecondStepSettings()
+    step_three: EmrThirdStepSettings = EmrThirdStepSettings()
+    # A resize of the core fleet placed before a heavy step (None: no resize state).
+    resize_before: Literal["Step_One", "Step_Three"] | None = None
+    resize_core_on_demand_capacity: int = field(default=2, metadata=_rule(minimum=0, maximum=1000))
+    resize_core_spot_capacity: int = field(default=0, metadata=_rule(minimum=0, maximum=1000))
+    # Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer used by the workflow's functions.
+    powertools_layer_version: int = field(default=27, metadata=_rule(minimum=1, maximum=1000))
+
+    def __post_init__(self) -> None:
+        if not self.primary_instance_types or not self.core_instance_types:
+            raise SettingsError("setting 'emr.primaryInstanceTypes' and 'emr.coreInstanceTypes' need an instance type")
+        if self.core_on_demand_capacity + self.core_spot_capacity < 1:
+            raise SettingsError("setting 'emr.coreOnDemandCapacity' plus 'emr.coreSpotCapacity' must be at least 1")
+        if self.resize_before and self.resize_core_on_demand_capacity + self.resize_core_spot_capacity < 1:
+            raise SettingsError(
+                "setting 'emr.resizeCoreOnDemandCapacity' plus 'emr.resizeCoreSpotCapacity' must be at least 1"
+            )
+
+
+# Activity names are at most 80 characters: `<prefix>-<stage>-activity-` leaves 28 for the worker group.
+WORKER_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,27}$"
+
+
+@dataclass(frozen=True)
+class WorkerGroupSettings:
+    """Worker groups served by `datapipe taskrunner`: one Step Functions activity each, plus the sample pipeline."""
+
+    names: tuple[str, ...] = field(
+        default=("wg-12345",),
+        metadata=_rule(pattern=WORKER_GROUP_PATTERN, describe="a worker group name such as wg-12345"),
+    )
+    heartbeat_seconds: int = field(default=60, metadata=_rule(minimum=1, maximum=86400))
+    task_timeout_seconds: int = field(default=3600, metadata=_rule(minimum=1, maximum=31536000))
+    # Retries when the runner is lost (heartbeat or task timeout) or stopped by a second signal.
+    retries: int = field(default=2, metadata=_rule(minimum=0, maximum=10))
+    retry_interval_seconds: int = field(default=10, metadata=_rule(minimum=1, maximum=3600))
+    # Retries when the command itself exits non-zero (Data Pipeline's maximumRetries).
+    command_retries: int = field(default=0, metadata=_rule(minimum=0, maximum=10))
+    runner_role: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise SettingsError("setting 'workerGroups.names' must name at least one worker group")
+        if len(set(self.names)) != len(self.names):
+            raise SettingsError(f"setting 'workerGroups.names' lists a worker group twice: {', '.join(self.names)}")
+        if self.heartbeat_seconds >= self.task_timeout_seconds:
+            raise SettingsError(
+                "setting 'workerGroups.heartbeatSeconds' must be less than 'workerGroups.taskTimeoutSeconds' "
+                f"({self.heartbeat_seconds} >= {self.task_timeout_seconds})"
+            )
+
+
 WORKFLOW_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
 SCHEDULE_EXPRESSION_PATTERN = (
     r"^(cron\((\S+ ){5}\S+\)|rate\([1-9][0-9]* (minutes?|hours?|days?)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$"
@@ -149,7 +267,9 @@ class Settings:
     removal_policy: Literal["retain", "destroy"] = "retain"
     config_file: str | None = None
     storage: StorageSettings = StorageSettings()
+    emr: EmrSettings = EmrSettings()
     triggers: TriggerSettings = field(default_factory=TriggerSettings)
+    worker_groups: WorkerGroupSettings = WorkerGroupSettings()
 
     def __post_init__(self) -> None:
         if self.storage.log_expiration_days <= self.storage.log_transition_days:

@@ -1,0 +1,246 @@
+"""Worker groups: a Step Functions activity per group, IAM for the runners that poll them, the sample shell pipeline.
+
+`datapipe taskrunner --worker-group G` polls the activity `Naming.activity(G)`. A state machine hands a
+ShellCommandActivity to a group with `shell_command_task`, which fixes the task input contract (docs/taskrunner.md),
+the heartbeat and task timeouts and the retries. The seed's CreateDirectory example is deployed as a sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from datapipe.naming import Naming
+from datapipe.taskrunner.contract import (
+    COMMAND_FAILED,
+    RUNNER_INTERRUPTED,
+    SHELL_COMMAND_ACTIVITY,
+)
+from stacks.config import WorkerGroupSettings
+from stacks.storage import TASK_RUNNER_LOG_PREFIX
+
+SAMPLE_WORKFLOW = "create-directory"
+LOG_BUCKET_PURPOSE = "logs"  # the purpose Storage names its log bucket with
+SAMPLE_COMMAND = "mkdir new-directory"
+
+
+def shell_command_task(
+    scope: Construct,
+    construct_id: str,
+    *,
+    activity: sfn.IActivity,
+    settings: WorkerGroupSettings,
+    shell: Mapping[str, Any],
+) -> tasks.StepFunctionsInvokeActivity:
+    """A Task state that sends one ShellCommandActivity to a worker group's activity.
+
+    `shell` holds the activity's own fields (`command` or `scriptUri`, `scriptArgument`, `stage`, `input`, `output`);
+    values may be JsonPath expressions. The bookkeeping fields the runner needs to lay out its logs are added here,
+    from the context object, so that every producer of tasks sends the same contract.
+    """
+    task = tasks.StepFunctionsInvokeActivity(
+        scope,
+        construct_id,
+        activity=activity,
+        parameters={
+            "type": SHELL_COMMAND_ACTIVITY,
+            "workflow": sfn.JsonPath.string_at("$$.StateMachine.Name"),
+            "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+            "activityId": construct_id,
+            "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
+            "heartbeatSeconds": settings.heartbeat_seconds,
+            **shell,
+        },
+        heartbeat_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.heartbeat_seconds)),
+        task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.task_timeout_seconds)),
+        result_path=f"$.{construct_id}",
+    )
+    if settings.retries:
+        # The runner was lost (no heartbeat), ran out of time, or was stopped: another runner may take the task.
+        task.add_retry(
+            errors=["States.HeartbeatTimeout", "States.Timeout", RUNNER_INTERRUPTED],
+            max_attempts=settings.retries,
+            interval=cdk.Duration.seconds(settings.retry_interval_seconds),
+            backoff_rate=2,
+        )
+    if settings.command_retries:
+        task.add_retry(
+            errors=[COMMAND_FAILED],
+            max_attempts=settings.command_retries,
+            interval=cdk.Duration.seconds(settings.retry_interval_seconds),
+            backoff_rate=2,
+        )
+    return task
+
+
+class WorkerGroups(Construct):
+    """One activity, one runner managed policy (and optionally a role) per worker group, and the sample pipeline."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: WorkerGroupSettings,
+        log_bucket: s3.IBucket,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.node.add_dependency(log_bucket)  # runners' logs need the bucket before the first task runs
+        self.activities: dict[str, sfn.Activity] = {}
+        self.runner_policies: dict[str, iam.ManagedPolicy] = {}
+        self.runner_roles: dict[str, iam.Role] = {}
+        for group in settings.names:
+            activity = sfn.Activity(self, f"Activity-{group}", activity_name=naming.activity(group))
+            activity.apply_removal_policy(removal_policy)
+            self.activities[group] = activity
+            policy = self._runner_policy(group, activity=activity, log_bucket=log_bucket, naming=naming)
+            self.runner_policies[group] = policy
+            if settings.runner_role:
+                self.runner_roles[group] = iam.Role(
+                    self,
+                    f"RunnerRole-{group}",
+                    role_name=naming.name(f"taskrunner-{group}"),
+                    description=f"Task runners of worker group {group} on EC2 instances",
+                    assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+                    managed_policies=[policy],
+                )
+
+        sample_group = settings.names[0]
+        self.sample_state_machine = self._sample_pipeline(
+            naming=naming,
+            settings=settings,
+            activity=self.activities[sample_group],
+            removal_policy=removal_policy,
+        )
+
+    def _runner_policy(
+        self, group: str, *, activity: sfn.Activity, log_bucket: s3.IBucket, naming: Naming
+    ) -> iam.ManagedPolicy:
+        # The log bucket's name comes from Naming rather than from a cross-stack reference, so that the policy's
+        # resource (and its cdk-nag acknowledgment) reads the same in every account; tests check both agree.
+        bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        log_objects = f"arn:{cdk.Aws.PARTITION}:s3:::{bucket_name}/{TASK_RUNNER_LOG_PREFIX}{group}/*"
+        policy = iam.ManagedPolicy(
+            self,
+            f"RunnerPolicy-{group}",
+            managed_policy_name=naming.name(f"taskrunner-{group}"),
+            description=f"What a datapipe task runner of worker group {group} needs, and nothing more",
+            statements=[
+                iam.PolicyStatement(
+                    sid="PollOwnActivity",
+                    actions=["states:DescribeActivity", "states:GetActivityTask"],
+                    resources=[activity.activity_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ReportOwnTasks",
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                    resources=[activity.activity_arn],
+                ),
+                iam.PolicyStatement(sid="WriteOwnLogs", actions=["s3:PutObject"], resources=[log_objects]),
+            ],
+        )
+        nag_bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, "<AWS::AccountId>", "<AWS::Region>")  # as cdk-nag prints it
+        cdk.Validations.of(policy).acknowledge(
+            cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_bucket_name}/{TASK_RUNNER_LOG_PREFIX}{group}/*]",
+                reason="Runners write log files of their own worker group under its key prefix; log keys are "
+                "created at run time, so the prefix ends in a wildcard.",
+            ),
+        )
+        return policy
+
+    def _sample_pipeline(
+        self,
+        *,
+        naming: Naming,
+        settings: WorkerGroupSettings,
+        activity: sfn.IActivity,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> sfn.StateMachine:
+        """The seed's CreateDirectory ShellCommandActivity; `{"command": "..."}` in the input replaces its command."""
+        create_directory = shell_command_task(
+            self,
+            "CreateDirectory",
+            activity=activity,
+            settings=settings,
+            shell={
+                "command": sfn.JsonPath.string_at("$.command"),
+                "scriptArgument": [],
+                "stage": False,
+                "input": [],
+                "output": [],
+            },
+        )
+        use_seed_command = sfn.Pass(
+            self,
+            "Use_Seed_Command",
+            result=sfn.Result.from_string(SAMPLE_COMMAND),
+            result_path="$.command",
+        )
+        definition = (
+            sfn.Choice(self, "Command_Given")
+            .when(sfn.Condition.is_present("$.command"), create_directory)
+            .otherwise(use_seed_command.next(create_directory))
+        )
+        name = naming.state_machine(SAMPLE_WORKFLOW)
+        log_group = logs.LogGroup(
+            self,
+            "SampleLogs",
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        )
+        state_machine = sfn.StateMachine(
+            self,
+            "SamplePipeline",
+            state_machine_name=name,
+            comment="The CreateDirectory ShellCommandActivity, run by a task runner of a worker group",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=cdk.Duration.seconds(settings.task_timeout_seconds * (settings.retries + 1) + 300),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            removal_policy=removal_policy,
+        )
+        cdk.Validations.of(state_machine.role).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="CloudWatch Logs delivery and X-Ray trace actions do not support resource-level permissions.",
+            ),
+        )
+        return state_machine
+
+
+class WorkerGroupsStack(cdk.Stack):
+    """The deployable unit for WorkerGroups."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: WorkerGroupSettings,
+        log_bucket: s3.IBucket,
+        removal_policy: cdk.RemovalPolicy,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.worker_groups = WorkerGroups(
+            self,
+            "WorkerGroups",
+            naming=naming,
+            settings=settings,
+            log_bucket=log_bucket,
+            removal_policy=removal_policy,
+        )
+

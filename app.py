@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks
 from datapipe.naming import Naming
 from stacks.config import Settings, SettingsError, load_settings
 from stacks.storage import StorageStack
+from stacks.triggers import TriggersStack
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -63,7 +64,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     )
     removal_policy = cdk.RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else cdk.RemovalPolicy.RETAIN
 
-    StorageStack(
+    storage_stack = StorageStack(
         app,
         "Storage",
         stack_name=naming.stack("storage"),
@@ -72,6 +73,18 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         settings=settings.storage,
         removal_policy=removal_policy,
         description="datapipe: log, data and access-log buckets",
+    )
+
+    TriggersStack(
+        app,
+        "Triggers",
+        stack_name=naming.stack("triggers"),
+        env=env,
+        naming=naming,
+        settings=settings.triggers,
+        data_bucket=storage_stack.storage.data_bucket,
+        removal_policy=removal_policy,
+        description="datapipe: schedules and rules that start workflows, failure alerts, alarms, dashboard",
     )
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)

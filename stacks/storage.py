@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
@@ -81,6 +81,11 @@ class Storage(Construct):
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
                 )
             ],
+        )
+        # Object-created events go to EventBridge (they start workflows, stacks/triggers.py). Set on the template
+        # itself: `event_bridge_enabled=True` would add a notifications custom-resource Lambda for the same result.
+        cast(s3.CfnBucket, self.data_bucket.node.default_child).add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
         )
 
     def _secure_bucket(self, construct_id: str, *, purpose: str, **specific: Any) -> s3.Bucket:

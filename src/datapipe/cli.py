@@ -17,6 +17,10 @@ from datapipe.errors import DatapipeError
 # name -> "module:attribute" of a click command or group. One line per command.
 COMMANDS: dict[str, str] = {
     "synth": "datapipe.synth:synth",
+    "run": "datapipe.bundles.cli:run",
+    "bundle": "datapipe.bundles.cli:bundle",
+    "remote": "datapipe.bundles.cli:remote",
+    "taskrunner": "datapipe.taskrunner.cli:taskrunner",
 }
 
 

@@ -1,0 +1,1 @@
+"""Example code for datapipe users: transforms to run with `datapipe run`."""

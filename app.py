@@ -20,6 +20,7 @@ from datapipe.naming import Naming
 from stacks.config import Settings, SettingsError, load_settings
 from stacks.storage import StorageStack
 from stacks.triggers import TriggersStack
+from stacks.worker_groups import WorkerGroupsStack
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -85,6 +86,18 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         data_bucket=storage_stack.storage.data_bucket,
         removal_policy=removal_policy,
         description="datapipe: schedules and rules that start workflows, failure alerts, alarms, dashboard",
+    )
+
+    WorkerGroupsStack(
+        app,
+        "WorkerGroups",
+        stack_name=naming.stack("worker-groups"),
+        env=env,
+        naming=naming,
+        settings=settings.worker_groups,
+        log_bucket=storage_stack.storage.log_bucket,
+        removal_policy=removal_policy,
+        description="datapipe: an activity per worker group, task-runner IAM, the sample shell pipeline",
     )
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)

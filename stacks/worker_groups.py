@@ -243,4 +243,3 @@ class WorkerGroupsStack(cdk.Stack):
             log_bucket=log_bucket,
             removal_policy=removal_policy,
         )
-

@@ -1,0 +1,335 @@
+"""`datapipe taskrunner`: poll a worker group's activity and run its ShellCommandActivity tasks on this machine.
+
+The options are Data Pipeline Task Runner's (`--workerGroup`, `--logUri`, `--config`, `--accessId`, ...), each also
+spelled the click way (`--worker-group`, `--log-uri`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import boto3
+import click
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from datapipe.errors import DatapipeError
+from datapipe.naming import Naming
+from datapipe.taskrunner.contract import InvalidTask, S3Location
+from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
+from datapipe.taskrunner.poller import TaskRunner
+from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
+
+# The runners' log prefix in the log bucket; stacks.storage.TASK_RUNNER_LOG_PREFIX says the same for IAM.
+DEFAULT_LOG_PREFIX = "taskrunner/"
+DEFAULT_REGION = "us-east-1"  # Task Runner's default when no region is given anywhere
+LONG_POLL_READ_TIMEOUT = 70  # GetActivityTask holds the request for up to 60 s
+LOGGER_NAME = "datapipe.taskrunner"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    log_uri: str | None = None
+
+
+def read_credentials_file(path: Path) -> Credentials:
+    """Task Runner's credentials.json: `{"access-id": ..., "private-key": ...}`; also region, endpoint, log-uri."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise DatapipeError(f"--config: cannot read {path}: {error.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatapipeError(f"--config: {path} is not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise DatapipeError(f"--config: {path} must hold a JSON object with 'access-id' and 'private-key'")
+    values: dict[str, str | None] = {}
+    for key in ("access-id", "private-key", "region", "endpoint", "log-uri"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise DatapipeError(f"--config: '{key}' in {path} must be a non-empty string")
+        values[key] = value
+    if (values["access-id"] is None) != (values["private-key"] is None):
+        raise DatapipeError(f"--config: {path} needs both 'access-id' and 'private-key'")
+    return Credentials(
+        access_key_id=values["access-id"],
+        secret_access_key=values["private-key"],
+        region=values["region"],
+        endpoint=values["endpoint"],
+        log_uri=values["log-uri"],
+    )
+
+
+def parse_log_uri(uri: str) -> S3Location:
+    try:
+        location = S3Location.parse(uri, field="--log-uri")
+    except InvalidTask:
+        raise DatapipeError(f"--log-uri must be s3://bucket/prefix, got {uri!r}") from None
+    return S3Location(location.bucket, location.as_prefix)
+
+
+def parse_positive(value: str, *, option: str, maximum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise DatapipeError(f"{option} must be a number, got {value!r}") from None
+    if not 0 < number <= maximum:
+        raise DatapipeError(f"{option} must be more than 0 and at most {maximum:g}, got {value}")
+    return number
+
+
+@dataclass
+class Clients:
+    sfn: Any
+    s3: Any
+    sts: Any
+    region: str
+    partition: str
+
+
+def make_clients(*, credentials: Credentials, region: str | None, endpoint: str | None, tasks: int) -> Clients:
+    session = boto3.Session(
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        region_name=region or credentials.region,
+    )
+    region_name = session.region_name or DEFAULT_REGION
+    endpoint_url = endpoint or credentials.endpoint  # None lets boto3 honour AWS_ENDPOINT_URL
+    pool = tasks * 2 + 4  # a long poll and a heartbeat/report per thread, plus log uploads
+    sfn_config = Config(read_timeout=LONG_POLL_READ_TIMEOUT, max_pool_connections=pool, retries={"mode": "standard"})
+    s3_config = Config(max_pool_connections=pool, retries={"mode": "standard"}, s3={"addressing_style": "path"})
+    return Clients(
+        sfn=session.client("stepfunctions", region_name=region_name, endpoint_url=endpoint_url, config=sfn_config),
+        s3=session.client("s3", region_name=region_name, endpoint_url=endpoint_url, config=s3_config),
+        sts=session.client("sts", region_name=region_name, endpoint_url=endpoint_url),
+        region=region_name,
+        partition=session.get_partition_for_region(region_name),
+    )
+
+
+def account_of(clients: Clients) -> str:
+    endpoint = clients.sts.meta.endpoint_url
+    try:
+        return str(clients.sts.get_caller_identity()["Account"])
+    except NoCredentialsError:
+        raise DatapipeError(
+            "no AWS credentials: pass --config credentials.json or --accessId/--secretKey, or configure the AWS CLI"
+        ) from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        raise DatapipeError(f"credentials rejected by {endpoint}: {code}") from None
+    except BotoCoreError as error:
+        raise DatapipeError(f"cannot reach {endpoint}: {error}") from None
+
+
+def check_activity(clients: Clients, activity_arn: str, worker_group: str) -> None:
+    try:
+        clients.sfn.describe_activity(activityArn=activity_arn)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        if code in ("ActivityDoesNotExist", "InvalidArn"):
+            raise DatapipeError(
+                f"activity {activity_arn} of worker group '{worker_group}' does not exist: deploy the WorkerGroups "
+                "stack with this worker group, or check --worker-group, --stage and --region"
+            ) from None
+        raise DatapipeError(f"cannot describe activity {activity_arn}: {code}") from None
+    except BotoCoreError as error:
+        raise DatapipeError(f"cannot reach {clients.sfn.meta.endpoint_url}: {error}") from None
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    worker_group: str
+    runner_id: str
+    output_dir: Path
+    tasks: int
+    heartbeat_interval: float
+    log_upload_interval: float
+
+
+def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_destination: S3Location | None) -> int:
+    """Run until stopped (SIGTERM/SIGINT, or the returned runner's `request_stop`); the process's exit code."""
+    logs_dir = options.output_dir / "logs"
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    formatter = logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(message)s")
+    formatter.converter = time.gmtime  # the hourly files are in UTC; so are their lines
+    file_handler = HourlyFileHandler(logs_dir)
+    console = logging.StreamHandler(sys.stderr)
+    for handler in (file_handler, console):
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+
+    identity = RunnerIdentity(worker_group=options.worker_group, runner_id=options.runner_id)
+    executor = TaskExecutor(
+        sfn=sfn,
+        s3=s3,
+        identity=identity,
+        output_dir=options.output_dir,
+        log_destination=log_destination,
+        heartbeat_interval=options.heartbeat_interval,
+        logger=logger,
+    )
+    runner = TaskRunner(sfn=sfn, activity_arn=activity_arn, executor=executor, tasks=options.tasks, logger=logger)
+    runner_logs = (
+        log_destination.child(f"{options.worker_group}/runners/{options.runner_id}/") if log_destination else None
+    )
+    shipper = LogShipper(
+        directory=logs_dir, s3=s3, destination=runner_logs, logger=logger, interval_seconds=options.log_upload_interval
+    )
+    stop_shipping = threading.Event()
+    shipping = threading.Thread(target=shipper.run, args=(stop_shipping,), name="log-shipper", daemon=True)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s", signal.Signals(signum).name)
+        runner.request_stop()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if in_main_thread:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+    click.echo(f"Logging to {logs_dir.resolve()}", err=True)
+    logger.info(
+        "task runner %s: worker group %s, %d poller thread(s), activity %s, logs to %s",
+        options.runner_id,
+        options.worker_group,
+        options.tasks,
+        activity_arn,
+        runner_logs.uri if runner_logs else "this machine only",
+    )
+    try:
+        runner.start()
+        shipping.start()
+        runner.wait()
+    finally:
+        for signum, previous_handler in previous.items():
+            signal.signal(signum, previous_handler)
+        stop_shipping.set()
+        if shipping.is_alive():
+            shipping.join(timeout=5)
+        how = "commands killed" if runner.killed else "clean"
+        logger.info("task runner %s stopped (%s); backing up logs", options.runner_id, how)
+        shipper.ship()
+        for handler in (file_handler, console):
+            logger.removeHandler(handler)
+            handler.close()
+    return 1 if runner.killed else 0
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--worker-group", "--workerGroup", "worker_group", help="The worker group to take tasks for (required).")
+@click.option("--region", help="The region of the worker group's activity.")
+@click.option("--log-uri", "--logUri", "log_uri", help="s3://bucket/prefix for logs [the deployed log bucket].")
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="credentials.json with access-id/private-key."
+)
+@click.option("--access-id", "--accessId", "access_id", help="AWS access key id (takes precedence over --config).")
+@click.option("--secret-key", "--secretKey", "secret_key", help="AWS secret access key.")
+@click.option("--endpoint", help="Service endpoint URL, e.g. the local emulator [AWS_ENDPOINT_URL].")
+@click.option("--taskrunner-id", "--taskrunnerId", "runner_id", help="This runner's id in reports [host-pid].")
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="Folder for logs and task working directories.",
+)
+@click.option("--tasks", default="2", show_default=True, help="Poller threads, i.e. tasks run at once.")
+@click.option("--stage", default="dev", show_default=True, help="Deployment stage, to name the activity.")
+@click.option("--prefix", default="datapipe", show_default=True, help="Deployment prefix, to name the activity.")
+@click.option("--activity-arn", help="Poll this activity instead of the one named after the worker group.")
+@click.option(
+    "--heartbeat-interval",
+    default="20",
+    show_default=True,
+    help="Seconds between heartbeats (shorter when a task's heartbeat timeout asks for it).",
+)
+@click.option("--log-upload-interval", default="3600", show_default=True, help="Seconds between log backups.")
+def taskrunner(
+    worker_group: str | None,
+    region: str | None,
+    log_uri: str | None,
+    config_file: Path | None,
+    access_id: str | None,
+    secret_key: str | None,
+    endpoint: str | None,
+    runner_id: str | None,
+    output_dir: Path,
+    tasks: str,
+    stage: str,
+    prefix: str,
+    activity_arn: str | None,
+    heartbeat_interval: str,
+    log_upload_interval: str,
+) -> None:
+    """Run ShellCommandActivity tasks of a worker group on this machine, as Data Pipeline's Task Runner did."""
+    if not worker_group:
+        raise DatapipeError("--worker-group (--workerGroup) is required: the worker group to take tasks for")
+    if len(worker_group) > 28 or not worker_group.replace("-", "").replace("_", "").isalnum():
+        raise DatapipeError(f"--worker-group must be up to 28 letters, digits, '-' or '_', got {worker_group!r}")
+    thread_count = int(parse_positive(tasks, option="--tasks", maximum=64))
+    if thread_count != float(tasks):
+        raise DatapipeError(f"--tasks must be a whole number, got {tasks!r}")
+    heartbeat = parse_positive(heartbeat_interval, option="--heartbeat-interval", maximum=3600)
+    upload_every = parse_positive(log_upload_interval, option="--log-upload-interval", maximum=86400)
+    runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}"
+    if len(runner_id) > 80:
+        raise DatapipeError(f"--taskrunner-id must be at most 80 characters, got {len(runner_id)}")
+
+    credentials = read_credentials_file(config_file) if config_file is not None else Credentials()
+    if (access_id is None) != (secret_key is None):
+        raise DatapipeError("--accessId and --secretKey go together: give both or neither")
+    if access_id is not None:
+        credentials = Credentials(
+            access_key_id=access_id,
+            secret_access_key=secret_key,
+            region=credentials.region,
+            endpoint=credentials.endpoint,
+            log_uri=credentials.log_uri,
+        )
+    log_uri = log_uri or credentials.log_uri
+    log_destination = parse_log_uri(log_uri) if log_uri else None
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatapipeError(f"--output: cannot create {output_dir}: {error.strerror}") from None
+
+    clients = make_clients(credentials=credentials, region=region, endpoint=endpoint, tasks=thread_count)
+    naming = Naming(prefix=prefix, stage=stage)
+    account = account_of(clients)
+    if activity_arn is None:
+        activity_arn = naming.activity_arn(
+            worker_group, account=account, region=clients.region, partition=clients.partition
+        )
+    check_activity(clients, activity_arn, worker_group)
+    if log_destination is None:
+        log_destination = S3Location(naming.bucket("logs", account, clients.region), DEFAULT_LOG_PREFIX)
+
+    options = ServeOptions(
+        worker_group=worker_group,
+        runner_id=runner_id,
+        output_dir=output_dir,
+        tasks=thread_count,
+        heartbeat_interval=heartbeat,
+        log_upload_interval=upload_every,
+    )
+    code = serve(options, sfn=clients.sfn, s3=clients.s3, activity_arn=activity_arn, log_destination=log_destination)
+    if code:
+        raise DatapipeError("stopped by a second signal: running commands were killed and reported failed", exit_code=1)

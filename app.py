@@ -18,6 +18,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from datapipe.naming import Naming
 from stacks.config import Settings, SettingsError, load_settings
+from stacks.emr_workflow import EmrWorkflowStack
 from stacks.storage import StorageStack
 from stacks.triggers import TriggersStack
 from stacks.worker_groups import WorkerGroupsStack
@@ -74,6 +75,19 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         settings=settings.storage,
         removal_policy=removal_policy,
         description="datapipe: log, data and access-log buckets",
+    )
+
+    EmrWorkflowStack(
+        app,
+        "EmrWorkflow",
+        stack_name=naming.stack("emr-workflow"),
+        env=env,
+        naming=naming,
+        settings=settings.emr,
+        log_bucket=storage_stack.storage.log_bucket,
+        data_bucket=storage_stack.storage.data_bucket,
+        removal_policy=removal_policy,
+        description="datapipe: the EMR workflow, its EMR roles, the emr_reader Lambda and the cluster reaper",
     )
 
     TriggersStack(

@@ -1,0 +1,1 @@
+"""Reads of Amazon EMR for the EMR workflow (DescribeCluster, DescribeStep, ListSteps, ListClusters)."""

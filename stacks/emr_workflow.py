@@ -1,0 +1,606 @@
+"""The EMR workflow: the seed's state machine built from service-integration constructs, plus what keeps it safe.
+
+Seed parity: the states and transitions of the seed (Should_Create_Cluster ... Wrapping_Up) are kept by name.
+Added for safety, each with a name that says what it is for:
+- Validate_Input and its Reject_* Fail states: a bad input ends before any EMR call;
+- a Catch on every task after Create_A_Cluster to the cleanup path (Describe_Failure, Cleanup_*), which turns
+  protection off, terminates the cluster only when this execution created it, and fails with the cause;
+- the cluster reaper: an EventBridge rule on executions that were stopped, timed out or failed, and a Lambda
+  that terminates the clusters tagged with that execution (a stopped execution runs no Catch);
+- Resize_Core_Fleet (optional, before a heavy step) and Summarize_Run (the final summary).
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from datapipe.naming import Naming
+from stacks.config import EmrSettings, EmrStepSettings
+from stacks.storage import EMR_LOG_PREFIX
+
+LOG_BUCKET_PURPOSE = "logs"  # the purposes Storage names its buckets with
+DATA_BUCKET_PURPOSE = "data"
+
+WORKFLOW = "emr-workflow"
+LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
+# Tags the workflow puts on the clusters it creates; the reaper finds an execution's clusters by the first.
+EXECUTION_TAG = "datapipe:execution"
+WORKFLOW_TAG = "datapipe:workflow"
+POWERTOOLS_LAYER = (
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
+)
+# Error names under which Step Functions reports EMR API throttling; retried with backoff.
+EMR_THROTTLING_ERRORS = ["ThrottlingException", "EMR.ThrottlingException", "EMR.AmazonElasticMapReduceException"]
+INVALID_INPUT = "datapipe.InvalidInput"
+PRIMARY_FLEET = "Primary"
+CORE_FLEET = "Core"
+Task = TypeVar("Task", bound=sfn.TaskStateBase)
+Guarded = TypeVar("Guarded", sfn.TaskStateBase, sfn.Parallel)
+
+
+class EmrWorkflow(Construct):
+    """The state machine, its EMR roles, the emr_reader Lambda and the cluster reaper."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: EmrSettings,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._naming = naming
+        self._settings = settings
+        # Bucket names come from Naming rather than from cross-stack references, so that policies (and their
+        # cdk-nag acknowledgments) read the same in every account; the stack depends on Storage for the order.
+        self._log_bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        self._data_bucket_name = naming.bucket(DATA_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        self._removal_policy = removal_policy
+        self.state_machine_name = naming.state_machine(WORKFLOW)
+
+        self.instance_role = self._cluster_instance_role()
+        self.reader = self._function("EmrReader", "emr_reader", "Reads EMR clusters and steps for the EMR workflow")
+        self._grant_emr_reads(self.reader)
+        self.reaper = self._function("ClusterReaper", "cluster_reaper", "Terminates clusters of failed executions")
+        self._grant_reaper(self.reaper)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            timeout=cdk.Duration.minutes(settings.execution_timeout_minutes),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment="The EMR workflow of the seed, with input validation, cleanup and a final summary",
+        )
+        self._acknowledge_state_machine_policy()
+        self._reap_clusters_of_failed_executions()
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # The definition
+
+    def _definition(self) -> sfn.IChainable:
+        s = self._settings
+        cluster_id = sfn.JsonPath.string_at("$.ClusterId")
+
+        failed = sfn.Fail(self, "Workflow_Failed", error_path="$.Failure.Error", cause_path="$.Failure.Cause")
+        cleanup = self._cleanup_path(failed)
+
+        create = tasks.EmrCreateCluster(
+            self,
+            "Create_A_Cluster",
+            name=s.cluster_name,
+            release_label=s.release_label,
+            applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name=app) for app in s.applications],
+            cluster_role=self.instance_role,
+            log_uri=f"s3://{self._log_bucket_name}/{EMR_LOG_PREFIX}",
+            instances=tasks.EmrCreateCluster.InstancesConfigProperty(
+                ec2_subnet_ids=list(s.subnet_ids) or None,
+                instance_fleets=[
+                    self._fleet(tasks.EmrCreateCluster.InstanceRoleType.MASTER, PRIMARY_FLEET,
+                                s.primary_instance_types, on_demand=1, spot=0),
+                    self._fleet(tasks.EmrCreateCluster.InstanceRoleType.CORE, CORE_FLEET,
+                                s.core_instance_types, on_demand=s.core_on_demand_capacity,
+                                spot=s.core_spot_capacity),
+                ],
+            ),
+            step_concurrency_level=s.step_concurrency_level,
+            auto_termination_policy_idle_timeout=cdk.Duration.minutes(s.idle_timeout_minutes),
+            tags={EXECUTION_TAG: sfn.JsonPath.execution_id, WORKFLOW_TAG: self.state_machine_name},
+            visible_to_all_users=True,
+            result_path="$.CreateClusterResult",
+        )
+        # No retry here: a throttled RunJobFlow may still have created a cluster, and a second call would leak it.
+        # No cluster id is known yet; the reaper terminates whatever carries this execution's tag.
+        create.add_catch(failed, result_path="$.Failure")
+        self._service_role = create.service_role
+
+        merge = sfn.Pass(
+            self,
+            "Merge_Results",
+            parameters={
+                "CreateCluster.$": "$.CreateCluster",
+                "TerminateCluster.$": "$.TerminateCluster",
+                "ClusterId.$": "$.CreateClusterResult.ClusterId",
+            },
+        )
+        enable_protection = self._guard(
+            tasks.EmrSetClusterTerminationProtection(
+                self, "Enable_Termination_Protection", cluster_id=cluster_id, termination_protected=True,
+                result_path=sfn.JsonPath.DISCARD,
+            ),
+            cleanup,
+        )
+
+        step_one = self._step("Step_One", s.step_one)
+        wait_first = sfn.Wait(self, "Wait_10_Seconds", time=sfn.WaitTime.duration(cdk.Duration.seconds(10)))
+        step_two = self._step("Step_Two (async)", s.step_two, result_path="$.AddStepsResult")
+        wait_again = sfn.Wait(self, "Wait_Another_10_Seconds", time=sfn.WaitTime.duration(cdk.Duration.seconds(10)))
+        cancel_two = self._retry(
+            tasks.EmrCancelStep(
+                self, "Cancel_Step_Two", cluster_id=cluster_id,
+                step_id=sfn.JsonPath.string_at("$.AddStepsResult.StepId"),
+            )
+        )
+        parallel = sfn.Parallel(self, "Add_Steps_Parallel", result_path=sfn.JsonPath.DISCARD)
+        first_branch: sfn.IChainable = step_one
+        if s.resize_before == "Step_One":
+            first_branch = self._resize().next(step_one)
+        parallel.branch(first_branch)
+        parallel.branch(wait_first.next(step_two).next(wait_again).next(cancel_two))
+        self._guard(parallel, cleanup)
+
+        step_three = self._guard(self._step("Step_Three", s.step_three), cleanup)
+        disable_protection = self._guard(
+            tasks.EmrSetClusterTerminationProtection(
+                self, "Disable_Termination_Protection", cluster_id=cluster_id, termination_protected=False,
+                result_path=sfn.JsonPath.DISCARD,
+            ),
+            cleanup,
+        )
+        terminate = self._guard(
+            tasks.EmrTerminateCluster(self, "Terminate_Cluster", cluster_id=cluster_id), cleanup
+        )
+        wrapping_up = sfn.Pass(self, "Wrapping_Up")
+        done = sfn.Succeed(self, "Done")
+        summarize = self._read(
+            "Summarize_Run",
+            {"Action": "Summarize", "ClusterId": cluster_id},
+            result_path="$.Summary",
+        )
+        # A summary that cannot be read must not fail a run whose work succeeded.
+        summarize.add_catch(done, result_path="$.SummaryError")
+
+        should_terminate = (
+            sfn.Choice(self, "Should_Terminate_Cluster")
+            .when(sfn.Condition.boolean_equals("$.TerminateCluster", True), terminate)
+            .when(sfn.Condition.boolean_equals("$.TerminateCluster", False), wrapping_up)
+            .otherwise(wrapping_up)
+        )
+        terminate.next(wrapping_up)
+        wrapping_up.next(summarize)
+        summarize.next(done)
+
+        after_parallel: sfn.IChainable = step_three
+        if s.resize_before == "Step_Three":
+            after_parallel = self._resize(cleanup)
+            after_parallel.next(step_three)
+        parallel.next(after_parallel)
+        step_three.next(disable_protection)
+        disable_protection.next(should_terminate)
+        enable_protection.next(parallel)
+        create.next(merge)
+        merge.next(enable_protection)
+
+        should_create = (
+            sfn.Choice(self, "Should_Create_Cluster")
+            .when(sfn.Condition.boolean_equals("$.CreateCluster", True), create)
+            .when(sfn.Condition.boolean_equals("$.CreateCluster", False), enable_protection)
+            .otherwise(create)
+        )
+        return self._validate_input(should_create)
+
+    def _validate_input(self, then: sfn.IChainable) -> sfn.Choice:
+        """Reject a bad input before any EMR call; each rule names the field. Presence is tested first, because a
+        comparison on a missing field is a runtime error rather than a non-match."""
+
+        def reject(field: str, must: str) -> sfn.Fail:
+            return sfn.Fail(self, f"Reject_{field}", error=INVALID_INPUT, cause=f"input field '{field}' {must}")
+
+        not_boolean = "must be true or false"
+        reject_create = reject("CreateCluster", not_boolean)
+        reject_terminate = reject("TerminateCluster", not_boolean)
+        reject_cluster = reject("ClusterId", "must be the id of an EMR cluster (j-...) when CreateCluster is false")
+        reuse = sfn.Condition.boolean_equals("$.CreateCluster", False)
+        return (
+            sfn.Choice(self, "Validate_Input")
+            .when(sfn.Condition.not_(sfn.Condition.is_present("$.CreateCluster")), reject_create)
+            .when(sfn.Condition.not_(sfn.Condition.is_boolean("$.CreateCluster")), reject_create)
+            .when(sfn.Condition.not_(sfn.Condition.is_present("$.TerminateCluster")), reject_terminate)
+            .when(sfn.Condition.not_(sfn.Condition.is_boolean("$.TerminateCluster")), reject_terminate)
+            .when(sfn.Condition.and_(reuse, sfn.Condition.not_(sfn.Condition.is_present("$.ClusterId"))),
+                  reject_cluster)
+            .when(sfn.Condition.and_(reuse, sfn.Condition.not_(sfn.Condition.is_string("$.ClusterId"))),
+                  reject_cluster)
+            .when(sfn.Condition.and_(reuse, sfn.Condition.not_(sfn.Condition.string_matches("$.ClusterId", "j-*"))),
+                  reject_cluster)
+            .otherwise(then)
+        )
+
+    def _cleanup_path(self, failed: sfn.Fail) -> sfn.IChainable:
+        """Explain the failure, turn protection off, terminate the cluster if this execution created it, then fail."""
+        cluster_id = sfn.JsonPath.string_at("$.ClusterId")
+        describe = self._read(
+            "Describe_Failure",
+            {
+                "Action": "DescribeFailure",
+                "ClusterId": cluster_id,
+                "Error": sfn.JsonPath.string_at("$.Failure.Error"),
+                "Cause": sfn.JsonPath.string_at("$.Failure.Cause"),
+            },
+            result_path="$.FailureReport",
+        )
+        use_report = sfn.Pass(
+            self,
+            "Use_Failure_Report",
+            parameters={"Error.$": "$.Failure.Error", "Cause.$": "$.FailureReport.result.Message"},
+            result_path="$.Failure",
+        )
+        disable = self._retry(
+            tasks.EmrSetClusterTerminationProtection(
+                self, "Cleanup_Disable_Termination_Protection", cluster_id=cluster_id, termination_protected=False,
+                result_path=sfn.JsonPath.DISCARD,
+            )
+        )
+        terminate = self._retry(
+            tasks.EmrTerminateCluster(
+                self, "Cleanup_Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD
+            )
+        )
+        created_here = (
+            sfn.Choice(self, "Created_By_This_Execution")
+            .when(sfn.Condition.boolean_equals("$.CreateCluster", True), terminate)
+            .otherwise(failed)
+        )
+        has_report = (
+            sfn.Choice(self, "Has_Failure_Report")
+            .when(sfn.Condition.is_present("$.FailureReport.result.Message"), use_report)
+            .otherwise(disable)
+        )
+        # The cleanup goes on whatever fails inside it: the execution then ends FAILED and the reaper finishes.
+        describe.add_catch(disable, result_path="$.FailureReportError")
+        disable.add_catch(created_here, result_path="$.CleanupError")
+        terminate.add_catch(failed, result_path="$.CleanupError")
+        describe.next(has_report)
+        use_report.next(disable)
+        disable.next(created_here)
+        terminate.next(failed)
+        return describe
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # States
+
+    def _step(self, state_name: str, step: EmrStepSettings, result_path: str | None = None) -> tasks.EmrAddStep:
+        kebab = state_name.split(" ")[0].lower().replace("_", "-")
+        args = [self._fill(arg, kebab) for arg in step.args]
+        pattern = sfn.IntegrationPattern.REQUEST_RESPONSE if step.asynchronous else sfn.IntegrationPattern.RUN_JOB
+        task = tasks.EmrAddStep(
+            self,
+            state_name,
+            cluster_id=sfn.JsonPath.string_at("$.ClusterId"),
+            name=step.name,
+            jar=step.jar,
+            args=args,
+            main_class=step.main_class,
+            action_on_failure=tasks.ActionOnFailure(step.action_on_failure),
+            integration_pattern=pattern,
+            result_path=result_path or sfn.JsonPath.DISCARD,
+        )
+        # AddJobFlowSteps is not idempotent, so only throttling (which adds nothing) is retried.
+        task.add_retry(errors=EMR_THROTTLING_ERRORS[:2], interval=cdk.Duration.seconds(5), max_attempts=5,
+                       backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
+        return task
+
+    def _resize(self, cleanup: sfn.IChainable | None = None) -> tasks.EmrModifyInstanceFleetByName:
+        resize = self._retry(
+            tasks.EmrModifyInstanceFleetByName(
+                self,
+                "Resize_Core_Fleet",
+                cluster_id=sfn.JsonPath.string_at("$.ClusterId"),
+                instance_fleet_name=CORE_FLEET,
+                target_on_demand_capacity=self._settings.resize_core_on_demand_capacity,
+                target_spot_capacity=self._settings.resize_core_spot_capacity,
+                result_path=sfn.JsonPath.DISCARD,
+            )
+        )
+        if cleanup is not None:  # inside the Parallel, the Parallel's own Catch covers it
+            resize.add_catch(cleanup, result_path="$.Failure")
+        return resize
+
+    def _read(self, state_name: str, payload: dict[str, Any], *, result_path: str) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self,
+            state_name,
+            lambda_function=self.reader,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            result_path=result_path,
+            retry_on_service_exceptions=True,
+        )
+
+    def _fleet(
+        self,
+        role: tasks.EmrCreateCluster.InstanceRoleType,
+        name: str,
+        instance_types: tuple[str, ...],
+        *,
+        on_demand: int,
+        spot: int,
+    ) -> tasks.EmrCreateCluster.InstanceFleetConfigProperty:
+        return tasks.EmrCreateCluster.InstanceFleetConfigProperty(
+            instance_fleet_type=role,
+            name=name,
+            target_on_demand_capacity=on_demand,
+            target_spot_capacity=spot,
+            instance_type_configs=[
+                tasks.EmrCreateCluster.InstanceTypeConfigProperty(instance_type=t) for t in instance_types
+            ],
+        )
+
+    def _fill(self, arg: str, step: str) -> str:
+        """Replace the known placeholders only: step arguments may hold other braces (JSON, Spark settings)."""
+        for placeholder, value in (
+            ("{region}", cdk.Aws.REGION),
+            ("{data_bucket}", self._data_bucket_name),
+            ("{log_bucket}", self._log_bucket_name),
+            ("{step}", step),
+        ):
+            arg = arg.replace(placeholder, value)
+        return arg
+
+    def _retry(self, task: Task) -> Task:
+        task.add_retry(errors=EMR_THROTTLING_ERRORS, interval=cdk.Duration.seconds(5), max_attempts=5,
+                       backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
+        return task
+
+    def _guard(self, state: Guarded, cleanup: sfn.IChainable) -> Guarded:
+        if isinstance(state, sfn.TaskStateBase) and not isinstance(state, tasks.EmrAddStep):
+            self._retry(state)
+        state.add_catch(cleanup, result_path="$.Failure")
+        return state
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # Roles and functions
+
+    def _cluster_instance_role(self) -> iam.Role:
+        """The EC2 role of the cluster: read the EMR samples, write logs under emr/ and read/write the data bucket."""
+        role = iam.Role(
+            self,
+            "ClusterInstanceRole",
+            role_name=self._naming.name("emr-instance"),
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="EC2 instances of the EMR workflow's clusters",
+        )
+        # JobFlowRole names the instance profile; the EmrCreateCluster task passes the role name for it.
+        iam.CfnInstanceProfile(self, "ClusterInstanceProfile", roles=[role.role_name],
+                               instance_profile_name=role.role_name)
+        samples = f"arn:{cdk.Aws.PARTITION}:s3:::{cdk.Aws.REGION}.elasticmapreduce.samples"
+        logs_bucket = f"arn:{cdk.Aws.PARTITION}:s3:::{self._log_bucket_name}"
+        data_bucket = f"arn:{cdk.Aws.PARTITION}:s3:::{self._data_bucket_name}"
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[samples, logs_bucket, data_bucket])
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{samples}/*"]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            resources=[f"{logs_bucket}/{EMR_LOG_PREFIX}*"],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                     "s3:ListMultipartUploadParts"],
+            resources=[f"{data_bucket}/*"],
+        ))
+        nag_bucket = "arn:<AWS::Partition>:s3:::" + self._naming.bucket("{}", "<AWS::AccountId>", "<AWS::Region>")
+        self._acknowledge_wildcards(
+            role,
+            [
+                "arn:<AWS::Partition>:s3:::<AWS::Region>.elasticmapreduce.samples/*",
+                nag_bucket.format(LOG_BUCKET_PURPOSE) + f"/{EMR_LOG_PREFIX}*",
+                nag_bucket.format(DATA_BUCKET_PURPOSE) + "/*",
+            ],
+            reason="Objects only: the EMR samples (read), the emr/ log prefix of our log bucket and our data "
+            "bucket, whose keys the steps choose (Hive overwrites its output, hence DeleteObject).",
+        )
+        return role
+
+    def _function(self, construct_id: str, folder: str, description: str) -> lambda_.Function:
+        name = self._naming.name(folder.replace("_", "-"))
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, f"{construct_id}Powertools",
+            cdk.Fn.sub(POWERTOOLS_LAYER + str(self._settings.powertools_layer_version)),
+        )
+        function = lambda_.Function(
+            self,
+            construct_id,
+            function_name=name,
+            description=description,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.X86_64,
+            # Only the function's own folder goes into the asset; Powertools comes from the managed layer.
+            code=lambda_.Code.from_asset(str(LAMBDAS_DIR / folder), exclude=["__pycache__", "*.pyc"]),
+            handler="handler.handler",
+            layers=[layer],
+            timeout=cdk.Duration.seconds(60),
+            memory_size=256,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=logs.LogGroup(
+                self, f"{construct_id}Logs", log_group_name=f"/aws/lambda/{name}",
+                retention=logs.RetentionDays.ONE_YEAR, removal_policy=self._removal_policy,
+            ),
+            environment={
+                "POWERTOOLS_SERVICE_NAME": folder,
+                "POWERTOOLS_METRICS_NAMESPACE": "datapipe",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        cdk.Validations.of(function).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                reason="AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.",
+            )
+        )
+        cdk.Validations.of(function).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Python 3.13 is the newest runtime the managed Powertools v3 layer is published for here.",
+            )
+        )
+        return function
+
+    def _grant_emr_reads(self, function: lambda_.Function) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep", "elasticmapreduce:ListSteps"],
+            resources=[self._cluster_arn()],
+        ))
+        function.add_to_role_policy(iam.PolicyStatement(actions=["elasticmapreduce:ListClusters"], resources=["*"]))
+        self._acknowledge_wildcards(
+            function,
+            ["*", self._nag_cluster_arn()],
+            reason="Cluster ids come from the execution, so reads are on this account's clusters (cluster/*); "
+            "ListClusters has no resource-level permission; X-Ray writes have no resource either.",
+        )
+
+    def _grant_reaper(self, function: lambda_.Function) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=["elasticmapreduce:ListClusters"], resources=["*"]))
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["elasticmapreduce:DescribeCluster"], resources=[self._cluster_arn()]))
+        # It may only change clusters that this workflow created (they carry its tag).
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["elasticmapreduce:SetTerminationProtection", "elasticmapreduce:TerminateJobFlows"],
+            resources=[self._cluster_arn()],
+            conditions={"StringEquals": {f"elasticmapreduce:ResourceTag/{WORKFLOW_TAG}": self.state_machine_name}},
+        ))
+        self._acknowledge_wildcards(
+            function,
+            ["*", self._nag_cluster_arn()],
+            reason="Which clusters to terminate is known only from their tags: changes are limited by the "
+            "condition on this workflow's tag; ListClusters and X-Ray writes have no resource-level permission.",
+        )
+
+    def _cluster_arn(self) -> str:
+        return cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")
+
+    def _nag_cluster_arn(self) -> str:
+        """The cluster ARN as cdk-nag prints it: literal where the stack's environment is known."""
+        stack = cdk.Stack.of(self)
+
+        def shown(value: str, pseudo: str) -> str:
+            return pseudo if cdk.Token.is_unresolved(value) else value
+
+        return (
+            f"arn:{shown(stack.partition, '<AWS::Partition>')}:elasticmapreduce:{shown(stack.region, '<AWS::Region>')}"
+            f":{shown(stack.account, '<AWS::AccountId>')}:cluster/*"
+        )
+
+    def _acknowledge_wildcards(self, construct: Construct, resources: list[str], *, reason: str) -> None:
+        for resource in resources:
+            cdk.Validations.of(construct).acknowledge(
+                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
+            )
+
+    def _acknowledge_state_machine_policy(self) -> None:
+        stack = cdk.Stack.of(self)
+        account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+        reader = stack.resolve(stack.get_logical_id(typing.cast(cdk.CfnElement, self.reader.node.default_child)))
+        self._acknowledge_wildcards(
+            self.state_machine,
+            ["*", self._nag_cluster_arn(), f"<{reader}.Arn>:*",
+             f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
+             "/AWSServiceRoleForEMRCleanup*"],
+            reason="What the EMR service integrations require: RunJobFlow has no cluster before it runs and the "
+            "other EMR actions take the cluster id from the execution input (cluster/*); EMR may create its "
+            "cleanup service-linked role; Lambda invoke includes the function's versions; X-Ray and log delivery "
+            "have no resource-level permission.",
+        )
+        cdk.Validations.of(self._service_role).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonEMRServicePolicy_v2]",
+                reason="AmazonEMRServicePolicy_v2 is the service role policy EMR documents; it only acts on "
+                "resources tagged for-use-with-amazon-emr-managed-policies, a tag the cluster gets.",
+            )
+        )
+
+    def _reap_clusters_of_failed_executions(self) -> None:
+        """A stopped or timed-out execution runs no Catch: EventBridge calls the reaper for it (and for failures)."""
+        self.reaper_rule = events.Rule(
+            self,
+            "ReapClustersOfEndedExecutions",
+            rule_name=self._naming.name("emr-cluster-reaper"),
+            description="Terminate the EMR clusters of EMR workflow executions that did not succeed",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ["ABORTED", "TIMED_OUT", "FAILED"],
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.reaper, retry_attempts=8, max_event_age=cdk.Duration.hours(6)
+                )
+            ],
+        )
+
+
+class EmrWorkflowStack(cdk.Stack):
+    """The deployable unit for the EMR workflow."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: EmrSettings,
+        log_bucket: s3.IBucket,
+        data_bucket: s3.IBucket,
+        removal_policy: cdk.RemovalPolicy,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        # Clusters write logs and results to Storage's buckets, found by name: deploy Storage first.
+        self.add_stack_dependency(cdk.Stack.of(log_bucket))
+        self.add_stack_dependency(cdk.Stack.of(data_bucket))
+        self.workflow = EmrWorkflow(
+            self,
+            "EmrWorkflow",
+            naming=naming,
+            settings=settings,
+            removal_policy=removal_policy,
+        )

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from datapipe.bundles.names import CLASS_PATH_PATTERN, module_slug
 from datapipe.errors import DatapipeError
 
 
@@ -208,7 +209,9 @@ class TriggerSettings:
     """Schedules and object-created rules that start workflows; alerts, alarms and a dashboard when they fail."""
 
     schedules: dict[str, ScheduleSettings] = field(default_factory=lambda: {"emr-daily": ScheduleSettings()})
-    object_created: dict[str, ObjectCreatedRuleSettings] = field(default_factory=dict)
+    object_created: dict[str, ObjectCreatedRuleSettings] = field(
+        default_factory=lambda: {"incoming": ObjectCreatedRuleSettings()}
+    )
     alert_email: str | None = field(
         default=None, metadata=_rule(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", describe="an e-mail address")
     )
@@ -254,6 +257,59 @@ def _json_object_setting(text: str, *, key: str) -> dict[str, Any]:
     return value
 
 
+VPC_ID_PATTERN = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+# Fargate's allowed task sizes: vCPUs -> (least, most) MiB, in steps of 1024 MiB.
+FARGATE_MEMORY_MIB = {1: (2048, 8192), 2: (4096, 16384), 4: (8192, 30720), 8: (16384, 61440), 16: (32768, 122880)}
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """A transform deployed ahead of runs: its ECR repository and its Batch job definition."""
+
+    class_path: str = field(
+        default="examples.transforms.wordcount.WordCount",
+        metadata=_rule(pattern=CLASS_PATH_PATTERN, describe="a class path such as module.submodule.Class"),
+    )
+    image_tag: str = field(default="latest", metadata=_rule(pattern=IMAGE_TAG_PATTERN, describe="an image tag"))
+    vcpus: int = field(default=1, metadata=_rule(minimum=1, maximum=192))
+    memory_mib: int = field(default=2048, metadata=_rule(minimum=512, maximum=1048576))
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """AWS Batch for transforms: where jobs run (VPC, EC2 Spot then On-Demand, or Fargate) and what is deployed."""
+
+    # None: a small VPC of isolated subnets (no NAT gateway) with the endpoints jobs need; else an existing VPC.
+    vpc_id: str | None = field(
+        default=None, metadata=_rule(pattern=VPC_ID_PATTERN, describe="a VPC id such as vpc-0a1b2c3d")
+    )
+    compute: Literal["ec2", "fargate"] = "ec2"
+    spot: bool = True  # queue Spot capacity first, On-Demand second
+    max_vcpus: int = field(default=16, metadata=_rule(minimum=1, maximum=10000))
+    job_timeout_minutes: int = field(default=240, metadata=_rule(minimum=1, maximum=20160))
+    transforms: tuple[TransformSettings, ...] = (TransformSettings(),)
+
+    def __post_init__(self) -> None:
+        slugs = [module_slug(t.class_path) for t in self.transforms]
+        for slug in slugs:
+            if slugs.count(slug) > 1:
+                raise SettingsError(f"setting 'batch.transforms' names two transforms of module '{slug}' (one each)")
+        for transform in self.transforms:
+            if transform.vcpus > self.max_vcpus:
+                raise SettingsError(
+                    f"setting 'batch.transforms' gives {transform.class_path} {transform.vcpus} vCPUs, more than "
+                    f"'batch.maxVcpus' ({self.max_vcpus})"
+                )
+            low, high = FARGATE_MEMORY_MIB.get(transform.vcpus, (0, -1))
+            fits_fargate = low <= transform.memory_mib <= high and transform.memory_mib % 1024 == 0
+            if self.compute == "fargate" and not fits_fargate:
+                raise SettingsError(
+                    f"setting 'batch.transforms' gives {transform.class_path} {transform.vcpus} vCPUs and "
+                    f"{transform.memory_mib} MiB, a task size that Fargate does not offer"
+                )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app can be configured with. Built once, in app.py."""
@@ -270,6 +326,7 @@ class Settings:
     emr: EmrSettings = EmrSettings()
     triggers: TriggerSettings = field(default_factory=TriggerSettings)
     worker_groups: WorkerGroupSettings = WorkerGroupSettings()
+    batch: BatchSettings = BatchSettings()
 
     def __post_init__(self) -> None:
         if self.storage.log_expiration_days <= self.storage.log_transition_days:

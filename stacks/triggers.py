@@ -136,9 +136,7 @@ class Triggers(Construct):
             schedule_group_name=naming.name(SCHEDULE_GROUP_SUFFIX),
             removal_policy=removal_policy,
         )
-        self.schedules = {
-            name: self._schedule(name, schedule) for name, schedule in sorted(settings.schedules.items())
-        }
+        self.schedules = {name: self._schedule(name, schedule) for name, schedule in sorted(settings.schedules.items())}
         self.object_rules = {
             name: self._object_created_rule(name, rule, data_bucket)
             for name, rule in sorted(settings.object_created.items())

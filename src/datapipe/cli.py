@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "bundle": "datapipe.bundles.cli:bundle",
     "remote": "datapipe.bundles.cli:remote",
     "taskrunner": "datapipe.taskrunner.cli:taskrunner",
+    "local": "datapipe.local.cli:local",
+    "demo": "datapipe.local.cli:demo",
 }
 
 

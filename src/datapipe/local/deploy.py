@@ -164,6 +164,7 @@ class TemplateEvaluator:
         region: str,
         partition: str,
         exports: Mapping[str, str],
+        stack_outputs: Mapping[str, Mapping[str, str]] | None = None,
         parameter_values: Mapping[str, Any] | None = None,
     ) -> None:
         self.template = template
@@ -172,6 +173,7 @@ class TemplateEvaluator:
         self.region = region
         self.partition = partition
         self.exports = exports
+        self.stack_outputs = stack_outputs or {}
         self.pseudo: dict[str, Any] = {
             "AWS::AccountId": account,
             "AWS::Region": region,
@@ -273,6 +275,17 @@ class TemplateEvaluator:
             raise DeployError(f"stack '{self.stack_name}': Fn::ImportValue '{name}' is not exported by any stack")
         return self.exports[name]
 
+    def _get_stack_output(self, argument: Any) -> str:
+        """CDK's "weak" cross-stack references read another stack's output directly, without an export."""
+        source = self.resolve(argument)
+        stack_name, output_name = source.get("StackName"), source.get("OutputName")
+        outputs = self.stack_outputs.get(stack_name)
+        if outputs is None:
+            raise DeployError(f"stack '{self.stack_name}': Fn::GetStackOutput of stack '{stack_name}', not deployed")
+        if output_name not in outputs:
+            raise DeployError(f"stack '{self.stack_name}': stack '{stack_name}' has no output '{output_name}'")
+        return outputs[output_name]
+
     def _find_in_map(self, argument: Any) -> Any:
         map_name, top, second = (self.resolve(a) for a in argument[:3])
         try:
@@ -309,6 +322,7 @@ class TemplateEvaluator:
         "Condition": lambda self, a: self.condition(a),
         "Fn::Contains": lambda self, a: self.resolve(a[1]) in self.resolve(a[0]),
         "Fn::ImportValue": _import_value,
+        "Fn::GetStackOutput": _get_stack_output,
         "Fn::FindInMap": _find_in_map,
         "Fn::GetAZs": _get_azs,
         "Fn::Cidr": _cidr,
@@ -1336,6 +1350,7 @@ class Deployer:
             region=self.region,
             partition=self.partition,
             exports=deployment.exports,
+            stack_outputs={deployed.stack_name: deployed.outputs for deployed in deployment.stacks},
             parameter_values=self._parameter_values(stack, template),
         )
         self._check_rules(stack, template, evaluator)

@@ -1,0 +1,168 @@
+"""AWS Batch without Docker: a job's container command runs as a local process.
+
+The image is not used. The command comes from the job definition's containerProperties (or the submission's
+ContainerOverrides), with `Ref::name` replaced from Parameters; the environment is this process's (so boto3 in the
+job reaches the emulator) plus the job definition's and the overrides' variables and AWS_BATCH_*; the working
+directory is a fresh temporary directory. Output lines go to CloudWatch Logs (`/aws/batch/job`, stream
+`<job definition>/default/<job id>`). The job moves SUBMITTED -> RUNNABLE -> STARTING -> RUNNING ->
+SUCCEEDED / FAILED, with exit code and status reason, as `describe_jobs` shows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from moto.batch.models import Job
+
+from datapipe.local.seams import seam
+
+if TYPE_CHECKING:
+    from datapipe.local.extensions import Extensions
+
+JOB_RUN = seam(Job, "run", ("self",), "the container command runs as a local process")
+JOB_PARAMETERS = seam(
+    Job, "_add_parameters_to_command", ("self", "command"), "Ref:: substitution is moto's (used, not patched)"
+)
+
+LOG_GROUP = "/aws/batch/job"
+
+
+def _set_status(job: Job, status: str) -> None:
+    job.status = status
+
+
+def _environment(job: Job) -> dict[str, str]:
+    properties = job.job_definition.container_properties or {}
+    variables = {str(e["name"]): str(e.get("value", "")) for e in properties.get("environment", [])}
+    variables.update({str(e["name"]): str(e.get("value", "")) for e in job.container_overrides.get("environment", [])})
+    return {
+        **os.environ,
+        **variables,
+        "AWS_BATCH_JOB_ID": job.job_id,
+        "AWS_BATCH_JQ_NAME": job.job_queue.name,
+        "AWS_BATCH_JOB_ATTEMPT": str(len(job.attempts)),
+        "AWS_BATCH_CE_NAME": "local",
+    }
+
+
+def _command(job: Job) -> list[str]:
+    properties = job.job_definition.container_properties or {}
+    command = job.container_overrides.get("command") or properties.get("command") or []
+    return [str(part) for part in job._add_parameters_to_command(list(command))]
+
+
+def _timeout_seconds(job: Job) -> float | None:
+    timeout = job.timeout or job.job_definition.timeout or {}
+    seconds = timeout.get("attemptDurationSeconds") if isinstance(timeout, dict) else None
+    return float(seconds) if seconds else None
+
+
+def _put_logs(job: Job, lines: list[tuple[int, str]]) -> None:
+    job.log_stream_name = job._stream_name
+    logs = job._log_backend
+    logs.ensure_log_group(LOG_GROUP)
+    logs.ensure_log_stream(LOG_GROUP, job.log_stream_name)
+    if lines:
+        logs.put_log_events(LOG_GROUP, job.log_stream_name, [{"timestamp": t, "message": m} for t, m in lines])
+
+
+def _finish(job: Job, *, success: bool, exit_code: int | None, reason: str | None) -> None:
+    job.exit_code = exit_code
+    if reason:
+        job.job_stopped_reason = reason
+    job._mark_stopped(success=success)
+
+
+def run_job(job: Job, extensions: Extensions) -> None:
+    job._transitions = []  # the runner sets every status itself; moto's describe-driven progression stays out
+    step = extensions.options.batch_transition_seconds * extensions.options.time_scale
+    try:
+        if job.depends_on and not job._wait_for_dependencies():
+            return
+        for status in ("RUNNABLE", "STARTING"):
+            time.sleep(step)
+            if job.stop:
+                _finish(job, success=False, exit_code=None, reason=job.job_stopped_reason or "Terminated")
+                return
+            _set_status(job, status)
+        job.job_started_at = datetime.now()
+        job._start_attempt()
+        job.log_stream_name = job._stream_name
+        _set_status(job, "RUNNING")
+        fault = extensions.faults.take("batch_job", [job.job_name, job.job_definition.name])
+        if fault is not None:
+            _put_logs(job, [(int(time.time() * 1000), fault.cause)])
+            _finish(job, success=False, exit_code=1, reason=fault.cause)
+            return
+        command = _command(job)
+        if not command:
+            _finish(job, success=False, exit_code=None, reason="CannotStartContainerError: the job has no command")
+            return
+        exit_code, lines, reason = _run_process(job, command)
+        _put_logs(job, lines)
+        if reason is not None:
+            _finish(job, success=False, exit_code=exit_code, reason=reason)
+        elif exit_code != 0:
+            _finish(job, success=False, exit_code=exit_code, reason="Essential container in task exited")
+        else:
+            _finish(job, success=True, exit_code=0, reason=None)
+    except Exception as error:  # the job fails visibly rather than hanging RUNNING
+        _finish(job, success=False, exit_code=None, reason=f"Emulator error: {error}")
+
+
+def _run_process(job: Job, command: list[str]) -> tuple[int | None, list[tuple[int, str]], str | None]:
+    workdir = tempfile.mkdtemp(prefix=f"batch-{job.job_id[:8]}-")
+    lines: list[tuple[int, str]] = []
+    try:
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=workdir,
+                env=_environment(job),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except OSError as error:
+            return None, [], f"CannotStartContainerError: {command[0]}: {error.strerror}"
+
+        def collect() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append((int(time.time() * 1000), line.rstrip("\n")))
+
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
+        timeout = _timeout_seconds(job)
+        started = time.monotonic()
+        reason: str | None = None
+        while process.poll() is None:
+            if job.stop:
+                process.kill()
+                reason = job.job_stopped_reason or "Terminated"
+            elif timeout is not None and time.monotonic() - started > timeout:
+                process.kill()
+                reason = "Job attempt duration exceeded timeout"
+            try:
+                process.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                continue
+        reader.join(timeout=5)
+        return process.returncode, lines, reason
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def install(extensions: Extensions) -> None:
+    def run(self: Job) -> None:
+        run_job(self, extensions)
+
+    JOB_RUN.patch(run)

@@ -1,0 +1,134 @@
+"""EventBridge: emit the events AWS services emit, and deliver to the target types moto leaves out.
+
+moto's `Rule.send_to_targets` delivers to CloudWatch Logs, archives, SQS and other buses. The emulator adds
+Lambda targets (run in-process by lambda_runner, asynchronously like AWS), SNS topics and Step Functions state
+machines (StartExecution), so that rules deployed by the CDK app do what they do in AWS.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+
+from moto.events.models import Rule, events_backends
+from moto.utilities.arns import parse_arn
+
+from datapipe.local.seams import seam
+
+LOG = logging.getLogger(__name__)
+
+SEND_TO_TARGETS = seam(
+    Rule,
+    "send_to_targets",
+    ("self", "original_event", "transform_input"),
+    "Lambda, SNS and Step Functions targets of rules",
+)
+
+_EXTRA_TARGET_SERVICES = ("lambda", "sns", "states")
+
+
+def emit(
+    account: str, region: str, *, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]
+) -> None:
+    """Put one event on the default bus of `account`/`region`, as the AWS service `source` would."""
+    try:
+        events_backends[account][region].put_events(
+            [
+                {
+                    "Source": source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, default=_json_default),
+                    "Resources": resources,
+                    "EventBusName": "default",
+                }
+            ]
+        )
+    except Exception:  # delivery is asynchronous in AWS: a broken target never fails the emitting service
+        LOG.exception("emitting %s %s failed", source, detail_type)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def iso_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def install(invoke_lambda: Callable[[str, str, str, str], None]) -> None:
+    """`invoke_lambda(account, region, function_arn, payload)` runs a function asynchronously."""
+
+    def send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+        SEND_TO_TARGETS.call_original(self, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return
+        for target in self.targets:
+            arn = parse_arn(target["Arn"])
+            if arn.service not in _EXTRA_TARGET_SERVICES:
+                continue
+            payload = _target_input(target, original_event)
+            try:
+                _deliver(
+                    arn.service, target["Arn"], payload, account=arn.account, region=arn.region, invoke=invoke_lambda
+                )
+            except Exception:
+                LOG.exception("delivering an event to %s failed", target["Arn"])
+
+    SEND_TO_TARGETS.patch(send_to_targets)
+
+
+def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """The target's Input / InputPath / InputTransformer applied the way EventBridge does for these targets."""
+    if target.get("Input"):
+        return str(target["Input"])
+    if target.get("InputPath"):
+        value: Any = event
+        for part in str(target["InputPath"]).lstrip("$").strip(".").split("."):
+            if part:
+                value = value.get(part) if isinstance(value, dict) else None
+        return json.dumps(value)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        from moto.events.utils import EventTemplateParser
+
+        return str(
+            EventTemplateParser.parse(
+                input_template=transformer.get("InputTemplate"),
+                input_paths_map=transformer.get("InputPathsMap", {}),
+                event=cast(Any, event),
+            )
+        )
+    return json.dumps(event)
+
+
+def _deliver(
+    service: str,
+    arn: str,
+    payload: str,
+    *,
+    account: str,
+    region: str,
+    invoke: Callable[[str, str, str, str], None],
+) -> None:
+    if service == "lambda":
+        invoke(account, region, arn, payload)
+    elif service == "sns":
+        from moto.sns.models import sns_backends
+
+        sns_backends[account][region].publish(payload, arn=arn)
+    elif service == "states":
+        from moto.stepfunctions.responses import get_backend
+
+        backend = get_backend(account, region)
+        # StartExecution happens on another thread: the rule's caller (put_events, PutObject) must not wait.
+        name = str(uuid.uuid4())
+        threading.Thread(
+            target=backend.start_execution, args=(arn, name, payload), daemon=True, name=f"event-target-{name}"
+        ).start()

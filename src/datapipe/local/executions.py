@@ -1,0 +1,127 @@
+"""Execution lifecycle: "Step Functions Execution Status Change" events and a prompt StopExecution.
+
+- Every execution that starts emits RUNNING; every end emits SUCCEEDED / FAILED / TIMED_OUT / ABORTED once.
+- StopExecution marks the execution ABORTED at once (as AWS does) and the integrations that wait (EMR .sync,
+  activities) notice within one poll interval; a task that raises while unwinding cannot turn ABORTED into FAILED.
+- The interpreter's `.sync` poll delay (0.5 s in moto) follows the emulator's poll interval.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+from datapipe.local import events
+from datapipe.local.seams import seam
+
+EXECUTION_START = seam(Execution, "start", ("self",), "emits the RUNNING status change event")
+EXECUTION_STOP = seam(
+    Execution, "stop", ("self", "stop_date", "error", "cause"), "StopExecution: ABORTED at once, and its event"
+)
+EXECUTION_TERMINATED = seam(
+    BaseExecutionWorkerCommunication, "terminated", ("self",), "emits the final status change event"
+)
+ENVIRONMENT_SET_ERROR = seam(
+    Environment, "set_error", ("self", "error"), "an execution that was stopped stays ABORTED while it unwinds"
+)
+SYNC_POLL_DELAY = seam(
+    state_task_service_callback,
+    "_DELAY_SECONDS_SYNC_CONDITION_CHECK",
+    None,
+    "the built-in .sync integrations (Batch, nested Step Functions) poll at the emulator's interval",
+)
+
+_TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+_emitted: dict[str, str] = {}
+_emitted_lock = threading.Lock()
+
+
+def _millis(value: Any) -> int | None:
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp() * 1000)
+    return None
+
+
+def status_detail(execution: Execution) -> dict[str, Any]:
+    """The detail of "Step Functions Execution Status Change", from a moto execution."""
+    status = execution.exec_status.value if execution.exec_status is not None else "RUNNING"
+    output = execution.output
+    return {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": status,
+        "startDate": _millis(execution.start_date),
+        "stopDate": _millis(execution.stop_date),
+        "input": execution.execution_input,
+        "output": None if output is None else (output if isinstance(output, str) else _to_json(output)),
+        "inputDetails": {"included": True},
+        "outputDetails": {"included": True} if output is not None else None,
+        "error": execution.error,
+        "cause": execution.cause,
+    }
+
+
+def _to_json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def emit_status(execution: Execution) -> None:
+    detail = status_detail(execution)
+    status = detail["status"]
+    with _emitted_lock:
+        if _emitted.get(execution.exec_arn) == status:
+            return
+        if status in _TERMINAL and _emitted.get(execution.exec_arn) in _TERMINAL:
+            return
+        _emitted[execution.exec_arn] = status
+    events.emit(
+        execution.account_id,
+        execution.region_name,
+        source="aws.states",
+        detail_type="Step Functions Execution Status Change",
+        detail=detail,
+        resources=[execution.exec_arn],
+    )
+
+
+def install(poll_interval: float) -> None:
+    def start(self: Execution) -> None:
+        EXECUTION_START.call_original(self)
+        emit_status(self)
+
+    def stop(self: Execution, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+        EXECUTION_STOP.call_original(self, stop_date, error, cause)
+        from moto.stepfunctions.parser.api import ExecutionStatus
+
+        if self.exec_status == ExecutionStatus.RUNNING:
+            self.exec_status = ExecutionStatus.ABORTED
+            self.stop_date = stop_date
+            emit_status(self)
+
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        EXECUTION_TERMINATED.call_original(self)
+        emit_status(self.execution)
+
+    def set_error(self: Environment, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        ENVIRONMENT_SET_ERROR.call_original(self, error)
+
+    EXECUTION_START.patch(start)
+    EXECUTION_STOP.patch(stop)
+    EXECUTION_TERMINATED.patch(terminated)
+    ENVIRONMENT_SET_ERROR.patch(set_error)
+    SYNC_POLL_DELAY.patch(poll_interval)
+
+
+def set_poll_interval(poll_interval: float) -> None:
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = poll_interval  # type: ignore[misc]

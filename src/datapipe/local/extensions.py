@@ -1,0 +1,122 @@
+"""The emulator's service extensions: what moto lacks for our state machines to run offline.
+
+`install(options)` patches moto in this process, once (moto's server runs in-process on a thread, so the patched
+backends answer HTTP requests too):
+
+- the Step Functions interpreter executes (`stepfunctions.execute_state_machine`), its integrations reach this
+  server, and `.sync` polls at `poll_interval` (clients, executions);
+- EMR clusters and steps have lifecycles, and `arn:aws:states:::elasticmapreduce:*` tasks work (emr);
+- activities can be polled and answered by a worker in another process (activities);
+- Lambda functions run their deployed code in-process, no Docker (lambda_runner);
+- Batch jobs run their container command as a local process (batch_runner);
+- EventBridge gets the execution, EMR cluster and EMR step events, and delivers to Lambda, SNS and Step Functions
+  targets (events, executions);
+- faults can be injected, in this process or over HTTP (faults).
+
+Every patch goes through a declared seam (datapipe.local.seams), checked by a test against the installed moto.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import threading
+from dataclasses import dataclass
+
+from moto.core.config import default_user_config
+
+from datapipe.errors import DatapipeError
+from datapipe.local.activities import ActivityBoard
+from datapipe.local.emr import EmrSimulator
+from datapipe.local.faults import Faults
+from datapipe.local.lambda_runner import LambdaRunner
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    """How fast simulated things happen. Durations are in seconds and multiplied by `time_scale`.
+
+    The defaults are fast: a cluster boots in 1.5 s, a step runs 1 s, a termination takes 0.5 s.
+    """
+
+    time_scale: float = 1.0
+    emr_boot_seconds: float = 1.5
+    emr_step_duration: float = 1.0
+    emr_termination_seconds: float = 0.5
+    batch_transition_seconds: float = 0.1  # each of SUBMITTED -> RUNNABLE -> STARTING
+    poll_interval: float = 0.05  # how often waiting integrations re-check (no busy loops)
+    activity_poll_seconds: float = 60.0  # GetActivityTask long poll, as in AWS
+    endpoint_url: str | None = None  # the server's URL; default: AWS_ENDPOINT_URL of this process
+    cache_dir: str | None = None  # where Lambda code is extracted; default: a temporary directory
+
+    def __post_init__(self) -> None:
+        for name in (
+            "time_scale",
+            "emr_boot_seconds",
+            "emr_step_duration",
+            "emr_termination_seconds",
+            "batch_transition_seconds",
+            "activity_poll_seconds",
+        ):
+            if getattr(self, name) < 0:
+                raise DatapipeError(f"emulator option '{name}' must be zero or more, got {getattr(self, name)}")
+        if not 0 < self.poll_interval <= 1:
+            raise DatapipeError(f"emulator option 'poll_interval' must be in (0, 1] seconds, got {self.poll_interval}")
+
+
+class Extensions:
+    """What `install` returns: the live options and the handles tests and part B use."""
+
+    def __init__(self, options: EmulatorOptions) -> None:
+        self.options = options
+        self.cache_dir = options.cache_dir or tempfile.mkdtemp(prefix="datapipe-emulator-")
+        self.faults = Faults()
+        self.emr = EmrSimulator(self)
+        self.activities = ActivityBoard(self)
+        self.lambdas = LambdaRunner(self)
+
+    def configure(self, options: EmulatorOptions) -> None:
+        """Apply new options to the installed extensions (lifecycles read them on every use)."""
+        from datapipe.local import clients, executions
+
+        self.options = dataclasses.replace(options, cache_dir=self.cache_dir)
+        clients.configure_endpoint(options.endpoint_url)
+        executions.set_poll_interval(options.poll_interval)
+
+
+_installed: Extensions | None = None
+_install_lock = threading.Lock()
+
+
+def current() -> Extensions:
+    if _installed is None:
+        raise DatapipeError("the emulator's extensions are not installed: call datapipe.local.extensions.install()")
+    return _installed
+
+
+def install(options: EmulatorOptions | None = None) -> Extensions:
+    """Patch moto for the emulator; calling it again only applies the new options."""
+    global _installed
+    options = options or EmulatorOptions()
+    with _install_lock:
+        if _installed is not None:
+            _installed.configure(options)
+            return _installed
+        from datapipe.local import activities, batch_runner, clients, emr, events, executions, faults, lambda_runner
+
+        extensions = Extensions(options)
+        default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+        # Lambda and Batch keep moto's full backends (use_docker stays True); their Docker parts are replaced below.
+        default_user_config.setdefault("lambda", {})["use_docker"] = True
+        default_user_config.setdefault("batch", {})["use_docker"] = True
+        clients.install()
+        clients.configure_endpoint(options.endpoint_url)
+        executions.install(options.poll_interval)
+        emr.install(extensions.emr, extensions)
+        activities.install(extensions.activities, extensions)
+        lambda_runner.install(extensions.lambdas)
+        batch_runner.install(extensions)
+        events.install(extensions.lambdas.invoke_async)
+        faults.install_route(lambda: current().faults)
+        _installed = extensions
+        return extensions

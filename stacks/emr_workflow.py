@@ -42,8 +42,11 @@ WORKFLOW_TAG = "datapipe:workflow"
 POWERTOOLS_LAYER = (
     "arn:${AWS::Partition}:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
 )
-# Error names under which Step Functions reports EMR API throttling; retried with backoff.
-EMR_THROTTLING_ERRORS = ["ThrottlingException", "EMR.ThrottlingException", "EMR.AmazonElasticMapReduceException"]
+# Step Functions reports every error of an EMR API call, throttling ("Rate exceeded") included, as
+# EMR.AmazonElasticMapReduceException. A rejected call changed nothing, so calls are retried with backoff on it;
+# a step or cluster that ends badly is States.TaskFailed and is not retried.
+EMR_CALL_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
+EMR_RETRY_ATTEMPTS = 3  # after 1 s, 2 s and 4 s at most (full jitter)
 INVALID_INPUT = "datapipe.InvalidInput"
 PRIMARY_FLEET = "Primary"
 CORE_FLEET = "Core"
@@ -133,7 +136,8 @@ class EmrWorkflow(Construct):
             visible_to_all_users=True,
             result_path="$.CreateClusterResult",
         )
-        # No retry here: a throttled RunJobFlow may still have created a cluster, and a second call would leak it.
+        # No retry here: a RunJobFlow that failed on the client side may still have created a cluster, and a
+        # second call would leave the first one running; both carry the execution tag for the reaper though.
         # No cluster id is known yet; the reaper terminates whatever carries this execution's tag.
         create.add_catch(failed, result_path="$.Failure")
         self._service_role = create.service_role
@@ -319,10 +323,7 @@ class EmrWorkflow(Construct):
             integration_pattern=pattern,
             result_path=result_path or sfn.JsonPath.DISCARD,
         )
-        # AddJobFlowSteps is not idempotent, so only throttling (which adds nothing) is retried.
-        task.add_retry(errors=EMR_THROTTLING_ERRORS[:2], interval=cdk.Duration.seconds(5), max_attempts=5,
-                       backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
-        return task
+        return self._retry(task)
 
     def _resize(self, cleanup: sfn.IChainable | None = None) -> tasks.EmrModifyInstanceFleetByName:
         resize = self._retry(
@@ -382,13 +383,15 @@ class EmrWorkflow(Construct):
         return arg
 
     def _retry(self, task: Task) -> Task:
-        task.add_retry(errors=EMR_THROTTLING_ERRORS, interval=cdk.Duration.seconds(5), max_attempts=5,
-                       backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
+        task.add_retry(
+            errors=EMR_CALL_ERRORS, interval=cdk.Duration.seconds(1), max_attempts=EMR_RETRY_ATTEMPTS,
+            backoff_rate=2.0, jitter_strategy=sfn.JitterType.FULL,
+        )
         return task
 
     def _guard(self, state: Guarded, cleanup: sfn.IChainable) -> Guarded:
         if isinstance(state, sfn.TaskStateBase) and not isinstance(state, tasks.EmrAddStep):
-            self._retry(state)
+            self._retry(state)  # EmrAddStep got its retry where it was made
         state.add_catch(cleanup, result_path="$.Failure")
         return state
 

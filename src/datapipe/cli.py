@@ -21,8 +21,11 @@ COMMANDS: dict[str, str] = {
     "bundle": "datapipe.bundles.cli:bundle",
     "remote": "datapipe.bundles.cli:remote",
     "taskrunner": "datapipe.taskrunner.cli:taskrunner",
+    "start": "datapipe.workflows:start",
+    "graph": "datapipe.workflows:graph",
     "local": "datapipe.local.cli:local",
     "demo": "datapipe.local.cli:demo",
+    "schedule": "datapipe.schedules:schedule",
 }
 
 

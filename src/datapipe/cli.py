@@ -25,7 +25,6 @@ COMMANDS: dict[str, str] = {
     "graph": "datapipe.workflows:graph",
     "local": "datapipe.local.cli:local",
     "demo": "datapipe.local.cli:demo",
-    "schedule": "datapipe.schedules:schedule",
 }
 
 

@@ -26,10 +26,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from datapipe.naming import Naming
+from datapipe.schedules import SCHEDULE_GROUP_SUFFIX
 from stacks.config import ObjectCreatedRuleSettings, ScheduleSettings, TriggerSettings
 
-# Physical-name suffixes the CLI relies on to find what this stack deployed.
-SCHEDULE_GROUP_SUFFIX = "schedules"
+# Physical-name suffixes: the CLI finds what this stack deployed by name (the schedule group's is imported above).
 ALERT_TOPIC_SUFFIX = "alerts"
 DEAD_LETTER_QUEUE_SUFFIX = "trigger-dlq"
 DASHBOARD_SUFFIX = "operations"

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "graph": "datapipe.workflows:graph",
     "local": "datapipe.local.cli:local",
     "demo": "datapipe.local.cli:demo",
+    "schedule": "datapipe.schedules:schedule",
 }
 
 

@@ -1,0 +1,207 @@
+"""`datapipe schedule ls` against moto: what it lists, what it leaves out, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from moto import mock_aws
+
+from datapipe.cli import cli
+from datapipe.naming import Naming
+
+REGION = "eu-west-1"
+DEV = Naming()
+OTHER_STAGE = Naming(stage="prod")
+
+
+def deploy_triggers(naming: Naming, account: str) -> None:
+    """The resources the triggers stack deploys, made with the service APIs under their physical names."""
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    events = boto3.client("events", region_name=REGION)
+    group = naming.name("schedules")
+    scheduler.create_schedule_group(Name=group)
+    dead_letters = f"arn:aws:sqs:{REGION}:{account}:{naming.name('trigger-dlq')}"
+    scheduler.create_schedule(
+        Name=naming.name("emr-daily"),
+        GroupName=group,
+        ScheduleExpression="cron(0 2 * * ? *)",
+        ScheduleExpressionTimezone="Europe/Paris",
+        FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+        State="DISABLED",
+        Target={
+            "Arn": naming.state_machine_arn("emr-workflow", account=account, region=REGION),
+            "RoleArn": f"arn:aws:iam::{account}:role/emr-daily-start",
+            "Input": '{"CreateCluster":true,"TerminateCluster":true}',
+            "DeadLetterConfig": {"Arn": dead_letters},
+            "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 86400},
+        },
+    )
+    scheduler.create_schedule(
+        Name=naming.name("hourly"),
+        GroupName=group,
+        ScheduleExpression="rate(1 hour)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": naming.state_machine_arn("transform", account=account, region=REGION),
+            "RoleArn": f"arn:aws:iam::{account}:role/hourly-start",
+            "Input": "{}",
+        },
+    )
+    events.put_rule(
+        Name=naming.name("on-incoming"),
+        Description="datapipe: an object created under incoming/ starts transform",
+        EventPattern=json.dumps({"source": ["aws.s3"], "detail": {"object": {"key": [{"prefix": "incoming/"}]}}}),
+    )
+    events.put_targets(
+        Rule=naming.name("on-incoming"),
+        Targets=[
+            {
+                "Id": "Target0",
+                "Arn": naming.state_machine_arn("transform", account=account, region=REGION),
+                "RoleArn": f"arn:aws:iam::{account}:role/on-incoming-start",
+                "InputTransformer": {
+                    "InputPathsMap": {"key": "$.detail.object.key"},
+                    "InputTemplate": '{"Object":{"Key":<key>}}',
+                },
+            }
+        ],
+    )
+    events.put_rule(
+        Name=naming.name("alert-workflow-failed"),
+        Description="datapipe: tells the alert topic when a workflow execution failed, timed out or was aborted",
+        EventPattern=json.dumps({"source": ["aws.states"]}),
+    )
+    events.put_targets(
+        Rule=naming.name("alert-workflow-failed"),
+        Targets=[{"Id": "Target0", "Arn": f"arn:aws:sns:{REGION}:{account}:{naming.name('alerts')}"}],
+    )
+
+
+@pytest.fixture()
+def aws() -> Iterator[str]:
+    with mock_aws():
+        yield boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+
+
+@pytest.fixture()
+def deployed(aws: str) -> str:
+    deploy_triggers(DEV, aws)
+    deploy_triggers(OTHER_STAGE, aws)  # another stage in the same account must not show up
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="someone-elses-rule", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    return aws
+
+
+def ls(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["schedule", "ls", "--region", REGION, *args])
+
+
+def test_ls_json_lists_our_schedules_and_rules_with_what_they_start(deployed: str) -> None:
+    result = ls("--json")
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    assert listing["scheduleGroup"] == "datapipe-dev-schedules"
+    assert [s["name"] for s in listing["schedules"]] == ["emr-daily", "hourly"]
+    daily = listing["schedules"][0]
+    assert daily == {
+        "name": "emr-daily",
+        "physicalName": "datapipe-dev-emr-daily",
+        "state": "DISABLED",
+        "expression": "cron(0 2 * * ? *)",
+        "timeZone": "Europe/Paris",
+        "flexibleWindowMinutes": 15,
+        "target": {
+            "kind": "workflow",
+            "name": "emr-workflow",
+            "arn": DEV.state_machine_arn("emr-workflow", account=deployed, region=REGION),
+            "input": '{"CreateCluster":true,"TerminateCluster":true}',
+        },
+        "retryAttempts": 3,
+        "maxEventAgeSeconds": 86400,
+        "deadLetterQueue": f"arn:aws:sqs:{REGION}:{deployed}:datapipe-dev-trigger-dlq",
+    }
+    assert listing["schedules"][1]["flexibleWindowMinutes"] is None
+    assert listing["schedules"][1]["target"]["name"] == "transform"
+
+    rules = {r["name"]: r for r in listing["rules"]}
+    assert set(rules) == {"alert-workflow-failed", "on-incoming"}
+    (start,) = rules["on-incoming"]["targets"]
+    assert (start["kind"], start["name"], start["input"]) == ("workflow", "transform", '{"Object":{"Key":<key>}}')
+    assert rules["on-incoming"]["eventPattern"]["detail"] == {"object": {"key": [{"prefix": "incoming/"}]}}
+    (alert,) = rules["alert-workflow-failed"]["targets"]
+    assert (alert["kind"], alert["name"]) == ("topic", "alerts")
+
+
+def test_ls_prints_tables_a_person_can_read(deployed: str) -> None:
+    result = ls()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    daily = next(line for line in lines if "emr-daily" in line)
+    for text in ("DISABLED", "cron(0 2 * * ? *)", "Europe/Paris", "15 min", "workflow emr-workflow"):
+        assert text in daily
+    incoming = next(line for line in lines if "on-incoming" in line)
+    assert "an object created under incoming/ starts transform" in incoming
+    assert "workflow transform" in incoming
+    assert "someone-elses-rule" not in result.output
+
+
+def test_ls_of_another_stage_shows_that_stage_only(deployed: str) -> None:
+    listing = json.loads(ls("--json", "--stage", "prod").output)
+    assert listing["scheduleGroup"] == "datapipe-prod-schedules"
+    assert {s["physicalName"] for s in listing["schedules"]} == {"datapipe-prod-emr-daily", "datapipe-prod-hourly"}
+    assert all(r["physicalName"].startswith("datapipe-prod-") for r in listing["rules"])
+
+
+def test_ls_when_nothing_is_deployed_says_what_to_check(aws: str) -> None:
+    result = ls()
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: nothing of datapipe-dev-* is deployed in {REGION}: deploy the app, or check --prefix, --stage and "
+        "--region\n"
+    )
+
+
+def test_ls_with_rules_but_no_schedule_group_still_lists_the_rules(aws: str) -> None:
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="datapipe-dev-on-incoming", EventPattern=json.dumps({"source": ["aws.s3"]}))
+    listing = json.loads(ls("--json").output)
+    assert listing["scheduleGroup"] is None
+    assert listing["schedules"] == []
+    assert [r["name"] for r in listing["rules"]] == ["on-incoming"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stage", "Prod"], "Error: --stage must be a lower-case name (letters, digits, dashes), got 'Prod'\n"),
+        (
+            ["--prefix", "data pipe"],
+            "Error: --prefix must be a lower-case name (letters, digits, dashes), got 'data pipe'\n",
+        ),
+    ],
+)
+def test_ls_rejects_a_bad_name_in_one_line(args: list[str], message: str) -> None:
+    result = ls(*args)
+    assert result.exit_code == 2
+    assert result.output == message
+
+
+def test_ls_with_an_unreachable_endpoint_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    result = ls("--endpoint", "http://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot list triggers: Could not connect to the endpoint URL")
+    assert result.output.count("\n") == 1
+
+
+def test_ls_with_a_malformed_endpoint_fails_in_one_line() -> None:
+    result = ls("--endpoint", "not a url")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: --endpoint: ")
+    assert result.output.count("\n") == 1

@@ -1,7 +1,7 @@
 """`datapipe schedule`: what starts the deployed workflows (EventBridge Scheduler schedules and EventBridge rules).
 
 Everything is found by physical name (`Naming`), the way the triggers stack named it, so the command works the
-same against an AWS account and against the embedded emulator (`--endpoint` or AWS_ENDPOINT_URL).
+same against an AWS account and against the embedded emulator (see datapipe.aws for how it is chosen).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import boto3
 import click
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from rich.console import Console
 from rich.table import Table
 
+from datapipe.aws import client, resolve_target
 from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 
@@ -193,18 +193,6 @@ def _target_label(target: Target) -> str:
 # -- command --------------------------------------------------------------------------------------------------------
 
 
-def _clients(region: str | None, endpoint: str | None) -> tuple[Any, Any, str]:
-    try:
-        session = boto3.Session(region_name=region)
-        scheduler = session.client("scheduler", endpoint_url=endpoint)
-        events = session.client("events", endpoint_url=endpoint)
-    except NoRegionError:
-        raise DatapipeError("no region: pass --region or set AWS_REGION") from None
-    except ValueError as error:  # botocore rejects a malformed endpoint URL with ValueError
-        raise DatapipeError(f"--endpoint: {error}") from None
-    return scheduler, events, session.region_name or ""
-
-
 def _check_name(option: str, value: str) -> None:
     if re.fullmatch(NAME_PATTERN, value) is None:
         raise DatapipeError(f"{option} must be a lower-case name (letters, digits, dashes), got {value!r}")
@@ -219,28 +207,32 @@ def schedule() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.option("--prefix", envvar="DATAPIPE_PREFIX", default="datapipe", show_default=True, help="Deployed prefix.")
 @click.option("--stage", envvar="DATAPIPE_STAGE", default="dev", show_default=True, help="Deployed stage.")
-@click.option("--region", help="Region of the deployment [AWS_REGION].")
-@click.option("--endpoint", help="Service endpoint URL, e.g. the local emulator [AWS_ENDPOINT_URL].")
-def list_triggers(as_json: bool, prefix: str, stage: str, region: str | None, endpoint: str | None) -> None:
+@click.option("--endpoint-url", default=None, help="Send requests here (an emulator) instead of AWS.")
+@click.option("--region", default=None, help="AWS region [the environment's, or the emulator's].")
+def list_triggers(as_json: bool, prefix: str, stage: str, endpoint_url: str | None, region: str | None) -> None:
     """List the deployed schedules and the rules named with our prefix, with what they start."""
     _check_name("--prefix", prefix)
     _check_name("--stage", stage)
     naming = Naming(prefix=prefix, stage=stage)
-    scheduler, events, region_name = _clients(region, endpoint)
+    target = resolve_target(endpoint_url, region)
     try:
-        triggers = read_triggers(naming, scheduler=scheduler, events=events)
+        triggers = read_triggers(naming, scheduler=client("scheduler", target), events=client("events", target))
+    except ValueError as error:  # botocore rejects a malformed endpoint URL with ValueError
+        raise DatapipeError(f"--endpoint-url: {error}") from None
+    except NoRegionError:
+        raise DatapipeError("no region: pass --region or set AWS_REGION") from None
     except NoCredentialsError:
         raise DatapipeError("no AWS credentials: configure the AWS CLI or set AWS_ACCESS_KEY_ID", exit_code=1) from None
     except ClientError as error:
         problem = error.response.get("Error", {})
         raise DatapipeError(
-            f"listing triggers failed: {problem.get('Code', 'error')}: {problem.get('Message', '')}", exit_code=1
+            f"listing triggers on {target.describe()}: {problem.get('Code')}: {problem.get('Message')}", exit_code=1
         ) from None
     except BotoCoreError as error:
-        raise DatapipeError(f"cannot list triggers: {error}", exit_code=1) from None
+        raise DatapipeError(f"listing triggers on {target.describe()}: {error}", exit_code=1) from None
     if triggers.schedule_group is None and not triggers.rules:
         raise DatapipeError(
-            f"nothing of {naming.name('*')} is deployed in {region_name}: deploy the app, or check --prefix, "
+            f"nothing of {naming.name('*')} is deployed on {target.describe()}: deploy the app, or check --prefix, "
             "--stage and --region",
             exit_code=1,
         )

@@ -82,6 +82,12 @@ def deploy_triggers(naming: Naming, account: str) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def towards_moto(clean_cwd: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Away from a running emulator's state file and endpoint, so that requests go to moto's AWS."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
 @pytest.fixture()
 def aws() -> Iterator[str]:
     with mock_aws():
@@ -161,8 +167,8 @@ def test_ls_when_nothing_is_deployed_says_what_to_check(aws: str) -> None:
     result = ls()
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: nothing of datapipe-dev-* is deployed in {REGION}: deploy the app, or check --prefix, --stage and "
-        "--region\n"
+        f"Error: nothing of datapipe-dev-* is deployed on AWS ({REGION}): deploy the app, or check --prefix, --stage "
+        "and --region\n"
     )
 
 
@@ -194,14 +200,14 @@ def test_ls_rejects_a_bad_name_in_one_line(args: list[str], message: str) -> Non
 def test_ls_with_an_unreachable_endpoint_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("AWS_RETRY_MODE", "standard")
-    result = ls("--endpoint", "http://127.0.0.1:9")
+    result = ls("--endpoint-url", "http://127.0.0.1:9")
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot list triggers: Could not connect to the endpoint URL")
+    assert result.output.startswith("Error: listing triggers on http://127.0.0.1:9: Could not connect to the endpoint")
     assert result.output.count("\n") == 1
 
 
 def test_ls_with_a_malformed_endpoint_fails_in_one_line() -> None:
-    result = ls("--endpoint", "not a url")
+    result = ls("--endpoint-url", "not a url")
     assert result.exit_code == 2
-    assert result.output.startswith("Error: --endpoint: ")
+    assert result.output.startswith("Error: --endpoint-url: ")
     assert result.output.count("\n") == 1

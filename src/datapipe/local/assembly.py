@@ -58,6 +58,12 @@ class CloudAssembly:
     file_assets: list[FileAsset] = field(default_factory=list)
     docker_image_assets: list[str] = field(default_factory=list)  # hashes; no Docker engine exists locally
 
+    @property
+    def region(self) -> str | None:
+        """The one region the stacks were synthesized for, or None when they name none (or several)."""
+        regions = {stack.region for stack in self.stacks if stack.region}
+        return regions.pop() if len(regions) == 1 else None
+
     def stack(self, name_or_id: str) -> StackArtifact:
         for stack in self.stacks:
             if name_or_id in (stack.stack_name, stack.artifact_id):

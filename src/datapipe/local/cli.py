@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datapipe.errors import DatapipeError
+from datapipe.local.assembly import read_assembly
 from datapipe.local.demo import ExecutionPrinter, FollowTimeout, follow_execution, print_summary, summarize_run
 from datapipe.local.deploy import CREATED, Deployment
 from datapipe.naming import Naming
@@ -100,7 +101,9 @@ def local() -> None:
 
 @local.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on [a free one].")
-@click.option("--region", default=None, help="Region of the emulator [AWS_REGION, else us-east-1].")
+@click.option(
+    "--region", default=None, help="Region of the emulator [the assembly's, else AWS_REGION, else us-east-1]."
+)
 @click.option(
     "--assembly",
     type=click.Path(file_okay=False, path_type=Path),
@@ -114,7 +117,10 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
 
     project_dir = find_project_dir()
     console = Console(stderr=as_json)
-    with _assembly(project_dir, assembly, console) as assembly_dir, Emulator(port=port, region=region) as emulator:
+    with (
+        _assembly(project_dir, assembly, console) as assembly_dir,
+        Emulator(port=port, region=region or read_assembly(assembly_dir).region) as emulator,
+    ):
         started = time.monotonic()
         deployment = emulator.deploy(assembly_dir)
         record = {"endpointUrl": emulator.endpoint_url, "region": emulator.region, "pid": os.getpid()}
@@ -172,7 +178,10 @@ def demo(assembly: Path | None, timeout: float, as_json: bool) -> None:
 
     project_dir = find_project_dir()
     console = Console(stderr=as_json)
-    with _assembly(project_dir, assembly, console) as assembly_dir, Emulator() as emulator:
+    with (
+        _assembly(project_dir, assembly, console) as assembly_dir,
+        Emulator(region=read_assembly(assembly_dir).region) as emulator,
+    ):
         started = time.monotonic()
         deployment = emulator.deploy(assembly_dir)
         console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import threading
@@ -51,16 +52,18 @@ def _quiet_handler() -> type:
     return QuietRequestHandler
 
 
-def _load_extensions(options: Any) -> Any:
-    """Part of the emulator lives in datapipe.local.extensions; until it exists, plain moto is all there is."""
+def _load_extensions(options: Any, endpoint_url: str) -> Any:
+    """Install the integrations moto lacks (datapipe.local.extensions), told where this server listens."""
     try:
         module = importlib.import_module(EXTENSIONS_MODULE)
     except ModuleNotFoundError as error:
         if error.name != EXTENSIONS_MODULE:
             raise
-        return None
+        return None  # a checkout without the extensions runs on plain moto
     if options is None:
-        options = module.EmulatorOptions()
+        options = module.EmulatorOptions(endpoint_url=endpoint_url)
+    elif getattr(options, "endpoint_url", None) is None:
+        options = dataclasses.replace(options, endpoint_url=endpoint_url)
     return module.install(options)
 
 
@@ -85,13 +88,21 @@ class Emulator:
         host: str = DEFAULT_HOST,
         region: str | None = None,
         options: Any = None,
+        export_environment: bool = True,
     ) -> None:
+        """`options`: a datapipe.local.extensions.EmulatorOptions (speeds of simulated EMR, Batch, ...).
+
+        `export_environment`: point this process's AWS environment at the emulator while it runs, so that code
+        run in-process (Lambda handlers, boto3 clients built without an endpoint) reaches it. Test sessions that
+        also run moto's in-memory mocks turn it off and set the environment per test instead.
+        """
         if not 0 <= port <= 65535:
             raise EmulatorError(f"port {port} is not a TCP port (0-65535)")
         self.host = host
         self.requested_port = port
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
         self.options = options
+        self.export_environment = export_environment
         self.extensions: Any = None
         self.deployment: Deployment | None = None
         self._server: Any = None
@@ -121,8 +132,9 @@ class Emulator:
                 raise EmulatorError(f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}") from None
             self._thread = threading.Thread(target=self._server.serve_forever, name="datapipe-emulator", daemon=True)
             self._thread.start()
-            self._point_environment_here()
-            self.extensions = _load_extensions(self.options)
+            if self.export_environment:
+                self._point_environment_here()
+            self.extensions = _load_extensions(self.options, self.endpoint_url)
         except BaseException:
             self.stop()
             raise

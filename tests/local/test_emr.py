@@ -1,0 +1,428 @@
+"""EMR through the Step Functions interpreter: lifecycles, results, errors, faults, concurrency, StopExecution."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from datapipe.local.extensions import Extensions
+from datapipe.local.faults import EMR_CALLS
+
+from .conftest import history, run_state_machine, wait_for_execution
+
+EMR = "arn:aws:states:::elasticmapreduce"
+
+CLUSTER_PARAMETERS: dict[str, Any] = {
+    "Name": "WorkflowCluster",
+    "VisibleToAllUsers": True,
+    "ReleaseLabel": "emr-7.5.0",
+    "Applications": [{"Name": "Hive"}],
+    "ServiceRole": "EMR_DefaultRole",
+    "JobFlowRole": "EMR_EC2_DefaultRole",
+    "LogUri": "s3://test-logs/emr/",
+    "StepConcurrencyLevel": 1,
+    "AutoTerminationPolicy": {"IdleTimeout": 3600},
+    "Tags": [{"Key": "datapipe:workflow", "Value": "emr"}],
+    "Instances": {
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "InstanceFleets": [
+            {"Name": "Master", "InstanceFleetType": "MASTER", "TargetOnDemandCapacity": 1,
+             "InstanceTypeConfigs": [{"InstanceType": "m5.xlarge"}]},
+            {"Name": "Core", "InstanceFleetType": "CORE", "TargetOnDemandCapacity": 1,
+             "InstanceTypeConfigs": [{"InstanceType": "m5.xlarge"}]},
+        ],
+    },
+}  # fmt: skip
+
+
+def step(name: str, action_on_failure: str = "CONTINUE") -> dict[str, Any]:
+    return {
+        "Name": name,
+        "ActionOnFailure": action_on_failure,
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["hive-script", "--run-hive-script"]},
+    }
+
+
+def task(resource: str, parameters: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": f"{EMR}:{resource}", "Parameters": parameters, **fields}
+
+
+def seed_flow() -> dict[str, Any]:
+    """The seed's workflow (state names and integrations), with its 10-second waits shortened."""
+    cluster = {"ClusterId.$": "$.ClusterId"}
+    return {
+        "StartAt": "Should_Create_Cluster",
+        "States": {
+            "Should_Create_Cluster": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.CreateCluster", "BooleanEquals": True, "Next": "Create_A_Cluster"},
+                    {"Variable": "$.CreateCluster", "BooleanEquals": False, "Next": "Enable_Termination_Protection"},
+                ],
+                "Default": "Create_A_Cluster",
+            },
+            "Create_A_Cluster": task(
+                "createCluster.sync", CLUSTER_PARAMETERS, ResultPath="$.CreateClusterResult", Next="Merge_Results"
+            ),
+            "Merge_Results": {
+                "Type": "Pass",
+                "Parameters": {
+                    "CreateCluster.$": "$.CreateCluster",
+                    "TerminateCluster.$": "$.TerminateCluster",
+                    "ClusterId.$": "$.CreateClusterResult.ClusterId",
+                },
+                "Next": "Enable_Termination_Protection",
+            },
+            "Enable_Termination_Protection": task(
+                "setClusterTerminationProtection",
+                {**cluster, "TerminationProtected": True},
+                ResultPath=None,
+                Next="Add_Steps_Parallel",
+            ),
+            "Add_Steps_Parallel": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": "Step_One",
+                        "States": {
+                            "Step_One": task("addStep.sync", {**cluster, "Step": step("The first step")}, End=True)
+                        },
+                    },
+                    {
+                        "StartAt": "Wait_10_Seconds",
+                        "States": {
+                            "Wait_10_Seconds": {"Type": "Wait", "Seconds": 0, "Next": "Step_Two (async)"},
+                            "Step_Two (async)": task(
+                                "addStep",
+                                {**cluster, "Step": step("The second step")},
+                                ResultPath="$.AddStepsResult",
+                                Next="Wait_Another_10_Seconds",
+                            ),
+                            "Wait_Another_10_Seconds": {"Type": "Wait", "Seconds": 0, "Next": "Cancel_Step_Two"},
+                            "Cancel_Step_Two": task(
+                                "cancelStep", {**cluster, "StepId.$": "$.AddStepsResult.StepId"}, End=True
+                            ),
+                        },
+                    },
+                ],
+                "ResultPath": "$.ParallelResult",
+                "Next": "Step_Three",
+            },
+            "Step_Three": task(
+                "addStep.sync", {**cluster, "Step": step("The third step")}, ResultPath="$.StepThree", Next="Disable"
+            ),
+            "Disable": task(
+                "setClusterTerminationProtection",
+                {**cluster, "TerminationProtected": False},
+                ResultPath=None,
+                Next="Should_Terminate_Cluster",
+            ),
+            "Should_Terminate_Cluster": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.TerminateCluster", "BooleanEquals": True, "Next": "Terminate_Cluster"}],
+                "Default": "Wrapping_Up",
+            },
+            "Terminate_Cluster": task("terminateCluster.sync", cluster, ResultPath="$.Terminated", Next="Wrapping_Up"),
+            "Wrapping_Up": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def create_cluster_directly(aws: Callable[[str], Any], *, concurrency: int = 1, protected: bool = False) -> str:
+    response = aws("emr").run_job_flow(
+        Name="direct",
+        ReleaseLabel="emr-7.5.0",
+        LogUri="s3://test-logs/emr/",
+        StepConcurrencyLevel=concurrency,
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "SlaveInstanceType": "m5.xlarge",
+            "InstanceCount": 2,
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "TerminationProtected": protected,
+        },
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+    )
+    return str(response["JobFlowId"])
+
+
+def wait_for_cluster(aws: Callable[[str], Any], cluster_id: str, states: tuple[str, ...], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while aws("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] not in states:
+        assert time.monotonic() < deadline, f"cluster {cluster_id} never reached {states}"
+        time.sleep(0.05)
+
+
+def test_seed_flow_runs_to_success_and_emr_sees_the_same_cluster(aws: Callable[[str], Any]) -> None:
+    started = time.monotonic()
+    _, execution_arn = run_state_machine(aws, seed_flow(), {"CreateCluster": True, "TerminateCluster": True})
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert time.monotonic() - started < 10
+
+    output = json.loads(described["output"])
+    cluster_id = output["ClusterId"]
+    assert cluster_id.startswith("j-")
+    assert output["StepThree"]["Status"]["State"] == "COMPLETED"
+    assert output["Terminated"]["Status"]["State"] == "TERMINATED"
+
+    emr = aws("emr")
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["Status"]["State"] == "TERMINATED"
+    assert cluster["Name"] == "WorkflowCluster"
+    assert cluster["LogUri"] == "s3://test-logs/emr/"
+    assert cluster["InstanceCollectionType"] == "INSTANCE_FLEET"
+    assert {"Key": "datapipe:workflow", "Value": "emr"} in cluster["Tags"]
+    steps = {s["Name"]: s["Status"]["State"] for s in emr.list_steps(ClusterId=cluster_id)["Steps"]}
+    assert steps == {"The first step": "COMPLETED", "The second step": "CANCELLED", "The third step": "COMPLETED"}
+    assert cluster_id in {c["Id"] for c in emr.list_clusters()["Clusters"]}
+
+
+def test_create_cluster_sync_waits_for_the_cluster_lifecycle(aws: Callable[[str], Any]) -> None:
+    definition = {"StartAt": "Create", "States": {"Create": task("createCluster.sync", CLUSTER_PARAMETERS, End=True)}}
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    result = json.loads(described["output"])
+    assert result["Status"]["State"] == "WAITING"
+    timeline = result["Status"]["Timeline"]
+    assert timeline["ReadyDateTime"] >= timeline["CreationDateTime"]
+    assert result["StepConcurrencyLevel"] == 1
+
+
+def test_request_response_create_cluster_returns_at_once_with_the_cluster_starting(aws: Callable[[str], Any]) -> None:
+    definition = {"StartAt": "Create", "States": {"Create": task("createCluster", CLUSTER_PARAMETERS, End=True)}}
+    _, execution_arn = run_state_machine(aws, definition)
+    output = json.loads(wait_for_execution(aws, execution_arn)["output"])
+    assert set(output) == {"ClusterId", "ClusterArn"}
+    state = aws("emr").describe_cluster(ClusterId=output["ClusterId"])["Cluster"]["Status"]["State"]
+    assert state in ("STARTING", "BOOTSTRAPPING")
+    wait_for_cluster(aws, output["ClusterId"], ("WAITING",))
+
+
+def test_terminating_a_protected_cluster_fails_with_the_emr_error(aws: Callable[[str], Any]) -> None:
+    cluster_id = create_cluster_directly(aws, protected=True)
+    definition = {
+        "StartAt": "Terminate",
+        "States": {
+            "Terminate": task(
+                "terminateCluster.sync",
+                {"ClusterId": cluster_id},
+                Catch=[{"ErrorEquals": ["EMR.AmazonElasticMapReduceException"], "Next": "Caught"}],
+                End=True,
+            ),
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    caught = json.loads(described["output"])
+    assert caught["Error"] == "EMR.AmazonElasticMapReduceException"
+    assert "termination protected" in caught["Cause"]
+    wait_for_cluster(aws, cluster_id, ("WAITING",))
+
+
+def test_create_cluster_without_keep_alive_is_rejected(aws: Callable[[str], Any]) -> None:
+    parameters = {**CLUSTER_PARAMETERS, "Instances": {**CLUSTER_PARAMETERS["Instances"]}}
+    parameters["Instances"]["KeepJobFlowAliveWhenNoSteps"] = False
+    definition = {"StartAt": "Create", "States": {"Create": task("createCluster.sync", parameters, End=True)}}
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "EMR.AmazonElasticMapReduceException"
+    assert "KeepJobFlowAliveWhenNoSteps" in described["cause"]
+
+
+def _call_for(fault: str, cluster_id: str) -> dict[str, Any]:
+    cluster = {"ClusterId": cluster_id}
+    return {
+        "createCluster": task("createCluster.sync", CLUSTER_PARAMETERS),
+        "addStep": task("addStep.sync", {**cluster, "Step": step("faulty")}),
+        "cancelStep": task("cancelStep", {**cluster, "StepId": "s-NOTHING"}),
+        "terminateCluster": task("terminateCluster.sync", cluster),
+        "setClusterTerminationProtection": task(
+            "setClusterTerminationProtection", {**cluster, "TerminationProtected": True}
+        ),
+        "modifyInstanceFleetByName": task(
+            "modifyInstanceFleetByName",
+            {**cluster, "InstanceFleetName": "Core", "InstanceFleet": {"TargetOnDemandCapacity": 2}},
+        ),
+        "modifyInstanceGroupByName": task(
+            "modifyInstanceGroupByName",
+            {**cluster, "InstanceGroupName": "slave", "InstanceGroup": {"InstanceCount": 3}},
+        ),
+    }[fault]
+
+
+def test_every_injected_emr_fault_is_caught_by_a_catch(aws: Callable[[str], Any], emulator: Extensions) -> None:
+    cluster_id = create_cluster_directly(aws)
+    branches = []
+    for call in EMR_CALLS:
+        emulator.faults.fail_emr_call(call, error="EMR.AmazonElasticMapReduceException", cause=f"{call} broke")
+        branches.append(
+            {
+                "StartAt": call,
+                "States": {
+                    call: {
+                        **_call_for(call, cluster_id),
+                        "Catch": [{"ErrorEquals": ["EMR.AmazonElasticMapReduceException"], "Next": f"{call}-caught"}],
+                        "End": True,
+                    },
+                    f"{call}-caught": {"Type": "Pass", "End": True},
+                },
+            }
+        )
+    definition = {"StartAt": "All", "States": {"All": {"Type": "Parallel", "Branches": branches, "End": True}}}
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    outputs = json.loads(described["output"])
+    assert [o["Cause"] for o in outputs] == [f"{call} broke" for call in EMR_CALLS]
+    assert {o["Error"] for o in outputs} == {"EMR.AmazonElasticMapReduceException"}
+
+
+def test_a_failed_step_fails_the_sync_task_with_its_log_location(
+    aws: Callable[[str], Any], emulator: Extensions
+) -> None:
+    cluster_id = create_cluster_directly(aws)
+    emulator.faults.fail_emr_step("broken step", reason="Hive query failed")
+    definition = {
+        "StartAt": "Run",
+        "States": {
+            "Run": task(
+                "addStep.sync",
+                {"ClusterId": cluster_id, "Step": step("broken step")},
+                Catch=[{"ErrorEquals": ["States.TaskFailed"], "Next": "Caught"}],
+                End=True,
+            ),
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    caught = json.loads(described["output"])
+    assert caught["Error"] == "States.TaskFailed"
+    failed_step = json.loads(caught["Cause"])
+    assert failed_step["Status"]["State"] == "FAILED"
+    details = failed_step["Status"]["FailureDetails"]
+    assert details["Reason"] == "Hive query failed"
+    assert details["LogFile"] == f"s3://test-logs/emr/{cluster_id}/steps/{failed_step['Id']}/stderr.gz"
+    listed = aws("emr").list_steps(ClusterId=cluster_id)["Steps"][0]
+    assert listed["Status"]["FailureDetails"]["Reason"] == "Hive query failed"
+
+
+def test_steps_beyond_the_concurrency_level_wait_pending(aws: Callable[[str], Any], emulator: Extensions) -> None:
+    emulator.configure(emulator.options.__class__(**{**emulator.options.__dict__, "emr_step_duration": 3.0}))
+    emr = aws("emr")
+    cluster_id = create_cluster_directly(aws, concurrency=2)
+    wait_for_cluster(aws, cluster_id, ("WAITING",))
+    ids = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[step(f"s{i}") for i in range(3)])["StepIds"]
+    time.sleep(0.15)
+    states = {s["Id"]: s["Status"]["State"] for s in emr.list_steps(ClusterId=cluster_id)["Steps"]}
+    assert [states[i] for i in ids] == ["RUNNING", "RUNNING", "PENDING"]
+    assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "RUNNING"
+
+    # cancelStep cancels a RUNNING step and a PENDING one.
+    definition = {
+        "StartAt": "Cancel",
+        "States": {
+            "Cancel": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": "C",
+                        "States": {"C": task("cancelStep", {"ClusterId": cluster_id, "StepId": i}, End=True)},
+                    }
+                    for i in (ids[0], ids[2])
+                ],
+                "End": True,
+            }
+        },
+    }
+    _, execution_arn = run_state_machine(aws, definition)
+    results = json.loads(wait_for_execution(aws, execution_arn)["output"])
+    assert [r["CancelStepsInfoList"][0]["Status"] for r in results] == ["SUBMITTED", "SUBMITTED"]
+    states = {s["Id"]: s["Status"]["State"] for s in emr.list_steps(ClusterId=cluster_id)["Steps"]}
+    assert [states[i] for i in ids] == ["CANCELLED", "RUNNING", "CANCELLED"]
+
+
+def test_stop_execution_during_a_sync_wait_aborts_promptly_and_emits_the_event(
+    aws: Callable[[str], Any], emulator: Extensions
+) -> None:
+    emulator.configure(emulator.options.__class__(**{**emulator.options.__dict__, "emr_boot_seconds": 60.0}))
+    sqs = aws("sqs")
+    queue_url = sqs.create_queue(QueueName="aborted-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = aws("events")
+    events.put_rule(
+        Name="aborted",
+        EventPattern=json.dumps({"source": ["aws.states"], "detail": {"status": ["ABORTED"]}}),
+    )
+    events.put_targets(Rule="aborted", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    definition = {"StartAt": "Create", "States": {"Create": task("createCluster.sync", CLUSTER_PARAMETERS, End=True)}}
+    _, execution_arn = run_state_machine(aws, definition)
+    time.sleep(0.3)
+    sfn = aws("stepfunctions")
+    stopped_at = time.monotonic()
+    sfn.stop_execution(executionArn=execution_arn)
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+    time.sleep(0.3)  # the interpreter unwinds: it must not turn ABORTED into something else
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+    assert time.monotonic() - stopped_at < 2
+    assert history(aws, execution_arn)[-1]["type"] == "ExecutionAborted"
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    details = [json.loads(m["Body"])["detail"] for m in messages]
+    assert [d["executionArn"] for d in details] == [execution_arn]
+    events.remove_targets(Rule="aborted", Ids=["q"])
+    events.delete_rule(Name="aborted")
+
+
+def test_cluster_and_step_events_follow_the_lifecycle(aws: Callable[[str], Any]) -> None:
+    sqs = aws("sqs")
+    queue_url = sqs.create_queue(QueueName="emr-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = aws("events")
+    events.put_rule(Name="emr", EventPattern=json.dumps({"source": ["aws.emr"]}))
+    events.put_targets(Rule="emr", Targets=[{"Id": "q", "Arn": queue_arn}])
+    try:
+        cluster_id = create_cluster_directly(aws)
+        aws("emr").add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("only")])
+        deadline = time.monotonic() + 10
+        seen: list[tuple[str, str]] = []
+        while ("EMR Step Status Change", "COMPLETED") not in seen:
+            assert time.monotonic() < deadline, seen
+            for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+                event = json.loads(message["Body"])
+                if event["detail"]["clusterId"] == cluster_id:
+                    seen.append((event["detail-type"], event["detail"]["state"]))
+            time.sleep(0.05)
+        cluster_states = [state for kind, state in seen if kind == "EMR Cluster State Change"]
+        assert cluster_states[:3] == ["STARTING", "BOOTSTRAPPING", "WAITING"]
+        assert "RUNNING" in cluster_states
+        step_states = [state for kind, state in seen if kind == "EMR Step Status Change"]
+        assert step_states == ["PENDING", "RUNNING", "COMPLETED"]
+    finally:
+        events.remove_targets(Rule="emr", Ids=["q"])
+        events.delete_rule(Name="emr")
+
+
+@pytest.mark.parametrize("action", ["modifyInstanceFleetByName", "modifyInstanceGroupByName"])
+def test_modify_by_name_changes_the_cluster_or_names_what_is_missing(aws: Callable[[str], Any], action: str) -> None:
+    cluster_id = create_cluster_directly(aws)
+    definition = {"StartAt": "Modify", "States": {"Modify": {**_call_for(action, cluster_id), "End": True}}}
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    if action == "modifyInstanceGroupByName":
+        assert described["status"] == "SUCCEEDED"
+        groups = aws("emr").list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
+        assert {g["Name"]: g["RequestedInstanceCount"] for g in groups}["slave"] == 3
+    else:  # a cluster made of instance groups has no fleet named Core
+        assert described["status"] == "FAILED"
+        assert "Instance fleet 'Core' does not exist" in described["cause"]

@@ -1,0 +1,78 @@
+"""The task input contract: what producers send, and the one-line errors for what they get wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from datapipe.taskrunner.contract import InvalidTask, S3Location, ShellTask
+from tests.taskrunner.conftest import shell_task
+
+
+def parse(payload: dict[str, Any]) -> ShellTask:
+    return ShellTask.from_input(json.dumps(payload))
+
+
+def test_the_sample_pipelines_input_parses_and_lays_out_attempt_one() -> None:
+    task = parse(shell_task("mkdir new-directory"))
+    assert task.command == "mkdir new-directory"
+    assert task.attempt == 1  # RetryCount 0 is Data Pipeline's Attempt=1
+    assert task.attempt_path == "datapipe-dev-create-directory/CreateDirectory/run-1/Attempt=1"
+
+
+def test_importer_style_input_with_pipeline_id_script_uri_and_staging() -> None:
+    payload = shell_task(
+        None,
+        workflow=None,
+        pipelineId="df-0123",
+        scriptUri="s3://scripts-bucket/jobs/run.sh",
+        scriptArgument=["a", 2],
+        stage=True,
+        input=["s3://data-bucket/in/"],
+        output=["s3://data-bucket/out"],
+        attempt=2,
+    )
+    del payload["workflow"]
+    task = parse(payload)
+    assert task.workflow == "df-0123"
+    assert task.script_uri == S3Location("scripts-bucket", "jobs/run.sh")
+    assert task.script_arguments == ("a", "2")
+    assert task.inputs == (S3Location("data-bucket", "in/"),)
+    assert task.outputs[0].as_prefix == "out/"
+    assert task.attempt_path.endswith("/Attempt=3")
+
+
+def test_names_from_the_input_cannot_escape_the_log_folder() -> None:
+    task = parse(shell_task(workflow="../../etc", execution="a/b"))
+    assert ".." not in task.attempt_path.split("/")
+    assert task.attempt_path.startswith(".._.._etc/CreateDirectory/a_b/")
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (shell_task(type="CopyActivity"), "field 'type' must be 'ShellCommandActivity'"),
+        (shell_task(None), "exactly one of the fields 'command' and 'scriptUri'"),
+        (shell_task("ls", scriptUri="s3://bucket-a/x.sh"), "exactly one of the fields 'command' and 'scriptUri'"),
+        (shell_task(" "), "field 'command' must be a non-empty string"),
+        (shell_task(scriptArgument={"a": 1}), "field 'scriptArgument' must be a list of strings"),
+        (shell_task(stage="yes"), "field 'stage' must be true or false"),
+        (shell_task(attempt=-1), "field 'attempt' must be a whole number from 0"),
+        (shell_task(heartbeatSeconds=0), "field 'heartbeatSeconds' must be a whole number from 1"),
+        (shell_task(input=["/local/dir"]), "field 'input[0]' must be an s3://bucket/key URI"),
+        (shell_task(execution=""), "field 'execution' must be a non-empty string"),
+        (shell_task(workflow=None), "field 'workflow' (or 'pipelineId') must be a non-empty string"),
+    ],
+)
+def test_a_bad_field_is_named(payload: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidTask, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        parse(payload)
+
+
+def test_input_that_is_not_a_json_object_is_rejected() -> None:
+    with pytest.raises(InvalidTask, match="not JSON"):
+        ShellTask.from_input("mkdir x")
+    with pytest.raises(InvalidTask, match="must be a JSON object"):
+        ShellTask.from_input("[1]")

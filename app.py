@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from datapipe.naming import Naming
+from stacks.batch import BatchStack
 from stacks.config import Settings, SettingsError, load_settings
 from stacks.emr_workflow import EmrWorkflowStack
 from stacks.storage import StorageStack
@@ -112,6 +113,18 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         log_bucket=storage_stack.storage.log_bucket,
         removal_policy=removal_policy,
         description="datapipe: an activity per worker group, task-runner IAM, the sample shell pipeline",
+    )
+
+    BatchStack(
+        app,
+        "Batch",
+        stack_name=naming.stack("batch"),
+        env=env,
+        naming=naming,
+        settings=settings.batch,
+        data_bucket=storage_stack.storage.data_bucket,
+        removal_policy=removal_policy,
+        description="datapipe: AWS Batch for transforms (VPC, compute, queue, roles, images, job definitions)",
     )
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)

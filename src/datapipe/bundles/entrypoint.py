@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from datapipe.bundles.manifest import InputRef, Lineage, check_uuid, parse_tags
+from datapipe.bundles.names import ENTRYPOINT_MODULE
 from datapipe.bundles.remote import Remote
 from datapipe.bundles.store import DATA_DIR_ENV, FILES_DIR, LocalContext
 from datapipe.bundles.transform import (
@@ -31,7 +32,7 @@ from datapipe.bundles.transform import (
 )
 from datapipe.errors import DatapipeError
 
-MODULE = "datapipe.bundles.entrypoint"
+MODULE = ENTRYPOINT_MODULE
 
 
 def build_command(

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from datapipe.bundles.entrypoint import MODULE
+from datapipe.bundles.names import DEFAULT_JOB_COMMAND
 
-ENTRYPOINT_COMMAND = ["python", "-m", MODULE, "--help"]  # every run overrides it with its own arguments
 # Copied from the newest revision into a new one, so settings made at deploy time (logging, timeout,
 # retries, Fargate's execution role and network) survive a change of image or size.
 CARRIED_OVER = ("parameters", "retryStrategy", "propagateTags", "timeout", "tags", "platformCapabilities")
@@ -65,7 +64,7 @@ def ensure_job_definition(
         container = {k: v for k, v in current["containerProperties"].items() if k not in LEGACY_SIZE_KEYS}
         extra = {key: current[key] for key in CARRIED_OVER if current.get(key)}
     else:
-        container = {"command": ENTRYPOINT_COMMAND}
+        container = {"command": list(DEFAULT_JOB_COMMAND)}
         extra = {"platformCapabilities": ["FARGATE" if execution_role_arn else "EC2"]}
         if execution_role_arn:
             container["executionRoleArn"] = execution_role_arn

@@ -16,6 +16,9 @@ BATCH_NAME_LIMIT = 128  # job definition and job names
 ECR_NAME_LIMIT = 256
 
 TRANSFORM_STATE_MACHINE = "transform"
+ENTRYPOINT_MODULE = "datapipe.bundles.entrypoint"
+# What a job definition runs when nothing overrides it; every run overrides it with its own arguments.
+DEFAULT_JOB_COMMAND = ("python", "-m", ENTRYPOINT_MODULE, "--help")
 
 
 def check_class_path(class_path: str) -> str:

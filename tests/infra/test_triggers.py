@@ -131,7 +131,7 @@ def test_an_object_created_under_the_watched_prefix_of_the_data_bucket_starts_th
     assert notification["Properties"]["NotificationConfiguration"] == {
         "EventBridgeConfiguration": {"EventBridgeEnabled": True}
     }
-    assert rule["State"] == "ENABLED"
+    assert rule["State"] == "DISABLED", "off until configured with an input the transform accepts"
 
     (target,) = rule["Targets"]
     assert target["Arn"] == arn_of("transform")
@@ -400,6 +400,7 @@ def test_a_configured_rule_merges_its_static_input_with_the_created_object(
     configured: dict[str, dict[str, Any]],
 ) -> None:
     rule = rule_named(configured, "on-landing")
+    assert rule["State"] == "ENABLED", "a rule a user configures is on unless it says otherwise"
     assert rule["EventPattern"]["detail"]["object"] == {"key": [{"prefix": "landing/csv/"}]}
     assert "Data" in json.dumps(rule["EventPattern"]["detail"]["bucket"]["name"])
     (target,) = rule["Targets"]

@@ -5,45 +5,31 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from datapipe.aws import LOCAL_STATE_FILE
 from datapipe.errors import DatapipeError
 from datapipe.local.assembly import read_assembly
-from datapipe.local.demo import ExecutionPrinter, FollowTimeout, follow_execution, print_summary, summarize_run
+from datapipe.local.demo import EmrProgress, print_summary, summarize_run
 from datapipe.local.deploy import CREATED, Deployment
 from datapipe.naming import Naming
 from datapipe.project import find_project_dir
 from datapipe.synth import synthesize
+from datapipe.workflows import FINAL_STATUSES, console_reporter, follow_execution, start_execution, state_machine_arn
 
-STATE_FILE = Path(".datapipe") / "local.json"
 EMR_WORKFLOW = "emr-workflow"
 DEMO_INPUT = {"CreateCluster": True, "TerminateCluster": True}
-
-
-def state_file(project_dir: Path) -> Path:
-    """Where a running `datapipe local up` records its endpoint, so other commands can find it."""
-    return project_dir / STATE_FILE
-
-
-def running_emulator(project_dir: Path | None = None) -> dict[str, Any] | None:
-    """The endpoint and environment of the emulator `datapipe local up` runs for this project, if one does."""
-    path = state_file(project_dir or find_project_dir())
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return recorded if isinstance(recorded, dict) else None
 
 
 @contextmanager
@@ -72,7 +58,7 @@ def _deployment_table(deployment: Deployment) -> Table:
         missing = [f"{r.logical_id} ({r.resource_type})" for r in stack.resources if r.status != CREATED]
         table.add_row(
             stack.stack_name,
-            ", ".join(f"{count} {kind}" for kind, count in sorted(created.items())),
+            "\n".join(f"{count} {kind}" for kind, count in sorted(created.items())),
             "\n".join(missing) or "-",
         )
     return table
@@ -124,7 +110,8 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
         started = time.monotonic()
         deployment = emulator.deploy(assembly_dir)
         record = {"endpointUrl": emulator.endpoint_url, "region": emulator.region, "pid": os.getpid()}
-        path = state_file(project_dir)
+        # Other commands find the emulator through this file (datapipe.aws); it goes when the emulator does.
+        path = project_dir / LOCAL_STATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")
         try:
@@ -148,19 +135,10 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
     console.print("Emulator stopped.")
 
 
-def _emr_workflow_arn(emulator: Any, deployment: Deployment, project_dir: Path) -> str:
-    """The EMR workflow's state machine, named as the stacks name it (prefix and stage from cdk.json)."""
+def _project_naming(project_dir: Path) -> Naming:
+    """Physical names as the app's stacks give them: prefix and stage from cdk.json's context."""
     context = json.loads((project_dir / "cdk.json").read_text()).get("context", {})
-    name = Naming(prefix=context.get("prefix", "datapipe"), stage=context.get("stage", "dev")).state_machine(
-        EMR_WORKFLOW
-    )
-    for resource in deployment.resources_of_type("AWS::StepFunctions::StateMachine"):
-        if resource.physical_id.endswith(f":stateMachine:{name}"):
-            return resource.physical_id
-    deployed = ", ".join(
-        r.physical_id.rsplit(":", 1)[-1] for r in deployment.resources_of_type("AWS::StepFunctions::StateMachine")
-    )
-    raise DatapipeError(f"state machine '{name}' is not in the app (deployed: {deployed or 'none'})", exit_code=1)
+    return Naming(prefix=context.get("prefix", "datapipe"), stage=context.get("stage", "dev"))
 
 
 @click.command()
@@ -189,20 +167,25 @@ def demo(assembly: Path | None, timeout: float, as_json: bool) -> None:
             f"{len(deployment.resources)} resources deployed in {time.monotonic() - started:.1f} s",
             highlight=False,
         )
-        state_machine_arn = _emr_workflow_arn(emulator, deployment, project_dir)
         sfn, emr = emulator.client("stepfunctions"), emulator.client("emr")
-        execution = sfn.start_execution(stateMachineArn=state_machine_arn, input=json.dumps(DEMO_INPUT))
-        started_at = sfn.describe_execution(executionArn=execution["executionArn"])["startDate"]
-        console.print(f"Started {state_machine_arn.rsplit(':', 1)[-1]} with {json.dumps(DEMO_INPUT)}", highlight=False)
-        printer = ExecutionPrinter(console=console, started=started_at, emr=emr)
-        try:
-            description = follow_execution(
-                sfn, execution["executionArn"], on_event=printer.on_event, on_poll=printer.on_poll, timeout=timeout
+        arn = state_machine_arn(sfn, EMR_WORKFLOW, _project_naming(project_dir))
+        execution_arn = start_execution(sfn, arn, DEMO_INPUT)
+        started_at = sfn.describe_execution(executionArn=execution_arn)["startDate"]
+        console.print(
+            f"Started {arn.rsplit(':', 1)[-1]} with {json.dumps(DEMO_INPUT)}", highlight=False, soft_wrap=True
+        )
+        # In --json mode stdout carries only the summary; what in-process Lambda code prints goes to stderr.
+        with redirect_stdout(sys.stderr) if as_json else nullcontext(), EmrProgress(emr, console, since=started_at):
+            result = follow_execution(
+                sfn, execution_arn, console_reporter(console), poll_seconds=0.25, timeout_seconds=timeout
             )
-        except FollowTimeout as error:
-            sfn.stop_execution(executionArn=execution["executionArn"], error="Timeout", cause=str(error))
-            raise DatapipeError(f"demo: {error}; stopped it (--timeout {timeout:.0f})", exit_code=1) from None
-        summary = summarize_run(sfn, emr, description, printer.cluster_id)
+        if result.status not in FINAL_STATUSES:
+            sfn.stop_execution(executionArn=execution_arn, error="datapipe.DemoTimeout", cause=f"{timeout:.0f} s")
+            raise DatapipeError(
+                f"demo: the execution was still {result.status} after --timeout {timeout:.0f} s; stopped it",
+                exit_code=1,
+            )
+        summary = summarize_run(sfn, emr, result)
         print_summary(console, summary)
         if as_json:
             click.echo(json.dumps(summary.to_json()))

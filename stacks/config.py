@@ -128,6 +128,11 @@ class EmrSettings:
     def __post_init__(self) -> None:
         if not self.primary_instance_types or not self.core_instance_types:
             raise SettingsError("setting 'emr.primaryInstanceTypes' and 'emr.coreInstanceTypes' need an instance type")
+        if not self.step_two.asynchronous:
+            raise SettingsError(
+                "setting 'emr.stepTwo.asynchronous' must stay true: Cancel_Step_Two cancels the step by the id that "
+                "the asynchronous add returns"
+            )
         if self.core_on_demand_capacity + self.core_spot_capacity < 1:
             raise SettingsError("setting 'emr.coreOnDemandCapacity' plus 'emr.coreSpotCapacity' must be at least 1")
         if self.resize_before and self.resize_core_on_demand_capacity + self.resize_core_spot_capacity < 1:

@@ -1,0 +1,423 @@
+"""The synthesized EMR workflow: seed parity, cleanup on every failure, validation, safety nets and scoped IAM."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.config import SettingsError, load_settings
+
+STACK = "EmrWorkflow"
+CLEANUP_ENTRY = "Describe_Failure"
+CLEANUP_STATES = {
+    "Describe_Failure",
+    "Has_Failure_Report",
+    "Use_Failure_Report",
+    "Cleanup_Disable_Termination_Protection",
+    "Created_By_This_Execution",
+    "Cleanup_Terminate_Cluster",
+    "Workflow_Failed",
+}
+EMR = "arn:TOKEN:states:::elasticmapreduce:"
+
+# The seed's states and transitions (the issue's contract): Next, Choice rules (value -> next) and Default.
+SEED_NEXT = {
+    "Create_A_Cluster": "Merge_Results",
+    "Merge_Results": "Enable_Termination_Protection",
+    "Enable_Termination_Protection": "Add_Steps_Parallel",
+    "Add_Steps_Parallel": "Step_Three",
+    "Step_Three": "Disable_Termination_Protection",
+    "Disable_Termination_Protection": "Should_Terminate_Cluster",
+    "Terminate_Cluster": "Wrapping_Up",
+}
+SEED_CHOICES = {
+    "Should_Create_Cluster": ("$.CreateCluster", {True: "Create_A_Cluster", False: "Enable_Termination_Protection"},
+                              "Create_A_Cluster"),
+    "Should_Terminate_Cluster": ("$.TerminateCluster", {True: "Terminate_Cluster", False: "Wrapping_Up"},
+                                 "Wrapping_Up"),
+}
+SEED_RESOURCES = {
+    "Create_A_Cluster": "createCluster.sync",
+    "Enable_Termination_Protection": "setClusterTerminationProtection",
+    "Step_One": "addStep.sync",
+    "Step_Two (async)": "addStep",
+    "Cancel_Step_Two": "cancelStep",
+    "Step_Three": "addStep.sync",
+    "Disable_Termination_Protection": "setClusterTerminationProtection",
+    "Terminate_Cluster": "terminateCluster.sync",
+}
+
+
+def flatten(value: Any) -> str:
+    """A CloudFormation string (Fn::Join of text and intrinsics) as text, every intrinsic shown as TOKEN."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(flatten(p) for p in parts)
+    return "TOKEN"
+
+
+def definition_of(template: Mapping[str, Any]) -> dict[str, Any]:
+    machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert len(machines) == 1
+    return dict(json.loads(flatten(machines[0]["Properties"]["DefinitionString"])))
+
+
+def all_states(machine: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in machine["States"].items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from all_states(branch)
+
+
+def successors(state: dict[str, Any]) -> list[str]:
+    found = [state["Next"]] if "Next" in state else []
+    found += [rule["Next"] for rule in state.get("Choices", [])]
+    found += [state["Default"]] if "Default" in state else []
+    return found
+
+
+@pytest.fixture(scope="module")
+def definition(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return definition_of(templates[STACK])
+
+
+@pytest.fixture(scope="module")
+def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(all_states(definition))
+
+
+@pytest.fixture(scope="module")
+def template(template_of: Callable[[str], Template]) -> Template:
+    return template_of(STACK)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Seed parity
+
+
+def test_every_seed_state_keeps_its_transitions(states: dict[str, dict[str, Any]]) -> None:
+    for name, following in SEED_NEXT.items():
+        assert states[name]["Next"] == following, name
+    for name, (variable, by_value, default) in SEED_CHOICES.items():
+        choice = states[name]
+        assert choice["Type"] == "Choice"
+        assert {r["BooleanEquals"]: r["Next"] for r in choice["Choices"] if r["Variable"] == variable} == by_value
+        assert choice["Default"] == default
+    for name, integration in SEED_RESOURCES.items():
+        assert states[name]["Resource"] == EMR + integration, name
+    assert states["Merge_Results"]["Parameters"] == {
+        "CreateCluster.$": "$.CreateCluster",
+        "TerminateCluster.$": "$.TerminateCluster",
+        "ClusterId.$": "$.CreateClusterResult.ClusterId",
+    }
+    assert states["Enable_Termination_Protection"]["Parameters"]["TerminationProtected"] is True
+    assert states["Disable_Termination_Protection"]["Parameters"]["TerminationProtected"] is False
+    assert states["Wrapping_Up"]["Type"] == "Pass"
+
+
+def test_the_parallel_runs_step_one_beside_the_async_step_two_that_is_cancelled(states: dict[str, Any]) -> None:
+    branches = states["Add_Steps_Parallel"]["Branches"]
+    assert [b["StartAt"] for b in branches] == ["Step_One", "Wait_10_Seconds"]
+    assert states["Step_One"]["End"] is True
+    assert (states["Wait_10_Seconds"]["Seconds"], states["Wait_10_Seconds"]["Next"]) == (10, "Step_Two (async)")
+    assert states["Step_Two (async)"]["ResultPath"] == "$.AddStepsResult"
+    assert states["Step_Two (async)"]["Next"] == "Wait_Another_10_Seconds"
+    assert states["Wait_Another_10_Seconds"]["Next"] == "Cancel_Step_Two"
+    assert states["Cancel_Step_Two"]["Parameters"]["StepId.$"] == "$.AddStepsResult.StepId"
+    assert states["Cancel_Step_Two"]["End"] is True
+
+
+def test_default_steps_run_the_sample_hive_query_into_our_data_bucket(states: dict[str, Any]) -> None:
+    for name, title, folder in (
+        ("Step_One", "The first step", "step-one"),
+        ("Step_Two (async)", "The second step", "step-two"),
+        ("Step_Three", "The third step", "step-three"),
+    ):
+        step = states[name]["Parameters"]["Step"]
+        assert step["Name"] == title
+        assert step["ActionOnFailure"] == "CONTINUE"
+        assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
+        args = step["HadoopJarStep"]["Args"]
+        assert args[:4] == ["hive-script", "--run-hive-script", "--args", "-f"]
+        assert args[4] == "s3://TOKEN.elasticmapreduce.samples/cloudfront/code/Hive_CloudFront.q"
+        assert args[-1] == f"OUTPUT=s3://datapipe-dev-data-TOKEN-TOKEN/emr-workflow/{folder}/"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Safety
+
+
+def test_input_is_validated_before_any_emr_call(definition: dict[str, Any], states: dict[str, Any]) -> None:
+    assert definition["StartAt"] == "Validate_Input"
+    validate = states["Validate_Input"]
+    assert validate["Default"] == "Should_Create_Cluster"
+    rejects = {rule["Next"] for rule in validate["Choices"]}
+    assert rejects == {"Reject_CreateCluster", "Reject_TerminateCluster", "Reject_ClusterId"}
+    for target in rejects:
+        field = target.removeprefix("Reject_")
+        assert states[target]["Type"] == "Fail"
+        assert states[target]["Error"] == "datapipe.InvalidInput"
+        assert f"'{field}'" in states[target]["Cause"]
+    # Presence is checked before type: a comparison on a missing field would be a runtime error, not a rejection.
+    first_two = validate["Choices"][:2]
+    assert first_two[0] == {"Not": {"Variable": "$.CreateCluster", "IsPresent": True}, "Next": "Reject_CreateCluster"}
+    assert first_two[1] == {"Not": {"Variable": "$.CreateCluster", "IsBoolean": True}, "Next": "Reject_CreateCluster"}
+
+
+def test_every_task_after_create_a_cluster_is_caught_into_the_cleanup_path(states: dict[str, Any]) -> None:
+    reachable, frontier = set(), ["Create_A_Cluster"]
+    while frontier:
+        name = frontier.pop()
+        if name in reachable or name in CLEANUP_STATES:
+            continue
+        reachable.add(name)
+        frontier += successors(states[name])
+    reachable.discard("Create_A_Cluster")
+    guarded = {n for n in reachable if states[n]["Type"] in ("Task", "Parallel") and n != "Summarize_Run"}
+    assert guarded >= {"Enable_Termination_Protection", "Add_Steps_Parallel", "Step_Three",
+                       "Disable_Termination_Protection", "Terminate_Cluster"}
+    for name in guarded:
+        catches = states[name].get("Catch", [])
+        assert [(c["ErrorEquals"], c["Next"], c["ResultPath"]) for c in catches] == [
+            (["States.ALL"], CLEANUP_ENTRY, "$.Failure")
+        ], name
+    # Tasks inside the Parallel are covered by the Parallel's Catch.
+    for branch in states["Add_Steps_Parallel"]["Branches"]:
+        assert all("Catch" not in s for s in branch["States"].values())
+
+
+def test_cleanup_terminates_only_a_cluster_this_execution_created_then_fails_with_the_cause(
+    states: dict[str, Any],
+) -> None:
+    assert states["Describe_Failure"]["Parameters"]["Action"] == "DescribeFailure"
+    assert states["Describe_Failure"]["Next"] == "Has_Failure_Report"
+    assert states["Describe_Failure"]["Catch"][0]["Next"] == "Cleanup_Disable_Termination_Protection"
+    assert states["Use_Failure_Report"]["Next"] == "Cleanup_Disable_Termination_Protection"
+    disable = states["Cleanup_Disable_Termination_Protection"]
+    assert disable["Parameters"]["TerminationProtected"] is False
+    assert disable["Next"] == disable["Catch"][0]["Next"] == "Created_By_This_Execution"
+    decide = states["Created_By_This_Execution"]
+    assert decide["Choices"] == [
+        {"Variable": "$.CreateCluster", "BooleanEquals": True, "Next": "Cleanup_Terminate_Cluster"}
+    ]
+    assert decide["Default"] == "Workflow_Failed"  # a cluster handed in is never terminated
+    terminate = states["Cleanup_Terminate_Cluster"]
+    assert terminate["Resource"] == EMR + "terminateCluster.sync"
+    assert terminate["Next"] == terminate["Catch"][0]["Next"] == "Workflow_Failed"
+    failed = states["Workflow_Failed"]
+    assert (failed["Type"], failed["ErrorPath"], failed["CausePath"]) == ("Fail", "$.Failure.Error", "$.Failure.Cause")
+    # A failed create has no cluster id to clean up: it fails directly, and the reaper removes tagged leftovers.
+    assert states["Create_A_Cluster"]["Catch"][0]["Next"] == "Workflow_Failed"
+
+
+def test_emr_calls_retry_with_backoff(states: dict[str, Any]) -> None:
+    for name in ("Enable_Termination_Protection", "Step_One", "Step_Two (async)", "Cancel_Step_Two", "Step_Three",
+                 "Disable_Termination_Protection", "Terminate_Cluster", "Cleanup_Terminate_Cluster"):
+        (retry,) = states[name]["Retry"]
+        assert "EMR.AmazonElasticMapReduceException" in retry["ErrorEquals"], name
+        assert retry["BackoffRate"] == 2 and retry["MaxAttempts"] >= 2, name
+
+
+def test_the_created_cluster_is_safe_by_construction(states: dict[str, Any]) -> None:
+    create = states["Create_A_Cluster"]["Parameters"]
+    assert create["ReleaseLabel"].startswith("emr-7.")
+    assert create["StepConcurrencyLevel"] >= 2  # Step_One and Step_Two run side by side
+    assert create["AutoTerminationPolicy"]["IdleTimeout"] == 3600
+    assert create["LogUri"] == "s3://datapipe-dev-logs-TOKEN-TOKEN/emr/"
+    assert create["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    fleets = {f["Name"]: f for f in create["Instances"]["InstanceFleets"]}
+    assert fleets["Primary"]["InstanceFleetType"] == "MASTER"
+    assert fleets["Core"]["InstanceFleetType"] == "CORE"
+    assert len(fleets["Core"]["InstanceTypeConfigs"]) > 1
+    tags = {t["Key"]: t.get("Value", t.get("Value.$")) for t in create["Tags"]}
+    assert tags["datapipe:execution"] == "$$.Execution.Id"
+    assert tags["datapipe:workflow"] == "datapipe-dev-emr-workflow"
+    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # what the v2 service policy acts on
+
+
+def test_the_run_ends_with_a_summary_that_cannot_fail_it(states: dict[str, Any]) -> None:
+    assert states["Wrapping_Up"]["Next"] == "Summarize_Run"
+    summarize = states["Summarize_Run"]
+    assert summarize["Parameters"] == {"Action": "Summarize", "ClusterId.$": "$.ClusterId"}
+    assert summarize["Next"] == summarize["Catch"][0]["Next"] == "Done"
+    assert states["Done"]["Type"] == "Succeed"
+
+
+def test_state_machine_logs_traces_and_times_out(template: Template, definition: dict[str, Any]) -> None:
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineName": "datapipe-dev-emr-workflow",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True},
+        },
+    )
+    assert definition["TimeoutSeconds"] == 360 * 60
+
+
+def test_the_reaper_hears_about_stopped_timed_out_and_failed_executions(template: Template) -> None:
+    rules = template.find_resources("AWS::Events::Rule")
+    (rule,) = [r for r in rules.values() if r["Properties"].get("Name") == "datapipe-dev-emr-cluster-reaper"]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    machine = next(iter(template.find_resources("AWS::StepFunctions::StateMachine")))
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": machine}]
+    functions = template.find_resources("AWS::Lambda::Function")
+    reaper = next(k for k, v in functions.items() if v["Properties"]["FunctionName"] == "datapipe-dev-cluster-reaper")
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [reaper, "Arn"]}
+
+
+def test_functions_use_the_managed_powertools_layer_and_ship_only_their_folder(
+    template: Template, assembly_dir: Path
+) -> None:
+    functions = template.find_resources("AWS::Lambda::Function")
+    assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
+        "datapipe-dev-emr-reader", "datapipe-dev-cluster-reaper"
+    }
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.13"
+        assert props["Handler"] == "handler.handler"
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        (layer,) = props["Layers"]
+        assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer)
+        asset = assembly_dir / f"asset.{props['Code']['S3Key'].removesuffix('.zip')}"
+        assert sorted(p.name for p in asset.iterdir()) == ["__init__.py", "handler.py"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# IAM
+
+
+def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_emr_wildcard_beyond_what_the_integrations_require(templates: dict[str, dict[str, Any]]) -> None:
+    # RunJobFlow creates the cluster (no ARN yet), and the createCluster.sync integration asks for the other three
+    # on "*"; ListClusters has no resource-level permission.
+    allowed_on_everything = {"elasticmapreduce:RunJobFlow", "elasticmapreduce:DescribeCluster",
+                             "elasticmapreduce:TerminateJobFlows", "elasticmapreduce:AddTags",
+                             "elasticmapreduce:ListClusters"}
+    for logical_id, statement in statements(templates[STACK]):
+        actions = set(as_list(statement["Action"]))
+        assert not any(a in ("*", "elasticmapreduce:*") for a in actions), logical_id
+        if "*" in as_list(statement["Resource"]):
+            assert {a for a in actions if a.startswith("elasticmapreduce:")} <= allowed_on_everything, logical_id
+
+
+def test_the_cluster_instance_role_reaches_only_our_buckets_and_the_samples(templates: dict[str, Any]) -> None:
+    template = templates[STACK]
+    role_policy = next(k for k in template["Resources"] if k.startswith("EmrWorkflowClusterInstanceRoleDefaultPolicy"))
+    resources = {flatten(r) for _, s in statements(template) if _ == role_policy for r in as_list(s["Resource"])}
+    assert resources == {
+        "arn:TOKEN:s3:::TOKEN.elasticmapreduce.samples",
+        "arn:TOKEN:s3:::TOKEN.elasticmapreduce.samples/*",
+        "arn:TOKEN:s3:::datapipe-dev-logs-TOKEN-TOKEN",
+        "arn:TOKEN:s3:::datapipe-dev-logs-TOKEN-TOKEN/emr/*",
+        "arn:TOKEN:s3:::datapipe-dev-data-TOKEN-TOKEN",
+        "arn:TOKEN:s3:::datapipe-dev-data-TOKEN-TOKEN/*",
+    }
+    profiles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::InstanceProfile"]
+    assert len(profiles) == 1
+
+
+def test_the_service_role_uses_the_v2_managed_policy(template: Template) -> None:
+    roles = template.find_resources("AWS::IAM::Role")
+    emr_roles = [
+        r for r in roles.values()
+        if "elasticmapreduce.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert len(emr_roles) == 1
+    assert "service-role/AmazonEMRServicePolicy_v2" in json.dumps(emr_roles[0]["Properties"]["ManagedPolicyArns"])
+
+
+def test_the_reaper_may_only_terminate_clusters_of_this_workflow(templates: dict[str, Any]) -> None:
+    template = templates[STACK]
+    reaper_policy = next(k for k in template["Resources"] if k.startswith("EmrWorkflowClusterReaperServiceRoleDefault"))
+    (terminate,) = [
+        s for k, s in statements(template)
+        if k == reaper_policy and "elasticmapreduce:TerminateJobFlows" in as_list(s["Action"])
+    ]
+    assert terminate["Condition"] == {
+        "StringEquals": {"elasticmapreduce:ResourceTag/datapipe:workflow": "datapipe-dev-emr-workflow"}
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+@pytest.fixture(scope="module")
+def resized(cdk_json_context: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Only this stack, with a resize before Step_Three and a custom Spark step (not the whole app again)."""
+    from datapipe.naming import Naming
+    from stacks.emr_workflow import EmrWorkflow
+
+    settings = load_settings(
+        {
+            "emr.resizeBefore": "Step_Three",
+            "emr.resizeCoreOnDemandCapacity": "4",
+            "emr.stepThree.name": "Heavy Spark job",
+            "emr.stepThree.args": '["spark-submit", "s3://{data_bucket}/jobs/heavy.py", "--conf", "{\\"a\\": 1}"]',
+            "emr.stepThree.actionOnFailure": "CANCEL_AND_WAIT",
+            "emr.stepConcurrencyLevel": "4",
+        }
+    ).emr
+    app = cdk.App(context=cdk_json_context)
+    stack = cdk.Stack(app, "Resized", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    EmrWorkflow(stack, "EmrWorkflow", naming=Naming(), settings=settings, removal_policy=cdk.RemovalPolicy.DESTROY)
+    return dict(all_states(definition_of(Template.from_stack(stack).to_json())))
+
+
+def test_a_fleet_resize_can_precede_the_heavy_step(resized: dict[str, Any]) -> None:
+    assert resized["Add_Steps_Parallel"]["Next"] == "Resize_Core_Fleet"
+    resize = resized["Resize_Core_Fleet"]
+    assert resize["Resource"] == EMR + "modifyInstanceFleetByName"
+    assert resize["Parameters"]["InstanceFleetName"] == "Core"
+    assert resize["Parameters"]["InstanceFleet"] == {"TargetOnDemandCapacity": 4, "TargetSpotCapacity": 0}
+    assert resize["Next"] == "Step_Three"
+    assert resize["Catch"][0]["Next"] == CLEANUP_ENTRY
+
+
+def test_steps_come_from_settings(resized: dict[str, Any]) -> None:
+    step = resized["Step_Three"]["Parameters"]["Step"]
+    assert step["Name"] == "Heavy Spark job"
+    assert step["ActionOnFailure"] == "CANCEL_AND_WAIT"
+    assert step["HadoopJarStep"]["Args"] == [
+        "spark-submit", "s3://datapipe-dev-data-TOKEN-TOKEN/jobs/heavy.py", "--conf", '{"a": 1}'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("context", "key"),
+    [
+        ({"emr.stepConcurrencyLevel": "1"}, "emr.stepConcurrencyLevel"),
+        ({"emr.resizeBefore": "Step_Two"}, "emr.resizeBefore"),
+        ({"emr.releaseLabel": "7.12"}, "emr.releaseLabel"),
+        ({"emr.stepOne.actionOnFailure": "IGNORE"}, "emr.stepOne.actionOnFailure"),
+        ({"emr.stepTwo.asynchronous": "false"}, "emr.stepTwo.asynchronous"),
+        ({"emr.coreOnDemandCapacity": "0"}, "emr.coreOnDemandCapacity"),
+        ({"emr.idleTimeoutMinutes": "0"}, "emr.idleTimeoutMinutes"),
+    ],
+)
+def test_bad_emr_settings_name_the_key(context: dict[str, str], key: str) -> None:
+    with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
+        load_settings(context)

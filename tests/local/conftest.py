@@ -19,7 +19,7 @@ ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/emulator-test"
 
 # Fast lifecycles for tests: a cluster boots in ~0.3 s, a step runs ~0.2 s.
-TEST_OPTIONS = dict(time_scale=0.2, activity_poll_seconds=2.0)
+TEST_OPTIONS = dict(time_scale=0.2, activity_poll_seconds=1.0)
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +33,13 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def extensions(endpoint: str) -> Extensions:
-    return install(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))  # type: ignore[arg-type]
+    return install(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))
 
 
 @pytest.fixture()
 def emulator(extensions: Extensions, endpoint: str) -> Iterator[Extensions]:
     """The installed extensions with test options restored and no faults left over."""
-    extensions.configure(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))  # type: ignore[arg-type]
+    extensions.configure(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))
     extensions.faults.clear()
     yield extensions
     extensions.faults.clear()

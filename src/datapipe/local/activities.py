@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.api import (
     ActivityDoesNotExist,
@@ -26,6 +27,8 @@ from moto.stepfunctions.parser.api import (
     ExecutionFailedEventDetails,
     HistoryEventExecutionDataDetails,
     HistoryEventType,
+    InvalidToken,
+    TaskDoesNotExist,
     TaskTimedOut,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -78,12 +81,39 @@ EXECUTION_INIT = seam(
     "executions share the emulator's activity board instead of an empty store",
 )
 ACTIVITY_EVAL = seam(StateTaskActivity, "_eval_execution", ("self", "env"), "interruptible waits, tracked tokens")
+ACTIVITY_FROM_ERROR = seam(
+    StateTaskActivity, "_from_error", ("self", "env", "ex"), "States.HeartbeatTimeout reaches Retry and Catch"
+)
 SEND_SUCCESS = seam(StepFunctionsParserBackend, "send_task_success", ("self", "task_token", "outcome"), "tokens")
 SEND_FAILURE = seam(StepFunctionsParserBackend, "send_task_failure", ("self", "task_token", "error", "cause"), "tokens")
 SEND_HEARTBEAT = seam(StepFunctionsParserBackend, "send_task_heartbeat", ("self", "task_token"), "tokens")
 RESPONSE_SEND_FAILURE = seam(StepFunctionResponse, "send_task_failure", ("self",), "moto drops the cause")
 # GetActivityTask does not exist in moto's responses: it is added, and must not appear behind our back.
 RESPONSE_GET_ACTIVITY_TASK_ABSENT = "get_activity_task"
+
+
+class TaskTimedOutError(AWSError):
+    TYPE = "TaskTimedOut"
+
+
+class InvalidTokenError(AWSError):
+    TYPE = "InvalidToken"
+
+
+class TaskDoesNotExistError(AWSError):
+    TYPE = "TaskDoesNotExist"
+
+
+def _aws_errors(call: Any, *args: Any) -> Any:
+    """moto's interpreter raises errors its serializer renders without a code; raise them with one."""
+    try:
+        return call(*args)
+    except TaskTimedOut:
+        raise TaskTimedOutError("Task Timed Out: 'Provided task does not exist anymore'") from None
+    except InvalidToken:
+        raise InvalidTokenError(f"Invalid Token: '{args[1]}'") from None
+    except TaskDoesNotExist:
+        raise TaskDoesNotExistError("Task does not exist anymore") from None
 
 
 @dataclass
@@ -170,7 +200,7 @@ class ActivityBoard(dict[str, Activity]):
             if ticket is None:
                 return False
             if ticket.closed or not ticket.env.is_running():
-                raise TaskTimedOut("Task Timed Out: 'Provided task does not exist anymore'")
+                raise TaskTimedOutError("Task Timed Out: 'Provided task does not exist anymore'")
             if outcome is None:
                 ticket.last_heartbeat = time.monotonic()
             else:
@@ -190,16 +220,26 @@ class _BoardActivity(Activity):
         self._board.enqueue(self.arn, task.task_token)
 
 
-def _timed_out(env: Environment, error: StatesErrorNameType) -> FailureEventException:
-    return FailureEventException(
-        FailureEvent(
-            env=env,
-            error_name=StatesErrorName(typ=error),
-            event_type=HistoryEventType.ActivityTimedOut,
-            event_details=EventDetails(
-                activityTimedOutEventDetails=ActivityTimedOutEventDetails(error=error.to_name())
-            ),
-        )
+class ActivityTimeout(TimeoutError):
+    """States.Timeout or States.HeartbeatTimeout of an activity task (catchable, unlike moto's FailureEvent path)."""
+
+    def __init__(self, error: StatesErrorNameType) -> None:
+        super().__init__(error.to_name())
+        self.error = error
+
+
+def _timed_out(env: Environment, error: StatesErrorNameType) -> ActivityTimeout:
+    return ActivityTimeout(error)
+
+
+def _timeout_failure(env: Environment, timeout: ActivityTimeout) -> FailureEvent:
+    return FailureEvent(
+        env=env,
+        error_name=StatesErrorName(typ=timeout.error),
+        event_type=HistoryEventType.ActivityTimedOut,
+        event_details=EventDetails(
+            activityTimedOutEventDetails=ActivityTimedOutEventDetails(error=timeout.error.to_name())
+        ),
     )
 
 
@@ -337,19 +377,19 @@ def install(board: ActivityBoard, extensions: Extensions) -> None:
     def send_task_success(self: StepFunctionsParserBackend, task_token: str, outcome: str) -> Any:
         if board.settle(task_token, CallbackOutcomeSuccess(callback_id=task_token, output=outcome)):
             return None
-        return SEND_SUCCESS.call_original(self, task_token, outcome)
+        return _aws_errors(SEND_SUCCESS.call_original, self, task_token, outcome)
 
     def send_task_failure(
         self: StepFunctionsParserBackend, task_token: str, error: str | None = None, cause: str | None = None
     ) -> Any:
         if board.settle(task_token, CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause)):
             return None
-        return SEND_FAILURE.call_original(self, task_token, error, cause)
+        return _aws_errors(SEND_FAILURE.call_original, self, task_token, error, cause)
 
     def send_task_heartbeat(self: StepFunctionsParserBackend, task_token: str) -> Any:
         if board.settle(task_token, None):
             return None
-        return SEND_HEARTBEAT.call_original(self, task_token)
+        return _aws_errors(SEND_HEARTBEAT.call_original, self, task_token)
 
     if hasattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT) and not getattr(
         getattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT), "__datapipe__", False
@@ -357,7 +397,15 @@ def install(board: ActivityBoard, extensions: Extensions) -> None:
         raise RuntimeError("cannot extend moto: StepFunctionResponse.get_activity_task now exists in moto")
     _get_activity_task.__datapipe__ = True  # type: ignore[attr-defined]
     setattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT, _get_activity_task)
+
+    def from_error(self: StateTaskActivity, env: Environment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ActivityTimeout):
+            return _timeout_failure(env, ex)
+        failure: FailureEvent = ACTIVITY_FROM_ERROR.call_original(self, env, ex)
+        return failure
+
     EXECUTION_INIT.patch(execution_init)
+    ACTIVITY_FROM_ERROR.patch(from_error)
     ACTIVITY_EVAL.patch(eval_execution)
     SEND_SUCCESS.patch(send_task_success)
     SEND_FAILURE.patch(send_task_failure)

@@ -205,7 +205,8 @@ def test_target_precedence(clean_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> 
     nested = clean_cwd / "some" / "folder"
     nested.mkdir(parents=True)
     emulator = resolve_target(start=nested)
-    assert (emulator.source, emulator.endpoint_url, emulator.region) == ("emulator", "http://127.0.0.1:5999", "us-east-2")
+    assert emulator.source == "emulator"
+    assert (emulator.endpoint_url, emulator.region) == ("http://127.0.0.1:5999", "us-east-2")
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:6000")
     assert resolve_target().endpoint_url == "http://127.0.0.1:6000"

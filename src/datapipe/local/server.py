@@ -52,19 +52,19 @@ def _quiet_handler() -> type:
     return QuietRequestHandler
 
 
-def _load_extensions(options: Any, endpoint_url: str) -> Any:
+def _load_extensions(options: Any, endpoint_url: str) -> tuple[Any, Any]:
     """Install the integrations moto lacks (datapipe.local.extensions), told where this server listens."""
     try:
         module = importlib.import_module(EXTENSIONS_MODULE)
     except ModuleNotFoundError as error:
         if error.name != EXTENSIONS_MODULE:
             raise
-        return None  # a checkout without the extensions runs on plain moto
+        return None, options  # a checkout without the extensions runs on plain moto
     if options is None:
         options = module.EmulatorOptions(endpoint_url=endpoint_url)
     elif getattr(options, "endpoint_url", None) is None:
         options = dataclasses.replace(options, endpoint_url=endpoint_url)
-    return module.install(options)
+    return module.install(options), options
 
 
 class Emulator:
@@ -134,7 +134,7 @@ class Emulator:
             self._thread.start()
             if self.export_environment:
                 self._point_environment_here()
-            self.extensions = _load_extensions(self.options, self.endpoint_url)
+            self.extensions, self.options = _load_extensions(self.options, self.endpoint_url)
         except BaseException:
             self.stop()
             raise

@@ -54,6 +54,10 @@ def s3_errors(doing: str) -> Iterator[None]:
         raise BundleError(f"{doing}: {error}", exit_code=1) from None
     except BotoCoreError as error:
         raise BundleError(f"{doing}: {error}", exit_code=1) from None
+    except OSError as error:  # a local file went missing or unreadable mid-transfer
+        raise BundleError(
+            f"{doing}: {error.strerror or error}: {error.filename or ''}".rstrip(": "), exit_code=1
+        ) from None
 
 
 class Remote:

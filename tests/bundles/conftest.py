@@ -1,0 +1,92 @@
+"""Bundle fixtures: a private data folder per test, an S3 remote on moto (in process, or as a server for the
+processes a local run starts), and a CLI runner."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner, Result
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from datapipe.bundles.store import LocalContext
+from datapipe.cli import cli
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+BUCKET = "bundle-remote"
+REMOTE_URL = f"s3://{BUCKET}/team"
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "data"
+    monkeypatch.setenv("DATAPIPE_DATA_DIR", str(folder))
+    monkeypatch.delenv("DATAPIPE_CONTEXT", raising=False)
+    return folder
+
+
+@pytest.fixture()
+def s3() -> Iterator[Any]:
+    """An in-process moto S3 holding the remote's bucket."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="eu-west-1")
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield client
+
+
+@pytest.fixture()
+def context(data_dir: Path) -> LocalContext:
+    return LocalContext(data_dir, "default")
+
+
+@pytest.fixture()
+def words(tmp_path: Path) -> Path:
+    """A folder of text files to commit as an input bundle."""
+    folder = tmp_path / "words"
+    (folder / "more").mkdir(parents=True)
+    (folder / "a.txt").write_text("The cat and the hat.\n")
+    (folder / "more" / "b.txt").write_text("the cat sat\n")
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server, for what runs in another process (the local backend's transform process)."""
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def served_s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The remote's bucket on the moto server; this process and its children reach it through AWS_ENDPOINT_URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    client = boto3.client("s3", region_name="eu-west-1")
+    bucket = f"{BUCKET}-{_free_port()}"  # a bucket per test: the server lives for the whole session
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    yield client, f"s3://{bucket}/team"
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_one_line_error(result: Result, *fragments: str, exit_code: int = 2) -> None:
+    assert result.exit_code == exit_code, result.output
+    assert result.output.startswith("Error: "), result.output
+    assert result.output.count("\n") == 1, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output

@@ -1,0 +1,89 @@
+"""`datapipe remote` and `datapipe bundle ...` through the CLI, and the one-line errors of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from datapipe.bundles.store import LocalContext
+from tests.bundles.conftest import BUCKET, REMOTE_URL, assert_one_line_error, invoke
+
+
+def test_remote_is_set_shown_and_checked(s3: Any, data_dir: Path) -> None:
+    result = invoke("remote", "team", f"{REMOTE_URL}/")
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Context 'team' now pushes to and pulls from {REMOTE_URL}\n"
+    assert invoke("remote", "team").output == f"{REMOTE_URL}\n"
+
+    assert_one_line_error(invoke("remote", "team", "bucket/prefix"), "remote 'bucket/prefix' must be s3://BUCKET")
+    assert_one_line_error(
+        invoke("remote", "team", "s3://no-such-bucket/x"), "bucket 'no-such-bucket' is not reachable", exit_code=1
+    )
+    assert_one_line_error(invoke("remote", "fresh"), "context 'fresh' has no remote; set one with `datapipe remote")
+
+
+def test_commit_ls_show_push_pull_rm_round_trip(s3: Any, data_dir: Path, words: Path) -> None:
+    assert invoke("remote", "default", REMOTE_URL).exit_code == 0
+    committed = invoke("bundle", "commit", "words", str(words), "-t", "source:test", "--json")
+    assert committed.exit_code == 0, committed.output
+    version = json.loads(committed.output)["uuid"]
+
+    listed = json.loads(invoke("bundle", "ls", "--json").output)
+    assert [(b["name"], b["uuid"], b["files"], b["tags"]) for b in listed] == [
+        ("words", version, 2, {"source": "test"})
+    ]
+    shown = invoke("bundle", "show", "words", "-t", "source:test")
+    assert f"words {version}" in shown.output and "more/b.txt" in shown.output
+    assert "committed by hand" in shown.output
+
+    pushed = invoke("bundle", "push", "words")
+    assert pushed.output.startswith(f"Pushed bundle 'words' version {version} (2 files, 33 B)")
+    assert invoke("bundle", "push", "words").output.startswith("Already on the remote:")
+    assert [b["uuid"] for b in json.loads(invoke("bundle", "ls", "--remote", "--json").output)] == [version]
+
+    removed = invoke("bundle", "rm", "words")
+    assert removed.output == f"Removed bundle 'words' version {version} (2 files, 33 B)\n"
+    assert json.loads(invoke("bundle", "ls", "--json").output) == []
+    pulled = invoke("bundle", "pull", "words", "--uuid", version)
+    assert pulled.output.startswith(f"Pulled bundle 'words' version {version}")
+    assert LocalContext(data_dir, "default").find("words").uuid == version
+
+    assert invoke("bundle", "rm", "words", "--all", "--remote").exit_code == 0
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_pull_without_a_name_fetches_the_newest_of_every_bundle(s3: Any, data_dir: Path, words: Path) -> None:
+    invoke("remote", "default", REMOTE_URL)
+    invoke("bundle", "commit", "words", str(words))
+    newest = json.loads(invoke("bundle", "commit", "words", str(words / "a.txt"), "--json").output)["uuid"]
+    invoke("bundle", "commit", "other", str(words / "a.txt"))
+    invoke("bundle", "push", "words", "--all")
+    invoke("bundle", "push", "other")
+
+    result = invoke("bundle", "pull", "-c", "copy")
+    assert_one_line_error(result, "context 'copy' has no remote")
+    invoke("remote", "copy", REMOTE_URL)
+    # Another context reads its own folder of the remote: nothing there.
+    assert_one_line_error(invoke("bundle", "pull", "-c", "copy"), "holds no bundle of context 'copy'")
+
+    elsewhere = str(data_dir.parent / "laptop")
+    invoke("remote", "default", REMOTE_URL, "--data-dir", elsewhere)
+    result = invoke("bundle", "pull", "--data-dir", elsewhere)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Pulled") == 2
+    pulled = {m.name: m.uuid for m in LocalContext(Path(elsewhere), "default").versions()}
+    assert pulled["words"] == newest
+
+def test_bad_input_is_one_line_each(s3: Any, data_dir: Path, words: Path) -> None:
+    assert_one_line_error(invoke("bundle", "push", "words"), "context 'default' has no remote")
+    invoke("remote", "default", REMOTE_URL)
+    assert_one_line_error(invoke("bundle", "show", "words"), "bundle 'words' is not in context 'default'")
+    assert_one_line_error(invoke("bundle", "commit", "words", str(words / "nope")), "path '", "nope' does not exist")
+    assert_one_line_error(invoke("bundle", "commit", "bad name", str(words)), "bundle name 'bad name'")
+    invoke("bundle", "commit", "words", str(words), "-t", "stage:raw")
+    assert_one_line_error(invoke("bundle", "show", "words", "-t", "stage:gold"), "no version tagged stage:gold")
+    assert_one_line_error(invoke("bundle", "push", "words", "-t", "=x"), "tag '=x' must be KEY or KEY:VALUE")
+    assert_one_line_error(invoke("bundle", "pull", "words"), "bundle 'words' is not on remote s3://bundle-remote/team")
+    assert_one_line_error(invoke("bundle", "pull", "--uuid", "x"), "--uuid needs a bundle NAME")
+    assert_one_line_error(invoke("bundle", "ls", "--remote", "-c", "other"), "context 'other' has no remote")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from moto.batch.models import Job
 
+from datapipe.local import clients
 from datapipe.local.seams import seam
 
 if TYPE_CHECKING:
@@ -42,8 +43,11 @@ def _environment(job: Job) -> dict[str, str]:
     properties = job.job_definition.container_properties or {}
     variables = {str(e["name"]): str(e.get("value", "")) for e in properties.get("environment", [])}
     variables.update({str(e["name"]): str(e.get("value", "")) for e in job.container_overrides.get("environment", [])})
+    endpoint = clients.endpoint_url()
+    reach_emulator = {"AWS_ENDPOINT_URL": endpoint} if endpoint and "AWS_ENDPOINT_URL" not in os.environ else {}
     return {
         **os.environ,
+        **reach_emulator,
         **variables,
         "AWS_BATCH_JOB_ID": job.job_id,
         "AWS_BATCH_JQ_NAME": job.job_queue.name,

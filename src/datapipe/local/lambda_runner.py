@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from moto.awslambda.models import LambdaFunction, lambda_backends
 
+from datapipe.local import clients
 from datapipe.local.seams import seam
 
 if TYPE_CHECKING:
@@ -172,6 +173,9 @@ class LambdaRunner:
             "_HANDLER": function.handler or "",
             **{str(k): str(v) for k, v in (function.environment_vars or {}).items()},
         }
+        endpoint = clients.endpoint_url()
+        if endpoint and "AWS_ENDPOINT_URL" not in os.environ:
+            values.setdefault("AWS_ENDPOINT_URL", endpoint)  # boto3 in the handler reaches the emulator
         saved = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
         try:

@@ -317,6 +317,24 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class PipelineSettings:
+    """Imported Data Pipeline definitions: where they are and what the importer assumes where they are silent."""
+
+    folder: str = "pipelines"  # relative to the project; every *.json in it (not *.values.json) is deployed
+    default_release_label: str = field(
+        default="emr-7.5.0",
+        metadata=_rule(pattern=r"^emr-\d+\.\d+\.\d+$", describe="an EMR release such as emr-7.5.0"),
+    )
+    default_instance_type: str = field(
+        default="m5.xlarge", metadata=_rule(pattern=r"^[a-z0-9]+\.[a-z0-9]+$", describe="an instance type")
+    )
+    precondition_interval_seconds: int = field(default=60, metadata=_rule(minimum=5, maximum=3600))
+    precondition_max_checks: int = field(default=60, metadata=_rule(minimum=1, maximum=1000))
+    # The image of the shell job definition that runs ShellCommandActivity/CopyActivity of an Ec2Resource on Batch.
+    batch_image: str = "amazonlinux:2023"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the app can be configured with. Built once, in app.py."""
 
@@ -333,6 +351,7 @@ class Settings:
     triggers: TriggerSettings = field(default_factory=TriggerSettings)
     worker_groups: WorkerGroupSettings = WorkerGroupSettings()
     batch: BatchSettings = BatchSettings()
+    pipelines: PipelineSettings = PipelineSettings()
 
     def __post_init__(self) -> None:
         if self.storage.log_expiration_days <= self.storage.log_transition_days:

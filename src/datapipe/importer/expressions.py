@@ -1,0 +1,499 @@
+"""Data Pipeline expressions (`#{...}`) -> values known at import time, or parts resolved when the workflow runs.
+
+What maps, and to what:
+- `#{myParameter}`: its value (values file, else its default); with neither, the execution input's
+  `parameters.myParameter`, checked when the run starts;
+- `#{field}`, `#{input.directoryPath}`, `#{node.field}`: the field of this object, of a referenced object, or
+  (in an alarm or precondition) of the object that uses it;
+- `@scheduledStartTime` (and `node.@scheduledStartTime`): the run's time: the `scheduledStartTime` of the
+  execution input (the schedule passes it), else the execution's start time; split into parts once per run;
+- `format(time, 'pattern')` with the padded fields YYYY/yyyy, MM, dd, HH, mm, ss and literal text;
+  `midnight(time)`, `firstOfMonth(time)`, `year(time)`; and every date function on dates known at import time
+  (`makeDate(2024,1,31)`, `minusDays(makeDate(...), 1)`, ...).
+What does not (date arithmetic on the run's time, unpadded fields, `@scheduledEndTime`, ...) is reported with
+its reason; nothing is passed through unevaluated.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Union
+
+from datapipe.importer.model import Pipeline, PipelineObject
+from datapipe.importer.reader import Problem, Ref
+
+RUN_PATH = "$.run"  # where the workflow keeps the parts of the run's time
+PARAMETERS_PATH = "$.parameters"  # where the execution input carries parameter values
+
+
+@dataclass(frozen=True)
+class RuntimePath:
+    """A value read from the execution state when the workflow runs."""
+
+    path: str
+
+
+Part = Union[str, RuntimePath]  # noqa: UP007 (a runtime alias, not only an annotation)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A field's value: literal text and parts resolved at run time, in order."""
+
+    parts: tuple[Part, ...] = ()
+
+    @staticmethod
+    def of(*parts: Part) -> Text:
+        merged: list[Part] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] = merged[-1] + part
+            elif part != "":
+                merged.append(part)
+        return Text(tuple(merged))
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+    @property
+    def static(self) -> str:
+        """The text; only for static values."""
+        return "".join(p for p in self.parts if isinstance(p, str))
+
+    def __add__(self, other: Text) -> Text:
+        return Text.of(*self.parts, *other.parts)
+
+    def describe(self) -> str:
+        return "".join(p if isinstance(p, str) else "{" + p.path + "}" for p in self.parts)
+
+    def runtime_paths(self) -> list[str]:
+        return [p.path for p in self.parts if isinstance(p, RuntimePath)]
+
+
+class Unmappable(Exception):
+    """An expression that has no execution-time equivalent."""
+
+
+_COMPONENTS = ("year", "month", "day", "hour", "minute", "second")
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """A date-time known only when the workflow runs, as zero-padded components."""
+
+    components: tuple[tuple[str, Part], ...]
+
+    @staticmethod
+    def scheduled_start() -> RunTime:
+        return RunTime(tuple((name, RuntimePath(f"{RUN_PATH}.{name}")) for name in _COMPONENTS))
+
+    def get(self, name: str) -> Part:
+        return dict(self.components)[name]
+
+    def with_parts(self, **parts: str) -> RunTime:
+        return RunTime(tuple((name, parts.get(name, part)) for name, part in self.components))
+
+
+Evaluated = Union[Text, datetime, RunTime, int, list[Text]]  # noqa: UP007
+
+
+@dataclass
+class Scope:
+    obj: PipelineObject
+    node: PipelineObject | None = None  # the object that refers to an alarm or precondition
+    depth: int = 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*')|(?P<number>-?\d+)|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@]))"
+)
+
+
+def _tokens(expression: str) -> list[tuple[str, str]]:
+    result: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(expression):
+        if expression[pos:].strip() == "":
+            break
+        match = _TOKEN.match(expression, pos)
+        if not match:
+            raise Unmappable(f"cannot read the expression near '{expression[pos:pos + 12]}'")
+        kind = match.lastgroup or ""
+        result.append((kind, match.group(kind)))
+        pos = match.end()
+    return result
+
+
+@dataclass
+class _Call:
+    name: str
+    args: list[_Node]
+
+
+@dataclass
+class _Path:
+    names: list[str]
+
+
+@dataclass
+class _Literal:
+    value: str | int
+
+
+@dataclass
+class _Concat:
+    items: list[_Node]
+
+
+_Node = Union[_Call, _Path, _Literal, _Concat]  # noqa: UP007
+
+
+class _Parser:
+    def __init__(self, expression: str) -> None:
+        self.tokens = _tokens(expression)
+        self.pos = 0
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", "")
+
+    def take(self, value: str | None = None) -> tuple[str, str]:
+        token = self.peek()
+        if value is not None and token[1] != value:
+            raise Unmappable(f"expected '{value}' but found '{token[1] or 'the end'}'")
+        self.pos += 1
+        return token
+
+    def parse(self) -> _Node:
+        node = self.concat()
+        if self.peek()[0] != "end":
+            raise Unmappable(f"unexpected '{self.peek()[1]}'")
+        return node
+
+    def concat(self) -> _Node:
+        items = [self.term()]
+        while self.peek()[1] == "+":
+            self.take("+")
+            items.append(self.term())
+        return items[0] if len(items) == 1 else _Concat(items)
+
+    def term(self) -> _Node:
+        kind, value = self.take()
+        if kind == "string":
+            return _Literal(re.sub(r"\\(.)", r"\1", value[1:-1]))
+        if kind == "number":
+            return _Literal(int(value))
+        if kind == "op" and value == "@":  # "@ name" written apart
+            kind, value = "name", "@" + self.take()[1]
+        if kind != "name":
+            raise Unmappable(f"unexpected '{value or 'end'}'")
+        if self.peek()[1] == "(":
+            self.take("(")
+            args: list[_Node] = []
+            while self.peek()[1] != ")":
+                args.append(self.concat())
+                if self.peek()[1] == ",":
+                    self.take(",")
+                elif self.peek()[1] != ")":
+                    raise Unmappable(f"expected ',' or ')' in the arguments of {value}")
+            self.take(")")
+            return _Call(value, args)
+        names = [value]
+        while self.peek()[1] == ".":
+            self.take(".")
+            nxt = self.take()[1]
+            if nxt == "@":
+                nxt = "@" + self.take()[1]
+            names.append(nxt)
+        return _Path(names)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+_EXPRESSION = re.compile(r"#\{([^{}]*)\}")
+_SHIFTS = {unit: unit.lower() for unit in ("Minutes", "Hours", "Days", "Weeks", "Months", "Years")}
+_JODA_FIELDS = {
+    "YYYY": "year", "yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"
+}
+
+
+@dataclass
+class Evaluator:
+    pipeline: Pipeline
+    problems: list[Problem] = field(default_factory=list)
+    runtime_parameters: set[str] = field(default_factory=set)
+    uses_run_time: bool = False
+
+    # -- public -------------------------------------------------------------------------------------------------------
+
+    def field_texts(self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None) -> list[Text] | None:
+        """Every value of a text field, evaluated; None (and a reported problem) when one cannot be mapped."""
+        result: list[Text] = []
+        for value in obj.fields.get(key, []):
+            if isinstance(value, Ref):
+                continue
+            try:
+                result.extend(self.expand(value, Scope(obj, node)))
+            except Unmappable as error:
+                self.problems.append(Problem(obj.id, key, str(error)))
+                return None
+        return result
+
+    def field_text(self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None) -> Text | None:
+        texts = self.field_texts(obj, key, node=node)
+        return texts[0] if texts else None
+
+    def static_field(self, obj: PipelineObject, key: str, *, purpose: str) -> str | None:
+        """A field that must be known at import time (it shapes the deployed resources)."""
+        text = self.field_text(obj, key)
+        if text is None:
+            return None
+        if not text.is_static:
+            self.problems.append(
+                Problem(obj.id, key, f"must be known at import time ({purpose}); give its parameters a value with "
+                        "--values or a default")
+            )
+            return None
+        return text.static
+
+    # -- evaluation ---------------------------------------------------------------------------------------------------
+
+    def expand(self, value: str, scope: Scope) -> list[Text]:
+        """A string with expressions -> one Text (or several, when it is exactly one list-valued expression)."""
+        if "#{" not in value:
+            return [Text.of(value)]
+        whole = _EXPRESSION.fullmatch(value)
+        if whole:
+            result = self._evaluate(whole.group(1), scope)
+            if isinstance(result, list):
+                return result
+            return [self._as_text(result)]
+        parts: list[Part] = []
+        pos = 0
+        for match in _EXPRESSION.finditer(value):
+            parts.append(value[pos : match.start()])
+            result = self._evaluate(match.group(1), scope)
+            if isinstance(result, list):
+                if len(result) != 1:
+                    raise Unmappable(f"'#{{{match.group(1)}}}' is a list and cannot sit inside other text")
+                result = result[0]
+            parts.extend(self._as_text(result).parts)
+            pos = match.end()
+        rest = value[pos:]
+        if "#{" in rest:
+            raise Unmappable("an expression '#{' is not closed with '}'")
+        parts.append(rest)
+        return [Text.of(*parts)]
+
+    def _evaluate(self, expression: str, scope: Scope) -> Evaluated:
+        if scope.depth > 20:
+            raise Unmappable(f"'#{{{expression}}}' refers to itself")
+        try:
+            node = _Parser(expression).parse()
+        except Unmappable as error:
+            raise Unmappable(f"'#{{{expression}}}': {error}") from None
+        try:
+            return self._node(node, scope)
+        except Unmappable as error:
+            message = str(error)
+            if message.startswith("'#{"):
+                raise
+            raise Unmappable(f"'#{{{expression}}}' cannot be mapped: {message}") from None
+
+    def _node(self, node: _Node, scope: Scope) -> Evaluated:
+        if isinstance(node, _Literal):
+            return node.value if isinstance(node.value, int) else Text.of(node.value)
+        if isinstance(node, _Concat):
+            items = [self._as_text(self._single(self._node(item, scope))) for item in node.items]
+            total = Text()
+            for item in items:
+                total = total + item
+            return total
+        if isinstance(node, _Path):
+            return self._path(node.names, scope)
+        return self._call(node, scope)
+
+    def _single(self, value: Evaluated) -> Text | datetime | RunTime | int:
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise Unmappable("a list cannot be combined with other values")
+            return value[0]
+        return value
+
+    def _path(self, names: list[str], scope: Scope) -> Evaluated:
+        head, rest = names[0], names[1:]
+        obj = scope.obj
+        if head == "node":
+            if scope.node is None:
+                raise Unmappable("'node' is only known inside an alarm or precondition")
+            return self._path(rest, Scope(scope.node, None, scope.depth + 1)) if rest else Text.of(scope.node.id)
+        if head.startswith("@"):
+            if rest:
+                raise Unmappable(f"'{head}' has no fields")
+            return self._runtime_field(head, obj)
+        if rest:
+            target = obj.ref(head)
+            if target is None or target not in self.pipeline.objects:
+                raise Unmappable(f"'{head}' is not a reference field of {obj.id}")
+            return self._path(rest, Scope(self.pipeline.objects[target], scope.node, scope.depth + 1))
+        if head in obj.fields:
+            return self._field(obj, head, scope)
+        parameter_id = head
+        parameter = self.pipeline.parameters.get(parameter_id)
+        if parameter is None:
+            raise Unmappable(f"'{head}' is neither a field of {obj.id} nor a declared parameter")
+        given = self.pipeline.values.get(parameter_id) or parameter.default
+        if given:
+            texts = [t for value in given for t in self.expand(value, Scope(obj, scope.node, scope.depth + 1))]
+            return texts if parameter.is_array or len(texts) > 1 else texts[0]
+        self.runtime_parameters.add(parameter_id)
+        return Text.of(RuntimePath(f"{PARAMETERS_PATH}.{_path_key(parameter_id)}"))
+
+    def _field(self, obj: PipelineObject, key: str, scope: Scope) -> Evaluated:
+        values = obj.fields[key]
+        texts: list[Text] = []
+        for value in values:
+            if isinstance(value, Ref):
+                texts.append(Text.of(value.target))
+            else:
+                texts.extend(self.expand(value, Scope(obj, scope.node, scope.depth + 1)))
+        return texts if len(texts) != 1 else texts[0]
+
+    def _runtime_field(self, name: str, obj: PipelineObject) -> Evaluated:
+        if name == "@scheduledStartTime":
+            self.uses_run_time = True
+            return RunTime.scheduled_start()
+        if name == "@id":
+            return Text.of(obj.id)
+        if name == "@pipelineId":
+            return Text.of(RuntimePath("$$.StateMachine.Name"))
+        if name == "@scheduledEndTime":
+            raise Unmappable("the end of the interval is not known to a run; use @scheduledStartTime")
+        raise Unmappable(f"the runtime field '{name}' has no equivalent in a workflow run")
+
+    def _call(self, call: _Call, scope: Scope) -> Evaluated:
+        args = [self._single(self._node(arg, scope)) for arg in call.args]
+        name = call.name
+        if name in ("makeDate", "makeDateTime"):
+            numbers = [_int_arg(a, name) for a in args]
+            wanted = 3 if name == "makeDate" else 5
+            if len(numbers) != wanted:
+                raise Unmappable(f"{name} takes {wanted} numbers")
+            hour, minute = (numbers[3], numbers[4]) if len(numbers) == 5 else (0, 0)
+            return datetime(numbers[0], numbers[1], numbers[2], hour, minute)
+        if name == "format":
+            if len(args) != 2 or not isinstance(args[1], Text) or not args[1].is_static:
+                raise Unmappable("format takes a date and a literal pattern")
+            return _format(args[0], args[1].static)
+        if not args:
+            raise Unmappable(f"unknown function '{name}'")
+        when = args[0]
+        shift = re.fullmatch(r"(minus|plus)(Minutes|Hours|Days|Weeks|Months|Years)", name)
+        if isinstance(when, datetime):
+            if shift:
+                amount = _int_arg(args[1], name) if len(args) == 2 else 0
+                return _shift(when, _SHIFTS[shift.group(2)], amount if shift.group(1) == "plus" else -amount)
+            return _static_date_function(name, when)
+        if not isinstance(when, RunTime):
+            raise Unmappable(f"{name} needs a date as its first argument")
+        if name == "midnight":
+            return when.with_parts(hour="00", minute="00", second="00")
+        if name == "firstOfMonth":
+            return when.with_parts(day="01")
+        if name == "year":
+            return Text.of(when.get("year"))
+        if shift or name in ("yesterday", "sunday"):
+            raise Unmappable(f"{name} on the run's time needs date arithmetic, which Step Functions does not have")
+        if name in ("month", "day", "hour", "minute", "dayOfYear"):
+            raise Unmappable(f"{name}() gives an unpadded number, which Step Functions cannot make from the run's time")
+        raise Unmappable(f"unknown function '{name}'")
+
+    def _as_text(self, value: Text | datetime | RunTime | int) -> Text:
+        if isinstance(value, Text):
+            return value
+        if isinstance(value, int):
+            return Text.of(str(value))
+        return _format(value, "YYYY-MM-dd'T'HH:mm:ss")
+
+
+def _path_key(name: str) -> str:
+    """A parameter id as a JSONPath key (`*mySecret` cannot be a dotted key)."""
+    return name.lstrip("*") if name.startswith("*") else name
+
+
+def _int_arg(value: object, function: str) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Text) and value.is_static and value.static.strip().lstrip("-").isdigit():
+        return int(value.static)
+    raise Unmappable(f"{function} needs whole numbers known at import time")
+
+
+def _shift(when: datetime, unit: str, amount: int) -> datetime:
+    if unit in ("months", "years"):
+        months = when.month - 1 + amount * (12 if unit == "years" else 1)
+        year, month = when.year + months // 12, months % 12 + 1
+        day = min(when.day, calendar.monthrange(year, month)[1])
+        return when.replace(year=year, month=month, day=day)
+    return when + timedelta(**{unit: amount})
+
+
+def _static_date_function(name: str, when: datetime) -> Text | datetime:
+    simple = {"year": when.year, "month": when.month, "day": when.day, "hour": when.hour, "minute": when.minute,
+              "dayOfYear": when.timetuple().tm_yday}
+    if name in simple:
+        return Text.of(str(simple[name]))
+    if name == "midnight":
+        return when.replace(hour=0, minute=0, second=0)
+    if name == "firstOfMonth":
+        return when.replace(day=1)
+    if name == "yesterday":
+        return when - timedelta(days=1)
+    if name == "sunday":
+        return when - timedelta(days=(when.weekday() + 1) % 7)
+    raise Unmappable(f"unknown function '{name}'")
+
+
+def _format(when: Text | datetime | RunTime | int, pattern: str) -> Text:
+    if isinstance(when, datetime):
+        parts = {name: f"{getattr(when, name):0{4 if name == 'year' else 2}d}" for name in _COMPONENTS}
+        source: dict[str, Part] = dict(parts)
+    elif isinstance(when, RunTime):
+        source = dict(when.components)
+    else:
+        raise Unmappable("format needs a date as its first argument")
+    result: list[Part] = []
+    pos = 0
+    while pos < len(pattern):
+        char = pattern[pos]
+        if char == "'":
+            end = pattern.find("'", pos + 1)
+            if end < 0:
+                raise Unmappable("a quote in the format pattern is not closed")
+            result.append(pattern[pos + 1 : end] or "'")
+            pos = end + 1
+            continue
+        if char.isalpha():
+            end = pos
+            while end < len(pattern) and pattern[end] == char:
+                end += 1
+            letters = pattern[pos:end]
+            if letters in _JODA_FIELDS:
+                result.append(source[_JODA_FIELDS[letters]])
+            elif letters in ("z", "zzz", "Z"):
+                result.append("UTC" if letters.startswith("z") else "+0000")  # the run's time is always UTC
+            else:
+                raise Unmappable(f"the pattern letters '{letters}' are not supported (use YYYY, MM, dd, HH, mm, ss)")
+            pos = end
+            continue
+        result.append(char)
+        pos += 1
+    return Text.of(*result)

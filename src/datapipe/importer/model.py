@@ -1,0 +1,231 @@
+"""The validated model: objects with `parent`/Default inheritance applied, checked against the schema.
+
+Every problem is collected (unknown types and fields, dangling or misdirected references, missing required
+fields, inheritance and dependency cycles), each naming the object id and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datapipe.importer import schema
+from datapipe.importer.reader import Parameter, Problem, RawDefinition, RawObject, Ref, Value
+
+DEFAULT_ID = "Default"
+
+
+@dataclass
+class PipelineObject:
+    id: str
+    name: str
+    type: str
+    own: dict[str, list[Value]]
+    fields: dict[str, list[Value]]  # own fields over inherited ones
+
+    @property
+    def spec(self) -> schema.ObjectType | None:
+        return schema.TYPES.get(self.type)
+
+    @property
+    def kind(self) -> str:
+        spec = self.spec
+        return spec.kind if spec else ("default" if self.id == DEFAULT_ID else "unknown")
+
+    def text(self, key: str) -> str | None:
+        values = self.fields.get(key, [])
+        return values[0] if values and isinstance(values[0], str) else None
+
+    def texts(self, key: str) -> list[str]:
+        return [v for v in self.fields.get(key, []) if isinstance(v, str)]
+
+    def refs(self, key: str) -> list[str]:
+        return [v.target for v in self.fields.get(key, []) if isinstance(v, Ref)]
+
+    def ref(self, key: str) -> str | None:
+        targets = self.refs(key)
+        return targets[0] if targets else None
+
+
+@dataclass
+class Pipeline:
+    source: str
+    objects: dict[str, PipelineObject]
+    parameters: dict[str, Parameter]
+    values: dict[str, list[str]]
+    problems: list[Problem] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[PipelineObject]:
+        return [o for o in self.objects.values() if o.kind == kind]
+
+    def activity_dependencies(self) -> dict[str, list[str]]:
+        """Activity id -> activities it waits for: its dependsOn, and the producers of the data it reads."""
+        activities = {o.id: o for o in self.of_kind(schema.ACTIVITY)}
+        producers: dict[str, list[str]] = {}
+        for activity in activities.values():
+            for node in activity.refs("output"):
+                producers.setdefault(node, []).append(activity.id)
+        result: dict[str, list[str]] = {}
+        for activity in activities.values():
+            wanted = [target for target in activity.refs("dependsOn") if target in activities]
+            data_nodes = [t for t in activity.refs("dependsOn") if t not in activities] + activity.refs("input")
+            for node in data_nodes:  # reading data means waiting for whatever writes it (not for itself)
+                wanted.extend(p for p in producers.get(node, []) if p != activity.id)
+            result[activity.id] = list(dict.fromkeys(wanted))
+        return result
+
+
+def build_model(raw: RawDefinition) -> Pipeline:
+    problems = list(raw.problems)
+    by_id: dict[str, RawObject] = {}
+    for item in raw.objects:
+        if item.id in by_id:
+            problems.append(Problem(item.id, "id", "this id is used by more than one object"))
+            continue
+        by_id[item.id] = item
+    resolved: dict[str, dict[str, list[Value]]] = {}
+    for object_id in by_id:
+        _inherit(object_id, by_id, resolved, problems, chain=())
+    objects: dict[str, PipelineObject] = {}
+    for raw_object in by_id.values():
+        effective = resolved.get(raw_object.id, raw_object.fields)
+        type_values = raw_object.fields.get("type") or effective.get("type") or []
+        object_type = type_values[0] if type_values and isinstance(type_values[0], str) else ""
+        objects[raw_object.id] = PipelineObject(
+            raw_object.id, raw_object.name, object_type, raw_object.fields, effective
+        )
+    pipeline = Pipeline(raw.source, objects, dict(raw.parameters), dict(raw.values), problems)
+    for obj in objects.values():
+        _check_object(obj, pipeline)
+    _check_parameters(pipeline)
+    _check_cycles(pipeline)
+    return pipeline
+
+
+def _inherit(
+    object_id: str,
+    by_id: dict[str, RawObject],
+    resolved: dict[str, dict[str, list[Value]]],
+    problems: list[Problem],
+    chain: tuple[str, ...],
+) -> dict[str, list[Value]]:
+    if object_id in resolved:
+        return resolved[object_id]
+    obj = by_id[object_id]
+    parent_values = obj.fields.get("parent", [])
+    parent: str | None = None
+    if parent_values:
+        first = parent_values[0]
+        if isinstance(first, Ref) and first.target in by_id:
+            parent = first.target
+    elif object_id != DEFAULT_ID and DEFAULT_ID in by_id:
+        parent = DEFAULT_ID
+    inherited: dict[str, list[Value]] = {}
+    if parent is not None:
+        if parent in chain or parent == object_id:
+            cycle = " -> ".join((*chain, object_id, parent))
+            problems.append(Problem(object_id, "parent", f"inheritance cycle: {cycle}"))
+        else:
+            inherited = {
+                key: values
+                for key, values in _inherit(parent, by_id, resolved, problems, (*chain, object_id)).items()
+                if key not in ("id", "name", "parent")
+            }
+    resolved[object_id] = {**inherited, **obj.fields}
+    return resolved[object_id]
+
+
+def _check_object(obj: PipelineObject, pipeline: Pipeline) -> None:
+    problems = pipeline.problems
+    spec = obj.spec
+    if obj.id == DEFAULT_ID and "type" not in obj.own:
+        allowed = frozenset().union(*(t.fields for t in schema.TYPES.values()))
+    elif not obj.type:
+        problems.append(Problem(obj.id, "type", "every object needs a type"))
+        return
+    elif spec is None:
+        problems.append(Problem(obj.id, "type", f"unknown type '{obj.type}'"))
+        return
+    else:
+        allowed = spec.fields
+    for key, values in obj.own.items():
+        if key.startswith("@"):
+            problems.append(Problem(obj.id, key, "runtime fields (starting with '@') are set by the service, not in "
+                                    "a definition"))
+            continue
+        if key not in allowed and not schema.is_user_field(key):
+            hint = " (user-defined fields start with 'my', e.g. 'myValue')"
+            problems.append(Problem(obj.id, key, f"unknown field for {obj.type or 'Default'}{hint}"))
+            continue
+        _check_values(obj, key, values, pipeline)
+    if spec is None:
+        return
+    for key in spec.required:
+        if not obj.fields.get(key):
+            problems.append(Problem(obj.id, key, f"required field of {obj.type} is missing"))
+    for group in spec.one_of:
+        if not any(obj.fields.get(key) for key in group):
+            problems.append(Problem(obj.id, group[0], f"{obj.type} needs one of: {', '.join(group)}"))
+    for key, kinds in spec.refs.items():
+        for target in obj.refs(key):
+            other = pipeline.objects.get(target)
+            if other is not None and other.kind not in kinds and other.kind != "unknown":
+                problems.append(
+                    Problem(obj.id, key, f"refers to '{target}', a {other.kind}; it must be a {' or '.join(kinds)}")
+                )
+
+
+def _check_values(obj: PipelineObject, key: str, values: list[Value], pipeline: Pipeline) -> None:
+    problems = pipeline.problems
+    if key not in schema.LIST_FIELDS and len(values) > 1 and not schema.is_user_field(key):
+        problems.append(Problem(obj.id, key, f"takes one value, got {len(values)}"))
+    for value in values:
+        if isinstance(value, Ref):
+            if value.target not in pipeline.objects:
+                problems.append(Problem(obj.id, key, f"refers to '{value.target}', which is not defined"))
+            elif key not in schema.REFERENCE_FIELDS and not schema.is_user_field(key):
+                problems.append(Problem(obj.id, key, "takes text, not a reference"))
+        elif key in schema.REFERENCE_FIELDS:
+            problems.append(Problem(obj.id, key, f'must be a reference {{"ref": "<id>"}}, got text {value!r}'))
+
+
+def _check_parameters(pipeline: Pipeline) -> None:
+    for name in pipeline.values:
+        if name not in pipeline.parameters:
+            pipeline.problems.append(Problem("(values)", name, "a value for a parameter that is not declared"))
+    for parameter in pipeline.parameters.values():
+        if not schema.is_user_field(parameter.id.lstrip("*")):
+            pipeline.problems.append(
+                Problem(parameter.id, "id", "parameter ids start with 'my' (or '*my' for secrets), e.g. 'myInput'")
+            )
+        given = pipeline.values.get(parameter.id)
+        if given and parameter.allowed_values:
+            for value in given:
+                if value not in parameter.allowed_values:
+                    allowed = ", ".join(parameter.allowed_values)
+                    pipeline.problems.append(Problem(parameter.id, "value", f"{value!r} is not one of: {allowed}"))
+
+
+def _check_cycles(pipeline: Pipeline) -> None:
+    graph = pipeline.activity_dependencies()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset[str]] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt) :]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    text = " -> ".join([*cycle, nxt])
+                    pipeline.problems.append(Problem(cycle[0], "dependsOn", f"dependency cycle: {text}"))
+            elif nxt not in state:
+                visit(nxt, path)
+        path.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])

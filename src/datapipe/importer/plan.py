@@ -1,0 +1,727 @@
+"""The workflow plan: what each object of a validated pipeline becomes, in a form the CDK construct builds from.
+
+Activities are ordered by dependsOn and by data (an activity that reads a data node waits for the one that writes
+it) into stages; the activities of one stage are independent and run in parallel. Each activity gets a target:
+- ShellCommandActivity / CopyActivity with a workerGroup -> an activity task for our task runner;
+- ShellCommandActivity / CopyActivity on an Ec2Resource -> a Batch job;
+- EmrActivity, HadoopActivity, HiveActivity, PigActivity (and shell commands) on an EmrCluster -> EMR steps on a
+  cluster created once per EmrCluster, terminated at the end and on any failure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from datapipe.importer import schema
+from datapipe.importer.expressions import Evaluator, Text
+from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
+from datapipe.importer.reader import Problem
+
+MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
+ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"
+COMMAND_RUNNER = "command-runner.jar"
+
+_PERIOD = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Choices the importer cannot take from a definition; the pipelines settings provide them."""
+
+    default_release_label: str = "emr-7.5.0"
+    default_instance_type: str = "m5.xlarge"
+    precondition_interval_seconds: int = 60
+    precondition_max_checks: int = 60
+
+
+@dataclass
+class Alarm:
+    id: str
+    topic_arn: str
+    subject: Text
+    message: Text
+
+
+@dataclass
+class Precondition:
+    id: str
+    bucket: str
+    key: Text
+    interval_seconds: int
+    max_checks: int
+
+
+@dataclass
+class EmrStep:
+    name: str
+    jar: Text
+    args: list[Text]
+    main_class: str | None = None
+
+
+@dataclass
+class Shell:
+    """A shell command as the task runner and Batch run it: `command` or `script_uri`, positional arguments."""
+
+    command: Text | None
+    script_uri: Text | None
+    arguments: list[Text]
+    stage: bool = False
+    inputs: list[Text] = field(default_factory=list)  # S3 paths of input data nodes, in order
+    outputs: list[Text] = field(default_factory=list)
+
+
+@dataclass
+class Activity:
+    id: str
+    type: str
+    target: str  # ACTIVITY_TASK, BATCH_JOB or EMR_STEPS
+    worker_group: str | None = None
+    resource: str | None = None  # the EmrCluster or Ec2Resource id
+    shell: Shell | None = None
+    steps: list[EmrStep] = field(default_factory=list)
+    retries: int = 0
+    retry_delay_seconds: int = 0
+    attempt_timeout_seconds: int | None = None
+    resource_timeout_seconds: int | None = None
+    preconditions: list[Precondition] = field(default_factory=list)
+    on_fail: list[Alarm] = field(default_factory=list)
+    on_success: list[Alarm] = field(default_factory=list)
+
+
+@dataclass
+class EmrConfiguration:
+    classification: str
+    properties: dict[str, str]
+    configurations: list[EmrConfiguration] = field(default_factory=list)
+
+
+@dataclass
+class Cluster:
+    id: str
+    name: str
+    release_label: str
+    applications: list[str]
+    master_instance_type: str
+    core_instance_type: str
+    core_instance_count: int
+    task_instance_type: str | None = None
+    task_instance_count: int = 0
+    master_bid_price: str | None = None
+    core_bid_price: str | None = None
+    task_bid_price: str | None = None
+    bootstrap_actions: list[tuple[str, list[str]]] = field(default_factory=list)
+    configurations: list[EmrConfiguration] = field(default_factory=list)
+    log_uri: str | None = None
+    terminate_after_seconds: int | None = None
+    subnet_id: str | None = None
+    key_pair: str | None = None
+
+
+@dataclass
+class Schedule:
+    id: str
+    expression: str  # rate(...) or cron(...)
+    start: datetime | None = None
+    end: datetime | None = None
+    description: str = ""
+
+
+@dataclass
+class ObjectReport:
+    id: str
+    type: str
+    status: str
+    target: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "type": self.type, "status": self.status, "target": self.target, "reason": self.reason}
+
+
+@dataclass
+class Plan:
+    name: str
+    source: str
+    stages: list[list[Activity]] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)
+    schedule: Schedule | None = None
+    runtime_parameters: list[str] = field(default_factory=list)
+    uses_run_time: bool = False
+    objects: list[ObjectReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def deployable(self) -> bool:
+        return not self.errors and all(o.status == MAPPED for o in self.objects) and bool(self.stages)
+
+    @property
+    def activities(self) -> list[Activity]:
+        return [activity for stage in self.stages for activity in stage]
+
+    @property
+    def mapped_share(self) -> float:
+        return sum(o.status == MAPPED for o in self.objects) / len(self.objects) if self.objects else 0.0
+
+
+def parse_period(text: str) -> int | None:
+    """Seconds in a Data Pipeline period ("2 Hours", "10 days"); months count 30 days and years 365."""
+    match = _PERIOD.match(text)
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()] if match else None
+
+
+def pipeline_name(source: str) -> str:
+    """A name fit for physical names: the file name without extension, lower-case, with dashes."""
+    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    name = re.sub(r"[^a-z0-9]+", "-", re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", stem).lower()).strip("-")
+    return (name or "pipeline")[:40].strip("-")
+
+
+def split_commas(text: Text) -> list[Text]:
+    """Split a Data Pipeline comma list ("jar,arg1,arg2"); a comma written as `\\,` stays inside its argument."""
+    pieces: list[list] = [[]]
+    for part in text.parts:
+        if not isinstance(part, str):
+            pieces[-1].append(part)
+            continue
+        buffer = ""
+        index = 0
+        while index < len(part):
+            char = part[index]
+            if char == "\\" and part[index + 1 : index + 2] == ",":
+                buffer += ","
+                index += 2
+                continue
+            if char == ",":
+                pieces[-1].append(buffer)
+                pieces.append([])
+                buffer = ""
+            else:
+                buffer += char
+            index += 1
+        pieces[-1].append(buffer)
+    result = [Text.of(*piece) for piece in pieces]
+    return [_strip(t) for t in result]
+
+
+def _strip(text: Text) -> Text:
+    parts = list(text.parts)
+    if parts and isinstance(parts[0], str):
+        parts[0] = parts[0].lstrip()
+    if parts and isinstance(parts[-1], str):
+        parts[-1] = parts[-1].rstrip()
+    return Text.of(*parts)
+
+
+class _Planner:
+    def __init__(self, pipeline: Pipeline, options: PlanOptions, name: str) -> None:
+        self.pipeline = pipeline
+        self.options = options
+        self.evaluator = Evaluator(pipeline)
+        self.plan = Plan(name=name, source=pipeline.source)
+        self.targets: dict[str, str] = {}  # object id -> what it became
+        self.reasons: dict[str, str] = {}  # object id -> why it has no mapping
+        self.notes: dict[str, list[str]] = {}
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.evaluator.problems
+
+    def note(self, object_id: str, text: str) -> None:
+        self.notes.setdefault(object_id, []).append(text)
+
+    def period(self, obj: PipelineObject, key: str) -> int | None:
+        if not obj.fields.get(key):
+            return None
+        text = self.evaluator.static_field(obj, key, purpose="it sets a timeout or delay")
+        if text is None:
+            return None
+        seconds = parse_period(text)
+        if seconds is None:
+            self.problems.append(Problem(obj.id, key, f"'{text}' is not a period such as '2 hours' or '15 minutes'"))
+        return seconds
+
+    def integer(self, obj: PipelineObject, key: str, default: int) -> int:
+        if not obj.fields.get(key):
+            return default
+        text = self.evaluator.static_field(obj, key, purpose="it is a count")
+        if text is None:
+            return default
+        if not text.strip().isdigit():
+            self.problems.append(Problem(obj.id, key, f"must be a whole number, got {text!r}"))
+            return default
+        return int(text)
+
+    # -- the whole plan -----------------------------------------------------------------------------------------------
+
+    def build(self) -> Plan:
+        pipeline = self.pipeline
+        for obj in pipeline.objects.values():
+            spec = obj.spec
+            if spec is not None and spec.unsupported:
+                self.reasons[obj.id] = spec.unsupported
+        clusters: dict[str, Cluster] = {}
+        activities: dict[str, Activity] = {}
+        for obj in pipeline.of_kind(schema.ACTIVITY):
+            if obj.id in self.reasons:
+                continue
+            activity = self.activity(obj, clusters)
+            if activity is not None:
+                activities[obj.id] = activity
+        self.plan.clusters = list(clusters.values())
+        self.plan.stages = self.stages(activities)
+        self.plan.schedule = self.schedule()
+        self.plan.runtime_parameters = sorted(self.evaluator.runtime_parameters)
+        self.plan.uses_run_time = self.evaluator.uses_run_time
+        if not pipeline.of_kind(schema.ACTIVITY):
+            pipeline.problems.append(Problem("(definition)", "objects", "there is no activity to run"))
+        self.report()
+        return self.plan
+
+    def stages(self, activities: dict[str, Activity]) -> list[list[Activity]]:
+        graph = self.pipeline.activity_dependencies()
+        level: dict[str, int] = {}
+
+        def depth(node: str, seen: tuple[str, ...]) -> int:
+            if node in level:
+                return level[node]
+            if node in seen:  # a cycle, already reported by the model
+                return 0
+            before = [depth(d, (*seen, node)) + 1 for d in graph.get(node, [])]
+            level[node] = max(before, default=0)
+            return level[node]
+
+        for node in graph:
+            depth(node, ())
+        stages: dict[int, list[Activity]] = {}
+        for activity_id, activity in activities.items():
+            stages.setdefault(level.get(activity_id, 0), []).append(activity)
+        return [stages[index] for index in sorted(stages)]
+
+    # -- activities ---------------------------------------------------------------------------------------------------
+
+    def activity(self, obj: PipelineObject, clusters: dict[str, Cluster]) -> Activity | None:
+        resource = self.pipeline.objects.get(obj.ref("runsOn") or "")
+        worker_group = obj.text("workerGroup")
+        emr_family = obj.type in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")
+        if resource is not None and resource.type == "EmrCluster":
+            target = EMR_STEPS
+        elif resource is not None and resource.type == "Ec2Resource" and not emr_family:
+            target = BATCH_JOB
+        elif resource is None and worker_group and not emr_family:
+            target = ACTIVITY_TASK
+        elif emr_family:
+            self.reasons[obj.id] = f"{obj.type} is mapped only with runsOn an EmrCluster (the cluster is created " \
+                "by the workflow); a worker group's own cluster is not reachable from Step Functions"
+            return None
+        else:
+            self.reasons[obj.id] = "it runs neither on an Ec2Resource or EmrCluster nor on a worker group"
+            return None
+        activity = Activity(id=obj.id, type=obj.type, target=target, worker_group=worker_group,
+                            resource=resource.id if resource is not None else None)
+        if target == EMR_STEPS and resource is not None:
+            if resource.id not in clusters:
+                cluster = self.cluster(resource)
+                if cluster is None:
+                    return None
+                clusters[resource.id] = cluster
+            activity.steps = self.emr_steps(obj)
+        else:
+            shell = self.shell(obj)
+            if shell is None:
+                return None
+            activity.shell = shell
+        if resource is not None and resource.type == "Ec2Resource":
+            activity.resource_timeout_seconds = self.period(resource, "terminateAfter")
+        elif resource is not None and resource.id in clusters:
+            activity.resource_timeout_seconds = clusters[resource.id].terminate_after_seconds
+        activity.retries = self.integer(obj, "maximumRetries", 0)
+        activity.retry_delay_seconds = self.period(obj, "retryDelay") or 0
+        activity.attempt_timeout_seconds = self.period(obj, "attemptTimeout")
+        activity.preconditions = self.preconditions(obj)
+        activity.on_fail = self.alarms(obj, "onFail")
+        activity.on_success = self.alarms(obj, "onSuccess")
+        if obj.fields.get("onLateAction"):
+            self.note(obj.id, "onLateAction is not mapped (Step Functions has no lateness alarm); use a CloudWatch "
+                      "alarm on execution time")
+        where = {
+            ACTIVITY_TASK: f"activity task for worker group '{worker_group}' (StepFunctionsInvokeActivity)",
+            BATCH_JOB: f"Batch job (BatchSubmitJob) for resource {activity.resource}",
+            EMR_STEPS: f"{len(activity.steps)} EMR step(s) (EmrAddStep) on cluster {activity.resource}",
+        }[target]
+        self.targets[obj.id] = where
+        return activity
+
+    def data_paths(self, obj: PipelineObject, key: str) -> list[Text] | None:
+        paths: list[Text] = []
+        for node_id in obj.refs(key):
+            node = self.pipeline.objects[node_id]
+            if node.type != "S3DataNode":
+                if node.type in ("DynamoDBDataNode",) and obj.type in ("EmrActivity", "HiveActivity", "PigActivity"):
+                    continue  # read through expressions in the step itself
+                self.reasons[obj.id] = f"its {key} {node_id} is a {node.type}; only S3DataNode is mapped for {obj.type}"
+                return None
+            path_key = "directoryPath" if node.fields.get("directoryPath") else "filePath"
+            text = self.evaluator.field_text(node, path_key)
+            if text is None:
+                return None
+            paths.append(text)
+        return paths
+
+    def shell(self, obj: PipelineObject) -> Shell | None:
+        inputs = self.data_paths(obj, "input")
+        outputs = self.data_paths(obj, "output")
+        if inputs is None or outputs is None:
+            return None
+        if obj.type == "CopyActivity":
+            if len(inputs) != 1 or len(outputs) != 1:
+                self.reasons[obj.id] = "CopyActivity is mapped for exactly one S3 input and one S3 output"
+                return None
+            source: Text = inputs[0]
+            destination: Text = outputs[0]
+            recursive = " --recursive" if source.describe().endswith("/") or self._is_directory(obj, "input") else ""
+            copy = Text.of("aws s3 cp", recursive, " ", *source.parts, " ", *destination.parts)
+            return Shell(command=copy, script_uri=None, arguments=[])
+        command = self.evaluator.field_text(obj, "command")
+        script_uri = self.evaluator.field_text(obj, "scriptUri")
+        arguments = self.evaluator.field_texts(obj, "scriptArgument")
+        if (obj.fields.get("command") and command is None) or (obj.fields.get("scriptUri") and script_uri is None):
+            return None
+        if arguments is None:
+            return None
+        stage = (obj.text("stage") or "false").lower() == "true"
+        for key in ("stdout", "stderr"):
+            if obj.fields.get(key):
+                self.note(obj.id, f"{key} is not redirected; the task runner and Batch keep the output in their logs")
+        return Shell(command=command, script_uri=script_uri, arguments=arguments, stage=stage,
+                     inputs=inputs, outputs=outputs)
+
+    def _is_directory(self, obj: PipelineObject, key: str) -> bool:
+        node = self.pipeline.objects.get(obj.ref(key) or "")
+        return node is not None and bool(node.fields.get("directoryPath"))
+
+    def emr_steps(self, obj: PipelineObject) -> list[EmrStep]:
+        steps: list[EmrStep] = []
+        evaluator = self.evaluator
+
+        def command_step(name: str, command: Text, arguments: list[Text] | None = None) -> EmrStep:
+            args = [Text.of("bash"), Text.of("-c"), command + Text.of(' "$@"'), Text.of("datapipe"), *(arguments or [])]
+            return EmrStep(name=name, jar=Text.of(COMMAND_RUNNER), args=args)
+
+        for index, command in enumerate(evaluator.field_texts(obj, "preStepCommand") or [], start=1):
+            steps.append(command_step(f"{obj.id}-pre-{index}", command))
+        variables: list[Text] = []
+        inputs = self.data_paths(obj, "input") or []
+        outputs = self.data_paths(obj, "output") or []
+        for prefix, paths in (("input", inputs), ("output", outputs)):
+            for number, path in enumerate(paths, start=1):
+                variables.append(Text.of(f"{prefix}{number}=") + path)
+        if obj.type == "EmrActivity":
+            for index, step in enumerate(evaluator.field_texts(obj, "step") or [], start=1):
+                pieces = split_commas(step)
+                steps.append(EmrStep(name=f"{obj.id}-{index}", jar=pieces[0], args=pieces[1:]))
+        elif obj.type == "HadoopActivity":
+            jar = evaluator.field_text(obj, "jarUri") or Text.of("")
+            args = evaluator.field_texts(obj, "argument") or []
+            queue = evaluator.field_text(obj, "hadoopQueue")
+            if queue is not None:
+                args = [Text.of("-Dmapreduce.job.queuename=") + queue, *args]
+            steps.append(EmrStep(name=obj.id, jar=jar, args=args, main_class=obj.text("mainClass")))
+        elif obj.type in ("HiveActivity", "PigActivity"):
+            hive = obj.type == "HiveActivity"
+            flag = "-d" if hive else "-p"
+            inline = evaluator.field_text(obj, "hiveScript" if hive else "script")
+            script_uri = evaluator.field_text(obj, "scriptUri")
+            for text in evaluator.field_texts(obj, "scriptVariable") or []:
+                variables.append(text)
+            if script_uri is not None:
+                runner = "hive-script" if hive else "pig-script"
+                args = [Text.of(runner), Text.of(f"--run-{runner}"), Text.of("--args"), Text.of("-f"), script_uri]
+            else:
+                args = [Text.of("hive" if hive else "pig"), Text.of("-e"), inline or Text.of("")]
+            for variable in variables:
+                args.extend([Text.of(flag), variable])
+            steps.append(EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER), args=args))
+        elif obj.type == "ShellCommandActivity":
+            shell = self.shell(obj)
+            if shell is not None:
+                if shell.command is not None:
+                    steps.append(command_step(obj.id, shell.command, shell.arguments))
+                elif shell.script_uri is not None:
+                    fetch = Text.of('aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script')
+                    steps.append(command_step(obj.id, fetch, [shell.script_uri, *shell.arguments]))
+                if shell.stage:
+                    self.note(obj.id, "stage is not applied on EMR; the command reads its S3 paths directly")
+        elif obj.type == "CopyActivity":
+            shell = self.shell(obj)
+            if shell is not None and shell.command is not None:
+                steps.append(command_step(obj.id, shell.command))
+        for index, command in enumerate(evaluator.field_texts(obj, "postStepCommand") or [], start=1):
+            steps.append(command_step(f"{obj.id}-post-{index}", command))
+        if not steps:
+            self.problems.append(Problem(obj.id, "step", f"{obj.type} has nothing to run"))
+        return steps
+
+    # -- resources ----------------------------------------------------------------------------------------------------
+
+    def cluster(self, obj: PipelineObject) -> Cluster | None:
+        ev = self.evaluator
+        purpose = "it configures the cluster"
+        release = ev.static_field(obj, "releaseLabel", purpose=purpose) if obj.fields.get("releaseLabel") else None
+        if release is None:
+            release = self.options.default_release_label
+            ami = obj.text("amiVersion")
+            reason = f"amiVersion {ami} (AMI 3.x) clusters can no longer be created" if ami else "no releaseLabel"
+            self.note(obj.id, f"{reason}; using release {release}")
+        applications: list[str] = []
+        for value in ev.field_texts(obj, "applications") or []:
+            if not value.is_static:
+                self.problems.append(Problem(obj.id, "applications", f"must be known at import time; {purpose}"))
+                continue
+            applications.extend(a.strip().capitalize() for a in value.static.split(",") if a.strip())
+        master = ev.static_field(obj, "masterInstanceType", purpose=purpose) if obj.fields.get("masterInstanceType") \
+            else self.options.default_instance_type
+        core = ev.static_field(obj, "coreInstanceType", purpose=purpose) if obj.fields.get("coreInstanceType") \
+            else master
+        cluster = Cluster(
+            id=obj.id,
+            name=obj.name,
+            release_label=release,
+            applications=applications,
+            master_instance_type=master or self.options.default_instance_type,
+            core_instance_type=core or self.options.default_instance_type,
+            core_instance_count=self.integer(obj, "coreInstanceCount", 1),
+            task_instance_type=ev.static_field(obj, "taskInstanceType", purpose=purpose)
+            if obj.fields.get("taskInstanceType") else None,
+            task_instance_count=self.integer(obj, "taskInstanceCount", 0),
+            terminate_after_seconds=self.period(obj, "terminateAfter"),
+        )
+        for key, attribute in (("masterInstanceBidPrice", "master_bid_price"), ("coreInstanceBidPrice",
+                               "core_bid_price"), ("taskInstanceBidPrice", "task_bid_price"),
+                               ("subnetId", "subnet_id"), ("keyPair", "key_pair")):
+            if obj.fields.get(key):
+                setattr(cluster, attribute, ev.static_field(obj, key, purpose=purpose))
+        for action in ev.field_texts(obj, "bootstrapAction") or []:
+            pieces = split_commas(action)
+            if not all(p.is_static for p in pieces):
+                self.problems.append(Problem(obj.id, "bootstrapAction", f"must be known at import time; {purpose}"))
+                continue
+            cluster.bootstrap_actions.append((pieces[0].static, [p.static for p in pieces[1:]]))
+        for config_id in obj.refs("configuration"):
+            config = self.configuration(config_id, seen=(obj.id,))
+            if config is not None:
+                cluster.configurations.append(config)
+        scheduler = (obj.text("hadoopSchedulerType") or "").upper()
+        if scheduler in ("PARALLEL_FAIR_SCHEDULING", "PARALLEL_CAPACITY_SCHEDULING"):
+            kind = "fair.FairScheduler" if "FAIR" in scheduler else "capacity.CapacityScheduler"
+            cluster.configurations.append(EmrConfiguration("yarn-site", {
+                "yarn.resourcemanager.scheduler.class":
+                    f"org.apache.hadoop.yarn.server.resourcemanager.scheduler.{kind}"}))
+        if obj.fields.get("pipelineLogUri"):
+            known = len(self.problems)
+            text = ev.field_text(obj, "pipelineLogUri")
+            del self.problems[known:]  # logs have a fallback: a value that cannot be mapped is a note, not an error
+            if text is not None and text.is_static and text.static.startswith("s3://"):
+                cluster.log_uri = text.static.rstrip("/") + f"/{obj.id}/"
+            else:
+                self.note(obj.id, "pipelineLogUri is not known at import time; EMR logs go to the log bucket")
+        for key in ("enableDebugging", "region", "securityGroupIds", "availabilityZone", "supportedProducts"):
+            if obj.own.get(key):
+                self.note(obj.id, f"{key} is not applied (the cluster runs in the stack's region and network)")
+        self.targets[obj.id] = f"EmrCreateCluster ({cluster.release_label}, 1+{cluster.core_instance_count} " \
+            "instances), terminated at the end and on any failure"
+        return cluster
+
+    def configuration(self, config_id: str, seen: tuple[str, ...]) -> EmrConfiguration | None:
+        obj = self.pipeline.objects.get(config_id)
+        if obj is None or obj.type != "EmrConfiguration" or config_id in seen:
+            if config_id in seen:
+                self.problems.append(Problem(config_id, "configuration", "configurations refer to each other"))
+            return None
+        properties: dict[str, str] = {}
+        for property_id in obj.refs("property"):
+            prop = self.pipeline.objects.get(property_id)
+            if prop is None or prop.type != "Property":
+                continue
+            key = self.evaluator.static_field(prop, "key", purpose="it configures the cluster")
+            value = self.evaluator.static_field(prop, "value", purpose="it configures the cluster")
+            if key is not None and value is not None:
+                properties[key] = value
+                self.targets[prop.id] = f"property of configuration {config_id}"
+        nested = [c for c in (self.configuration(i, (*seen, config_id)) for i in obj.refs("configuration")) if c]
+        classification = self.evaluator.static_field(obj, "classification", purpose="it configures the cluster")
+        self.targets[obj.id] = "configuration of the EMR cluster"
+        return EmrConfiguration(classification or "", properties, nested)
+
+    # -- preconditions, alarms, schedule ------------------------------------------------------------------------------
+
+    def preconditions(self, obj: PipelineObject) -> list[Precondition]:
+        ids = list(obj.refs("precondition"))
+        for node_id in obj.refs("input"):
+            ids.extend(self.pipeline.objects[node_id].refs("precondition"))
+        result: list[Precondition] = []
+        for precondition_id in dict.fromkeys(ids):
+            pre = self.pipeline.objects[precondition_id]
+            if pre.type != "S3KeyExists":
+                self.reasons.setdefault(obj.id, f"its precondition {pre.id} is a {pre.type}, which is not mapped")
+                continue
+            key = self.evaluator.field_text(pre, "s3Key", node=obj)
+            if key is None:
+                continue
+            first = key.parts[0] if key.parts else ""
+            match = re.match(r"^s3://([^/]+)/(.*)$", first, re.DOTALL) if isinstance(first, str) else None
+            if match is None:
+                self.problems.append(Problem(pre.id, "s3Key", "must start with s3://<bucket>/ known at import time "
+                                             "(the check is allowed on that bucket only)"))
+                continue
+            rest = Text.of(match.group(2), *key.parts[1:])
+            interval = self.period(pre, "retryDelay") or self.options.precondition_interval_seconds
+            timeout = self.period(pre, "preconditionTimeout")
+            checks = max(1, timeout // interval) if timeout else self.options.precondition_max_checks
+            result.append(Precondition(pre.id, match.group(1), rest, interval, checks))
+            self.targets[pre.id] = f"bounded check loop: s3:headObject every {interval} s, at most {checks} times"
+        return result
+
+    def alarms(self, obj: PipelineObject, key: str) -> list[Alarm]:
+        result: list[Alarm] = []
+        for alarm_id in obj.refs(key):
+            alarm = self.pipeline.objects[alarm_id]
+            if alarm.type != "SnsAlarm":
+                self.reasons.setdefault(alarm.id, f"{alarm.type} actions are not mapped")
+                continue
+            topic = self.evaluator.static_field(alarm, "topicArn", purpose="the workflow may publish to it only")
+            subject = self.evaluator.field_text(alarm, "subject", node=obj)
+            message = self.evaluator.field_text(alarm, "message", node=obj)
+            if topic is None or subject is None or message is None:
+                continue
+            if not topic.startswith("arn:"):
+                self.problems.append(Problem(alarm.id, "topicArn", f"must be an SNS topic ARN, got {topic!r}"))
+                continue
+            result.append(Alarm(alarm.id, topic, subject, message))
+            when = "fails" if key == "onFail" else "succeeds"
+            previous = self.targets.get(alarm.id, "SNS publish (SnsPublish) when")
+            self.targets[alarm.id] = f"{previous} {obj.id} {when};"
+        return result
+
+    def schedule(self) -> Schedule | None:
+        activities = self.pipeline.of_kind(schema.ACTIVITY)
+        types = {(a.text("scheduleType") or "cron").lower() for a in activities}
+        schedule_ids = {a.ref("schedule") for a in activities if a.ref("schedule")}
+        for schedule_obj in self.pipeline.of_kind(schema.SCHEDULE):
+            if schedule_obj.id not in schedule_ids:
+                self.targets[schedule_obj.id] = "not used by any activity"
+        if "ondemand" in types or not schedule_ids:
+            for schedule_id in schedule_ids:
+                self.targets[schedule_id or ""] = "not used: the pipeline is started on demand"
+            return None
+        if len(schedule_ids) > 1:
+            self.problems.append(Problem(sorted(s for s in schedule_ids if s)[0], "schedule",
+                                         "activities use different schedules; one schedule per pipeline is mapped"))
+            return None
+        obj = self.pipeline.objects[next(iter(schedule_ids)) or ""]
+        period = self.evaluator.static_field(obj, "period", purpose="it becomes the schedule expression") or ""
+        match = _PERIOD.match(period)
+        if match is None:
+            self.problems.append(Problem(obj.id, "period", f"'{period}' is not a period such as '1 day'"))
+            return None
+        count, unit = int(match.group(1)), match.group(2).lower()
+        start = self.datetime_field(obj, "startDateTime")
+        end = self.datetime_field(obj, "endDateTime")
+        occurrences = self.integer(obj, "occurrences", 0)
+        if occurrences == 1 and start is None:
+            self.targets[obj.id] = "runs once per start (occurrences 1 from activation): start it on demand"
+            return None
+        if "timeseries" in types:
+            self.note(obj.id, "timeseries runs start at the end of each interval; the schedule starts them at its "
+                      "beginning")
+        if occurrences > 1:
+            if start is not None:
+                end = start + (occurrences - 1) * _timedelta(count, unit)
+            else:
+                self.note(obj.id, f"occurrences {occurrences} is not enforced without a startDateTime")
+        if unit in ("minute", "hour", "day"):
+            expression = f"rate({count} {unit}{'s' if count > 1 else ''})"
+        elif unit == "week":
+            expression = f"rate({7 * count} days)"
+        else:
+            at = start or datetime(2000, 1, 1)
+            months = "*" if (unit == "month" and count == 1) else (
+                f"{at.month}/{count}" if unit == "month" else str(at.month))
+            years = f"*/{count}" if unit == "year" and count > 1 else "*"
+            expression = f"cron({at.minute} {at.hour} {at.day} {months} ? {years})"
+        if start is not None and start < datetime(2000, 1, 2):
+            start = None
+        schedule = Schedule(obj.id, expression, start, end, f"{obj.name}: every {period}")
+        self.targets[obj.id] = f"EventBridge Scheduler schedule {expression}"
+        return schedule
+
+    def datetime_field(self, obj: PipelineObject, key: str) -> datetime | None:
+        if not obj.fields.get(key):
+            return None
+        text = self.evaluator.static_field(obj, key, purpose="it sets when the schedule runs")
+        if text is None:
+            return None
+        try:
+            return datetime.fromisoformat(text.rstrip("Zz"))
+        except ValueError:
+            self.problems.append(Problem(obj.id, key, f"'{text}' is not a date-time such as 2024-01-31T00:00:00"))
+            return None
+
+    # -- the report ---------------------------------------------------------------------------------------------------
+
+    def report(self) -> None:
+        pipeline = self.pipeline
+        problems = [*pipeline.problems, *self.problems]
+        by_object: dict[str, list[str]] = {}
+        for problem in problems:
+            by_object.setdefault(problem.object_id, []).append(
+                f"{problem.field}: {problem.message}" if problem.field else problem.message
+            )
+        used_by: dict[str, list[str]] = {}
+        for obj in pipeline.objects.values():
+            for values in obj.own.values():
+                for value in values:
+                    target = getattr(value, "target", None)
+                    if target:
+                        used_by.setdefault(target, []).append(obj.id)
+        for obj in pipeline.objects.values():
+            object_type = obj.type or ("Default" if obj.id == DEFAULT_ID else "")
+            report = ObjectReport(id=obj.id, type=object_type, status=MAPPED)
+            if obj.id in by_object:
+                report.status, report.reason = ERROR, "; ".join(by_object[obj.id])
+            elif obj.id in self.reasons:
+                report.status, report.reason = UNSUPPORTED, self.reasons[obj.id]
+            elif obj.id in self.targets:
+                report.target = self.targets[obj.id].rstrip(";")
+            elif obj.id == DEFAULT_ID:
+                report.target = f"defaults inherited by {len(pipeline.objects) - 1} objects"
+            elif obj.kind in (schema.DATA_NODE, schema.DATA_FORMAT, schema.RESOURCE, schema.PROPERTY,
+                              schema.CONFIGURATION, schema.ACTION, schema.PRECONDITION):
+                users = [u for u in used_by.get(obj.id, []) if u != obj.id]
+                report.target = f"values used by {', '.join(users)}" if users else "not used by any activity"
+                if obj.type == "Ec2Resource":
+                    report.target = "Batch job queue (no instance of its own)"
+            else:
+                report.target = "nothing to deploy"
+            notes = self.notes.get(obj.id)
+            if notes and report.status == MAPPED:
+                report.reason = "; ".join(notes)
+            self.plan.objects.append(report)
+        for key, notes in self.notes.items():
+            if key not in pipeline.objects:
+                self.plan.notes.extend(notes)
+        self.plan.errors = [str(p) for p in problems]
+
+
+def make_plan(pipeline: Pipeline, *, options: PlanOptions | None = None, name: str | None = None) -> Plan:
+    return _Planner(pipeline, options or PlanOptions(), name or pipeline_name(pipeline.source)).build()
+
+
+def _timedelta(count: int, unit: str):
+    from datetime import timedelta
+
+    return timedelta(seconds=count * _UNIT_SECONDS[unit])

@@ -1,0 +1,275 @@
+"""What the importer knows about Data Pipeline object types: their kind, fields, required fields, references.
+
+Field lists follow the Data Pipeline object reference. A field whose name starts with "my" followed by a capital
+letter or "_" is user-defined and always allowed; runtime fields (starting with "@") are never set by users.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+ACTIVITY = "activity"
+RESOURCE = "resource"
+DATA_NODE = "data node"
+PRECONDITION = "precondition"
+ACTION = "action"
+SCHEDULE = "schedule"
+DATABASE = "database"
+DATA_FORMAT = "data format"
+CONFIGURATION = "configuration"
+PROPERTY = "property"
+DEFAULT = "default"
+
+USER_FIELD = re.compile(r"^my[A-Z_]")
+
+_COMMON = {"name", "type", "parent", "myComment"}
+_SCHEDULING = {"schedule", "scheduleType", "failureAndRerunMode", "pipelineLogUri", "maxActiveInstances"}
+_RUNNABLE = {
+    "attemptStatus", "attemptTimeout", "dependsOn", "lateAfterTimeout", "maximumRetries", "onFail",
+    "onLateAction", "onSuccess", "reportProgressTimeout", "retryDelay", "precondition", "workerGroup", "runsOn",
+}
+_ACTIVITY = _RUNNABLE | _SCHEDULING | {"input", "output"}
+_RESOURCE = _RUNNABLE | _SCHEDULING | {
+    "actionOnResourceFailure", "actionOnTaskFailure", "availabilityZone", "httpProxy", "initTimeout", "keyPair",
+    "region", "resourceRole", "role", "subnetId", "terminateAfter", "useOnDemandOnLastAttempt",
+}
+_DATA_NODE = _RUNNABLE | _SCHEDULING | {"dataFormat"}
+_PRECONDITION = {
+    "attemptStatus", "attemptTimeout", "failureAndRerunMode", "lateAfterTimeout", "maximumRetries", "onFail",
+    "onLateAction", "onSuccess", "preconditionTimeout", "reportProgressTimeout", "retryDelay", "role",
+}
+_SQL = {"database", "script", "scriptUri", "scriptArgument", "queue"}
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    kind: str
+    fields: frozenset[str]
+    required: tuple[str, ...] = ()
+    one_of: tuple[tuple[str, ...], ...] = ()  # each group: at least one of these fields
+    refs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> kinds it may point to
+    unsupported: str = ""  # why there is no faithful mapping, when there is none
+
+
+def _type(
+    kind: str,
+    extra: set[str],
+    *,
+    base: set[str] | None = None,
+    required: tuple[str, ...] = (),
+    one_of: tuple[tuple[str, ...], ...] = (),
+    refs: dict[str, tuple[str, ...]] | None = None,
+    unsupported: str = "",
+) -> ObjectType:
+    return ObjectType(
+        kind=kind,
+        fields=frozenset(
+            _COMMON | (base or set()) | extra | set(required) | {f for g in one_of for f in g} | set(refs or {})
+        ),
+        required=required,
+        one_of=one_of,
+        refs=refs or {},
+        unsupported=unsupported,
+    )
+
+
+_ACTIVITY_REFS: dict[str, tuple[str, ...]] = {
+    "runsOn": (RESOURCE,),
+    "dependsOn": (ACTIVITY, DATA_NODE),
+    "input": (DATA_NODE,),
+    "output": (DATA_NODE,),
+    "precondition": (PRECONDITION,),
+    "onFail": (ACTION,),
+    "onSuccess": (ACTION,),
+    "onLateAction": (ACTION,),
+    "schedule": (SCHEDULE,),
+}
+_RESOURCE_REFS = {key: _ACTIVITY_REFS[key] for key in ("onFail", "onSuccess", "onLateAction", "schedule")}
+_DATA_NODE_REFS = {
+    **{key: _ACTIVITY_REFS[key] for key in ("precondition", "onFail", "onSuccess", "onLateAction", "schedule")},
+    "dataFormat": (DATA_FORMAT,),
+    "database": (DATABASE,),
+    "dependsOn": (ACTIVITY, DATA_NODE),
+    "runsOn": (RESOURCE,),
+}
+_RDBMS_REASON = (
+    "relational databases (RDS, Redshift, JDBC) need a network path and credentials that a state machine "
+    "cannot hold faithfully; move this step to a Batch job or an EMR step that you write"
+)
+_DYNAMO_REASON = "DynamoDB import/export through Data Pipeline's own EMR tooling has no faithful mapping"
+
+TYPES: dict[str, ObjectType] = {
+    "ShellCommandActivity": _type(
+        ACTIVITY,
+        {"scriptArgument", "stage", "stderr", "stdout"},
+        base=_ACTIVITY,
+        one_of=(("command", "scriptUri"), ("runsOn", "workerGroup")),
+        refs=_ACTIVITY_REFS,
+    ),
+    "CopyActivity": _type(ACTIVITY, set(), base=_ACTIVITY, one_of=(("runsOn", "workerGroup"),), refs=_ACTIVITY_REFS),
+    "EmrActivity": _type(
+        ACTIVITY,
+        {"step", "preStepCommand", "postStepCommand", "resizeClusterBeforeRunning", "resizeClusterMaxInstances"},
+        base=_ACTIVITY,
+        one_of=(("runsOn", "workerGroup"),),
+        refs=_ACTIVITY_REFS,
+    ),
+    "HadoopActivity": _type(
+        ACTIVITY,
+        {"argument", "hadoopQueue", "mainClass", "preActivityTaskConfig", "postActivityTaskConfig"},
+        base=_ACTIVITY,
+        required=("jarUri",),
+        one_of=(("runsOn", "workerGroup"),),
+        refs=_ACTIVITY_REFS,
+    ),
+    "HiveActivity": _type(
+        ACTIVITY,
+        {"hadoopQueue", "scriptVariable", "stage", "preActivityTaskConfig", "postActivityTaskConfig",
+         "resizeClusterBeforeRunning", "resizeClusterMaxInstances"},
+        base=_ACTIVITY,
+        one_of=(("hiveScript", "scriptUri"), ("runsOn", "workerGroup")),
+        refs=_ACTIVITY_REFS,
+    ),
+    "PigActivity": _type(
+        ACTIVITY,
+        {"scriptVariable", "stage", "preActivityTaskConfig", "postActivityTaskConfig",
+         "resizeClusterBeforeRunning", "resizeClusterMaxInstances", "generatedScriptsPath"},
+        base=_ACTIVITY,
+        one_of=(("script", "scriptUri"), ("runsOn", "workerGroup")),
+        refs=_ACTIVITY_REFS,
+    ),
+    "HiveCopyActivity": _type(
+        ACTIVITY, {"filterSql", "generatedScriptsPath"}, base=_ACTIVITY, refs=_ACTIVITY_REFS,
+        unsupported="HiveCopyActivity copies between DynamoDB and S3 through Data Pipeline's own Hive tooling; "
+        "write the copy as a HiveActivity",
+    ),
+    "SqlActivity": _type(
+        ACTIVITY, _SQL, base=_ACTIVITY, one_of=(("script", "scriptUri"),),
+        refs={**_ACTIVITY_REFS, "database": (DATABASE,)}, unsupported=_RDBMS_REASON,
+    ),
+    "RedshiftCopyActivity": _type(
+        ACTIVITY, {"commandOptions", "queue", "transformSql"}, base=_ACTIVITY, required=("insertMode",),
+        refs=_ACTIVITY_REFS, unsupported=_RDBMS_REASON,
+    ),
+    "Ec2Resource": _type(
+        RESOURCE,
+        {"associatePublicIpAddress", "imageId", "instanceCount", "instanceType", "minInstanceCount",
+         "runAsUser", "securityGroupIds", "securityGroups", "spotBidPrice"},
+        base=_RESOURCE,
+        required=("role", "resourceRole"),
+        refs=_RESOURCE_REFS,
+    ),
+    "EmrCluster": _type(
+        RESOURCE,
+        {"additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds", "amiVersion", "applications",
+         "bootstrapAction", "configuration", "coreInstanceBidPrice", "coreInstanceCount", "coreInstanceType",
+         "coreGroupConfiguration", "coreEbsConfiguration", "emrManagedMasterSecurityGroupId",
+         "emrManagedSlaveSecurityGroupId", "enableDebugging", "hadoopSchedulerType", "masterInstanceBidPrice",
+         "masterInstanceType", "masterGroupConfiguration", "masterEbsConfiguration", "releaseLabel",
+         "serviceAccessSecurityGroupId", "supportedProducts", "taskInstanceBidPrice", "taskInstanceCount",
+         "taskInstanceType", "taskGroupConfiguration", "taskEbsConfiguration", "resizeClusterBeforeRunning"},
+        base=_RESOURCE,
+        refs={**_RESOURCE_REFS, "configuration": (CONFIGURATION,)},
+    ),
+    "S3DataNode": _type(
+        DATA_NODE,
+        {"compression", "directoryPath", "filePath", "manifestFilePath", "s3EncryptionType"},
+        base=_DATA_NODE,
+        refs=_DATA_NODE_REFS,
+    ),
+    "DynamoDBDataNode": _type(
+        DATA_NODE,
+        {"tableName", "region", "readThroughputPercent", "writeThroughputPercent"},
+        base=_DATA_NODE,
+        required=("tableName",),
+        refs=_DATA_NODE_REFS,
+    ),
+    "SqlDataNode": _type(
+        DATA_NODE, {"table", "selectQuery", "insertQuery", "createTableSql", "database"}, base=_DATA_NODE,
+        refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
+    ),
+    "MySqlDataNode": _type(
+        DATA_NODE,
+        {"table", "selectQuery", "insertQuery", "createTableSql", "connectionString", "username", "*password"},
+        base=_DATA_NODE, refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
+    ),
+    "RedshiftDataNode": _type(
+        DATA_NODE, {"tableName", "schemaName", "createTableSql", "primaryKeys", "database"}, base=_DATA_NODE,
+        refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
+    ),
+    "S3KeyExists": _type(PRECONDITION, set(), base=_PRECONDITION, required=("s3Key",), refs=_RESOURCE_REFS),
+    "S3PrefixNotEmpty": _type(
+        PRECONDITION, set(), base=_PRECONDITION, required=("s3Prefix",), refs=_RESOURCE_REFS,
+        unsupported="only S3KeyExists preconditions are mapped (to a bounded check loop); test the prefix "
+        "in the command itself",
+    ),
+    "ShellCommandPrecondition": _type(
+        PRECONDITION, {"command", "scriptUri", "scriptArgument", "stdout", "stderr"}, base=_PRECONDITION,
+        refs=_RESOURCE_REFS,
+        unsupported="only S3KeyExists preconditions are mapped; make the check part of the activity's command",
+    ),
+    "DynamoDBTableExists": _type(
+        PRECONDITION, {"tableName"}, base=_PRECONDITION, refs=_RESOURCE_REFS, unsupported=_DYNAMO_REASON
+    ),
+    "DynamoDBDataExists": _type(
+        PRECONDITION, {"tableName"}, base=_PRECONDITION, refs=_RESOURCE_REFS, unsupported=_DYNAMO_REASON
+    ),
+    "SnsAlarm": _type(ACTION, {"role"}, required=("topicArn", "subject", "message")),
+    "Terminate": _type(
+        ACTION, set(),
+        unsupported="a Terminate action cancels the pending run; Step Functions ends a run through its timeouts",
+    ),
+    # maxActiveInstances on a Schedule is not in the reference, but AWS's own samples set it; it changes nothing here.
+    "Schedule": _type(
+        SCHEDULE, {"startAt", "startDateTime", "endDateTime", "occurrences", "maxActiveInstances"}, required=("period",)
+    ),
+    "RdsDatabase": _type(
+        DATABASE, {"rdsInstanceId", "username", "*password", "databaseName", "jdbcProperties", "region",
+                   "jdbcDriverJarUri"}, unsupported=_RDBMS_REASON,
+    ),
+    "RedshiftDatabase": _type(
+        DATABASE, {"clusterId", "connectionString", "databaseName", "username", "*password", "jdbcProperties",
+                   "region"}, unsupported=_RDBMS_REASON,
+    ),
+    "JdbcDatabase": _type(
+        DATABASE, {"connectionString", "jdbcDriverClass", "jdbcDriverJarUri", "username", "*password",
+                   "databaseName", "jdbcProperties"}, unsupported=_RDBMS_REASON,
+    ),
+    "EmrConfiguration": _type(
+        CONFIGURATION, set(), required=("classification",), refs={"configuration": (CONFIGURATION,),
+                                                                  "property": (PROPERTY,)},
+    ),
+    "Property": _type(PROPERTY, set(), required=("key", "value")),
+}
+for _format in ("CSV", "TSV", "Custom", "RegEx", "DynamoDBDataFormat", "DynamoDBExportDataFormat"):
+    TYPES[_format] = _type(DATA_FORMAT, {"column", "columnSeparator", "recordSeparator", "escapeChar", "inputRegEx",
+                                         "outputFormat"})
+
+# Fields that may hold several values; every other field keeps only one.
+LIST_FIELDS = frozenset({
+    "step", "preStepCommand", "postStepCommand", "scriptArgument", "argument", "scriptVariable", "dependsOn",
+    "input", "output", "precondition", "onFail", "onSuccess", "onLateAction", "applications", "bootstrapAction",
+    "configuration", "property", "securityGroupIds", "securityGroups", "column", "primaryKeys", "commandOptions",
+    "supportedProducts", "additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds",
+})
+
+# Fields that hold a reference; a plain string there is an error, as is a reference in any other field.
+REFERENCE_FIELDS = frozenset(
+    {"parent", "runsOn", "dependsOn", "input", "output", "precondition", "onFail", "onSuccess", "onLateAction",
+     "schedule", "dataFormat", "database", "configuration", "property"}
+)
+
+# Fields whose values are periods ("N units").
+PERIOD_FIELDS = frozenset(
+    {"attemptTimeout", "retryDelay", "terminateAfter", "period", "lateAfterTimeout", "reportProgressTimeout",
+     "preconditionTimeout", "initTimeout"}
+)
+INTEGER_FIELDS = frozenset(
+    {"maximumRetries", "occurrences", "coreInstanceCount", "taskInstanceCount", "instanceCount",
+     "maxActiveInstances", "minInstanceCount"}
+)
+
+
+def is_user_field(name: str) -> bool:
+    return USER_FIELD.match(name) is not None

@@ -1,0 +1,842 @@
+"""State machines compiled from Data Pipeline definitions (see datapipe.importer).
+
+`PipelineWorkflow` turns one importer plan into a Step Functions state machine (and its schedule);
+`PipelinesStack` deploys one for every definition in the pipelines folder.
+
+The shape of every workflow:
+  Resolve the run's time (the schedule's `scheduledStartTime`, else the execution's start) -> check that the
+  execution input carries the parameters without a value -> create each EMR cluster -> run the activities stage by
+  stage (a stage's activities in parallel) -> terminate the clusters.
+Once a cluster exists, every failure or timeout turns termination protection off and terminates it before the
+run fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from datapipe.bundles.names import job_queue_name
+from datapipe.errors import DatapipeError
+from datapipe.importer import PlanOptions, companion_values, import_file
+from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Text
+from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Alarm, Cluster, EmrConfiguration, Plan
+from datapipe.importer.plan import Precondition as PreconditionPlan
+from datapipe.naming import Naming
+from stacks.config import PipelineSettings, WorkerGroupSettings
+from stacks.storage import EMR_LOG_PREFIX
+from stacks.worker_groups import LOG_BUCKET_PURPOSE, shell_command_task
+
+CONSTANTS_PATH = "$.const"
+CLUSTERS_PATH = "$.clusters"
+# The tag that AmazonEMRServicePolicy_v2 requires on the clusters it may manage.
+EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
+DEFINITION_SUFFIXES = (".json",)
+
+
+def _key(text: str) -> str:
+    """An id as a JSONPath key and a state-name fragment."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+def shell_script(arguments: int, inputs: int, outputs: int, *, stage: bool, script: bool) -> str:
+    """The fixed shell text a Batch job runs; the command, arguments and paths arrive as environment variables.
+
+    The arguments become $1..$N of the command, as in Data Pipeline; with staging, inputs are copied to
+    ${INPUTn_STAGING_DIR} before and ${OUTPUTn_STAGING_DIR} is copied out after.
+    """
+    lines = ["set -e", "set --" + "".join(f' "$DATAPIPE_ARG_{i}"' for i in range(1, arguments + 1))]
+    if stage:
+        for i in range(1, inputs + 1):
+            lines += [f'export INPUT{i}_STAGING_DIR="$PWD/datapipe-staging/input{i}"',
+                      f'mkdir -p "$INPUT{i}_STAGING_DIR"',
+                      f'aws s3 cp --recursive "$DATAPIPE_INPUT_{i}" "$INPUT{i}_STAGING_DIR"']
+        for i in range(1, outputs + 1):
+            lines += [f'export OUTPUT{i}_STAGING_DIR="$PWD/datapipe-staging/output{i}"',
+                      f'mkdir -p "$OUTPUT{i}_STAGING_DIR"']
+    if script:
+        lines.append('aws s3 cp "$DATAPIPE_SCRIPT_URI" ./datapipe-script && sh ./datapipe-script "$@"')
+    else:
+        lines.append('eval "$DATAPIPE_COMMAND"')
+    if stage:
+        lines += [f'aws s3 cp --recursive "$OUTPUT{i}_STAGING_DIR" "$DATAPIPE_OUTPUT_{i}"' for i in
+                  range(1, outputs + 1)]
+    return "\n".join(lines)
+
+
+class PipelineWorkflow(Construct):
+    """One imported pipeline as a Standard state machine, plus an EventBridge Scheduler schedule when it has one."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        plan: Plan,
+        settings: PipelineSettings,
+        worker_groups: WorkerGroupSettings,
+        log_bucket: s3.IBucket,
+        job_queue_arn: str | None = None,
+        job_definition_arn: str | None = None,
+        emr_roles: PipelineEmrRoles | None = None,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not plan.deployable:
+            first = plan.errors[0] if plan.errors else next(
+                (f"{o.id}: {o.reason}" for o in plan.objects if o.status != "mapped"), "no activity to run")
+            raise DatapipeError(f"pipeline {plan.source} cannot be deployed: {first}")
+        self.plan = plan
+        self._naming = naming
+        self._settings = settings
+        self._worker_groups = worker_groups
+        self._log_bucket = log_bucket
+        self._job_queue_arn = job_queue_arn
+        self._job_definition_arn = job_definition_arn
+        self._emr_roles = emr_roles
+        groups = {a.worker_group or "" for a in plan.activities if a.target == ACTIVITY_TASK}
+        unknown = sorted(groups - set(worker_groups.names))
+        if unknown:
+            raise DatapipeError(f"pipeline {plan.source} uses worker group {unknown[0]}, which has no activity; add it "
+                                "to the setting 'workerGroups.names'")
+        if any(a.target == BATCH_JOB for a in plan.activities) and not (job_queue_arn and job_definition_arn):
+            raise DatapipeError(f"pipeline {plan.source} runs Batch jobs but no job queue was given")
+        self._activity_scope = Construct(self, "WorkerGroupTasks")
+        self._constants: dict[str, str] = {}
+        self._names: set[str] = set()
+        self.workflow_name = f"pipeline-{plan.name}"
+        stack = cdk.Stack.of(self)
+        self._stack = stack
+
+        body = self._body()
+        start = self._prologue(body)
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{naming.state_machine(self.workflow_name)}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=naming.state_machine(self.workflow_name),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"Imported from the Data Pipeline definition {plan.source}",
+        )
+        self._acknowledge_wildcards()
+        self._drop_redundant_depends_on()
+        self.schedule = self._schedule()
+
+    # -- run time, parameters, constants ------------------------------------------------------------------------------
+
+    def _name(self, wanted: str) -> str:
+        """A state name, unique in this machine and within the 80-character limit."""
+        base = _key(wanted)[:72]
+        name, number = base, 2
+        while name in self._names:
+            name, number = f"{base}_{number}", number + 1
+        self._names.add(name)
+        return name
+
+    def _constant(self, text: str) -> str:
+        key = self._constants.setdefault(text, f"c{len(self._constants)}")
+        return f"{CONSTANTS_PATH}.{key}"
+
+    def _constant_parameters(self) -> list[tuple[str, str]]:
+        """The literal pieces, for the Set_Constants state.
+
+        Shell text such as `${INPUT1_STAGING_DIR}` would read as a CloudFormation substitution in the template, so
+        such a piece travels base64-encoded and is decoded when the state runs.
+        """
+        result: list[tuple[str, str]] = []
+        for text, key in self._constants.items():
+            if "${" in text:
+                encoded = base64.b64encode(text.encode()).decode()
+                result.append((f"{key}.$", f"States.Base64Decode('{encoded}')"))
+            else:
+                result.append((key, text))
+        return result
+
+    def render(self, text: Text) -> str:
+        """A text for a state's parameters: itself when static, else a JSONPath or States.Format over the state.
+
+        Literal pieces of a runtime text are kept in the state (`$.const`) so that no quoting or brace in them can
+        change the meaning of the States.Format call.
+        """
+        if text.is_static and "${" not in text.static:
+            return text.static
+        paths = [self._constant(p) if isinstance(p, str) else p.path for p in text.parts]
+        if len(paths) == 1:
+            return sfn.JsonPath.string_at(paths[0])
+        return sfn.JsonPath.format("{}" * len(paths), *(sfn.JsonPath.string_at(p) for p in paths))
+
+    def render_list(self, texts: list[Text]) -> Any:
+        if all(t.is_static and "${" not in t.static for t in texts):
+            return [t.static for t in texts]
+        items = [sfn.JsonPath.string_at(self._constant(t.static)) if t.is_static else self.render(t) for t in texts]
+        return sfn.JsonPath.array(*items)
+
+    def _prologue(self, body: sfn.IChainable) -> sfn.IChainable:
+        """Run time, parameter check and constants, in front of the body (built first, so constants are known)."""
+        start: sfn.IChainable = body
+        if self._constants:
+            constants = sfn.Pass(self, "Constants", state_name=self._name("Set_Constants"),
+                                 parameters=dict(self._constant_parameters()), result_path=CONSTANTS_PATH)
+            start = constants.next(start)
+        if self.plan.runtime_parameters:
+            missing = sfn.Fail(self, "MissingParameter", state_name=self._name("Missing_Parameters"),
+                               error="MissingParameters",
+                               cause="the execution input needs 'parameters' with: "
+                               + ", ".join(p.lstrip("*") for p in self.plan.runtime_parameters))
+            paths = [f"{PARAMETERS_PATH}.{p.lstrip('*')}" for p in self.plan.runtime_parameters]
+            check = sfn.Choice(self, "CheckParameters", state_name=self._name("Check_Parameters"))
+            check.when(sfn.Condition.or_(*(sfn.Condition.is_not_present(p) for p in paths)), missing)
+            start = check.otherwise(start)
+        if not self.plan.uses_run_time:
+            return start
+        use_schedule = sfn.Pass(self, "UseScheduledTime", state_name=self._name("Use_Scheduled_Start_Time"),
+                                parameters={"time.$": "$.scheduledStartTime"}, result_path=RUN_PATH)
+        use_start = sfn.Pass(self, "UseStartTime", state_name=self._name("Use_Execution_Start_Time"),
+                             parameters={"time.$": "$$.Execution.StartTime"}, result_path=RUN_PATH)
+        split = sfn.Pass(self, "SplitTime", state_name=self._name("Split_Run_Time"),
+                         parameters={"time.$": f"{RUN_PATH}.time",
+                                     "parts.$": f"States.StringSplit({RUN_PATH}.time, '-T:.Z+')"},
+                         result_path=RUN_PATH)
+        names = ("year", "month", "day", "hour", "minute", "second")
+        parts = {f"{n}.$": f"States.ArrayGetItem({RUN_PATH}.parts, {i})" for i, n in enumerate(names)}
+        name_parts = sfn.Pass(self, "NameTimeParts", state_name=self._name("Name_Run_Time_Parts"),
+                              parameters={"time.$": f"{RUN_PATH}.time", **parts}, result_path=RUN_PATH)
+        split.next(name_parts).next(start)
+        use_schedule.next(split)
+        use_start.next(split)
+        return (
+            sfn.Choice(self, "HasScheduledTime", state_name=self._name("Has_Scheduled_Start_Time"))
+            .when(sfn.Condition.is_present("$.scheduledStartTime"), use_schedule)
+            .otherwise(use_start)
+        )
+
+    # -- the body -----------------------------------------------------------------------------------------------------
+
+    def _body(self) -> sfn.IChainable:
+        succeed = sfn.Succeed(self, "Done", state_name=self._name("Pipeline_Succeeded"))
+        stages = self._stages()
+        if not self.plan.clusters:
+            return stages.next(succeed)
+        failed = sfn.Fail(self, "Failed", state_name=self._name("Pipeline_Failed"), error="PipelineFailed",
+                          cause="an activity failed or timed out; the pipeline's clusters were terminated")
+        run = sfn.Parallel(self, "Run", state_name=self._name("Run_Activities"), result_path=sfn.JsonPath.DISCARD)
+        run.branch(stages)
+        creates: list[sfn.TaskStateBase] = [self._create_cluster(c) for c in self.plan.clusters]
+        for index, create in enumerate(creates):
+            created_before = self.plan.clusters[:index]
+            create.add_catch(self._cleanup(created_before, failed, f"after_create_{index}"),
+                             result_path="$.error")
+        run.add_catch(self._cleanup(self.plan.clusters, failed, "after_failure"), result_path="$.error")
+        chain = sfn.Chain.start(creates[0])
+        for create in creates[1:]:
+            chain = chain.next(create)
+        chain = chain.next(run)
+        for cluster in self.plan.clusters:
+            chain = chain.next(self._terminate(cluster, "end"))
+        return chain.next(succeed)
+
+    def _stages(self) -> sfn.Chain:
+        chain: sfn.Chain | None = None
+        for number, stage in enumerate(self.plan.stages, start=1):
+            if len(stage) == 1:
+                step: sfn.IChainable = self._activity(stage[0])
+            else:
+                parallel = sfn.Parallel(self, f"Stage{number}", state_name=self._name(f"Stage_{number}"),
+                                        result_path=sfn.JsonPath.DISCARD)
+                for activity in stage:
+                    parallel.branch(self._activity(activity))
+                step = parallel
+            chain = sfn.Chain.start(step) if chain is None else chain.next(step)
+        assert chain is not None  # a deployable plan has activities
+        return chain
+
+    # -- clusters -----------------------------------------------------------------------------------------------------
+
+    def _cluster_path(self, cluster_id: str) -> str:
+        return f"{CLUSTERS_PATH}.{_key(cluster_id)}"
+
+    def _create_cluster(self, cluster: Cluster) -> tasks.EmrCreateCluster:
+        groups = [self._group("MASTER", cluster.master_instance_type, 1, cluster.master_bid_price),
+                  self._group("CORE", cluster.core_instance_type, cluster.core_instance_count, cluster.core_bid_price)]
+        if cluster.task_instance_count:
+            groups.append(self._group("TASK", cluster.task_instance_type or cluster.core_instance_type,
+                                      cluster.task_instance_count, cluster.task_bid_price))
+        log_uri = cluster.log_uri or f"s3://{self._log_bucket.bucket_name}/{EMR_LOG_PREFIX}{self.plan.name}/"
+        return tasks.EmrCreateCluster(
+            self,
+            f"Create{_key(cluster.id)}",
+            state_name=self._name(f"Create_Cluster_{cluster.id}"),
+            name=self._naming.name(f"{self.plan.name}-{cluster.id}")[:256],
+            release_label=cluster.release_label,
+            applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name=a) for a in cluster.applications],
+            instances=tasks.EmrCreateCluster.InstancesConfigProperty(
+                instance_groups=groups,
+                termination_protected=False,
+                ec2_subnet_id=cluster.subnet_id,
+                ec2_key_name=cluster.key_pair,
+            ),
+            bootstrap_actions=[
+                tasks.EmrCreateCluster.BootstrapActionConfigProperty(
+                    name=f"bootstrap-{index}",
+                    script_bootstrap_action=tasks.EmrCreateCluster.ScriptBootstrapActionConfigProperty(
+                        path=path, args=args
+                    ),
+                )
+                for index, (path, args) in enumerate(cluster.bootstrap_actions, start=1)
+            ]
+            or None,
+            configurations=[self._configuration(c) for c in cluster.configurations] or None,
+            log_uri=log_uri,
+            cluster_role=self._emr_roles.instance_role if self._emr_roles else None,
+            service_role=self._emr_roles.service_role if self._emr_roles else None,
+            auto_scaling_role=self._emr_roles.autoscaling_role if self._emr_roles else None,
+            visible_to_all_users=True,
+            tags={**EMR_MANAGED_TAG, "datapipe:pipeline": self.plan.name, "datapipe:resource": cluster.id},
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_selector={"ClusterId.$": "$.ClusterId"},
+            result_path=self._cluster_path(cluster.id),
+        )
+
+    @staticmethod
+    def _group(role: str, instance_type: str, count: int, bid: str | None) -> Any:
+        return tasks.EmrCreateCluster.InstanceGroupConfigProperty(
+            instance_role=getattr(tasks.EmrCreateCluster.InstanceRoleType, role),
+            instance_type=instance_type,
+            instance_count=count,
+            market=getattr(tasks.EmrCreateCluster.InstanceMarket, "SPOT" if bid else "ON_DEMAND"),
+            bid_price=bid,
+            name=role.lower(),
+        )
+
+    def _configuration(self, config: EmrConfiguration) -> Any:
+        return tasks.EmrCreateCluster.ConfigurationProperty(
+            classification=config.classification,
+            properties=config.properties or None,
+            configurations=[self._configuration(c) for c in config.configurations] or None,
+        )
+
+    def _cluster_id(self, cluster_id: str) -> str:
+        return sfn.JsonPath.string_at(f"{self._cluster_path(cluster_id)}.ClusterId")
+
+    def _terminate(self, cluster: Cluster, when: str) -> sfn.IChainable:
+        unprotect = tasks.EmrSetClusterTerminationProtection(
+            self, f"Unprotect{_key(cluster.id)}{when}",
+            state_name=self._name(f"Disable_Protection_{cluster.id}_{when}"),
+            cluster_id=self._cluster_id(cluster.id), termination_protected=False, result_path=sfn.JsonPath.DISCARD,
+        )
+        terminate = tasks.EmrTerminateCluster(
+            self, f"Terminate{_key(cluster.id)}{when}", state_name=self._name(f"Terminate_Cluster_{cluster.id}_{when}"),
+            cluster_id=self._cluster_id(cluster.id), integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        for task in (unprotect, terminate):
+            task.add_retry(errors=["States.ALL"], max_attempts=3, interval=cdk.Duration.seconds(10), backoff_rate=2)
+        return unprotect.next(terminate)
+
+    def _cleanup(self, clusters: list[Cluster], failed: sfn.Fail, when: str) -> sfn.IChainable:
+        """Terminate each cluster in turn; a cleanup step that fails still goes on to the next cluster."""
+        if not clusters:
+            return failed
+        following: sfn.IChainable = failed
+        for cluster in reversed(clusters):
+            unprotect = tasks.EmrSetClusterTerminationProtection(
+                self, f"Cleanup{_key(cluster.id)}{when}",
+                state_name=self._name(f"Cleanup_Protection_{cluster.id}_{when}"),
+                cluster_id=self._cluster_id(cluster.id), termination_protected=False,
+                result_path=sfn.JsonPath.DISCARD,
+            )
+            terminate = tasks.EmrTerminateCluster(
+                self, f"CleanupTerminate{_key(cluster.id)}{when}",
+                state_name=self._name(f"Cleanup_Terminate_{cluster.id}_{when}"),
+                cluster_id=self._cluster_id(cluster.id), integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                result_path=sfn.JsonPath.DISCARD,
+            )
+            for task in (unprotect, terminate):
+                task.add_retry(errors=["States.ALL"], max_attempts=3, interval=cdk.Duration.seconds(10))
+            unprotect.add_catch(terminate, result_path="$.cleanupError")
+            terminate.add_catch(following, result_path="$.cleanupError")
+            unprotect.next(terminate)
+            terminate.next(following)
+            following = unprotect
+        return following
+
+    # -- activities ---------------------------------------------------------------------------------------------------
+
+    def _activity(self, activity: Activity) -> sfn.IChainable:
+        """Preconditions, the work, and the activity's alarms, as one chain."""
+        failure: sfn.IChainable | None = None
+        if activity.on_fail:
+            fail = sfn.Fail(self, f"Failed{_key(activity.id)}", state_name=self._name(f"{activity.id}_Failed"),
+                            error="ActivityFailed", cause=f"activity {activity.id} failed")
+            failure = self._alarms(activity.on_fail, activity.id, "on_fail").next(fail)
+        work = self._work(activity)
+        for task in work:
+            if not isinstance(task, sfn.TaskStateBase):
+                continue
+            if activity.retries:
+                task.add_retry(errors=["States.ALL"], max_attempts=activity.retries, backoff_rate=1,
+                               interval=cdk.Duration.seconds(max(1, activity.retry_delay_seconds)))
+            if failure is not None:
+                task.add_catch(failure, result_path="$.error")
+        chain: sfn.Chain | None = None
+        for precondition in activity.preconditions:
+            loop_start, satisfied = self._precondition(precondition, activity, failure)
+            chain = sfn.Chain.start(loop_start) if chain is None else chain.next(loop_start)
+            chain = sfn.Chain.custom(chain.start_state, [typing.cast(sfn.INextable, satisfied)], satisfied)
+        for task in work:
+            chain = sfn.Chain.start(task) if chain is None else chain.next(task)
+        if activity.on_success:
+            chain = chain.next(self._alarms(activity.on_success, activity.id, "on_success"))  # type: ignore[union-attr]
+        assert chain is not None
+        return chain
+
+    def _work(self, activity: Activity) -> list[Any]:
+        # terminateAfter of the resource bounds each of its tasks; attemptTimeout, when shorter, bounds it more.
+        bounds = [t for t in (activity.attempt_timeout_seconds, activity.resource_timeout_seconds) if t]
+        timeout = min(bounds) if bounds else None
+        task_timeout = sfn.Timeout.duration(cdk.Duration.seconds(timeout)) if timeout else None
+        if activity.target == ACTIVITY_TASK:
+            return [self._activity_task(activity, timeout)]
+        if activity.target == BATCH_JOB:
+            return [self._batch_job(activity, task_timeout)]
+        steps: list[Any] = []
+        cluster_id = self._cluster_id(activity.resource or "")
+        for step in activity.steps:
+            args: Any = self.render_list(step.args)
+            prepare = None
+            if not isinstance(args, list):  # a list with runtime parts is built in the state first
+                path = f"$.stepArgs.{_key(step.name)}"
+                prepare = sfn.Pass(self, f"Prepare{_key(step.name)}", state_name=self._name(f"Prepare_{step.name}"),
+                                   parameters={"args": args}, result_path=path)
+                args = sfn.JsonPath.list_at(f"{path}.args")
+                steps.append(prepare)
+            steps.append(tasks.EmrAddStep(
+                self, f"Step{_key(step.name)}", state_name=self._name(f"Run_{step.name}"),
+                cluster_id=cluster_id, name=step.name, jar=self.render(step.jar), args=args,
+                main_class=step.main_class, action_on_failure=tasks.ActionOnFailure.CONTINUE,
+                integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
+                task_timeout=task_timeout,
+            ))
+        return steps
+
+    def _activity_task(self, activity: Activity, timeout: int | None) -> Any:
+        shell = activity.shell
+        assert shell is not None and activity.worker_group is not None
+        fields: dict[str, Any] = {
+            "scriptArgument": self.render_list(shell.arguments),
+            "stage": shell.stage,
+            "input": self.render_list(shell.inputs),
+            "output": self.render_list(shell.outputs),
+        }
+        if shell.command is not None:
+            fields["command"] = self.render(shell.command)
+        if shell.script_uri is not None:
+            fields["scriptUri"] = self.render(shell.script_uri)
+        worker_activity = sfn.Activity.from_activity_arn(
+            self, f"WorkerGroup{_key(activity.id)}",
+            self._naming.activity_arn(activity.worker_group, account=self._stack.account, region=self._stack.region,
+                                      partition=self._stack.partition),
+        )
+        settings = self._worker_groups
+        if timeout:  # attemptTimeout bounds each attempt; the heartbeat must stay shorter than it
+            settings = dataclasses.replace(settings, task_timeout_seconds=max(timeout, settings.heartbeat_seconds + 1))
+        return shell_command_task(self._activity_scope, self._name(activity.id), activity=worker_activity,
+                                  settings=settings, shell=fields)
+
+    def _batch_job(self, activity: Activity, task_timeout: sfn.Timeout | None) -> Any:
+        shell = activity.shell
+        assert shell is not None
+        environment: dict[str, str] = {"DATAPIPE_PIPELINE": self.plan.name, "DATAPIPE_ACTIVITY": activity.id}
+        if shell.command is not None:
+            environment["DATAPIPE_COMMAND"] = self.render(shell.command)
+        if shell.script_uri is not None:
+            environment["DATAPIPE_SCRIPT_URI"] = self.render(shell.script_uri)
+        for prefix, texts in (("ARG", shell.arguments), ("INPUT", shell.inputs), ("OUTPUT", shell.outputs)):
+            for index, text in enumerate(texts, start=1):
+                environment[f"DATAPIPE_{prefix}_{index}"] = self.render(text)
+        script = shell_script(len(shell.arguments), len(shell.inputs), len(shell.outputs), stage=shell.stage,
+                              script=shell.command is None)
+        return tasks.BatchSubmitJob(
+            self, f"Batch{_key(activity.id)}", state_name=self._name(f"Run_{activity.id}"),
+            job_name=_key(f"{self.plan.name}-{activity.id}")[:128],
+            job_queue_arn=self._job_queue_arn or "",
+            job_definition_arn=self._job_definition_arn or "",
+            container_overrides=tasks.BatchContainerOverrides(command=["sh", "-c", script], environment=environment),
+            attempts=1,
+            result_path=sfn.JsonPath.DISCARD,
+            task_timeout=task_timeout,
+        )
+
+    def _precondition(
+        self, precondition: PreconditionPlan, activity: Activity, failure: sfn.IChainable | None
+    ) -> tuple[sfn.State, sfn.State]:
+        """A bounded loop: head the object; if absent, count, wait and try again, at most `max_checks` times."""
+        where = f"{precondition.id}_{activity.id}"
+        counter = f"$.checks.{_key(where)}"
+        start = sfn.Pass(self, f"Init{_key(where)}", state_name=self._name(f"Start_Checking_{where}"),
+                         result=sfn.Result.from_object({"count": 0}), result_path=counter)
+        check = tasks.CallAwsService(
+            self, f"Check{_key(where)}", state_name=self._name(f"Check_{where}"),
+            service="s3", action="headObject", iam_action="s3:GetObject",
+            iam_resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{precondition.bucket}/*"],
+            parameters={"Bucket": precondition.bucket, "Key": self.render(precondition.key)},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        count = sfn.Pass(self, f"Count{_key(where)}", state_name=self._name(f"Count_Check_{where}"),
+                         parameters={"count.$": f"States.MathAdd({counter}.count, 1)"}, result_path=counter)
+        wait = sfn.Wait(self, f"Wait{_key(where)}", state_name=self._name(f"Wait_Before_Checking_{where}"),
+                        time=sfn.WaitTime.duration(cdk.Duration.seconds(precondition.interval_seconds)))
+        give_up: sfn.IChainable = failure or sfn.Fail(
+            self, f"NotMet{_key(where)}", state_name=self._name(f"Precondition_Not_Met_{where}"),
+            error="PreconditionNotMet",
+            cause=f"s3://{precondition.bucket}/{precondition.key.describe()} did not appear after "
+            f"{precondition.max_checks} checks",
+        )
+        again = sfn.Choice(self, f"Again{_key(where)}", state_name=self._name(f"Check_Again_{where}"))
+        again.when(sfn.Condition.number_less_than(f"{counter}.count", precondition.max_checks), wait)
+        again.otherwise(give_up)
+        check.add_catch(count, errors=["States.ALL"], result_path="$.checkError")
+        start.next(check)
+        count.next(again)
+        wait.next(check)
+        return start, check
+
+    def _alarms(self, alarms: list[Alarm], activity_id: str, when: str) -> sfn.Chain:
+        chain: sfn.Chain | None = None
+        for alarm in alarms:
+            topic = sns.Topic.from_topic_arn(self, f"Topic{_key(alarm.id)}{_key(activity_id)}{when}", alarm.topic_arn)
+            publish = tasks.SnsPublish(
+                self, f"Publish{_key(alarm.id)}{_key(activity_id)}{when}",
+                state_name=self._name(f"Notify_{alarm.id}_{activity_id}_{when}"),
+                topic=topic, subject=self.render(alarm.subject),
+                message=sfn.TaskInput.from_text(self.render(alarm.message)), result_path=sfn.JsonPath.DISCARD,
+            )
+            chain = sfn.Chain.start(publish) if chain is None else chain.next(publish)
+        assert chain is not None
+        return chain
+
+    # -- schedule and findings ----------------------------------------------------------------------------------------
+
+    def _schedule(self) -> scheduler.Schedule | None:
+        plan_schedule = self.plan.schedule
+        if plan_schedule is None:
+            return None
+        return scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule_name=self._naming.name(self.workflow_name)[:64],
+            schedule=scheduler.ScheduleExpression.expression(plan_schedule.expression),
+            description=plan_schedule.description[:512],
+            start=plan_schedule.start,
+            end=plan_schedule.end,
+            target=scheduler_targets.StepFunctionsStartExecution(
+                self.state_machine,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"scheduledStartTime": scheduler.ContextAttribute.scheduled_time}
+                ),
+            ),
+        )
+
+    def _drop_redundant_depends_on(self) -> None:
+        """Wait for the role's policy only: GetAtt of the role already orders the role first (cfn-lint W3005)."""
+        resource = typing.cast(cdk.CfnResource, self.state_machine.node.default_child)
+        policy = self.state_machine.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
+            resource.add_override("DependsOn", [self._stack.get_logical_id(policy_resource)])
+
+    def _nag_arn(self, service: str, resource: str) -> str:
+        """An ARN of this account and region as cdk-nag prints it: literal where the environment is known."""
+        stack = self._stack
+
+        def shown(value: str, pseudo: str) -> str:
+            return f"<AWS::{pseudo}>" if cdk.Token.is_unresolved(value) else value
+
+        return f"arn:{shown(stack.partition, 'Partition')}:{service}:{shown(stack.region, 'Region')}" \
+            f":{shown(stack.account, 'AccountId')}:{resource}"
+
+    def _acknowledge_wildcards(self) -> None:
+        """Name each wildcard the service integrations put in the state machine's policy, with its reason."""
+        findings = {"*": "X-Ray and log delivery actions have no resource-level permission"}
+        if self.plan.clusters:
+            account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self._stack.account) else self._stack.account
+            findings[self._nag_arn("elasticmapreduce", "cluster/*")] = (
+                "EMR createCluster has no cluster before it runs, and the steps and terminations act on the cluster "
+                "id it returns at run time"
+            )
+            findings[f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
+                     "/AWSServiceRoleForEMRCleanup*"] = "EMR may create its cleanup service-linked role"
+        if any(a.target == BATCH_JOB for a in self.plan.activities):
+            findings[self._nag_arn("batch", "job-definition/*")] = (
+                "Batch submitJob names the job definition by name; its revision is chosen when the job is submitted"
+            )
+        for bucket in sorted({p.bucket for a in self.plan.activities for p in a.preconditions}):
+            findings[f"arn:<AWS::Partition>:s3:::{bucket}/*"] = (
+                "a precondition checks for a key, known at run time, under the bucket its definition names"
+            )
+        for resource, reason in findings.items():
+            cdk.Validations.of(self.state_machine).acknowledge(
+                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
+            )
+
+
+class PipelineEmrRoles(Construct):
+    """The roles of the clusters that imported pipelines create, shared by all of them.
+
+    The instance role may read and write the buckets that the EMR activities name, and write logs under emr/ of
+    the log bucket.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming, buckets: list[str]) -> None:
+        super().__init__(scope, construct_id)
+        self.instance_role = iam.Role(
+            self,
+            "InstanceRole",
+            role_name=naming.name("pipeline-emr-instance"),
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="EC2 instances of the clusters of imported pipelines",
+        )
+        # EMR's JobFlowRole names an instance profile; it carries the role's name.
+        iam.CfnInstanceProfile(self, "InstanceProfile", roles=[self.instance_role.role_name],
+                               instance_profile_name=self.instance_role.role_name)
+        # Names built from pseudo parameters, so that cdk-nag prints them as the acknowledgments below spell them.
+        log_bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        self.instance_role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{log_bucket_name}/{EMR_LOG_PREFIX}*"]))
+        nag_log_bucket = naming.bucket(LOG_BUCKET_PURPOSE, "<AWS::AccountId>", "<AWS::Region>")
+        wildcards = [f"arn:<AWS::Partition>:s3:::{nag_log_bucket}/{EMR_LOG_PREFIX}*"]
+        if buckets:
+            arns = [f"arn:{cdk.Aws.PARTITION}:s3:::{b}" for b in buckets]
+            self.instance_role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns))
+            self.instance_role.add_to_policy(iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[f"{a}/*" for a in arns]))
+            wildcards += [f"arn:<AWS::Partition>:s3:::{b}/*" for b in buckets]
+        for resource in wildcards:
+            cdk.Validations.of(self.instance_role).acknowledge(cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{resource}]",
+                reason="steps read and write objects, chosen at run time, under the buckets the pipeline definitions "
+                "name, and EMR writes its logs under emr/ of the log bucket"))
+        self.service_role = iam.Role(
+            self,
+            "ServiceRole",
+            assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEMRServicePolicy_v2")],
+            description="EMR service role of the clusters of imported pipelines",
+        )
+        self.service_role.add_to_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[self.instance_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}))
+        cdk.Validations.of(self.service_role).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2]",
+            reason="AmazonEMRServicePolicy_v2 is the service role policy EMR documents; it acts only on resources "
+            "tagged for-use-with-amazon-emr-managed-policies, which the clusters are"))
+        self.autoscaling_role = iam.Role(
+            self,
+            "AutoScalingRole",
+            assumed_by=iam.CompositePrincipal(iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
+                                              iam.ServicePrincipal("application-autoscaling.amazonaws.com")),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                "service-role/AmazonElasticMapReduceforAutoScalingRole")],
+            description="EMR automatic scaling of the clusters of imported pipelines",
+        )
+        cdk.Validations.of(self.autoscaling_role).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonElasticMapReduceforAutoScalingRole]",
+            reason="the policy EMR documents for the automatic scaling role; EmrCreateCluster passes it"))
+
+
+class ShellJobDefinition(Construct):
+    """The Batch job definition that runs the shell commands of activities on an Ec2Resource.
+
+    Its role may read and write only the buckets that those activities name (`s3://bucket/...`).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        image: str,
+        fargate: bool,
+        buckets: list[str],
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.job_role = iam.Role(
+            self,
+            "JobRole",
+            role_name=naming.name("pipeline-shell-job-role"),
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Shell commands of imported pipelines: the S3 buckets their definitions name",
+        )
+        if buckets:
+            arns = [f"arn:{cdk.Aws.PARTITION}:s3:::{b}" for b in buckets]
+            self.job_role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket", "s3:GetBucketLocation"], resources=arns)
+            )
+            self.job_role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                    resources=[f"{arn}/*" for arn in arns],
+                )
+            )
+            for bucket in buckets:
+                cdk.Validations.of(self.job_role).acknowledge(
+                    cdk.Acknowledgment(
+                        id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/*]",
+                        reason="the commands copy objects under the buckets their pipeline definitions name; object "
+                        "keys are chosen at run time",
+                    )
+                )
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/datapipe/{naming.name('pipeline-shell-jobs')}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        )
+        container_props: dict[str, Any] = {
+            "image": ecs.ContainerImage.from_registry(image),
+            "cpu": 1,
+            "memory": cdk.Size.mebibytes(2048),
+            "command": ["sh", "-c", "echo 'a pipeline activity overrides this command'"],
+            "job_role": self.job_role,
+            "logging": ecs.LogDriver.aws_logs(stream_prefix="pipeline", log_group=log_group),
+        }
+        container: batch.IEcsContainerDefinition
+        if fargate:
+            container = batch.EcsFargateContainerDefinition(self, "Container", assign_public_ip=False,
+                                                            **container_props)
+        else:
+            container = batch.EcsEc2ContainerDefinition(self, "Container", **container_props)
+        self.job_definition = batch.EcsJobDefinition(
+            self,
+            "JobDefinition",
+            job_definition_name=naming.name("pipeline-shell-job-definition"),
+            container=container,
+        )
+
+
+def _buckets_in(texts: list[Text]) -> set[str]:
+    found: set[str] = set()
+    for text in texts:
+        for part in text.parts:
+            if isinstance(part, str):
+                found.update(re.findall(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])", part))
+    return found
+
+
+def batch_buckets(plans: list[Plan]) -> list[str]:
+    """Buckets named literally in the shell commands, scripts and data paths of Batch activities."""
+    found: set[str] = set()
+    for plan in plans:
+        for activity in plan.activities:
+            shell = activity.shell
+            if activity.target != BATCH_JOB or shell is None:
+                continue
+            texts = [*shell.arguments, *shell.inputs, *shell.outputs]
+            found |= _buckets_in(texts + [t for t in (shell.command, shell.script_uri) if t is not None])
+    return sorted(found)
+
+
+def emr_buckets(plans: list[Plan]) -> list[str]:
+    """Buckets named literally in the EMR steps of deployable plans."""
+    found: set[str] = set()
+    for plan in plans:
+        for activity in plan.activities:
+            for step in activity.steps:
+                found |= _buckets_in([step.jar, *step.args])
+    return sorted(found)
+
+
+class PipelinesStack(cdk.Stack):
+    """The deployable unit: one PipelineWorkflow per definition in the pipelines folder."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        settings: PipelineSettings,
+        worker_groups: WorkerGroupSettings,
+        definitions_dir: Path,
+        log_bucket: s3.IBucket,
+        batch_fargate: bool = False,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        options = plan_options(settings)
+        plans = [
+            import_file(path, values_path=companion_values(path), options=options)
+            for path in definition_files(definitions_dir)
+        ]
+        job_queue_arn = job_definition_arn = None
+        if any(a.target == BATCH_JOB for plan in plans if plan.deployable for a in plan.activities):
+            self.shell_jobs = ShellJobDefinition(
+                self, "ShellJobs", naming=naming, image=settings.batch_image, fargate=batch_fargate,
+                buckets=batch_buckets(plans), removal_policy=removal_policy,
+            )
+            job_definition_arn = self.shell_jobs.job_definition.job_definition_arn
+            # The batch stack owns the queue; it is found by its name, as the CLI finds it.
+            job_queue_arn = self.format_arn(service="batch", resource="job-queue",
+                                            resource_name=job_queue_name(naming))
+        emr_roles = None
+        if any(plan.clusters for plan in plans if plan.deployable):
+            emr_roles = PipelineEmrRoles(self, "EmrRoles", naming=naming, buckets=emr_buckets(plans))
+        self.workflows: list[PipelineWorkflow] = []
+        for plan in plans:
+            self.workflows.append(
+                PipelineWorkflow(self, f"Pipeline-{plan.name}", naming=naming, plan=plan, settings=settings,
+                                 worker_groups=worker_groups, log_bucket=log_bucket, job_queue_arn=job_queue_arn,
+                                 job_definition_arn=job_definition_arn, emr_roles=emr_roles,
+                                 removal_policy=removal_policy)
+            )
+
+
+def plan_options(settings: PipelineSettings) -> PlanOptions:
+    return PlanOptions(
+        default_release_label=settings.default_release_label,
+        default_instance_type=settings.default_instance_type,
+        precondition_interval_seconds=settings.precondition_interval_seconds,
+        precondition_max_checks=settings.precondition_max_checks,
+    )
+
+
+def definition_files(folder: Path) -> list[Path]:
+    """Definitions in a folder: every *.json except values files (`*.values.json`)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir() if p.suffix in DEFINITION_SUFFIXES and not p.name.endswith(".values.json")
+    )
+

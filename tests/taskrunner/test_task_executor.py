@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from datapipe.taskrunner.contract import COMMAND_FAILED, INVALID_TASK, RUNNER_INTERRUPTED, STAGING_FAILED
+from datapipe.taskrunner.contract import COMMAND_FAILED, INVALID_TASK, RUNNER_INTERRUPTED, STAGING_FAILED, S3Location
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor
 from tests.taskrunner.conftest import ACTIVITY_ARN, DATA_BUCKET, LOG_BUCKET, FakeActivity, s3_text, shell_task
 
@@ -178,3 +178,13 @@ def live_members_of_group(pgid: int) -> list[int]:
         if group == pgid and state != "Z":
             members.append(int(stat.parent.name))
     return members
+
+
+def test_a_log_bucket_that_refuses_uploads_does_not_lose_the_report(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity
+) -> None:
+    executor = make_executor(log_destination=S3Location("bucket-that-does-not-exist", "taskrunner/"))
+    report = run(executor, activity, shell_task("echo still here"))
+    assert report["status"] == "SUCCEEDED"
+    stdout = Path(report["output"]["stdout"])  # the local file stands in for the upload that failed
+    assert stdout.read_text() == "still here\n"

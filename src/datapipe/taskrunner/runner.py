@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from datapipe.taskrunner.contract import (
@@ -40,6 +41,8 @@ STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
 # Errors that mean Step Functions no longer waits for this token: stop working on it, report nothing.
 GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+# What an S3 transfer can raise: boto3's transfer manager wraps ClientError in its own exceptions on upload.
+TRANSFER_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError, S3TransferFailedError, OSError)
 
 
 class StagingError(Exception):
@@ -238,7 +241,7 @@ class TaskExecutor:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._s3.download_file(location.bucket, location.key, str(target))
-        except (ClientError, BotoCoreError, OSError) as error:
+        except TRANSFER_ERRORS as error:
             raise StagingError(f"cannot download {location.uri}: {error}") from None
 
     def _download_prefix(self, location: S3Location, folder: Path) -> None:
@@ -263,7 +266,7 @@ class TaskExecutor:
                 target = location.child(path.relative_to(folder).as_posix())
                 try:
                     self._s3.upload_file(str(path), target.bucket, target.key)
-                except (ClientError, BotoCoreError, OSError) as error:
+                except TRANSFER_ERRORS as error:
                     raise StagingError(f"cannot upload {path.name} to {target.uri}: {error}") from None
                 written.append(target.uri)
         return written
@@ -282,7 +285,7 @@ class TaskExecutor:
             try:
                 self._s3.upload_file(str(path), target.bucket, target.key)
                 locations[name] = target.uri
-            except (ClientError, BotoCoreError, OSError) as error:
+            except TRANSFER_ERRORS as error:
                 self._logger.warning("task %s: cannot upload %s to %s: %s", task.attempt_path, name, target.uri, error)
         return locations
 

@@ -20,7 +20,7 @@ from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
 
 from datapipe.local.seams import seam
 
-_CLIENTS: dict[tuple[str, str, str | None], BaseClient] = {}
+_CLIENTS: dict[tuple[str, str, str | None, bool], BaseClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 _configured_endpoint: str | None = None
 
@@ -61,10 +61,10 @@ def endpoint_url() -> str | None:
     return _configured_endpoint or os.environ.get("AWS_ENDPOINT_URL") or f"http://localhost:{moto_server_port()}"
 
 
-def client(service: str, region: str) -> Any:
+def client(service: str, region: str, *, validate: bool = True) -> Any:
     """A cached client for `service` in `region` that talks to the emulator (never to AWS)."""
     endpoint = endpoint_url()
-    key = (service, region, endpoint)
+    key = (service, region, endpoint, validate)
     with _CLIENTS_LOCK:
         cached = _CLIENTS.get(key)
         if cached is None:
@@ -75,15 +75,19 @@ def client(service: str, region: str) -> Any:
                 endpoint_url=endpoint,
                 aws_access_key_id="emulator",
                 aws_secret_access_key="emulator",
-                config=Config(retries={"max_attempts": 0, "total_max_attempts": 1}, read_timeout=120),
+                config=Config(
+                    retries={"max_attempts": 0, "total_max_attempts": 1},
+                    read_timeout=120,
+                    parameter_validation=validate,
+                ),
             )
             _CLIENTS[key] = cached
         return cached
 
 
 def interpreter_client(region: str, service: str, state_credentials: Any = None) -> BaseClient:
-    """Drop-in for moto's `boto_client_for`: same clients, the emulator's endpoint."""
-    return client(service, region)
+    """Drop-in for moto's `boto_client_for`: the emulator's endpoint, no client-side validation (as moto's)."""
+    return client(service, region, validate=False)
 
 
 def install() -> None:

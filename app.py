@@ -20,6 +20,7 @@ from datapipe.naming import Naming
 from stacks.batch import BatchStack
 from stacks.config import Settings, SettingsError, load_settings
 from stacks.emr_workflow import EmrWorkflowStack
+from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
 from stacks.triggers import TriggersStack
 from stacks.worker_groups import WorkerGroupsStack
@@ -125,6 +126,21 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         data_bucket=storage_stack.storage.data_bucket,
         removal_policy=removal_policy,
         description="datapipe: AWS Batch for transforms (VPC, compute, queue, roles, images, job definitions)",
+    )
+
+    PipelinesStack(
+        app,
+        "Pipelines",
+        stack_name=naming.stack("pipelines"),
+        env=env,
+        naming=naming,
+        settings=settings.pipelines,
+        worker_groups=settings.worker_groups,
+        definitions_dir=PROJECT_DIR / settings.pipelines.folder,
+        log_bucket=storage_stack.storage.log_bucket,
+        batch_fargate=settings.batch.compute == "fargate",
+        removal_policy=removal_policy,
+        description="datapipe: state machines imported from the Data Pipeline definitions in the pipelines folder",
     )
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "local": "datapipe.local.cli:local",
     "demo": "datapipe.local.cli:demo",
     "schedule": "datapipe.schedules:schedule",
+    "import": "datapipe.importer.cli:import_command",
 }
 
 

@@ -33,6 +33,7 @@ NOT_EMULATED = "not emulated"
 SKIPPED = "skipped"
 
 ClientFactory = Callable[[str], Any]
+BATCH_SERVICE_ROLE_PATH = "/aws-service-role/batch.amazonaws.com/"
 
 
 class DeployError(DatapipeError):
@@ -885,8 +886,19 @@ def _compute_environment(r: ResourceRequest) -> _Created:
     create = _camel(_pick(r.properties, "Type State ComputeResources ServiceRole Tags"))
     create["computeEnvironmentName"] = r.name("ComputeEnvironmentName", 128)
     create["type"] = create["type"].upper()
+    if "serviceRole" not in create:
+        create["serviceRole"] = _batch_service_linked_role(r)
     arn = r.client("batch").create_compute_environment(**create)["computeEnvironmentArn"]
     return _Created(arn, {"ComputeEnvironmentArn": arn})
+
+
+def _batch_service_linked_role(r: ResourceRequest) -> str:
+    """Without a ServiceRole, AWS Batch uses its service-linked role, creating it on first use; moto needs it named."""
+    iam = r.client("iam")
+    existing = iam.list_roles(PathPrefix=BATCH_SERVICE_ROLE_PATH)["Roles"]
+    if existing:
+        return str(existing[0]["Arn"])
+    return str(iam.create_service_linked_role(AWSServiceName="batch.amazonaws.com")["Role"]["Arn"])
 
 
 def _job_queue(r: ResourceRequest) -> _Created:

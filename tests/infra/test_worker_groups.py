@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aws_cdk as cdk
@@ -29,7 +29,7 @@ def resolve(value: Any, refs: dict[str, str] | None = None) -> Any:
     return value
 
 
-def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
 
 

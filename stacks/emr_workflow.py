@@ -186,7 +186,11 @@ class EmrWorkflow(Construct):
             cleanup,
         )
         terminate = self._guard(
-            tasks.EmrTerminateCluster(self, "Terminate_Cluster", cluster_id=cluster_id), cleanup
+            # The state keeps ClusterId for the summary (the seed let the termination result replace it).
+            tasks.EmrTerminateCluster(
+                self, "Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD
+            ),
+            cleanup,
         )
         wrapping_up = sfn.Pass(self, "Wrapping_Up")
         done = sfn.Succeed(self, "Done")

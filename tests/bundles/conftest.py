@@ -25,6 +25,7 @@ REMOTE_URL = f"s3://{BUCKET}/team"
 @pytest.fixture()
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "data"
+    monkeypatch.chdir(tmp_path)  # away from any emulator state file (.datapipe/local.json) of the checkout
     monkeypatch.setenv("DATAPIPE_DATA_DIR", str(folder))
     monkeypatch.delenv("DATAPIPE_CONTEXT", raising=False)
     return folder

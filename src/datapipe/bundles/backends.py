@@ -20,6 +20,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from datapipe import aws
+from datapipe.aws import EMULATOR_CREDENTIALS, Target
 from datapipe.bundles import entrypoint, names
 from datapipe.bundles.jobdefs import JobSpec, ensure_job_definition
 from datapipe.bundles.manifest import Manifest
@@ -66,7 +68,7 @@ def last_error_line(stderr: str) -> str:
     return (reported[-1] if reported else lines[-1] if lines else "no output").removeprefix("Error: ")
 
 
-def run_local(plan: RunPlan, *, pipe_root: Path) -> tuple[Manifest, Path]:
+def run_local(plan: RunPlan, *, pipe_root: Path, target: Target) -> tuple[Manifest, Path]:
     """Run in a fresh process and working folder as the container would, then pull the output into the context.
 
     Returns the output manifest and the run's log (the process's stdout and stderr).
@@ -77,6 +79,7 @@ def run_local(plan: RunPlan, *, pipe_root: Path) -> tuple[Manifest, Path]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pipe_root.resolve()), env.get("PYTHONPATH")]))
     env[DATA_DIR_ENV] = str(workdir / ".datapipe")  # the container's throw-away storage, never the user's
+    env.update(process_environment(target))
     try:
         result = subprocess.run(
             plan.command(backend="local", python=sys.executable), cwd=workdir, env=env, capture_output=True, text=True
@@ -89,6 +92,18 @@ def run_local(plan: RunPlan, *, pipe_root: Path) -> tuple[Manifest, Path]:
     output = plan.remote.find(plan.output_name, version=plan.output_version)
     plan.remote.pull(plan.context, output)
     return output, log_path
+
+
+def process_environment(target: Target) -> dict[str, str]:
+    """What makes boto3 in the transform's process reach the same place as this CLI does."""
+    env = {}
+    if target.endpoint_url:
+        env["AWS_ENDPOINT_URL"] = target.endpoint_url
+    if target.region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = target.region
+    if target.is_emulator:
+        env.update({key.upper(): value for key, value in EMULATOR_CREDENTIALS.items()})
+    return env
 
 
 @dataclass(frozen=True)
@@ -119,12 +134,13 @@ def _aws_call(doing: str, call: Any, **kwargs: Any) -> Any:
         raise DatapipeError(f"{doing}: {error}", exit_code=1) from None
 
 
-def submit_batch(plan: RunPlan, options: BatchOptions) -> Submission:
+def submit_batch(plan: RunPlan, options: BatchOptions, target: Target) -> Submission:
     """Create or reuse the job definition, start the transform state machine, and return without waiting."""
-    session = boto3.session.Session()
-    region = session.region_name or "us-east-1"
-    partition = session.get_partition_for_region(region)
-    account = _aws_call("cannot find the AWS account", session.client("sts").get_caller_identity)["Account"]
+    if not target.region:
+        raise DatapipeError("no region: pass --region or set AWS_REGION")
+    region = target.region
+    partition = boto3.session.Session().get_partition_for_region(region)
+    account = _aws_call("cannot find the AWS account", aws.client("sts", target).get_caller_identity)["Account"]
     naming = options.naming
 
     image = options.image or (
@@ -136,7 +152,7 @@ def submit_batch(plan: RunPlan, options: BatchOptions) -> Submission:
     definition_arn, registered = _aws_call(
         f"cannot prepare job definition {definition_name}",
         lambda: ensure_job_definition(
-            session.client("batch"),
+            aws.client("batch", target),
             definition_name,
             JobSpec(image=image, vcpus=float(options.vcpus), memory_mib=options.memory_mib, job_role_arn=role_arn),
             transform=plan.transform,
@@ -148,7 +164,7 @@ def submit_batch(plan: RunPlan, options: BatchOptions) -> Submission:
         names.TRANSFORM_STATE_MACHINE, account=account, region=region, partition=partition
     )
     job_name = f"{names.module_slug(plan.transform)}-{plan.output_version[:8]}"[-names.BATCH_NAME_LIMIT :]
-    stepfunctions = session.client("stepfunctions")
+    stepfunctions = aws.client("stepfunctions", target)
     try:
         execution = stepfunctions.start_execution(
             stateMachineArn=state_machine,

@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from datapipe.aws import resolve_target
 from datapipe.bundles import backends
 from datapipe.bundles.manifest import BundleError, InputRef, Lineage, Manifest, check_name, format_tags, parse_tags
 from datapipe.bundles.remote import Remote
@@ -44,6 +45,17 @@ def context_options(function: F) -> F:
     return function
 
 
+def aws_options(function: F) -> F:
+    """--endpoint-url and --region, resolved as every datapipe command does (see datapipe.aws)."""
+    function = click.option("--region", default=None, help="AWS region [the environment's, or the emulator's].")(
+        function
+    )
+    function = click.option("--endpoint-url", default=None, help="Send requests here (an emulator) instead of AWS.")(
+        function
+    )
+    return function
+
+
 def tag_option(*names: str, help: str) -> Callable[[F], F]:
     return click.option(*names, "tags", multiple=True, metavar="KEY[:VALUE]", help=help)
 
@@ -58,8 +70,11 @@ def open_context(data_dir: Path | None, context_name: str) -> LocalContext:
     return LocalContext(data_dir or default_data_dir(), context_name)
 
 
-def open_remote(context: LocalContext, show_progress: bool | None = None) -> Remote:
-    return Remote(context.require_remote(), context.name, show_progress=show_progress)
+def open_remote(
+    context: LocalContext, endpoint_url: str | None, region: str | None, show_progress: bool | None = None
+) -> Remote:
+    url = context.require_remote()
+    return Remote(url, context.name, target=resolve_target(endpoint_url, region), show_progress=show_progress)
 
 
 def human_size(size: float) -> str:
@@ -83,7 +98,14 @@ def describe(manifest: Manifest) -> str:
 @click.argument("context_name", metavar="CONTEXT")
 @click.argument("url", required=False)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar=DATA_DIR_ENV, default=None)
-def remote(context_name: str, url: str | None, data_dir: Path | None) -> None:
+@aws_options
+def remote(
+    context_name: str,
+    url: str | None,
+    data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
+) -> None:
     """Set (or show) the S3 remote of CONTEXT: `datapipe remote CONTEXT s3://BUCKET/PREFIX`.
 
     The context is created if it does not exist; the bucket must exist.
@@ -92,8 +114,9 @@ def remote(context_name: str, url: str | None, data_dir: Path | None) -> None:
     if url is None:
         click.echo(context.require_remote())
         return
-    Remote(url, context.name).check_bucket()
-    context.set_remote(str(Remote(url, context.name).url))
+    remote_store = Remote(url, context.name, target=resolve_target(endpoint_url, region))
+    remote_store.check_bucket()
+    context.set_remote(str(remote_store.url))
     click.echo(f"Context '{context.name}' now pushes to and pulls from {context.remote}")
 
 
@@ -111,14 +134,22 @@ def bundle() -> None:
 @tag_option("-t", "--tag", help="Only versions carrying this tag (repeatable).")
 @click.option("--remote", "on_remote", is_flag=True, help="List the remote instead of the local context.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@aws_options
 @context_options
 def list_bundles(
-    name: str | None, tags: tuple[str, ...], on_remote: bool, as_json: bool, context_name: str, data_dir: Path | None
+    name: str | None,
+    tags: tuple[str, ...],
+    on_remote: bool,
+    as_json: bool,
+    context_name: str,
+    data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
 ) -> None:
     """List bundles (the newest version of each), or every version of bundle NAME."""
     context = open_context(data_dir, context_name)
     wanted = parse_tags(tags)
-    versions = open_remote(context).versions(name) if on_remote else context.versions(name)
+    versions = open_remote(context, endpoint_url, region).versions(name) if on_remote else context.versions(name)
     versions = [m for m in versions if m.matches(wanted)]
     if not name:
         newest = {m.name: m for m in versions}  # oldest first, so the last one of each name wins
@@ -141,6 +172,7 @@ def list_bundles(
 @tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
 @click.option("--remote", "on_remote", is_flag=True, help="Read the manifest from the remote.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@aws_options
 @context_options
 def show(
     name: str,
@@ -150,10 +182,12 @@ def show(
     as_json: bool,
     context_name: str,
     data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
 ) -> None:
     """Show one version of bundle NAME: tags, files, checksums and lineage."""
     context = open_context(data_dir, context_name)
-    store = open_remote(context) if on_remote else context
+    store = open_remote(context, endpoint_url, region) if on_remote else context
     manifest = store.find(name, version=version, tags=parse_tags(tags))
     if as_json:
         click.echo(manifest.dumps(), nl=False)
@@ -207,6 +241,7 @@ def _selected(
 @tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
 @click.option("--all", "every", is_flag=True, help="Push every local version.")
 @progress_option
+@aws_options
 @context_options
 def push(
     name: str,
@@ -216,10 +251,12 @@ def push(
     progress: bool | None,
     context_name: str,
     data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
 ) -> None:
     """Push a version of bundle NAME to the context's remote; its manifest goes last."""
     context = open_context(data_dir, context_name)
-    target = open_remote(context, progress)
+    target = open_remote(context, endpoint_url, region, progress)
     for manifest in _selected(context, name, version, tags, every):
         done = target.push(context, manifest)
         click.echo(f"{'Pushed' if done else 'Already on the remote:'} {describe(manifest)}")
@@ -231,6 +268,7 @@ def push(
 @tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
 @click.option("--all", "every", is_flag=True, help="Pull every remote version.")
 @progress_option
+@aws_options
 @context_options
 def pull(
     name: str | None,
@@ -240,10 +278,12 @@ def pull(
     progress: bool | None,
     context_name: str,
     data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
 ) -> None:
     """Pull a version of bundle NAME (or the newest of every bundle) from the remote, verifying every checksum."""
     context = open_context(data_dir, context_name)
-    source = open_remote(context, progress)
+    source = open_remote(context, endpoint_url, region, progress)
     if name is None:
         if version:
             raise BundleError("--uuid needs a bundle NAME")
@@ -264,6 +304,7 @@ def pull(
 @tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
 @click.option("--all", "every", is_flag=True, help="Remove every version.")
 @click.option("--remote", "also_remote", is_flag=True, help="Remove from the remote too.")
+@aws_options
 @context_options
 def remove(
     name: str,
@@ -273,10 +314,12 @@ def remove(
     also_remote: bool,
     context_name: str,
     data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
 ) -> None:
     """Remove a version of bundle NAME from the local context (and, with --remote, from the remote)."""
     context = open_context(data_dir, context_name)
-    target = open_remote(context) if also_remote else None
+    target = open_remote(context, endpoint_url, region) if also_remote else None
     if target is not None and not context.versions(name):
         selected = _selected(target, name, version, tags, every)  # only on the remote
     else:
@@ -317,6 +360,7 @@ def remove(
 @click.option("--memory", type=click.IntRange(min=128), default=2048, show_default=True, help="MiB of the Batch job.")
 @click.option("--fargate", is_flag=True, help="Register a Fargate job definition when none exists yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@aws_options
 @context_options
 def run(
     input_name: str,
@@ -338,6 +382,8 @@ def run(
     as_json: bool,
     context_name: str,
     data_dir: Path | None,
+    endpoint_url: str | None,
+    region: str | None,
 ) -> None:
     """Run transform module.Class on INPUT_BUNDLE, making a new version of OUTPUT_BUNDLE.
 
@@ -346,7 +392,8 @@ def run(
     with `datapipe bundle pull OUTPUT_BUNDLE --uuid VERSION`.
     """
     context = open_context(data_dir, context_name)
-    remote_store = open_remote(context)
+    target = resolve_target(endpoint_url, region)
+    remote_store = open_remote(context, endpoint_url, region)
     check_name(output_name)
     transform_class = load_transform(transform, pipe_root.resolve())
     parameters = parse_parameters(transform_class, transform, params)
@@ -382,7 +429,7 @@ def run(
         parameters=parameters,
     )
     if backend == "local":
-        output, log_path = backends.run_local(plan, pipe_root=pipe_root)
+        output, log_path = backends.run_local(plan, pipe_root=pipe_root, target=target)
         _report(
             as_json,
             {"status": "done", "output": output.name, "uuid": output.uuid, "log": str(log_path)},
@@ -393,7 +440,7 @@ def run(
     options = backends.BatchOptions(
         naming=Naming(prefix=prefix, stage=stage), image=image, vcpus=vcpus, memory_mib=memory, fargate=fargate
     )
-    submission = backends.submit_batch(plan, options)
+    submission = backends.submit_batch(plan, options, target)
     _report(
         as_json,
         {

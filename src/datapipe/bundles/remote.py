@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import S3UploadFailedError
 
+from datapipe.aws import Target
 from datapipe.bundles import transfer
 from datapipe.bundles.manifest import MANIFEST_FILE, BundleError, Manifest, check_name, format_tags, sha256_of
 from datapipe.bundles.store import FILES_DIR, LocalContext
@@ -63,10 +64,18 @@ def s3_errors(doing: str) -> Iterator[None]:
 class Remote:
     """The S3 remote of one context."""
 
-    def __init__(self, url: str, context_name: str, *, client: Any = None, show_progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        context_name: str,
+        *,
+        client: Any = None,
+        target: Target | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
         self.url = RemoteURL.parse(url)
         self.context_name = check_name(context_name, what="context")
-        self.client = client or transfer.s3_client()
+        self.client = client or transfer.s3_client(target)
         self.show_progress = show_progress
         self.base = f"{self.url.prefix}{self.context_name}/"
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from rich.console import Console
 from rich.progress import (
@@ -29,6 +28,9 @@ from rich.progress import (
 from s3transfer.manager import TransferConfig, TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
+from datapipe import aws
+from datapipe.aws import Target
+
 MIB = 1024 * 1024
 PART_SIZE = 16 * MIB  # parts of at least this size go in parallel; S3 allows up to 10,000 parts per object
 CONCURRENCY = 16
@@ -41,13 +43,13 @@ class FileTransfer:
     size: int
 
 
-def s3_client(concurrency: int | None = None) -> Any:
-    """An S3 client whose connection pool is as large as the number of transfers running at once."""
+def s3_client(target: Target | None = None, concurrency: int | None = None) -> Any:
+    """An S3 client (for AWS or the emulator, see datapipe.aws) with a pool as large as the transfers at once."""
     pool = (concurrency or CONCURRENCY) + 4
     config = Config(
         max_pool_connections=pool, retries={"mode": "standard"}, response_checksum_validation="when_required"
     )
-    return boto3.client("s3", config=config)
+    return aws.client("s3", target, config=config)
 
 
 def transfer_config(concurrency: int | None = None, part_size: int | None = None) -> TransferConfig:

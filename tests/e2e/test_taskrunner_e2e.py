@@ -1,0 +1,254 @@
+"""`datapipe taskrunner` as a real process against the emulator, with the whole app deployed.
+
+The sample pipeline (the seed's CreateDirectory ShellCommandActivity on worker group wg-12345) is the producer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datapipe.naming import Naming
+from stacks.worker_groups import SAMPLE_WORKFLOW
+
+pytestmark = pytest.mark.e2e
+
+NAMING = Naming()
+WORKER_GROUP = "wg-12345"
+POLL_SECONDS = 1.0  # the emulator's GetActivityTask long poll while these tests run
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+    return found
+
+
+@pytest.fixture()
+def short_polls(emulator: Any) -> Iterator[None]:
+    """Short long-polls, so that the poll a stopped runner leaves behind ends before the next test's tasks arrive."""
+    extensions = emulator.extensions
+    extensions.configure(dataclasses.replace(extensions.options, activity_poll_seconds=POLL_SECONDS))
+    yield
+    time.sleep(POLL_SECONDS * 1.5)
+
+
+class Runner:
+    """One `datapipe taskrunner` process with its own output folder."""
+
+    def __init__(self, emulator: Any, env: dict[str, str], folder: Path, runner_id: str, *, via: str = "flag") -> None:
+        self.folder = folder
+        self.runner_id = runner_id
+        folder.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable,
+            "-m",
+            "datapipe.cli",
+            "taskrunner",
+            f"--workerGroup={WORKER_GROUP}",
+            "--region",
+            emulator.region,
+            "--taskrunnerId",
+            runner_id,
+            "--output",
+            str(folder / "output"),
+        ]
+        environment = dict(env)
+        if via == "flag":
+            args += ["--endpoint", emulator.endpoint_url]
+        else:
+            environment["AWS_ENDPOINT_URL"] = emulator.endpoint_url
+        self.stderr_path = folder / "stderr.txt"
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(args, env=environment, stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def attempt_dir(self, execution: str, attempt: int) -> Path:
+        workflow = NAMING.state_machine(SAMPLE_WORKFLOW)
+        return self.folder / f"output/tasks/{WORKER_GROUP}/{workflow}/CreateDirectory/{execution}/Attempt={attempt}"
+
+    def stop(self, *signals: signal.Signals, pause: float = 0.3) -> int:
+        for number in signals:
+            self.process.send_signal(number)
+            time.sleep(pause)
+        return self.process.wait(timeout=20)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture()
+def runners(emulator: Any, subprocess_env: dict[str, str], tmp_path: Path, short_polls: None) -> Iterator[Any]:
+    started: list[Runner] = []
+    env = {**subprocess_env, **{k: v for k, v in emulator.env().items() if k != "AWS_ENDPOINT_URL"}}
+
+    def start(runner_id: str, via: str = "flag") -> Runner:
+        runner = Runner(emulator, env, tmp_path / runner_id, runner_id, via=via)
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        runner.close()
+
+
+def sample_arn(emulator: Any) -> str:
+    return NAMING.state_machine_arn(SAMPLE_WORKFLOW, account=emulator.account, region=emulator.region)
+
+
+def start(emulator: Any, state_machine_arn: str, execution_input: dict[str, Any]) -> tuple[str, str]:
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    arn = emulator.client("stepfunctions").start_execution(
+        stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input)
+    )["executionArn"]
+    return name, arn
+
+
+def finished(emulator: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
+    sfn = emulator.client("stepfunctions")
+
+    def done() -> dict[str, Any] | None:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        return described if described["status"] != "RUNNING" else None
+
+    return dict(wait_for(f"execution {execution_arn} to end", done, timeout))
+
+
+def s3_text(emulator: Any, uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return str(emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+
+
+def log_bucket(emulator: Any) -> str:
+    return NAMING.bucket("logs", emulator.account, emulator.region)
+
+
+def test_a_runner_process_runs_the_sample_pipeline_and_backs_up_its_logs(emulator: Any, runners: Any) -> None:
+    runner = runners("runner-seed")
+    execution, execution_arn = start(emulator, sample_arn(emulator), {})
+
+    described = finished(emulator, execution_arn)
+    assert described["status"] == "SUCCEEDED", runner.stderr
+    result = json.loads(described["output"])["CreateDirectory"]
+    assert (runner.attempt_dir(execution, 1) / "work/new-directory").is_dir()
+    assert result["exitCode"] == 0 and result["taskrunnerId"] == "runner-seed"
+    attempt_logs = f"taskrunner/{WORKER_GROUP}/{NAMING.state_machine(SAMPLE_WORKFLOW)}/CreateDirectory/{execution}"
+    assert result["stdout"] == f"s3://{log_bucket(emulator)}/{attempt_logs}/Attempt=1/stdout"
+    assert s3_text(emulator, result["stderr"]) == ""  # mkdir said nothing, and its (empty) log is in the bucket
+
+    assert runner.stop(signal.SIGTERM) == 0, runner.stderr
+    listing = emulator.client("s3").list_objects_v2(
+        Bucket=log_bucket(emulator), Prefix=f"taskrunner/{WORKER_GROUP}/runners/runner-seed/TaskRunner.log."
+    )
+    (runner_log,) = [item["Key"] for item in listing.get("Contents", [])]
+    text = emulator.client("s3").get_object(Bucket=log_bucket(emulator), Key=runner_log)["Body"].read().decode()
+    assert "task succeeded" in text and "stopped (clean)" in text
+
+
+def test_a_failing_command_fails_the_execution_with_the_tail_of_its_stderr(emulator: Any, runners: Any) -> None:
+    runner = runners("runner-fails")
+    command = "echo 'starting'; echo 'cp: cannot stat input.csv: No such file or directory' >&2; exit 3"
+    _, execution_arn = start(emulator, sample_arn(emulator), {"command": command})
+
+    described = finished(emulator, execution_arn)
+    assert described["status"] == "FAILED", runner.stderr
+    assert described["error"] == "TaskRunner.CommandFailed"
+    assert "exit code 3" in described["cause"]
+    assert described["cause"].endswith("cp: cannot stat input.csv: No such file or directory")
+    runner.stop(signal.SIGTERM)
+
+
+@pytest.fixture()
+def quick_sample(emulator: Any) -> Iterator[str]:
+    """The deployed sample pipeline with a 2 s heartbeat timeout and 1 s between retries, as a second state machine.
+
+    Only the two timeouts differ from what the app deployed: the test need not wait for the default 60 s.
+    """
+    sfn = emulator.client("stepfunctions")
+    deployed = sfn.describe_state_machine(stateMachineArn=sample_arn(emulator))
+    definition = json.loads(deployed["definition"])
+    task = definition["States"]["CreateDirectory"]
+    task["HeartbeatSeconds"] = 2
+    for retry in task["Retry"]:
+        retry["IntervalSeconds"] = 1
+    name = f"{NAMING.state_machine(SAMPLE_WORKFLOW)}-quick-{uuid.uuid4().hex[:6]}"
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=deployed["roleArn"])[
+        "stateMachineArn"
+    ]
+    yield arn
+    sfn.delete_state_machine(stateMachineArn=arn)
+
+
+def test_a_killed_runners_task_goes_to_another_runner_after_the_heartbeat_timeout(
+    emulator: Any, runners: Any, quick_sample: str
+) -> None:
+    first = runners("runner-killed")
+    execution, execution_arn = start(emulator, quick_sample, {"command": "sleep 2; mkdir handed-over"})
+    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1).exists())
+    first.process.kill()  # SIGKILL: no report, no more heartbeats
+    first.process.wait()
+
+    second = runners("runner-second", via="environment")  # AWS_ENDPOINT_URL instead of --endpoint
+    described = finished(emulator, execution_arn, timeout=30)
+
+    assert described["status"] == "SUCCEEDED", second.stderr
+    result = json.loads(described["output"])["CreateDirectory"]
+    assert (result["taskrunnerId"], result["attempt"]) == ("runner-second", 2)
+    assert (second.attempt_dir(execution, 2) / "work/handed-over").is_dir()
+    history = emulator.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+    assert "ActivityTimedOut" in [event["type"] for event in history]
+    assert second.stop(signal.SIGTERM) == 0
+
+
+def test_a_second_signal_kills_the_command_and_step_functions_retries_it_elsewhere(
+    emulator: Any, runners: Any, quick_sample: str
+) -> None:
+    first = runners("runner-stopped")
+    execution, execution_arn = start(emulator, quick_sample, {"command": "sleep 30"})
+    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1).exists())
+    started = time.monotonic()
+    assert first.stop(signal.SIGTERM, signal.SIGINT) == 1
+    assert time.monotonic() - started < 10
+    assert "stopped by a second signal" in first.stderr
+
+    history = emulator.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+    failures = [e["activityFailedEventDetails"] for e in history if e["type"] == "ActivityFailed"]
+    assert [f["error"] for f in failures] == ["TaskRunner.Interrupted"]
+    emulator.client("stepfunctions").stop_execution(executionArn=execution_arn)  # the retry waits for a runner
+
+
+def test_a_worker_group_that_was_not_deployed_is_refused_in_one_line(
+    emulator: Any, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**subprocess_env, **emulator.env()}
+    result = subprocess.run(
+        [sys.executable, "-m", "datapipe.cli", "taskrunner", "--workerGroup=wg-nobody", "--output", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: activity {NAMING.activity_arn('wg-nobody', account=emulator.account, region=emulator.region)} of "
+        "worker group 'wg-nobody' does not exist: deploy the WorkerGroups stack with this worker group, or check "
+        "--worker-group, --stage and --region"
+    ]

@@ -421,6 +421,24 @@ class Triggers(Construct):
                 right=[self._reaper_errors()],
                 width=12,
             ),
+            cloudwatch.GraphWidget(
+                title="Schedule deliveries",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="AWS/Scheduler",
+                        metric_name=metric_name,
+                        dimensions_map={"ScheduleGroup": self.schedule_group.schedule_group_name},
+                        statistic="Sum",
+                        period=cdk.Duration.minutes(5),
+                    )
+                    for metric_name in (
+                        "InvocationAttemptCount",
+                        "TargetErrorCount",
+                        "InvocationsSentToDeadLetterCount",
+                    )
+                ],
+                width=12,
+            ),
         ]
         return cloudwatch.Dashboard(
             self,

@@ -323,7 +323,14 @@ def test_dashboard_shows_the_workflows_rules_and_alarms(resources: dict[str, dic
     (dashboard,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == "datapipe-dev-operations"
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for expected in ("emr-workflow executions", "transform executions", "ExecutionThrottled", "FailedInvocations"):
+    for expected in (
+        "emr-workflow executions",
+        "transform executions",
+        "ExecutionThrottled",
+        "FailedInvocations",
+        "InvocationsSentToDeadLetterCount",
+        "datapipe-dev-schedules",
+    ):
         assert expected in body
     assert "datapipe alarms" in body
 

@@ -396,7 +396,15 @@ def test_buckets_get_their_policy_versioning_encryption_and_access_logging(
                                 "Principal": {"Service": "logging.s3.amazonaws.com"},
                                 "Action": "s3:PutObject",
                                 "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Logs", "Arn"]}, "/*"]]},
-                            }
+                                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+                            },
+                            {
+                                "Effect": "Deny",
+                                "Principal": {"AWS": "*"},
+                                "Action": "s3:*",
+                                "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Logs", "Arn"]}, "/*"]]},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            },
                         ],
                     },
                 },
@@ -404,7 +412,7 @@ def test_buckets_get_their_policy_versioning_encryption_and_access_logging(
         },
     )
 
-    deploy()
+    deployment = deploy()
 
     s3 = aws("s3")
     assert s3.get_bucket_versioning(Bucket="data")["Status"] == "Enabled"
@@ -415,7 +423,19 @@ def test_buckets_get_their_policy_versioning_encryption_and_access_logging(
         "TargetPrefix": "data/",
     }
     policy = json.loads(s3.get_bucket_policy(Bucket="access-logs")["Policy"])
-    assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::access-logs/*"
+    assert policy["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::access-logs/*",
+        }
+    ]
+    # The emulator cannot evaluate conditions: the TLS-only denial is left out (and reported), so objects can be put.
+    note = next(r.note for r in deployment.resources if r.logical_id == "LogsPolicy")
+    assert "left out: Deny s3:* if aws:SecureTransport" in note
+    assert "condition not checked: Allow s3:PutObject if aws:SourceAccount" in note
+    s3.put_object(Bucket="access-logs", Key="data/x.log", Body=b"log line")
 
 
 def test_types_the_emulator_lacks_are_reported_not_dropped(

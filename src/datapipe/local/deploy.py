@@ -571,8 +571,38 @@ def _bucket_notifications(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bucket_policy(r: ResourceRequest) -> _Created:
-    r.client("s3").put_bucket_policy(Bucket=r.get("Bucket"), Policy=_json_text(r.get("PolicyDocument")))
-    return _Created(r.generated_name())
+    """The policy as far as the emulator can evaluate it.
+
+    moto checks a bucket policy on object requests but has none of the request context that conditions read
+    (aws:SecureTransport, s3:TlsVersion, aws:SourceArn, ...), and it treats any matching conditioned statement as a
+    denial. Applied as written, the TLS-only statements every bucket carries would refuse every object request. So
+    conditioned Deny statements are left out, conditioned Allow statements (e.g. the grant to the S3 logging
+    service) keep their effect without the condition, and both are named in the deployment report. The emulator
+    does not check identity policies either (moto's default), so local runs are not an access-control test.
+    """
+    document = r.get("PolicyDocument")
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    kept: list[dict[str, Any]] = []
+    changes: list[str] = []
+    for statement in statements:
+        if "Condition" not in statement:
+            kept.append(statement)
+        elif statement.get("Effect") == "Deny":
+            changes.append(f"left out: {_statement_summary(statement)}")
+        else:
+            kept.append({key: value for key, value in statement.items() if key != "Condition"})
+            changes.append(f"condition not checked: {_statement_summary(statement)}")
+    if kept:
+        r.client("s3").put_bucket_policy(Bucket=r.get("Bucket"), Policy=json.dumps({**document, "Statement": kept}))
+    return _Created(r.generated_name(), note="; ".join(changes))
+
+
+def _statement_summary(statement: Mapping[str, Any]) -> str:
+    keys = sorted({key for condition in statement["Condition"].values() for key in condition})
+    return f"{statement.get('Effect')} {statement.get('Action')} if {', '.join(keys)}"
 
 
 def _role(r: ResourceRequest) -> _Created:

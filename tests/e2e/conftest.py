@@ -1,0 +1,68 @@
+"""End-to-end fixtures: one embedded emulator per session, with the whole app (the session's assembly) deployed.
+
+    @pytest.mark.e2e
+    def test_something(emulator):
+        emulator.client("stepfunctions")...   # boto3 clients bound to the emulator
+        emulator.deployment                   # what was deployed (stacks, resources, outputs)
+        emulator.faults                       # fault injection, cleared after every test
+        emulator.endpoint_url, emulator.env() # for subprocesses and the AWS CLI
+
+The emulator's environment (AWS_ENDPOINT_URL, fake credentials, region) is set for each test that uses it and
+removed afterwards, so tests that use moto's in-memory mocks later in the session are not sent to the server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datapipe.local.assembly import read_assembly
+from datapipe.local.server import CLEARED_VARIABLES, Emulator
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def emulator(assembly_dir: Path) -> Iterator[Emulator]:
+    with Emulator(region=read_assembly(assembly_dir).region, export_environment=False) as running:
+        running.deploy(assembly_dir)
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _emulator_for_this_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point this test's process environment at the emulator and leave no injected fault behind."""
+    if "emulator" not in request.fixturenames:
+        yield
+        return
+    running: Emulator = request.getfixturevalue("emulator")
+    for name, value in running.env().items():
+        monkeypatch.setenv(name, value)
+    for name in CLEARED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if running.extensions is not None:
+        running.extensions.configure(running.options)  # other test areas may have reconfigured the singleton
+        running.faults.clear()
+    yield
+    if running.faults is not None:
+        running.faults.clear()
+
+
+@pytest.fixture()
+def subprocess_env() -> dict[str, str]:
+    """The environment for a `datapipe` or `aws` subprocess: this process's, with no emulator endpoint in it."""
+    return {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL" and k not in CLEARED_VARIABLES}
+
+
+@pytest.fixture()
+def project_copy(tmp_path: Path) -> Path:
+    """A folder that `datapipe` recognizes as the project (cdk.json and app.py), so state files land there."""
+    for name in ("cdk.json", "app.py"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    return tmp_path

@@ -1,0 +1,100 @@
+"""The whole app, as synthesized for the session, deployed into the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datapipe.local.deploy import CREATED, HANDLERS, NOT_EMULATED, SKIPPED
+from datapipe.local.server import Emulator
+from datapipe.naming import Naming
+
+pytestmark = pytest.mark.e2e
+AWS_CLI = str(Path(sys.executable).with_name("aws"))
+
+
+def test_every_resource_of_every_stack_is_deployed_or_reported(
+    emulator: Emulator, templates: dict[str, dict[str, Any]]
+) -> None:
+    deployment = emulator.deployment
+    assert deployment is not None
+    assert {stack.artifact_id for stack in deployment.stacks} == set(templates)
+    for stack in deployment.stacks:
+        resources: dict[str, Any] = templates[stack.artifact_id].get("Resources", {})
+        conditional = {logical_id for logical_id, r in resources.items() if "Condition" in r}
+        deployed = {r.logical_id: r for r in stack.resources}
+        assert set(resources) - conditional <= set(deployed), f"{stack.stack_name} lost resources"
+        for logical_id, resource in deployed.items():
+            assert resource.resource_type == resources[logical_id]["Type"]
+            assert resource.status in (CREATED, NOT_EMULATED, SKIPPED)
+            if resource.status != CREATED:
+                assert resource.note, f"{logical_id} is {resource.status} without a reason"
+                assert resource.resource_type not in HANDLERS or resource.status == SKIPPED
+
+
+def test_deployed_state_machines_activities_functions_and_buckets_are_real(emulator: Emulator) -> None:
+    deployment = emulator.deployment
+    assert deployment is not None
+    sfn, lambda_, s3 = emulator.client("stepfunctions"), emulator.client("lambda"), emulator.client("s3")
+
+    machines = {m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    expected = {r.physical_id for r in deployment.resources_of_type("AWS::StepFunctions::StateMachine")}
+    assert expected and expected <= machines
+    workflow_arn = Naming().state_machine_arn("emr-workflow", account=emulator.account, region=emulator.region)
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=workflow_arn)["definition"])
+    assert "Create_A_Cluster" in definition["States"]
+    assert "${" not in json.dumps(definition), "a substitution was left in the definition"
+
+    activities = {a["activityArn"] for a in sfn.list_activities()["activities"]}
+    assert {r.physical_id for r in deployment.resources_of_type("AWS::StepFunctions::Activity")} <= activities
+
+    functions = {f["FunctionName"] for f in lambda_.list_functions()["Functions"]}
+    assert {r.physical_id for r in deployment.resources_of_type("AWS::Lambda::Function")} <= functions
+
+    for policy in deployment.resources_of_type("AWS::S3::BucketPolicy"):
+        assert "left out: Deny s3:* if aws:SecureTransport" in policy.note
+    for bucket in deployment.resources_of_type("AWS::S3::Bucket"):
+        s3.put_object(Bucket=bucket.physical_id, Key="e2e/probe.txt", Body=b"reachable")
+        encryption = s3.get_bucket_encryption(Bucket=bucket.physical_id)["ServerSideEncryptionConfiguration"]
+        assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+def test_the_aws_cli_sees_the_state_machines_and_a_runs_history(
+    emulator: Emulator, subprocess_env: dict[str, str]
+) -> None:
+    def aws(*arguments: str) -> Any:
+        result = subprocess.run(
+            [AWS_CLI, "--endpoint-url", emulator.endpoint_url, "--output", "json", *arguments],
+            capture_output=True,
+            text=True,
+            env={**subprocess_env, "AWS_DEFAULT_REGION": emulator.region},
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    listed = {m["name"] for m in aws("stepfunctions", "list-state-machines")["stateMachines"]}
+    assert Naming().state_machine("emr-workflow") in listed
+
+    # Input without CreateCluster is rejected by the workflow's first state: a run that ends quickly.
+    workflow_arn = Naming().state_machine_arn("emr-workflow", account=emulator.account, region=emulator.region)
+    execution_arn = aws("stepfunctions", "start-execution", "--state-machine-arn", workflow_arn, "--input", "{}")[
+        "executionArn"
+    ]
+    sfn = emulator.client("stepfunctions")
+    deadline = time.monotonic() + 10
+    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the rejected run never ended"
+        time.sleep(0.05)
+    events = aws("stepfunctions", "get-execution-history", "--execution-arn", execution_arn)["events"]
+    kinds = [event["type"] for event in events]
+    assert kinds[0] == "ExecutionStarted"
+    assert kinds[-1] == "ExecutionFailed"
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+    assert entered[0] == "Validate_Input"

@@ -241,7 +241,7 @@ def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_de
 )
 @click.option("--access-id", "--accessId", "access_id", help="AWS access key id (takes precedence over --config).")
 @click.option("--secret-key", "--secretKey", "secret_key", help="AWS secret access key.")
-@click.option("--endpoint", help="Service endpoint URL, e.g. the local emulator [AWS_ENDPOINT_URL].")
+@click.option("--endpoint", "--endpoint-url", "endpoint", help="Service endpoint URL [AWS_ENDPOINT_URL].")
 @click.option("--taskrunner-id", "--taskrunnerId", "runner_id", help="This runner's id in reports [host-pid].")
 @click.option(
     "--output",

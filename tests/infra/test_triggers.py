@@ -428,3 +428,20 @@ def test_alert_email_subscribes_and_alarms_follow_every_workflow_that_is_started
     for workflow in ("emr-workflow", "report", "pipeline-copy"):
         assert {f"datapipe-dev-{workflow}-failed", f"datapipe-dev-{workflow}-throttled"} <= names
     assert "datapipe-dev-transform-failed" not in names
+
+
+def test_the_reaper_alarm_watches_the_function_the_emr_workflow_stack_deploys(
+    resources: dict[str, dict[str, Any]], templates: dict[str, dict[str, Any]]
+) -> None:
+    functions = [
+        r["Properties"].get("FunctionName")
+        for r in templates["EmrWorkflow"]["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    ]
+    (reaper_alarm,) = [
+        a["Properties"]
+        for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == "datapipe-dev-reaper-errors"
+    ]
+    (watched,) = metrics_of(reaper_alarm)
+    assert watched["Dimensions"][0]["Value"] in functions

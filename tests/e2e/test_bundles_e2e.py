@@ -1,0 +1,125 @@
+"""Transforms on the emulator, with the whole app deployed: the example runs locally and on Batch, with lineage,
+and a transform that raises leaves no new output version."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from datapipe.bundles.remote import Remote
+from datapipe.bundles.store import LocalContext
+from datapipe.bundles.transform import code_version, load_transform
+from datapipe.cli import cli
+from datapipe.naming import Naming
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+WORDCOUNT = "examples.transforms.wordcount.WordCount"
+NAMING = Naming()
+
+
+def datapipe(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def bundles(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalContext:
+    """A context whose remote is the deployed data bucket, holding a committed `words` bundle."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATAPIPE_DATA_DIR", str(tmp_path / "data"))
+    # What the transform's image holds: Python with datapipe installed, and the transform code on the path.
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_DIR))
+    bucket = NAMING.bucket("data", emulator.account, emulator.region)
+    assert datapipe("remote", "default", f"s3://{bucket}/bundles").exit_code == 0
+    words = tmp_path / "words"
+    words.mkdir()
+    (words / "a.txt").write_text("It was the best of times, it was the worst of times.\n")
+    assert datapipe("bundle", "commit", "words", str(words)).exit_code == 0
+    return LocalContext(tmp_path / "data", "default")
+
+
+def run(*args: str) -> dict[str, Any]:
+    result = datapipe("run", "--pipe-root", str(PROJECT_DIR), "--json", *args)
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def wait_for_execution(emulator: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
+    stepfunctions = emulator.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = stepfunctions.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return dict(execution)
+        assert time.monotonic() < deadline, f"execution {execution_arn} still running after {timeout} s"
+        time.sleep(0.2)
+
+
+def assert_lineage(bundles: LocalContext, version: str, backend: str) -> None:
+    counts = bundles.find("counts", version=version)
+    words = bundles.find("words")
+    assert counts.lineage.transform == WORDCOUNT
+    assert [(i.name, i.uuid) for i in counts.lineage.inputs] == [("words", words.uuid)]
+    assert counts.lineage.code_version == code_version(load_transform(WORDCOUNT, PROJECT_DIR))
+    assert counts.lineage.parameters == {"min_length": "4"}
+    assert counts.lineage.backend == backend
+    assert counts.tags["words"] == "4" and counts.tags["distinct"] == "3"  # best, times x2, worst
+    table = (bundles.files_dir(counts) / "counts.csv").read_text().splitlines()
+    assert table == ["word,count", "times,2", "best,1", "worst,1"]
+
+
+def test_example_transform_runs_locally_with_lineage(bundles: LocalContext) -> None:
+    summary = run("words", "counts", WORDCOUNT, "min_length=4")
+    assert summary["status"] == "done"
+    assert_lineage(bundles, summary["uuid"], "local")
+
+
+def test_example_transform_runs_on_batch_and_is_pulled_later(emulator: Any, bundles: LocalContext) -> None:
+    summary = run("words", "counts", WORDCOUNT, "min_length=4", "--backend", "batch", "-ot", "run:batch")
+    assert summary["status"] == "submitted"
+    assert summary["jobDefinitionArn"].split("/")[-1].startswith(f"{NAMING.name('examples-transforms-wordcount')}-")
+    assert not summary["jobDefinitionRegistered"]  # the deployed definition fits: image, vCPUs, memory and role
+    assert summary["jobId"]
+    execution = wait_for_execution(emulator, summary["executionArn"])
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    [job] = emulator.client("batch").describe_jobs(jobs=[summary["jobId"]])["jobs"]
+    assert job["status"] == "SUCCEEDED"
+
+    pulled = datapipe("bundle", "pull", "counts", "--uuid", summary["uuid"])
+    assert pulled.exit_code == 0, pulled.output
+    assert_lineage(bundles, summary["uuid"], "batch")
+    assert bundles.find("counts", tags={"run": "batch"}).uuid == summary["uuid"]
+
+
+def test_a_transform_that_raises_leaves_no_new_output_version(
+    emulator: Any, bundles: LocalContext, tmp_path: Path
+) -> None:
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n")
+    assert datapipe("bundle", "commit", "tables", str(table)).exit_code == 0
+    remote = Remote(bundles.require_remote(), bundles.name)
+    before = {m.uuid for m in remote.versions("counts")}
+
+    local = datapipe("run", "--pipe-root", str(PROJECT_DIR), "tables", "counts", WORDCOUNT)
+    assert local.exit_code == 1
+    assert local.output.startswith(f"Error: transform '{WORDCOUNT}' raised ValueError: input bundle 'tables' holds")
+
+    summary = run("tables", "counts", WORDCOUNT, "--backend", "batch")
+    execution = wait_for_execution(emulator, summary["executionArn"])
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "TransformJobFailed"
+    assert "Essential container in task exited" in execution["cause"]
+    assert "log stream" in execution["cause"]
+    assert {m.uuid for m in remote.versions("counts")} == before
+    assert all(m.uuid != summary["uuid"] for m in bundles.versions("counts"))
+    pulled = datapipe("bundle", "pull", "counts", "--uuid", summary["uuid"])
+    assert pulled.exit_code == 2 and f"has no version {summary['uuid']}" in pulled.output

@@ -75,8 +75,7 @@ class Runner:
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(args, env=environment, stdout=subprocess.DEVNULL, stderr=stderr)
 
-    def attempt_dir(self, execution: str, attempt: int) -> Path:
-        workflow = NAMING.state_machine(SAMPLE_WORKFLOW)
+    def attempt_dir(self, execution: str, attempt: int, workflow: str = NAMING.state_machine(SAMPLE_WORKFLOW)) -> Path:
         return self.folder / f"output/tasks/{WORKER_GROUP}/{workflow}/CreateDirectory/{execution}/Attempt={attempt}"
 
     def stop(self, *signals: signal.Signals, pause: float = 0.3) -> int:
@@ -186,23 +185,29 @@ def quick_sample(emulator: Any) -> Iterator[str]:
     deployed = sfn.describe_state_machine(stateMachineArn=sample_arn(emulator))
     definition = json.loads(deployed["definition"])
     task = definition["States"]["CreateDirectory"]
-    task["HeartbeatSeconds"] = 2
+    task["HeartbeatSeconds"] = task["Parameters"]["heartbeatSeconds"] = 2
     for retry in task["Retry"]:
         retry["IntervalSeconds"] = 1
     name = f"{NAMING.state_machine(SAMPLE_WORKFLOW)}-quick-{uuid.uuid4().hex[:6]}"
     arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=deployed["roleArn"])[
         "stateMachineArn"
     ]
-    yield arn
+    yield name
     sfn.delete_state_machine(stateMachineArn=arn)
+
+
+def quick_arn(emulator: Any, name: str) -> str:
+    return f"arn:aws:states:{emulator.region}:{emulator.account}:stateMachine:{name}"
 
 
 def test_a_killed_runners_task_goes_to_another_runner_after_the_heartbeat_timeout(
     emulator: Any, runners: Any, quick_sample: str
 ) -> None:
     first = runners("runner-killed")
-    execution, execution_arn = start(emulator, quick_sample, {"command": "sleep 2; mkdir handed-over"})
-    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1).exists())
+    execution, execution_arn = start(
+        emulator, quick_arn(emulator, quick_sample), {"command": "sleep 2; mkdir handed-over"}
+    )
+    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1, quick_sample).exists())
     first.process.kill()  # SIGKILL: no report, no more heartbeats
     first.process.wait()
 
@@ -212,7 +217,7 @@ def test_a_killed_runners_task_goes_to_another_runner_after_the_heartbeat_timeou
     assert described["status"] == "SUCCEEDED", second.stderr
     result = json.loads(described["output"])["CreateDirectory"]
     assert (result["taskrunnerId"], result["attempt"]) == ("runner-second", 2)
-    assert (second.attempt_dir(execution, 2) / "work/handed-over").is_dir()
+    assert (second.attempt_dir(execution, 2, quick_sample) / "work/handed-over").is_dir()
     history = emulator.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
     assert "ActivityTimedOut" in [event["type"] for event in history]
     assert second.stop(signal.SIGTERM) == 0
@@ -222,8 +227,8 @@ def test_a_second_signal_kills_the_command_and_step_functions_retries_it_elsewhe
     emulator: Any, runners: Any, quick_sample: str
 ) -> None:
     first = runners("runner-stopped")
-    execution, execution_arn = start(emulator, quick_sample, {"command": "sleep 30"})
-    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1).exists())
+    execution, execution_arn = start(emulator, quick_arn(emulator, quick_sample), {"command": "sleep 30"})
+    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1, quick_sample).exists())
     started = time.monotonic()
     assert first.stop(signal.SIGTERM, signal.SIGINT) == 1
     assert time.monotonic() - started < 10

@@ -19,7 +19,7 @@ ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/emulator-test"
 
 # Fast lifecycles for tests: a cluster boots in ~0.3 s, a step runs ~0.2 s.
-TEST_OPTIONS = dict(time_scale=0.2, activity_poll_seconds=1.0)
+TEST_OPTIONS: dict[str, Any] = {"time_scale": 0.2, "activity_poll_seconds": 1.0}
 
 
 @pytest.fixture(scope="session")

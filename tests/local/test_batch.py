@@ -65,7 +65,7 @@ def job_definition(aws: Callable[[str], Any]) -> str:
 
 def wait_for_job(aws: Callable[[str], Any], job_id: str, timeout: float = 10) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    seen = []
+    seen: list[str] = []
     batch = aws("batch")
     while True:
         job = batch.describe_jobs(jobs=[job_id])["jobs"][0]

@@ -318,7 +318,7 @@ def test_a_failed_step_fails_the_sync_task_with_its_log_location(
 
 
 def test_steps_beyond_the_concurrency_level_wait_pending(aws: Callable[[str], Any], emulator: Extensions) -> None:
-    emulator.configure(emulator.options.__class__(**{**emulator.options.__dict__, "emr_step_duration": 3.0}))
+    emulator.configure(emulator.options.__class__(**{**emulator.options.__dict__, "emr_step_duration": 15.0}))
     emr = aws("emr")
     cluster_id = create_cluster_directly(aws, concurrency=2)
     wait_for_cluster(aws, cluster_id, ("WAITING",))
@@ -365,7 +365,14 @@ def test_stop_execution_during_a_sync_wait_aborts_promptly_and_emits_the_event(
         EventPattern=json.dumps({"source": ["aws.states"], "detail": {"status": ["ABORTED"]}}),
     )
     events.put_targets(Rule="aborted", Targets=[{"Id": "q", "Arn": queue_arn}])
+    try:
+        _stop_during_sync(aws, sqs, queue_url)
+    finally:
+        events.remove_targets(Rule="aborted", Ids=["q"])
+        events.delete_rule(Name="aborted")
 
+
+def _stop_during_sync(aws: Callable[[str], Any], sqs: Any, queue_url: str) -> None:
     definition = {"StartAt": "Create", "States": {"Create": task("createCluster.sync", CLUSTER_PARAMETERS, End=True)}}
     _, execution_arn = run_state_machine(aws, definition)
     time.sleep(0.3)
@@ -379,9 +386,7 @@ def test_stop_execution_during_a_sync_wait_aborts_promptly_and_emits_the_event(
     assert history(aws, execution_arn)[-1]["type"] == "ExecutionAborted"
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     details = [json.loads(m["Body"])["detail"] for m in messages]
-    assert [d["executionArn"] for d in details] == [execution_arn]
-    events.remove_targets(Rule="aborted", Ids=["q"])
-    events.delete_rule(Name="aborted")
+    assert [d["status"] for d in details if d["executionArn"] == execution_arn] == ["ABORTED"]
 
 
 def test_cluster_and_step_events_follow_the_lifecycle(aws: Callable[[str], Any]) -> None:

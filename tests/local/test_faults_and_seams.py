@@ -1,0 +1,81 @@
+"""Faults over HTTP (for a test or CLI in another process), bad fault requests, and every seam into moto."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from datapipe.errors import DatapipeError
+from datapipe.local import clients, seams
+from datapipe.local.extensions import EmulatorOptions, Extensions, install
+from datapipe.local.faults import FaultError, RemoteFaults
+
+
+def test_faults_set_over_http_apply_in_the_server(endpoint: str, emulator: Extensions) -> None:
+    remote = RemoteFaults(endpoint)
+    remote.fail_emr_call("addStep", cause="remote fault")
+    remote.fail_lambda("fn-x", times=1)
+    listed = remote.list()
+    assert [(f["kind"], f["target"]) for f in listed] == [("emr_call", "addStep"), ("lambda", "fn-x")]
+    assert emulator.faults.take("emr_call", ["addStep"]) is not None
+    assert emulator.faults.take("lambda", ["fn-x"]) is not None
+    assert emulator.faults.take("lambda", ["fn-x"]) is None  # `times=1` was used up
+    remote.clear()
+    assert remote.list() == [] and emulator.faults.list() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "emr_call", "target": "createClusterr"}, "unknown EMR integration 'createClusterr'"),
+        ({"kind": "disk", "target": "x"}, "fault 'kind': unknown kind 'disk'"),
+        ({"kind": "lambda", "target": ""}, "fault 'target'"),
+        ({"kind": "lambda", "target": "f", "colour": "red"}, "fault 'colour': unknown option"),
+        ({"kind": "lambda", "target": "f", "times": 0}, "fault 'times'"),
+    ],
+)
+def test_bad_fault_requests_are_refused_with_the_field_named(endpoint: str, body: dict[str, Any], message: str) -> None:
+    with pytest.raises(FaultError, match=message.replace("(", r"\(")):
+        RemoteFaults(endpoint).add(body.pop("kind"), body.pop("target"), **body)
+
+
+def test_a_fault_request_that_is_not_json_is_a_400(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/datapipe-emulator/faults", data=b"{nope", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=5)
+    assert raised.value.code == 400
+    assert "not JSON" in json.loads(raised.value.read())["message"]
+
+
+def test_the_aws_apis_are_still_served_next_to_the_fault_route(aws: Callable[[str], Any]) -> None:
+    assert "Buckets" in aws("s3").list_buckets()
+
+
+def test_every_seam_still_fits_the_installed_moto(emulator: Extensions) -> None:
+    """Fails when a moto upgrade removes or re-signs something the emulator patches."""
+    assert seams.check_all() == []
+    declared = seams.all_seams()
+    assert len(declared) >= 20
+    assert [
+        s.label for s in declared if not s.patched and s.parameters is not None and "used, not patched" not in s.why
+    ] == []
+    assert clients.unpatched_importers() == []
+
+
+def test_install_is_idempotent_and_applies_new_options(endpoint: str, emulator: Extensions) -> None:
+    again = install(EmulatorOptions(endpoint_url=endpoint, time_scale=0.5))
+    assert again is emulator
+    assert again.options.time_scale == 0.5
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("time_scale", -1.0), ("emr_step_duration", -2.0), ("poll_interval", 0.0)]
+)
+def test_bad_options_name_the_option(field: str, value: float) -> None:
+    with pytest.raises(DatapipeError, match=f"emulator option '{field}'"):
+        EmulatorOptions(**{field: value})  # type: ignore[arg-type]

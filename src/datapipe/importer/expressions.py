@@ -219,6 +219,10 @@ class _Parser:
 # Evaluation
 
 _EXPRESSION = re.compile(r"#\{([^{}]*)\}")
+_FUNCTIONS = frozenset({
+    "makeDate", "makeDateTime", "format", "midnight", "firstOfMonth", "year", "month", "day", "hour", "minute",
+    "dayOfYear", "yesterday", "sunday",
+})
 _SHIFTS = {unit: unit.lower() for unit in ("Minutes", "Hours", "Days", "Weeks", "Months", "Years")}
 _JODA_FIELDS = {
     "YYYY": "year", "yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"
@@ -380,8 +384,10 @@ class Evaluator:
         raise Unmappable(f"the runtime field '{name}' has no equivalent in a workflow run")
 
     def _call(self, call: _Call, scope: Scope) -> Evaluated:
-        args = [self._single(self._node(arg, scope)) for arg in call.args]
         name = call.name
+        if name not in _FUNCTIONS and not re.fullmatch(r"(minus|plus)(Minutes|Hours|Days|Weeks|Months|Years)", name):
+            raise Unmappable(f"unknown function '{name}'")
+        args = [self._single(self._node(arg, scope)) for arg in call.args]
         if name in ("makeDate", "makeDateTime"):
             numbers = [_int_arg(a, name) for a in args]
             wanted = 3 if name == "makeDate" else 5

@@ -170,8 +170,13 @@ def _check_object(obj: PipelineObject, pipeline: Pipeline) -> None:
             other = pipeline.objects.get(target)
             if other is not None and other.kind not in kinds and other.kind != "unknown":
                 problems.append(
-                    Problem(obj.id, key, f"refers to '{target}', a {other.kind}; it must be a {' or '.join(kinds)}")
+                    Problem(obj.id, key, f"refers to '{target}', {_article(other.kind)}; it must be "
+                            f"{_article(' or '.join(kinds))}")
                 )
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def _check_values(obj: PipelineObject, key: str, values: list[Value], pipeline: Pipeline) -> None:

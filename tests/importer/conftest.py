@@ -1,0 +1,55 @@
+"""Fixtures of the importer tests: where the Data Pipeline samples are, and a writer of small definitions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The samples sit beside the checkout (shared/corpus); tests that need them skip when they are absent.
+CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "data-pipeline-samples"
+COMPANION_NAMES = {"values.json", "parameters.json", "example-parameters.json"}
+
+
+def corpus_definitions() -> list[Path]:
+    if not CORPUS_DIR.is_dir():
+        return []
+    return sorted(p for p in CORPUS_DIR.rglob("*.json") if p.name not in COMPANION_NAMES)
+
+
+def companions(definition: Path) -> dict[str, Path | None]:
+    """The values and parameters files that sit next to a sample, as the samples ship them."""
+    folder = definition.parent
+    values = folder / "values.json" if (folder / "values.json").exists() else None
+    if values is None and (folder / "example-parameters.json").exists():
+        values = folder / "example-parameters.json"  # despite its name, a values file
+    parameters = folder / "parameters.json" if (folder / "parameters.json").exists() else None
+    return {"values_path": values, "parameters_path": parameters}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`corpus_definition`: each sample definition, by its folder and name."""
+    if "corpus_definition" not in metafunc.fixturenames:
+        return
+    found = corpus_definitions()
+    if found:
+        metafunc.parametrize("corpus_definition", found, ids=[str(p.relative_to(CORPUS_DIR)) for p in found])
+    else:
+        reason = f"the Data Pipeline samples are not at {CORPUS_DIR}"
+        metafunc.parametrize("corpus_definition", [pytest.param(None, marks=pytest.mark.skip(reason=reason))])
+
+
+@pytest.fixture()
+def write_definition(tmp_path: Path) -> Callable[..., Path]:
+    """Write a definition (objects form) and return its path; `text=` writes the text as it is."""
+
+    def write(objects: list[dict[str, Any]] | None = None, *, name: str = "pipeline.json", text: str | None = None,
+              **sections: Any) -> Path:
+        path = tmp_path / name
+        path.write_text(text if text is not None else json.dumps({"objects": objects or [], **sections}))
+        return path
+
+    return write

@@ -1,0 +1,97 @@
+"""Every sample definition of the corpus goes through the importer: each deploys or is rejected with reasons.
+
+The deployable ones are synthesized together in one small app with cdk-nag, and the template passes cfn-lint.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datapipe.cli import cli
+from datapipe.importer import import_file
+from datapipe.importer.plan import MAPPED
+
+from .conftest import companions, corpus_definitions
+
+STATUSES = {"mapped", "unsupported", "error"}
+
+
+def test_each_definition_parses_and_deploys_or_says_why_not(corpus_definition: Path) -> None:
+    plan = import_file(corpus_definition, **companions(corpus_definition))
+    assert plan.objects, "no object was read"
+    assert {o.status for o in plan.objects} <= STATUSES
+    for report in plan.objects:
+        assert report.target if report.status == MAPPED else report.reason, report
+    if not plan.deployable:
+        assert plan.errors or any(o.status != MAPPED for o in plan.objects)
+
+
+def test_the_cli_gives_no_traceback_on_any_definition(corpus_definition: Path) -> None:
+    args = ["import", str(corpus_definition), "--json"]
+    for option, path in (("--values", companions(corpus_definition)["values_path"]),
+                         ("--parameters", companions(corpus_definition)["parameters_path"])):
+        if path is not None:
+            args += [option, str(path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    report = json.loads(result.output)
+    assert result.exit_code == (0 if report["deployable"] else 1)
+
+
+def test_the_share_of_mapped_objects_over_the_corpus() -> None:
+    definitions = corpus_definitions()
+    if not definitions:
+        pytest.skip("the Data Pipeline samples are not beside the checkout")
+    plans = [import_file(path, **companions(path)) for path in definitions]
+    objects = [o for plan in plans for o in plan.objects]
+    mapped = sum(o.status == MAPPED for o in objects)
+    deployable = sum(plan.deployable for plan in plans)
+    print(f"corpus: {mapped}/{len(objects)} objects mapped ({mapped / len(objects):.0%}), "
+          f"{deployable}/{len(plans)} definitions deployable")
+    # What the samples hold today; a drop means a mapping was lost.
+    assert mapped / len(objects) >= 0.8 and deployable >= 12
+
+
+def test_the_deployable_definitions_synthesize_clean(tmp_path: Path, cdk_json_context: dict[str, object]) -> None:
+    definitions = corpus_definitions()
+    if not definitions:
+        pytest.skip("the Data Pipeline samples are not beside the checkout")
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    from datapipe.naming import Naming
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelineEmrRoles, PipelineWorkflow, ShellJobDefinition, batch_buckets, emr_buckets
+
+    plans = [import_file(p, **companions(p), name=f"corpus-{i}") for i, p in enumerate(definitions)]
+    plans = [plan for plan in plans if plan.deployable]
+    app = cdk.App(context=cdk_json_context, outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Corpus", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    naming = Naming(stage="corpus")
+    jobs = ShellJobDefinition(stack, "Jobs", naming=naming, image="amazonlinux:2023", fargate=False,
+                              buckets=batch_buckets(plans), removal_policy=cdk.RemovalPolicy.DESTROY)
+    roles = PipelineEmrRoles(stack, "Roles", naming=naming, buckets=emr_buckets(plans))
+    logs = s3.Bucket.from_bucket_name(stack, "Logs", "corpus-logs")
+    for plan in plans:
+        PipelineWorkflow(stack, plan.name, naming=naming, plan=plan, settings=PipelineSettings(),
+                         worker_groups=WorkerGroupSettings(), log_bucket=logs, emr_roles=roles,
+                         job_queue_arn="arn:aws:batch:eu-west-1:123456789012:job-queue/corpus",
+                         job_definition_arn=jobs.job_definition.job_definition_arn,
+                         removal_policy=cdk.RemovalPolicy.DESTROY)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()  # raises on an unacknowledged cdk-nag finding
+    template = tmp_path / "Corpus.template.json"
+    machines = [r for r in json.loads(template.read_text())["Resources"].values()
+                if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert len(machines) == len(plans)
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", str(template)], capture_output=True, text=True)
+    assert result.returncode in (0, 8), result.stdout + result.stderr

@@ -1,0 +1,133 @@
+"""Triggers on the emulator, with the whole app deployed: objects start workflows, failures reach the alert topic."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from datapipe.cli import cli
+from datapipe.naming import Naming
+
+pytestmark = pytest.mark.e2e
+
+NAMING = Naming()  # the app's defaults: prefix datapipe, stage dev
+INCOMING_RULE = NAMING.name("on-incoming")
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def datapipe(emulator: Any, *args: str) -> Any:
+    return CliRunner().invoke(cli, [*args, "--endpoint-url", emulator.endpoint_url, "--region", emulator.region])
+
+
+@pytest.fixture()
+def incoming_rule_enabled(emulator: Any) -> Iterator[str]:
+    """The default rule ships disabled; an operator enables it (as `aws events enable-rule` would)."""
+    events = emulator.client("events")
+    events.enable_rule(Name=INCOMING_RULE)
+    yield INCOMING_RULE
+    events.disable_rule(Name=INCOMING_RULE)
+
+
+@pytest.fixture()
+def alert_inbox(emulator: Any) -> Iterator[Callable[[], list[str]]]:
+    """An SQS queue subscribed to the alert topic (raw delivery): the alerts a person would have received."""
+    sns, sqs = emulator.client("sns"), emulator.client("sqs")
+    topic_arn = f"arn:aws:sns:{emulator.region}:{emulator.account}:{NAMING.name('alerts')}"
+    queue_url = sqs.create_queue(QueueName=f"alert-inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscription = sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )["SubscriptionArn"]
+    received: list[str] = []
+
+    def receive() -> list[str]:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        received.extend(message["Body"] for message in messages)
+        return received
+
+    yield receive
+    sns.unsubscribe(SubscriptionArn=subscription)
+    sqs.delete_queue(QueueUrl=queue_url)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="emulator gap: S3 events reach rules without 'ingestion-time' (KeyError in moto's input transformer), "
+    "string values are put into JSON templates without quotes, and moto names the ETag 'eTag' (AWS: 'etag')",
+)
+def test_an_object_put_under_the_watched_prefix_starts_the_transform_with_its_key(
+    emulator: Any, incoming_rule_enabled: str
+) -> None:
+    s3, sfn = emulator.client("s3"), emulator.client("stepfunctions")
+    bucket = NAMING.bucket("data", emulator.account, emulator.region)
+    key = f"incoming/e2e-{uuid.uuid4().hex[:8]}/part-0.csv"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"word,count\n")
+
+    transform = NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region)
+
+    def started_with_key() -> dict[str, Any] | None:
+        for execution in sfn.list_executions(stateMachineArn=transform)["executions"]:
+            execution_input = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+            if execution_input.get("Object", {}).get("Key") == key:
+                return dict(execution_input)
+        return None
+
+    execution_input = wait_for(f"an execution of the transform for {key}", started_with_key)
+    assert execution_input["Object"]["Bucket"] == bucket
+    assert execution_input["Object"]["Size"] == len(b"word,count\n")
+
+
+def test_a_failed_execution_of_a_workflow_sends_a_readable_alert_with_cause_and_link(
+    emulator: Any, alert_inbox: Callable[[], list[str]]
+) -> None:
+    # Started by name, the way a user does; the transform fails without the job it must run.
+    started = datapipe(emulator, "start", "transform", "--input", '{"note": "no job given"}', "--json")
+    assert started.exit_code == 0, started.output
+    execution_arn = json.loads(started.output)["executionArn"]
+    execution_name = execution_arn.rsplit(":", 1)[-1]
+
+    def alert_for_execution() -> str | None:
+        return next((message for message in alert_inbox() if execution_name in message), None)
+
+    alert = wait_for(f"an alert about {execution_name}", alert_for_execution)
+    transform = NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region)
+    assert alert.startswith(f"datapipe: execution {execution_name} of workflow {transform} FAILED: error ")
+    assert ", cause " in alert
+    assert alert.endswith(
+        f"https://{emulator.region}.console.aws.amazon.com/states/home?region={emulator.region}"
+        f"#/v2/executions/details/{execution_arn}"
+    )
+
+
+def test_schedule_ls_shows_what_the_app_deployed(emulator: Any) -> None:
+    result = datapipe(emulator, "schedule", "ls", "--json")
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    (daily,) = [s for s in listing["schedules"] if s["name"] == "emr-daily"]
+    assert (daily["state"], daily["expression"], daily["target"]["name"]) == (
+        "DISABLED",
+        "cron(0 2 * * ? *)",
+        "emr-workflow",
+    )
+    assert json.loads(daily["target"]["input"]) == {"CreateCluster": True, "TerminateCluster": True}
+    assert daily["deadLetterQueue"].endswith(":" + NAMING.name("trigger-dlq"))
+    rules = {r["name"]: r for r in listing["rules"]}
+    assert [t["name"] for t in rules["on-incoming"]["targets"]] == ["transform"]
+    for alert in ("alert-workflow-failed", "alert-emr-step-failed", "alert-emr-cluster-failed"):
+        assert [(t["kind"], t["name"]) for t in rules[alert]["targets"]] == [("topic", "alerts")]

@@ -48,6 +48,7 @@ POWERTOOLS_LAYER = (
 EMR_CALL_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
 EMR_RETRY_ATTEMPTS = 3  # after 1 s, 2 s and 4 s at most (full jitter)
 INVALID_INPUT = "datapipe.InvalidInput"
+WORKFLOW_FAILED = "datapipe.WorkflowFailed"
 PRIMARY_FLEET = "Primary"
 CORE_FLEET = "Core"
 Task = TypeVar("Task", bound=sfn.TaskStateBase)
@@ -109,7 +110,9 @@ class EmrWorkflow(Construct):
         s = self._settings
         cluster_id = sfn.JsonPath.string_at("$.ClusterId")
 
-        failed = sfn.Fail(self, "Workflow_Failed", error_path="$.Failure.Error", cause_path="$.Failure.Cause")
+        # A fixed error name: the caught one may be a reserved States.* name, which a Fail state must not raise.
+        # The cause carries the original error (see Use_Failure_Report).
+        failed = sfn.Fail(self, "Workflow_Failed", error=WORKFLOW_FAILED, cause_path="$.Failure.Cause")
         cleanup = self._cleanup_path(failed)
 
         create = tasks.EmrCreateCluster(

@@ -201,6 +201,7 @@ def test_cleanup_terminates_only_a_cluster_this_execution_created_then_fails_wit
     assert states["Describe_Failure"]["Next"] == "Has_Failure_Report"
     assert states["Describe_Failure"]["Catch"][0]["Next"] == "Cleanup_Disable_Termination_Protection"
     assert states["Use_Failure_Report"]["Next"] == "Cleanup_Disable_Termination_Protection"
+    assert states["Use_Failure_Report"]["Parameters"]["Cause.$"] == "$.FailureReport.result.Message"
     disable = states["Cleanup_Disable_Termination_Protection"]
     assert disable["Parameters"]["TerminationProtected"] is False
     assert disable["Next"] == disable["Catch"][0]["Next"] == "Created_By_This_Execution"
@@ -213,7 +214,8 @@ def test_cleanup_terminates_only_a_cluster_this_execution_created_then_fails_wit
     assert terminate["Resource"] == EMR + "terminateCluster.sync"
     assert terminate["Next"] == terminate["Catch"][0]["Next"] == "Workflow_Failed"
     failed = states["Workflow_Failed"]
-    assert (failed["Type"], failed["ErrorPath"], failed["CausePath"]) == ("Fail", "$.Failure.Error", "$.Failure.Cause")
+    assert (failed["Type"], failed["CausePath"]) == ("Fail", "$.Failure.Cause")
+    assert failed["Error"] == "datapipe.WorkflowFailed"  # a caught States.* name may not be raised again
     # A failed create has no cluster id to clean up: it fails directly, and the reaper removes tagged leftovers.
     assert states["Create_A_Cluster"]["Catch"][0]["Next"] == "Workflow_Failed"
 

@@ -188,3 +188,12 @@ def test_a_log_bucket_that_refuses_uploads_does_not_lose_the_report(
     assert report["status"] == "SUCCEEDED"
     stdout = Path(report["output"]["stdout"])  # the local file stands in for the upload that failed
     assert stdout.read_text() == "still here\n"
+
+
+def test_a_script_that_cannot_start_fails_as_a_command_with_the_reason(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, s3: Any
+) -> None:
+    s3.put_object(Bucket=DATA_BUCKET, Key="scripts/odd.sh", Body=b"#!/no/such/interpreter\necho hi\n")
+    report = run(make_executor(), activity, shell_task(None, scriptUri=f"s3://{DATA_BUCKET}/scripts/odd.sh"))
+    assert report["error"] == COMMAND_FAILED
+    assert report["cause"].startswith("command could not start: No such file or directory (logs: s3://")

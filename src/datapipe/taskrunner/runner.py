@@ -51,28 +51,67 @@ class StagingError(Exception):
 
 @dataclass
 class RunningTask:
-    """A task this runner holds; `interrupt` kills its command (the second-signal path)."""
+    """A task this runner holds. `interrupt` kills its command (the second-signal path); `abandon` does the same
+    when Step Functions has given the task up, after which nothing may be reported for it."""
 
     token: str
     process: subprocess.Popen[bytes] | None = None
     interrupted: bool = False
-    started: float = field(default_factory=time.monotonic)
+    gone: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attach(self, process: subprocess.Popen[bytes]) -> bool:
-        """Remember the command's process; False (and the process killed) if an interrupt came first."""
+    def attach(self, process: subprocess.Popen[bytes]) -> None:
+        """Remember the command's process, killing it at once if the task was interrupted or abandoned meanwhile."""
         with self._lock:
             self.process = process
-            if self.interrupted:
+            if self.interrupted or self.gone:
                 _kill_group(process)
-                return False
-            return True
 
     def interrupt(self) -> None:
         with self._lock:
             self.interrupted = True
             if self.process is not None:
                 _kill_group(self.process)
+
+    def abandon(self) -> None:
+        with self._lock:
+            self.gone = True
+            if self.process is not None:
+                _kill_group(self.process)
+
+
+class Heartbeat:
+    """Heartbeats a task from a thread of its own, for as long as the task is being worked on (staging included)."""
+
+    def __init__(self, *, sfn: Any, running: RunningTask, interval: float, logger: logging.Logger, label: str) -> None:
+        self._sfn = sfn
+        self._running = running
+        self._interval = interval
+        self._logger = logger
+        self._label = label
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{label}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._sfn.send_task_heartbeat(taskToken=self._running.token)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in GONE_TOKEN_ERRORS:
+                    self._logger.warning("task %s: Step Functions gave the task up; stopping it", self._label)
+                    self._running.abandon()
+                    return
+                self._logger.warning("task %s: heartbeat failed: %s", self._label, error)
+            except BotoCoreError as error:
+                self._logger.warning("task %s: heartbeat failed: %s", self._label, error)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -147,6 +186,47 @@ class TaskExecutor:
         work_dir.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = attempt_dir / "stdout", attempt_dir / "stderr"
         self._logger.info("task %s: starting in %s", task.attempt_path, work_dir)
+        interval = self._heartbeat_interval
+        if task.heartbeat_seconds:
+            interval = min(interval, task.heartbeat_seconds / 3)
+        with Heartbeat(sfn=self._sfn, running=running, interval=interval, logger=self._logger, label=task.attempt_path):
+            started = time.monotonic()
+            outcome = self._run(running, task, attempt_dir, stdout_path, stderr_path)
+            duration = round(time.monotonic() - started, 3)
+            logs = self._upload_attempt_logs(task, stdout_path, stderr_path)
+            staged: list[str] = []
+            if outcome is None and task.stage and not running.gone:
+                try:
+                    staged = self._stage_out(task, attempt_dir)
+                except StagingError as error:
+                    outcome = (STAGING_FAILED, str(error))
+
+        if running.gone:
+            return "abandoned"
+        if running.interrupted:
+            where = f"task runner {self.identity.runner_id} was stopped while the command ran"
+            return self._fail(running, RUNNER_INTERRUPTED, f"{where} (logs: {logs['stderr']})")
+        if outcome is not None:
+            error_name, message = outcome
+            first, _, rest = message.partition("\n")
+            return self._fail(running, error_name, f"{first} (logs: {logs['stderr']})" + (f"\n{rest}" if rest else ""))
+        output = {
+            "exitCode": 0,
+            "stdout": logs["stdout"],
+            "stderr": logs["stderr"],
+            "output": staged,
+            "workerGroup": self.identity.worker_group,
+            "taskrunnerId": self.identity.runner_id,
+            "hostname": self.identity.hostname,
+            "attempt": task.attempt,
+            "durationSeconds": duration,
+        }
+        return self._succeed(running, output)
+
+    def _run(
+        self, running: RunningTask, task: ShellTask, attempt_dir: Path, stdout_path: Path, stderr_path: Path
+    ) -> tuple[str, str] | None:
+        """Stage in and run the command; None when it exited 0, else (error name, message with the stderr tail)."""
         env = dict(os.environ)
         env.update(
             {
@@ -159,58 +239,27 @@ class TaskExecutor:
             argv = self._prepare(task, attempt_dir, env)
         except StagingError as error:
             stderr_path.write_text(f"staging failed: {error}\n")
-            logs = self._upload_attempt_logs(task, stdout_path, stderr_path)
-            return self._fail(running, STAGING_FAILED, f"{error} (logs: {logs['stderr']})")
-
-        started = time.monotonic()
+            return STAGING_FAILED, str(error)
         with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-            process = subprocess.Popen(
-                argv,
-                cwd=work_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,  # its own process group, so that a kill reaches its children too
-            )
-        if not running.attach(process):
-            process.wait()
-        token_gone = self._wait_with_heartbeats(running, task, process)
-        exit_code = process.returncode
-        duration = round(time.monotonic() - started, 3)
-        logs = self._upload_attempt_logs(task, stdout_path, stderr_path)
-
-        if token_gone:
-            self._logger.warning("task %s: Step Functions gave the task up; not reporting it", task.attempt_path)
-            return "abandoned"
-        if running.interrupted:
-            return self._fail(
-                running,
-                RUNNER_INTERRUPTED,
-                f"task runner {self.identity.runner_id} was stopped while the command ran (logs: {logs['stderr']})",
-            )
-        if exit_code != 0:
-            how = f"exit code {exit_code}" if exit_code > 0 else f"killed by signal {-exit_code}"
-            tail = stderr_tail(stderr_path)
-            return self._fail(running, COMMAND_FAILED, f"command failed with {how} (logs: {logs['stderr']})\n{tail}")
-        staged: list[str] = []
-        if task.stage:
             try:
-                staged = self._stage_out(task, attempt_dir)
-            except StagingError as error:
-                return self._fail(running, STAGING_FAILED, f"{error} (logs: {logs['stderr']})")
-        output = {
-            "exitCode": exit_code,
-            "stdout": logs["stdout"],
-            "stderr": logs["stderr"],
-            "output": staged,
-            "workerGroup": self.identity.worker_group,
-            "taskrunnerId": self.identity.runner_id,
-            "hostname": self.identity.hostname,
-            "attempt": task.attempt,
-            "durationSeconds": duration,
-        }
-        return self._succeed(running, output)
+                process = subprocess.Popen(
+                    argv,
+                    cwd=attempt_dir / "work",
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    start_new_session=True,  # its own process group, so that a kill reaches its children too
+                )
+            except OSError as error:  # e.g. a script whose #! names a missing interpreter
+                stderr.write(f"cannot start {argv[0]}: {error.strerror}\n".encode())
+                return COMMAND_FAILED, f"command could not start: {error.strerror}"
+        running.attach(process)
+        exit_code = process.wait()
+        if exit_code == 0:
+            return None
+        how = f"exit code {exit_code}" if exit_code > 0 else f"killed by signal {-exit_code}"
+        return COMMAND_FAILED, f"command failed with {how}\n{stderr_tail(stderr_path)}"
 
     # -----------------------------------------------------------------------------------------------------------
     def _prepare(self, task: ShellTask, attempt_dir: Path, env: dict[str, str]) -> list[str]:
@@ -290,28 +339,6 @@ class TaskExecutor:
         return locations
 
     # -----------------------------------------------------------------------------------------------------------
-    def _wait_with_heartbeats(self, running: RunningTask, task: ShellTask, process: subprocess.Popen[bytes]) -> bool:
-        """Wait for the command, heartbeating meanwhile; True if Step Functions dropped the task (command killed)."""
-        interval = self._heartbeat_interval
-        if task.heartbeat_seconds:
-            interval = min(interval, task.heartbeat_seconds / 3)
-        while True:
-            try:
-                process.wait(timeout=interval)
-                return False
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                self._sfn.send_task_heartbeat(taskToken=running.token)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in GONE_TOKEN_ERRORS:
-                    _kill_group(process)
-                    process.wait()
-                    return True
-                self._logger.warning("task %s: heartbeat failed: %s", task.attempt_path, error)
-            except BotoCoreError as error:
-                self._logger.warning("task %s: heartbeat failed: %s", task.attempt_path, error)
-
     def _succeed(self, running: RunningTask, output: dict[str, Any]) -> str:
         try:
             self._sfn.send_task_success(taskToken=running.token, output=json.dumps(output))

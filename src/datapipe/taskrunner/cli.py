@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
-from datapipe.taskrunner.contract import InvalidTask, S3Location
+from datapipe.taskrunner.contract import InvalidTask, S3Location, safe_path_part
 from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
 from datapipe.taskrunner.poller import TaskRunner
 from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
@@ -187,7 +187,9 @@ def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_de
     )
     runner = TaskRunner(sfn=sfn, activity_arn=activity_arn, executor=executor, tasks=options.tasks, logger=logger)
     runner_logs = (
-        log_destination.child(f"{options.worker_group}/runners/{options.runner_id}/") if log_destination else None
+        log_destination.child(f"{options.worker_group}/runners/{safe_path_part(options.runner_id)}/")
+        if log_destination
+        else None
     )
     shipper = LogShipper(
         directory=logs_dir, s3=s3, destination=runner_logs, logger=logger, interval_seconds=options.log_upload_interval

@@ -41,17 +41,12 @@ def _hour_start(name: str) -> float | None:
 class HourlyFileHandler(logging.Handler):
     """A logging handler that writes to the file of the current UTC hour, opening a new file when the hour turns."""
 
-    def __init__(self, directory: Path, *, clock: Clock = time.time) -> None:
+    def __init__(self, directory: Path) -> None:
         super().__init__()
         self.directory = directory
-        self._clock = clock
         self._name: str | None = None
         self._stream: Any = None
         directory.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def current_file(self) -> Path:
-        return self.directory / log_file_name(self._clock())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEPLOYED_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"  # what the app accepts for its prefix and stage
 
 
 def context_options(function: F) -> F:
@@ -437,6 +439,9 @@ def run(
         )
         return
 
+    for option, value in (("--prefix", prefix), ("--stage", stage)):
+        if re.fullmatch(DEPLOYED_NAME_PATTERN, value) is None:
+            raise DatapipeError(f"{option} '{value}' must be a lower-case name (letters, digits, '-'; at most 20)")
     options = backends.BatchOptions(
         naming=Naming(prefix=prefix, stage=stage), image=image, vcpus=vcpus, memory_mib=memory, fargate=fargate
     )

@@ -11,19 +11,21 @@ from datapipe.importer.plan import Plan
 from datapipe.project import find_project_dir, jsii_environment
 
 
-def _flatten(value: Any) -> str:
+def flatten_definition(value: Any) -> str:
     """A DefinitionString (plain or Fn::Join) as text: the partition is `aws`, other references keep their name."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
-        return separator.join(_flatten(part) for part in parts)
+        return separator.join(flatten_definition(part) for part in parts)
     if isinstance(value, dict) and value.get("Ref") == "AWS::Partition":
         return "aws"
     if isinstance(value, dict) and "Ref" in value:
         return f"<{value['Ref']}>"
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return "<" + ".".join(value["Fn::GetAtt"]) + ">"
+    if isinstance(value, dict) and len(value) == 1:  # another intrinsic, e.g. a value of another stack
+        return f"<{next(iter(value))}>"
     raise ValueError(f"unexpected template value {value!r}")
 
 
@@ -60,5 +62,5 @@ def pipeline_definition(plan: Plan, *, account: str, region: str) -> dict[str, A
     template = app.synth().get_stack_by_name("ImportedPipeline").template
     logical_id = stack.resolve(stack.get_logical_id(workflow.state_machine.node.default_child))  # type: ignore[arg-type]
     definition = template["Resources"][logical_id]["Properties"]["DefinitionString"]
-    result: dict[str, Any] = json.loads(_flatten(definition))
+    result: dict[str, Any] = json.loads(flatten_definition(definition))
     return result

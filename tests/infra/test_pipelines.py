@@ -1,0 +1,115 @@
+"""The pipelines stack: every definition in pipelines/ becomes a state machine, as the importer planned it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from datapipe.bundles.names import job_queue_name
+from datapipe.importer.asl import flatten_definition
+from datapipe.naming import Naming
+
+NAMING = Naming()  # the app's defaults
+ACCOUNT, REGION = "123456789012", "eu-west-1"  # tests/conftest.py's TEST_CONTEXT
+
+
+@pytest.fixture(scope="module")
+def pipelines(template_of: Callable[[str], Template]) -> Template:
+    return template_of("Pipelines")
+
+
+def definition(template: Template, name: str) -> dict[str, Any]:
+    machines = template.find_resources("AWS::StepFunctions::StateMachine",
+                                       {"Properties": {"StateMachineName": NAMING.state_machine(name)}})
+    assert len(machines) == 1, f"no state machine {name}"
+    [machine] = machines.values()
+    result: dict[str, Any] = json.loads(flatten_definition(machine["Properties"]["DefinitionString"]))
+    return result
+
+
+def all_states(states: dict[str, Any]) -> dict[str, Any]:
+    found = dict(states)
+    for state in states.values():
+        for branch in state.get("Branches", []):
+            found.update(all_states(branch["States"]))
+    return found
+
+
+def test_each_example_definition_is_a_logged_traced_state_machine(pipelines: Template) -> None:
+    for name in ("pipeline-shell-with-dependencies", "pipeline-emr-word-count"):
+        pipelines.has_resource_properties("AWS::StepFunctions::StateMachine", {
+            "StateMachineName": NAMING.state_machine(name),
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": Match.object_like({"Level": "ALL"}),
+        })
+
+
+def test_the_shell_pipeline_runs_in_stages_on_the_task_runner_and_batch(pipelines: Template) -> None:
+    asl = definition(pipelines, "pipeline-shell-with-dependencies")
+    states = all_states(asl["States"])
+    activity_arn = NAMING.activity_arn("wg-12345", account=ACCOUNT, region=REGION)
+    assert states["InitBackup"]["Resource"] == activity_arn and states["FinalizeBackup"]["Resource"] == activity_arn
+    assert states["InitBackup"]["Parameters"]["type"] == "ShellCommandActivity"
+    assert states["InitBackup"]["Parameters"]["scriptArgument"] == ["daily"]
+    stage = states["Stage_2"]
+    assert stage["Type"] == "Parallel" and len(stage["Branches"]) == 2
+    part = states["Run_BackupPart1"]
+    assert part["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+    assert part["Parameters"]["JobQueue"] == f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{job_queue_name(NAMING)}"
+    assert part["Parameters"]["Timeout"]["AttemptDurationSeconds"] == 70 * 60  # terminateAfter of its Ec2Resource
+    assert part["Retry"][0]["MaxAttempts"] == 1 and part["Retry"][0]["IntervalSeconds"] == 60
+    environment = {e["Name"]: e.get("Value", e.get("Value.$")) for e in part["Parameters"]["ContainerOverrides"]
+                   ["Environment"]}
+    assert environment["DATAPIPE_ARG_1"] == "1" and environment["DATAPIPE_ARG_2"] == "2"
+    assert environment["DATAPIPE_COMMAND"].startswith("States.Format(")  # the run's date goes in at run time
+    assert asl["StartAt"] == "Has_Scheduled_Start_Time"  # then the run's time is split into parts
+    order = ["Set_Constants"]
+    while "Next" in asl["States"][order[-1]]:
+        order.append(asl["States"][order[-1]]["Next"])
+    assert order == ["Set_Constants", "InitBackup", "Stage_2", "FinalizeBackup", "Pipeline_Succeeded"]
+
+
+def test_the_shell_pipeline_has_its_daily_schedule_with_the_run_time(pipelines: Template) -> None:
+    pipelines.has_resource_properties("AWS::Scheduler::Schedule", {
+        "Name": NAMING.name("pipeline-shell-with-dependencies"),
+        "ScheduleExpression": "rate(1 day)",
+        "Target": Match.object_like({"Input": '{"scheduledStartTime":"<aws.scheduler.scheduled-time>"}'}),
+    })
+    assert len(pipelines.find_resources("AWS::Scheduler::Schedule")) == 1  # the EMR example is on demand
+
+
+def test_the_emr_pipeline_creates_steps_and_terminates_its_cluster_on_every_path(pipelines: Template) -> None:
+    asl = definition(pipelines, "pipeline-emr-word-count")
+    states = all_states(asl["States"])
+    create = states["Create_Cluster_WordCountCluster"]
+    assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster.sync"
+    parameters = create["Parameters"]
+    assert parameters["ReleaseLabel"] == "emr-7.5.0" and parameters["Instances"]["KeepJobFlowAliveWhenNoSteps"]
+    assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in parameters["Tags"]
+    assert parameters["Configurations"][0]["Classification"] == "yarn-site"
+    steps = [s for s in states.values() if s.get("Resource", "").endswith("addStep.sync")]
+    assert [s["Parameters"]["Step"]["Name"] for s in steps] == [
+        "WordCount-pre-1", "WordCount-1", "WordCount-post-1", "ListOutput"]
+    assert all(s["TimeoutSeconds"] == 2 * 3600 for s in steps)  # terminateAfter of the cluster
+    # The cleanup guarantee: the activities' failure, or a failed creation, ends in protection off + terminate.
+    run = asl["States"]["Run_Activities"]
+    cleanup = asl["States"][run["Catch"][0]["Next"]]
+    assert cleanup["Resource"].endswith("elasticmapreduce:setClusterTerminationProtection")
+    assert cleanup["Parameters"]["TerminationProtected"] is False
+    terminate = asl["States"][cleanup["Next"]]
+    assert terminate["Resource"].endswith("elasticmapreduce:terminateCluster.sync")
+    assert asl["States"][terminate["Next"]]["Type"] == "Fail"
+    assert {c["Next"] for c in cleanup.get("Catch", [])} == {cleanup["Next"]}  # a failed unprotect still terminates
+    assert asl["States"]["Check_Parameters"]["Choices"][0]["Next"] == "Missing_Parameters"
+
+
+def test_cluster_roles_reach_only_the_buckets_the_definitions_name(pipelines: Template) -> None:
+    policies = pipelines.find_resources("AWS::IAM::Policy")
+    instance = [p for key, p in policies.items() if "EmrRolesInstanceRole" in key]
+    assert instance, "the shared EMR instance role has no policy"
+    resources = json.dumps([s["Resource"] for s in instance[0]["Properties"]["PolicyDocument"]["Statement"]])
+    assert "elasticmapreduce/*" in resources and '"*"' not in resources

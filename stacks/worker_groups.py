@@ -7,6 +7,7 @@ the heartbeat and task timeouts and the retries. The seed's CreateDirectory exam
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -45,8 +46,11 @@ def shell_command_task(
 
     `shell` holds the activity's own fields (`command` or `scriptUri`, `scriptArgument`, `stage`, `input`, `output`);
     values may be JsonPath expressions. The bookkeeping fields the runner needs to lay out its logs are added here,
-    from the context object, so that every producer of tasks sends the same contract.
+    from the context object, so that every producer of tasks sends the same contract. `construct_id` is also the
+    state name, the task's `activityId` and where the result goes (`$.<construct_id>`): letters, digits and `_`.
     """
+    if re.fullmatch(r"[A-Za-z0-9_]{1,80}", construct_id) is None:
+        raise ValueError(f"shell command task id {construct_id!r} must be 1-80 letters, digits or '_'")
     task = tasks.StepFunctionsInvokeActivity(
         scope,
         construct_id,

@@ -9,11 +9,12 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
 from datapipe.naming import Naming
 from stacks.config import SettingsError, WorkerGroupSettings, load_settings
-from stacks.worker_groups import WorkerGroups
+from stacks.worker_groups import WorkerGroups, shell_command_task
 
 PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1", "AWS::Partition": "aws"}
 
@@ -193,3 +194,10 @@ def test_worker_group_settings_from_the_command_line() -> None:
     settings = load_settings({"workerGroups.names": "wg-1,wg-2", "workerGroups.heartbeatSeconds": "2"})
     assert settings.worker_groups.names == ("wg-1", "wg-2")
     assert settings.worker_groups.heartbeat_seconds == 2
+
+
+def test_a_shell_task_id_must_be_usable_as_a_result_path() -> None:
+    stack = cdk.Stack(cdk.App(), "Ids")
+    activity = sfn.Activity(stack, "Activity")
+    with pytest.raises(ValueError, match="'Create Directory' must be 1-80 letters, digits or '_'"):
+        shell_command_task(stack, "Create Directory", activity=activity, settings=WorkerGroupSettings(), shell={})

@@ -145,6 +145,9 @@ def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, fau
     sfn = emulator.client("stepfunctions")
     reuse = start(emulator, {"CreateCluster": False, "TerminateCluster": False, "ClusterId": shared})
     to_stop = start(emulator, CREATE_AND_TERMINATE)
+    # Stopped midway, while its cluster runs Step_One: a stopped execution runs no Catch.
+    assert wait_for("the run to stop to reach Step_One", lambda: "Step_One" in entered(describe_result(sfn, to_stop)))
+    sfn.stop_execution(executionArn=to_stop, error="e2e", cause="stopped midway")
 
     # The first seed input, through the CLI as a user runs it; the other two executions run meanwhile.
     cli_run = CliRunner().invoke(
@@ -195,11 +198,11 @@ def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, fau
     assert shared_now["TerminationProtected"] is False
     assert clusters_of(emulator, reuse) == {}
 
-    # The stopped execution ran no Catch: the reaper removes its cluster.
-    assert wait_for("the stopped run to reach Step_One", lambda: "Step_One" in entered(describe_result(sfn, to_stop)))
-    sfn.stop_execution(executionArn=to_stop, error="e2e", cause="stopped midway")
-    assert finish(emulator, to_stop).status == "ABORTED"
-    assert assert_nothing_left_running(emulator, to_stop)
+    # The reaper removed the stopped execution's cluster.
+    stopped = finish(emulator, to_stop)
+    assert stopped.status == "ABORTED"
+    assert "Cleanup_Terminate_Cluster" not in entered(stopped)
+    assert list(assert_nothing_left_running(emulator, to_stop).values()) == ["TERMINATED"]
 
 
 def test_a_bad_input_fails_before_any_emr_call(emulator: Any) -> None:

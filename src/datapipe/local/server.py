@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import socket
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,18 @@ def _configure_moto() -> None:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     # Roles attach AWS managed policies (AmazonEMRServicePolicy_v2, ...) by ARN; moto only knows them when loaded.
     default_user_config["iam"] = {"load_aws_managed_policies": True}
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line if the port is taken; werkzeug would print to stderr and exit the process instead."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise EmulatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def _quiet_handler() -> type:
@@ -123,13 +136,14 @@ class Emulator:
         try:
             _configure_moto()
             application = DomainDispatcherApplication(create_backend_app)
+            _check_can_listen(self.host, self.requested_port)
             try:
                 # Binding here, not in the serving thread, so that a taken port is an error the caller sees.
                 self._server = make_server(
                     self.host, self.requested_port, application, threaded=True, request_handler=_quiet_handler()
                 )
-            except OSError as error:
-                raise EmulatorError(f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}") from None
+            except SystemExit:  # werkzeug exits when it cannot bind (a race lost after the check above)
+                raise EmulatorError(f"cannot listen on {self.host}:{self.requested_port}") from None
             self._thread = threading.Thread(target=self._server.serve_forever, name="datapipe-emulator", daemon=True)
             self._thread.start()
             if self.export_environment:

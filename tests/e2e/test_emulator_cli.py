@@ -1,0 +1,280 @@
+"""`datapipe local up` and `datapipe demo` as a user runs them: real processes, real signals, the AWS CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from datapipe.cli import cli
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+SEED_STATES = (
+    "Should_Create_Cluster",
+    "Create_A_Cluster",
+    "Merge_Results",
+    "Enable_Termination_Protection",
+    "Add_Steps_Parallel",
+    "Step_One",
+    "Wait_10_Seconds",
+    "Step_Two (async)",
+    "Wait_Another_10_Seconds",
+    "Cancel_Step_Two",
+    "Step_Three",
+    "Disable_Termination_Protection",
+    "Should_Terminate_Cluster",
+    "Terminate_Cluster",
+    "Wrapping_Up",
+)
+# The states every run with {"CreateCluster": true, "TerminateCluster": true} passes through, in this order.
+MAIN_PATH = (
+    "Should_Create_Cluster",
+    "Create_A_Cluster",
+    "Merge_Results",
+    "Enable_Termination_Protection",
+    "Add_Steps_Parallel",
+    "Step_Three",
+    "Disable_Termination_Protection",
+    "Should_Terminate_Cluster",
+    "Terminate_Cluster",
+    "Wrapping_Up",
+)
+
+
+class Running:
+    """A `datapipe` process whose output is read line by line while it runs."""
+
+    def __init__(self, arguments: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "datapipe"), *arguments],
+            cwd=cwd,
+            env={**env, "COLUMNS": "200"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for_line(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+        raise AssertionError(f"no line matching {pattern!r}; output so far:\n{''.join(self.lines)}")
+
+    def finish(self, timeout: float = 30) -> tuple[int, str]:
+        output, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, "".join(self.lines) + output
+
+
+@pytest.fixture()
+def running() -> Iterator[list[Running]]:
+    """Processes started by a test; any still alive at the end are killed (by their own id)."""
+    started: list[Running] = []
+    yield started
+    for item in started:
+        if item.process.poll() is None:
+            item.process.kill()
+            item.process.wait(timeout=10)
+
+
+def aws_cli(endpoint: str, region: str, env: dict[str, str], *arguments: str) -> Any:
+    result = subprocess.run(
+        [str(BIN / "aws"), "--endpoint-url", endpoint, "--region", region, "--output", "json", *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_local_up_serves_the_app_until_interrupted(
+    assembly_dir: Path, project_copy: Path, subprocess_env: dict[str, str], running: list[Running]
+) -> None:
+    up = Running(["local", "up", "--assembly", str(assembly_dir)], cwd=project_copy, env=subprocess_env)
+    running.append(up)
+    endpoint = up.wait_for_line(r"export AWS_ENDPOINT_URL=(http://127\.0\.0\.1:\d+)").group(1)
+    region = up.wait_for_line(r"export AWS_DEFAULT_REGION=(\S+)").group(1)
+    up.wait_for_line(r"Ctrl-C stops the emulator")
+    recorded = json.loads((project_copy / ".datapipe" / "local.json").read_text())
+    assert recorded["endpointUrl"] == endpoint and recorded["pid"] == up.process.pid
+
+    listed = aws_cli(endpoint, region, subprocess_env, "stepfunctions", "list-state-machines")["stateMachines"]
+    workflow = next(m for m in listed if m["name"].endswith("-emr-workflow"))
+    # The workflow rejects an input without CreateCluster in its first state: a run with a short history.
+    execution_arn = aws_cli(
+        endpoint, region, subprocess_env, "stepfunctions", "start-execution",
+        "--state-machine-arn", workflow["stateMachineArn"], "--input", "{}",
+    )["executionArn"]  # fmt: skip
+    deadline = time.monotonic() + 15
+    while True:
+        events = aws_cli(
+            endpoint, region, subprocess_env, "stepfunctions", "get-execution-history", "--execution-arn", execution_arn
+        )["events"]
+        if events[-1]["type"] == "ExecutionFailed" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert events[0]["type"] == "ExecutionStarted"
+    assert events[-1]["type"] == "ExecutionFailed"
+
+    up.process.send_signal(signal.SIGINT)
+    code, output = up.finish()
+    assert code == 0, output
+    assert "Emulator stopped." in output
+    assert "Traceback" not in output
+    assert not (project_copy / ".datapipe" / "local.json").exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(endpoint.rsplit(":", 1)[1])), timeout=1).close()
+
+
+def test_local_up_json_reports_the_deployment_and_stops_on_sigterm(
+    assembly_dir: Path, project_copy: Path, subprocess_env: dict[str, str], running: list[Running]
+) -> None:
+    up = Running(["local", "up", "--assembly", str(assembly_dir), "--json"], cwd=project_copy, env=subprocess_env)
+    running.append(up)
+    report = json.loads(up.wait_for_line(r"^\{.*\}$").group(0))
+    assert report["env"]["AWS_ENDPOINT_URL"] == report["endpointUrl"]
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION"} <= set(report["env"])
+    stacks = {stack["stackName"]: stack for stack in report["deployment"]["stacks"]}
+    assert any(name.endswith("-emr-workflow") for name in stacks)
+    assert all(
+        resource["status"] in ("created", "not emulated", "skipped")
+        for s in stacks.values()
+        for resource in s["resources"]
+    )
+
+    up.process.send_signal(signal.SIGTERM)
+    code, output = up.finish()
+    assert code == 0, output
+
+
+def test_local_up_on_a_taken_port_fails_with_one_line(
+    assembly_dir: Path, project_copy: Path, subprocess_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "datapipe"), "local", "up", "--assembly", str(assembly_dir), "--port", str(port)],
+            cwd=project_copy,
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["local", "up", "--assembly", "no-such-folder"],
+            "option '--assembly': no-such-folder is not a cloud assembly",
+        ),
+        (["local", "up", "--port", "70000"], "70000 is not in the range 0<=x<=65535"),
+        (["demo", "--assembly", "no-such-folder"], "option '--assembly': no-such-folder is not a cloud assembly"),
+        (["demo", "--timeout", "0"], "0.0 is not in the range x>=1"),
+    ],
+)
+def test_bad_options_fail_with_one_line(
+    project_copy: Path, monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str
+) -> None:
+    monkeypatch.chdir(project_copy)
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_demo_without_the_emr_workflow_says_what_is_missing(
+    assembly_dir: Path, project_copy: Path, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An assembly with only the storage stack: the demo deploys it, then names the state machine it lacks."""
+    partial = tmp_path / "storage-only"
+    partial.mkdir()
+    manifest = json.loads((assembly_dir / "manifest.json").read_text())
+    keep = {"Storage", "Storage.assets"}
+    manifest["artifacts"] = {k: v for k, v in manifest["artifacts"].items() if k in keep}
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("Storage.template.json", "Storage.assets.json"):
+        shutil.copy(assembly_dir / name, partial / name)
+    result = subprocess.run(
+        [str(BIN / "datapipe"), "demo", "--assembly", str(partial)],
+        cwd=project_copy,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: workflow 'emr-workflow': no state machine named datapipe-dev-emr-workflow is deployed; deploy it first"
+    )
+
+
+def test_demo_runs_the_seed_workflow_to_success_and_terminates_its_cluster(
+    assembly_dir: Path, project_copy: Path, subprocess_env: dict[str, str]
+) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(BIN / "datapipe"), "demo", "--assembly", str(assembly_dir), "--json"],
+        cwd=project_copy,
+        env={**subprocess_env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["clusterState"] == "TERMINATED"
+    assert re.fullmatch(r"j-[A-Z0-9]+", summary["clusterId"])
+    assert [(s["name"], s["state"]) for s in summary["steps"]] == [
+        ("The first step", "COMPLETED"),
+        ("The second step", "COMPLETED"),
+        ("The third step", "COMPLETED"),
+    ]
+    # The seed waits 10 s twice; the run takes that plus the simulated cluster boot and steps.
+    assert 20 <= summary["seconds"] < 40
+    assert took < 60
+
+    shown = result.stderr
+    entered = re.findall(r"→ (.+)$", shown, flags=re.MULTILINE)
+    assert set(SEED_STATES) <= set(entered), f"states never shown: {set(SEED_STATES) - set(entered)}"
+    assert_in_order(entered, MAIN_PATH)
+    assert_in_order(entered, ("Add_Steps_Parallel", "Step_One"))
+    assert_in_order(entered, ("Wait_10_Seconds", "Step_Two (async)", "Wait_Another_10_Seconds", "Cancel_Step_Two"))
+    assert re.search(rf"cluster {summary['clusterId']} (STARTING|BOOTSTRAPPING)", shown), "no progress while booting"
+    assert "step The first step RUNNING" in shown, "no progress while steps run"
+    assert f"Cluster {summary['clusterId']}, created by this run: TERMINATED" in shown
+    assert "Execution SUCCEEDED" in shown
+    assert "Traceback" not in shown
+
+
+def assert_in_order(shown: list[str], expected: tuple[str, ...]) -> None:
+    positions = [shown.index(state) for state in expected]
+    assert positions == sorted(positions), f"states shown out of order: {[shown[i] for i in sorted(positions)]}"

@@ -131,3 +131,32 @@ def test_schedule_ls_shows_what_the_app_deployed(emulator: Any) -> None:
     assert [t["name"] for t in rules["on-incoming"]["targets"]] == ["transform"]
     for alert in ("alert-workflow-failed", "alert-emr-step-failed", "alert-emr-cluster-failed"):
         assert [(t["kind"], t["name"]) for t in rules[alert]["targets"]] == [("topic", "alerts")]
+
+
+def test_a_failed_emr_step_sends_an_alert_naming_the_step_cluster_and_cause(
+    emulator: Any, alert_inbox: Callable[[], list[str]]
+) -> None:
+    emulator.faults.fail_emr_step("The first step", reason="exit code 3 from the Spark driver")
+    started = datapipe(
+        emulator, "start", "emr-workflow", "--input", '{"CreateCluster": true, "TerminateCluster": true}', "--json"
+    )
+    assert started.exit_code == 0, started.output
+
+    def step_alert() -> str | None:
+        return next((m for m in alert_inbox() if m.startswith("datapipe: EMR step The first step (s-")), None)
+
+    alert = wait_for("an alert about the failed EMR step", step_alert, timeout=30)
+    assert " FAILED: cause " in alert
+    assert "exit code 3 from the Spark driver" in alert
+    cluster_id = alert.split(" of cluster ", 1)[1].split(" ", 1)[0]
+    assert cluster_id.startswith("j-")
+    assert alert.endswith(f"#/clusterDetails/{cluster_id}")
+
+    # The workflow fails in turn (after removing its cluster), and that is told too.
+    execution_name = json.loads(started.output)["executionArn"].rsplit(":", 1)[-1]
+    workflow_alert = wait_for(
+        "an alert about the failed workflow",
+        lambda: next((m for m in alert_inbox() if m.startswith(f"datapipe: execution {execution_name} ")), None),
+        timeout=30,
+    )
+    assert " FAILED: error " in workflow_alert

@@ -445,3 +445,77 @@ def test_the_reaper_alarm_watches_the_function_the_emr_workflow_stack_deploys(
     ]
     (watched,) = metrics_of(reaper_alarm)
     assert watched["Dimensions"][0]["Value"] in functions
+
+
+# -- settings -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            {"triggers.schedules": '{"Nightly": {}}'},
+            "setting 'triggers.schedules.Nightly': the name must be lower-case letters, digits and dashes",
+        ),
+        (
+            {"triggers.schedules": '{"nightly": {"timeZone": "Paris"}}'},
+            "setting 'triggers.schedules.nightly.timeZone' must be an IANA time zone such as Europe/Paris, got 'Paris'",
+        ),
+        (
+            {"triggers.schedules": '{"nightly": {"expression": "cron(0 2 * *)"}}'},
+            "setting 'triggers.schedules.nightly.expression' must be cron(6 fields), rate(N unit) or at(time), "
+            "got 'cron(0 2 * *)'",
+        ),
+        (
+            {"triggers.schedules": '{"nightly": {"input": "[true]"}}'},
+            "setting 'triggers.schedules.nightly.input' must be a JSON object, got '[true]'",
+        ),
+        (
+            {"triggers.schedules": '{"nightly": {"input": "{CreateCluster: true}"}}'},
+            "setting 'triggers.schedules.nightly.input' must be a JSON object (Expecting property name enclosed in "
+            "double quotes at column 2)",
+        ),
+        (
+            {"triggers.schedules": '{"nightly": {"flexibleWindowMinutes": 2000}}'},
+            "setting 'triggers.schedules.nightly.flexibleWindowMinutes' must be between 0 and 1440, got 2000",
+        ),
+        (
+            {"triggers.schedules": '{"nightly": {"workflow": "EMR"}}'},
+            "setting 'triggers.schedules.nightly.workflow' must be a workflow name such as emr-workflow, got 'EMR'",
+        ),
+        (
+            {"triggers.objectCreated": '{"landing": {"prefix": "/landing/"}}'},
+            "setting 'triggers.objectCreated.landing.prefix' must be an S3 key prefix, got '/landing/'",
+        ),
+        (
+            {"triggers.objectCreated": '{"landing": {"when": "now"}}'},
+            "unknown setting 'triggers.objectCreated.landing.when'; allowed here: enabled, input, prefix, workflow",
+        ),
+        ({"triggers.alertEmail": "ops"}, "setting 'triggers.alertEmail' must be an e-mail address, got 'ops'"),
+        (
+            {"triggers.retryAttempts": "200"},
+            "setting 'triggers.retryAttempts' must be between 0 and 185, got 200",
+        ),
+    ],
+)
+def test_bad_trigger_settings_are_refused_in_one_line_naming_the_key(context: dict[str, str], message: str) -> None:
+    from stacks.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings(context)
+    assert str(raised.value) == message
+
+
+def test_a_configured_entry_keeps_the_defaults_it_does_not_mention() -> None:
+    from stacks.config import load_settings
+
+    triggers = load_settings({"triggers.schedules": '{"emr-daily": {"enabled": true}}'}).triggers
+    daily = triggers.schedules["emr-daily"]
+    assert (daily.enabled, daily.workflow, daily.expression, daily.time_zone) == (
+        True,
+        "emr-workflow",
+        "cron(0 2 * * ? *)",
+        "UTC",
+    )
+    assert json.loads(daily.input) == {"CreateCluster": True, "TerminateCluster": True}
+    assert triggers.workflows == ("emr-workflow", "transform")

@@ -29,7 +29,7 @@ from datapipe.naming import Naming
 from datapipe.schedules import SCHEDULE_GROUP_SUFFIX
 from stacks.config import ObjectCreatedRuleSettings, ScheduleSettings, TriggerSettings
 
-# Physical-name suffixes: the CLI finds what this stack deployed by name (the schedule group's is imported above).
+# Physical names are `<prefix>-<stage>-<suffix>`; the schedule group's suffix is shared with `datapipe schedule`.
 ALERT_TOPIC_SUFFIX = "alerts"
 DEAD_LETTER_QUEUE_SUFFIX = "trigger-dlq"
 DASHBOARD_SUFFIX = "operations"

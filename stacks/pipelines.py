@@ -241,37 +241,40 @@ class PipelineWorkflow(Construct):
 
     def _body(self) -> sfn.IChainable:
         succeed = sfn.Succeed(self, "Done", state_name=self._name("Pipeline_Succeeded"))
-        stages = self._stages()
         if not self.plan.clusters:
-            return stages.next(succeed)
+            return self._stages(on_error=None).next(succeed)
         failed = sfn.Fail(self, "Failed", state_name=self._name("Pipeline_Failed"), error="PipelineFailed",
                           cause="an activity failed or timed out; the pipeline's clusters were terminated")
-        run = sfn.Parallel(self, "Run", state_name=self._name("Run_Activities"), result_path=sfn.JsonPath.DISCARD)
-        run.branch(stages)
+        # Every state that may fail once the clusters exist catches into the cleanup: the guarantee that no
+        # failure leaves a cluster running (a stopped execution is the reaper's case).
+        cleanup = self._cleanup(self.plan.clusters, failed, "after_failure")
+        stages = self._stages(on_error=cleanup)
         creates: list[sfn.TaskStateBase] = [self._create_cluster(c) for c in self.plan.clusters]
         for index, create in enumerate(creates):
             created_before = self.plan.clusters[:index]
             create.add_catch(self._cleanup(created_before, failed, f"after_create_{index}"),
                              result_path="$.error")
-        run.add_catch(self._cleanup(self.plan.clusters, failed, "after_failure"), result_path="$.error")
         chain = sfn.Chain.start(creates[0])
         for create in creates[1:]:
             chain = chain.next(create)
-        chain = chain.next(run)
+        chain = chain.next(stages)
         for cluster in self.plan.clusters:
             chain = chain.next(self._terminate(cluster, "end"))
         return chain.next(succeed)
 
-    def _stages(self) -> sfn.Chain:
+    def _stages(self, on_error: sfn.IChainable | None) -> sfn.Chain:
+        """The activities stage by stage; a failure goes to `on_error` when given (a branch fails its stage)."""
         chain: sfn.Chain | None = None
         for number, stage in enumerate(self.plan.stages, start=1):
             if len(stage) == 1:
-                step: sfn.IChainable = self._activity(stage[0])
+                step: sfn.IChainable = self._activity(stage[0], on_error)
             else:
                 parallel = sfn.Parallel(self, f"Stage{number}", state_name=self._name(f"Stage_{number}"),
                                         result_path=sfn.JsonPath.DISCARD)
                 for activity in stage:
-                    parallel.branch(self._activity(activity))
+                    parallel.branch(self._activity(activity, None))
+                if on_error is not None:
+                    parallel.add_catch(on_error, result_path="$.error")
                 step = parallel
             chain = sfn.Chain.start(step) if chain is None else chain.next(step)
         assert chain is not None  # a deployable plan has activities
@@ -389,13 +392,14 @@ class PipelineWorkflow(Construct):
 
     # -- activities ---------------------------------------------------------------------------------------------------
 
-    def _activity(self, activity: Activity) -> sfn.IChainable:
-        """Preconditions, the work, and the activity's alarms, as one chain."""
-        failure: sfn.IChainable | None = None
+    def _activity(self, activity: Activity, on_error: sfn.IChainable | None) -> sfn.IChainable:
+        """Preconditions, the work, and the activity's alarms, as one chain; a failure goes on to `on_error`."""
+        failure: sfn.IChainable | None = on_error
         if activity.on_fail:
-            fail = sfn.Fail(self, f"Failed{_key(activity.id)}", state_name=self._name(f"{activity.id}_Failed"),
-                            error="ActivityFailed", cause=f"activity {activity.id} failed")
-            failure = self._alarms(activity.on_fail, activity.id, "on_fail").next(fail)
+            after: sfn.IChainable = on_error or sfn.Fail(
+                self, f"Failed{_key(activity.id)}", state_name=self._name(f"{activity.id}_Failed"),
+                error="ActivityFailed", cause=f"activity {activity.id} failed")
+            failure = self._alarms(activity.on_fail, activity.id, "on_fail").next(after)
         work = self._work(activity)
         for task in work:
             if not isinstance(task, sfn.TaskStateBase):

@@ -96,8 +96,9 @@ def test_the_emr_pipeline_creates_steps_and_terminates_its_cluster_on_every_path
         "WordCount-pre-1", "WordCount-1", "WordCount-post-1", "ListOutput"]
     assert all(s["TimeoutSeconds"] == 2 * 3600 for s in steps)  # terminateAfter of the cluster
     # The cleanup guarantee: the activities' failure, or a failed creation, ends in protection off + terminate.
-    run = asl["States"]["Run_Activities"]
-    cleanup = asl["States"][run["Catch"][0]["Next"]]
+    catches = {s["Catch"][0]["Next"] for s in steps}
+    assert catches == {"Cleanup_Protection_WordCountCluster_after_failure"}
+    cleanup = asl["States"]["Cleanup_Protection_WordCountCluster_after_failure"]
     assert cleanup["Resource"].endswith("elasticmapreduce:setClusterTerminationProtection")
     assert cleanup["Parameters"]["TerminationProtected"] is False
     terminate = asl["States"][cleanup["Next"]]

@@ -1,0 +1,125 @@
+"""Imported pipelines on the emulator, with the whole app deployed.
+
+The examples in pipelines/ are adapted from the corpus (EFSBackup's 2-node shape; the hadoop-activity and
+HadoopTerasort EMR samples). A run is started as the pipeline's schedule starts it: with `scheduledStartTime`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from datapipe.naming import Naming
+
+pytestmark = pytest.mark.e2e
+
+NAMING = Naming()
+RUN_TIME = "2026-11-21T06:00:00Z"
+
+
+def run_to_end(emulator: Any, workflow: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    sfn = emulator.client("stepfunctions")
+    arn = NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
+    execution = sfn.start_execution(
+        stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}", input=json.dumps(payload)
+    )["executionArn"]
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{workflow} still running after {timeout} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture()
+def task_runner(emulator: Any, subprocess_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`datapipe taskrunner` for wg-12345, as a person would start it on a server of the worker group."""
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "datapipe.cli",
+            "taskrunner",
+            "--workerGroup",
+            "wg-12345",
+            "--endpoint",
+            emulator.endpoint_url,
+            "--region",
+            emulator.region,
+        ],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield runner
+    runner.terminate()
+    runner.wait(timeout=30)
+
+
+def test_the_shell_pipeline_runs_its_stages_on_the_task_runner_and_batch(
+    emulator: Any, task_runner: subprocess.Popen[str]
+) -> None:
+    result = run_to_end(emulator, "pipeline-shell-with-dependencies", {"scheduledStartTime": RUN_TIME})
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    output = json.loads(result["output"])
+    # The worker group's runner ran the first and the last activity, with the parameter and the run's date.
+    s3 = emulator.client("s3")
+    bucket, key = output["InitBackup"]["stdout"].removeprefix("s3://").split("/", 1)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip() == "init daily backup for 2026-11-21"
+    bucket, key = output["FinalizeBackup"]["stdout"].removeprefix("s3://").split("/", 1)
+    assert (
+        s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip() == "finalize the daily backup, keeping 7"
+    )
+    # Batch ran the two parts in between, with their scriptArguments as $1 and $2.
+    events = emulator.client("logs").filter_log_events(logGroupName="/aws/batch/job")["events"]
+    lines = {e["message"].strip() for e in events}
+    assert {"backup part 1 of 2 for 2026-11-21", "backup part 2 of 2 for 2026-11-21"} <= lines
+
+
+def test_the_emr_pipeline_creates_runs_and_terminates_its_cluster(emulator: Any) -> None:
+    payload = {"scheduledStartTime": RUN_TIME, "parameters": {"myOutputFolder": "s3://word-counts/out"}}
+    result = run_to_end(emulator, "pipeline-emr-word-count", payload)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    cluster_id = json.loads(result["output"])["clusters"]["WordCountCluster"]["ClusterId"]
+    emr = emulator.client("emr")
+    assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"
+    steps = emr.list_steps(ClusterId=cluster_id)["Steps"]
+    assert sorted((s["Name"], s["Status"]["State"]) for s in steps) == sorted(
+        [
+            ("WordCount-pre-1", "COMPLETED"),
+            ("WordCount-1", "COMPLETED"),
+            ("WordCount-post-1", "COMPLETED"),
+            ("ListOutput", "COMPLETED"),
+        ]
+    )
+    word_count = next(s for s in steps if s["Name"] == "WordCount-1")
+    assert word_count["Config"]["Args"][-1] == "s3://word-counts/out/2026-11-21-06-00-00/"
+
+
+def test_a_failed_step_still_terminates_the_cluster(emulator: Any) -> None:
+    emulator.faults.fail_emr_step("ListOutput")
+    payload = {"scheduledStartTime": RUN_TIME, "parameters": {"myOutputFolder": "s3://word-counts/out"}}
+    result = run_to_end(emulator, "pipeline-emr-word-count", payload)
+    assert result["status"] == "FAILED" and result["error"] == "PipelineFailed"
+    emr = emulator.client("emr")
+    tagged = [c for c in emr.list_clusters()["Clusters"] if c["Name"] == NAMING.name("emr-word-count-WordCountCluster")]
+    assert tagged and all(c["Status"]["State"] in ("TERMINATING", "TERMINATED") for c in tagged)
+
+
+def test_a_run_without_its_parameters_fails_before_any_cluster_exists(emulator: Any) -> None:
+    emr = emulator.client("emr")
+    before = len(emr.list_clusters()["Clusters"])
+    result = run_to_end(emulator, "pipeline-emr-word-count", {"scheduledStartTime": RUN_TIME})
+    assert result["status"] == "FAILED" and result["error"] == "MissingParameters"
+    assert "myOutputFolder" in result["cause"]
+    assert len(emr.list_clusters()["Clusters"]) == before

@@ -102,6 +102,8 @@ class EmrWorkflow(Construct):
         )
         self._acknowledge_state_machine_policy()
         self._reap_clusters_of_failed_executions()
+        for user in (self.reader, self.reaper, self.state_machine):
+            self._wait_for_policy_only(user)
 
     # -----------------------------------------------------------------------------------------------------------------
     # The definition
@@ -520,6 +522,16 @@ class EmrWorkflow(Construct):
             reason="Which clusters to terminate is known only from their tags: changes are limited by the "
             "condition on this workflow's tag; ListClusters and X-Ray writes have no resource-level permission.",
         )
+
+    @staticmethod
+    def _wait_for_policy_only(user: lambda_.Function | sfn.StateMachine) -> None:
+        """Keep the wait for the role's policy; the wait for the role itself is implied by GetAtt (cfn-lint W3005)."""
+        resource = typing.cast(cdk.CfnResource, user.node.default_child)
+        role = user.role
+        policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
+        if policy is not None:
+            policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
+            resource.add_override("DependsOn", [cdk.Stack.of(user).get_logical_id(policy_resource)])
 
     def _cluster_arn(self) -> str:
         return cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")

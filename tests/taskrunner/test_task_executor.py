@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from datapipe.taskrunner.contract import COMMAND_FAILED, INVALID_TASK, RUNNER_INTERRUPTED, STAGING_FAILED, S3Location
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor
 from tests.taskrunner.conftest import ACTIVITY_ARN, DATA_BUCKET, LOG_BUCKET, FakeActivity, s3_text, shell_task
@@ -197,3 +199,11 @@ def test_a_script_that_cannot_start_fails_as_a_command_with_the_reason(
     report = run(make_executor(), activity, shell_task(None, scriptUri=f"s3://{DATA_BUCKET}/scripts/odd.sh"))
     assert report["error"] == COMMAND_FAILED
     assert report["cause"].startswith("command could not start: No such file or directory (logs: s3://")
+
+
+def test_large_logs_go_up_through_the_transfer_manager(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("datapipe.taskrunner.runner.SINGLE_PUT_BYTES", 4)  # so that a short line counts as large
+    report = run(make_executor(), activity, shell_task("echo 'a longer line than four bytes'"))
+    assert s3_text(s3, report["output"]["stdout"]) == "a longer line than four bytes\n"

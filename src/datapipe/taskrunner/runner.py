@@ -41,6 +41,8 @@ STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
 # Errors that mean Step Functions no longer waits for this token: stop working on it, report nothing.
 GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+# Up to this size a file goes up in one PutObject; the transfer manager costs a thread pool per call.
+SINGLE_PUT_BYTES = 8 * 1024 * 1024
 # What an S3 transfer can raise: boto3's transfer manager wraps ClientError in its own exceptions on upload.
 TRANSFER_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError, S3TransferFailedError, OSError)
 
@@ -307,6 +309,14 @@ class TaskExecutor:
                 continue
             self._download(S3Location(location.bucket, key), folder / relative)
 
+    def _put_file(self, path: Path, target: S3Location) -> None:
+        """One PutObject for a small file (most logs); the transfer manager, with multipart, for a large one."""
+        if path.stat().st_size <= SINGLE_PUT_BYTES:
+            with path.open("rb") as body:
+                self._s3.put_object(Bucket=target.bucket, Key=target.key, Body=body)
+        else:
+            self._s3.upload_file(str(path), target.bucket, target.key)
+
     def _stage_out(self, task: ShellTask, attempt_dir: Path) -> list[str]:
         written = []
         for number, location in enumerate(task.outputs, start=1):
@@ -314,7 +324,7 @@ class TaskExecutor:
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 target = location.child(path.relative_to(folder).as_posix())
                 try:
-                    self._s3.upload_file(str(path), target.bucket, target.key)
+                    self._put_file(path, target)
                 except TRANSFER_ERRORS as error:
                     raise StagingError(f"cannot upload {path.name} to {target.uri}: {error}") from None
                 written.append(target.uri)
@@ -332,7 +342,7 @@ class TaskExecutor:
                 f"{safe_path_part(self.identity.worker_group)}/{task.attempt_path}/{name}"
             )
             try:
-                self._s3.upload_file(str(path), target.bucket, target.key)
+                self._put_file(path, target)
                 locations[name] = target.uri
             except TRANSFER_ERRORS as error:
                 self._logger.warning("task %s: cannot upload %s to %s: %s", task.attempt_path, name, target.uri, error)

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from datapipe.importer import Plan, import_file
+
 # The samples sit beside the checkout (shared/corpus); tests that need them skip when they are absent.
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "data-pipeline-samples"
 COMPANION_NAMES = {"values.json", "parameters.json", "example-parameters.json"}
@@ -40,6 +42,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         reason = f"the Data Pipeline samples are not at {CORPUS_DIR}"
         metafunc.parametrize("corpus_definition", [pytest.param(None, marks=pytest.mark.skip(reason=reason))])
+
+
+def import_sample(definition: Path, *, name: str | None = None) -> Plan:
+    found = companions(definition)
+    return import_file(definition, values_path=found["values_path"], parameters_path=found["parameters_path"],
+                       name=name)
 
 
 @pytest.fixture()

@@ -14,16 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from datapipe.cli import cli
-from datapipe.importer import import_file
 from datapipe.importer.plan import MAPPED
 
-from .conftest import companions, corpus_definitions
+from .conftest import companions, corpus_definitions, import_sample
 
 STATUSES = {"mapped", "unsupported", "error"}
 
 
 def test_each_definition_parses_and_deploys_or_says_why_not(corpus_definition: Path) -> None:
-    plan = import_file(corpus_definition, **companions(corpus_definition))
+    plan = import_sample(corpus_definition)
     assert plan.objects, "no object was read"
     assert {o.status for o in plan.objects} <= STATUSES
     for report in plan.objects:
@@ -49,7 +48,7 @@ def test_the_share_of_mapped_objects_over_the_corpus() -> None:
     definitions = corpus_definitions()
     if not definitions:
         pytest.skip("the Data Pipeline samples are not beside the checkout")
-    plans = [import_file(path, **companions(path)) for path in definitions]
+    plans = [import_sample(path) for path in definitions]
     objects = [o for plan in plans for o in plan.objects]
     mapped = sum(o.status == MAPPED for o in objects)
     deployable = sum(plan.deployable for plan in plans)
@@ -71,7 +70,7 @@ def test_the_deployable_definitions_synthesize_clean(tmp_path: Path, cdk_json_co
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import PipelineEmrRoles, PipelineWorkflow, ShellJobDefinition, batch_buckets, emr_buckets
 
-    plans = [import_file(p, **companions(p), name=f"corpus-{i}") for i, p in enumerate(definitions)]
+    plans = [import_sample(p, name=f"corpus-{i}") for i, p in enumerate(definitions)]
     plans = [plan for plan in plans if plan.deployable]
     app = cdk.App(context=cdk_json_context, outdir=str(tmp_path))
     stack = cdk.Stack(app, "Corpus", env=cdk.Environment(account="123456789012", region="eu-west-1"))

@@ -92,18 +92,6 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         description="datapipe: the EMR workflow, its EMR roles, the emr_reader Lambda and the cluster reaper",
     )
 
-    TriggersStack(
-        app,
-        "Triggers",
-        stack_name=naming.stack("triggers"),
-        env=env,
-        naming=naming,
-        settings=settings.triggers,
-        data_bucket=storage_stack.storage.data_bucket,
-        removal_policy=removal_policy,
-        description="datapipe: schedules and rules that start workflows, failure alerts, alarms, dashboard",
-    )
-
     WorkerGroupsStack(
         app,
         "WorkerGroups",
@@ -141,6 +129,18 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         batch_fargate=settings.batch.compute == "fargate",
         removal_policy=removal_policy,
         description="datapipe: state machines imported from the Data Pipeline definitions in the pipelines folder",
+    )
+
+    TriggersStack(
+        app,
+        "Triggers",
+        stack_name=naming.stack("triggers"),
+        env=env,
+        naming=naming,
+        settings=settings.triggers,
+        data_bucket=storage_stack.storage.data_bucket,
+        removal_policy=removal_policy,
+        description="datapipe: schedules and rules that start workflows, failure alerts, alarms, dashboard",
     )
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)

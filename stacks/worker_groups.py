@@ -111,7 +111,7 @@ class WorkerGroups(Construct):
             policy = self._runner_policy(group, activity=activity, log_bucket=log_bucket, naming=naming)
             self.runner_policies[group] = policy
             if settings.runner_role:
-                self.runner_roles[group] = iam.Role(
+                role = iam.Role(
                     self,
                     f"RunnerRole-{group}",
                     role_name=naming.name(f"taskrunner-{group}"),
@@ -119,6 +119,11 @@ class WorkerGroups(Construct):
                     assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
                     managed_policies=[policy],
                 )
+                # An instance takes a role through an instance profile; the default credential chain finds it there.
+                iam.InstanceProfile(
+                    self, f"RunnerProfile-{group}", instance_profile_name=naming.name(f"taskrunner-{group}"), role=role
+                )
+                self.runner_roles[group] = role
 
         sample_group = settings.names[0]
         self.sample_state_machine = self._sample_pipeline(

@@ -147,6 +147,9 @@ def test_several_groups_a_runner_role_and_command_retries() -> None:
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::StepFunctions::Activity", 2)
     template.resource_count_is("AWS::IAM::ManagedPolicy", 2)
+    template.has_resource_properties(
+        "AWS::IAM::InstanceProfile", {"InstanceProfileName": "datapipe-test-taskrunner-wg-a"}
+    )
     for group in ("wg-a", "wg-b"):
         template.has_resource_properties(
             "AWS::IAM::Role",

@@ -91,18 +91,24 @@ class RunResult:
 
 
 def history_events(sfn: Any, execution_arn: str, after_id: int = 0) -> Iterator[dict[str, Any]]:
-    """The execution's history events with an id above `after_id`, oldest first, across pages."""
+    """The execution's history events with an id above `after_id`, oldest first.
+
+    Pages are asked for newest first, and reading stops at the first event already seen, so that following a long
+    execution does not re-read its whole history on every poll. A server that ignores `reverseOrder` (moto does)
+    is read to the end instead.
+    """
+    newer: list[dict[str, Any]] = []
     token: str | None = None
     while True:
         page = sfn.get_execution_history(
-            executionArn=execution_arn, maxResults=1000, reverseOrder=False, **({"nextToken": token} if token else {})
+            executionArn=execution_arn, maxResults=1000, reverseOrder=True, **({"nextToken": token} if token else {})
         )
-        for event in page.get("events", []):
-            if event["id"] > after_id:
-                yield event
+        events = page.get("events", [])
+        newest_first = len(events) < 2 or events[0]["id"] > events[-1]["id"]
+        newer += [event for event in events if event["id"] > after_id]
         token = page.get("nextToken")
-        if not token:
-            return
+        if not token or (newest_first and events and events[-1]["id"] <= after_id):
+            return iter(sorted(newer, key=lambda event: int(event["id"])))
 
 
 def to_workflow_event(event: Mapping[str, Any]) -> WorkflowEvent | None:

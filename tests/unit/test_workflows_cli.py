@@ -228,3 +228,33 @@ def test_a_broken_state_file_is_reported(clean_cwd: Path, monkeypatch: pytest.Mo
     write_state(clean_cwd, region="eu-west-1")
     with pytest.raises(DatapipeError, match="endpointUrl"):
         resolve_target()
+
+
+class PagedHistory:
+    """A Step Functions client whose history honours reverseOrder and pages by maxResults, as AWS does."""
+
+    def __init__(self, count: int) -> None:
+        self.events = [{"id": n, "type": "PassStateEntered"} for n in range(1, count + 1)]
+        self.pages_read = 0
+
+    def get_execution_history(
+        self, *, executionArn: str, maxResults: int, reverseOrder: bool, nextToken: str = "0"
+    ) -> dict[str, Any]:
+        self.pages_read += 1
+        ordered = list(reversed(self.events)) if reverseOrder else self.events
+        start = int(nextToken)
+        page: dict[str, Any] = {"events": ordered[start : start + maxResults]}
+        if start + maxResults < len(ordered):
+            page["nextToken"] = str(start + maxResults)
+        return page
+
+
+def test_following_reads_only_the_newest_pages() -> None:
+    from datapipe.workflows import history_events
+
+    client = PagedHistory(2500)
+    assert [e["id"] for e in history_events(client, "arn", 2400)] == list(range(2401, 2501))
+    assert client.pages_read == 1
+    client.pages_read = 0
+    assert [e["id"] for e in history_events(client, "arn")] == list(range(1, 2501))
+    assert client.pages_read == 3

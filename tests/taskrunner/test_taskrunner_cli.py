@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from datapipe.cli import cli
-from datapipe.taskrunner.cli import ServeOptions, serve
+from datapipe.taskrunner.cli import ServeOptions, choose_credentials, serve
 from datapipe.taskrunner.contract import RUNNER_INTERRUPTED, S3Location
 from tests.taskrunner.conftest import ACTIVITY_ARN, LOG_BUCKET, FakeActivity, shell_task
 
@@ -172,3 +172,22 @@ def test_a_second_signal_kills_the_command_reports_it_and_exits_non_zero(
     assert activity.report(token)["error"] == RUNNER_INTERRUPTED
     text = s3.get_object(Bucket=LOG_BUCKET, Key=runner_log_keys(s3)[0])["Body"].read().decode()
     assert "killing 1 running command(s)" in text
+
+
+def test_command_line_keys_take_precedence_over_the_credentials_file(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(
+        json.dumps(
+            {"access-id": "FROMFILE", "private-key": "file-secret", "region": "eu-west-1", "log-uri": "s3://b/p"}
+        )
+    )
+    from_file = choose_credentials(credentials, None, None)
+    assert (from_file.access_key_id, from_file.secret_access_key, from_file.region) == (
+        "FROMFILE",
+        "file-secret",
+        "eu-west-1",
+    )
+    overridden = choose_credentials(credentials, "FROMFLAGS", "flag-secret")
+    assert (overridden.access_key_id, overridden.secret_access_key) == ("FROMFLAGS", "flag-secret")
+    assert (overridden.region, overridden.log_uri) == ("eu-west-1", "s3://b/p")  # the file's other settings stay
+    assert choose_credentials(None, None, None).access_key_id is None  # the default chain

@@ -6,6 +6,7 @@ spelled the click way (`--worker-group`, `--log-uri`, ...).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -72,6 +73,16 @@ def read_credentials_file(path: Path) -> Credentials:
         endpoint=values["endpoint"],
         log_uri=values["log-uri"],
     )
+
+
+def choose_credentials(config_file: Path | None, access_id: str | None, secret_key: str | None) -> Credentials:
+    """--accessId/--secretKey over the credentials file's keys (as Task Runner); neither: the default chain."""
+    credentials = read_credentials_file(config_file) if config_file is not None else Credentials()
+    if (access_id is None) != (secret_key is None):
+        raise DatapipeError("--accessId and --secretKey go together: give both or neither")
+    if access_id is not None:
+        credentials = dataclasses.replace(credentials, access_key_id=access_id, secret_access_key=secret_key)
+    return credentials
 
 
 def parse_log_uri(uri: str) -> S3Location:
@@ -295,17 +306,7 @@ def taskrunner(
     if len(runner_id) > 80:
         raise DatapipeError(f"--taskrunner-id must be at most 80 characters, got {len(runner_id)}")
 
-    credentials = read_credentials_file(config_file) if config_file is not None else Credentials()
-    if (access_id is None) != (secret_key is None):
-        raise DatapipeError("--accessId and --secretKey go together: give both or neither")
-    if access_id is not None:
-        credentials = Credentials(
-            access_key_id=access_id,
-            secret_access_key=secret_key,
-            region=credentials.region,
-            endpoint=credentials.endpoint,
-            log_uri=credentials.log_uri,
-        )
+    credentials = choose_credentials(config_file, access_id, secret_key)
     log_uri = log_uri or credentials.log_uri
     log_destination = parse_log_uri(log_uri) if log_uri else None
     try:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
 
 from datapipe.taskrunner.contract import RUNNER_INTERRUPTED
 from datapipe.taskrunner.poller import TaskRunner
@@ -106,3 +110,28 @@ def test_a_long_poll_in_flight_does_not_delay_the_exit(
     runner.request_stop()
     assert runner.wait(timeout=5)
     assert time.monotonic() - started < 1
+
+
+def test_polling_survives_service_errors(
+    make_executor: Callable[..., TaskExecutor],
+    activity: FakeActivity,
+    logger: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("datapipe.taskrunner.poller.POLL_ERROR_BACKOFF_SECONDS", (0.01,))
+    failures = iter([ClientError({"Error": {"Code": "ThrottlingException"}}, "GetActivityTask"), ConnectionError()])
+    real_poll = activity.get_activity_task
+
+    def flaky_poll(**kwargs: Any) -> dict[str, Any]:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_poll(**kwargs)
+
+    monkeypatch.setattr(activity, "get_activity_task", flaky_poll)
+    token = activity.add_task(shell_task("true"))
+    runner = make_runner(make_executor(), activity, logger, tasks=1)
+    runner.start()
+    assert activity.report(token)["status"] == "SUCCEEDED"
+    runner.request_stop()
+    assert runner.wait(timeout=5)

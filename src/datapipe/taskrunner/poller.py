@@ -104,7 +104,7 @@ class TaskRunner:
                 response = self._sfn.get_activity_task(
                     activityArn=self.activity_arn, workerName=self._executor.identity.runner_id
                 )
-            except (ClientError, BotoCoreError) as error:
+            except Exception as error:  # the service or network is down, or an answer was garbled: keep polling
                 delay = POLL_ERROR_BACKOFF_SECONDS[min(failures, len(POLL_ERROR_BACKOFF_SECONDS) - 1)]
                 failures += 1
                 self._logger.warning("GetActivityTask failed (retrying in %d s): %s", delay, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -195,7 +196,10 @@ def test_create_cluster_sync_waits_for_the_cluster_lifecycle(aws: Callable[[str]
     assert result["StepConcurrencyLevel"] == 1
 
 
-def test_request_response_create_cluster_returns_at_once_with_the_cluster_starting(aws: Callable[[str], Any]) -> None:
+def test_request_response_create_cluster_returns_at_once_with_the_cluster_starting(
+    aws: Callable[[str], Any], emulator: Extensions
+) -> None:
+    emulator.configure(dataclasses.replace(emulator.options, emr_boot_seconds=5.0))
     definition = {"StartAt": "Create", "States": {"Create": task("createCluster", CLUSTER_PARAMETERS, End=True)}}
     _, execution_arn = run_state_machine(aws, definition)
     output = json.loads(wait_for_execution(aws, execution_arn)["output"])
@@ -318,7 +322,7 @@ def test_a_failed_step_fails_the_sync_task_with_its_log_location(
 
 
 def test_steps_beyond_the_concurrency_level_wait_pending(aws: Callable[[str], Any], emulator: Extensions) -> None:
-    emulator.configure(emulator.options.__class__(**{**emulator.options.__dict__, "emr_step_duration": 15.0}))
+    emulator.configure(dataclasses.replace(emulator.options, emr_step_duration=15.0))
     emr = aws("emr")
     cluster_id = create_cluster_directly(aws, concurrency=2)
     wait_for_cluster(aws, cluster_id, ("WAITING",))
@@ -355,7 +359,7 @@ def test_steps_beyond_the_concurrency_level_wait_pending(aws: Callable[[str], An
 def test_stop_execution_during_a_sync_wait_aborts_promptly_and_emits_the_event(
     aws: Callable[[str], Any], emulator: Extensions
 ) -> None:
-    emulator.configure(emulator.options.__class__(**{**emulator.options.__dict__, "emr_boot_seconds": 60.0}))
+    emulator.configure(dataclasses.replace(emulator.options, emr_boot_seconds=60.0))
     sqs = aws("sqs")
     queue_url = sqs.create_queue(QueueName="aborted-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

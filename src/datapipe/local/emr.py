@@ -63,6 +63,7 @@ TERMINATE_JOB_FLOWS = seam(
     ElasticMapReduceBackend, "terminate_job_flows", ("self", "job_flow_ids"), "termination takes time"
 )
 STEP_STATUS = seam(Step, "status", None, "a failed step reports FailureDetails with its log file")
+CLUSTER_STATUS = seam(Cluster, "status", None, "StateChangeReason carries its Code (USER_REQUEST, STEP_FAILURE...)")
 REQUEST_REGION = seam(
     ElasticMapReduceResponse,
     "get_region_from_url",
@@ -94,7 +95,6 @@ class ClusterRecord:
     with_errors: bool = False
     step_deadlines: dict[str, float] = field(default_factory=dict)
     step_failures: dict[str, str] = field(default_factory=dict)
-    had_steps: bool = False
 
 
 class EmrSimulator:
@@ -118,7 +118,6 @@ class EmrSimulator:
             cluster.ready_datetime = None
             for step in cluster.steps:
                 self._set_step(record, step, "PENDING")
-            record.had_steps = bool(cluster.steps)
             self._set_cluster(record, "STARTING", "", f"Amazon EMR cluster {cluster.id} ({cluster.name}) was requested")
         threading.Thread(target=self._lifecycle, args=(record,), name=f"emr-{cluster.id}", daemon=True).start()
 
@@ -136,7 +135,6 @@ class EmrSimulator:
             for step in steps:
                 step.start_date_time = None
                 self._set_step(record, step, "PENDING")
-            record.had_steps = True
             self.changed.notify_all()
 
     def request_termination(self, cluster: Cluster, code: str = "USER_REQUEST", message: str = "") -> None:
@@ -231,7 +229,7 @@ class EmrSimulator:
         state = "RUNNING" if busy else "WAITING"
         if cluster.state != state:
             self._set_cluster(record, state, "", "Running steps" if busy else "Waiting after step completed")
-        if not busy and record.had_steps and not cluster.keep_job_flow_alive_when_no_steps:
+        if not busy and not cluster.keep_job_flow_alive_when_no_steps:  # EMR's auto-termination when idle
             record.termination_reason = ("ALL_STEPS_COMPLETED", "Steps completed")
             return None
         if not record.step_deadlines:
@@ -335,6 +333,14 @@ def _step_status(self: Step) -> dict[str, Any]:
     return status
 
 
+def _cluster_status(self: Cluster) -> dict[str, Any]:
+    status: dict[str, Any] = CLUSTER_STATUS.original.fget(self)
+    code = getattr(self, "state_change_code", "")
+    if code:
+        status["StateChangeReason"]["Code"] = code
+    return status
+
+
 def install_backend(simulator: EmrSimulator) -> None:
     def run_job_flow(self: ElasticMapReduceBackend, **kwargs: Any) -> Cluster:
         cluster = RUN_JOB_FLOW.call_original(self, **kwargs)
@@ -371,6 +377,7 @@ def install_backend(simulator: EmrSimulator) -> None:
     ADD_JOB_FLOW_STEPS.patch(add_job_flow_steps)
     TERMINATE_JOB_FLOWS.patch(terminate_job_flows)
     STEP_STATUS.patch(property(_step_status))
+    CLUSTER_STATUS.patch(property(_cluster_status))
 
 
 # -- the Step Functions integration -------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import copy
 import datetime
 import json
 import logging
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
@@ -36,21 +38,55 @@ _EXTRA_TARGET_SERVICES = ("lambda", "sns", "states")
 def emit(
     account: str, region: str, *, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]
 ) -> None:
-    """Put one event on the default bus of `account`/`region`, as the AWS service `source` would."""
-    try:
-        events_backends[account][region].put_events(
-            [
-                {
-                    "Source": source,
-                    "DetailType": detail_type,
-                    "Detail": json.dumps(detail, default=_json_default),
-                    "Resources": resources,
-                    "EventBusName": "default",
-                }
-            ]
-        )
-    except Exception:  # delivery is asynchronous in AWS: a broken target never fails the emitting service
-        LOG.exception("emitting %s %s failed", source, detail_type)
+    """Put one event on the default bus of `account`/`region`, as the AWS service `source` would.
+
+    Delivery happens on one background thread, in order: the emitting service (an EMR lifecycle holding its lock,
+    an execution finishing) never waits for a target, and a target that calls back into the emulator cannot
+    deadlock it.
+    """
+    entry = {
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail, default=_json_default),
+        "Resources": resources,
+        "EventBusName": "default",
+    }
+    _outbox.put((account, region, entry))
+    _ensure_courier()
+
+
+_outbox: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
+_courier: threading.Thread | None = None
+_courier_lock = threading.Lock()
+
+
+def _ensure_courier() -> None:
+    global _courier
+    with _courier_lock:
+        if _courier is None or not _courier.is_alive():
+            _courier = threading.Thread(target=_deliver_forever, name="eventbridge-courier", daemon=True)
+            _courier.start()
+
+
+def _deliver_forever() -> None:
+    while True:
+        account, region, entry = _outbox.get()
+        try:
+            events_backends[account][region].put_events([entry])
+        except Exception:  # as in AWS, a broken target never fails the emitting service
+            LOG.exception("emitting %s %s failed", entry["Source"], entry["DetailType"])
+        finally:
+            _outbox.task_done()
+
+
+def drain(timeout: float = 5.0) -> bool:
+    """Wait until every emitted event was handed to EventBridge (for tests and orderly shutdown)."""
+    deadline = time.monotonic() + timeout
+    while _outbox.unfinished_tasks:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _json_default(value: Any) -> Any:

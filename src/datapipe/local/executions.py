@@ -95,8 +95,9 @@ def emit_status(execution: Execution) -> None:
 
 def install(poll_interval: float) -> None:
     def start(self: Execution) -> None:
-        EXECUTION_START.call_original(self)
+        # RUNNING is queued before the worker starts: a short execution would otherwise end before it was announced.
         emit_status(self)
+        EXECUTION_START.call_original(self)
 
     def stop(self: Execution, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
         EXECUTION_STOP.call_original(self, stop_date, error, cause)

@@ -68,8 +68,9 @@ def alert_inbox(emulator: Any) -> Iterator[Callable[[], list[str]]]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="emulator gap: S3 events reach rules without 'ingestion-time' (KeyError in moto's input transformer), "
-    "string values are put into JSON templates without quotes, and moto names the ETag 'eTag' (AWS: 'etag')",
+    reason="emulator gaps in rule input transformers: S3 events lack 'ingestion-time' (KeyError), string values go "
+    "into JSON templates unquoted, the result is passed on as a Python repr instead of JSON, and moto's S3 event "
+    "names the ETag 'eTag' (AWS: 'etag')",
 )
 def test_an_object_put_under_the_watched_prefix_starts_the_transform_with_its_key(
     emulator: Any, incoming_rule_enabled: str

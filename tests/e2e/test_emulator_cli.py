@@ -150,19 +150,30 @@ def test_local_up_serves_the_app_until_interrupted(
 
     listed = aws_cli(endpoint, region, subprocess_env, "stepfunctions", "list-state-machines")["stateMachines"]
     workflow = next(m for m in listed if m["name"].endswith("-emr-workflow"))
-    # The workflow rejects an input without CreateCluster in its first state: a run with a short history.
-    execution_arn = aws_cli(
-        endpoint, region, subprocess_env, "stepfunctions", "start-execution",
-        "--state-machine-arn", workflow["stateMachineArn"], "--input", "{}",
-    )["executionArn"]  # fmt: skip
-    deadline = time.monotonic() + 15
-    while True:
-        events = aws_cli(
-            endpoint, region, subprocess_env, "stepfunctions", "get-execution-history", "--execution-arn", execution_arn
-        )["events"]
-        if events[-1]["type"] == "ExecutionFailed" or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    # `datapipe start` finds the emulator through the state file (no endpoint in its environment). The workflow
+    # rejects an input without CreateCluster in its first state: a run with a short history.
+    started = subprocess.run(
+        [str(BIN / "datapipe"), "start", "emr-workflow", "--input", "{}", "--follow", "--json", "--poll", "0.2"],
+        cwd=project_copy,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 1, started.stderr
+    run = json.loads(started.stdout)
+    assert run["status"] == "FAILED" and run["executionArn"].startswith(
+        workflow["stateMachineArn"].replace(":stateMachine:", ":execution:")
+    )
+    events = aws_cli(
+        endpoint,
+        region,
+        subprocess_env,
+        "stepfunctions",
+        "get-execution-history",
+        "--execution-arn",
+        run["executionArn"],
+    )["events"]
     assert events[0]["type"] == "ExecutionStarted"
     assert events[-1]["type"] == "ExecutionFailed"
 

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from emr_helpers import FakeLambdaContext, make_cluster, mocked_emr, powertools_for_tests
 
 from lambdas.cluster_reaper import handler as reaper
 
 EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:run-1"
 OTHER_EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:run-2"
 
+
+@pytest.fixture(autouse=True)
+def _powertools(monkeypatch: pytest.MonkeyPatch) -> None:
+    powertools_for_tests(monkeypatch)
+
+
+@pytest.fixture()
+def emr() -> Iterator[Any]:
+    with mocked_emr() as client:
+        yield client
+
+
+@pytest.fixture()
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
 
 def status_change(status: str, execution_arn: str = EXECUTION) -> dict[str, Any]:
     """The EventBridge event Step Functions sends when an execution changes status."""
@@ -29,11 +48,11 @@ def state_of(emr: Any, cluster_id: str) -> str:
 
 
 def test_a_stopped_execution_loses_its_protected_cluster_and_nothing_else(
-    emr: Any, lambda_context: Any, make_cluster: Any) -> None:
-    created = make_cluster(tags={reaper.EXECUTION_TAG: EXECUTION})
+    emr: Any, lambda_context: Any) -> None:
+    created = make_cluster(emr, tags={reaper.EXECUTION_TAG: EXECUTION})
     emr.set_termination_protection(JobFlowIds=[created], TerminationProtected=True)
-    another_run = make_cluster(tags={reaper.EXECUTION_TAG: OTHER_EXECUTION})
-    handed_in = make_cluster()  # a cluster given to the execution carries no execution tag
+    another_run = make_cluster(emr, tags={reaper.EXECUTION_TAG: OTHER_EXECUTION})
+    handed_in = make_cluster(emr)  # a cluster given to the execution carries no execution tag
 
     result = reaper.handler(status_change("ABORTED"), lambda_context)
 
@@ -43,15 +62,15 @@ def test_a_stopped_execution_loses_its_protected_cluster_and_nothing_else(
     assert state_of(emr, handed_in) not in ("TERMINATING", "TERMINATED")
 
 
-def test_timed_out_and_failed_executions_are_reaped_too(emr: Any, make_cluster: Any) -> None:
+def test_timed_out_and_failed_executions_are_reaped_too(emr: Any) -> None:
     for status in ("TIMED_OUT", "FAILED"):
-        cluster = make_cluster(tags={reaper.EXECUTION_TAG: EXECUTION})
+        cluster = make_cluster(emr, tags={reaper.EXECUTION_TAG: EXECUTION})
         assert reaper.reap(status_change(status), emr)["terminated"] == [cluster]
 
 
-def test_a_succeeded_execution_keeps_its_cluster(emr: Any, make_cluster: Any) -> None:
+def test_a_succeeded_execution_keeps_its_cluster(emr: Any) -> None:
     """TerminateCluster false leaves a cluster running on purpose."""
-    cluster = make_cluster(tags={reaper.EXECUTION_TAG: EXECUTION})
+    cluster = make_cluster(emr, tags={reaper.EXECUTION_TAG: EXECUTION})
     assert reaper.reap(status_change("SUCCEEDED"), emr)["terminated"] == []
     assert state_of(emr, cluster) not in ("TERMINATING", "TERMINATED")
 
@@ -62,8 +81,8 @@ def test_nothing_to_reap_is_fine(emr: Any) -> None:
     }
 
 
-def test_an_event_without_an_execution_is_refused(emr: Any, make_cluster: Any) -> None:
-    cluster = make_cluster(tags={reaper.EXECUTION_TAG: EXECUTION})
+def test_an_event_without_an_execution_is_refused(emr: Any) -> None:
+    cluster = make_cluster(emr, tags={reaper.EXECUTION_TAG: EXECUTION})
     result = reaper.reap({"detail": {"status": "FAILED"}}, emr)
     assert result["ok"] is False
     assert "detail.executionArn" in result["error"]

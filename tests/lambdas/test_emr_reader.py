@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from emr_helpers import FakeLambdaContext, add_step, make_cluster, mocked_emr, powertools_for_tests
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
@@ -14,6 +16,21 @@ from lambdas.emr_reader import handler as reader
 
 EXECUTION_TAG = "datapipe:execution"
 
+
+@pytest.fixture(autouse=True)
+def _powertools(monkeypatch: pytest.MonkeyPatch) -> None:
+    powertools_for_tests(monkeypatch)
+
+
+@pytest.fixture()
+def emr() -> Iterator[Any]:
+    with mocked_emr() as client:
+        yield client
+
+
+@pytest.fixture()
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
 
 def ok(answer: dict[str, Any]) -> Any:
     assert answer["ok"] is True, answer
@@ -27,8 +44,8 @@ def set_step_state(cluster_id: str, step_id: str, state: str) -> None:
     next(step for step in cluster.steps if step.id == step_id).state = state
 
 
-def test_describe_cluster_through_the_handler(emr: Any, lambda_context: Any, make_cluster: Any) -> None:
-    cluster_id = make_cluster(name="nightly")
+def test_describe_cluster_through_the_handler(emr: Any, lambda_context: Any) -> None:
+    cluster_id = make_cluster(emr, name="nightly")
     answer = reader.handler({"Action": "DescribeCluster", "ClusterId": cluster_id}, lambda_context)
     cluster = ok(answer)
     assert cluster["Id"] == cluster_id
@@ -36,16 +53,16 @@ def test_describe_cluster_through_the_handler(emr: Any, lambda_context: Any, mak
     assert isinstance(cluster["Status"]["Timeline"]["CreationDateTime"], str)
 
 
-def test_describe_step(emr: Any, make_cluster: Any, add_step: Any) -> None:
-    cluster_id = make_cluster()
-    step_id = add_step(cluster_id, "The first step")
+def test_describe_step(emr: Any) -> None:
+    cluster_id = make_cluster(emr)
+    step_id = add_step(emr, cluster_id, "The first step")
     step = ok(reader.serve({"Action": "DescribeStep", "ClusterId": cluster_id, "StepId": step_id}, emr))
     assert (step["Id"], step["Name"]) == (step_id, "The first step")
 
 
-def test_list_steps_follows_every_page_and_filters_by_state(emr: Any, make_cluster: Any, add_step: Any) -> None:
-    cluster_id = make_cluster()
-    step_ids = [add_step(cluster_id, f"step {n}") for n in range(57)]  # moto pages by 50
+def test_list_steps_follows_every_page_and_filters_by_state(emr: Any) -> None:
+    cluster_id = make_cluster(emr)
+    step_ids = [add_step(emr, cluster_id, f"step {n}") for n in range(57)]  # moto pages by 50
     listed = ok(reader.serve({"Action": "ListSteps", "ClusterId": cluster_id}, emr))
     assert listed["Count"] == 57
     assert {s["Id"] for s in listed["Steps"]} == set(step_ids)
@@ -55,10 +72,10 @@ def test_list_steps_follows_every_page_and_filters_by_state(emr: Any, make_clust
     assert [s["Id"] for s in failed["Steps"]] == [step_ids[3]]
 
 
-def test_list_clusters_by_name_and_by_tag(emr: Any, make_cluster: Any) -> None:
-    mine = make_cluster(name="WorkflowCluster", tags={EXECUTION_TAG: "arn:exec:1"})
-    other_run = make_cluster(name="WorkflowCluster", tags={EXECUTION_TAG: "arn:exec:2"})
-    unrelated = make_cluster(name="adhoc")
+def test_list_clusters_by_name_and_by_tag(emr: Any) -> None:
+    mine = make_cluster(emr, name="WorkflowCluster", tags={EXECUTION_TAG: "arn:exec:1"})
+    other_run = make_cluster(emr, name="WorkflowCluster", tags={EXECUTION_TAG: "arn:exec:2"})
+    unrelated = make_cluster(emr, name="adhoc")
     emr.terminate_job_flows(JobFlowIds=[other_run])
 
     by_name = ok(reader.serve({"Action": "ListClusters", "Name": "WorkflowCluster"}, emr))
@@ -71,10 +88,10 @@ def test_list_clusters_by_name_and_by_tag(emr: Any, make_cluster: Any) -> None:
     assert {c["Id"] for c in everything["Clusters"]} == {mine, other_run, unrelated}
 
 
-def test_describe_failure_names_the_failed_step_and_its_log_folder(emr: Any, make_cluster: Any, add_step: Any) -> None:
-    cluster_id = make_cluster()
-    add_step(cluster_id, "The first step")
-    failed_step = add_step(cluster_id, "The third step")
+def test_describe_failure_names_the_failed_step_and_its_log_folder(emr: Any) -> None:
+    cluster_id = make_cluster(emr)
+    add_step(emr, cluster_id, "The first step")
+    failed_step = add_step(emr, cluster_id, "The third step")
     set_step_state(cluster_id, failed_step, "FAILED")
 
     request = {"Action": "DescribeFailure", "ClusterId": cluster_id, "Error": "States.TaskFailed", "Cause": "failed"}
@@ -96,11 +113,11 @@ def test_describe_failure_before_any_cluster_and_for_an_unknown_cluster(emr: Any
     assert "could not be read" in unknown["Message"]
 
 
-def test_summarize_lists_steps_in_run_order(emr: Any, make_cluster: Any, add_step: Any) -> None:
-    cluster_id = make_cluster()
+def test_summarize_lists_steps_in_run_order(emr: Any) -> None:
+    cluster_id = make_cluster(emr)
     names = ["The first step", "The second step", "The third step"]
     for name in names:
-        add_step(cluster_id, name)
+        add_step(emr, cluster_id, name)
     summary = ok(reader.serve({"Action": "Summarize", "ClusterId": cluster_id}, emr))
     assert summary["ClusterId"] == cluster_id
     assert summary["LogUri"] == "s3://datapipe-dev-logs-123456789012-eu-west-1/emr/"

@@ -1,8 +1,12 @@
-"""Fixtures for Lambda handler tests: moto's EMR, a Lambda context, and Powertools configured for a test run."""
+"""Helpers for the Lambda handler tests: a Lambda context, moto's EMR, and clusters shaped like the workflow's.
+
+A plain module rather than a conftest.py: another conftest module would clash with the other test folders' in mypy.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,41 +31,20 @@ class FakeLambdaContext:
         return 60_000
 
 
-@pytest.fixture()
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
-
-
-@pytest.fixture(autouse=True)
-def powertools_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def powertools_for_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "datapipe")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "test")
 
 
-@pytest.fixture()
-def emr() -> Iterator[Any]:
+@contextmanager
+def mocked_emr() -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("emr", region_name="eu-west-1")
 
 
-ClusterMaker = Callable[..., str]
-StepAdder = Callable[[str, str], str]
-
-
-@pytest.fixture()
-def make_cluster(emr: Any) -> ClusterMaker:
-    """`make_cluster(name=..., tags={...})`: a running cluster with instance fleets, as the workflow creates them."""
-    return lambda **options: _make_cluster(emr, **options)
-
-
-@pytest.fixture()
-def add_step(emr: Any) -> StepAdder:
-    """`add_step(cluster_id, name)`: a step added to the cluster; its id."""
-    return lambda cluster_id, name: _add_step(emr, cluster_id, name)
-
-
-def _make_cluster(emr: Any, *, name: str = "WorkflowCluster", tags: dict[str, str] | None = None) -> str:
+def make_cluster(emr: Any, *, name: str = "WorkflowCluster", tags: dict[str, str] | None = None) -> str:
+    """A running cluster with instance fleets, as the workflow creates them."""
     response = emr.run_job_flow(
         Name=name,
         ReleaseLabel="emr-7.12.0",
@@ -80,7 +63,7 @@ def _make_cluster(emr: Any, *, name: str = "WorkflowCluster", tags: dict[str, st
     return str(response["JobFlowId"])
 
 
-def _add_step(emr: Any, cluster_id: str, name: str) -> str:
+def add_step(emr: Any, cluster_id: str, name: str) -> str:
     response = emr.add_job_flow_steps(
         JobFlowId=cluster_id,
         Steps=[{"Name": name, "ActionOnFailure": "CONTINUE",

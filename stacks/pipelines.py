@@ -17,6 +17,7 @@ import base64
 import dataclasses
 import re
 import typing
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -558,8 +559,9 @@ class PipelineWorkflow(Construct):
             schedule_name=self._naming.name(self.workflow_name)[:64],
             schedule=scheduler.ScheduleExpression.expression(plan_schedule.expression),
             description=plan_schedule.description[:512],
-            start=plan_schedule.start,
-            end=plan_schedule.end,
+            # Data Pipeline's date-times are UTC.
+            start=plan_schedule.start.replace(tzinfo=UTC) if plan_schedule.start else None,
+            end=plan_schedule.end.replace(tzinfo=UTC) if plan_schedule.end else None,
             target=scheduler_targets.StepFunctionsStartExecution(
                 self.state_machine,
                 input=scheduler.ScheduleTargetInput.from_object(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from datapipe.bundles.names import job_queue_name
+from datapipe.errors import DatapipeError
 from datapipe.importer.asl import flatten_definition
 from datapipe.naming import Naming
 
@@ -114,3 +116,100 @@ def test_cluster_roles_reach_only_the_buckets_the_definitions_name(pipelines: Te
     assert instance, "the shared EMR instance role has no policy"
     resources = json.dumps([s["Resource"] for s in instance[0]["Properties"]["PolicyDocument"]["Statement"]])
     assert "elasticmapreduce/*" in resources and '"*"' not in resources
+
+
+# -- the construct on definitions the examples do not cover: preconditions, alarms, monthly schedules -----------------
+
+CHECKED = {"objects": [
+    {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Monthly"}, "workerGroup": "wg-12345",
+     "onFail": {"ref": "Tell"}},
+    {"id": "Monthly", "type": "Schedule", "period": "1 month", "startDateTime": "2030-01-05T02:30:00"},
+    {"id": "Ready", "type": "S3KeyExists", "role": "R", "retryDelay": "5 minutes", "preconditionTimeout": "1 hour",
+     "s3Key": "s3://landing-bucket/#{format(@scheduledStartTime, 'YYYY-MM')}/_SUCCESS"},
+    {"id": "Tell", "type": "SnsAlarm", "topicArn": "arn:aws:sns:eu-west-1:123456789012:ops", "subject": "failed",
+     "message": "#{node.@id} failed for #{format(node.@scheduledStartTime, 'YYYY-MM')}"},
+    {"id": "Raw", "type": "S3DataNode", "directoryPath": "s3://landing-bucket/", "precondition": {"ref": "Ready"}},
+    {"id": "Load", "type": "ShellCommandActivity", "input": {"ref": "Raw"}, "command": "echo ${INPUT1_STAGING_DIR}",
+     "stage": "true"},
+]}
+
+
+@pytest.fixture(scope="module")
+def checked_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]) -> Template:
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    from datapipe.importer import import_file
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelineWorkflow
+
+    folder = tmp_path_factory.mktemp("checked")
+    (folder / "checked.json").write_text(json.dumps(CHECKED))
+    plan = import_file(folder / "checked.json")
+    assert plan.deployable, plan.errors
+    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
+    stack = cdk.Stack(app, "Checked", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    PipelineWorkflow(stack, "Checked", naming=NAMING, plan=plan, settings=PipelineSettings(),
+                     worker_groups=WorkerGroupSettings(), log_bucket=s3.Bucket.from_bucket_name(stack, "L", "logs"))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()  # cdk-nag clean, or this raises
+    return Template.from_json(json.loads((folder / "out" / "Checked.template.json").read_text()))
+
+
+def test_a_precondition_is_a_bounded_check_loop_that_alarms_when_it_gives_up(checked_template: Template) -> None:
+    states = all_states(definition(checked_template, "pipeline-checked")["States"])
+    check = states["Check_Ready_Load"]
+    assert check["Resource"] == "arn:aws:states:::aws-sdk:s3:headObject"
+    assert check["Parameters"]["Bucket"] == "landing-bucket" and check["Next"] == "Load"
+    assert check["Catch"][0]["Next"] == "Count_Check_Ready_Load"
+    again = states["Check_Again_Ready_Load"]
+    assert again["Choices"][0]["NumericLessThan"] == 12  # 1 hour / 5 minutes
+    assert again["Choices"][0]["Next"] == "Wait_Before_Checking_Ready_Load"
+    assert states["Wait_Before_Checking_Ready_Load"]["Seconds"] == 300
+    assert again["Default"] == "Notify_Tell_Load_on_fail"  # giving up is a failure of the activity: the alarm goes
+    notify = states["Notify_Tell_Load_on_fail"]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish" and notify["Next"] == "Load_Failed"
+    assert notify["Parameters"]["Message.$"].startswith("States.Format(")
+    assert states["Load"]["Catch"][0]["Next"] == "Notify_Tell_Load_on_fail"
+
+
+def test_shell_text_with_dollar_braces_is_kept_out_of_the_template(checked_template: Template) -> None:
+    template = json.dumps(checked_template.to_json())
+    assert "${INPUT1_STAGING_DIR}" not in template  # cfn-lint would read it as a substitution
+    states = definition(checked_template, "pipeline-checked")["States"]
+    constants = states["Set_Constants"]["Parameters"]
+    assert any(v.startswith("States.Base64Decode(") for k, v in constants.items() if k.endswith(".$"))
+
+
+def test_a_monthly_schedule_is_a_cron_from_its_start(checked_template: Template) -> None:
+    checked_template.has_resource_properties("AWS::Scheduler::Schedule", {
+        "ScheduleExpression": "cron(30 2 5 * ? *)", "StartDate": Match.string_like_regexp("^2030-01-05T02:30:00"),
+    })
+    policies = json.dumps(checked_template.find_resources("AWS::IAM::Policy"))
+    assert "arn:aws:sns:eu-west-1:123456789012:ops" in policies and "landing-bucket/*" in policies
+
+
+def test_a_definition_that_cannot_be_deployed_stops_the_stack_with_its_reason(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelinesStack
+
+    (tmp_path / "bad.json").write_text(json.dumps({"objects": [
+        {"id": "Q", "type": "SqlActivity", "script": "select 1", "workerGroup": "wg-12345",
+         "database": {"ref": "Q"}}]}))
+    (tmp_path / "other.json").write_text(json.dumps({"objects": [
+        {"id": "S", "type": "ShellCommandActivity", "command": "true", "workerGroup": "wg-elsewhere"}]}))
+    bucket_stack = cdk.Stack(cdk.App(), "B")
+    from aws_cdk import aws_s3 as s3
+
+    logs = s3.Bucket.from_bucket_name(bucket_stack, "L", "logs")
+    for kept, message in (("bad.json", "pipeline bad.json cannot be deployed: "),
+                          ("other.json", "worker group wg-elsewhere, which has no activity")):
+        folder = tmp_path / kept.removesuffix(".json")
+        folder.mkdir()
+        (folder / kept).write_text((tmp_path / kept).read_text())
+        with pytest.raises(DatapipeError, match=message):
+            PipelinesStack(cdk.App(), "P", naming=NAMING, settings=PipelineSettings(),
+                           worker_groups=WorkerGroupSettings(), definitions_dir=folder, log_bucket=logs)

@@ -1,14 +1,15 @@
 """Parallel S3 transfers with a progress bar: many files at once, and large files in parallel parts.
 
-Built on s3transfer's TransferManager (what boto3's upload_file and the AWS CLI use underneath), fed with every file
-of a bundle at once so that small files overlap. Downloads skip S3's per-response checksums, and with them the
-HeadObject that s3transfer sends before each GET to learn the object's checksum: a pull verifies every file's sha256
-from the manifest instead, end to end.
+Files smaller than a part go with one request each from a thread pool; larger ones go through s3transfer's
+TransferManager (what boto3's upload_file and the AWS CLI use) in parallel parts. Downloads skip S3's per-response
+checksums, and with them the HeadObject that s3transfer sends before each GET to learn the object's checksum: a
+pull verifies every file's sha256 from the manifest instead, end to end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ class FileTransfer:
 
 def s3_client(target: Target | None = None, concurrency: int | None = None) -> Any:
     """An S3 client (for AWS or the emulator, see datapipe.aws) with a pool as large as the transfers at once."""
-    pool = (concurrency or CONCURRENCY) + 4
+    pool = 2 * (concurrency or CONCURRENCY) + 4  # the thread pool of small files and s3transfer's, side by side
     config = Config(
         max_pool_connections=pool, retries={"mode": "standard"}, response_checksum_validation="when_required"
     )
@@ -99,17 +100,55 @@ def progress_bar(
         yield bar, bar.add_task(label, total=total)
 
 
-def upload(
-    client: Any, bucket: str, files: Sequence[FileTransfer], *, label: str, show_progress: bool | None = None
+def _advance(bar: Progress | None, task: TaskID | None, size: int) -> None:
+    if bar is not None and task is not None:
+        bar.advance(task, size)
+
+
+def _run_all(
+    client: Any,
+    files: Sequence[FileTransfer],
+    *,
+    label: str,
+    show_progress: bool | None,
+    one_request: Callable[[FileTransfer], None],
+    in_parts: Callable[[TransferManager, FileTransfer, BaseSubscriber], Any],
 ) -> None:
-    """Upload every file, in parallel; raises the first failure after cancelling the rest."""
+    """Small files with one request each from a thread pool (s3transfer's per-file machinery costs more than the
+    request); files of a part or more through s3transfer, in parallel parts. Raises the first failure."""
+    small = [f for f in files if f.size < PART_SIZE]
+    large = [f for f in files if f.size >= PART_SIZE]
     with (
         progress_bar(label, sum(f.size for f in files), show=show_progress) as (bar, task),
         TransferManager(client, transfer_config()) as manager,
     ):
-        futures = [manager.upload(str(f.local), bucket, f.key, subscribers=[_Progress(bar, task)]) for f in files]
-        for future in futures:
-            future.result()
+        pool = ThreadPoolExecutor(max_workers=CONCURRENCY)
+        try:
+
+            def one(f: FileTransfer) -> None:
+                one_request(f)
+                _advance(bar, task, f.size)
+
+            futures: list[Any] = [in_parts(manager, f, _Progress(bar, task)) for f in large]
+            futures += [pool.submit(one, f) for f in small]
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def upload(
+    client: Any, bucket: str, files: Sequence[FileTransfer], *, label: str, show_progress: bool | None = None
+) -> None:
+    """Upload every file, in parallel; raises the first failure."""
+    _run_all(
+        client,
+        files,
+        label=label,
+        show_progress=show_progress,
+        one_request=lambda f: client.put_object(Bucket=bucket, Key=f.key, Body=f.local.read_bytes()),
+        in_parts=lambda manager, f, progress: manager.upload(str(f.local), bucket, f.key, subscribers=[progress]),
+    )
 
 
 def download(
@@ -118,10 +157,15 @@ def download(
     """Download every file, in parallel, creating folders as needed; raises the first failure."""
     for f in files:
         f.local.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        progress_bar(label, sum(f.size for f in files), show=show_progress) as (bar, task),
-        TransferManager(client, transfer_config()) as manager,
-    ):
-        futures = [manager.download(bucket, f.key, str(f.local), subscribers=[_Progress(bar, task)]) for f in files]
-        for future in futures:
-            future.result()
+
+    def get(f: FileTransfer) -> None:
+        f.local.write_bytes(client.get_object(Bucket=bucket, Key=f.key)["Body"].read())
+
+    _run_all(
+        client,
+        files,
+        label=label,
+        show_progress=show_progress,
+        one_request=get,
+        in_parts=lambda manager, f, progress: manager.download(bucket, f.key, str(f.local), subscribers=[progress]),
+    )

@@ -297,3 +297,17 @@ def test_a_failed_terminate_is_finished_by_the_reaper(emulator: Any, faults: Any
     assert {"Terminate_Cluster", "Cleanup_Terminate_Cluster", "Workflow_Failed"} <= set(entered(result))
     # The reaper calls EMR directly, as it does in AWS: only the workflow's integration was made to fail.
     assert list(assert_nothing_left_running(emulator, execution).values()) == ["TERMINATED"]
+
+
+def test_graph_draws_the_deployed_workflow(emulator: Any) -> None:
+    result = CliRunner().invoke(
+        cli, ["graph", "emr-workflow", "--endpoint-url", emulator.endpoint_url, "--region", emulator.region]
+    )
+    assert result.exit_code == 0, result.output
+    chart = result.output
+    assert chart.startswith("flowchart TD\n")
+    assert "start(( )) --> Validate_Input" in chart
+    assert 'subgraph Add_Steps_Parallel["Add_Steps_Parallel"]' in chart
+    assert 'Should_Create_Cluster -- "CreateCluster == false" --> Enable_Termination_Protection' in chart
+    assert 'Step_Three -. "catch States.ALL" .-> Describe_Failure' in chart
+    assert 'Created_By_This_Execution -- "CreateCluster == true" --> Cleanup_Terminate_Cluster' in chart

@@ -119,7 +119,7 @@ class TransformBatch(Construct):
             job_queue_name=names.job_queue_name(naming),
             compute_environments=[
                 batch.OrderedComputeEnvironment(compute_environment=environment, order=order)
-                for order, environment in enumerate(self._compute_environments(subnets, data_bucket), start=1)
+                for order, environment in enumerate(self._compute_environments(subnets), start=1)
             ],
         )
 
@@ -190,9 +190,7 @@ class TransformBatch(Construct):
 
     # -- compute ------------------------------------------------------------------------------------------------
 
-    def _compute_environments(
-        self, subnets: ec2.SubnetSelection, data_bucket: s3.IBucket
-    ) -> list[batch.IComputeEnvironment]:
+    def _compute_environments(self, subnets: ec2.SubnetSelection) -> list[batch.IComputeEnvironment]:
         """Spot first (when enabled), then On-Demand; the queue tries them in this order."""
         capacity = [True, False] if self._settings.spot else [False]
         if self._fargate:

@@ -75,6 +75,7 @@ def test_pull_without_a_name_fetches_the_newest_of_every_bundle(s3: Any, data_di
     pulled = {m.name: m.uuid for m in LocalContext(Path(elsewhere), "default").versions()}
     assert pulled["words"] == newest
 
+
 def test_bad_input_is_one_line_each(s3: Any, data_dir: Path, words: Path) -> None:
     assert_one_line_error(invoke("bundle", "push", "words"), "context 'default' has no remote")
     invoke("remote", "default", REMOTE_URL)

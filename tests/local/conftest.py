@@ -19,7 +19,7 @@ ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/emulator-test"
 
 # Fast lifecycles for tests: a cluster boots in ~0.3 s, a step runs ~0.2 s.
-TEST_OPTIONS: dict[str, Any] = {"time_scale": 0.2, "activity_poll_seconds": 1.0}
+TEST_OPTIONS: dict[str, Any] = {"time_scale": 0.2, "activity_poll_seconds": 0.5}
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +45,20 @@ def emulator(extensions: Extensions, endpoint: str) -> Iterator[Extensions]:
     extensions.faults.clear()
 
 
+@pytest.fixture(scope="session")
+def _clients(endpoint: str) -> dict[str, Any]:
+    return {}
+
+
 @pytest.fixture()
-def aws(endpoint: str, emulator: Extensions) -> Callable[[str], Any]:
+def aws(endpoint: str, emulator: Extensions, _clients: dict[str, Any]) -> Callable[[str], Any]:
+    """`aws("emr")`: a boto3 client for the emulator (one per service for the session: clients are slow to make)."""
+
     def make(service: str) -> Any:
-        return boto3.session.Session().client(service, region_name=REGION, endpoint_url=endpoint)  # type: ignore[call-overload]
+        if service not in _clients:
+            session: Any = boto3.session.Session()
+            _clients[service] = session.client(service, region_name=REGION, endpoint_url=endpoint)
+        return _clients[service]
 
     return make
 

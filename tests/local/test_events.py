@@ -137,3 +137,18 @@ def test_state_machine_runs_are_unaffected_when_no_rule_matches(aws: Callable[[s
     definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": {"ok": True}, "End": True}}}
     _, execution_arn = run_state_machine(aws, definition)
     assert json.loads(wait_for_execution(aws, execution_arn)["output"]) == {"ok": True}
+
+
+def test_an_sns_target_publishes_to_the_topic_subscribers(
+    aws: Callable[[str], Any], queue: tuple[str, str], rule: Callable[..., None]
+) -> None:
+    url, queue_arn = queue
+    sns = aws("sns")
+    topic = sns.create_topic(Name=f"alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    rule({"source": [source]}, [{"Id": "topic", "Arn": topic}])
+    aws("events").put_events(Entries=[{"Source": source, "DetailType": "alarm", "Detail": json.dumps({"n": 1})}])
+    delivered = receive(aws, url, 1)
+    assert delivered[0]["source"] == source
+    assert delivered[0]["detail"] == {"n": 1}

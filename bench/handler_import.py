@@ -54,8 +54,10 @@ def main() -> None:
         print(describe(f"import {name} handler", samples[name]))
     for name in HANDLERS:
         value = ratio(samples[name], samples["boto3"])
-        verdict = "met" if value <= GOAL else "NOT met"
-        print(f"ratio {name}/boto3: {value:.2f}x (goal <= {GOAL:.1f}x) -> {verdict}")
+        # The fastest samples are the least disturbed by other work on the machine: shown beside the medians.
+        best = min(samples[name]) / min(samples["boto3"])
+        verdict = "met" if max(value, best) <= GOAL else "NOT met"
+        print(f"ratio {name}/boto3: {value:.2f}x median, {best:.2f}x fastest (goal <= {GOAL:.1f}x) -> {verdict}")
 
 
 if __name__ == "__main__":

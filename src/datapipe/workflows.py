@@ -32,6 +32,7 @@ EXECUTION_ENDED = {
     "ExecutionAborted": "ABORTED",
 }
 WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 STATE_MACHINE_ARN = re.compile(r"^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:[\w-]{1,80}$")
 
 
@@ -331,6 +332,8 @@ def start(
     from rich.console import Console
 
     payload = parse_input(input_text)
+    if name is not None and not EXECUTION_NAME.fullmatch(name):
+        raise DatapipeError(f"--name must be 1 to 80 letters, digits, '-' or '_', got {name!r}")
     sfn, target = stepfunctions_client(endpoint_url, region)
     naming = Naming(prefix=prefix, stage=stage)
     arn = _call_aws("finding the workflow", target, lambda: state_machine_arn(sfn, workflow, naming))

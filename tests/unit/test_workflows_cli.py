@@ -105,6 +105,7 @@ def test_follow_json_reports_a_failed_execution_and_exits_non_zero(deployed: str
     [
         (["--input", "{not json"], "--input is not JSON"),
         (["--input", "[1, 2]"], "--input must be a JSON object"),
+        (["--name", "run 1"], "--name must be 1 to 80 letters"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(deployed: str, args: list[str], message: str) -> None:

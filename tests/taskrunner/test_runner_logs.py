@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,27 @@ def test_a_failed_backup_is_logged_and_retried_next_round(tmp_path: Path, s3: An
     assert shipper.ship() == []
     s3.create_bucket(Bucket="no-such-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     assert shipper.ship() == ["s3://no-such-bucket/p/TaskRunner.log.2026-11-21-20"]
+
+
+def test_the_shipper_backs_up_on_its_interval_until_stopped(tmp_path: Path, s3: Any, logger: logging.Logger) -> None:
+    (tmp_path / log_file_name(at("2026-11-21T20:00:00"))).write_text("first")
+    shipper = LogShipper(
+        directory=tmp_path,
+        s3=s3,
+        destination=S3Location(LOG_BUCKET, "r/"),
+        logger=logger,
+        interval_seconds=0.05,
+        clock=lambda: at("2026-11-21T20:30:00"),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=shipper.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix="r/").get("KeyCount", 0) == 0:
+            assert time.monotonic() < deadline, "nothing was backed up on the interval"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()

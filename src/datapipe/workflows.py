@@ -348,9 +348,15 @@ def start(
     if not as_json:
         console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}")
     reporter = None if as_json else console_reporter(console)
-    result = _call_aws(
-        "following the execution", target, lambda: follow_execution(sfn, execution_arn, reporter, poll_seconds=poll)
-    )
+    try:
+        result = _call_aws(
+            "following the execution", target, lambda: follow_execution(sfn, execution_arn, reporter, poll_seconds=poll)
+        )
+    except KeyboardInterrupt:
+        raise DatapipeError(
+            f"stopped following {execution_arn}; the execution goes on (stop it with aws stepfunctions stop-execution)",
+            exit_code=130,
+        ) from None
     if as_json:
         click.echo(json.dumps(result.to_json(), default=str))
     else:

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from datapipe.local.extensions import EmulatorOptions, Extensions, install
+from datapipe.local.extensions import EmulatorOptions, Extensions, install, uninstall
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -22,7 +22,7 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/emulator-test"
 TEST_OPTIONS: dict[str, Any] = {"time_scale": 0.2, "activity_poll_seconds": 0.5}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -31,9 +31,11 @@ def endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def extensions(endpoint: str) -> Extensions:
-    return install(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))
+@pytest.fixture(scope="package")
+def extensions(endpoint: str) -> Iterator[Extensions]:
+    """Installed for this package only: the rest of the suite gets moto as it was."""
+    yield install(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))
+    uninstall()
 
 
 @pytest.fixture()
@@ -45,7 +47,7 @@ def emulator(extensions: Extensions, endpoint: str) -> Iterator[Extensions]:
     extensions.faults.clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _clients(endpoint: str) -> dict[str, Any]:
     return {}
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -79,3 +82,31 @@ def test_install_is_idempotent_and_applies_new_options(endpoint: str, emulator: 
 def test_bad_options_name_the_option(field: str, value: float) -> None:
     with pytest.raises(DatapipeError, match=f"emulator option '{field}'"):
         EmulatorOptions(**{field: value})  # type: ignore[arg-type]
+
+
+def test_uninstall_gives_moto_back_and_install_works_again() -> None:
+    """In a fresh interpreter: every seam is restored, moto's config too, and a second install patches again."""
+    script = textwrap.dedent(
+        """
+        from moto.core.config import default_user_config
+        from moto.emr.models import ElasticMapReduceBackend
+        from moto.stepfunctions.responses import StepFunctionResponse
+        from datapipe.local import clients, seams
+        from datapipe.local.extensions import install, uninstall
+
+        before = ElasticMapReduceBackend.run_job_flow
+        install()
+        assert ElasticMapReduceBackend.run_job_flow is not before
+        uninstall()
+        assert ElasticMapReduceBackend.run_job_flow is before
+        assert not any(s.patched for s in seams.all_seams())
+        assert not hasattr(StepFunctionResponse, "get_activity_task")
+        assert default_user_config["stepfunctions"]["execute_state_machine"] is False
+        assert len(clients.unpatched_importers()) == 12
+        install()
+        assert clients.unpatched_importers() == [] and seams.check_all() == []
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]

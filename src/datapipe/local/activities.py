@@ -366,6 +366,11 @@ def _send_task_failure_response(self: StepFunctionResponse) -> ActionResult:
     return EmptyResult()
 
 
+def uninstall() -> None:
+    if getattr(getattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT, None), "__datapipe__", False):
+        delattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT)
+
+
 def install(board: ActivityBoard, extensions: Extensions) -> None:
     def execution_init(self: Execution, *args: Any, **kwargs: Any) -> None:
         kwargs["activity_store"] = board

@@ -100,6 +100,16 @@ def install() -> None:
             module.boto_client_for = interpreter_client  # type: ignore[attr-defined]
 
 
+def uninstall() -> None:
+    import importlib
+
+    for module_name in _IMPORTERS:
+        module = importlib.import_module(module_name)
+        if getattr(module, "boto_client_for", None) is interpreter_client:
+            module.boto_client_for = INTERPRETER_CLIENT.original  # type: ignore[attr-defined]
+    INTERPRETER_CLIENT.restore()
+
+
 def unpatched_importers() -> list[str]:
     """Interpreter modules that still hold moto's original factory (expected: none after install)."""
     import importlib

@@ -22,6 +22,7 @@ import dataclasses
 import tempfile
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from moto.core.config import default_user_config
 
@@ -86,6 +87,8 @@ class Extensions:
 
 _installed: Extensions | None = None
 _install_lock = threading.Lock()
+_saved_config: dict[str, dict[str, object]] = {}
+_CONFIG_SECTIONS = ("stepfunctions", "lambda", "batch")  # the moto settings install() changes
 
 
 def current() -> Extensions:
@@ -105,10 +108,14 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         from datapipe.local import activities, batch_runner, clients, emr, events, executions, faults, lambda_runner
 
         extensions = Extensions(options)
-        default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+        config: Any = default_user_config
+        _saved_config.clear()
+        for section in _CONFIG_SECTIONS:
+            _saved_config[section] = dict(config.get(section, {}))
+        config.setdefault("stepfunctions", {})["execute_state_machine"] = True
         # Lambda and Batch keep moto's full backends (use_docker stays True); their Docker parts are replaced below.
-        default_user_config.setdefault("lambda", {})["use_docker"] = True
-        default_user_config.setdefault("batch", {})["use_docker"] = True
+        config.setdefault("lambda", {})["use_docker"] = True
+        config.setdefault("batch", {})["use_docker"] = True
         clients.install()
         clients.configure_endpoint(options.endpoint_url)
         executions.install(options.poll_interval)
@@ -120,3 +127,21 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         faults.install_route(lambda: current().faults)
         _installed = extensions
         return extensions
+
+
+def uninstall() -> None:
+    """Give this process moto back as it was (tests that share the process with other moto users call it)."""
+    global _installed
+    with _install_lock:
+        if _installed is None:
+            return
+        from datapipe.local import activities, clients, events, seams
+
+        events.drain()
+        clients.uninstall()
+        activities.uninstall()
+        seams.restore_all()
+        config: Any = default_user_config
+        for section, values in _saved_config.items():
+            config[section] = values
+        _installed = None

@@ -25,6 +25,7 @@ class Seam:
     why: str
     original: Any = field(default=None, init=False)
     patched: bool = field(default=False, init=False)
+    _own_attribute: bool = field(default=False, init=False)  # defined on owner itself, not inherited
 
     @property
     def label(self) -> str:
@@ -64,8 +65,21 @@ class Seam:
             if trouble:
                 raise RuntimeError(f"cannot extend moto: {trouble}")
             self.original = inspect.getattr_static(self.owner, self.attribute)
+            self._own_attribute = self.attribute in vars(self.owner)
             setattr(self.owner, self.attribute, replacement)
             self.patched = True
+
+    def restore(self) -> None:
+        """Put moto's original back (an inherited original is uncovered again rather than copied)."""
+        with _LOCK:
+            if not self.patched:
+                return
+            if self._own_attribute:
+                setattr(self.owner, self.attribute, self.original)
+            else:
+                delattr(self.owner, self.attribute)
+            self.original = None
+            self.patched = False
 
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
         original = self.original
@@ -83,6 +97,11 @@ def seam(owner: Any, attribute: str, parameters: tuple[str, ...] | None, why: st
 
 def all_seams() -> list[Seam]:
     return list(_REGISTRY)
+
+
+def restore_all() -> None:
+    for declared in reversed(_REGISTRY):
+        declared.restore()
 
 
 def check_all() -> list[str]:

@@ -259,3 +259,16 @@ def test_following_reads_only_the_newest_pages() -> None:
     client.pages_read = 0
     assert [e["id"] for e in history_events(client, "arn")] == list(range(1, 2501))
     assert client.pages_read == 3
+
+
+def test_ctrl_c_while_following_leaves_the_execution_running(deployed: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datapipe.workflows
+
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datapipe.workflows, "follow_execution", interrupted)
+    result = CliRunner().invoke(cli, ["start", "emr-workflow", "--input", '{"CreateCluster": true}', "--follow"])
+    assert result.exit_code == 130
+    assert "stopped following arn:aws:states:" in result.output
+    assert "the execution goes on" in result.output

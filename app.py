@@ -127,6 +127,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         definitions_dir=PROJECT_DIR / settings.pipelines.folder,
         log_bucket=storage_stack.storage.log_bucket,
         batch_fargate=settings.batch.compute == "fargate",
+        powertools_layer_version=settings.emr.powertools_layer_version,
         removal_policy=removal_policy,
         description="datapipe: state machines imported from the Data Pipeline definitions in the pipelines folder",
     )

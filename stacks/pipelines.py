@@ -17,6 +17,7 @@ import base64
 import dataclasses
 import re
 import typing
+from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,10 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
@@ -42,6 +46,7 @@ from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Alarm, Cl
 from datapipe.importer.plan import Precondition as PreconditionPlan
 from datapipe.naming import Naming
 from stacks.config import PipelineSettings, WorkerGroupSettings
+from stacks.emr_workflow import EXECUTION_TAG, LAMBDAS_DIR, POWERTOOLS_LAYER, WORKFLOW_TAG
 from stacks.storage import EMR_LOG_PREFIX
 from stacks.worker_groups import LOG_BUCKET_PURPOSE, shell_command_task
 
@@ -50,6 +55,15 @@ CLUSTERS_PATH = "$.clusters"
 # The tag that AmazonEMRServicePolicy_v2 requires on the clusters it may manage.
 EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
 DEFINITION_SUFFIXES = (".json",)
+
+
+def depend_on_policy_only(user: Construct, role: iam.IRole | None) -> None:
+    """Wait for the role's policy only: GetAtt of the role already orders the role first (cfn-lint W3005)."""
+    policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
+    if policy is not None:
+        resource = typing.cast(cdk.CfnResource, user.node.default_child)
+        policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
+        resource.add_override("DependsOn", [cdk.Stack.of(user).get_logical_id(policy_resource)])
 
 
 def _key(text: str) -> str:
@@ -147,7 +161,7 @@ class PipelineWorkflow(Construct):
             comment=f"Imported from the Data Pipeline definition {plan.source}",
         )
         self._acknowledge_wildcards()
-        self._drop_redundant_depends_on()
+        depend_on_policy_only(self.state_machine, self.state_machine.role)
         self.schedule = self._schedule()
 
     # -- run time, parameters, constants ------------------------------------------------------------------------------
@@ -322,7 +336,9 @@ class PipelineWorkflow(Construct):
             service_role=self._emr_roles.service_role if self._emr_roles else None,
             auto_scaling_role=self._emr_roles.autoscaling_role if self._emr_roles else None,
             visible_to_all_users=True,
-            tags={**EMR_MANAGED_TAG, "datapipe:pipeline": self.plan.name, "datapipe:resource": cluster.id},
+            # The execution tag lets the reaper find the clusters of a run that was stopped or timed out.
+            tags={**EMR_MANAGED_TAG, EXECUTION_TAG: sfn.JsonPath.execution_id,
+                  WORKFLOW_TAG: self._naming.state_machine(self.workflow_name), "datapipe:resource": cluster.id},
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"ClusterId.$": "$.ClusterId"},
             result_path=self._cluster_path(cluster.id),
@@ -570,14 +586,6 @@ class PipelineWorkflow(Construct):
             ),
         )
 
-    def _drop_redundant_depends_on(self) -> None:
-        """Wait for the role's policy only: GetAtt of the role already orders the role first (cfn-lint W3005)."""
-        resource = typing.cast(cdk.CfnResource, self.state_machine.node.default_child)
-        policy = self.state_machine.role.node.try_find_child("DefaultPolicy")
-        if policy is not None:
-            policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
-            resource.add_override("DependsOn", [self._stack.get_logical_id(policy_resource)])
-
     def _nag_arn(self, service: str, resource: str) -> str:
         """An ARN of this account and region as cdk-nag prints it: literal where the environment is known."""
         stack = self._stack
@@ -751,6 +759,91 @@ class ShellJobDefinition(Construct):
         )
 
 
+class PipelineClusterReaper(Construct):
+    """Terminates the clusters of pipeline runs that were stopped, timed out or failed: those run no Catch.
+
+    The function is the EMR workflow's reaper (lambdas/cluster_reaper): it finds a run's clusters by the execution
+    tag. Here it may change only clusters tagged as created by an imported pipeline.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        state_machines: Sequence[sfn.IStateMachine],
+        powertools_layer_version: int,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        name = naming.name("pipeline-cluster-reaper")
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", cdk.Fn.sub(POWERTOOLS_LAYER + str(powertools_layer_version)))
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=name,
+            description="Terminates clusters of imported pipeline runs that did not succeed",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.X86_64,
+            code=lambda_.Code.from_asset(str(LAMBDAS_DIR / "cluster_reaper"), exclude=["__pycache__", "*.pyc"]),
+            handler="handler.handler",
+            layers=[layer],
+            timeout=cdk.Duration.seconds(60),
+            memory_size=256,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=logs.LogGroup(self, "Logs", log_group_name=f"/aws/lambda/{name}",
+                                    retention=logs.RetentionDays.ONE_YEAR, removal_policy=removal_policy),
+            environment={"POWERTOOLS_SERVICE_NAME": "cluster_reaper", "POWERTOOLS_METRICS_NAMESPACE": "datapipe",
+                         "POWERTOOLS_LOG_LEVEL": "INFO"},
+        )
+        cluster_arn = cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster",
+                                                    resource_name="*")
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["elasticmapreduce:ListClusters"], resources=["*"]))
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["elasticmapreduce:DescribeCluster"], resources=[cluster_arn]))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["elasticmapreduce:SetTerminationProtection", "elasticmapreduce:TerminateJobFlows"],
+            resources=[cluster_arn],
+            conditions={"StringLike": {f"elasticmapreduce:ResourceTag/{WORKFLOW_TAG}":
+                                       naming.state_machine("pipeline-*")}},
+        ))
+        stack = cdk.Stack.of(self)
+        shown = {"partition": "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition,
+                 "region": "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region,
+                 "account": "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account}
+        for resource, reason in (
+            ("*", "ListClusters has no resource-level permission; X-Ray writes have no resource either"),
+            (f"arn:{shown['partition']}:elasticmapreduce:{shown['region']}:{shown['account']}:cluster/*",
+             "the clusters of a run are known only from their tags; changes are limited to clusters tagged by "
+             "an imported pipeline"),
+        ):
+            cdk.Validations.of(self.function).acknowledge(
+                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason))
+        cdk.Validations.of(self.function).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            reason="AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs."))
+        cdk.Validations.of(self.function).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-L1",
+            reason="Python 3.13 is the newest runtime the managed Powertools v3 layer is published for here."))
+        depend_on_policy_only(self.function, self.function.role)
+        self.rule = events.Rule(
+            self,
+            "Rule",
+            rule_name=naming.name("pipeline-cluster-reaper"),
+            description="Terminate the EMR clusters of imported pipeline runs that did not succeed",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"status": ["ABORTED", "TIMED_OUT", "FAILED"],
+                        "stateMachineArn": [m.state_machine_arn for m in state_machines]},
+            ),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=8, max_event_age=cdk.Duration.hours(6))],
+        )
+
+
 def _buckets_in(texts: list[Text]) -> set[str]:
     found: set[str] = set()
     for text in texts:
@@ -797,6 +890,7 @@ class PipelinesStack(cdk.Stack):
         definitions_dir: Path,
         log_bucket: s3.IBucket,
         batch_fargate: bool = False,
+        powertools_layer_version: int = 27,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         **kwargs: Any,
     ) -> None:
@@ -827,6 +921,11 @@ class PipelinesStack(cdk.Stack):
                                  job_definition_arn=job_definition_arn, emr_roles=emr_roles,
                                  removal_policy=removal_policy)
             )
+        with_clusters = [w.state_machine for w in self.workflows if w.plan.clusters]
+        if with_clusters:
+            self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming, state_machines=with_clusters,
+                                                powertools_layer_version=powertools_layer_version,
+                                                removal_policy=removal_policy)
 
 
 def plan_options(settings: PipelineSettings) -> PlanOptions:

@@ -123,3 +123,31 @@ def test_a_run_without_its_parameters_fails_before_any_cluster_exists(emulator: 
     assert result["status"] == "FAILED" and result["error"] == "MissingParameters"
     assert "myOutputFolder" in result["cause"]
     assert len(emr.list_clusters()["Clusters"]) == before
+
+
+def test_a_stopped_run_has_its_cluster_reaped(emulator: Any) -> None:
+    """A stopped execution runs no Catch: the pipelines' reaper, started by the execution's end, terminates it."""
+    sfn, emr = emulator.client("stepfunctions"), emulator.client("emr")
+    arn = NAMING.state_machine_arn("pipeline-emr-word-count", account=emulator.account, region=emulator.region)
+    payload = {"scheduledStartTime": RUN_TIME, "parameters": {"myOutputFolder": "s3://word-counts/out"}}
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
+                                    input=json.dumps(payload))["executionArn"]
+
+    def cluster_of_this_run() -> str | None:
+        for summary in emr.list_clusters()["Clusters"]:
+            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
+            if {"Key": "datapipe:execution", "Value": execution} in tags:
+                return str(summary["Id"])
+        return None
+
+    deadline = time.monotonic() + 30
+    while (cluster_id := cluster_of_this_run()) is None:
+        assert time.monotonic() < deadline, "the run created no cluster"
+        time.sleep(0.2)
+    sfn.stop_execution(executionArn=execution, error="e2e", cause="stopped while the cluster runs")
+    deadline = time.monotonic() + 30
+    while emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] not in ("TERMINATING",
+                                                                                          "TERMINATED"):
+        assert time.monotonic() < deadline, "the stopped run's cluster was left running"
+        time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"

@@ -213,3 +213,13 @@ def test_a_definition_that_cannot_be_deployed_stops_the_stack_with_its_reason(tm
         with pytest.raises(DatapipeError, match=message):
             PipelinesStack(cdk.App(), "P", naming=NAMING, settings=PipelineSettings(),
                            worker_groups=WorkerGroupSettings(), definitions_dir=folder, log_bucket=logs)
+
+
+def test_runs_that_end_badly_start_the_reaper_which_may_touch_only_pipeline_clusters(pipelines: Template) -> None:
+    name = NAMING.name("pipeline-cluster-reaper")
+    rule = pipelines.find_resources("AWS::Events::Rule", {"Properties": {"Name": name}})
+    [properties] = [r["Properties"] for r in rule.values()]
+    assert properties["EventPattern"]["detail"]["status"] == ["ABORTED", "TIMED_OUT", "FAILED"]
+    assert len(properties["EventPattern"]["detail"]["stateMachineArn"]) == 1  # only the EMR example has clusters
+    policies = json.dumps(pipelines.find_resources("AWS::IAM::Policy"))
+    assert '"elasticmapreduce:ResourceTag/datapipe:workflow": "datapipe-dev-pipeline-*"' in policies

@@ -94,3 +94,18 @@ def test_asl_is_refused_for_a_definition_that_cannot_be_deployed(
                               "database": {"ref": "X"}}])
     result = CliRunner().invoke(cli, ["import", str(path), "--asl", str(tmp_path / "out.json")])
     assert result.exit_code == 1 and "--asl: " in result.output and not (tmp_path / "out.json").exists()
+
+
+def test_asl_writes_the_state_machine_of_a_deployable_definition(
+    write_definition: Callable[..., Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "pipeline.asl.json"
+    code, output = invoke(str(write_definition(GOOD, parameters=PARAMETERS)), "--asl", str(out), "--region",
+                          "eu-west-1", "--account", "111122223333")
+    assert code == 0 and f"Wrote the state machine definition to {out}" in output
+    asl = json.loads(out.read_text())
+    activity = "arn:aws:states:eu-west-1:111122223333:activity:datapipe-dev-activity-wg-12345"
+    assert asl["States"]["Say"]["Resource"] == activity
+    assert asl["States"]["Say"]["Next"] == "Copy" and asl["States"]["Copy"]["Parameters"]["command"].startswith(
+        "aws s3 cp --recursive s3://in-bucket/data/ s3://out-bucket/data/")
+    assert asl["States"]["Check_Parameters"]["Choices"][0]["Next"] == "Missing_Parameters"  # myWord has no value

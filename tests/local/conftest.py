@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from datapipe.local.extensions import EmulatorOptions, Extensions, install, uninstall
+from datapipe.local.extensions import EmulatorOptions, Extensions, install, installed, uninstall
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -33,9 +33,14 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="package")
 def extensions(endpoint: str) -> Iterator[Extensions]:
-    """Installed for this package only: the rest of the suite gets moto as it was."""
+    """Installed for this package only: the rest of the suite gets moto as it was.
+
+    When another fixture of the session (the e2e emulator) installed them first, they stay installed for it.
+    """
+    ours = installed() is None
     yield install(EmulatorOptions(endpoint_url=endpoint, **TEST_OPTIONS))
-    uninstall()
+    if ours:
+        uninstall()
 
 
 @pytest.fixture()

@@ -91,6 +91,11 @@ _saved_config: dict[str, dict[str, object]] = {}
 _CONFIG_SECTIONS = ("stepfunctions", "lambda", "batch")  # the moto settings install() changes
 
 
+def installed() -> Extensions | None:
+    """The installed extensions, or None when moto runs unextended in this process."""
+    return _installed
+
+
 def current() -> Extensions:
     if _installed is None:
         raise DatapipeError("the emulator's extensions are not installed: call datapipe.local.extensions.install()")

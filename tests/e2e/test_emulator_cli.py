@@ -177,6 +177,17 @@ def test_local_up_serves_the_app_until_interrupted(
     assert events[0]["type"] == "ExecutionStarted"
     assert events[-1]["type"] == "ExecutionFailed"
 
+    second = subprocess.run(
+        [str(BIN / "datapipe"), "local", "up", "--assembly", str(assembly_dir)],
+        cwd=project_copy,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert second.stderr.startswith(f"Error: an emulator already runs for this project at {endpoint}")
+
     up.process.send_signal(signal.SIGINT)
     code, output = up.finish()
     assert code == 0, output

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datapipe.aws import LOCAL_STATE_FILE
+from datapipe.aws import LOCAL_STATE_FILE, read_local_state
 from datapipe.errors import DatapipeError
 from datapipe.local.assembly import read_assembly
 from datapipe.local.demo import EmrProgress, print_summary, summarize_run
@@ -68,6 +68,22 @@ def _export_lines(env: dict[str, str]) -> list[str]:
     return [f"export {name}={value}" for name, value in env.items()] + ["unset AWS_PROFILE AWS_SESSION_TOKEN"]
 
 
+def _refuse_second_emulator(path: Path) -> None:
+    """One `local up` per project: a second would take over the state file that commands use to find the first."""
+    if not path.is_file():
+        return
+    try:
+        running = read_local_state(path)
+    except DatapipeError:
+        return  # unreadable: left behind by a crash, and about to be replaced
+    if running is not None:
+        raise DatapipeError(
+            f"an emulator already runs for this project at {running['endpoint_url']} (see {path}); "
+            "stop it (Ctrl-C) or use it",
+            exit_code=1,
+        )
+
+
 def _wait_for_signal() -> None:
     """Block until SIGINT or SIGTERM."""
     stop = threading.Event()
@@ -102,6 +118,8 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
     from datapipe.local.server import Emulator
 
     project_dir = find_project_dir()
+    path = project_dir / LOCAL_STATE_FILE
+    _refuse_second_emulator(path)
     console = Console(stderr=as_json)
     with (
         _assembly(project_dir, assembly, console) as assembly_dir,
@@ -111,7 +129,6 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
         deployment = emulator.deploy(assembly_dir)
         record = {"endpointUrl": emulator.endpoint_url, "region": emulator.region, "pid": os.getpid()}
         # Other commands find the emulator through this file (datapipe.aws); it goes when the emulator does.
-        path = project_dir / LOCAL_STATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")
         try:
@@ -175,7 +192,11 @@ def demo(assembly: Path | None, timeout: float, as_json: bool) -> None:
             f"Started {arn.rsplit(':', 1)[-1]} with {json.dumps(DEMO_INPUT)}", highlight=False, soft_wrap=True
         )
         # In --json mode stdout carries only the summary; what in-process Lambda code prints goes to stderr.
-        with redirect_stdout(sys.stderr) if as_json else nullcontext(), EmrProgress(emr, console, since=started_at):
+        with (
+            redirect_stdout(sys.stderr) if as_json else nullcontext(),
+            console.status("starting") as status,
+            EmrProgress(emr, console, since=started_at, status=status),
+        ):
             result = follow_execution(
                 sfn, execution_arn, console_reporter(console), poll_seconds=0.25, timeout_seconds=timeout
             )

@@ -17,19 +17,26 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from datapipe.workflows import RunResult, history_events
+
+# Step and cluster states that need no more watching (the spinner line shows only what is still under way).
+FINISHED = frozenset({"COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED", "TERMINATED", "TERMINATED_WITH_ERRORS"})
 
 
 class EmrProgress:
     """Prints `cluster <id> <STATE>` and `step <name> <STATE>` whenever they change, until closed."""
 
-    def __init__(self, emr: Any, console: Console, *, since: datetime, interval: float = 0.5) -> None:
+    def __init__(
+        self, emr: Any, console: Console, *, since: datetime, interval: float = 0.5, status: Status | None = None
+    ) -> None:
         self.emr = emr
         self.console = console
         self.since = since
         self.interval = interval
+        self.status = status  # a spinner line on terminals, kept up to date with the latest states
         self.cluster_id: str | None = None
         self._seen: dict[str, str] = {}
         self._stop = threading.Event()
@@ -54,12 +61,15 @@ class EmrProgress:
     def poll(self) -> None:
         if self.cluster_id is None:
             self.cluster_id = newest_cluster_since(self.emr, self.since)
-            if self.cluster_id is None:
-                return
-        cluster = self.emr.describe_cluster(ClusterId=self.cluster_id)["Cluster"]
-        self._report(f"cluster {self.cluster_id}", cluster["Status"]["State"])
-        for step in reversed(self.emr.list_steps(ClusterId=self.cluster_id).get("Steps", [])):
-            self._report(f"step {step['Name']}", step["Status"]["State"])
+        if self.cluster_id is not None:
+            cluster = self.emr.describe_cluster(ClusterId=self.cluster_id)["Cluster"]
+            self._report(f"cluster {self.cluster_id}", cluster["Status"]["State"])
+            for step in reversed(self.emr.list_steps(ClusterId=self.cluster_id).get("Steps", [])):
+                self._report(f"step {step['Name']}", step["Status"]["State"])
+        if self.status is not None:
+            elapsed = (datetime.now(self.since.tzinfo) - self.since).total_seconds()
+            latest = ", ".join(f"{what} {state}" for what, state in self._seen.items() if state not in FINISHED)
+            self.status.update(escape(f"{elapsed:4.0f} s  {latest or 'waiting for EMR'}"))
 
     def _report(self, what: str, state: str) -> None:
         if self._seen.get(what) != state:

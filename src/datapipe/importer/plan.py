@@ -446,6 +446,9 @@ class _Planner:
             for variable in variables:
                 args.extend([Text.of(flag), variable])
             steps.append(EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER), args=args))
+            if inputs or outputs:
+                self.note(obj.id, "the tables Data Pipeline generated from data formats are not generated; the "
+                          f"script gets the paths as variables input1.., output1.. ({flag} name=path)")
         elif obj.type == "ShellCommandActivity":
             shell = self.shell(obj)
             if shell is not None:

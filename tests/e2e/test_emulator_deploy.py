@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from datapipe.local.deploy import CREATED, HANDLERS, NOT_EMULATED, SKIPPED
-from datapipe.local.server import Emulator
+from datapipe.local.server import Emulator, EmulatorError
 from datapipe.naming import Naming
 
 pytestmark = pytest.mark.e2e
@@ -98,3 +100,17 @@ def test_the_aws_cli_sees_the_state_machines_and_a_runs_history(
     assert kinds[-1] == "ExecutionFailed"
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
     assert entered[0] == "Validate_Input"
+
+
+def test_clients_built_from_the_environment_reach_the_emulator(emulator: Emulator) -> None:
+    """Code that builds its own boto3 clients (Lambda handlers, datapipe commands) reaches the emulator."""
+    assert os.environ["AWS_ENDPOINT_URL"] == emulator.endpoint_url
+    plain = boto3.client("stepfunctions")
+    names = {m["name"] for m in plain.list_state_machines()["stateMachines"]}
+    assert Naming().state_machine("emr-workflow") in names
+
+
+def test_a_second_emulator_in_the_same_process_is_refused(emulator: Emulator) -> None:
+    with pytest.raises(EmulatorError, match=f"an emulator already runs in this process at {emulator.endpoint_url}"):
+        Emulator().start()
+    assert emulator.client("sts").get_caller_identity()["Account"] == emulator.account

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: one embedded emulator per session, with the whole app (the session's assembly) deployed.
+"""End-to-end fixtures: one embedded emulator for all e2e tests, with the whole app (the session's assembly) deployed.
 
     @pytest.mark.e2e
     def test_something(emulator):
@@ -8,7 +8,9 @@
         emulator.endpoint_url, emulator.env() # for subprocesses and the AWS CLI
 
 The emulator's environment (AWS_ENDPOINT_URL, fake credentials, region) is set for each test that uses it and
-removed afterwards, so tests that use moto's in-memory mocks later in the session are not sent to the server.
+removed afterwards, so tests that use moto's in-memory mocks later in the session are not sent to the server. The
+emulator is package-scoped: started by the first e2e test that asks for it, stopped (and moto's process-wide state
+reset) after the last test of tests/e2e, so the test areas that run later do not share moto with a live server.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def emulator(assembly_dir: Path) -> Iterator[Emulator]:
     with Emulator(region=read_assembly(assembly_dir).region, export_environment=False) as running:
         running.deploy(assembly_dir)

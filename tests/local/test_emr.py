@@ -435,3 +435,42 @@ def test_modify_by_name_changes_the_cluster_or_names_what_is_missing(aws: Callab
     else:  # a cluster made of instance groups has no fleet named Core
         assert described["status"] == "FAILED"
         assert "Instance fleet 'Core' does not exist" in described["cause"]
+
+
+def test_a_failed_step_inside_parallel_and_map_reaches_their_catch(
+    aws: Callable[[str], Any], emulator: Extensions
+) -> None:
+    """AWS passes a branch's States.TaskFailed to the Parallel's (and an iteration's to the Map's) Catch."""
+    cluster_id = create_cluster_directly(aws)
+    emulator.faults.fail_emr_step("doomed", reason="Spark driver exited with 3")
+    failing = {
+        "StartAt": "Run",
+        "States": {"Run": task("addStep.sync", {"ClusterId": cluster_id, "Step": step("doomed")}, End=True)},
+    }
+    caught = {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.caught", "Next": "Done"}
+    definition = {
+        "StartAt": "Branches",
+        "States": {
+            "Branches": {
+                "Type": "Parallel",
+                "Branches": [failing],
+                "Catch": [{**caught, "Next": "Each"}],
+                "ResultPath": None,
+                "Next": "Each",
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "Iterator": failing,
+                "Catch": [{**caught, "ResultPath": "$.caught_in_map"}],
+                "Next": "Done",
+            },
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    _, execution_arn = run_state_machine(aws, definition, {"items": [1]})
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert output["caught"]["Error"] == "States.TaskFailed"
+    assert output["caught_in_map"]["Error"] == "States.TaskFailed"

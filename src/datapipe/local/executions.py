@@ -12,6 +12,10 @@ import datetime
 import threading
 from typing import Any
 
+from moto.stepfunctions.parser.asl.component.common.error_name import custom_error_name
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
@@ -36,6 +40,27 @@ SYNC_POLL_DELAY = seam(
     None,
     "the built-in .sync integrations (Batch, nested Step Functions) poll at the emulator's interval",
 )
+
+# A branch of a Parallel (an iteration of a Map) that fails with a States.* error re-raises it as a custom error
+# name in moto, which refuses names starting with "States." (ValueError -> States.Runtime, never caught). AWS hands
+# the branch's error to the Parallel's Retry/Catch unchanged.
+PARALLEL_ERROR_NAME = seam(
+    branches_decl, "CustomErrorName", ("error_name",), "a branch's States.TaskFailed reaches the Parallel's Catch"
+)
+MAP_ERROR_NAME = seam(
+    iteration_worker, "CustomErrorName", ("error_name",), "an iteration's States.* error reaches the Map's Catch"
+)
+
+
+def branch_error_name(error_name: str | None) -> Any:
+    """The error name a failed branch or iteration passes on: a States.* name stays one."""
+    if error_name is not None and error_name.startswith(custom_error_name.ILLEGAL_CUSTOM_ERROR_PREFIX):
+        try:
+            return StatesErrorName.from_name(error_name)
+        except ValueError:
+            pass
+    return custom_error_name.CustomErrorName(error_name=error_name)
+
 
 _TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _emitted: dict[str, str] = {}
@@ -122,6 +147,8 @@ def install(poll_interval: float) -> None:
     EXECUTION_TERMINATED.patch(terminated)
     ENVIRONMENT_SET_ERROR.patch(set_error)
     SYNC_POLL_DELAY.patch(poll_interval)
+    PARALLEL_ERROR_NAME.patch(branch_error_name)
+    MAP_ERROR_NAME.patch(branch_error_name)
 
 
 def set_poll_interval(poll_interval: float) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,94 @@ def test_a_stopped_run_has_its_cluster_reaped(emulator: Any) -> None:
         assert time.monotonic() < deadline, "the stopped run's cluster was left running"
         time.sleep(0.2)
     assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
+
+
+# -- samples of the corpus as they are, deployed beside the app ------------------------------------------------------
+
+CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "data-pipeline-samples"
+CORPUS_NAMING = Naming(stage="corpus")
+CORPUS_VALUES = {
+    "HadoopTerasort/TeraSortHadoopBenchmark.json": {"myS3Path": "s3://corpus-terasort/run"},
+    "EFSBackup/1-Node-EFSBackupPipeline.json": {"myShellCmd": 'echo "backup $1 to $2 every $3, keep $4 ($5)"'},
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_pipelines(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
+                     cdk_json_context: dict[str, object]) -> dict[str, str]:
+    """Two samples imported unchanged (with a values file for their parameters) and deployed: name -> workflow."""
+    if not CORPUS_DIR.is_dir():
+        pytest.skip(f"the Data Pipeline samples are not at {CORPUS_DIR}")
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+
+    from datapipe.bundles.names import job_queue_name
+    from datapipe.importer import import_file
+    from datapipe.local.deploy import Deployer
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelineEmrRoles, PipelineWorkflow, ShellJobDefinition, batch_buckets, emr_buckets
+
+    folder = tmp_path_factory.mktemp("corpus-app")
+    plans = []
+    for index, (sample, values) in enumerate(CORPUS_VALUES.items()):
+        values_file = folder / f"values-{index}.json"
+        values_file.write_text(json.dumps({"values": values}))
+        plans.append(import_file(CORPUS_DIR / sample, values_path=values_file))
+    assert all(plan.deployable for plan in plans), [plan.errors for plan in plans]
+    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
+    stack = cdk.Stack(app, "CorpusPipelines", stack_name=CORPUS_NAMING.stack("pipelines"),
+                      env=cdk.Environment(account=emulator.account, region=emulator.region))
+    jobs = ShellJobDefinition(stack, "Jobs", naming=CORPUS_NAMING, image="amazonlinux:2023", fargate=False,
+                              buckets=batch_buckets(plans), removal_policy=cdk.RemovalPolicy.DESTROY)
+    roles = PipelineEmrRoles(stack, "Roles", naming=CORPUS_NAMING, buckets=emr_buckets(plans))
+    queue = f"arn:aws:batch:{emulator.region}:{emulator.account}:job-queue/{job_queue_name(NAMING)}"  # the app's
+    for plan in plans:
+        PipelineWorkflow(stack, plan.name, naming=CORPUS_NAMING, plan=plan, settings=PipelineSettings(),
+                         worker_groups=WorkerGroupSettings(), emr_roles=roles, job_queue_arn=queue,
+                         job_definition_arn=jobs.job_definition.job_definition_arn,
+                         log_bucket=s3.Bucket.from_bucket_name(stack, f"Logs{plan.name}", "corpus-logs"),
+                         removal_policy=cdk.RemovalPolicy.DESTROY)
+    app.synth()
+    Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
+    return {plan.source: f"pipeline-{plan.name}" for plan in plans}
+
+
+def test_the_terasort_sample_runs_its_dependent_steps_and_shell_command_on_its_cluster(
+    emulator: Any, corpus_pipelines: dict[str, str]
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    workflow = corpus_pipelines["TeraSortHadoopBenchmark.json"]
+    arn = CORPUS_NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
+                                    input=json.dumps({"scheduledStartTime": RUN_TIME}))["executionArn"]
+    deadline = time.monotonic() + 90
+    while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the sample is still running"
+        time.sleep(0.2)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    cluster_id = json.loads(result["output"])["clusters"]["EmrCluster_HadoopTerasort"]["ClusterId"]
+    emr = emulator.client("emr")
+    assert emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"
+    steps = sorted(emr.list_steps(ClusterId=cluster_id)["Steps"], key=lambda s: s["Status"]["Timeline"]
+                   ["CreationDateTime"])
+    assert [(s["Name"], s["Status"]["State"]) for s in steps] == [
+        ("TeraGen_1GB", "COMPLETED"), ("TeraSort", "COMPLETED"), ("TeraValidate", "COMPLETED"),
+        ("ProcessJHIST", "COMPLETED")]
+    assert steps[1]["Config"]["Args"] == ["terasort", "s3://corpus-terasort/run/HadoopTerasort/input",
+                                          "s3://corpus-terasort/run/HadoopTerasort/output"]
+
+
+def test_the_efs_sample_runs_its_shell_command_on_batch(emulator: Any, corpus_pipelines: dict[str, str]) -> None:
+    workflow = corpus_pipelines["1-Node-EFSBackupPipeline.json"]
+    sfn = emulator.client("stepfunctions")
+    arn = CORPUS_NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
+                                    input="{}")["executionArn"]
+    deadline = time.monotonic() + 60
+    while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the sample is still running"
+        time.sleep(0.2)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    lines = {e["message"].strip() for e in emulator.client("logs").filter_log_events(
+        logGroupName="/aws/batch/job")["events"]}
+    assert "backup 10.0.1.32:/ to 10.0.1.75:/ every daily, keep 7 (backup-fs-12345678)" in lines

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -27,6 +28,9 @@ from datapipe.naming import Naming
 from datapipe.project import find_project_dir
 from datapipe.synth import synthesize
 from datapipe.workflows import FINAL_STATUSES, console_reporter, follow_execution, start_execution, state_machine_arn
+
+if TYPE_CHECKING:
+    from datapipe.local.server import Emulator
 
 EMR_WORKFLOW = "emr-workflow"
 DEMO_INPUT = {"CreateCluster": True, "TerminateCluster": True}
@@ -84,13 +88,13 @@ def _refuse_second_emulator(path: Path) -> None:
         )
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+@contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs (handlers installed before anything is announced)."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -128,28 +132,35 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
         started = time.monotonic()
         deployment = emulator.deploy(assembly_dir)
         record = {"endpointUrl": emulator.endpoint_url, "region": emulator.region, "pid": os.getpid()}
-        # Other commands find the emulator through this file (datapipe.aws); it goes when the emulator does.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
-        try:
-            if as_json:
-                click.echo(json.dumps({**record, "env": emulator.env(), "deployment": deployment.to_json()}))
-            else:
-                console.print(_deployment_table(deployment))
-                console.print(f"Deployed in {time.monotonic() - started:.1f} s")
-                console.print(f"\nEmulator listening on [bold]{emulator.endpoint_url}[/bold]", highlight=False)
-                console.print("Point boto3, the AWS CLI and datapipe at it with:")
-                for line in _export_lines(emulator.env()):
-                    console.print(f"  {line}", highlight=False, soft_wrap=True)
-                console.print(
-                    "then e.g. `aws stepfunctions list-state-machines` "
-                    f"(or add --endpoint-url {emulator.endpoint_url}). Ctrl-C stops the emulator.",
-                    highlight=False,
-                )
-            _wait_for_signal()
-        finally:
-            path.unlink(missing_ok=True)
+        # Signals are caught before the endpoint is announced: whoever reads it may stop the emulator at once.
+        with _stop_on_signal() as stop:
+            # Other commands find the emulator through this file (datapipe.aws); it goes when the emulator does.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2) + "\n")
+            try:
+                if as_json:
+                    click.echo(json.dumps({**record, "env": emulator.env(), "deployment": deployment.to_json()}))
+                else:
+                    _announce(console, emulator, deployment, time.monotonic() - started)
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                path.unlink(missing_ok=True)
     console.print("Emulator stopped.")
+
+
+def _announce(console: Console, emulator: Emulator, deployment: Deployment, seconds: float) -> None:
+    console.print(_deployment_table(deployment))
+    console.print(f"Deployed in {seconds:.1f} s")
+    console.print(f"\nEmulator listening on [bold]{emulator.endpoint_url}[/bold]", highlight=False)
+    console.print("Point boto3, the AWS CLI and datapipe at it with:")
+    for line in _export_lines(emulator.env()):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    console.print(
+        "then e.g. `aws stepfunctions list-state-machines` "
+        f"(or add --endpoint-url {emulator.endpoint_url}). Ctrl-C stops the emulator.",
+        highlight=False,
+    )
 
 
 def _project_naming(project_dir: Path) -> Naming:

@@ -114,3 +114,8 @@ def test_a_second_emulator_in_the_same_process_is_refused(emulator: Emulator) ->
     with pytest.raises(EmulatorError, match=f"an emulator already runs in this process at {emulator.endpoint_url}"):
         Emulator().start()
     assert emulator.client("sts").get_caller_identity()["Account"] == emulator.account
+
+
+def test_deploying_twice_into_one_emulator_is_refused(emulator: Emulator, assembly_dir: Path) -> None:
+    with pytest.raises(EmulatorError, match="already holds a deployment; start a new one"):
+        emulator.deploy(assembly_dir)

@@ -247,6 +247,11 @@ class Emulator:
 
     # -- deploying ---------------------------------------------------------------------------------------------------
     def deploy(self, assembly_dir: Path | str) -> Deployment:
-        """Deploy every stack of the cloud assembly at `assembly_dir` (what `cdk deploy --all` would deploy)."""
+        """Deploy every stack of the cloud assembly at `assembly_dir` (what `cdk deploy --all` would deploy).
+
+        Once per emulator: the deployer creates, it does not update (a new emulator starts from nothing).
+        """
+        if self.deployment is not None:
+            raise EmulatorError("this emulator already holds a deployment; start a new one to deploy again")
         self.deployment = Deployer(self.client, account=self.account, region=self.region).deploy(assembly_dir)
         return self.deployment

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from datapipe.local.events import render_template
+
 from .conftest import run_state_machine, wait_for_execution
 from .test_lambda import create_function
 
@@ -152,3 +154,35 @@ def test_an_sns_target_publishes_to_the_topic_subscribers(
     delivered = receive(aws, url, 1)
     assert delivered[0]["source"] == source
     assert delivered[0]["detail"] == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('"Workflow <name> is <status>"', '"Workflow a\\"b is FAILED"'),  # a JSON string: the value's text, escaped
+        ("Workflow <name> is <status> after <tries> tries", 'Workflow a"b is FAILED after 3 tries'),  # plain text
+        (
+            '{"status": <status>, "tries": <tries>, "what": "run <name>"}',
+            '{"status": "FAILED", "tries": 3, "what": "run a\\"b"}',
+        ),
+    ],
+)
+def test_input_templates_fill_json_and_plain_text_alike(template: str, expected: str) -> None:
+    event = {"detail": {"name": 'a"b', "status": "FAILED", "tries": 3}}
+    paths = {"name": "$.detail.name", "status": "$.detail.status", "tries": "$.detail.tries"}
+    assert render_template(template, paths, event) == expected
+
+
+def test_a_plain_text_template_reaches_an_sns_subscriber(
+    aws: Callable[[str], Any], queue: tuple[str, str], rule: Callable[..., None]
+) -> None:
+    url, queue_arn = queue
+    sns = aws("sns")
+    topic = sns.create_topic(Name=f"text-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    source = f"test.{uuid.uuid4().hex[:8]}"
+    transformer = {"InputPathsMap": {"n": "$.detail.n"}, "InputTemplate": "Run <n> failed"}
+    rule({"source": [source]}, [{"Id": "topic", "Arn": topic, "InputTransformer": transformer}])
+    aws("events").put_events(Entries=[{"Source": source, "DetailType": "alarm", "Detail": json.dumps({"n": 4})}])
+    messages = aws("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=3).get("Messages", [])
+    assert [m["Body"] for m in messages] == ["Run 4 failed"]

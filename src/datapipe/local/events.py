@@ -12,11 +12,12 @@ import datetime
 import json
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from moto.events.models import Rule, events_backends
 from moto.utilities.arns import parse_arn
@@ -129,23 +130,61 @@ def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     if target.get("Input"):
         return str(target["Input"])
     if target.get("InputPath"):
-        value: Any = event
-        for part in str(target["InputPath"]).lstrip("$").strip(".").split("."):
-            if part:
-                value = value.get(part) if isinstance(value, dict) else None
-        return json.dumps(value)
+        return json.dumps(_lookup(event, str(target["InputPath"])))
     transformer = target.get("InputTransformer")
     if transformer:
-        from moto.events.utils import EventTemplateParser
-
-        return str(
-            EventTemplateParser.parse(
-                input_template=transformer.get("InputTemplate"),
-                input_paths_map=transformer.get("InputPathsMap", {}),
-                event=cast(Any, event),
-            )
-        )
+        return render_template(str(transformer.get("InputTemplate", "")), transformer.get("InputPathsMap", {}), event)
     return json.dumps(event)
+
+
+def _lookup(document: Any, path: str) -> Any:
+    """A value of the event by a simple JSONPath (`$.detail.status`)."""
+    value = document
+    for part in path.strip().lstrip("$").split("."):
+        if part:
+            value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def render_template(template: str, paths: dict[str, str], event: dict[str, Any]) -> str:
+    """An InputTemplate with its <placeholders> filled, for JSON templates and plain-text ones alike.
+
+    Inside a JSON string a placeholder takes the value's text; elsewhere in a JSON template its JSON form; in a
+    plain-text template (an SNS message, say) its text. moto's own parser only accepts JSON templates.
+    """
+    values = {name: _lookup(event, path) for name, path in paths.items()}
+    values.setdefault("aws.events.event.json", event)
+    values.setdefault("aws.events.event", event)
+    probe = re.sub(r"<([A-Za-z0-9_.\-]+)>", "0", template)
+    try:
+        json.loads(probe)
+        is_json = True
+    except ValueError:
+        is_json = False
+    out: list[str] = []
+    in_string = False
+    position = 0
+    for match in re.finditer(r'"|\\.|<([A-Za-z0-9_.\-]+)>', template):
+        out.append(template[position : match.start()])
+        position = match.end()
+        token = match.group(0)
+        name = match.group(1)
+        if token == '"':
+            in_string = not in_string
+            out.append(token)
+        elif name is None or name not in values:
+            out.append(token)
+        else:
+            value = values[name]
+            if is_json and in_string:
+                text = value if isinstance(value, str) else json.dumps(value)
+                out.append(json.dumps(text)[1:-1])
+            elif is_json:
+                out.append(json.dumps(value))
+            else:
+                out.append(value if isinstance(value, str) else json.dumps(value))
+    out.append(template[position:])
+    return "".join(out)
 
 
 def _deliver(

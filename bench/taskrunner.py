@@ -17,9 +17,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from datapipe.project import find_project_dir, jsii_environment
+
+if TYPE_CHECKING:
+    from types_boto3_s3.literals import BucketLocationConstraintType
 
 TASK_COUNT = int(os.environ.get("TASKS", "200"))
 BENCH_LOG_BUCKET = "datapipe-bench-taskrunner-logs"
@@ -165,7 +168,8 @@ def main() -> None:
         if emulator.region == "us-east-1":
             s3.create_bucket(Bucket=BENCH_LOG_BUCKET)
         else:
-            s3.create_bucket(Bucket=BENCH_LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": emulator.region})
+            location = cast("BucketLocationConstraintType", emulator.region)
+            s3.create_bucket(Bucket=BENCH_LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": location})
 
         results: dict[str, float] = {}
         variants = [("floor-1", 1), ("tasks-1", 1), ("floor-4", 4), ("tasks-4", 4)]

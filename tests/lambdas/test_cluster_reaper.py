@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emr_helpers import FakeLambdaContext, make_cluster, mocked_emr, powertools_for_tests
 
 from lambdas.cluster_reaper import handler as reaper
+from tests.lambdas.emr_helpers import FakeLambdaContext, make_cluster, mocked_emr, powertools_for_tests
 
 EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:run-1"
 OTHER_EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:run-2"

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from emr_helpers import FakeLambdaContext, add_step, make_cluster, mocked_emr, powertools_for_tests
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
 from lambdas.emr_reader import handler as reader
+from tests.lambdas.emr_helpers import FakeLambdaContext, add_step, make_cluster, mocked_emr, powertools_for_tests
 
 EXECUTION_TAG = "datapipe:execution"
 

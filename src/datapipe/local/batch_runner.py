@@ -20,11 +20,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.session import get_session
 from moto.batch.models import Job
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
-    StateTaskServiceBatch,
-)
 
 from datapipe.local import clients
 from datapipe.local.seams import seam
@@ -35,18 +31,6 @@ if TYPE_CHECKING:
 JOB_RUN = seam(Job, "run", ("self",), "the container command runs as a local process")
 JOB_CONTAINER_DETAILS = seam(
     Job, "_container_details", ("self",), "describe_jobs shows the container's exit code and reason, as AWS does"
-)
-TASK_PARAMETERS = seam(
-    StateTaskServiceBatch,
-    "_normalise_parameters",
-    ("self", "parameters", "boto_service_name", "service_action_name"),
-    "batch:submitJob passes JobName/JobQueue/... as SubmitJob's jobName/jobQueue/...",
-)
-TASK_RESPONSE = seam(
-    StateTaskServiceBatch,
-    "_normalise_response",
-    ("self", "response", "boto_service_name", "service_action_name"),
-    "batch:submitJob(.sync) returns JobId/Status/StatusReason/... as Step Functions does",
 )
 JOB_PARAMETERS = seam(
     Job, "_add_parameters_to_command", ("self", "command"), "Ref:: substitution is moto's (used, not patched)"
@@ -199,30 +183,5 @@ def install(extensions: Extensions) -> None:
             details["reason"] = self.job_stopped_reason
         return details
 
-    def normalise_parameters(
-        self: StateTaskServiceBatch,
-        parameters: dict[str, Any],
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        self._to_boto_request(parameters, _batch_shape(service_action_name or self.resource.api_action, "input"))
-
-    def normalise_response(
-        self: StateTaskServiceBatch,
-        response: Any,
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        self._from_boto_response(response, _batch_shape(service_action_name or self.resource.api_action, "output"))
-
     JOB_RUN.patch(run)
-    TASK_PARAMETERS.patch(normalise_parameters)
-    TASK_RESPONSE.patch(normalise_response)
     JOB_CONTAINER_DETAILS.patch(container_details)
-
-
-def _batch_shape(action: str, direction: str) -> Any:
-    """The botocore shape of a Batch operation's input or output (`submitJob`, `describe_jobs`)."""
-    operation = "".join(part[:1].upper() + part[1:] for part in action.split("_"))
-    model = get_session().get_service_model("batch").operation_model(operation)
-    return model.input_shape if direction == "input" else model.output_shape

@@ -110,7 +110,17 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         if _installed is not None:
             _installed.configure(options)
             return _installed
-        from datapipe.local import activities, batch_runner, clients, emr, events, executions, faults, lambda_runner
+        from datapipe.local import (
+            activities,
+            batch_runner,
+            clients,
+            emr,
+            events,
+            executions,
+            faults,
+            integration_casing,
+            lambda_runner,
+        )
 
         extensions = Extensions(options)
         config: Any = default_user_config
@@ -128,6 +138,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         activities.install(extensions.activities, extensions)
         lambda_runner.install(extensions.lambdas)
         batch_runner.install(extensions)
+        integration_casing.install()
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)
         _installed = extensions

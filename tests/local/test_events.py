@@ -186,3 +186,14 @@ def test_a_plain_text_template_reaches_an_sns_subscriber(
     aws("events").put_events(Entries=[{"Source": source, "DetailType": "alarm", "Detail": json.dumps({"n": 4})}])
     messages = aws("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=3).get("Messages", [])
     assert [m["Body"] for m in messages] == ["Run 4 failed"]
+
+
+def test_templates_know_the_reserved_variables() -> None:
+    event = {"id": "1", "time": "2026-11-22T00:00:00Z", "detail": {"x": 1}}
+    rendered = render_template(
+        '{"rule": <aws.events.rule-name>, "at": "<aws.events.event.ingestion-time>", "whole": <aws.events.event.json>}',
+        {},
+        event,
+        {"aws.events.rule-name": "alerts"},
+    )
+    assert json.loads(rendered) == {"rule": "alerts", "at": "2026-11-22T00:00:00Z", "whole": event}

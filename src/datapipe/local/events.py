@@ -114,7 +114,7 @@ def install(invoke_lambda: Callable[[str, str, str, str], None]) -> None:
             return
         for target in ours:
             arn = parse_arn(target["Arn"])
-            payload = _target_input(target, original_event)
+            payload = _target_input(target, original_event, self)
             try:
                 _deliver(
                     arn.service, target["Arn"], payload, account=arn.account, region=arn.region, invoke=invoke_lambda
@@ -125,7 +125,7 @@ def install(invoke_lambda: Callable[[str, str, str, str], None]) -> None:
     SEND_TO_TARGETS.patch(send_to_targets)
 
 
-def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+def _target_input(target: dict[str, Any], event: dict[str, Any], rule: Any = None) -> str:
     """The target's Input / InputPath / InputTransformer applied the way EventBridge does for these targets."""
     if target.get("Input"):
         return str(target["Input"])
@@ -133,7 +133,10 @@ def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         return json.dumps(_lookup(event, str(target["InputPath"])))
     transformer = target.get("InputTransformer")
     if transformer:
-        return render_template(str(transformer.get("InputTemplate", "")), transformer.get("InputPathsMap", {}), event)
+        reserved = {"aws.events.rule-name": getattr(rule, "name", ""), "aws.events.rule-arn": getattr(rule, "arn", "")}
+        return render_template(
+            str(transformer.get("InputTemplate", "")), transformer.get("InputPathsMap", {}), event, reserved
+        )
     return json.dumps(event)
 
 
@@ -146,15 +149,19 @@ def _lookup(document: Any, path: str) -> Any:
     return value
 
 
-def render_template(template: str, paths: dict[str, str], event: dict[str, Any]) -> str:
+def render_template(
+    template: str, paths: dict[str, str], event: dict[str, Any], reserved: dict[str, Any] | None = None
+) -> str:
     """An InputTemplate with its <placeholders> filled, for JSON templates and plain-text ones alike.
 
     Inside a JSON string a placeholder takes the value's text; elsewhere in a JSON template its JSON form; in a
     plain-text template (an SNS message, say) its text. moto's own parser only accepts JSON templates.
     """
     values = {name: _lookup(event, path) for name, path in paths.items()}
-    values.setdefault("aws.events.event.json", event)
-    values.setdefault("aws.events.event", event)
+    values.update(reserved or {})
+    values["aws.events.event.json"] = event
+    values["aws.events.event"] = {k: v for k, v in event.items() if k != "detail"}
+    values["aws.events.event.ingestion-time"] = event.get("time", iso_now())
     probe = re.sub(r"<([A-Za-z0-9_.\-]+)>", "0", template)
     try:
         json.loads(probe)

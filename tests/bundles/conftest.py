@@ -4,6 +4,9 @@ processes a local run starts), and a CLI runner."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,6 @@ import boto3
 import pytest
 from click.testing import CliRunner, Result
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from datapipe.bundles.store import LocalContext
 from datapipe.cli import cli
@@ -63,12 +65,29 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """A moto server, for what runs in another process (the local backend's transform process)."""
+    """A moto server of its own process, for what runs in another process (the local backend's transform).
+
+    Not in this process: moto's backends are process-wide, and a server here would leave them set up (IAM without
+    the AWS managed policies) for the emulator that the e2e tests start later in the session.
+    """
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto_server did not start on port {port}") from None
+            time.sleep(0.1)
     yield f"http://127.0.0.1:{port}"
-    server.stop()
+    server.terminate()
+    server.wait(timeout=10)
 
 
 @pytest.fixture()

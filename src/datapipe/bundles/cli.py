@@ -338,7 +338,7 @@ def remove(
 # datapipe run
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command()
 @click.argument("input_name", metavar="INPUT_BUNDLE")
 @click.argument("output_name", metavar="OUTPUT_BUNDLE")
 @click.argument("transform", metavar="module.Class")
@@ -393,6 +393,9 @@ def run(
     --backend batch submits it through the transform state machine and returns at once: pull the output later
     with `datapipe bundle pull OUTPUT_BUNDLE --uuid VERSION`.
     """
+    for option, value in (("--prefix", prefix), ("--stage", stage)):
+        if re.fullmatch(DEPLOYED_NAME_PATTERN, value) is None:
+            raise DatapipeError(f"{option} '{value}' must be a lower-case name (letters, digits, '-'; at most 20)")
     context = open_context(data_dir, context_name)
     target = resolve_target(endpoint_url, region)
     remote_store = open_remote(context, endpoint_url, region)
@@ -439,9 +442,6 @@ def run(
         )
         return
 
-    for option, value in (("--prefix", prefix), ("--stage", stage)):
-        if re.fullmatch(DEPLOYED_NAME_PATTERN, value) is None:
-            raise DatapipeError(f"{option} '{value}' must be a lower-case name (letters, digits, '-'; at most 20)")
     options = backends.BatchOptions(
         naming=Naming(prefix=prefix, stage=stage), image=image, vcpus=vcpus, memory_mib=memory, fargate=fargate
     )

@@ -355,7 +355,31 @@ class TransformBatch(Construct):
             errors=["States.ALL"],
             result_path="$.error",
         )
-        definition = submit.next(sfn.Succeed(self, "Output_Pushed"))
+        submit.next(sfn.Succeed(self, "Output_Pushed"))
+        # Fail fast, and say why, on input that did not come from `datapipe run` (an event rule's, a typo's).
+        definition = (
+            sfn.Choice(self, "Is_Transform_Input")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.jobName"),
+                    sfn.Condition.is_present("$.command"),
+                    sfn.Condition.is_present("$.jobDefinition"),
+                    sfn.Condition.string_matches(
+                        "$.jobDefinition", f"arn:*:batch:*:job-definition/{self._naming.name('')}*"
+                    ),
+                ),
+                submit,
+            )
+            .otherwise(
+                sfn.Fail(
+                    self,
+                    "Not_A_Transform_Input",
+                    error="InvalidTransformInput",
+                    cause="The input must hold jobName, command and jobDefinition (an ARN of this stage's job "
+                    "definitions), as `datapipe run --backend batch` sends them.",
+                )
+            )
+        )
 
         state_machine = sfn.StateMachine(
             self,

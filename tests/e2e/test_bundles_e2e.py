@@ -123,3 +123,14 @@ def test_a_transform_that_raises_leaves_no_new_output_version(
     assert all(m.uuid != summary["uuid"] for m in bundles.versions("counts"))
     pulled = datapipe("bundle", "pull", "counts", "--uuid", summary["uuid"])
     assert pulled.exit_code == 2 and f"has no version {summary['uuid']}" in pulled.output
+
+
+def test_input_that_did_not_come_from_datapipe_run_fails_at_once(emulator: Any) -> None:
+    stepfunctions = emulator.client("stepfunctions")
+    arn = NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region)
+    event = {"detail": {"bucket": {"name": "data"}, "object": {"key": "incoming/x.csv"}}}  # an S3 event's shape
+    execution_arn = stepfunctions.start_execution(stateMachineArn=arn, input=json.dumps(event))["executionArn"]
+    execution = wait_for_execution(emulator, execution_arn)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InvalidTransformInput"
+    assert "jobName, command and jobDefinition" in execution["cause"]

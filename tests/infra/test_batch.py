@@ -127,6 +127,9 @@ def test_the_transform_state_machine_submits_waits_retries_and_explains_failures
     definition = json.loads(
         "".join(p if isinstance(p, str) else "X" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
     )
+    assert definition["StartAt"] == "Is_Transform_Input"
+    guard = json.dumps(definition["States"]["Is_Transform_Input"])
+    assert "arn:*:batch:*:job-definition/datapipe-dev-*" in guard
     submit = definition["States"]["Submit_Transform_Job"]
     assert submit["Resource"] == "arn:X:states:::batch:submitJob.sync"
     assert submit["Parameters"]["JobDefinition.$"] == "$.jobDefinition"

@@ -1,4 +1,3 @@
-"""Example transforms. Run one from the project folder (the pipe root):
-
-    datapipe run words counts examples.transforms.wordcount.WordCount min_length=3
+"""Example transforms. From the project folder (the pipe root), for instance:
+`datapipe run words counts examples.transforms.wordcount.WordCount min_length=3`.
 """

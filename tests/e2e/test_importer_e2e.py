@@ -197,6 +197,8 @@ def corpus_pipelines(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
         values_file.write_text(json.dumps({"values": values}))
         plans.append(import_file(CORPUS_DIR / sample, values_path=values_file))
     assert all(plan.deployable for plan in plans), [plan.errors for plan in plans]
+    for plan in plans:
+        plan.schedule = None  # the runs are started here; no schedule is left in the session's emulator
     app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
     stack = cdk.Stack(app, "CorpusPipelines", stack_name=CORPUS_NAMING.stack("pipelines"),
                       env=cdk.Environment(account=emulator.account, region=emulator.region))

@@ -172,6 +172,9 @@ CORPUS_NAMING = Naming(stage="corpus")
 CORPUS_VALUES = {
     "HadoopTerasort/TeraSortHadoopBenchmark.json": {"myS3Path": "s3://corpus-terasort/run"},
     "EFSBackup/1-Node-EFSBackupPipeline.json": {"myShellCmd": 'echo "backup $1 to $2 every $3, keep $4 ($5)"'},
+    "hadoop-activity/hadoop-activity-world-count-fair.json": {
+        "myFairConfig": "s3://corpus-config/fair-scheduler.xml", "myPipelineLogUri": "s3://corpus-logs/wordcount",
+        "myOutputFolder": "s3://corpus-wordcount/out"},
 }
 
 
@@ -256,3 +259,27 @@ def test_the_efs_sample_runs_its_shell_command_on_batch(emulator: Any, corpus_pi
     lines = {e["message"].strip() for e in emulator.client("logs").filter_log_events(
         logGroupName="/aws/batch/job")["events"]}
     assert "backup 10.0.1.32:/ to 10.0.1.75:/ every daily, keep 7 (backup-fs-12345678)" in lines
+
+
+def test_the_fair_scheduler_sample_runs_its_two_jobs_in_parallel_on_one_cluster(
+    emulator: Any, corpus_pipelines: dict[str, str]
+) -> None:
+    sfn, emr = emulator.client("stepfunctions"), emulator.client("emr")
+    workflow = corpus_pipelines["hadoop-activity-world-count-fair.json"]
+    arn = CORPUS_NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
+                                    input=json.dumps({"scheduledStartTime": RUN_TIME}))["executionArn"]
+    deadline = time.monotonic() + 90
+    while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the sample is still running"
+        time.sleep(0.2)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    cluster_id = json.loads(result["output"])["clusters"]["EmrClusterId_pmtY0"]["ClusterId"]
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["Status"]["State"] == "TERMINATED"
+    steps = {s["Name"]: s for s in emr.list_steps(ClusterId=cluster_id)["Steps"]}
+    assert sorted(steps) == ["HadoopActivity_1", "HadoopActivity_2"]
+    assert all(s["Status"]["State"] == "COMPLETED" for s in steps.values())
+    queue_1 = steps["HadoopActivity_1"]["Config"]["Args"]
+    assert queue_1[0] == "-Dmapreduce.job.queuename=queue_1"
+    assert queue_1[-1] == "s3://corpus-wordcount/out/2026-11-21T06:00:00/queue_1/"

@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from datapipe.bundles import names
-from datapipe.naming import Naming
+from datapipe.naming import DATA_BUCKET_PURPOSE, Naming
 from stacks.config import BatchSettings, TransformSettings
 
 # Interface endpoints that let hosts in isolated subnets pull images, write logs and get credentials. EC2 hosts also
@@ -40,7 +40,6 @@ ECS_AGENT_ENDPOINTS = {
 BATCH_API_ERRORS = ["Batch.AWSBatchException"]
 ECS_INSTANCE_POLICY = "service-role/AmazonEC2ContainerServiceforEC2Role"
 VPC_CIDR = "10.64.0.0/20"
-DATA_BUCKET_PURPOSE = "data"  # the purpose Storage names the data bucket with
 # Read and write bundle objects (multipart uploads included) and list them; no bucket configuration.
 BUNDLE_OBJECT_ACTIONS = [
     "s3:GetObject",

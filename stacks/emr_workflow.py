@@ -27,12 +27,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from datapipe.naming import Naming
+from datapipe.naming import DATA_BUCKET_PURPOSE, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from stacks.config import EmrSettings, EmrStepSettings
-from stacks.storage import EMR_LOG_PREFIX
-
-LOG_BUCKET_PURPOSE = "logs"  # the purposes Storage names its buckets with
-DATA_BUCKET_PURPOSE = "data"
 
 WORKFLOW = "emr-workflow"
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"

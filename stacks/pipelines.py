@@ -44,11 +44,10 @@ from datapipe.importer import PlanOptions, companion_values, import_file
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Text
 from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Alarm, Cluster, EmrConfiguration, Plan
 from datapipe.importer.plan import Precondition as PreconditionPlan
-from datapipe.naming import Naming
+from datapipe.naming import EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from stacks.config import PipelineSettings, WorkerGroupSettings
 from stacks.emr_workflow import EXECUTION_TAG, LAMBDAS_DIR, POWERTOOLS_LAYER, WORKFLOW_TAG
-from stacks.storage import EMR_LOG_PREFIX
-from stacks.worker_groups import LOG_BUCKET_PURPOSE, shell_command_task
+from stacks.worker_groups import shell_command_task
 
 CONSTANTS_PATH = "$.const"
 CLUSTERS_PATH = "$.clusters"

@@ -8,13 +8,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from datapipe.naming import Naming
+from datapipe.naming import ACCESS_LOG_BUCKET_PURPOSE, DATA_BUCKET_PURPOSE, LOG_BUCKET_PURPOSE, Naming
 from stacks.config import StorageSettings
-
-# Key prefixes inside the log bucket, one per kind of log, so that IAM can scope writers to their own prefix.
-EMR_LOG_PREFIX = "emr/"
-TASK_RUNNER_LOG_PREFIX = "taskrunner/"
-WORKFLOW_LOG_PREFIX = "workflows/"
 
 
 class Storage(Construct):
@@ -35,7 +30,7 @@ class Storage(Construct):
 
         self.access_log_bucket = self._secure_bucket(
             "AccessLogBucket",
-            purpose="access-logs",
+            purpose=ACCESS_LOG_BUCKET_PURPOSE,
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire", expiration=cdk.Duration.days(settings.access_log_expiration_days))
             ],
@@ -50,7 +45,7 @@ class Storage(Construct):
 
         self.log_bucket = self._secure_bucket(
             "LogBucket",
-            purpose="logs",
+            purpose=LOG_BUCKET_PURPOSE,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="logs-bucket/",
             lifecycle_rules=[
@@ -70,7 +65,7 @@ class Storage(Construct):
 
         self.data_bucket = self._secure_bucket(
             "DataBucket",
-            purpose="data",
+            purpose=DATA_BUCKET_PURPOSE,
             versioned=True,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="data-bucket/",

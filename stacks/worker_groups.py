@@ -20,17 +20,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from datapipe.naming import Naming
+from datapipe.naming import LOG_BUCKET_PURPOSE, TASK_RUNNER_LOG_PREFIX, Naming
 from datapipe.taskrunner.contract import (
     COMMAND_FAILED,
     RUNNER_INTERRUPTED,
     SHELL_COMMAND_ACTIVITY,
 )
 from stacks.config import WorkerGroupSettings
-from stacks.storage import TASK_RUNNER_LOG_PREFIX
 
 SAMPLE_WORKFLOW = "create-directory"
-LOG_BUCKET_PURPOSE = "logs"  # the purpose Storage names its log bucket with
 SAMPLE_COMMAND = "mkdir new-directory"
 
 

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The purposes the storage stack names its buckets with (`Naming.bucket(purpose, ...)`).
+LOG_BUCKET_PURPOSE = "logs"
+DATA_BUCKET_PURPOSE = "data"
+ACCESS_LOG_BUCKET_PURPOSE = "access-logs"
+# Key prefixes inside the log bucket, one per kind of log, so that IAM can scope writers to their own prefix.
+EMR_LOG_PREFIX = "emr/"
+TASK_RUNNER_LOG_PREFIX = "taskrunner/"
+WORKFLOW_LOG_PREFIX = "workflows/"
+
 
 @dataclass(frozen=True)
 class Naming:
@@ -30,6 +39,12 @@ class Naming:
     def bucket(self, purpose: str, account: str, region: str) -> str:
         """Bucket names are global, so they carry the account and region."""
         return self.name(f"{purpose}-{account}-{region}")
+
+    def log_bucket(self, account: str, region: str) -> str:
+        return self.bucket(LOG_BUCKET_PURPOSE, account, region)
+
+    def data_bucket(self, account: str, region: str) -> str:
+        return self.bucket(DATA_BUCKET_PURPOSE, account, region)
 
     def state_machine_arn(self, workflow: str, *, account: str, region: str, partition: str = "aws") -> str:
         return f"arn:{partition}:states:{region}:{account}:stateMachine:{self.state_machine(workflow)}"

@@ -38,6 +38,7 @@ def pipeline_definition(plan: Plan, *, account: str, region: str) -> dict[str, A
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
 
+    from datapipe.bundles.names import job_queue_name
     from datapipe.naming import Naming
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import PipelineWorkflow
@@ -55,8 +56,8 @@ def pipeline_definition(plan: Plan, *, account: str, region: str) -> dict[str, A
         plan=plan,
         settings=PipelineSettings(),
         worker_groups=WorkerGroupSettings(names=tuple(groups)),
-        log_bucket=s3.Bucket.from_bucket_name(stack, "Logs", naming.bucket("logs", account, region)),
-        job_queue_arn=f"{batch_arn}:job-queue/{naming.name('transforms')}",
+        log_bucket=s3.Bucket.from_bucket_name(stack, "Logs", naming.log_bucket(account, region)),
+        job_queue_arn=f"{batch_arn}:job-queue/{job_queue_name(naming)}",
         job_definition_arn=f"{batch_arn}:job-definition/{naming.name('pipeline-shell-job-definition')}",
     )
     template = app.synth().get_stack_by_name("ImportedPipeline").template

@@ -26,14 +26,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from datapipe.errors import DatapipeError
-from datapipe.naming import Naming
+from datapipe.naming import TASK_RUNNER_LOG_PREFIX, Naming
 from datapipe.taskrunner.contract import InvalidTask, S3Location, safe_path_part
 from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
 from datapipe.taskrunner.poller import TaskRunner
 from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
 
-# The runners' log prefix in the log bucket; stacks.storage.TASK_RUNNER_LOG_PREFIX says the same for IAM.
-DEFAULT_LOG_PREFIX = "taskrunner/"
 DEFAULT_REGION = "us-east-1"  # Task Runner's default when no region is given anywhere
 LONG_POLL_READ_TIMEOUT = 70  # GetActivityTask holds the request for up to 60 s
 LOGGER_NAME = "datapipe.taskrunner"
@@ -323,7 +321,7 @@ def taskrunner(
         )
     check_activity(clients, activity_arn, worker_group)
     if log_destination is None:
-        log_destination = S3Location(naming.bucket("logs", account, clients.region), DEFAULT_LOG_PREFIX)
+        log_destination = S3Location(naming.log_bucket(account, clients.region), TASK_RUNNER_LOG_PREFIX)
 
     options = ServeOptions(
         worker_group=worker_group,

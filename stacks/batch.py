@@ -4,7 +4,6 @@ transform state machine that `datapipe run --backend batch` starts.
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 import aws_cdk as cdk
@@ -21,6 +20,7 @@ from constructs import Construct
 
 from datapipe.bundles import names
 from datapipe.naming import DATA_BUCKET_PURPOSE, Naming
+from stacks.common import acknowledge_wildcards, logged_state_machine, nag_arn, nag_own_bucket_arn, own_bucket_arn
 from stacks.config import BatchSettings, TransformSettings
 
 # Interface endpoints that let hosts in isolated subnets pull images, write logs and get credentials. EC2 hosts also
@@ -71,15 +71,7 @@ class TransformBatch(Construct):
         self._fargate = settings.compute == "fargate"
         # The bucket's name comes from Naming (as in the other stacks), so policies need no cross-stack reference;
         # the typed argument still orders the deployment after the bucket's.
-        self._data_bucket_arn = cdk.Arn.format(
-            cdk.ArnComponents(
-                service="s3",
-                resource=naming.bucket(DATA_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION),
-                region="",
-                account="",
-                partition=cdk.Aws.PARTITION,
-            )
-        )
+        self._data_bucket_arn = own_bucket_arn(naming, DATA_BUCKET_PURPOSE)
         if cdk.Stack.of(data_bucket) is not cdk.Stack.of(self):
             cdk.Stack.of(self).add_stack_dependency(cdk.Stack.of(data_bucket), "transforms use the data bucket")
 
@@ -380,26 +372,16 @@ class TransformBatch(Construct):
             )
         )
 
-        state_machine = sfn.StateMachine(
+        state_machine = logged_state_machine(
             self,
             "TransformStateMachine",
             state_machine_name=self._naming.state_machine(names.TRANSFORM_STATE_MACHINE),
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            definition=definition,
+            removal_policy=self._removal_policy,
+            log_group_id="StateMachineLogs",
+            log_retention=logs.RetentionDays.THREE_MONTHS,
             timeout=job_timeout.plus(cdk.Duration.minutes(60)),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self,
-                    "StateMachineLogs",
-                    log_group_name=f"/aws/vendedlogs/states/{self._naming.state_machine(names.TRANSFORM_STATE_MACHINE)}",
-                    retention=logs.RetentionDays.THREE_MONTHS,
-                    removal_policy=self._removal_policy,
-                ),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=True,
-            ),
         )
-        self._drop_redundant_depends_on(state_machine)
         # CDK lets the role submit any job definition because the ARN comes from the execution input; deny every
         # job definition and queue that is not this stage's.
         stack = cdk.Stack.of(self)
@@ -418,38 +400,16 @@ class TransformBatch(Construct):
                 ],
             )
         )
-        for resource, reason in (
-            (
-                self._nag_arn("batch", "job-definition/*"),
-                "The CLI registers job-definition revisions at run time, so the ARN comes from the execution "
-                "input; an explicit Deny in the same policy limits submissions to this stage's job definitions.",
-            ),
-            ("*", "X-Ray segments and CloudWatch Logs delivery have no resource-level permissions."),
-        ):
-            cdk.Validations.of(state_machine).acknowledge(
-                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
-            )
+        acknowledge_wildcards(
+            state_machine,
+            {
+                nag_arn(self, "batch", "job-definition/*"): "The CLI registers job-definition revisions at run time, "
+                "so the ARN comes from the execution input; an explicit Deny in the same policy limits submissions "
+                "to this stage's job definitions.",
+                "*": "X-Ray segments and CloudWatch Logs delivery have no resource-level permissions.",
+            },
+        )
         return state_machine
-
-    @staticmethod
-    def _drop_redundant_depends_on(state_machine: sfn.StateMachine) -> None:
-        """Keep the wait for the role's policy; the wait for the role itself is implied by GetAtt (cfn-lint W3005)."""
-        resource = typing.cast(cdk.CfnResource, state_machine.node.default_child)
-        policy = state_machine.role.node.try_find_child("DefaultPolicy")
-        assert policy is not None  # the BatchSubmitJob task always adds statements
-        policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
-        resource.add_override("DependsOn", [cdk.Stack.of(state_machine).get_logical_id(policy_resource)])
-
-    def _nag_arn(self, service: str, resource: str) -> str:
-        """An ARN of this stack as cdk-nag prints it: literal where the environment is known."""
-        stack = cdk.Stack.of(self)
-
-        def shown(value: str, pseudo: str) -> str:
-            return pseudo if cdk.Token.is_unresolved(value) else value
-
-        partition = shown(stack.partition, "<AWS::Partition>")
-        region, account = shown(stack.region, "<AWS::Region>"), shown(stack.account, "<AWS::AccountId>")
-        return f"arn:{partition}:{service}:{region}:{account}:{resource}"
 
     def _grant_bundles(self, role: iam.Role) -> None:
         """Read and write objects of the data bucket, the bundle remote; nothing else in S3."""
@@ -459,13 +419,12 @@ class TransformBatch(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=BUNDLE_BUCKET_ACTIONS, resources=[self._data_bucket_arn])
         )
-        bucket = self._naming.bucket(DATA_BUCKET_PURPOSE, "<AWS::AccountId>", "<AWS::Region>")
-        cdk.Validations.of(role).acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/*]",
-                reason="Bundle keys are chosen at run time (context, bundle name, version uuid); access stays "
-                "inside the data bucket, the bundle remote.",
-            )
+        acknowledge_wildcards(
+            role,
+            {
+                f"{nag_own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE)}/*": "Bundle keys are chosen at run time "
+                "(context, bundle name, version uuid); access stays inside the data bucket, the bundle remote.",
+            },
         )
 
 

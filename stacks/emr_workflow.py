@@ -13,31 +13,36 @@ Added for safety, each with a name that says what it is for:
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aws_cdk as cdk
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from datapipe.naming import DATA_BUCKET_PURPOSE, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
+from stacks.common import (
+    acknowledge_wildcards,
+    bucket_arn,
+    depend_on_policy_only,
+    logged_state_machine,
+    nag_account,
+    nag_arn,
+    nag_bucket_arn,
+    nag_own_bucket_arn,
+    own_bucket_arn,
+    powertools_function,
+    reaper_rule,
+)
 from stacks.config import EmrSettings, EmrStepSettings
 
 WORKFLOW = "emr-workflow"
-LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
 # Tags the workflow puts on the clusters it creates; the reaper finds an execution's clusters by the first.
 EXECUTION_TAG = "datapipe:execution"
 WORKFLOW_TAG = "datapipe:workflow"
-POWERTOOLS_LAYER = (
-    "arn:${AWS::Partition}:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
-)
 # Step Functions reports every error of an EMR API call, throttling ("Rate exceeded") included, as
 # EMR.AmazonElasticMapReduceException. A rejected call changed nothing, so calls are retried with backoff on it;
 # a step or cluster that ends badly is States.TaskFailed and is not retried.
@@ -68,8 +73,8 @@ class EmrWorkflow(Construct):
         self._settings = settings
         # Bucket names come from Naming rather than from cross-stack references, so that policies (and their
         # cdk-nag acknowledgments) read the same in every account; the stack depends on Storage for the order.
-        self._log_bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
-        self._data_bucket_name = naming.bucket(DATA_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        self._log_bucket_name = naming.log_bucket(cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        self._data_bucket_name = naming.data_bucket(cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
         self._removal_policy = removal_policy
         self.state_machine_name = naming.state_machine(WORKFLOW)
 
@@ -79,27 +84,26 @@ class EmrWorkflow(Construct):
         self.reaper = self._function("ClusterReaper", "cluster_reaper", "Terminates clusters of failed executions")
         self._grant_reaper(self.reaper)
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=removal_policy,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
             "StateMachine",
             state_machine_name=self.state_machine_name,
-            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            definition=self._definition(),
+            removal_policy=removal_policy,
             timeout=cdk.Duration.minutes(settings.execution_timeout_minutes),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment="The EMR workflow of the seed, with input validation, cleanup and a final summary",
         )
         self._acknowledge_state_machine_policy()
-        self._reap_clusters_of_failed_executions()
-        for user in (self.reader, self.reaper, self.state_machine):
-            self._wait_for_policy_only(user)
+        self.reaper_rule = reaper_rule(
+            self,
+            "ReapClustersOfEndedExecutions",
+            rule_name=self._naming.name("emr-cluster-reaper"),
+            description="Terminate the EMR clusters of EMR workflow executions that did not succeed",
+            state_machines=[self.state_machine],
+            reaper=self.reaper,
+        )
+        for function in (self.reader, self.reaper):
+            depend_on_policy_only(function, function.role)
 
     # -----------------------------------------------------------------------------------------------------------------
     # The definition
@@ -415,9 +419,9 @@ class EmrWorkflow(Construct):
         # JobFlowRole names the instance profile; the EmrCreateCluster task passes the role name for it.
         iam.CfnInstanceProfile(self, "ClusterInstanceProfile", roles=[role.role_name],
                                instance_profile_name=role.role_name)
-        samples = f"arn:{cdk.Aws.PARTITION}:s3:::{cdk.Aws.REGION}.elasticmapreduce.samples"
-        logs_bucket = f"arn:{cdk.Aws.PARTITION}:s3:::{self._log_bucket_name}"
-        data_bucket = f"arn:{cdk.Aws.PARTITION}:s3:::{self._data_bucket_name}"
+        samples = bucket_arn(f"{cdk.Aws.REGION}.elasticmapreduce.samples")
+        logs_bucket = own_bucket_arn(self._naming, LOG_BUCKET_PURPOSE)
+        data_bucket = own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE)
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[samples, logs_bucket, data_bucket])
         )
@@ -431,13 +435,12 @@ class EmrWorkflow(Construct):
                      "s3:ListMultipartUploadParts"],
             resources=[f"{data_bucket}/*"],
         ))
-        nag_bucket = "arn:<AWS::Partition>:s3:::" + self._naming.bucket("{}", "<AWS::AccountId>", "<AWS::Region>")
         self._acknowledge_wildcards(
             role,
             [
-                "arn:<AWS::Partition>:s3:::<AWS::Region>.elasticmapreduce.samples/*",
-                nag_bucket.format(LOG_BUCKET_PURPOSE) + f"/{EMR_LOG_PREFIX}*",
-                nag_bucket.format(DATA_BUCKET_PURPOSE) + "/*",
+                nag_bucket_arn("<AWS::Region>.elasticmapreduce.samples") + "/*",
+                nag_own_bucket_arn(self._naming, LOG_BUCKET_PURPOSE) + f"/{EMR_LOG_PREFIX}*",
+                nag_own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE) + "/*",
             ],
             reason="Objects only: the EMR samples (read), the emr/ log prefix of our log bucket and our data "
             "bucket, whose keys the steps choose (Hive overwrites its output, hence DeleteObject).",
@@ -445,49 +448,16 @@ class EmrWorkflow(Construct):
         return role
 
     def _function(self, construct_id: str, folder: str, description: str) -> lambda_.Function:
-        name = self._naming.name(folder.replace("_", "-"))
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, f"{construct_id}Powertools",
-            cdk.Fn.sub(POWERTOOLS_LAYER + str(self._settings.powertools_layer_version)),
-        )
-        function = lambda_.Function(
+        return powertools_function(
             self,
             construct_id,
-            function_name=name,
+            function_name=self._naming.name(folder.replace("_", "-")),
+            folder=folder,
             description=description,
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.X86_64,
-            # Only the function's own folder goes into the asset; Powertools comes from the managed layer.
-            code=lambda_.Code.from_asset(str(LAMBDAS_DIR / folder), exclude=["__pycache__", "*.pyc"]),
-            handler="handler.handler",
-            layers=[layer],
-            timeout=cdk.Duration.seconds(60),
-            memory_size=256,
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=logs.LogGroup(
-                self, f"{construct_id}Logs", log_group_name=f"/aws/lambda/{name}",
-                retention=logs.RetentionDays.ONE_YEAR, removal_policy=self._removal_policy,
-            ),
-            environment={
-                "POWERTOOLS_SERVICE_NAME": folder,
-                "POWERTOOLS_METRICS_NAMESPACE": "datapipe",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            powertools_layer_version=self._settings.powertools_layer_version,
+            removal_policy=self._removal_policy,
+            id_prefix=construct_id,
         )
-        cdk.Validations.of(function).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                "AWSLambdaBasicExecutionRole]",
-                reason="AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.",
-            )
-        )
-        cdk.Validations.of(function).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-L1",
-                reason="Python 3.13 is the newest runtime the managed Powertools v3 layer is published for here.",
-            )
-        )
-        return function
 
     def _grant_emr_reads(self, function: lambda_.Function) -> None:
         function.add_to_role_policy(iam.PolicyStatement(
@@ -519,40 +489,19 @@ class EmrWorkflow(Construct):
             "condition on this workflow's tag; ListClusters and X-Ray writes have no resource-level permission.",
         )
 
-    @staticmethod
-    def _wait_for_policy_only(user: lambda_.Function | sfn.StateMachine) -> None:
-        """Keep the wait for the role's policy; the wait for the role itself is implied by GetAtt (cfn-lint W3005)."""
-        resource = typing.cast(cdk.CfnResource, user.node.default_child)
-        role = user.role
-        policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
-        if policy is not None:
-            policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
-            resource.add_override("DependsOn", [cdk.Stack.of(user).get_logical_id(policy_resource)])
-
     def _cluster_arn(self) -> str:
         return cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")
 
     def _nag_cluster_arn(self) -> str:
-        """The cluster ARN as cdk-nag prints it: literal where the stack's environment is known."""
-        stack = cdk.Stack.of(self)
+        return nag_arn(self, "elasticmapreduce", "cluster/*")
 
-        def shown(value: str, pseudo: str) -> str:
-            return pseudo if cdk.Token.is_unresolved(value) else value
-
-        return (
-            f"arn:{shown(stack.partition, '<AWS::Partition>')}:elasticmapreduce:{shown(stack.region, '<AWS::Region>')}"
-            f":{shown(stack.account, '<AWS::AccountId>')}:cluster/*"
-        )
-
-    def _acknowledge_wildcards(self, construct: Construct, resources: list[str], *, reason: str) -> None:
-        for resource in resources:
-            cdk.Validations.of(construct).acknowledge(
-                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
-            )
+    @staticmethod
+    def _acknowledge_wildcards(construct: Construct, resources: list[str], *, reason: str) -> None:
+        acknowledge_wildcards(construct, dict.fromkeys(resources, reason))
 
     def _acknowledge_state_machine_policy(self) -> None:
         stack = cdk.Stack.of(self)
-        account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+        account = nag_account(self)
         reader = stack.resolve(stack.get_logical_id(typing.cast(cdk.CfnElement, self.reader.node.default_child)))
         self._acknowledge_wildcards(
             self.state_machine,
@@ -571,28 +520,6 @@ class EmrWorkflow(Construct):
                 reason="AmazonEMRServicePolicy_v2 is the service role policy EMR documents; it only acts on "
                 "resources tagged for-use-with-amazon-emr-managed-policies, a tag the cluster gets.",
             )
-        )
-
-    def _reap_clusters_of_failed_executions(self) -> None:
-        """A stopped or timed-out execution runs no Catch: EventBridge calls the reaper for it (and for failures)."""
-        self.reaper_rule = events.Rule(
-            self,
-            "ReapClustersOfEndedExecutions",
-            rule_name=self._naming.name("emr-cluster-reaper"),
-            description="Terminate the EMR clusters of EMR workflow executions that did not succeed",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={
-                    "status": ["ABORTED", "TIMED_OUT", "FAILED"],
-                    "stateMachineArn": [self.state_machine.state_machine_arn],
-                },
-            ),
-            targets=[
-                targets.LambdaFunction(
-                    self.reaper, retry_attempts=8, max_event_age=cdk.Duration.hours(6)
-                )
-            ],
         )
 
 

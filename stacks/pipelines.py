@@ -25,10 +25,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
@@ -45,8 +42,21 @@ from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Text
 from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Alarm, Cluster, EmrConfiguration, Plan
 from datapipe.importer.plan import Precondition as PreconditionPlan
 from datapipe.naming import EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
+from stacks.common import (
+    acknowledge_wildcards,
+    bucket_arn,
+    depend_on_policy_only,
+    logged_state_machine,
+    nag_account,
+    nag_arn,
+    nag_bucket_arn,
+    nag_own_bucket_arn,
+    own_bucket_arn,
+    powertools_function,
+    reaper_rule,
+)
 from stacks.config import PipelineSettings, WorkerGroupSettings
-from stacks.emr_workflow import EXECUTION_TAG, LAMBDAS_DIR, POWERTOOLS_LAYER, WORKFLOW_TAG
+from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG
 from stacks.worker_groups import shell_command_task
 
 CONSTANTS_PATH = "$.const"
@@ -54,15 +64,6 @@ CLUSTERS_PATH = "$.clusters"
 # The tag that AmazonEMRServicePolicy_v2 requires on the clusters it may manage.
 EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
 DEFINITION_SUFFIXES = (".json",)
-
-
-def depend_on_policy_only(user: Construct, role: iam.IRole | None) -> None:
-    """Wait for the role's policy only: GetAtt of the role already orders the role first (cfn-lint W3005)."""
-    policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
-    if policy is not None:
-        resource = typing.cast(cdk.CfnResource, user.node.default_child)
-        policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
-        resource.add_override("DependsOn", [cdk.Stack.of(user).get_logical_id(policy_resource)])
 
 
 def _key(text: str) -> str:
@@ -142,25 +143,16 @@ class PipelineWorkflow(Construct):
 
         body = self._body()
         start = self._prologue(body)
-        log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{naming.state_machine(self.workflow_name)}",
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=removal_policy,
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
             "StateMachine",
             state_machine_name=naming.state_machine(self.workflow_name),
-            definition_body=sfn.DefinitionBody.from_chainable(start),
+            definition=start,
+            removal_policy=removal_policy,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"Imported from the Data Pipeline definition {plan.source}",
         )
         self._acknowledge_wildcards()
-        depend_on_policy_only(self.state_machine, self.state_machine.role)
         self.schedule = self._schedule()
 
     # -- run time, parameters, constants ------------------------------------------------------------------------------
@@ -585,39 +577,26 @@ class PipelineWorkflow(Construct):
             ),
         )
 
-    def _nag_arn(self, service: str, resource: str) -> str:
-        """An ARN of this account and region as cdk-nag prints it: literal where the environment is known."""
-        stack = self._stack
-
-        def shown(value: str, pseudo: str) -> str:
-            return f"<AWS::{pseudo}>" if cdk.Token.is_unresolved(value) else value
-
-        return f"arn:{shown(stack.partition, 'Partition')}:{service}:{shown(stack.region, 'Region')}" \
-            f":{shown(stack.account, 'AccountId')}:{resource}"
-
     def _acknowledge_wildcards(self) -> None:
         """Name each wildcard the service integrations put in the state machine's policy, with its reason."""
         findings = {"*": "X-Ray and log delivery actions have no resource-level permission"}
         if self.plan.clusters:
-            account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self._stack.account) else self._stack.account
-            findings[self._nag_arn("elasticmapreduce", "cluster/*")] = (
+            account = nag_account(self)
+            findings[nag_arn(self, "elasticmapreduce", "cluster/*")] = (
                 "EMR createCluster has no cluster before it runs, and the steps and terminations act on the cluster "
                 "id it returns at run time"
             )
             findings[f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
                      "/AWSServiceRoleForEMRCleanup*"] = "EMR may create its cleanup service-linked role"
         if any(a.target == BATCH_JOB for a in self.plan.activities):
-            findings[self._nag_arn("batch", "job-definition/*")] = (
+            findings[nag_arn(self, "batch", "job-definition/*")] = (
                 "Batch submitJob names the job definition by name; its revision is chosen when the job is submitted"
             )
         for bucket in sorted({p.bucket for a in self.plan.activities for p in a.preconditions}):
-            findings[f"arn:<AWS::Partition>:s3:::{bucket}/*"] = (
+            findings[nag_bucket_arn(bucket) + "/*"] = (
                 "a precondition checks for a key, known at run time, under the bucket its definition names"
             )
-        for resource, reason in findings.items():
-            cdk.Validations.of(self.state_machine).acknowledge(
-                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
-            )
+        acknowledge_wildcards(self.state_machine, findings)
 
 
 class PipelineEmrRoles(Construct):
@@ -639,23 +618,19 @@ class PipelineEmrRoles(Construct):
         # EMR's JobFlowRole names an instance profile; it carries the role's name.
         iam.CfnInstanceProfile(self, "InstanceProfile", roles=[self.instance_role.role_name],
                                instance_profile_name=self.instance_role.role_name)
-        # Names built from pseudo parameters, so that cdk-nag prints them as the acknowledgments below spell them.
-        log_bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
         self.instance_role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{log_bucket_name}/{EMR_LOG_PREFIX}*"]))
-        nag_log_bucket = naming.bucket(LOG_BUCKET_PURPOSE, "<AWS::AccountId>", "<AWS::Region>")
-        wildcards = [f"arn:<AWS::Partition>:s3:::{nag_log_bucket}/{EMR_LOG_PREFIX}*"]
+            actions=["s3:PutObject"], resources=[f"{own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{EMR_LOG_PREFIX}*"]))
+        wildcards = [f"{nag_own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{EMR_LOG_PREFIX}*"]
         if buckets:
-            arns = [f"arn:{cdk.Aws.PARTITION}:s3:::{b}" for b in buckets]
+            arns = [bucket_arn(b) for b in buckets]
             self.instance_role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns))
             self.instance_role.add_to_policy(iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[f"{a}/*" for a in arns]))
-            wildcards += [f"arn:<AWS::Partition>:s3:::{b}/*" for b in buckets]
-        for resource in wildcards:
-            cdk.Validations.of(self.instance_role).acknowledge(cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{resource}]",
-                reason="steps read and write objects, chosen at run time, under the buckets the pipeline definitions "
-                "name, and EMR writes its logs under emr/ of the log bucket"))
+            wildcards += [f"{nag_bucket_arn(b)}/*" for b in buckets]
+        acknowledge_wildcards(self.instance_role, dict.fromkeys(
+            wildcards,
+            "steps read and write objects, chosen at run time, under the buckets the pipeline definitions name, and "
+            "EMR writes its logs under emr/ of the log bucket"))
         self.service_role = iam.Role(
             self,
             "ServiceRole",
@@ -711,7 +686,7 @@ class ShellJobDefinition(Construct):
             description="Shell commands of imported pipelines: the S3 buckets their definitions name",
         )
         if buckets:
-            arns = [f"arn:{cdk.Aws.PARTITION}:s3:::{b}" for b in buckets]
+            arns = [bucket_arn(b) for b in buckets]
             self.job_role.add_to_policy(
                 iam.PolicyStatement(actions=["s3:ListBucket", "s3:GetBucketLocation"], resources=arns)
             )
@@ -721,14 +696,11 @@ class ShellJobDefinition(Construct):
                     resources=[f"{arn}/*" for arn in arns],
                 )
             )
-            for bucket in buckets:
-                cdk.Validations.of(self.job_role).acknowledge(
-                    cdk.Acknowledgment(
-                        id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/*]",
-                        reason="the commands copy objects under the buckets their pipeline definitions name; object "
-                        "keys are chosen at run time",
-                    )
-                )
+            acknowledge_wildcards(self.job_role, dict.fromkeys(
+                (f"{nag_bucket_arn(bucket)}/*" for bucket in buckets),
+                "the commands copy objects under the buckets their pipeline definitions name; object keys are chosen "
+                "at run time",
+            ))
         log_group = logs.LogGroup(
             self,
             "Logs",
@@ -776,26 +748,14 @@ class PipelineClusterReaper(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        name = naming.name("pipeline-cluster-reaper")
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", cdk.Fn.sub(POWERTOOLS_LAYER + str(powertools_layer_version)))
-        self.function = lambda_.Function(
+        self.function = powertools_function(
             self,
             "Function",
-            function_name=name,
+            function_name=naming.name("pipeline-cluster-reaper"),
+            folder="cluster_reaper",
             description="Terminates clusters of imported pipeline runs that did not succeed",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.X86_64,
-            code=lambda_.Code.from_asset(str(LAMBDAS_DIR / "cluster_reaper"), exclude=["__pycache__", "*.pyc"]),
-            handler="handler.handler",
-            layers=[layer],
-            timeout=cdk.Duration.seconds(60),
-            memory_size=256,
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=logs.LogGroup(self, "Logs", log_group_name=f"/aws/lambda/{name}",
-                                    retention=logs.RetentionDays.ONE_YEAR, removal_policy=removal_policy),
-            environment={"POWERTOOLS_SERVICE_NAME": "cluster_reaper", "POWERTOOLS_METRICS_NAMESPACE": "datapipe",
-                         "POWERTOOLS_LOG_LEVEL": "INFO"},
+            powertools_layer_version=powertools_layer_version,
+            removal_policy=removal_policy,
         )
         cluster_arn = cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster",
                                                     resource_name="*")
@@ -809,37 +769,19 @@ class PipelineClusterReaper(Construct):
             conditions={"StringLike": {f"elasticmapreduce:ResourceTag/{WORKFLOW_TAG}":
                                        naming.state_machine("pipeline-*")}},
         ))
-        stack = cdk.Stack.of(self)
-        shown = {"partition": "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition,
-                 "region": "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region,
-                 "account": "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account}
-        for resource, reason in (
-            ("*", "ListClusters has no resource-level permission; X-Ray writes have no resource either"),
-            (f"arn:{shown['partition']}:elasticmapreduce:{shown['region']}:{shown['account']}:cluster/*",
-             "the clusters of a run are known only from their tags; changes are limited to clusters tagged by "
-             "an imported pipeline"),
-        ):
-            cdk.Validations.of(self.function).acknowledge(
-                cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason))
-        cdk.Validations.of(self.function).acknowledge(cdk.Acknowledgment(
-            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            reason="AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs."))
-        cdk.Validations.of(self.function).acknowledge(cdk.Acknowledgment(
-            id="AwsSolutions-L1",
-            reason="Python 3.13 is the newest runtime the managed Powertools v3 layer is published for here."))
+        acknowledge_wildcards(self.function, {
+            "*": "ListClusters has no resource-level permission; X-Ray writes have no resource either",
+            nag_arn(self, "elasticmapreduce", "cluster/*"): "the clusters of a run are known only from their tags; "
+            "changes are limited to clusters tagged by an imported pipeline",
+        })
         depend_on_policy_only(self.function, self.function.role)
-        self.rule = events.Rule(
+        self.rule = reaper_rule(
             self,
             "Rule",
             rule_name=naming.name("pipeline-cluster-reaper"),
             description="Terminate the EMR clusters of imported pipeline runs that did not succeed",
-            event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={"status": ["ABORTED", "TIMED_OUT", "FAILED"],
-                        "stateMachineArn": [m.state_machine_arn for m in state_machines]},
-            ),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=8, max_event_age=cdk.Duration.hours(6))],
+            state_machines=list(state_machines),
+            reaper=self.function,
         )
 
 

@@ -8,13 +8,11 @@ the heartbeat and task timeouts and the retries. The seed's CreateDirectory exam
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -26,6 +24,7 @@ from datapipe.taskrunner.contract import (
     RUNNER_INTERRUPTED,
     SHELL_COMMAND_ACTIVITY,
 )
+from stacks.common import acknowledge_wildcards, logged_state_machine, nag_own_bucket_arn, own_bucket_arn
 from stacks.config import WorkerGroupSettings
 
 SAMPLE_WORKFLOW = "create-directory"
@@ -136,8 +135,7 @@ class WorkerGroups(Construct):
     ) -> iam.ManagedPolicy:
         # The log bucket's name comes from Naming rather than from a cross-stack reference, so that the policy's
         # resource (and its cdk-nag acknowledgment) reads the same in every account; tests check both agree.
-        bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
-        log_objects = f"arn:{cdk.Aws.PARTITION}:s3:::{bucket_name}/{TASK_RUNNER_LOG_PREFIX}{group}/*"
+        log_objects = f"{own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{TASK_RUNNER_LOG_PREFIX}{group}/*"
         policy = iam.ManagedPolicy(
             self,
             f"RunnerPolicy-{group}",
@@ -157,13 +155,13 @@ class WorkerGroups(Construct):
                 iam.PolicyStatement(sid="WriteOwnLogs", actions=["s3:PutObject"], resources=[log_objects]),
             ],
         )
-        nag_bucket_name = naming.bucket(LOG_BUCKET_PURPOSE, "<AWS::AccountId>", "<AWS::Region>")  # as cdk-nag prints it
-        cdk.Validations.of(policy).acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_bucket_name}/{TASK_RUNNER_LOG_PREFIX}{group}/*]",
-                reason="Runners write log files of their own worker group under its key prefix; log keys are "
-                "created at run time, so the prefix ends in a wildcard.",
-            ),
+        acknowledge_wildcards(
+            policy,
+            {
+                f"{nag_own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{TASK_RUNNER_LOG_PREFIX}{group}/*": "Runners write "
+                "log files of their own worker group under its key prefix; log keys are created at run time, so the "
+                "prefix ends in a wildcard.",
+            },
         )
         return policy
 
@@ -201,35 +199,20 @@ class WorkerGroups(Construct):
             .otherwise(use_seed_command.next(create_directory))
         )
         name = naming.state_machine(SAMPLE_WORKFLOW)
-        log_group = logs.LogGroup(
-            self,
-            "SampleLogs",
-            log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=removal_policy,
-        )
-        state_machine = sfn.StateMachine(
+        state_machine = logged_state_machine(
             self,
             "SamplePipeline",
             state_machine_name=name,
-            comment="The CreateDirectory ShellCommandActivity, run by a task runner of a worker group",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=cdk.Duration.seconds(settings.task_timeout_seconds * (settings.retries + 1) + 300),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            definition=definition,
             removal_policy=removal_policy,
+            log_group_id="SampleLogs",
+            comment="The CreateDirectory ShellCommandActivity, run by a task runner of a worker group",
+            timeout=cdk.Duration.seconds(settings.task_timeout_seconds * (settings.retries + 1) + 300),
         )
-        # CDK makes the state machine wait for its role and the role's policy; GetAtt already orders the role first
-        # (cfn-lint W3005), so only the wait for the policy is kept.
-        policy = state_machine.role.node.find_child("DefaultPolicy").node.default_child
-        typing.cast(cdk.CfnResource, state_machine.node.default_child).add_override(
-            "DependsOn", [cdk.Stack.of(self).get_logical_id(typing.cast(cdk.CfnElement, policy))]
-        )
-        cdk.Validations.of(state_machine.role).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="CloudWatch Logs delivery and X-Ray trace actions do not support resource-level permissions.",
-            ),
+        state_machine.apply_removal_policy(removal_policy)
+        acknowledge_wildcards(
+            state_machine.role,
+            {"*": "CloudWatch Logs delivery and X-Ray trace actions do not support resource-level permissions."},
         )
         return state_machine
 

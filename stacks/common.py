@@ -1,0 +1,206 @@
+"""Pieces every stack uses: ARNs as cdk-nag prints them, acknowledgments, bucket ARNs, the DependsOn clean-up,
+logged state machines, Powertools Lambda functions and the rule that calls the cluster reaper.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct, IConstruct
+
+from datapipe.naming import Naming
+
+LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
+POWERTOOLS_LAYER = (
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
+)
+# Our bucket names carry the account and region as pseudo parameters, which cdk-nag prints like this.
+NAG_ACCOUNT_ID = "<AWS::AccountId>"
+NAG_REGION = "<AWS::Region>"
+NAG_PARTITION = "<AWS::Partition>"
+
+
+def nag_account(scope: Construct) -> str:
+    """The stack's account as cdk-nag prints it: literal where the environment is known."""
+    account = cdk.Stack.of(scope).account
+    return NAG_ACCOUNT_ID if cdk.Token.is_unresolved(account) else account
+
+
+def nag_arn(scope: Construct, service: str, resource: str) -> str:
+    """An ARN of the stack's account and region as cdk-nag prints it: literal where the environment is known."""
+    stack = cdk.Stack.of(scope)
+
+    def shown(value: str, pseudo: str) -> str:
+        return pseudo if cdk.Token.is_unresolved(value) else value
+
+    partition = shown(stack.partition, NAG_PARTITION)
+    region, account = shown(stack.region, NAG_REGION), shown(stack.account, NAG_ACCOUNT_ID)
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+def bucket_arn(bucket_name: str) -> str:
+    return f"arn:{cdk.Aws.PARTITION}:s3:::{bucket_name}"
+
+
+def nag_bucket_arn(bucket_name: str) -> str:
+    return f"arn:{NAG_PARTITION}:s3:::{bucket_name}"
+
+
+def own_bucket_arn(naming: Naming, purpose: str) -> str:
+    """The ARN of one of Storage's buckets, by name rather than by a cross-stack reference, so that policies (and
+    their acknowledgments) read the same in every account.
+    """
+    return bucket_arn(naming.bucket(purpose, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION))
+
+
+def nag_own_bucket_arn(naming: Naming, purpose: str) -> str:
+    """`own_bucket_arn` as cdk-nag prints it."""
+    return nag_bucket_arn(naming.bucket(purpose, NAG_ACCOUNT_ID, NAG_REGION))
+
+
+def acknowledge_wildcards(construct: IConstruct, reasons: Mapping[str, str]) -> None:
+    """Acknowledge AwsSolutions-IAM5 for each wildcard resource (as cdk-nag prints it), with its reason."""
+    for resource, reason in reasons.items():
+        cdk.Validations.of(construct).acknowledge(
+            cdk.Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{resource}]", reason=reason)
+        )
+
+
+def depend_on_policy_only(user: Construct, role: iam.IRole | None) -> None:
+    """Wait for the role's policy only: GetAtt of the role already orders the role first (cfn-lint W3005)."""
+    policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
+    if policy is not None:
+        resource = typing.cast(cdk.CfnResource, user.node.default_child)
+        policy_resource = typing.cast(cdk.CfnResource, policy.node.default_child)
+        resource.add_override("DependsOn", [cdk.Stack.of(user).get_logical_id(policy_resource)])
+
+
+def logged_state_machine(
+    scope: Construct,
+    construct_id: str,
+    *,
+    state_machine_name: str,
+    definition: sfn.IChainable,
+    removal_policy: cdk.RemovalPolicy,
+    log_group_id: str = "Logs",
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+    **props: Any,
+) -> sfn.StateMachine:
+    """A traced state machine that logs every event (with data) to a log group of its own."""
+    log_group = logs.LogGroup(
+        scope,
+        log_group_id,
+        log_group_name=f"/aws/vendedlogs/states/{state_machine_name}",
+        retention=log_retention,
+        removal_policy=removal_policy,
+    )
+    state_machine = sfn.StateMachine(
+        scope,
+        construct_id,
+        state_machine_name=state_machine_name,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        tracing_enabled=True,
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        **props,
+    )
+    depend_on_policy_only(state_machine, state_machine.role)
+    return state_machine
+
+
+def powertools_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    function_name: str,
+    folder: str,
+    description: str,
+    powertools_layer_version: int,
+    removal_policy: cdk.RemovalPolicy,
+    id_prefix: str = "",
+) -> lambda_.Function:
+    """A handler of lambdas/<folder> with the managed Powertools layer, tracing and a log group of its own.
+
+    The layer and log group are `<id_prefix>Powertools` and `<id_prefix>Logs`. Call `depend_on_policy_only` once
+    the function's grants are added.
+    """
+    layer = lambda_.LayerVersion.from_layer_version_arn(
+        scope, f"{id_prefix}Powertools", cdk.Fn.sub(POWERTOOLS_LAYER + str(powertools_layer_version))
+    )
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        function_name=function_name,
+        description=description,
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        architecture=lambda_.Architecture.X86_64,
+        # Only the function's own folder goes into the asset; Powertools comes from the managed layer.
+        code=lambda_.Code.from_asset(str(LAMBDAS_DIR / folder), exclude=["__pycache__", "*.pyc"]),
+        handler="handler.handler",
+        layers=[layer],
+        timeout=cdk.Duration.seconds(60),
+        memory_size=256,
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=logs.LogGroup(
+            scope,
+            f"{id_prefix}Logs",
+            log_group_name=f"/aws/lambda/{function_name}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        ),
+        environment={
+            "POWERTOOLS_SERVICE_NAME": folder,
+            "POWERTOOLS_METRICS_NAMESPACE": "datapipe",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        },
+    )
+    cdk.Validations.of(function).acknowledge(
+        cdk.Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            reason="AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs.",
+        )
+    )
+    cdk.Validations.of(function).acknowledge(
+        cdk.Acknowledgment(
+            id="AwsSolutions-L1",
+            reason="Python 3.13 is the newest runtime the managed Powertools v3 layer is published for here.",
+        )
+    )
+    return function
+
+
+def reaper_rule(
+    scope: Construct,
+    construct_id: str,
+    *,
+    rule_name: str,
+    description: str,
+    state_machines: list[sfn.IStateMachine],
+    reaper: lambda_.IFunction,
+) -> events.Rule:
+    """Call the cluster reaper for executions that were stopped, timed out or failed: a stopped one runs no Catch."""
+    return events.Rule(
+        scope,
+        construct_id,
+        rule_name=rule_name,
+        description=description,
+        event_pattern=events.EventPattern(
+            source=["aws.states"],
+            detail_type=["Step Functions Execution Status Change"],
+            detail={
+                "status": ["ABORTED", "TIMED_OUT", "FAILED"],
+                "stateMachineArn": [machine.state_machine_arn for machine in state_machines],
+            },
+        ),
+        targets=[targets.LambdaFunction(reaper, retry_attempts=8, max_event_age=cdk.Duration.hours(6))],
+    )

@@ -16,6 +16,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 from stacks.batch import BatchStack
 from stacks.config import Settings, SettingsError, load_settings
@@ -68,80 +69,58 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     )
     removal_policy = cdk.RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else cdk.RemovalPolicy.RETAIN
 
-    storage_stack = StorageStack(
-        app,
-        "Storage",
-        stack_name=naming.stack("storage"),
-        env=env,
-        naming=naming,
-        settings=settings.storage,
-        removal_policy=removal_policy,
-        description="datapipe: log, data and access-log buckets",
-    )
+    def unit(name: str, description: str) -> dict[str, Any]:
+        """What every stack is given: its physical name and description, the environment, naming, removal policy."""
+        return {
+            "stack_name": naming.stack(name),
+            "description": f"datapipe: {description}",
+            "env": env,
+            "naming": naming,
+            "removal_policy": removal_policy,
+        }
 
+    storage = StorageStack(
+        app, "Storage", **unit("storage", "log, data and access-log buckets"), settings=settings.storage
+    ).storage
     EmrWorkflowStack(
         app,
         "EmrWorkflow",
-        stack_name=naming.stack("emr-workflow"),
-        env=env,
-        naming=naming,
+        **unit("emr-workflow", "the EMR workflow, its EMR roles, the emr_reader Lambda and the cluster reaper"),
         settings=settings.emr,
-        log_bucket=storage_stack.storage.log_bucket,
-        data_bucket=storage_stack.storage.data_bucket,
-        removal_policy=removal_policy,
-        description="datapipe: the EMR workflow, its EMR roles, the emr_reader Lambda and the cluster reaper",
+        log_bucket=storage.log_bucket,
+        data_bucket=storage.data_bucket,
     )
-
     WorkerGroupsStack(
         app,
         "WorkerGroups",
-        stack_name=naming.stack("worker-groups"),
-        env=env,
-        naming=naming,
+        **unit("worker-groups", "an activity per worker group, task-runner IAM, the sample shell pipeline"),
         settings=settings.worker_groups,
-        log_bucket=storage_stack.storage.log_bucket,
-        removal_policy=removal_policy,
-        description="datapipe: an activity per worker group, task-runner IAM, the sample shell pipeline",
+        log_bucket=storage.log_bucket,
     )
-
     BatchStack(
         app,
         "Batch",
-        stack_name=naming.stack("batch"),
-        env=env,
-        naming=naming,
+        **unit("batch", "AWS Batch for transforms (VPC, compute, queue, roles, images, job definitions)"),
         settings=settings.batch,
-        data_bucket=storage_stack.storage.data_bucket,
-        removal_policy=removal_policy,
-        description="datapipe: AWS Batch for transforms (VPC, compute, queue, roles, images, job definitions)",
+        data_bucket=storage.data_bucket,
     )
-
     PipelinesStack(
         app,
         "Pipelines",
-        stack_name=naming.stack("pipelines"),
-        env=env,
-        naming=naming,
+        **unit("pipelines", "state machines imported from the Data Pipeline definitions in the pipelines folder"),
         settings=settings.pipelines,
         worker_groups=settings.worker_groups,
         definitions_dir=PROJECT_DIR / settings.pipelines.folder,
-        log_bucket=storage_stack.storage.log_bucket,
+        log_bucket=storage.log_bucket,
         batch_fargate=settings.batch.compute == "fargate",
         powertools_layer_version=settings.emr.powertools_layer_version,
-        removal_policy=removal_policy,
-        description="datapipe: state machines imported from the Data Pipeline definitions in the pipelines folder",
     )
-
     TriggersStack(
         app,
         "Triggers",
-        stack_name=naming.stack("triggers"),
-        env=env,
-        naming=naming,
+        **unit("triggers", "schedules and rules that start workflows, failure alerts, alarms, dashboard"),
         settings=settings.triggers,
-        data_bucket=storage_stack.storage.data_bucket,
-        removal_policy=removal_policy,
-        description="datapipe: schedules and rules that start workflows, failure alerts, alarms, dashboard",
+        data_bucket=storage.data_bucket,
     )
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)
@@ -150,12 +129,12 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
 
 
 def main() -> int:
+    """Synthesize; a bad setting or pipeline definition is one line on stderr and exit 2, not a traceback."""
     try:
-        app = build_app()
-    except SettingsError as error:
+        build_app().synth()
+    except DatapipeError as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 2
-    app.synth()
+        return error.exit_code
     return 0
 
 

@@ -62,3 +62,21 @@ def test_bad_context_value_fails_cdk_cli_synth(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "Error: setting 'prefix' must be a lower-case name, got 'NO'" in result.stderr
+
+
+def test_bad_pipeline_definition_fails_synth_with_one_line(tmp_path: Path) -> None:
+    definitions = tmp_path / "pipelines"
+    definitions.mkdir()
+    (definitions / "unrunnable.json").write_text(
+        '{"objects": [{"id": "Broken", "type": "ShellCommandActivity", "command": "echo hi"}]}'
+    )
+    outdir = tmp_path / "out"
+    result = _run(
+        [str(BIN / "datapipe"), "synth", "-o", str(outdir), "-c", f"pipelines.folder={definitions}"], tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "Error: synth failed: pipeline unrunnable.json cannot be deployed: "
+        "Broken.runsOn: ShellCommandActivity needs one of: runsOn, workerGroup\n"
+    )
+    assert not list(outdir.glob("*.template.json"))

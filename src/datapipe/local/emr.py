@@ -121,10 +121,6 @@ class EmrSimulator:
             self._set_cluster(record, "STARTING", "", f"Amazon EMR cluster {cluster.id} ({cluster.name}) was requested")
         threading.Thread(target=self._lifecycle, args=(record,), name=f"emr-{cluster.id}", daemon=True).start()
 
-    def record(self, cluster_id: str) -> ClusterRecord | None:
-        with self.changed:
-            return self._records.get(cluster_id)
-
     def steps_added(self, cluster: Cluster, steps: list[Step]) -> None:
         with self.changed:
             record = self._records.get(cluster.id)

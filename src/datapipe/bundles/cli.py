@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,6 +62,51 @@ def aws_options(function: F) -> F:
 
 def tag_option(*names: str, help: str) -> Callable[[F], F]:
     return click.option(*names, "tags", multiple=True, metavar="KEY[:VALUE]", help=help)
+
+
+def version_options(verb: str, *, every: str | None = None) -> Callable[[F], F]:
+    """--uuid and --tag select the version to `verb`; with `every`, --all selects every version."""
+
+    def decorate(function: F) -> F:
+        if every is not None:
+            function = click.option("--all", "every", is_flag=True, help=every)(function)
+        function = tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")(function)
+        return click.option("--uuid", "version", help=f"The version to {verb} [default: the newest].")(function)
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a command finds bundles: the local context and the S3 remote it is set to, as the options name them."""
+
+    context_name: str
+    data_dir: Path | None
+    endpoint_url: str | None
+    region: str | None
+
+    def context(self) -> LocalContext:
+        return open_context(self.data_dir, self.context_name)
+
+    def remote(self, context: LocalContext, show_progress: bool | None = None) -> Remote:
+        return open_remote(context, self.endpoint_url, self.region, show_progress)
+
+
+def store_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The AWS and context options, handed to the command as one `stores` argument."""
+
+    @functools.wraps(function)
+    def command(
+        *args: Any,
+        context_name: str,
+        data_dir: Path | None,
+        endpoint_url: str | None,
+        region: str | None,
+        **kwargs: Any,
+    ) -> None:
+        function(*args, stores=Stores(context_name, data_dir, endpoint_url, region), **kwargs)
+
+    return aws_options(context_options(command))
 
 
 def progress_option(function: F) -> F:
@@ -136,22 +183,12 @@ def bundle() -> None:
 @tag_option("-t", "--tag", help="Only versions carrying this tag (repeatable).")
 @click.option("--remote", "on_remote", is_flag=True, help="List the remote instead of the local context.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@aws_options
-@context_options
-def list_bundles(
-    name: str | None,
-    tags: tuple[str, ...],
-    on_remote: bool,
-    as_json: bool,
-    context_name: str,
-    data_dir: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
-) -> None:
+@store_options
+def list_bundles(name: str | None, tags: tuple[str, ...], on_remote: bool, as_json: bool, stores: Stores) -> None:
     """List bundles (the newest version of each), or every version of bundle NAME."""
-    context = open_context(data_dir, context_name)
+    context = stores.context()
     wanted = parse_tags(tags)
-    versions = open_remote(context, endpoint_url, region).versions(name) if on_remote else context.versions(name)
+    versions = stores.remote(context).versions(name) if on_remote else context.versions(name)
     versions = [m for m in versions if m.matches(wanted)]
     if not name:
         newest = {m.name: m for m in versions}  # oldest first, so the last one of each name wins
@@ -170,26 +207,16 @@ def list_bundles(
 
 @bundle.command("show")
 @click.argument("name")
-@click.option("--uuid", "version", help="The version to show [default: the newest].")
-@tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
+@version_options("show")
 @click.option("--remote", "on_remote", is_flag=True, help="Read the manifest from the remote.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-@aws_options
-@context_options
+@store_options
 def show(
-    name: str,
-    version: str | None,
-    tags: tuple[str, ...],
-    on_remote: bool,
-    as_json: bool,
-    context_name: str,
-    data_dir: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
+    name: str, version: str | None, tags: tuple[str, ...], on_remote: bool, as_json: bool, stores: Stores
 ) -> None:
     """Show one version of bundle NAME: tags, files, checksums and lineage."""
-    context = open_context(data_dir, context_name)
-    store = open_remote(context, endpoint_url, region) if on_remote else context
+    context = stores.context()
+    store = stores.remote(context) if on_remote else context
     manifest = store.find(name, version=version, tags=parse_tags(tags))
     if as_json:
         click.echo(manifest.dumps(), nl=False)
@@ -239,26 +266,15 @@ def _selected(
 
 @bundle.command("push")
 @click.argument("name")
-@click.option("--uuid", "version", help="The version to push [default: the newest].")
-@tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
-@click.option("--all", "every", is_flag=True, help="Push every local version.")
+@version_options("push", every="Push every local version.")
 @progress_option
-@aws_options
-@context_options
+@store_options
 def push(
-    name: str,
-    version: str | None,
-    tags: tuple[str, ...],
-    every: bool,
-    progress: bool | None,
-    context_name: str,
-    data_dir: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
+    name: str, version: str | None, tags: tuple[str, ...], every: bool, progress: bool | None, stores: Stores
 ) -> None:
     """Push a version of bundle NAME to the context's remote; its manifest goes last."""
-    context = open_context(data_dir, context_name)
-    target = open_remote(context, endpoint_url, region, progress)
+    context = stores.context()
+    target = stores.remote(context, progress)
     for manifest in _selected(context, name, version, tags, every):
         done = target.push(context, manifest)
         click.echo(f"{'Pushed' if done else 'Already on the remote:'} {describe(manifest)}")
@@ -266,26 +282,15 @@ def push(
 
 @bundle.command("pull")
 @click.argument("name", required=False)
-@click.option("--uuid", "version", help="The version to pull [default: the newest].")
-@tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
-@click.option("--all", "every", is_flag=True, help="Pull every remote version.")
+@version_options("pull", every="Pull every remote version.")
 @progress_option
-@aws_options
-@context_options
+@store_options
 def pull(
-    name: str | None,
-    version: str | None,
-    tags: tuple[str, ...],
-    every: bool,
-    progress: bool | None,
-    context_name: str,
-    data_dir: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
+    name: str | None, version: str | None, tags: tuple[str, ...], every: bool, progress: bool | None, stores: Stores
 ) -> None:
     """Pull a version of bundle NAME (or the newest of every bundle) from the remote, verifying every checksum."""
-    context = open_context(data_dir, context_name)
-    source = open_remote(context, endpoint_url, region, progress)
+    context = stores.context()
+    source = stores.remote(context, progress)
     if name is None:
         if version:
             raise BundleError("--uuid needs a bundle NAME")
@@ -302,26 +307,15 @@ def pull(
 
 @bundle.command("rm")
 @click.argument("name")
-@click.option("--uuid", "version", help="The version to remove [default: the newest].")
-@tag_option("-t", "--tag", help="The newest version carrying this tag (repeatable).")
-@click.option("--all", "every", is_flag=True, help="Remove every version.")
+@version_options("remove", every="Remove every version.")
 @click.option("--remote", "also_remote", is_flag=True, help="Remove from the remote too.")
-@aws_options
-@context_options
+@store_options
 def remove(
-    name: str,
-    version: str | None,
-    tags: tuple[str, ...],
-    every: bool,
-    also_remote: bool,
-    context_name: str,
-    data_dir: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
+    name: str, version: str | None, tags: tuple[str, ...], every: bool, also_remote: bool, stores: Stores
 ) -> None:
     """Remove a version of bundle NAME from the local context (and, with --remote, from the remote)."""
-    context = open_context(data_dir, context_name)
-    target = open_remote(context, endpoint_url, region) if also_remote else None
+    context = stores.context()
+    target = stores.remote(context) if also_remote else None
     if target is not None and not context.versions(name):
         selected = _selected(target, name, version, tags, every)  # only on the remote
     else:
@@ -362,8 +356,7 @@ def remove(
 @click.option("--memory", type=click.IntRange(min=128), default=2048, show_default=True, help="MiB of the Batch job.")
 @click.option("--fargate", is_flag=True, help="Register a Fargate job definition when none exists yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@aws_options
-@context_options
+@store_options
 def run(
     input_name: str,
     output_name: str,
@@ -382,10 +375,7 @@ def run(
     memory: int,
     fargate: bool,
     as_json: bool,
-    context_name: str,
-    data_dir: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
+    stores: Stores,
 ) -> None:
     """Run transform module.Class on INPUT_BUNDLE, making a new version of OUTPUT_BUNDLE.
 
@@ -396,9 +386,9 @@ def run(
     for option, value in (("--prefix", prefix), ("--stage", stage)):
         if re.fullmatch(DEPLOYED_NAME_PATTERN, value) is None:
             raise DatapipeError(f"{option} '{value}' must be a lower-case name (letters, digits, '-'; at most 20)")
-    context = open_context(data_dir, context_name)
-    target = resolve_target(endpoint_url, region)
-    remote_store = open_remote(context, endpoint_url, region)
+    context = stores.context()
+    target = resolve_target(stores.endpoint_url, stores.region)
+    remote_store = stores.remote(context)
     check_name(output_name)
     transform_class = load_transform(transform, pipe_root.resolve())
     parameters = parse_parameters(transform_class, transform, params)

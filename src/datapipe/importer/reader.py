@@ -165,13 +165,21 @@ def _values_of(value: Any, *, object_id: str, key: str, problems: list[Problem])
     return [text]
 
 
-def _read_object(item: Any, index: int, problems: list[Problem]) -> RawObject | None:
+def _entry_id(item: Any, where: str, what: str, problems: list[Problem]) -> str | None:
+    """The id of list entry `where` (`objects[3]`), a `what`; None, with a problem, if it has none."""
     if not isinstance(item, JsonObject):
-        problems.append(Problem(f"objects[{index}]", "", "each pipeline object must be a JSON object"))
+        problems.append(Problem(where, "", f"each {what} must be a JSON object"))
         return None
-    object_id = _scalar(item.get("id"))
-    if not object_id:
-        problems.append(Problem(f"objects[{index}]", "id", "every object needs an id"))
+    entry_id = _scalar(item.get("id"))
+    if not entry_id:
+        problems.append(Problem(where, "id", f"every {what.rsplit(' ', 1)[-1]} needs an id"))
+        return None
+    return entry_id
+
+
+def _read_object(item: Any, index: int, problems: list[Problem]) -> RawObject | None:
+    object_id = _entry_id(item, f"objects[{index}]", "pipeline object", problems)
+    if object_id is None:
         return None
     raw = RawObject(id=object_id)
     if "fields" in item:  # the API form
@@ -200,12 +208,8 @@ def _read_object(item: Any, index: int, problems: list[Problem]) -> RawObject | 
 
 
 def _read_parameter(item: Any, index: int, problems: list[Problem]) -> Parameter | None:
-    if not isinstance(item, JsonObject):
-        problems.append(Problem(f"parameters[{index}]", "", "each parameter must be a JSON object"))
-        return None
-    parameter_id = _scalar(item.get("id"))
-    if not parameter_id:
-        problems.append(Problem(f"parameters[{index}]", "id", "every parameter needs an id"))
+    parameter_id = _entry_id(item, f"parameters[{index}]", "parameter", problems)
+    if parameter_id is None:
         return None
     attributes: dict[str, list[str]] = {}
     if "attributes" in item:  # the API form

@@ -41,7 +41,7 @@ from datapipe.importer import PlanOptions, companion_values, import_file
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Text
 from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Alarm, Cluster, EmrConfiguration, Plan
 from datapipe.importer.plan import Precondition as PreconditionPlan
-from datapipe.naming import EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
+from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -790,7 +790,7 @@ def _buckets_in(texts: list[Text]) -> set[str]:
     for text in texts:
         for part in text.parts:
             if isinstance(part, str):
-                found.update(re.findall(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])", part))
+                found.update(re.findall(rf"s3://({BUCKET_NAME_PATTERN})", part))
     return found
 
 

@@ -16,6 +16,8 @@ ACCESS_LOG_BUCKET_PURPOSE = "access-logs"
 EMR_LOG_PREFIX = "emr/"
 TASK_RUNNER_LOG_PREFIX = "taskrunner/"
 WORKFLOW_LOG_PREFIX = "workflows/"
+# What an S3 bucket name looks like (3-63 lower-case letters, digits, dots and dashes), for regular expressions.
+BUCKET_NAME_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from datapipe.aws import Target
 from datapipe.bundles import transfer
 from datapipe.bundles.manifest import MANIFEST_FILE, BundleError, Manifest, check_name, format_tags, sha256_of
 from datapipe.bundles.store import FILES_DIR, LocalContext
+from datapipe.naming import BUCKET_NAME_PATTERN
 
-BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+BUCKET_PATTERN = rf"^{BUCKET_NAME_PATTERN}$"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from datapipe.naming import BUCKET_NAME_PATTERN
+
 SHELL_COMMAND_ACTIVITY = "ShellCommandActivity"
 
 # Error names sent with SendTaskFailure; state machines retry or catch on them.
@@ -20,7 +22,7 @@ INVALID_TASK = "TaskRunner.InvalidTask"
 STAGING_FAILED = "TaskRunner.StagingFailed"
 INTERNAL_ERROR = "TaskRunner.InternalError"
 
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+_S3_URI = re.compile(rf"^s3://(?P<bucket>{BUCKET_NAME_PATTERN})(?:/(?P<key>.*))?$")
 _UNSAFE_PATH_CHARACTERS = re.compile(r"[^A-Za-z0-9._=-]")
 
 

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from lambdas.cluster_reaper import handler as reaper
-from tests.lambdas.emr_helpers import FakeLambdaContext, make_cluster, mocked_emr, powertools_for_tests
+from tests.lambdas.emr_helpers import make_cluster
 
 EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:run-1"
 OTHER_EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:run-2"
 
-
-@pytest.fixture(autouse=True)
-def _powertools(monkeypatch: pytest.MonkeyPatch) -> None:
-    powertools_for_tests(monkeypatch)
-
-
-@pytest.fixture()
-def emr() -> Iterator[Any]:
-    with mocked_emr() as client:
-        yield client
-
-
-@pytest.fixture()
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
 
 def status_change(status: str, execution_arn: str = EXECUTION) -> dict[str, Any]:
     """The EventBridge event Step Functions sends when an execution changes status."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,25 +11,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
 from lambdas.emr_reader import handler as reader
-from tests.lambdas.emr_helpers import FakeLambdaContext, add_step, make_cluster, mocked_emr, powertools_for_tests
+from tests.lambdas.emr_helpers import add_step, make_cluster
 
 EXECUTION_TAG = "datapipe:execution"
 
-
-@pytest.fixture(autouse=True)
-def _powertools(monkeypatch: pytest.MonkeyPatch) -> None:
-    powertools_for_tests(monkeypatch)
-
-
-@pytest.fixture()
-def emr() -> Iterator[Any]:
-    with mocked_emr() as client:
-        yield client
-
-
-@pytest.fixture()
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
 
 def ok(answer: dict[str, Any]) -> Any:
     assert answer["ok"] is True, answer

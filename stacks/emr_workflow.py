@@ -24,19 +24,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from datapipe.naming import DATA_BUCKET_PURPOSE, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
-from stacks.common import (
-    acknowledge_wildcards,
-    bucket_arn,
-    depend_on_policy_only,
-    logged_state_machine,
-    nag_account,
-    nag_arn,
-    nag_bucket_arn,
-    nag_own_bucket_arn,
-    own_bucket_arn,
-    powertools_function,
-    reaper_rule,
-)
+from stacks import common
 from stacks.config import EmrSettings, EmrStepSettings
 
 WORKFLOW = "emr-workflow"
@@ -84,7 +72,7 @@ class EmrWorkflow(Construct):
         self.reaper = self._function("ClusterReaper", "cluster_reaper", "Terminates clusters of failed executions")
         self._grant_reaper(self.reaper)
 
-        self.state_machine = logged_state_machine(
+        self.state_machine = common.logged_state_machine(
             self,
             "StateMachine",
             state_machine_name=self.state_machine_name,
@@ -94,7 +82,7 @@ class EmrWorkflow(Construct):
             comment="The EMR workflow of the seed, with input validation, cleanup and a final summary",
         )
         self._acknowledge_state_machine_policy()
-        self.reaper_rule = reaper_rule(
+        self.reaper_rule = common.reaper_rule(
             self,
             "ReapClustersOfEndedExecutions",
             rule_name=self._naming.name("emr-cluster-reaper"),
@@ -103,7 +91,7 @@ class EmrWorkflow(Construct):
             reaper=self.reaper,
         )
         for function in (self.reader, self.reaper):
-            depend_on_policy_only(function, function.role)
+            common.depend_on_policy_only(function, function.role)
 
     # -----------------------------------------------------------------------------------------------------------------
     # The definition
@@ -419,9 +407,9 @@ class EmrWorkflow(Construct):
         # JobFlowRole names the instance profile; the EmrCreateCluster task passes the role name for it.
         iam.CfnInstanceProfile(self, "ClusterInstanceProfile", roles=[role.role_name],
                                instance_profile_name=role.role_name)
-        samples = bucket_arn(f"{cdk.Aws.REGION}.elasticmapreduce.samples")
-        logs_bucket = own_bucket_arn(self._naming, LOG_BUCKET_PURPOSE)
-        data_bucket = own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE)
+        samples = common.bucket_arn(f"{cdk.Aws.REGION}.elasticmapreduce.samples")
+        logs_bucket = common.own_bucket_arn(self._naming, LOG_BUCKET_PURPOSE)
+        data_bucket = common.own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE)
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[samples, logs_bucket, data_bucket])
         )
@@ -438,9 +426,9 @@ class EmrWorkflow(Construct):
         self._acknowledge_wildcards(
             role,
             [
-                nag_bucket_arn("<AWS::Region>.elasticmapreduce.samples") + "/*",
-                nag_own_bucket_arn(self._naming, LOG_BUCKET_PURPOSE) + f"/{EMR_LOG_PREFIX}*",
-                nag_own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE) + "/*",
+                common.nag_bucket_arn("<AWS::Region>.elasticmapreduce.samples") + "/*",
+                common.nag_own_bucket_arn(self._naming, LOG_BUCKET_PURPOSE) + f"/{EMR_LOG_PREFIX}*",
+                common.nag_own_bucket_arn(self._naming, DATA_BUCKET_PURPOSE) + "/*",
             ],
             reason="Objects only: the EMR samples (read), the emr/ log prefix of our log bucket and our data "
             "bucket, whose keys the steps choose (Hive overwrites its output, hence DeleteObject).",
@@ -448,7 +436,7 @@ class EmrWorkflow(Construct):
         return role
 
     def _function(self, construct_id: str, folder: str, description: str) -> lambda_.Function:
-        return powertools_function(
+        return common.powertools_function(
             self,
             construct_id,
             function_name=self._naming.name(folder.replace("_", "-")),
@@ -493,15 +481,15 @@ class EmrWorkflow(Construct):
         return cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")
 
     def _nag_cluster_arn(self) -> str:
-        return nag_arn(self, "elasticmapreduce", "cluster/*")
+        return common.nag_arn(self, "elasticmapreduce", "cluster/*")
 
     @staticmethod
     def _acknowledge_wildcards(construct: Construct, resources: list[str], *, reason: str) -> None:
-        acknowledge_wildcards(construct, dict.fromkeys(resources, reason))
+        common.acknowledge_wildcards(construct, dict.fromkeys(resources, reason))
 
     def _acknowledge_state_machine_policy(self) -> None:
         stack = cdk.Stack.of(self)
-        account = nag_account(self)
+        account = common.nag_account(self)
         reader = stack.resolve(stack.get_logical_id(typing.cast(cdk.CfnElement, self.reader.node.default_child)))
         self._acknowledge_wildcards(
             self.state_machine,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from datapipe.bundles.store import LocalContext
 from datapipe.bundles.transform import code_version, load_transform
 from datapipe.cli import cli
 from datapipe.naming import Naming
+from tests.e2e.helpers import ended_execution
 
 pytestmark = pytest.mark.e2e
 
@@ -53,15 +53,8 @@ def run(*args: str) -> dict[str, Any]:
     return dict(json.loads(result.output))
 
 
-def wait_for_execution(emulator: Any, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
-    stepfunctions = emulator.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = stepfunctions.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return dict(execution)
-        assert time.monotonic() < deadline, f"execution {execution_arn} still running after {timeout} s"
-        time.sleep(0.2)
+def wait_for_execution(emulator: Any, execution_arn: str) -> dict[str, Any]:
+    return ended_execution(emulator.client("stepfunctions"), execution_arn)
 
 
 def assert_lineage(bundles: LocalContext, version: str, backend: str) -> None:

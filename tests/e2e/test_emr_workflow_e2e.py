@@ -7,9 +7,7 @@ disturb each other run side by side (the seed's two 10-second waits make each fu
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from click.testing import CliRunner
 from datapipe.cli import cli
 from datapipe.naming import Naming
 from datapipe.workflows import RunResult, describe_result, follow_execution, start_execution
+from tests.e2e.helpers import execution_name, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +39,7 @@ def workflow_arn(emulator: Any) -> str:
 
 
 def start(emulator: Any, execution_input: dict[str, Any]) -> str:
-    name = f"e2e-{uuid.uuid4().hex[:12]}"
-    return start_execution(emulator.client("stepfunctions"), workflow_arn(emulator), execution_input, name)
+    return start_execution(emulator.client("stepfunctions"), workflow_arn(emulator), execution_input, execution_name())
 
 
 def finish(emulator: Any, execution_arn: str) -> RunResult:
@@ -54,17 +52,6 @@ def finish(emulator: Any, execution_arn: str) -> RunResult:
 
 def entered(result: RunResult) -> list[str]:
     return [e.name for e in result.events if e.kind == "entered"]
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def clusters_of(emulator: Any, execution_arn: str) -> dict[str, str]:

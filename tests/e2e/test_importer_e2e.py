@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from datapipe.naming import Naming
+from tests.e2e.helpers import ended_execution, start_execution, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -29,17 +29,7 @@ RUN_TIME = "2026-11-21T06:00:00Z"
 def run_to_end(emulator: Any, workflow: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
     sfn = emulator.client("stepfunctions")
     arn = NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
-    execution = sfn.start_execution(
-        stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}", input=json.dumps(payload)
-    )["executionArn"]
-    deadline = time.monotonic() + timeout
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return described
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{workflow} still running after {timeout} s")
-        time.sleep(0.2)
+    return ended_execution(sfn, start_execution(sfn, arn, payload), timeout)
 
 
 POLL_SECONDS = 1.0
@@ -142,8 +132,7 @@ def test_a_stopped_run_has_its_cluster_reaped(emulator: Any) -> None:
     sfn, emr = emulator.client("stepfunctions"), emulator.client("emr")
     arn = NAMING.state_machine_arn("pipeline-emr-word-count", account=emulator.account, region=emulator.region)
     payload = {"scheduledStartTime": RUN_TIME, "parameters": {"myOutputFolder": "s3://word-counts/out"}}
-    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
-                                    input=json.dumps(payload))["executionArn"]
+    execution = start_execution(sfn, arn, payload)
 
     def cluster_of_this_run() -> str | None:
         for summary in emr.list_clusters()["Clusters"]:
@@ -152,16 +141,14 @@ def test_a_stopped_run_has_its_cluster_reaped(emulator: Any) -> None:
                 return str(summary["Id"])
         return None
 
-    deadline = time.monotonic() + 30
-    while (cluster_id := cluster_of_this_run()) is None:
-        assert time.monotonic() < deadline, "the run created no cluster"
-        time.sleep(0.2)
+    cluster_id = wait_for("the run to create a cluster", cluster_of_this_run, timeout=30)
     sfn.stop_execution(executionArn=execution, error="e2e", cause="stopped while the cluster runs")
-    deadline = time.monotonic() + 30
-    while emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] not in ("TERMINATING",
-                                                                                          "TERMINATED"):
-        assert time.monotonic() < deadline, "the stopped run's cluster was left running"
-        time.sleep(0.2)
+    wait_for(
+        "the stopped run's cluster to terminate",
+        lambda: emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] in ("TERMINATING",
+                                                                                           "TERMINATED"),
+        timeout=30,
+    )
     assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
 
 
@@ -226,12 +213,7 @@ def test_the_terasort_sample_runs_its_dependent_steps_and_shell_command_on_its_c
     sfn = emulator.client("stepfunctions")
     workflow = corpus_pipelines["TeraSortHadoopBenchmark.json"]
     arn = CORPUS_NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
-    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
-                                    input=json.dumps({"scheduledStartTime": RUN_TIME}))["executionArn"]
-    deadline = time.monotonic() + 90
-    while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the sample is still running"
-        time.sleep(0.2)
+    result = ended_execution(sfn, start_execution(sfn, arn, {"scheduledStartTime": RUN_TIME}), timeout=90)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     cluster_id = json.loads(result["output"])["clusters"]["EmrCluster_HadoopTerasort"]["ClusterId"]
     emr = emulator.client("emr")
@@ -249,12 +231,7 @@ def test_the_efs_sample_runs_its_shell_command_on_batch(emulator: Any, corpus_pi
     workflow = corpus_pipelines["1-Node-EFSBackupPipeline.json"]
     sfn = emulator.client("stepfunctions")
     arn = CORPUS_NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
-    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
-                                    input="{}")["executionArn"]
-    deadline = time.monotonic() + 60
-    while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the sample is still running"
-        time.sleep(0.2)
+    result = ended_execution(sfn, start_execution(sfn, arn, {}), timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     lines = {e["message"].strip() for e in emulator.client("logs").filter_log_events(
         logGroupName="/aws/batch/job")["events"]}
@@ -267,12 +244,7 @@ def test_the_fair_scheduler_sample_runs_its_two_jobs_in_parallel_on_one_cluster(
     sfn, emr = emulator.client("stepfunctions"), emulator.client("emr")
     workflow = corpus_pipelines["hadoop-activity-world-count-fair.json"]
     arn = CORPUS_NAMING.state_machine_arn(workflow, account=emulator.account, region=emulator.region)
-    execution = sfn.start_execution(stateMachineArn=arn, name=f"e2e-{uuid.uuid4().hex[:12]}",
-                                    input=json.dumps({"scheduledStartTime": RUN_TIME}))["executionArn"]
-    deadline = time.monotonic() + 90
-    while (result := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the sample is still running"
-        time.sleep(0.2)
+    result = ended_execution(sfn, start_execution(sfn, arn, {"scheduledStartTime": RUN_TIME}), timeout=90)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     cluster_id = json.loads(result["output"])["clusters"]["EmrClusterId_pmtY0"]["ClusterId"]
     cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +20,13 @@ import pytest
 
 from datapipe.naming import Naming
 from stacks.worker_groups import SAMPLE_WORKFLOW
+from tests.e2e.helpers import ended_execution, wait_for
 
 pytestmark = pytest.mark.e2e
 
 NAMING = Naming()
 WORKER_GROUP = "wg-12345"
 POLL_SECONDS = 1.0  # the emulator's GetActivityTask long poll while these tests run
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return found
 
 
 @pytest.fixture()
@@ -122,13 +114,7 @@ def start(emulator: Any, state_machine_arn: str, execution_input: dict[str, Any]
 
 
 def finished(emulator: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
-    sfn = emulator.client("stepfunctions")
-
-    def done() -> dict[str, Any] | None:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        return described if described["status"] != "RUNNING" else None
-
-    return dict(wait_for(f"execution {execution_arn} to end", done, timeout))
+    return ended_execution(emulator.client("stepfunctions"), execution_arn, timeout)
 
 
 def s3_text(emulator: Any, uri: str) -> str:
@@ -207,7 +193,12 @@ def test_a_killed_runners_task_goes_to_another_runner_after_the_heartbeat_timeou
     execution, execution_arn = start(
         emulator, quick_arn(emulator, quick_sample), {"command": "sleep 2; mkdir handed-over"}
     )
-    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1, quick_sample).exists())
+    # A short interval: the test acts on the task while it runs.
+    wait_for(
+        "the first runner to start the task",
+        lambda: first.attempt_dir(execution, 1, quick_sample).exists(),
+        interval=0.05,
+    )
     first.process.kill()  # SIGKILL: no report, no more heartbeats
     first.process.wait()
 
@@ -228,7 +219,12 @@ def test_a_second_signal_kills_the_command_and_step_functions_retries_it_elsewhe
 ) -> None:
     first = runners("runner-stopped")
     execution, execution_arn = start(emulator, quick_arn(emulator, quick_sample), {"command": "sleep 30"})
-    wait_for("the first runner to start the task", lambda: first.attempt_dir(execution, 1, quick_sample).exists())
+    # A short interval: the test acts on the task while it runs.
+    wait_for(
+        "the first runner to start the task",
+        lambda: first.attempt_dir(execution, 1, quick_sample).exists(),
+        interval=0.05,
+    )
     started = time.monotonic()
     assert first.stop(signal.SIGTERM, signal.SIGINT) == 1
     assert time.monotonic() - started < 10

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,22 +12,12 @@ from click.testing import CliRunner
 
 from datapipe.cli import cli
 from datapipe.naming import Naming
+from tests.e2e.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
 NAMING = Naming()  # the app's defaults: prefix datapipe, stage dev
 INCOMING_RULE = NAMING.name("on-incoming")
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def datapipe(emulator: Any, *args: str) -> Any:
@@ -89,7 +78,7 @@ def test_an_object_put_under_the_watched_prefix_starts_the_transform_with_its_ke
                 return dict(execution_input)
         return None
 
-    execution_input = wait_for(f"an execution of the transform for {key}", started_with_key)
+    execution_input = wait_for(f"an execution of the transform for {key}", started_with_key, timeout=10)
     assert execution_input["Object"]["Bucket"] == bucket
     assert execution_input["Object"]["Size"] == len(b"word,count\n")
 
@@ -106,7 +95,7 @@ def test_a_failed_execution_of_a_workflow_sends_a_readable_alert_with_cause_and_
     def alert_for_execution() -> str | None:
         return next((message for message in alert_inbox() if execution_name in message), None)
 
-    alert = wait_for(f"an alert about {execution_name}", alert_for_execution)
+    alert = wait_for(f"an alert about {execution_name}", alert_for_execution, timeout=10)
     transform = NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region)
     assert alert.startswith(f"datapipe: execution {execution_name} of workflow {transform} FAILED: error ")
     assert ", cause " in alert

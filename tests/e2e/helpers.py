@@ -1,0 +1,42 @@
+"""Helpers of the end-to-end tests: waiting on the emulator, and running an execution to its end."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
+    """What `probe` returns once it is truthy; fails the test, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+    return found
+
+
+def execution_name() -> str:
+    """A fresh execution name, so that runs of the same workflow never collide."""
+    return f"e2e-{uuid.uuid4().hex[:12]}"
+
+
+def start_execution(sfn: Any, state_machine_arn: str, payload: Mapping[str, Any]) -> str:
+    return str(
+        sfn.start_execution(stateMachineArn=state_machine_arn, name=execution_name(), input=json.dumps(payload))[
+            "executionArn"
+        ]
+    )
+
+
+def ended_execution(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
+    """DescribeExecution once the execution is no longer RUNNING."""
+
+    def ended() -> dict[str, Any] | None:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        return described if described["status"] != "RUNNING" else None
+
+    return dict(wait_for(f"execution {execution_arn} to end", ended, timeout))

@@ -172,3 +172,28 @@ def test_an_injected_lambda_fault_is_a_function_error(
     assert described["status"] == "FAILED"
     assert described["error"] == "Lambda.Unknown"
     assert "out of memory" in described["cause"]
+
+
+PRINTING_HANDLER = textwrap.dedent(
+    """
+    import sys
+
+
+    def handler(event, context):
+        print("printed by the handler", event["n"])
+        print("warned by the handler", file=sys.stderr)
+        return event["n"]
+    """
+)
+
+
+def test_what_a_handler_prints_goes_to_its_log_group_not_the_terminal(
+    aws: Callable[[str], Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    name = create_function(aws, {"handler.py": PRINTING_HANDLER}, {})
+    response = aws("lambda").invoke(FunctionName=name, Payload=json.dumps({"n": 7}))
+    assert json.loads(response["Payload"].read()) == 7
+    printed = capfd.readouterr()
+    assert "by the handler" not in printed.out + printed.err
+    events = aws("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+    assert [e["message"] for e in events] == ["printed by the handler 7", "warned by the handler"]

@@ -6,7 +6,9 @@ the handler module is imported by file path under a unique module name (two func
 applies the function's environment variables (POWERTOOLS_* included), passes a Lambda-like context and returns
 the payload; an exception becomes a function error ("Unhandled", errorType/errorMessage) as AWS reports it.
 
-One invocation runs at a time: environment variables belong to the whole process.
+One invocation runs at a time: environment variables belong to the whole process. What the handler prints
+(Powertools' log and metric lines) goes, as on AWS, to the log group `/aws/lambda/<function>`, not to the
+terminal of the process hosting the emulator: stdout and stderr route writes by thread (see `ThreadRoutedStream`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from moto.awslambda.models import LambdaFunction, lambda_backends
+from moto.logs.models import logs_backends
 
 from datapipe.local import clients
 from datapipe.local.seams import seam
@@ -61,6 +64,69 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class ThreadRoutedStream(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: a thread that is running a handler writes into its capture buffer,
+    every other thread writes through to the original stream. Installed once; loggers that captured the stream
+    object at import time (Powertools' Logger does) are routed too."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self._local = threading.local()
+
+    def capture_into(self, buffer: io.StringIO | None) -> None:
+        self._local.buffer = buffer
+
+    def _target(self) -> Any:
+        return getattr(self._local, "buffer", None) or self.original
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return bool(self.original.isatty())
+
+    def fileno(self) -> int:
+        return int(self.original.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase declares it as a plain attribute
+        return str(getattr(self.original, "encoding", "utf-8"))
+
+
+def _routed(name: str) -> ThreadRoutedStream:
+    stream = getattr(sys, name)
+    if not isinstance(stream, ThreadRoutedStream):
+        stream = ThreadRoutedStream(stream)
+        setattr(sys, name, stream)
+    return stream
+
+
+@contextmanager
+def _captured_output(function: LambdaFunction, context: LambdaContext) -> Iterator[None]:
+    """The handler's stdout and stderr, on this thread only, into the function's CloudWatch log stream."""
+    buffer = io.StringIO()
+    streams = [_routed("stdout"), _routed("stderr")]
+    for stream in streams:
+        stream.capture_into(buffer)
+    try:
+        yield
+    finally:
+        for stream in streams:
+            stream.capture_into(None)
+        lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+        if lines:
+            logs = logs_backends[function.account_id][function.region]
+            logs.ensure_log_group(context.log_group_name)
+            logs.ensure_log_stream(context.log_group_name, context.log_stream_name)
+            now = int(time.time() * 1000)
+            logs.put_log_events(
+                context.log_group_name, context.log_stream_name, [{"timestamp": now, "message": m} for m in lines]
+            )
 
 
 @dataclass
@@ -144,7 +210,7 @@ class LambdaRunner:
             log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
             deadline=time.monotonic() + float(function.timeout or 3),
         )
-        with self._call_lock, self._environment(function, context):
+        with self._call_lock, self._environment(function, context), _captured_output(function, context):
             try:
                 handler = self._handler(function)
                 result = handler(event, context)

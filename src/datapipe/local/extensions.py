@@ -11,7 +11,8 @@ backends answer HTTP requests too):
 - Batch jobs run their container command as a local process (batch_runner);
 - EventBridge gets the execution, EMR cluster and EMR step events, and delivers to Lambda, SNS and Step Functions
   targets (events, executions);
-- faults can be injected, in this process or over HTTP (faults).
+- faults can be injected, in this process or over HTTP (faults);
+- Wait states can run faster than real time (`wait_scale`, waits).
 
 Every patch goes through a declared seam (datapipe.local.seams), checked by a test against the installed moto.
 """
@@ -47,6 +48,7 @@ class EmulatorOptions:
     batch_transition_seconds: float = 0.1  # each of SUBMITTED -> RUNNABLE -> STARTING
     poll_interval: float = 0.05  # how often waiting integrations re-check (no busy loops)
     activity_poll_seconds: float = 60.0  # GetActivityTask long poll, as in AWS
+    wait_scale: float = 1.0  # multiplies the time of every Wait state (real time by default; 0.05 in e2e tests)
     endpoint_url: str | None = None  # the server's URL; default: AWS_ENDPOINT_URL of this process
     cache_dir: str | None = None  # where Lambda code is extracted; default: a temporary directory
 
@@ -58,6 +60,7 @@ class EmulatorOptions:
             "emr_termination_seconds",
             "batch_transition_seconds",
             "activity_poll_seconds",
+            "wait_scale",
         ):
             if getattr(self, name) < 0:
                 raise DatapipeError(f"emulator option '{name}' must be zero or more, got {getattr(self, name)}")
@@ -120,6 +123,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             faults,
             integration_casing,
             lambda_runner,
+            waits,
         )
 
         extensions = Extensions(options)
@@ -141,6 +145,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         integration_casing.install()
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)
+        waits.install(lambda: extensions.options.wait_scale)
         _installed = extensions
         return extensions
 

@@ -9,8 +9,9 @@
 
 The emulator's environment (AWS_ENDPOINT_URL, fake credentials, region) is set for each test that uses it and
 removed afterwards, so tests that use moto's in-memory mocks later in the session are not sent to the server. The
-emulator is package-scoped: started by the first e2e test that asks for it, stopped (and moto's process-wide state
-reset) after the last test of tests/e2e, so the test areas that run later do not share moto with a live server.
+emulator is package-scoped: started by the first e2e test that asks for it, stopped (moto's process-wide state reset
+and its extensions uninstalled) after the last test of tests/e2e, so the test areas that run later do not share
+moto with a live server. Wait states run at E2E_OPTIONS.wait_scale of their time.
 """
 
 from __future__ import annotations
@@ -24,15 +25,22 @@ from pathlib import Path
 import pytest
 
 from datapipe.local.assembly import read_assembly
+from datapipe.local.extensions import EmulatorOptions
 from datapipe.local.server import CLEARED_VARIABLES, Emulator
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+# Wait states at 1/20 of their time: the seed's two 10-second waits take 0.5 s each. Simulated EMR and Batch keep
+# their default (already short) durations.
+E2E_OPTIONS = EmulatorOptions(wait_scale=0.05)
+
+
 @pytest.fixture(scope="package")
 def emulator(assembly_dir: Path) -> Iterator[Emulator]:
-    with Emulator(region=read_assembly(assembly_dir).region, export_environment=False) as running:
+    region = read_assembly(assembly_dir).region
+    with Emulator(region=region, options=E2E_OPTIONS, export_environment=False) as running:
         running.deploy(assembly_dir)
         yield running
 

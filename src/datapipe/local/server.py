@@ -65,19 +65,27 @@ def _quiet_handler() -> type:
     return QuietRequestHandler
 
 
-def _load_extensions(options: Any, endpoint_url: str) -> tuple[Any, Any]:
-    """Install the integrations moto lacks (datapipe.local.extensions), told where this server listens."""
+def _load_extensions(options: Any, endpoint_url: str) -> tuple[Any, Any, bool]:
+    """Install the integrations moto lacks (datapipe.local.extensions), told where this server listens.
+
+    The last item says whether this call installed them (False when someone else in the process already had).
+    """
     try:
         module = importlib.import_module(EXTENSIONS_MODULE)
     except ModuleNotFoundError as error:
         if error.name != EXTENSIONS_MODULE:
             raise
-        return None, options  # a checkout without the extensions runs on plain moto
+        return None, options, False  # a checkout without the extensions runs on plain moto
     if options is None:
         options = module.EmulatorOptions(endpoint_url=endpoint_url)
     elif getattr(options, "endpoint_url", None) is None:
         options = dataclasses.replace(options, endpoint_url=endpoint_url)
-    return module.install(options), options
+    installed_here = module.installed() is None
+    return module.install(options), options, installed_here
+
+
+def _unload_extensions() -> None:
+    importlib.import_module(EXTENSIONS_MODULE).uninstall()
 
 
 class Emulator:
@@ -123,6 +131,7 @@ class Emulator:
         self._clients: dict[str, Any] = {}
         self._saved_environment: dict[str, str | None] = {}
         self._session: boto3.Session | None = None
+        self._installed_extensions = False  # this emulator installed them, so it uninstalls them when it stops
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -148,14 +157,16 @@ class Emulator:
             self._thread.start()
             if self.export_environment:
                 self._point_environment_here()
-            self.extensions, self.options = _load_extensions(self.options, self.endpoint_url)
+            self.extensions, self.options, self._installed_extensions = _load_extensions(
+                self.options, self.endpoint_url
+            )
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop serving, forget every emulated resource and give the process its environment back."""
+        """Stop serving, forget every emulated resource, give the process its environment back, and moto its code."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -166,6 +177,11 @@ class Emulator:
             from moto.moto_api._internal.models import moto_api_backend
 
             moto_api_backend.reset()
+        if self._installed_extensions:
+            # moto goes back to what it was, so plain-moto code run later in this process sees no emulator patches.
+            _unload_extensions()
+            self._installed_extensions = False
+            self.extensions = None
         self._clients.clear()
         self._restore_environment()
         with Emulator._running_lock:

@@ -77,7 +77,8 @@ def test_install_is_idempotent_and_applies_new_options(endpoint: str, emulator: 
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("time_scale", -1.0), ("emr_step_duration", -2.0), ("poll_interval", 0.0), ("wait_scale", -0.5)]
+    ("field", "value"),
+    [("time_scale", -1.0), ("emr_step_duration", -2.0), ("poll_interval", 0.0), ("wait_scale", -0.5)],
 )
 def test_bad_options_name_the_option(field: str, value: float) -> None:
     with pytest.raises(DatapipeError, match=f"emulator option '{field}'"):

@@ -33,7 +33,9 @@ def timed_run(aws: Callable[[str], Any], definition: dict[str, Any], execution_i
 
 def test_every_kind_of_wait_takes_its_time_times_the_scale(aws: Callable[[str], Any], emulator: Extensions) -> None:
     emulator.configure(dataclasses.replace(emulator.options, wait_scale=0.05))
-    in_20_seconds = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    in_20_seconds = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=20)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     definition = waits(
         {"Seconds": 10},
         {"SecondsPath": "$.seconds"},

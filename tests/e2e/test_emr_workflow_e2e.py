@@ -1,7 +1,8 @@
 """The EMR workflow on the emulator, with the whole app deployed: both seed inputs, injected failures, a stop.
 
 After every run, no cluster that the execution created is left in a non-terminated state. Runs that do not
-disturb each other run side by side (the seed's two 10-second waits make each full run about 20 s long).
+disturb each other run side by side. The e2e emulator runs the seed's two 10-second Wait states at a small scale
+(tests/e2e/conftest.py), so a full run takes a few seconds of simulated cluster boot and steps.
 """
 
 from __future__ import annotations
@@ -230,11 +231,6 @@ def test_a_failed_create_leaves_no_cluster(emulator: Any, faults: Any) -> None:
     assert_nothing_left_running(emulator, execution)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator: moto's Parallel re-raises a branch's States.TaskFailed as a custom error name (ValueError, "
-    "States.Runtime), so the Parallel's Catch never runs; AWS catches it",
-)
 def test_a_failed_step_one_terminates_the_created_cluster_and_names_the_step(emulator: Any, faults: Any) -> None:
     faults.fail_emr_step("The first step", reason="Hive query failed")
     execution = start(emulator, CREATE_AND_TERMINATE)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from click.testing import CliRunner
 
@@ -201,7 +202,11 @@ def test_local_up_serves_the_app_until_interrupted(
 def test_local_up_json_reports_the_deployment_and_stops_on_sigterm(
     assembly_dir: Path, project_copy: Path, subprocess_env: dict[str, str], running: list[Running]
 ) -> None:
-    up = Running(["local", "up", "--assembly", str(assembly_dir), "--json"], cwd=project_copy, env=subprocess_env)
+    up = Running(
+        ["local", "up", "--assembly", str(assembly_dir), "--json", "--wait-scale", "0.05"],
+        cwd=project_copy,
+        env=subprocess_env,
+    )
     running.append(up)
     report = json.loads(up.wait_for_line(r"^\{.*\}$").group(0))
     assert report["env"]["AWS_ENDPOINT_URL"] == report["endpointUrl"]
@@ -213,6 +218,27 @@ def test_local_up_json_reports_the_deployment_and_stops_on_sigterm(
         for s in stacks.values()
         for resource in s["resources"]
     )
+
+    # --wait-scale 0.05: a state machine that waits 60 s runs in about 3 s.
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=report["endpointUrl"],
+        region_name=report["env"]["AWS_REGION"],
+        aws_access_key_id=report["env"]["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=report["env"]["AWS_SECRET_ACCESS_KEY"],
+    )
+    waiting = sfn.create_state_machine(
+        name="waits-a-minute",
+        definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 60, "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/waits-a-minute",  # moto's account; roles are not checked
+    )["stateMachineArn"]
+    started = time.monotonic()
+    execution_arn = sfn.start_execution(stateMachineArn=waiting)["executionArn"]
+    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
+        assert time.monotonic() - started < 20, "the scaled 60-second Wait state is still waiting after 20 s"
+        time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "SUCCEEDED"
+    assert time.monotonic() - started >= 2.5  # scaled, not skipped
 
     up.process.send_signal(signal.SIGTERM)
     code, output = up.finish()
@@ -246,6 +272,7 @@ def test_local_up_on_a_taken_port_fails_with_one_line(
             "option '--assembly': no-such-folder is not a cloud assembly",
         ),
         (["local", "up", "--port", "70000"], "70000 is not in the range 0<=x<=65535"),
+        (["local", "up", "--wait-scale", "-1"], "-1.0 is not in the range x>=0"),
         (["demo", "--assembly", "no-such-folder"], "option '--assembly': no-such-folder is not a cloud assembly"),
         (["demo", "--timeout", "0"], "0.0 is not in the range x>=1"),
     ],

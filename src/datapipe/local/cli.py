@@ -116,9 +116,17 @@ def local() -> None:
     default=None,
     help="Deploy this cloud assembly instead of synthesizing the app.",
 )
+@click.option(
+    "--wait-scale",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Multiply the time of every Wait state (0.1: ten times faster; 1: real time).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint, environment and deployment as JSON.")
-def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> None:
+def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, as_json: bool) -> None:
     """Start the emulator, deploy every stack into it, and keep it running until interrupted."""
+    from datapipe.local.extensions import EmulatorOptions
     from datapipe.local.server import Emulator
 
     project_dir = find_project_dir()
@@ -127,7 +135,11 @@ def up(port: int, region: str | None, assembly: Path | None, as_json: bool) -> N
     console = Console(stderr=as_json)
     with (
         _assembly(project_dir, assembly, console) as assembly_dir,
-        Emulator(port=port, region=region or read_assembly(assembly_dir).region) as emulator,
+        Emulator(
+            port=port,
+            region=region or read_assembly(assembly_dir).region,
+            options=EmulatorOptions(wait_scale=wait_scale),
+        ) as emulator,
     ):
         started = time.monotonic()
         deployment = emulator.deploy(assembly_dir)

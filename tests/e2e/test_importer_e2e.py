@@ -6,11 +6,9 @@ HadoopTerasort EMR samples). A run is started as the pipeline's schedule starts 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,18 +30,13 @@ def run_to_end(emulator: Any, workflow: str, payload: dict[str, Any], timeout: f
     return ended_execution(sfn, start_execution(sfn, arn, payload), timeout)
 
 
-POLL_SECONDS = 1.0
-
-
 @pytest.fixture()
 def task_runner(emulator: Any, subprocess_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """`datapipe taskrunner` for wg-12345, as a person would start it on a server of the worker group.
 
-    Long polls are shortened, so that the poll the stopped runner leaves behind ends before another test's task
-    arrives (it would take the task and never answer).
+    The long poll the stopped runner leaves on the emulator ends when its connection closes, so it takes no task
+    of a later test.
     """
-    extensions = emulator.extensions
-    extensions.configure(dataclasses.replace(extensions.options, activity_poll_seconds=POLL_SECONDS))
     runner = subprocess.Popen(
         [
             sys.executable,
@@ -65,7 +58,6 @@ def task_runner(emulator: Any, subprocess_env: dict[str, str]) -> Iterator[subpr
     yield runner
     runner.terminate()
     runner.wait(timeout=30)
-    time.sleep(POLL_SECONDS * 1.5)
 
 
 def test_the_shell_pipeline_runs_its_stages_on_the_task_runner_and_batch(

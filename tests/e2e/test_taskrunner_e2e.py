@@ -5,7 +5,6 @@ The sample pipeline (the seed's CreateDirectory ShellCommandActivity on worker g
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import subprocess
@@ -26,17 +25,6 @@ pytestmark = pytest.mark.e2e
 
 NAMING = Naming()
 WORKER_GROUP = "wg-12345"
-POLL_SECONDS = 1.0  # the emulator's GetActivityTask long poll while these tests run
-
-
-@pytest.fixture()
-def short_polls(emulator: Any) -> Iterator[None]:
-    """Short long-polls, so that the poll a stopped runner leaves behind ends before the next test's tasks arrive."""
-    extensions = emulator.extensions
-    extensions.configure(dataclasses.replace(extensions.options, activity_poll_seconds=POLL_SECONDS))
-    yield
-    time.sleep(POLL_SECONDS * 1.5)
-
 
 class Runner:
     """One `datapipe taskrunner` process with its own output folder."""
@@ -87,7 +75,9 @@ class Runner:
 
 
 @pytest.fixture()
-def runners(emulator: Any, subprocess_env: dict[str, str], tmp_path: Path, short_polls: None) -> Iterator[Any]:
+def runners(emulator: Any, subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Runner processes, killed at the end of the test. The long poll a dead runner leaves on the emulator ends
+    as soon as its connection is closed (GetActivityTask hands no task to a worker that hung up)."""
     started: list[Runner] = []
     env = {**subprocess_env, **{k: v for k, v in emulator.env().items() if k != "AWS_ENDPOINT_URL"}}
 

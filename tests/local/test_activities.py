@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -9,10 +10,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError
 
-from .conftest import history, run_state_machine, wait_for_execution
+from datapipe.local.extensions import Extensions
+
+from .conftest import REGION, history, run_state_machine, wait_for_execution
 
 
 def activity_machine(activity_arn: str, **task_fields: Any) -> dict[str, Any]:
@@ -145,3 +150,26 @@ def test_stop_execution_while_waiting_for_a_worker_aborts_promptly(
     assert sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
     assert history(aws, execution_arn)[-1]["type"] == "ExecutionAborted"
     assert sfn.get_activity_task(activityArn=activity_arn).get("taskToken", "") == ""
+
+
+def test_a_poll_whose_worker_hung_up_takes_no_task(
+    aws: Callable[[str], Any], activity_arn: str, emulator: Extensions, endpoint: str
+) -> None:
+    """A worker that stops (killed, or its client timed out) leaves its long poll behind: it must not take a task."""
+    emulator.configure(dataclasses.replace(emulator.options, activity_poll_seconds=5))
+    impatient = boto3.session.Session().client(
+        "stepfunctions",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        config=Config(read_timeout=0.3, retries={"max_attempts": 0}),
+    )
+    with pytest.raises(ReadTimeoutError):  # the client gives up and closes its connection; the server still waits
+        impatient.get_activity_task(activityArn=activity_arn, workerName="gone")
+    _, execution_arn = run_state_machine(aws, activity_machine(activity_arn), {"command": "echo hi"})
+
+    task = poll(aws, activity_arn)  # the task goes to the worker that is listening
+    assert json.loads(task["input"]) == {"command": "echo hi"}
+    aws("stepfunctions").send_task_success(taskToken=task["taskToken"], output="{}")
+    assert wait_for_execution(aws, execution_arn)["status"] == "SUCCEEDED"
+    started = [e for e in history(aws, execution_arn) if e["type"] == "ActivityStarted"]
+    assert [e["activityStartedEventDetails"]["workerName"] for e in started] == ["worker-1"]

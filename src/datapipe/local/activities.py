@@ -11,8 +11,11 @@ token is refused with InvalidToken.
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +93,33 @@ SEND_HEARTBEAT = seam(StepFunctionsParserBackend, "send_task_heartbeat", ("self"
 RESPONSE_SEND_FAILURE = seam(StepFunctionResponse, "send_task_failure", ("self",), "moto drops the cause")
 # GetActivityTask does not exist in moto's responses: it is added, and must not appear behind our back.
 RESPONSE_GET_ACTIVITY_TASK_ABSENT = "get_activity_task"
+
+
+# How often a waiting GetActivityTask checks that its worker is still connected.
+WORKER_CHECK_SECONDS = 0.2
+
+
+def _connection_of(response: StepFunctionResponse) -> socket.socket | None:
+    """The client connection of the request being served (werkzeug's server keeps it in the WSGI environ)."""
+    request = getattr(response, "normalized_request", None)
+    connection = getattr(request, "environ", {}).get("werkzeug.socket")
+    return connection if isinstance(connection, socket.socket) else None
+
+
+def hung_up(connection: socket.socket | None) -> bool:
+    """True once the client closed `connection`: it is readable and reading would give end-of-file.
+
+    A worker waiting for its answer sends nothing more on the connection, so readable means closed (or reset).
+    """
+    if connection is None:
+        return False
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):  # reset by the peer, or already closed on our side
+        return True
 
 
 class TaskTimedOutError(AWSError):
@@ -173,11 +203,23 @@ class ActivityBoard(dict[str, Activity]):
                 ticket.closed = True
             self.changed.notify_all()
 
-    def poll(self, activity_arn: str, worker_name: str | None, timeout: float) -> TaskTicket | None:
-        """Hand the oldest waiting task of the activity to a worker, waiting up to `timeout` for one."""
+    def poll(
+        self,
+        activity_arn: str,
+        worker_name: str | None,
+        timeout: float,
+        worker_gone: Callable[[], bool] = lambda: False,
+    ) -> TaskTicket | None:
+        """Hand the oldest waiting task of the activity to a worker, waiting up to `timeout` for one.
+
+        `worker_gone()` says whether the worker stopped listening (its connection closed): such a poll ends
+        without taking a task, which would otherwise wait for a heartbeat or task timeout with nobody to run it.
+        """
         deadline = time.monotonic() + timeout
         with self.changed:
             while True:
+                if worker_gone():
+                    return None
                 queue = self._queues.get(activity_arn, [])
                 while queue:
                     ticket = self._tickets.get(queue.pop(0))
@@ -191,7 +233,7 @@ class ActivityBoard(dict[str, Activity]):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self.changed.wait(left)
+                self.changed.wait(min(left, WORKER_CHECK_SECONDS))
 
     def settle(self, token: str, outcome: CallbackOutcomeSuccess | CallbackOutcomeFailure | None) -> bool:
         """Deliver an outcome (None: a heartbeat). False when the token is not an activity token of ours."""
@@ -350,7 +392,10 @@ def _get_activity_task(self: StepFunctionResponse) -> ActionResult:
     worker_name = self._get_param("workerName")
     self.stepfunction_backend.describe_activity(activity_arn)  # ActivityDoesNotExist / InvalidArn as AWS
     extensions = current()
-    ticket = extensions.activities.poll(activity_arn, worker_name, extensions.options.activity_poll_seconds)
+    connection = _connection_of(self)
+    ticket = extensions.activities.poll(
+        activity_arn, worker_name, extensions.options.activity_poll_seconds, worker_gone=lambda: hung_up(connection)
+    )
     if ticket is None:
         return ActionResult({"taskToken": ""})
     return ActionResult({"taskToken": ticket.token, "input": ticket.task_input})

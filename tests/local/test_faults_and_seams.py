@@ -111,3 +111,30 @@ def test_uninstall_gives_moto_back_and_install_works_again() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_a_stopped_emulator_gives_moto_back_as_it_found_it() -> None:
+    """In a fresh interpreter: the Emulator that installed the extensions uninstalls them and restores moto's config
+    (a later plain-moto test would otherwise see patched EMR terminations and slow IAM resets)."""
+    script = textwrap.dedent(
+        """
+        import copy
+        from moto.core.config import default_user_config
+        from moto.emr.models import ElasticMapReduceBackend
+        from datapipe.local.extensions import installed
+        from datapipe.local.server import Emulator
+
+        config_before = copy.deepcopy(dict(default_user_config))
+        terminate_before = ElasticMapReduceBackend.terminate_job_flows
+        with Emulator(export_environment=False):
+            assert installed() is not None
+            assert ElasticMapReduceBackend.terminate_job_flows is not terminate_before
+            assert default_user_config["iam"]["load_aws_managed_policies"] is True
+        assert installed() is None
+        assert ElasticMapReduceBackend.terminate_job_flows is terminate_before
+        assert dict(default_user_config) == config_before, dict(default_user_config)
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]

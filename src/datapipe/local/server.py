@@ -31,14 +31,35 @@ class EmulatorError(DatapipeError):
     """The emulator cannot start (port taken, another emulator running in this process)."""
 
 
-def _configure_moto() -> None:
-    """Global moto settings the emulator relies on; moto reads them on every request."""
+# The sections of moto's process-wide configuration that _configure_moto changes (and stop() gives back).
+MOTO_CONFIG_SECTIONS = ("stepfunctions", "iam")
+
+
+def _configure_moto() -> dict[str, Any]:
+    """Global moto settings the emulator relies on; moto reads them on every request. Returns what they were."""
+    import copy
+
     from moto.core.config import default_user_config
 
+    config: Any = default_user_config
+    before = {section: copy.deepcopy(config.get(section)) for section in MOTO_CONFIG_SECTIONS}
     # Executing state machines is opt-in in moto; without it, executions never leave RUNNING.
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     # Roles attach AWS managed policies (AmazonEMRServicePolicy_v2, ...) by ARN; moto only knows them when loaded.
     default_user_config["iam"] = {"load_aws_managed_policies": True}
+    return before
+
+
+def _restore_moto_config(before: dict[str, Any]) -> None:
+    """Put back what _configure_moto changed: loading every AWS managed policy makes each later IAM reset slow."""
+    from moto.core.config import default_user_config
+
+    config: Any = default_user_config
+    for section, values in before.items():
+        if values is None:
+            config.pop(section, None)
+        else:
+            config[section] = values
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -132,6 +153,8 @@ class Emulator:
         self._saved_environment: dict[str, str | None] = {}
         self._session: boto3.Session | None = None
         self._installed_extensions = False  # this emulator installed them, so it uninstalls them when it stops
+        self._moto_config_before: dict[str, Any] | None = None
+        self._server_was_started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -143,7 +166,7 @@ class Emulator:
                 raise EmulatorError(f"an emulator already runs in this process at {Emulator._running.endpoint_url}")
             Emulator._running = self
         try:
-            _configure_moto()
+            self._moto_config_before = _configure_moto()
             application = DomainDispatcherApplication(create_backend_app)
             _check_can_listen(self.host, self.requested_port)
             try:
@@ -153,6 +176,7 @@ class Emulator:
                 )
             except SystemExit:  # werkzeug exits when it cannot bind (a race lost after the check above)
                 raise EmulatorError(f"cannot listen on {self.host}:{self.requested_port}") from None
+            self._server_was_started = True
             self._thread = threading.Thread(target=self._server.serve_forever, name="datapipe-emulator", daemon=True)
             self._thread.start()
             if self.export_environment:
@@ -166,7 +190,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving, forget every emulated resource, give the process its environment back, and moto its code."""
+        """Stop serving, forget every emulated resource, give the process its environment and moto its code back."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -174,14 +198,20 @@ class Emulator:
                 self._thread.join(timeout=10)
             self._server = None
             self._thread = None
-            from moto.moto_api._internal.models import moto_api_backend
-
-            moto_api_backend.reset()
+        # moto goes back to what it was (code, then configuration, then state), so that plain-moto code run later in
+        # this process sees no emulator patches and resets its backends as fast as before.
         if self._installed_extensions:
-            # moto goes back to what it was, so plain-moto code run later in this process sees no emulator patches.
             _unload_extensions()
             self._installed_extensions = False
             self.extensions = None
+        if self._moto_config_before is not None:
+            _restore_moto_config(self._moto_config_before)
+            self._moto_config_before = None
+        if self._server_was_started:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+            self._server_was_started = False
         self._clients.clear()
         self._restore_environment()
         with Emulator._running_lock:

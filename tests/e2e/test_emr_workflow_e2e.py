@@ -133,8 +133,13 @@ def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, fau
     sfn = emulator.client("stepfunctions")
     reuse = start(emulator, {"CreateCluster": False, "TerminateCluster": False, "ClusterId": shared})
     to_stop = start(emulator, CREATE_AND_TERMINATE)
-    # Stopped midway, while its cluster runs Step_One: a stopped execution runs no Catch.
-    assert wait_for("the run to stop to reach Step_One", lambda: "Step_One" in entered(describe_result(sfn, to_stop)))
+    # Stopped midway, while its cluster runs Step_One (a step lasts 1 s; the scaled waits after it 0.5 s each): a
+    # stopped execution runs no Catch. A short interval, so that the stop lands while the step still runs.
+    assert wait_for(
+        "the run to stop to reach Step_One",
+        lambda: "Step_One" in entered(describe_result(sfn, to_stop)),
+        interval=0.05,
+    )
     sfn.stop_execution(executionArn=to_stop, error="e2e", cause="stopped midway")
 
     # The first seed input, through the CLI as a user runs it; the other two executions run meanwhile.

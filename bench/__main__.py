@@ -6,7 +6,15 @@ import importlib
 import sys
 
 # Module names under bench/, in the order they run. Each has a main() that prints its figures.
-BENCHMARKS = ["synth", "handler_import", "emulator_deploy", "emulator_waits", "emr_transitions", "taskrunner", "bundles"]
+BENCHMARKS = [
+    "synth",
+    "handler_import",
+    "emulator_deploy",
+    "emulator_waits",
+    "emr_transitions",
+    "taskrunner",
+    "bundles",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -138,3 +138,26 @@ def test_a_stopped_emulator_gives_moto_back_as_it_found_it() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_an_emulator_started_after_plain_moto_still_has_the_aws_managed_policies() -> None:
+    """In a fresh interpreter: a plain moto server used first builds an IAM backend without AWS's managed policies; the
+    emulator starts from fresh backends, so a deployed role can still attach one (as the CDK's Lambda roles do)."""
+    script = textwrap.dedent(
+        """
+        import boto3
+        from moto.server import ThreadedMotoServer
+        from datapipe.local.server import Emulator
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        boto3.client("iam", region_name="eu-west-1", endpoint_url=f"http://{host}:{port}").list_roles()
+        server.stop()
+        with Emulator(region="eu-west-1", export_environment=False) as emulator:
+            arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            print(emulator.client("iam").get_policy(PolicyArn=arn)["Policy"]["PolicyName"])
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "AWSLambdaBasicExecutionRole", result.stderr[-2000:]

@@ -158,6 +158,7 @@ class Emulator:
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
     def start(self) -> Emulator:
+        from moto.moto_api._internal.models import moto_api_backend
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
@@ -167,6 +168,9 @@ class Emulator:
             Emulator._running = self
         try:
             self._moto_config_before = _configure_moto()
+            # Backends that plain moto created earlier in this process were built without this configuration
+            # (an IAM backend without the AWS managed policies cannot attach them): start from fresh ones.
+            moto_api_backend.reset()
             application = DomainDispatcherApplication(create_backend_app)
             _check_can_listen(self.host, self.requested_port)
             try:

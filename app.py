@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks
 from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 from stacks.batch import BatchStack
+from stacks.common import encrypt_log_groups
 from stacks.config import Settings, SettingsError, load_settings
 from stacks.emr_workflow import EmrWorkflowStack
 from stacks.pipelines import PipelinesStack
@@ -122,6 +123,11 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         settings=settings.triggers,
         data_bucket=storage.data_bucket,
     )
+
+    # Last, so that every log group a stack made is there: each stack's log groups get its own key.
+    for stack in app.node.children:
+        if isinstance(stack, cdk.Stack):
+            encrypt_log_groups(stack, removal_policy=removal_policy)
 
     cdk.Tags.of(app).add("datapipe:stage", settings.stage)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -158,7 +158,12 @@ class TransformBatch(Construct):
             if isinstance(handler, cdk.CfnResource):
                 handler.add_deletion_override("DependsOn")
         flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=self._removal_policy
+            self,
+            "FlowLogs",
+            # Named, as every log group is: the policy of the key that encrypts it names it (encrypt_log_groups).
+            log_group_name=f"/{self._naming.prefix}/{self._naming.stage}/vpc-flow-logs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=self._removal_policy,
         )
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
         subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)

@@ -1,5 +1,6 @@
 """Pieces every stack uses: ARNs as cdk-nag prints them, acknowledgments, bucket ARNs, the DependsOn clean-up,
-logged state machines, Powertools Lambda functions and the rule that calls the cluster reaper.
+logged state machines, Powertools Lambda functions, the rule that calls the cluster reaper and the key that
+encrypts a stack's log groups.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
+from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
@@ -28,6 +32,11 @@ POWERTOOLS_LAYER = (
 NAG_ACCOUNT_ID = "<AWS::AccountId>"
 NAG_REGION = "<AWS::Region>"
 NAG_PARTITION = "<AWS::Partition>"
+# What CloudWatch Logs needs of a key that encrypts a log group (AWS: "Encrypt log data in CloudWatch Logs").
+LOGS_KEY_ACTIONS = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+LOG_KEY_ID = "LogKey"
+# How long a failed reap waits in its dead-letter queue (the SQS maximum).
+REAPER_DEAD_LETTER_RETENTION = cdk.Duration.days(14)
 
 
 def nag_account(scope: Construct) -> str:
@@ -179,6 +188,11 @@ def powertools_function(
     return function
 
 
+def reaper_dead_letter_queue_name(rule_name: str) -> str:
+    """The queue where the events of a reaper rule land when the reaper could not be called or failed."""
+    return f"{rule_name}-dlq"
+
+
 def reaper_rule(
     scope: Construct,
     construct_id: str,
@@ -186,9 +200,36 @@ def reaper_rule(
     rule_name: str,
     description: str,
     state_machines: list[sfn.IStateMachine],
-    reaper: lambda_.IFunction,
+    reaper: lambda_.Function,
 ) -> events.Rule:
-    """Call the cluster reaper for executions that were stopped, timed out or failed: a stopped one runs no Catch."""
+    """Call the cluster reaper for executions that were stopped, timed out or failed: a stopped one runs no Catch.
+
+    A reap is never dropped: EventBridge retries the call and then sends the event to a dead-letter queue, and so
+    does Lambda when the reaper itself keeps failing (an asynchronous call, retried twice by Lambda). The Triggers
+    stack alarms on the queue by its name (`reaper_dead_letter_queue_name`).
+    """
+    dead_letter_queue = sqs.Queue(
+        scope,
+        f"{construct_id}DeadLetters",
+        queue_name=reaper_dead_letter_queue_name(rule_name),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=REAPER_DEAD_LETTER_RETENTION,
+    )
+    cdk.Validations.of(dead_letter_queue).acknowledge(
+        cdk.Acknowledgment(
+            id="AwsSolutions-SQS3",
+            reason="This queue is the dead-letter queue of the reaper rule and of the reaper function; its events "
+            "are kept 14 days to reap by hand and an alarm (Triggers stack) fires when one arrives.",
+        )
+    )
+    function = typing.cast(lambda_.CfnFunction, reaper.node.default_child)
+    # A function has one dead-letter queue: a second rule for the same reaper keeps the first rule's queue.
+    if function.dead_letter_config is None:
+        function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
+            target_arn=dead_letter_queue.queue_arn
+        )
+        dead_letter_queue.grant_send_messages(reaper)
     return events.Rule(
         scope,
         construct_id,
@@ -202,5 +243,69 @@ def reaper_rule(
                 "stateMachineArn": [machine.state_machine_arn for machine in state_machines],
             },
         ),
-        targets=[targets.LambdaFunction(reaper, retry_attempts=8, max_event_age=cdk.Duration.hours(6))],
+        targets=[
+            targets.LambdaFunction(
+                reaper,
+                dead_letter_queue=dead_letter_queue,
+                retry_attempts=8,
+                max_event_age=cdk.Duration.hours(6),
+            )
+        ],
     )
+
+
+def log_group_arn(scope: Construct, log_group_name: str) -> str:
+    """A log group's ARN as CloudWatch Logs puts it in the encryption context (no `:*` at the end)."""
+    return cdk.Stack.of(scope).format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=log_group_name,
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def encrypt_log_groups(stack: cdk.Stack, *, removal_policy: cdk.RemovalPolicy) -> kms.Key | None:
+    """Encrypt every log group of the stack that has no key with one customer managed key of the stack.
+
+    One key per stack rather than one in Storage: a key ARN cannot be found by name, so a shared key would tie
+    every stack to Storage's exports, and a key per stack names in its policy exactly the log groups it encrypts.
+    Call it once the stack is complete. Every such log group needs a name (the policy names it).
+    """
+    log_groups = [
+        node
+        for node in stack.node.find_all()
+        if isinstance(node, logs.CfnLogGroup) and cdk.Stack.of(node) is stack and node.kms_key_id is None
+    ]
+    if not log_groups:
+        return None
+    # An L2 log group without a name still has a name token, which resolves to nothing.
+    unnamed = [log_group.node.path for log_group in log_groups if stack.resolve(log_group.log_group_name) is None]
+    if unnamed:
+        raise DatapipeError(
+            f"log group {unnamed[0]} has no log_group_name: the policy of the key that encrypts it must name it"
+        )
+    key = kms.Key(
+        stack,
+        LOG_KEY_ID,
+        description=f"datapipe: encrypts the log groups of the {stack.node.id} stack",
+        enable_key_rotation=True,
+        removal_policy=removal_policy,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchLogsForTheseLogGroupsOnly",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=LOGS_KEY_ACTIONS,
+            resources=["*"],
+            conditions={
+                "ArnEquals": {
+                    "kms:EncryptionContext:aws:logs:arn": [
+                        log_group_arn(stack, typing.cast(str, log_group.log_group_name)) for log_group in log_groups
+                    ]
+                }
+            },
+        )
+    )
+    for log_group in log_groups:
+        log_group.kms_key_id = key.key_arn
+    return key

@@ -47,6 +47,8 @@ class StorageSettings:
     log_expiration_days: int = field(default=365, metadata=_rule(minimum=2, maximum=3650))
     access_log_expiration_days: int = field(default=365, metadata=_rule(minimum=1, maximum=3650))
     noncurrent_version_expiration_days: int = field(default=90, metadata=_rule(minimum=1, maximum=3650))
+    # The log buckets are versioned so that a log cannot be overwritten or deleted unseen; old versions go sooner.
+    log_noncurrent_version_expiration_days: int = field(default=30, metadata=_rule(minimum=1, maximum=3650))
 
 
 # The seed's sample Hive query over the regional EMR samples bucket. Placeholders filled in by the construct:

@@ -13,7 +13,7 @@ from stacks.config import StorageSettings
 
 
 class Storage(Construct):
-    """Three encrypted, TLS-only, private buckets with lifecycle rules."""
+    """Three encrypted, TLS-only, private, versioned buckets with lifecycle rules."""
 
     def __init__(
         self,
@@ -31,8 +31,13 @@ class Storage(Construct):
         self.access_log_bucket = self._secure_bucket(
             "AccessLogBucket",
             purpose=ACCESS_LOG_BUCKET_PURPOSE,
+            versioned=True,
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire", expiration=cdk.Duration.days(settings.access_log_expiration_days))
+                s3.LifecycleRule(
+                    id="expire",
+                    expiration=cdk.Duration.days(settings.access_log_expiration_days),
+                    noncurrent_version_expiration=cdk.Duration.days(settings.log_noncurrent_version_expiration_days),
+                )
             ],
         )
         cdk.Validations.of(self.access_log_bucket).acknowledge(
@@ -46,6 +51,7 @@ class Storage(Construct):
         self.log_bucket = self._secure_bucket(
             "LogBucket",
             purpose=LOG_BUCKET_PURPOSE,
+            versioned=True,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix="logs-bucket/",
             lifecycle_rules=[
@@ -58,6 +64,7 @@ class Storage(Construct):
                         )
                     ],
                     expiration=cdk.Duration.days(settings.log_expiration_days),
+                    noncurrent_version_expiration=cdk.Duration.days(settings.log_noncurrent_version_expiration_days),
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
                 )
             ],

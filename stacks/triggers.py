@@ -26,6 +26,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from datapipe.naming import Naming
+from stacks.common import reaper_dead_letter_queue_name
 from stacks.config import ObjectCreatedRuleSettings, ScheduleSettings, TriggerSettings
 
 # Physical names are `<prefix>-<stage>-<suffix>`; the schedule group's suffix is shared with `datapipe schedule`.
@@ -33,6 +34,8 @@ ALERT_TOPIC_SUFFIX = "alerts"
 DEAD_LETTER_QUEUE_SUFFIX = "trigger-dlq"
 DASHBOARD_SUFFIX = "operations"
 REAPER_FUNCTION_SUFFIX = "cluster-reaper"  # the EMR workflow's reaper Lambda, watched here for errors
+# The reaper rules of the EMR workflow and of the pipelines stack, whose dead-letter queues are watched here by name.
+REAPER_RULE_SUFFIXES = ("emr-cluster-reaper", "pipeline-cluster-reaper")
 OBJECT_RULE_PREFIX = "on-"
 EXECUTION_ALERT_RULE = "alert-workflow-failed"
 EMR_STEP_ALERT_RULE = "alert-emr-step-failed"
@@ -330,6 +333,18 @@ class Triggers(Construct):
             label="cluster reaper errors",
         )
 
+    @staticmethod
+    def _reaper_dead_letters(queue_name: str) -> cloudwatch.Metric:
+        """Events waiting in a reaper's dead-letter queue (in another stack, so addressed by name)."""
+        return cloudwatch.Metric(
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions_map={"QueueName": queue_name},
+            statistic="Maximum",
+            period=cdk.Duration.minutes(5),
+            label=f"{queue_name} messages",
+        )
+
     def _alarm(self, construct_id: str, suffix: str, metric: cloudwatch.IMetric, description: str) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
@@ -370,6 +385,14 @@ class Triggers(Construct):
         alarms["reaper-errors"] = self._alarm(
             "ReaperErrorsAlarm", "reaper-errors", self._reaper_errors(), "the cluster reaper failed"
         )
+        for rule_suffix in REAPER_RULE_SUFFIXES:
+            queue_name = reaper_dead_letter_queue_name(self._naming.name(rule_suffix))
+            alarms[f"{rule_suffix}-dlq"] = self._alarm(
+                f"ReaperDeadLetterAlarm-{rule_suffix}",
+                f"{rule_suffix}-dlq",
+                self._reaper_dead_letters(queue_name),
+                f"a cluster reap failed and waits in {queue_name}: its cluster may still be running",
+            )
         alarms["trigger-dlq"] = self._alarm(
             "DeadLetterAlarm",
             "trigger-dlq",
@@ -415,7 +438,11 @@ class Triggers(Construct):
                 left=[
                     self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                         statistic="Maximum", period=cdk.Duration.minutes(5)
-                    )
+                    ),
+                    *(
+                        self._reaper_dead_letters(reaper_dead_letter_queue_name(self._naming.name(rule_suffix)))
+                        for rule_suffix in REAPER_RULE_SUFFIXES
+                    ),
                 ],
                 right=[self._reaper_errors()],
                 width=12,

@@ -295,6 +295,8 @@ def test_alarms_on_failed_and_throttled_executions_reaper_errors_and_dead_letter
         "datapipe-dev-transform-failed",
         "datapipe-dev-transform-throttled",
         "datapipe-dev-reaper-errors",
+        "datapipe-dev-emr-cluster-reaper-dlq",
+        "datapipe-dev-pipeline-cluster-reaper-dlq",
         "datapipe-dev-trigger-dlq",
     }
     assert set(alarms) == expected
@@ -445,6 +447,75 @@ def test_the_reaper_alarm_watches_the_function_the_emr_workflow_stack_deploys(
     ]
     (watched,) = metrics_of(reaper_alarm)
     assert watched["Dimensions"][0]["Value"] in functions
+
+
+# -- the cluster reapers' rules (stacks/common.py reaper_rule, used by the EMR workflow and pipelines stacks) ---------
+
+REAPER_RULES = {"EmrWorkflow": "emr-cluster-reaper", "Pipelines": "pipeline-cluster-reaper"}
+
+
+def reaper_delivery(template: dict[str, Any], rule_suffix: str) -> tuple[dict[str, Any], str, str]:
+    """The reaper rule's target, the logical id of the reaper function and of the rule's dead-letter queue."""
+    resources = template["Resources"]
+    (target,) = rule_named(resources, rule_suffix)["Targets"]
+    return target, target["Arn"]["Fn::GetAtt"][0], target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+
+
+@pytest.mark.parametrize(("stack", "rule_suffix"), sorted(REAPER_RULES.items()))
+def test_a_reap_that_fails_is_retried_and_then_kept_in_an_encrypted_tls_only_queue(
+    templates: dict[str, dict[str, Any]], stack: str, rule_suffix: str
+) -> None:
+    resources = templates[stack]["Resources"]
+    target, function_id, queue_id = reaper_delivery(templates[stack], rule_suffix)
+    # EventBridge retries a call that Lambda refused for 6 hours (8 attempts), then keeps the event.
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 6 * 3600}
+    queue = resources[queue_id]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["QueueName"] == NAMING.name(f"{rule_suffix}-dlq")
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # Lambda calls the reaper asynchronously: when the reaper itself keeps failing, the event goes to the same queue.
+    function = resources[function_id]["Properties"]
+    assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    sends = [
+        s
+        for s in role_policy_statements(resources, role_id)
+        if "sqs:SendMessage" in as_list(s["Action"]) and s["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    ]
+    assert sends, "the reaper's role may not send to its dead-letter queue"
+    (queue_policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in of_type(resources, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in p["Properties"]["Queues"]
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in queue_policy
+    )
+    (from_rule,) = [s for s in queue_policy if s["Effect"] == "Allow"]
+    assert from_rule["Principal"] == {"Service": "events.amazonaws.com"}
+    assert from_rule["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][1] == "Arn"
+
+
+def test_each_reaper_dead_letter_queue_has_an_alarm_that_notifies_the_topic(
+    resources: dict[str, dict[str, Any]], templates: dict[str, dict[str, Any]]
+) -> None:
+    """The queues live in their reapers' stacks; the alarms here find them by name, so the names must agree."""
+    queue_names = {
+        templates[stack]["Resources"][reaper_delivery(templates[stack], suffix)[2]]["Properties"]["QueueName"]
+        for stack, suffix in REAPER_RULES.items()
+    }
+    watched: dict[str, list[Any]] = {}
+    for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        for metric in metrics_of(alarm["Properties"]):
+            if (metric["Namespace"], metric["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible"):
+                (dimension,) = metric["Dimensions"]
+                # The trigger queue of this stack is referenced (GetAtt); queues of other stacks are named.
+                if isinstance(dimension["Value"], str):
+                    watched[dimension["Value"]] = alarm["Properties"]["AlarmActions"]
+    topic = next(iter(of_type(resources, "AWS::SNS::Topic")))
+    for queue_name in queue_names:
+        assert watched.get(queue_name) == [{"Ref": topic}], f"no alarm tells the topic about {queue_name}"
 
 
 # -- settings -------------------------------------------------------------------------------------------------------

@@ -45,6 +45,10 @@ def test_cdk_feature_flags_and_internal_keys_are_not_settings() -> None:
         ({"account": "12345"}, "setting 'account' must be a 12-digit account id"),
         ({"storage": "[1]"}, "setting 'storage' must be an object of settings"),
         (
+            {"storage.logNoncurrentVersionExpirationDays": "0"},
+            "setting 'storage.logNoncurrentVersionExpirationDays' must be between 1 and 3650",
+        ),
+        (
             {"storage.logTransitionDays": "400", "storage.logExpirationDays": "300"},
             "setting 'storage.logExpirationDays' must be greater than 'storage.logTransitionDays'",
         ),

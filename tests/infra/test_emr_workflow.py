@@ -369,15 +369,16 @@ def test_no_emr_wildcard_beyond_what_the_integrations_require(templates: dict[st
 
 
 def state_machine_policies(template: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
-    """(state machine, policy, statements) for the policies attached to the role of every state machine."""
+    """(state machine name, policy, statements) for the policies attached to the role of every state machine."""
     resources = template["Resources"]
-    for machine_id, machine in resources.items():
+    for machine in resources.values():
         if machine["Type"] != "AWS::StepFunctions::StateMachine":
             continue
         role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         for policy_id, policy in resources.items():
             if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role} in policy["Properties"]["Roles"]:
-                yield machine_id, policy_id, policy["Properties"]["PolicyDocument"]["Statement"]
+                yield machine["Properties"]["StateMachineName"], policy_id, policy["Properties"]["PolicyDocument"][
+                    "Statement"]
 
 
 def test_every_emr_action_of_every_state_machine_role_of_the_app_carries_a_tag_condition(
@@ -401,9 +402,14 @@ def test_every_emr_action_of_every_state_machine_role_of_the_app_carries_a_tag_c
                 else:
                     assert flatten(statement["Resource"]).endswith(":cluster/*"), (stack, policy, statement)
                     assert key.startswith(("elasticmapreduce:ResourceTag/", "aws:RequestTag/")), (stack, policy)
-                assert value.startswith("datapipe-dev"), (stack, policy)
+                # The tag the machine puts on the clusters it creates, or (the EMR workflow only) the opt-in tag.
+                if key.endswith("/datapipe:reuse"):
+                    assert (machine, value) == ("datapipe-dev-emr-workflow", "datapipe-dev")
+                else:
+                    assert key.endswith("/datapipe:workflow") and value == machine, (stack, policy, statement)
     # The EMR workflow and the imported EMR pipeline were both looked at.
     assert {stack for stack, _ in checked} >= {STACK, "Pipelines"}
+    assert ("Pipelines", "datapipe-dev-pipeline-emr-word-count") in checked
 
 
 def test_the_workflow_role_reaches_clusters_it_created_or_that_were_opted_in(templates: dict[str, Any]) -> None:
@@ -525,3 +531,34 @@ def test_steps_come_from_settings(resized: dict[str, Any]) -> None:
 def test_bad_emr_settings_name_the_key(context: dict[str, str], key: str) -> None:
     with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
         load_settings(context)
+
+
+def test_the_scoped_role_splits_mixed_statements_and_keeps_conditioned_or_deny_ones(
+    cdk_json_context: dict[str, Any],
+) -> None:
+    from aws_cdk import aws_iam as iam
+
+    from stacks.emr_workflow import ClusterTagScopedRole
+
+    app = cdk.App(context=cdk_json_context)
+    stack = cdk.Stack(app, "Scoped", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    role = ClusterTagScopedRole(stack, "Role", created_by=("owner", "me"), opted_in=None, description="test")
+    role.add_to_policy(iam.PolicyStatement(actions=["elasticmapreduce:CancelSteps", "s3:GetObject"], resources=["*"]))
+    kept = {"StringEquals": {"elasticmapreduce:ResourceTag/team": "x"}}
+    role.add_to_policy(iam.PolicyStatement(actions=["elasticmapreduce:ListSteps"], resources=["*"], conditions=kept))
+    role.add_to_policy(iam.PolicyStatement(effect=iam.Effect.DENY, actions=["elasticmapreduce:TerminateJobFlows"],
+                                           resources=["*"]))
+    resources = Template.from_stack(stack).to_json()["Resources"].values()
+    (policy,) = [r for r in resources if r["Type"] == "AWS::IAM::Policy"]
+    found = sorted(
+        ((s["Effect"], s["Action"], flatten(s["Resource"]), s.get("Condition")) for s in
+         policy["Properties"]["PolicyDocument"]["Statement"]),
+        key=json.dumps,
+    )
+    assert found == sorted([
+        ("Allow", "elasticmapreduce:CancelSteps", "arn:aws:elasticmapreduce:eu-west-1:123456789012:cluster/*",
+         {"StringEquals": {"elasticmapreduce:ResourceTag/owner": "me"}}),
+        ("Allow", "s3:GetObject", "*", None),
+        ("Allow", "elasticmapreduce:ListSteps", "*", kept),
+        ("Deny", "elasticmapreduce:TerminateJobFlows", "*", None),
+    ], key=json.dumps)

@@ -234,6 +234,8 @@ def test_a_handed_in_cluster_is_checked_before_the_first_emr_call(states: dict[s
         "OptIn": {"Key": "datapipe:reuse", "Value": "datapipe-dev"},
     }
     assert (check["ResultPath"], check["Next"]) == ("$.ClusterCheck", "Is_Cluster_Allowed")
+    # Throttling of the reader's DescribeCluster is raised as ClientError: retried with backoff, like EMR calls.
+    assert [(r["ErrorEquals"], r["BackoffRate"]) for r in check["Retry"]][-1] == (["ClientError"], 2)
     verdict = states["Is_Cluster_Allowed"]
     assert verdict["Choices"] == [
         {"Variable": "$.ClusterCheck.ok", "BooleanEquals": False, "Next": "Reject_Malformed_ClusterId"},

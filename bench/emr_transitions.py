@@ -46,6 +46,12 @@ def seed_shape(definition: dict[str, Any]) -> dict[str, Any]:
             for inner in branch["States"].values():
                 inner.pop("Catch", None)
                 inner.pop("Retry", None)
+    # Two of the seed's transitions lead through states we added: the handed-in cluster check and the choice before
+    # Disable_Termination_Protection.
+    seed["States"]["Step_Three"]["Next"] = "Disable_Termination_Protection"
+    for rule in seed["States"]["Should_Create_Cluster"]["Choices"]:
+        if rule["BooleanEquals"] is False:
+            rule["Next"] = "Enable_Termination_Protection"
     wrapping_up = seed["States"]["Wrapping_Up"]
     wrapping_up.pop("Next", None)
     wrapping_up["End"] = True

@@ -3,8 +3,14 @@
 Seed parity: the states and transitions of the seed (Should_Create_Cluster ... Wrapping_Up) are kept by name.
 Added for safety, each with a name that says what it is for:
 - Validate_Input and its Reject_* Fail states: a bad input ends before any EMR call;
+- Check_Handed_In_Cluster and Is_Cluster_Allowed: a cluster handed in (`CreateCluster: false`) is acted on only when
+  this deployment created it or its owner opted it in with the tag `datapipe:reuse=<prefix>-<stage>`; otherwise
+  the run fails with datapipe.ClusterNotAllowed (or datapipe.ClusterUnavailable, or datapipe.InvalidInput for an id
+  that is not EMR's format) before any EMR call. The state machine's role enforces the same with tag conditions;
+- Should_Disable_Termination_Protection: protection is changed only on a cluster this execution created, or turned
+  off on a handed-in cluster that the input asks to terminate; a handed-in cluster is never protected by the run;
 - a Catch on every task after Create_A_Cluster to the cleanup path (Describe_Failure, Cleanup_*), which turns
-  protection off, terminates the cluster only when this execution created it, and fails with the cause;
+  protection off and terminates the cluster only when this execution created it, and fails with the cause;
 - the cluster reaper: an EventBridge rule on executions that were stopped, timed out or failed, and a Lambda
   that terminates the clusters tagged with that execution (a stopped execution runs no Catch);
 - Resize_Core_Fleet (optional, before a heavy step) and Summarize_Run (the final summary).
@@ -28,20 +34,102 @@ from stacks import common
 from stacks.config import EmrSettings, EmrStepSettings
 
 WORKFLOW = "emr-workflow"
-# Tags the workflow puts on the clusters it creates; the reaper finds an execution's clusters by the first.
+# Tags the workflow puts on the clusters it creates; the reaper finds an execution's clusters by the first two.
 EXECUTION_TAG = "datapipe:execution"
 WORKFLOW_TAG = "datapipe:workflow"
+# The tag with which a cluster's owner lets a deployment's workflow use it (value `<prefix>-<stage>`).
+REUSE_TAG = "datapipe:reuse"
+EMR_ACTION_PREFIX = "elasticmapreduce:"
+# EMR actions that act while the cluster is being created: scoped by the tags of the request, not of a resource.
+CREATE_ACTIONS = ("elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags")
+CREATED_SCOPE = "created"
+OPTED_IN_SCOPE = "opted-in"
 # Step Functions reports every error of an EMR API call, throttling ("Rate exceeded") included, as
 # EMR.AmazonElasticMapReduceException. A rejected call changed nothing, so calls are retried with backoff on it;
 # a step or cluster that ends badly is States.TaskFailed and is not retried.
 EMR_CALL_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
 EMR_RETRY_ATTEMPTS = 3  # after 1 s, 2 s and 4 s at most (full jitter)
+READER_RAISED_ERROR = "ClientError"  # the error name Lambda reports for an exception the reader lets through
 INVALID_INPUT = "datapipe.InvalidInput"
+CLUSTER_NOT_ALLOWED = "datapipe.ClusterNotAllowed"
+CLUSTER_UNAVAILABLE = "datapipe.ClusterUnavailable"
 WORKFLOW_FAILED = "datapipe.WorkflowFailed"
 PRIMARY_FLEET = "Primary"
 CORE_FLEET = "Core"
 Task = TypeVar("Task", bound=sfn.TaskStateBase)
 Guarded = TypeVar("Guarded", sfn.TaskStateBase, sfn.Parallel)
+
+
+def reuse_tag_value(naming: Naming) -> str:
+    """The value of REUSE_TAG that opts a cluster in for the workflows of this deployment."""
+    return f"{naming.prefix}-{naming.stage}"
+
+
+class ClusterTagScopedRole(iam.Role):
+    """A state machine role on which every EMR action on a cluster carries a tag condition.
+
+    The CDK's EMR tasks grant their actions on every cluster of the account (`cluster/*`, or `*` for createCluster).
+    This role takes the EMR actions of each such unconditioned statement and grants them again, once per allowed tag
+    (IAM ORs statements and ANDs the conditions of one): on clusters tagged `created_by`, the tag the workflow puts
+    on the clusters it creates, and, when given, on clusters tagged `opted_in` by their owner. RunJobFlow and AddTags,
+    which run while the cluster is created, require the `created_by` tag in the request. Other statements pass as
+    they are.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        created_by: tuple[str, str],
+        opted_in: tuple[str, str] | None,
+        description: str,
+    ) -> None:
+        super().__init__(scope, construct_id, assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+                         description=description)
+        self._created_by = created_by
+        self._opted_in = opted_in
+        self._cluster_arn = cdk.Stack.of(self).format_arn(service="elasticmapreduce", resource="cluster",
+                                                          resource_name="*")
+        self._scoped: dict[str, iam.PolicyStatement] = {}
+
+    def add_to_principal_policy(self, statement: iam.PolicyStatement) -> iam.AddToPrincipalPolicyResult:
+        emr_actions = [a for a in statement.actions if a.startswith(EMR_ACTION_PREFIX)]
+        if not emr_actions or statement.conditions or statement.effect != iam.Effect.ALLOW:
+            return super().add_to_principal_policy(statement)
+        others = [a for a in statement.actions if not a.startswith(EMR_ACTION_PREFIX)]
+        if others:
+            super().add_to_principal_policy(iam.PolicyStatement(actions=others, resources=statement.resources))
+        for action in emr_actions:
+            for scope in self._scopes(action):
+                self._grant(scope, action)
+        # The permission is granted, by the scoped statements in the role's default policy.
+        return iam.AddToPrincipalPolicyResult(statement_added=True,
+                                              policy_dependable=self.node.find_child("DefaultPolicy"))
+
+    def _scopes(self, action: str) -> list[str]:
+        """The statements that grant an action: its own for a create action, else one per allowed tag."""
+        if action in CREATE_ACTIONS:
+            return [action]
+        return [CREATED_SCOPE, OPTED_IN_SCOPE] if self._opted_in else [CREATED_SCOPE]
+
+    def _grant(self, scope: str, action: str) -> None:
+        """Add the action to the statement of that scope, made on first use (a statement is mutable until synth)."""
+        existing = self._scoped.get(scope)
+        if existing is not None:
+            if action not in existing.actions:
+                existing.add_actions(action)
+            return
+        key, value = self._opted_in if scope == OPTED_IN_SCOPE and self._opted_in else self._created_by
+        if scope in CREATE_ACTIONS:
+            resources = ["*"] if scope == "elasticmapreduce:RunJobFlow" else [self._cluster_arn]
+            condition = {f"aws:RequestTag/{key}": value}
+        else:
+            resources = [self._cluster_arn]
+            condition = {f"elasticmapreduce:ResourceTag/{key}": value}
+        statement = iam.PolicyStatement(actions=[action], resources=resources, conditions={"StringEquals": condition})
+        self._scoped[scope] = statement
+        super().add_to_principal_policy(statement)
 
 
 class EmrWorkflow(Construct):
@@ -71,6 +159,13 @@ class EmrWorkflow(Construct):
         self._grant_emr_reads(self.reader)
         self.reaper = self._function("ClusterReaper", "cluster_reaper", "Terminates clusters of failed executions")
         self._grant_reaper(self.reaper)
+        self.state_machine_role = ClusterTagScopedRole(
+            self,
+            "StateMachineRole",
+            created_by=(WORKFLOW_TAG, self.state_machine_name),
+            opted_in=(REUSE_TAG, reuse_tag_value(naming)),
+            description="The EMR workflow: EMR actions only on clusters it created or that their owner opted in",
+        )
 
         self.state_machine = common.logged_state_machine(
             self,
@@ -80,6 +175,7 @@ class EmrWorkflow(Construct):
             removal_policy=removal_policy,
             timeout=cdk.Duration.minutes(settings.execution_timeout_minutes),
             comment="The EMR workflow of the seed, with input validation, cleanup and a final summary",
+            role=self.state_machine_role,
         )
         self._acknowledge_state_machine_policy()
         self.reaper_rule = common.reaper_rule(
@@ -171,6 +267,7 @@ class EmrWorkflow(Construct):
         self._guard(parallel, cleanup)
 
         step_three = self._guard(self._step("Step_Three", s.step_three), cleanup)
+        check_handed_in = self._check_handed_in_cluster(parallel)
         disable_protection = self._guard(
             tasks.EmrSetClusterTerminationProtection(
                 self, "Disable_Termination_Protection", cluster_id=cluster_id, termination_protected=False,
@@ -205,12 +302,21 @@ class EmrWorkflow(Construct):
         wrapping_up.next(summarize)
         summarize.next(done)
 
+        # Protection changes only on a cluster this execution created, or comes off a handed-in cluster that the
+        # input asks to terminate (EMR refuses to terminate a protected cluster).
+        should_disable_protection = (
+            sfn.Choice(self, "Should_Disable_Termination_Protection")
+            .when(sfn.Condition.boolean_equals("$.CreateCluster", True), disable_protection)
+            .when(sfn.Condition.boolean_equals("$.TerminateCluster", True), disable_protection)
+            .otherwise(should_terminate)
+        )
+
         after_parallel: sfn.IChainable = step_three
         if s.resize_before == "Step_Three":
             after_parallel = self._resize(cleanup)
             after_parallel.next(step_three)
         parallel.next(after_parallel)
-        step_three.next(disable_protection)
+        step_three.next(should_disable_protection)
         disable_protection.next(should_terminate)
         enable_protection.next(parallel)
         create.next(merge)
@@ -219,10 +325,42 @@ class EmrWorkflow(Construct):
         should_create = (
             sfn.Choice(self, "Should_Create_Cluster")
             .when(sfn.Condition.boolean_equals("$.CreateCluster", True), create)
-            .when(sfn.Condition.boolean_equals("$.CreateCluster", False), enable_protection)
+            .when(sfn.Condition.boolean_equals("$.CreateCluster", False), check_handed_in)
             .otherwise(create)
         )
         return self._validate_input(should_create)
+
+    def _check_handed_in_cluster(self, then: sfn.IChainable) -> sfn.IChainable:
+        """Before the first call on a handed-in cluster: its id is EMR's format, it exists and runs, and this
+        deployment created it or its owner opted it in (the reader's CheckCluster); else the run fails, naming the
+        cluster and, when it is not allowed, the tag to add."""
+        check = self._read(
+            "Check_Handed_In_Cluster",
+            {
+                "Action": "CheckCluster",
+                "ClusterId": sfn.JsonPath.string_at("$.ClusterId"),
+                "CreatedBy": {"Key": WORKFLOW_TAG, "Value": self.state_machine_name},
+                "OptIn": {"Key": REUSE_TAG, "Value": reuse_tag_value(self._naming)},
+            },
+            result_path="$.ClusterCheck",
+        )
+        # The reader raises EMR's throttling and service faults (botocore's ClientError) for this retry.
+        check.add_retry(errors=[READER_RAISED_ERROR], interval=cdk.Duration.seconds(1), max_attempts=EMR_RETRY_ATTEMPTS,
+                        backoff_rate=2.0, jitter_strategy=sfn.JitterType.FULL)
+        malformed = sfn.Fail(self, "Reject_Malformed_ClusterId", error=INVALID_INPUT,
+                             cause_path="$.ClusterCheck.error.message")
+        unavailable = sfn.Fail(self, "Cluster_Unavailable", error=CLUSTER_UNAVAILABLE,
+                               cause_path="$.ClusterCheck.result.Message")
+        not_allowed = sfn.Fail(self, "Cluster_Not_Allowed", error=CLUSTER_NOT_ALLOWED,
+                               cause_path="$.ClusterCheck.result.Message")
+        verdict = "$.ClusterCheck.result.Verdict"
+        return check.next(
+            sfn.Choice(self, "Is_Cluster_Allowed")
+            .when(sfn.Condition.boolean_equals("$.ClusterCheck.ok", False), malformed)
+            .when(sfn.Condition.string_equals(verdict, "Allowed"), then)
+            .when(sfn.Condition.string_equals(verdict, "Unavailable"), unavailable)
+            .otherwise(not_allowed)
+        )
 
     def _validate_input(self, then: sfn.IChainable) -> sfn.Choice:
         """Reject a bad input before any EMR call; each rule names the field. Presence is tested first, because a
@@ -234,7 +372,8 @@ class EmrWorkflow(Construct):
         not_boolean = "must be true or false"
         reject_create = reject("CreateCluster", not_boolean)
         reject_terminate = reject("TerminateCluster", not_boolean)
-        reject_cluster = reject("ClusterId", "must be the id of an EMR cluster (j-...) when CreateCluster is false")
+        reject_cluster = reject("ClusterId", "must be the id of an EMR cluster (j- and 1 to 13 upper-case letters or "
+                                "digits) when CreateCluster is false")
         reuse = sfn.Condition.boolean_equals("$.CreateCluster", False)
         return (
             sfn.Choice(self, "Validate_Input")
@@ -252,7 +391,7 @@ class EmrWorkflow(Construct):
         )
 
     def _cleanup_path(self, failed: sfn.Fail) -> sfn.IChainable:
-        """Explain the failure, turn protection off, terminate the cluster if this execution created it, then fail."""
+        """Explain the failure; if this execution created the cluster, turn protection off and terminate it; fail."""
         cluster_id = sfn.JsonPath.string_at("$.ClusterId")
         describe = self._read(
             "Describe_Failure",
@@ -281,23 +420,24 @@ class EmrWorkflow(Construct):
                 self, "Cleanup_Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD
             )
         )
+        # A handed-in cluster keeps its protection and is never terminated by a failed run.
         created_here = (
             sfn.Choice(self, "Created_By_This_Execution")
-            .when(sfn.Condition.boolean_equals("$.CreateCluster", True), terminate)
+            .when(sfn.Condition.boolean_equals("$.CreateCluster", True), disable)
             .otherwise(failed)
         )
         has_report = (
             sfn.Choice(self, "Has_Failure_Report")
             .when(sfn.Condition.is_present("$.FailureReport.result.Message"), use_report)
-            .otherwise(disable)
+            .otherwise(created_here)
         )
         # The cleanup goes on whatever fails inside it: the execution then ends FAILED and the reaper finishes.
-        describe.add_catch(disable, result_path="$.FailureReportError")
-        disable.add_catch(created_here, result_path="$.CleanupError")
+        describe.add_catch(created_here, result_path="$.FailureReportError")
+        disable.add_catch(terminate, result_path="$.CleanupError")
         terminate.add_catch(failed, result_path="$.CleanupError")
         describe.next(has_report)
-        use_report.next(disable)
-        disable.next(created_here)
+        use_report.next(created_here)
+        disable.next(terminate)
         terminate.next(failed)
         return describe
 
@@ -456,8 +596,9 @@ class EmrWorkflow(Construct):
         self._acknowledge_wildcards(
             function,
             ["*", self._nag_cluster_arn()],
-            reason="Cluster ids come from the execution, so reads are on this account's clusters (cluster/*); "
-            "ListClusters has no resource-level permission; X-Ray writes have no resource either.",
+            reason="Reads only, on any cluster of the account (cluster/*): CheckCluster reads a handed-in cluster's "
+            "tags to tell one the workflow may use from one it may not; ListClusters has no resource-level "
+            "permission; X-Ray writes have no resource either.",
         )
 
     def _grant_reaper(self, function: lambda_.Function) -> None:
@@ -491,15 +632,22 @@ class EmrWorkflow(Construct):
         stack = cdk.Stack.of(self)
         account = common.nag_account(self)
         reader = stack.resolve(stack.get_logical_id(typing.cast(cdk.CfnElement, self.reader.node.default_child)))
+        self._acknowledge_wildcards(self.state_machine_role, ["*"], reason=(
+            "RunJobFlow has no cluster before it runs: it is allowed only with the tag "
+            f"{WORKFLOW_TAG}={self.state_machine_name} in the request; X-Ray and log delivery have no resource-level "
+            "permission."))
+        self._acknowledge_wildcards(self.state_machine_role, [self._nag_cluster_arn()], reason=(
+            "The cluster id comes from createCluster or the execution input, so the resource is cluster/*, but every "
+            "EMR action on it requires a tag: clusters this workflow created "
+            f"({WORKFLOW_TAG}={self.state_machine_name}) or opted in by their owner "
+            f"({REUSE_TAG}={reuse_tag_value(self._naming)}); AddTags only with the workflow's tag in the request."))
         self._acknowledge_wildcards(
-            self.state_machine,
-            ["*", self._nag_cluster_arn(), f"<{reader}.Arn>:*",
+            self.state_machine_role,
+            [f"<{reader}.Arn>:*",
              f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
              "/AWSServiceRoleForEMRCleanup*"],
-            reason="What the EMR service integrations require: RunJobFlow has no cluster before it runs and the "
-            "other EMR actions take the cluster id from the execution input (cluster/*); EMR may create its "
-            "cleanup service-linked role; Lambda invoke includes the function's versions; X-Ray and log delivery "
-            "have no resource-level permission.",
+            reason="Lambda invoke includes the versions of the workflow's own reader function; EMR may create its "
+            "cleanup service-linked role.",
         )
         cdk.Validations.of(self._service_role).acknowledge(
             cdk.Acknowledgment(

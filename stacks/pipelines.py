@@ -56,7 +56,7 @@ from stacks.common import (
     reaper_rule,
 )
 from stacks.config import PipelineSettings, WorkerGroupSettings
-from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG
+from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
 from stacks.worker_groups import shell_command_task
 
 CONSTANTS_PATH = "$.const"
@@ -151,6 +151,7 @@ class PipelineWorkflow(Construct):
             removal_policy=removal_policy,
             state_machine_type=sfn.StateMachineType.STANDARD,
             comment=f"Imported from the Data Pipeline definition {plan.source}",
+            role=self._emr_scoped_role(),
         )
         self._acknowledge_wildcards()
         self.schedule = self._schedule()
@@ -287,6 +288,18 @@ class PipelineWorkflow(Construct):
         return chain
 
     # -- clusters -----------------------------------------------------------------------------------------------------
+
+    def _emr_scoped_role(self) -> ClusterTagScopedRole | None:
+        """For a pipeline with clusters, a role whose EMR actions reach only the clusters this pipeline created."""
+        if not self.plan.clusters:
+            return None
+        return ClusterTagScopedRole(
+            self,
+            "StateMachineRole",
+            created_by=(WORKFLOW_TAG, self._naming.state_machine(self.workflow_name)),
+            opted_in=None,
+            description=f"Imported pipeline {self.plan.name}: EMR actions only on the clusters it created",
+        )
 
     def _cluster_path(self, cluster_id: str) -> str:
         return f"{CLUSTERS_PATH}.{_key(cluster_id)}"
@@ -582,9 +595,15 @@ class PipelineWorkflow(Construct):
         findings = {"*": "X-Ray and log delivery actions have no resource-level permission"}
         if self.plan.clusters:
             account = nag_account(self)
+            workflow_tag = f"{WORKFLOW_TAG}={self._naming.state_machine(self.workflow_name)}"
+            findings["*"] = (
+                "X-Ray and log delivery actions have no resource-level permission; EMR RunJobFlow has no cluster "
+                f"before it runs and is allowed only with the tag {workflow_tag} in the request"
+            )
             findings[nag_arn(self, "elasticmapreduce", "cluster/*")] = (
-                "EMR createCluster has no cluster before it runs, and the steps and terminations act on the cluster "
-                "id it returns at run time"
+                "the steps and terminations act on the cluster id that createCluster returns at run time; every EMR "
+                f"action on a cluster requires the tag {workflow_tag} that this pipeline puts on the clusters it "
+                "creates (AddTags: in the request)"
             )
             findings[f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
                      "/AWSServiceRoleForEMRCleanup*"] = "EMR may create its cleanup service-linked role"
@@ -596,7 +615,7 @@ class PipelineWorkflow(Construct):
             findings[nag_bucket_arn(bucket) + "/*"] = (
                 "a precondition checks for a key, known at run time, under the bucket its definition names"
             )
-        acknowledge_wildcards(self.state_machine, findings)
+        acknowledge_wildcards(self.state_machine.role, findings)
 
 
 class PipelineEmrRoles(Construct):

@@ -2,12 +2,16 @@
 
 A stopped or timed-out execution runs no Catch, so its cleanup path never runs. EventBridge sends this function
 the "Step Functions Execution Status Change" event of such an execution; the workflow tags every cluster it creates
-with the execution's ARN, so the clusters to remove are the active ones carrying that tag. Clusters the execution
-was handed (input `ClusterId`) carry no such tag and are left alone.
+with the execution's ARN and with the state machine's name, so the clusters to remove are the live ones carrying
+both (the second is also what the function's IAM policy requires). Clusters the execution was handed (input
+`ClusterId`) carry no execution tag and are left alone. An event that is not such a status change is logged as a
+bounded summary: an event can be megabytes long.
 """
 
 from __future__ import annotations
 
+import re
+import reprlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -21,10 +25,17 @@ tracer = Tracer()
 metrics = Metrics(namespace="datapipe")
 
 EmrClient = Any  # a boto3 EMR client; no EMR stubs ship with this project's type packages
-EXECUTION_TAG = "datapipe:execution"  # the key the workflow tags its clusters with; the value is the execution ARN
+# The keys the workflows tag their clusters with: the execution ARN, and the state machine's name.
+EXECUTION_TAG = "datapipe:execution"
+WORKFLOW_TAG = "datapipe:workflow"
+# arn:<partition>:states:<region>:<account>:execution:<state machine>:<execution>; names have at most 80 characters.
+EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]{1,40}:[0-9]{12}:execution:([^:\s]{1,80}):[^:\s]{1,80}")
 ENDED_BADLY = ("ABORTED", "TIMED_OUT", "FAILED")
 # TERMINATING is left out: it is already on its way, and terminating it again changes nothing.
 LIVE_CLUSTER_STATES = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"]
+_summary = reprlib.Repr()
+_summary.maxstring = _summary.maxother = 60
+_summary.maxlevel, _summary.maxdict, _summary.maxlist = 2, 6, 6
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -39,18 +50,22 @@ def _handle(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def reap(event: Mapping[str, Any], emr: EmrClient) -> dict[str, Any]:
-    """Turn protection off and terminate every live cluster tagged with the event's execution."""
+    """Turn protection off and terminate every live cluster that the event's execution created."""
     detail = event.get("detail") if isinstance(event, Mapping) else None
     execution_arn = detail.get("executionArn") if isinstance(detail, Mapping) else None
     status = detail.get("status") if isinstance(detail, Mapping) else None
-    if not isinstance(execution_arn, str) or not execution_arn.startswith("arn:"):
-        logger.warning("not an execution status change event", extra={"event": event})
-        return {"ok": False, "error": "field 'detail.executionArn' must be an execution ARN", "terminated": []}
+    arn = EXECUTION_ARN.fullmatch(execution_arn) if isinstance(execution_arn, str) else None
+    if arn is None or not isinstance(status, str):
+        logger.warning("not an execution status change event", extra={"event": _summary.repr(event)})
+        metrics.add_metric(name="RefusedEvents", unit=MetricUnit.Count, value=1)
+        return {"ok": False, "error": "fields 'detail.executionArn' and 'detail.status' must be an execution ARN "
+                "and its status", "terminated": []}
     if status not in ENDED_BADLY:
-        return {"ok": True, "executionArn": execution_arn, "status": status, "terminated": []}
+        return {"ok": True, "executionArn": execution_arn, "status": _summary.repr(status), "terminated": []}
 
     logger.append_keys(execution_arn=execution_arn, status=status)
-    clusters = list(clusters_tagged(emr, EXECUTION_TAG, execution_arn))
+    state_machine = arn.group(1)
+    clusters = list(clusters_tagged(emr, {EXECUTION_TAG: arn.group(0), WORKFLOW_TAG: state_machine}))
     if clusters:
         # Protection first: EMR refuses to terminate a protected cluster.
         for cluster_id in clusters:
@@ -61,14 +76,14 @@ def reap(event: Mapping[str, Any], emr: EmrClient) -> dict[str, Any]:
     return {"ok": True, "executionArn": execution_arn, "status": status, "terminated": clusters}
 
 
-def clusters_tagged(emr: EmrClient, key: str, value: str) -> Iterator[str]:
-    """Ids of live clusters that carry the tag key=value (ListClusters returns no tags, so each is described)."""
+def clusters_tagged(emr: EmrClient, wanted: Mapping[str, str]) -> Iterator[str]:
+    """Ids of live clusters that carry every wanted tag (ListClusters returns no tags, so each is described)."""
     marker = None
     while True:
         page = emr.list_clusters(ClusterStates=LIVE_CLUSTER_STATES, **({"Marker": marker} if marker else {}))
         for summary in page.get("Clusters", []):
             tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
-            if {"Key": key, "Value": value} in tags:
+            if all({"Key": key, "Value": value} in tags for key, value in wanted.items()):
                 yield summary["Id"]
         marker = page.get("Marker")
         if not marker:

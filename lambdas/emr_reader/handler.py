@@ -1,14 +1,17 @@
 """Reads of Amazon EMR that Step Functions has no native integration for.
 
-The workflow invokes this function for the cause of a failure (the failed step's reason and where its logs are)
-and for the summary at the end. Every request names an `Action`; the answer is `{"ok": true, "result": ...}` or,
-for a request that cannot be served, `{"ok": false, "error": {"type": ..., "message": ...}}` so that the workflow
-can carry on with its cleanup. Throttling and service faults are raised, for the caller's retry policy.
+The workflow invokes this function to check a cluster it was handed before acting on it, for the cause of a
+failure (the failed step's reason and where its logs are) and for the summary at the end. Every request names an
+`Action`; the answer is `{"ok": true, "result": ...}` or, for a request that cannot be served,
+`{"ok": false, "error": {"type": ..., "message": ...}}` so that the workflow can carry on with its cleanup.
+Throttling and service faults are raised, for the caller's retry policy.
+Values that come back in a message or a log line are shown as bounded summaries, whatever their size.
 """
 
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -29,11 +32,22 @@ Result = dict[str, Any]
 
 ACTIVE_CLUSTER_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING")
 STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
-CLUSTER_ID = re.compile(r"^j-[0-9A-Z]{1,255}$")
-STEP_ID = re.compile(r"^s-[0-9A-Z]{1,255}$")
+# EMR's cluster id: "j-" and up to 13 upper-case letters or digits.
+CLUSTER_ID = re.compile(r"j-[0-9A-Z]{1,13}")
+STEP_ID = re.compile(r"s-[0-9A-Z]{1,255}")
 # Errors the request itself caused; anything else (throttling, internal errors) is raised for a retry.
 REQUEST_ERRORS = {"InvalidRequestException", "ValidationException", "ResourceNotFoundException"}
 MAX_LIST_ITEMS = 1000
+ENDED_CLUSTER_STATES = ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS")
+# Verdicts of CheckCluster, which the workflow's Choice reads.
+ALLOWED = "Allowed"
+NOT_ALLOWED = "NotAllowed"
+UNAVAILABLE = "Unavailable"
+# A bad value is shown by its first characters only: a 10 MB field must not become a 10 MB message or log line.
+SHOWN_CHARACTERS = 60
+_shown = reprlib.Repr()
+_shown.maxstring = _shown.maxother = SHOWN_CHARACTERS
+_shown.maxlevel, _shown.maxdict, _shown.maxlist = 2, 6, 6
 
 
 class BadRequest(Exception):
@@ -60,19 +74,19 @@ def serve(request: Any, emr: EmrClient) -> Result:
             raise BadRequest("the request must be a JSON object with an 'Action'")
         read = ACTIONS.get(str(action))
         if read is None:
-            raise BadRequest(f"field 'Action' must be one of {', '.join(sorted(ACTIONS))}; got {action!r}")
+            raise BadRequest(f"field 'Action' must be one of {', '.join(sorted(ACTIONS))}; got {shown(action)}")
         result = read(request, emr)
     except BadRequest as error:
         metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
-        logger.warning("bad request", extra={"action": action, "reason": str(error)})
+        logger.warning("bad request", extra={"action": shown(action), "reason": str(error)})
         return {"ok": False, "error": {"type": "BadRequest", "message": str(error)}}
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code not in REQUEST_ERRORS:
             raise
         metrics.add_metric(name="RejectedReads", unit=MetricUnit.Count, value=1)
-        message = error.response.get("Error", {}).get("Message", str(error))
-        logger.warning("EMR rejected the read", extra={"action": action, "code": code, "reason": message})
+        message = bounded(str(error.response.get("Error", {}).get("Message", error)))
+        logger.warning("EMR rejected the read", extra={"action": shown(action), "code": code, "reason": message})
         return {"ok": False, "error": {"type": code, "message": message}}
     metrics.add_metric(name="Reads", unit=MetricUnit.Count, value=1)
     return {"ok": True, "result": _json_ready(result)}
@@ -106,17 +120,14 @@ def list_clusters(request: Mapping[str, Any], emr: EmrClient) -> Result:
     name = request.get("Name")
     if name is not None and (not isinstance(name, str) or not name):
         raise BadRequest("field 'Name' must be a non-empty text")
-    tag = request.get("Tag")
-    if tag is not None and not (isinstance(tag, Mapping) and isinstance(tag.get("Key"), str) and tag.get("Key")
-                                and isinstance(tag.get("Value"), str)):
-        raise BadRequest("field 'Tag' must be an object with text 'Key' and 'Value'")
+    tag = _tag(request, "Tag") if request.get("Tag") is not None else None
     found = []
     for summary in _paginate(emr.list_clusters, "Clusters", ClusterStates=list(states)):
         if name is not None and summary.get("Name") != name:
             continue
         if tag is not None:
             tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
-            if {"Key": tag["Key"], "Value": tag["Value"]} not in tags:
+            if tag not in tags:
                 continue
         found.append(summary)
     return {"Clusters": found, "Count": len(found)}
@@ -124,6 +135,37 @@ def list_clusters(request: Mapping[str, Any], emr: EmrClient) -> Result:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Reads that the workflow asks for
+
+
+def check_cluster(request: Mapping[str, Any], emr: EmrClient) -> Result:
+    """Whether the workflow may act on a cluster it was handed: the cluster exists, is not ending, and carries the
+    tag of the deployment that created it (`CreatedBy`) or the tag its owner opts it in with (`OptIn`).
+
+    The `Verdict` is Allowed, NotAllowed or Unavailable; the one-line `Message` names the cluster and, for a cluster
+    that is not allowed, the tag to add. A malformed id is a bad request, answered before any EMR call.
+    """
+    cluster_id = _cluster_id(request)
+    created_by = _tag(request, "CreatedBy")
+    opt_in = _tag(request, "OptIn")
+    verdict: Result = {"ClusterId": cluster_id}
+    try:
+        cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in REQUEST_ERRORS:
+            raise
+        return {**verdict, "Verdict": UNAVAILABLE,
+                "Message": f"cluster {cluster_id} was not found in this account and region"}
+    state = cluster["Status"]["State"]
+    tags = cluster.get("Tags", [])
+    verdict.update(ClusterState=state, TerminationProtected=bool(cluster.get("TerminationProtected")))
+    if created_by not in tags and opt_in not in tags:
+        return {**verdict, "Verdict": NOT_ALLOWED,
+                "Message": f"cluster {cluster_id} is not this deployment's: it carries neither the tag "
+                f"{created_by['Key']}={created_by['Value']} of the clusters the workflow creates nor the opt-in tag; "
+                f"its owner can let the workflow use it by tagging it {opt_in['Key']}={opt_in['Value']}"}
+    if state in ENDED_CLUSTER_STATES:
+        return {**verdict, "Verdict": UNAVAILABLE, "Message": f"cluster {cluster_id} is {state}: no step can run on it"}
+    return {**verdict, "Verdict": ALLOWED, "Message": f"cluster {cluster_id} may be used ({state})"}
 
 
 def describe_failure(request: Mapping[str, Any], emr: EmrClient) -> Result:
@@ -188,6 +230,7 @@ def summarize(request: Mapping[str, Any], emr: EmrClient) -> Result:
 
 
 ACTIONS: dict[str, Callable[[Mapping[str, Any], EmrClient], Result]] = {
+    "CheckCluster": check_cluster,
     "DescribeCluster": describe_cluster,
     "DescribeStep": describe_step,
     "ListSteps": list_steps,
@@ -225,14 +268,22 @@ def _paginate(call: Callable[..., Result], key: str, **arguments: Any) -> Iterat
 
 
 def _cluster_id(request: Mapping[str, Any]) -> str:
-    return _text(request, "ClusterId", CLUSTER_ID, "a cluster id such as j-1234567890ABC")
+    return _text(request, "ClusterId", CLUSTER_ID, "a cluster id: j- and 1 to 13 upper-case letters or digits")
 
 
 def _text(request: Mapping[str, Any], field: str, pattern: re.Pattern[str], describe: str) -> str:
     value = request.get(field)
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
-        raise BadRequest(f"field '{field}' must be {describe}; got {value!r}")
+        raise BadRequest(f"field '{field}' must be {describe}; got {shown(value)}")
     return value
+
+
+def _tag(request: Mapping[str, Any], field: str) -> dict[str, str]:
+    tag = request.get(field)
+    if not (isinstance(tag, Mapping) and isinstance(tag.get("Key"), str) and tag["Key"]
+            and isinstance(tag.get("Value"), str)):
+        raise BadRequest(f"field '{field}' must be an object with text 'Key' and 'Value'; got {shown(tag)}")
+    return {"Key": tag["Key"], "Value": tag["Value"]}
 
 
 def _states(
@@ -242,8 +293,21 @@ def _states(
     if value is None:
         return default
     if not isinstance(value, list) or not all(isinstance(v, str) and v in allowed for v in value):
-        raise BadRequest(f"field '{field}' must be a list of {', '.join(allowed)}; got {value!r}")
+        raise BadRequest(f"field '{field}' must be a list of {', '.join(allowed)}; got {shown(value)}")
     return tuple(value)
+
+
+def shown(value: Any) -> str:
+    """A bounded summary of any value: its start, and a long text's length."""
+    summary = _shown.repr(value)
+    if isinstance(value, str) and len(value) > SHOWN_CHARACTERS:
+        summary += f" ({len(value)} characters)"
+    return summary
+
+
+def bounded(text: str, limit: int = 1000) -> str:
+    """A message from elsewhere (EMR's own), cut to `limit` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _log_uri(cluster: Mapping[str, Any]) -> str:

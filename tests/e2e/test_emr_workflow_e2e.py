@@ -1,7 +1,9 @@
-"""The EMR workflow on the emulator, with the whole app deployed: both seed inputs, injected failures, a stop.
+"""The EMR workflow on the emulator, with the whole app deployed: both seed inputs, injected failures, a stop, and
+clusters handed in that the workflow may or may not act on.
 
-After every run, no cluster that the execution created is left in a non-terminated state. Runs that do not
-disturb each other run side by side. The e2e emulator runs the seed's two 10-second Wait states at a small scale
+After every run, no cluster that the execution created is left in a non-terminated state; a handed-in cluster is
+acted on only when its owner opted it in (tag datapipe:reuse=datapipe-dev). Runs that do not disturb each other run
+side by side. The e2e emulator runs the seed's two 10-second Wait states at a small scale
 (tests/e2e/conftest.py), so a full run takes a few seconds of simulated cluster boot and steps.
 """
 
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.e2e
 
 NAMING = Naming()
 EXECUTION_TAG = "datapipe:execution"
+OPTED_IN = {"datapipe:reuse": "datapipe-dev"}  # the documented opt-in tag, for prefix datapipe and stage dev
 ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 CREATE_AND_TERMINATE = {"CreateCluster": True, "TerminateCluster": True}
 RUN_TIMEOUT = 120.0
@@ -79,8 +82,8 @@ def assert_nothing_left_running(emulator: Any, execution_arn: str) -> dict[str, 
     return {} if found == none else dict(found)
 
 
-def handed_cluster(emulator: Any) -> str:
-    """A cluster someone else runs, for `CreateCluster: false`: it carries no execution tag."""
+def handed_cluster(emulator: Any, *, tags: dict[str, str] | None = None, protected: bool = False) -> str:
+    """A cluster someone else runs, for `CreateCluster: false`: it carries no execution tag, only `tags`."""
     emr = emulator.client("emr")
     cluster_id = emr.run_job_flow(
         Name="shared-cluster",
@@ -103,11 +106,14 @@ def handed_cluster(emulator: Any) -> str:
         JobFlowRole="shared-instance-profile",
         ServiceRole="shared-service-role",
         StepConcurrencyLevel=2,
+        Tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
     )["JobFlowId"]
     wait_for(
         "the shared cluster",
         lambda: emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "WAITING",
     )
+    if protected:
+        emr.set_termination_protection(JobFlowIds=[cluster_id], TerminationProtected=True)
     return str(cluster_id)
 
 
@@ -129,7 +135,7 @@ def cluster(emulator: Any, cluster_id: str) -> dict[str, Any]:
 
 
 def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, faults: Any) -> None:
-    shared = handed_cluster(emulator)
+    shared = handed_cluster(emulator, tags=OPTED_IN)
     sfn = emulator.client("stepfunctions")
     reuse = start(emulator, {"CreateCluster": False, "TerminateCluster": False, "ClusterId": shared})
     to_stop = start(emulator, CREATE_AND_TERMINATE)
@@ -186,6 +192,7 @@ def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, fau
     reused = finish(emulator, reuse)
     assert reused.status == "SUCCEEDED", reused.cause
     assert "Create_A_Cluster" not in entered(reused) and "Terminate_Cluster" not in entered(reused)
+    assert not {"Enable_Termination_Protection", "Disable_Termination_Protection"} & set(entered(reused))
     shared_now = cluster(emulator, shared)
     assert shared_now["Status"]["State"] == "WAITING"  # reused, not removed
     assert shared_now["TerminationProtected"] is False
@@ -259,7 +266,7 @@ def test_a_failed_cancel_of_step_two_is_cleaned_up(emulator: Any, faults: Any) -
 
 def test_a_failed_step_three_cleans_up_a_created_cluster_but_never_a_handed_one(emulator: Any, faults: Any) -> None:
     faults.fail_emr_step("The third step", reason="out of memory")
-    shared = handed_cluster(emulator)
+    shared = handed_cluster(emulator, tags=OPTED_IN, protected=True)
     created = start(emulator, CREATE_AND_TERMINATE)
     handed = start(emulator, {"CreateCluster": False, "TerminateCluster": True, "ClusterId": shared})
 
@@ -267,13 +274,15 @@ def test_a_failed_step_three_cleans_up_a_created_cluster_but_never_a_handed_one(
         result = finish(emulator, execution)
         assert result.status == "FAILED"
         assert "step 'The third step'" in result.cause and "out of memory" in result.cause
-        assert "Cleanup_Disable_Termination_Protection" in entered(result)
-    assert "Cleanup_Terminate_Cluster" in entered(describe_result(emulator.client("stepfunctions"), created))
-    assert "Cleanup_Terminate_Cluster" not in entered(describe_result(emulator.client("stepfunctions"), handed))
+    sfn = emulator.client("stepfunctions")
+    assert {"Cleanup_Disable_Termination_Protection", "Cleanup_Terminate_Cluster"} <= set(
+        entered(describe_result(sfn, created)))
+    assert not {"Cleanup_Disable_Termination_Protection", "Cleanup_Terminate_Cluster"} & set(
+        entered(describe_result(sfn, handed)))
     assert_nothing_left_running(emulator, created)
     shared_now = cluster(emulator, shared)
     assert shared_now["Status"]["State"] == "WAITING"
-    assert shared_now["TerminationProtected"] is False
+    assert shared_now["TerminationProtected"] is True  # a failed run leaves a handed-in cluster as it found it
 
 
 def test_a_failed_terminate_is_finished_by_the_reaper(emulator: Any, faults: Any) -> None:
@@ -296,6 +305,88 @@ def test_graph_draws_the_deployed_workflow(emulator: Any) -> None:
     assert chart.startswith("flowchart TD\n")
     assert "start(( )) --> Validate_Input" in chart
     assert 'subgraph Add_Steps_Parallel["Add_Steps_Parallel"]' in chart
-    assert 'Should_Create_Cluster -- "CreateCluster == false" --> Enable_Termination_Protection' in chart
+    assert 'Should_Create_Cluster -- "CreateCluster == false" --> Check_Handed_In_Cluster' in chart
     assert 'Step_Three -. "catch States.ALL" .-> Describe_Failure' in chart
-    assert 'Created_By_This_Execution -- "CreateCluster == true" --> Cleanup_Terminate_Cluster' in chart
+    assert 'Created_By_This_Execution -- "CreateCluster == true" --> Cleanup_Disable_Termination_Protection' in chart
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Clusters handed in: only those this deployment created or that their owner opted in
+
+
+def steps_of(emulator: Any, cluster_id: str) -> list[str]:
+    return [s["Name"] for s in emulator.client("emr").list_steps(ClusterId=cluster_id)["Steps"]]
+
+
+def test_a_foreign_protected_cluster_is_refused_before_any_change(emulator: Any) -> None:
+    foreign = handed_cluster(emulator, tags={"team": "analytics"}, protected=True)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "start",
+            "emr-workflow",
+            "--input",
+            json.dumps({"CreateCluster": False, "TerminateCluster": True, "ClusterId": foreign}),
+            "--follow",
+            "--json",
+            "--poll",
+            "0.2",
+            "--endpoint-url",
+            emulator.endpoint_url,
+            "--region",
+            emulator.region,
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    report = cli_report(result.output)
+    assert (report["status"], report["error"]) == ("FAILED", "datapipe.ClusterNotAllowed")
+    assert foreign in report["cause"] and "datapipe:reuse=datapipe-dev" in report["cause"]
+    states = [e["name"] for e in report["events"] if e["kind"] == "entered"]
+    assert states[-2:] == ["Is_Cluster_Allowed", "Cluster_Not_Allowed"]
+    now = cluster(emulator, foreign)
+    assert (now["Status"]["State"], now["TerminationProtected"]) == ("WAITING", True)
+    assert steps_of(emulator, foreign) == []
+
+
+def test_an_opted_in_cluster_runs_the_steps_and_keeps_or_loses_it_as_asked(emulator: Any) -> None:
+    kept = handed_cluster(emulator, tags=OPTED_IN, protected=True)
+    ended = handed_cluster(emulator, tags=OPTED_IN, protected=True)
+    keep = start(emulator, {"CreateCluster": False, "TerminateCluster": False, "ClusterId": kept})
+    end = start(emulator, {"CreateCluster": False, "TerminateCluster": True, "ClusterId": ended})
+
+    kept_run, ended_run = finish(emulator, keep), finish(emulator, end)
+    assert kept_run.status == "SUCCEEDED", kept_run.cause
+    assert ended_run.status == "SUCCEEDED", ended_run.cause
+    steps = ["The third step", "The second step", "The first step"]  # EMR lists the newest first
+    assert steps_of(emulator, kept) == steps and steps_of(emulator, ended) == steps
+    assert not {"Enable_Termination_Protection", "Disable_Termination_Protection"} & set(entered(kept_run))
+    now = cluster(emulator, kept)
+    assert (now["Status"]["State"], now["TerminationProtected"]) == ("WAITING", True)  # unchanged
+    assert "Disable_Termination_Protection" in entered(ended_run)
+    assert "Enable_Termination_Protection" not in entered(ended_run)
+    assert wait_for("the opted-in cluster to terminate",
+                    lambda: cluster(emulator, ended)["Status"]["State"] in ENDED)
+
+
+@pytest.mark.parametrize(
+    ("cluster_id", "error", "cause"),
+    [
+        ("j-../../x", "datapipe.InvalidInput", "field 'ClusterId' must be a cluster id"),
+        # Within Step Functions' 256 KiB limit on state data, the reader refuses it and shows its start only.
+        ("j-" + "A" * 200_000, "datapipe.InvalidInput", "(200002 characters)"),
+        # Beyond it, the engine fails the execution at the first state, as AWS does (AWS refuses it at the start).
+        ("j-" + "A" * 10_000_000, "States.DataLimitExceeded", "exceeding the maximum number of bytes"),
+        ("j-1234567890ABC", "datapipe.ClusterUnavailable", "cluster j-1234567890ABC was not found"),
+    ],
+    ids=["path", "200 KB", "10 MB", "unknown"],
+)
+def test_a_malformed_or_unknown_cluster_id_fails_in_one_line_before_any_emr_call(
+    emulator: Any, cluster_id: str, error: str, cause: str
+) -> None:
+    execution = start(emulator, {"CreateCluster": False, "TerminateCluster": True, "ClusterId": cluster_id})
+    result = finish(emulator, execution)
+    assert (result.status, result.error) == ("FAILED", error)
+    assert cause in result.cause
+    assert len(result.cause) < 300 and "\n" not in result.cause
+    assert set(entered(result)) <= {"Validate_Input", "Should_Create_Cluster", "Check_Handed_In_Cluster",
+                                    "Is_Cluster_Allowed", "Reject_Malformed_ClusterId", "Cluster_Unavailable"}

@@ -27,17 +27,20 @@ CLEANUP_STATES = {
 EMR = "arn:TOKEN:states:::elasticmapreduce:"
 
 # The seed's states and transitions (the issue's contract): Next, Choice rules (value -> next) and Default.
+# Two seed transitions go through states added for safety, because the seed protected, then unprotected, a cluster
+# it was handed: CreateCluster false leads to Check_Handed_In_Cluster (not Enable_Termination_Protection), and
+# Step_Three to Should_Disable_Termination_Protection (not Disable_Termination_Protection).
 SEED_NEXT = {
     "Create_A_Cluster": "Merge_Results",
     "Merge_Results": "Enable_Termination_Protection",
     "Enable_Termination_Protection": "Add_Steps_Parallel",
     "Add_Steps_Parallel": "Step_Three",
-    "Step_Three": "Disable_Termination_Protection",
+    "Step_Three": "Should_Disable_Termination_Protection",
     "Disable_Termination_Protection": "Should_Terminate_Cluster",
     "Terminate_Cluster": "Wrapping_Up",
 }
 SEED_CHOICES = {
-    "Should_Create_Cluster": ("$.CreateCluster", {True: "Create_A_Cluster", False: "Enable_Termination_Protection"},
+    "Should_Create_Cluster": ("$.CreateCluster", {True: "Create_A_Cluster", False: "Check_Handed_In_Cluster"},
                               "Create_A_Cluster"),
     "Should_Terminate_Cluster": ("$.TerminateCluster", {True: "Terminate_Cluster", False: "Wrapping_Up"},
                                  "Wrapping_Up"),
@@ -194,22 +197,23 @@ def test_every_task_after_create_a_cluster_is_caught_into_the_cleanup_path(state
         assert all("Catch" not in s for s in branch["States"].values())
 
 
-def test_cleanup_terminates_only_a_cluster_this_execution_created_then_fails_with_the_cause(
+def test_cleanup_unprotects_and_terminates_only_a_cluster_this_execution_created_then_fails_with_the_cause(
     states: dict[str, Any],
 ) -> None:
     assert states["Describe_Failure"]["Parameters"]["Action"] == "DescribeFailure"
     assert states["Describe_Failure"]["Next"] == "Has_Failure_Report"
-    assert states["Describe_Failure"]["Catch"][0]["Next"] == "Cleanup_Disable_Termination_Protection"
-    assert states["Use_Failure_Report"]["Next"] == "Cleanup_Disable_Termination_Protection"
+    assert states["Describe_Failure"]["Catch"][0]["Next"] == "Created_By_This_Execution"
+    assert states["Has_Failure_Report"]["Default"] == "Created_By_This_Execution"
+    assert states["Use_Failure_Report"]["Next"] == "Created_By_This_Execution"
     assert states["Use_Failure_Report"]["Parameters"]["Cause.$"] == "$.FailureReport.result.Message"
-    disable = states["Cleanup_Disable_Termination_Protection"]
-    assert disable["Parameters"]["TerminationProtected"] is False
-    assert disable["Next"] == disable["Catch"][0]["Next"] == "Created_By_This_Execution"
     decide = states["Created_By_This_Execution"]
     assert decide["Choices"] == [
-        {"Variable": "$.CreateCluster", "BooleanEquals": True, "Next": "Cleanup_Terminate_Cluster"}
+        {"Variable": "$.CreateCluster", "BooleanEquals": True, "Next": "Cleanup_Disable_Termination_Protection"}
     ]
-    assert decide["Default"] == "Workflow_Failed"  # a cluster handed in is never terminated
+    assert decide["Default"] == "Workflow_Failed"  # a cluster handed in keeps its protection and is not terminated
+    disable = states["Cleanup_Disable_Termination_Protection"]
+    assert disable["Parameters"]["TerminationProtected"] is False
+    assert disable["Next"] == disable["Catch"][0]["Next"] == "Cleanup_Terminate_Cluster"
     terminate = states["Cleanup_Terminate_Cluster"]
     assert terminate["Resource"] == EMR + "terminateCluster.sync"
     assert terminate["Next"] == terminate["Catch"][0]["Next"] == "Workflow_Failed"
@@ -218,6 +222,50 @@ def test_cleanup_terminates_only_a_cluster_this_execution_created_then_fails_wit
     assert failed["Error"] == "datapipe.WorkflowFailed"  # a caught States.* name may not be raised again
     # A failed create has no cluster id to clean up: it fails directly, and the reaper removes tagged leftovers.
     assert states["Create_A_Cluster"]["Catch"][0]["Next"] == "Workflow_Failed"
+
+
+def test_a_handed_in_cluster_is_checked_before_the_first_emr_call(states: dict[str, Any]) -> None:
+    check = states["Check_Handed_In_Cluster"]
+    assert check["Resource"] == states["Summarize_Run"]["Resource"]  # the reader function
+    assert check["Parameters"] == {
+        "Action": "CheckCluster",
+        "ClusterId.$": "$.ClusterId",
+        "CreatedBy": {"Key": "datapipe:workflow", "Value": "datapipe-dev-emr-workflow"},
+        "OptIn": {"Key": "datapipe:reuse", "Value": "datapipe-dev"},
+    }
+    assert (check["ResultPath"], check["Next"]) == ("$.ClusterCheck", "Is_Cluster_Allowed")
+    # Throttling of the reader's DescribeCluster is raised as ClientError: retried with backoff, like EMR calls.
+    assert [(r["ErrorEquals"], r["BackoffRate"]) for r in check["Retry"]][-1] == (["ClientError"], 2)
+    verdict = states["Is_Cluster_Allowed"]
+    assert verdict["Choices"] == [
+        {"Variable": "$.ClusterCheck.ok", "BooleanEquals": False, "Next": "Reject_Malformed_ClusterId"},
+        {"Variable": "$.ClusterCheck.result.Verdict", "StringEquals": "Allowed", "Next": "Add_Steps_Parallel"},
+        {"Variable": "$.ClusterCheck.result.Verdict", "StringEquals": "Unavailable", "Next": "Cluster_Unavailable"},
+    ]
+    assert verdict["Default"] == "Cluster_Not_Allowed"
+    for name, error, cause in (
+        ("Reject_Malformed_ClusterId", "datapipe.InvalidInput", "$.ClusterCheck.error.message"),
+        ("Cluster_Unavailable", "datapipe.ClusterUnavailable", "$.ClusterCheck.result.Message"),
+        ("Cluster_Not_Allowed", "datapipe.ClusterNotAllowed", "$.ClusterCheck.result.Message"),
+    ):
+        assert (states[name]["Type"], states[name]["Error"], states[name]["CausePath"]) == ("Fail", error, cause)
+
+
+def test_protection_changes_only_on_a_created_cluster_or_one_the_input_asks_to_terminate(
+    states: dict[str, Any],
+) -> None:
+    # Enable_Termination_Protection is reached only from Merge_Results, after Create_A_Cluster.
+    pointing = {name for name, state in states.items() if "Enable_Termination_Protection" in successors(state)}
+    assert pointing == {"Merge_Results"}
+    decide = states["Should_Disable_Termination_Protection"]
+    assert decide["Choices"] == [
+        {"Variable": "$.CreateCluster", "BooleanEquals": True, "Next": "Disable_Termination_Protection"},
+        {"Variable": "$.TerminateCluster", "BooleanEquals": True, "Next": "Disable_Termination_Protection"},
+    ]
+    assert decide["Default"] == "Should_Terminate_Cluster"
+    setters = {n for n, s in states.items() if s.get("Resource", "").endswith("setClusterTerminationProtection")}
+    assert setters == {"Enable_Termination_Protection", "Disable_Termination_Protection",
+                       "Cleanup_Disable_Termination_Protection"}
 
 
 def test_emr_calls_retry_with_backoff(states: dict[str, Any]) -> None:
@@ -313,16 +361,78 @@ def as_list(value: Any) -> list[Any]:
 
 
 def test_no_emr_wildcard_beyond_what_the_integrations_require(templates: dict[str, dict[str, Any]]) -> None:
-    # RunJobFlow creates the cluster (no ARN yet), and the createCluster.sync integration asks for the other three
-    # on "*"; ListClusters has no resource-level permission.
-    allowed_on_everything = {"elasticmapreduce:RunJobFlow", "elasticmapreduce:DescribeCluster",
-                             "elasticmapreduce:TerminateJobFlows", "elasticmapreduce:AddTags",
-                             "elasticmapreduce:ListClusters"}
+    # RunJobFlow creates the cluster (no ARN yet); ListClusters has no resource-level permission.
+    allowed_on_everything = {"elasticmapreduce:RunJobFlow", "elasticmapreduce:ListClusters"}
     for logical_id, statement in statements(templates[STACK]):
         actions = set(as_list(statement["Action"]))
         assert not any(a in ("*", "elasticmapreduce:*") for a in actions), logical_id
         if "*" in as_list(statement["Resource"]):
             assert {a for a in actions if a.startswith("elasticmapreduce:")} <= allowed_on_everything, logical_id
+
+
+def state_machine_policies(template: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+    """(state machine name, policy, statements) for the policies attached to the role of every state machine."""
+    resources = template["Resources"]
+    for machine in resources.values():
+        if machine["Type"] != "AWS::StepFunctions::StateMachine":
+            continue
+        role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        for policy_id, policy in resources.items():
+            if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role} in policy["Properties"]["Roles"]:
+                yield machine["Properties"]["StateMachineName"], policy_id, policy["Properties"]["PolicyDocument"][
+                    "Statement"]
+
+
+def test_every_emr_action_of_every_state_machine_role_of_the_app_carries_a_tag_condition(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    checked = set()
+    for stack, template in templates.items():
+        for machine, policy, policy_statements in state_machine_policies(template):
+            for statement in policy_statements:
+                emr_actions = [a for a in as_list(statement["Action"]) if a.startswith("elasticmapreduce:")]
+                if not emr_actions:
+                    continue
+                checked.add((stack, machine))
+                assert statement["Effect"] == "Allow"
+                (operator, keys), = statement["Condition"].items()
+                (key, value), = keys.items()
+                assert operator == "StringEquals", (stack, policy, statement)
+                if "elasticmapreduce:RunJobFlow" in emr_actions:  # the cluster does not exist yet: the request's tags
+                    assert emr_actions == ["elasticmapreduce:RunJobFlow"] and statement["Resource"] == "*"
+                    assert key == "aws:RequestTag/datapipe:workflow", (stack, policy)
+                else:
+                    assert flatten(statement["Resource"]).endswith(":cluster/*"), (stack, policy, statement)
+                    assert key.startswith(("elasticmapreduce:ResourceTag/", "aws:RequestTag/")), (stack, policy)
+                # The tag the machine puts on the clusters it creates, or (the EMR workflow only) the opt-in tag.
+                if key.endswith("/datapipe:reuse"):
+                    assert (machine, value) == ("datapipe-dev-emr-workflow", "datapipe-dev")
+                else:
+                    assert key.endswith("/datapipe:workflow") and value == machine, (stack, policy, statement)
+    # The EMR workflow and the imported EMR pipeline were both looked at.
+    assert {stack for stack, _ in checked} >= {STACK, "Pipelines"}
+    assert ("Pipelines", "datapipe-dev-pipeline-emr-word-count") in checked
+
+
+def test_the_workflow_role_reaches_clusters_it_created_or_that_were_opted_in(templates: dict[str, Any]) -> None:
+    ((_, _, policy_statements),) = list(state_machine_policies(templates[STACK]))
+    emr = sorted(
+        ((sorted(a for a in as_list(s["Action"]) if a.startswith("elasticmapreduce:")), s["Condition"]["StringEquals"])
+        for s in policy_statements
+        if any(a.startswith("elasticmapreduce:") for a in as_list(s["Action"]))),
+        key=json.dumps,
+    )
+    on_clusters = ["elasticmapreduce:AddJobFlowSteps", "elasticmapreduce:CancelSteps",
+                   "elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep",
+                   "elasticmapreduce:SetTerminationProtection", "elasticmapreduce:TerminateJobFlows"]
+    created = "datapipe-dev-emr-workflow"
+    # One statement per tag: IAM ORs statements, and would AND two tag conditions of one statement.
+    assert emr == sorted([
+        (["elasticmapreduce:AddTags"], {"aws:RequestTag/datapipe:workflow": created}),
+        (["elasticmapreduce:RunJobFlow"], {"aws:RequestTag/datapipe:workflow": created}),
+        (on_clusters, {"elasticmapreduce:ResourceTag/datapipe:reuse": "datapipe-dev"}),
+        (on_clusters, {"elasticmapreduce:ResourceTag/datapipe:workflow": created}),
+    ], key=json.dumps)
 
 
 def test_the_cluster_instance_role_reaches_only_our_buckets_and_the_samples(templates: dict[str, Any]) -> None:
@@ -423,3 +533,34 @@ def test_steps_come_from_settings(resized: dict[str, Any]) -> None:
 def test_bad_emr_settings_name_the_key(context: dict[str, str], key: str) -> None:
     with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
         load_settings(context)
+
+
+def test_the_scoped_role_splits_mixed_statements_and_keeps_conditioned_or_deny_ones(
+    cdk_json_context: dict[str, Any],
+) -> None:
+    from aws_cdk import aws_iam as iam
+
+    from stacks.emr_workflow import ClusterTagScopedRole
+
+    app = cdk.App(context=cdk_json_context)
+    stack = cdk.Stack(app, "Scoped", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    role = ClusterTagScopedRole(stack, "Role", created_by=("owner", "me"), opted_in=None, description="test")
+    role.add_to_policy(iam.PolicyStatement(actions=["elasticmapreduce:CancelSteps", "s3:GetObject"], resources=["*"]))
+    kept = {"StringEquals": {"elasticmapreduce:ResourceTag/team": "x"}}
+    role.add_to_policy(iam.PolicyStatement(actions=["elasticmapreduce:ListSteps"], resources=["*"], conditions=kept))
+    role.add_to_policy(iam.PolicyStatement(effect=iam.Effect.DENY, actions=["elasticmapreduce:TerminateJobFlows"],
+                                           resources=["*"]))
+    resources = Template.from_stack(stack).to_json()["Resources"].values()
+    (policy,) = [r for r in resources if r["Type"] == "AWS::IAM::Policy"]
+    found = sorted(
+        ((s["Effect"], s["Action"], flatten(s["Resource"]), s.get("Condition")) for s in
+         policy["Properties"]["PolicyDocument"]["Statement"]),
+        key=json.dumps,
+    )
+    assert found == sorted([
+        ("Allow", "elasticmapreduce:CancelSteps", "arn:aws:elasticmapreduce:eu-west-1:123456789012:cluster/*",
+         {"StringEquals": {"elasticmapreduce:ResourceTag/owner": "me"}}),
+        ("Allow", "s3:GetObject", "*", None),
+        ("Allow", "elasticmapreduce:ListSteps", "*", kept),
+        ("Deny", "elasticmapreduce:TerminateJobFlows", "*", None),
+    ], key=json.dumps)

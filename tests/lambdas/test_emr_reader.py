@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -148,3 +149,105 @@ def test_throttling_is_raised_for_the_callers_retry() -> None:
 
     with pytest.raises(ClientError, match="Rate exceeded"):
         reader.serve({"Action": "DescribeCluster", "ClusterId": "j-ABC"}, ThrottledEmr())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# CheckCluster: may the workflow act on a cluster it was handed?
+
+CREATED_BY = {"Key": "datapipe:workflow", "Value": "datapipe-dev-emr-workflow"}
+OPT_IN = {"Key": "datapipe:reuse", "Value": "datapipe-dev"}
+
+
+def check(emr: Any, cluster_id: Any) -> dict[str, Any]:
+    return reader.serve({"Action": "CheckCluster", "ClusterId": cluster_id, "CreatedBy": CREATED_BY, "OptIn": OPT_IN},
+                        emr)
+
+
+class NoEmr:
+    """An EMR client that fails the test if anything calls it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"EMR was called: {name}")
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [{"datapipe:workflow": "datapipe-dev-emr-workflow"}, {"datapipe:reuse": "datapipe-dev"}],
+    ids=["created by this deployment", "opted in by its owner"],
+)
+def test_a_cluster_of_this_deployment_or_opted_in_is_allowed(emr: Any, tags: dict[str, str]) -> None:
+    cluster_id = make_cluster(emr, tags={"team": "analytics", **tags})
+    verdict = ok(check(emr, cluster_id))
+    assert (verdict["ClusterId"], verdict["Verdict"], verdict["ClusterState"]) == (cluster_id, "Allowed", "WAITING")
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [{}, {"datapipe:reuse": "datapipe-prod"}, {"datapipe:workflow": "datapipe-prod-emr-workflow"},
+     {"datapipe:execution": "arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:x"}],
+    ids=["untagged", "opted in for another stage", "created by another stage", "execution tag only"],
+)
+def test_any_other_cluster_is_not_allowed_and_the_message_names_the_tag_to_add(emr: Any, tags: dict[str, str]) -> None:
+    cluster_id = make_cluster(emr, tags=tags)
+    verdict = ok(check(emr, cluster_id))
+    assert verdict["Verdict"] == "NotAllowed"
+    assert f"cluster {cluster_id} is not this deployment's" in verdict["Message"]
+    assert "tagging it datapipe:reuse=datapipe-dev" in verdict["Message"]
+    assert "\n" not in verdict["Message"]
+
+
+def test_an_unknown_or_ended_cluster_is_unavailable(emr: Any) -> None:
+    unknown = ok(check(emr, "j-1234567890ABC"))
+    assert unknown["Verdict"] == "Unavailable"
+    assert unknown["Message"] == "cluster j-1234567890ABC was not found in this account and region"
+    ended = make_cluster(emr, tags={"datapipe:reuse": "datapipe-dev"})
+    emr.terminate_job_flows(JobFlowIds=[ended])
+    verdict = ok(check(emr, ended))
+    assert verdict["Verdict"] == "Unavailable"
+    assert verdict["Message"] == f"cluster {ended} is TERMINATED: no step can run on it"
+
+
+@pytest.mark.parametrize(
+    "cluster_id",
+    ["j-../../x", "j-", "j-1234567890ABCD", "j-abc", "J-ABC", " j-ABC", "j-ABC\n", "s-ABC", None, 7, ["j-ABC"],
+     "j-" + "A" * 10_000_000],
+    ids=["path", "empty", "14 characters", "lower case", "upper J", "leading space", "newline", "step id", "null",
+         "number", "list", "10 MB"],
+)
+def test_a_malformed_cluster_id_is_refused_before_any_emr_call_with_a_bounded_message(cluster_id: Any) -> None:
+    answer = check(NoEmr(), cluster_id)
+    assert answer["ok"] is False and answer["error"]["type"] == "BadRequest"
+    message = answer["error"]["message"]
+    assert message.startswith("field 'ClusterId' must be a cluster id: j- and 1 to 13 upper-case letters or digits")
+    assert len(message) < 300
+
+
+def test_check_cluster_needs_both_tags(emr: Any) -> None:
+    for field in ("CreatedBy", "OptIn"):
+        request = {"Action": "CheckCluster", "ClusterId": "j-ABC", "CreatedBy": CREATED_BY, "OptIn": OPT_IN}
+        request[field] = {"Key": "", "Value": "x" * 1_000_000}
+        answer = reader.serve(request, NoEmr())
+        assert answer["ok"] is False and f"'{field}'" in answer["error"]["message"]
+        assert len(answer["error"]["message"]) < 400
+
+
+@pytest.mark.parametrize(
+    ("request_body", "field"),
+    [
+        ({"Action": "A" * 10_000_000}, "Action"),
+        ({"Action": "DescribeStep", "ClusterId": "j-ABC", "StepId": "s-" + "1" * 10_000_000}, "StepId"),
+        ({"Action": "ListSteps", "ClusterId": "j-ABC", "StepStates": ["DONE"] * 1_000_000}, "StepStates"),
+        ({"Action": "ListClusters", "Tag": {"Key": "k" * 10_000_000}}, "Tag"),
+    ],
+    ids=["Action", "StepId", "StepStates", "Tag"],
+)
+def test_a_huge_bad_value_is_echoed_as_a_bounded_summary(
+    request_body: dict[str, Any], field: str, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = io.StringIO()  # what the function writes to its log group, as Powertools formats it
+    monkeypatch.setattr(reader.logger.registered_handler, "stream", log)
+    answer = reader.handler(request_body, lambda_context)
+    assert answer["ok"] is False and f"'{field}'" in answer["error"]["message"]
+    assert len(answer["error"]["message"]) < 400
+    assert "bad request" in log.getvalue()
+    assert max(len(line) for line in log.getvalue().splitlines()) < 2000

@@ -88,3 +88,64 @@ def test_bad_input_is_one_line_each(s3: Any, data_dir: Path, words: Path) -> Non
     assert_one_line_error(invoke("bundle", "pull", "words"), "bundle 'words' is not on remote s3://bundle-remote/team")
     assert_one_line_error(invoke("bundle", "pull", "--uuid", "x"), "--uuid needs a bundle NAME")
     assert_one_line_error(invoke("bundle", "ls", "--remote", "-c", "other"), "context 'other' has no remote")
+
+
+def test_a_damaged_remote_manifest_is_skipped_with_a_warning_and_the_rest_stays_usable(
+    s3: Any, data_dir: Path, words: Path
+) -> None:
+    """Issue 11 §6: one remote manifest failing validation made `bundle ls --remote` and `bundle pull` fail for all."""
+    invoke("remote", "default", REMOTE_URL)
+    good = json.loads(invoke("bundle", "commit", "words", str(words), "--json").output)["uuid"]
+    invoke("bundle", "push", "words")
+    damaged = {}
+    for name, body in (
+        ("garbage", b"{not json"),
+        ("deep", b"[" * 100_000 + b"]" * 100_000),
+        ("nul", None),
+    ):
+        committed = json.loads(invoke("bundle", "commit", name, str(words / "a.txt"), "--json").output)
+        invoke("bundle", "push", name)
+        if body is None:  # a manifest whose file path holds a NUL byte
+            committed["files"][0]["path"] = "a\u0000.txt"
+            body = json.dumps(committed).encode()
+        key = f"team/default/{name}/{committed['uuid']}/manifest.json"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        damaged[name] = key
+        invoke("bundle", "rm", name)
+
+    listed = invoke("bundle", "ls", "--remote", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [b["uuid"] for b in json.loads(listed.stdout)] == [good]
+    warnings = listed.stderr.splitlines()
+    assert len(warnings) == 3
+    for key in damaged.values():
+        assert any(line.startswith("Warning: skipped manifest s3://") and key in line for line in warnings), warnings
+    assert any("nests arrays or objects too deeply" in line for line in warnings)
+    assert any("holds a control character" in line for line in warnings)
+
+    invoke("bundle", "rm", "words")
+    pulled = invoke("bundle", "pull")
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.stdout.startswith(f"Pulled bundle 'words' version {good}")
+    assert LocalContext(data_dir, "default").find("words").uuid == good
+    assert "Traceback" not in pulled.output
+
+    nul_version = damaged["nul"].split("/")[3]
+    assert_one_line_error(
+        invoke("bundle", "pull", "nul", "--uuid", nul_version), "holds a control character (such as NUL)"
+    )
+
+
+def test_piped_listing_prints_whole_values_one_record_per_line(s3: Any, data_dir: Path, words: Path) -> None:
+    """Issue 12 §8: piped, `bundle ls` showed `coun…  crea…  tran…`."""
+    invoke("remote", "default", REMOTE_URL)
+    version = json.loads(invoke("bundle", "commit", "a-rather-long-bundle-name-that-goes-on", str(words), "--json",
+                                "-t", "source:a-long-tag-value-as-well").output)["uuid"]  # fmt: skip
+    result = invoke("bundle", "ls")
+    assert result.exit_code == 0, result.output
+    header, record = result.output.splitlines()
+    assert header.split("\t") == ["name", "version", "created", "files", "size", "tags", "transform"]
+    fields = record.split("\t")
+    assert fields[:2] == ["a-rather-long-bundle-name-that-goes-on", version]
+    assert fields[3:6] == ["2", "33 B", "source:a-long-tag-value-as-well"]
+    assert "…" not in result.output

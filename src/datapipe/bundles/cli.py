@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from datapipe.aws import resolve_target
 from datapipe.bundles import backends
@@ -22,6 +20,7 @@ from datapipe.bundles.remote import Remote
 from datapipe.bundles.store import CONTEXT_ENV, DATA_DIR_ENV, DEFAULT_CONTEXT, LocalContext, default_data_dir
 from datapipe.bundles.transform import code_version, load_transform, parse_parameters
 from datapipe.errors import DatapipeError
+from datapipe.listing import print_listing
 from datapipe.naming import NAME_PATTERN, Naming
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,13 +194,14 @@ def list_bundles(name: str | None, tags: tuple[str, ...], on_remote: bool, as_js
     if as_json:
         click.echo(json.dumps([m.to_json() | {"files": len(m.files), "size": m.size} for m in versions], indent=2))
         return
-    table = Table("name", "version", "created", "files", "size", "tags", "transform", box=None)
-    table.columns[1].no_wrap = True
-    for m in versions:
-        table.add_row(
-            m.name, m.uuid, m.created, str(len(m.files)), human_size(m.size), format_tags(m.tags), m.lineage.transform
-        )
-    Console().print(table)
+    print_listing(
+        ("name", "version", "created", "files", "size", "tags", "transform"),
+        [
+            (m.name, m.uuid, m.created, str(len(m.files)), human_size(m.size), format_tags(m.tags),
+             m.lineage.transform or "")
+            for m in versions
+        ],
+    )  # fmt: skip
 
 
 @bundle.command("show")

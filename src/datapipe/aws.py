@@ -263,7 +263,7 @@ def explain(error: BaseException, *, target: Target | None = None, doing: str = 
     )
 
     where = target.describe() if target is not None else "AWS"
-    prefix = f"{doing} on {where}: " if doing else ""
+    prefix = (f"{doing} on {where}: " if target is not None else f"{doing}: ") if doing else ""
     code = 2  # the machine's set-up is wrong: the user fixes it
     if isinstance(error, NoRegionError):
         message = f"no AWS region: pass --region or set AWS_REGION, or {START_EMULATOR}"

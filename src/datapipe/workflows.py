@@ -180,7 +180,7 @@ def _result(description: Mapping[str, Any], events: list[WorkflowEvent]) -> RunR
     output = description.get("output")
     try:
         parsed = json.loads(output) if isinstance(output, str) else output
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # shown as the text it is
         parsed = output
     return RunResult(
         execution_arn=description["executionArn"],
@@ -217,9 +217,9 @@ def console_reporter(console: Any) -> Callable[[WorkflowEvent], None]:
         if event.kind == "ended":
             style = "bold green" if event.name == "SUCCEEDED" else "bold red"
         line = f"{event.timestamp:%H:%M:%S} {arrows.get(event.kind, ' ')} {event.name}"
-        console.print(f"[{style}]{_escape(line)}[/]" if style else _escape(line))
+        console.print(f"[{style}]{_escape(line)}[/]" if style else _escape(line), soft_wrap=True)
         if event.detail and event.kind != "ended":
-            console.print(f"    [dim]{_escape(event.detail)}[/]")
+            console.print(f"    [dim]{_escape(event.detail)}[/]", soft_wrap=True)
 
     return report
 
@@ -227,9 +227,9 @@ def console_reporter(console: Any) -> Callable[[WorkflowEvent], None]:
 def print_result(console: Any, result: RunResult) -> None:
     colour = "green" if result.succeeded else "red"
     took = f" in {result.seconds:.1f} s" if result.seconds is not None else ""
-    console.print(f"[bold {colour}]{result.status}[/]{took}: {_escape(result.execution_arn)}")
+    console.print(f"[bold {colour}]{result.status}[/]{took}: {_escape(result.execution_arn)}", soft_wrap=True)
     if result.error or result.cause:
-        console.print(f"[red]{_escape(_error_text({'error': result.error, 'cause': result.cause}))}[/]")
+        console.print(f"[red]{_escape(_error_text({'error': result.error, 'cause': result.cause}))}[/]", soft_wrap=True)
     if result.output is not None:
         console.print_json(json.dumps(result.output, default=str))
 
@@ -357,10 +357,10 @@ def start(
         if as_json:
             click.echo(json.dumps({"executionArn": execution_arn, "status": "RUNNING"}))
         else:
-            console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}")
+            console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}", soft_wrap=True)
         return
     if not as_json:
-        console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}")
+        console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}", soft_wrap=True)
     reporter = None if as_json else console_reporter(console)
     try:
         result = _call_aws(

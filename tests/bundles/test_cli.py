@@ -149,3 +149,12 @@ def test_piped_listing_prints_whole_values_one_record_per_line(s3: Any, data_dir
     assert fields[:2] == ["a-rather-long-bundle-name-that-goes-on", version]
     assert fields[3:6] == ["2", "33 B", "source:a-long-tag-value-as-well"]
     assert "…" not in result.output
+
+
+def test_a_hostile_context_file_is_one_line(s3: Any, data_dir: Path) -> None:
+    invoke("remote", "default", REMOTE_URL)
+    config = data_dir / "contexts" / "default" / "context.json"
+    config.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(invoke("bundle", "ls", "--remote"), "context 'default': ", "nests arrays or objects too deeply")
+    config.write_text("[1, 2]")
+    assert_one_line_error(invoke("bundle", "ls", "--remote"), "context.json must hold a JSON object")

@@ -86,6 +86,17 @@ def test_follow_shows_each_state_entered_and_left_then_succeeded(deployed: str) 
     assert '"ClusterId": "j-TEST"' in result.output
 
 
+def test_piped_output_never_splits_an_arn(deployed: str) -> None:
+    """Issue 12 §8: at 80 columns (what rich assumes when piped) ARNs were split across lines."""
+    name = "a-long-execution-name-" + "x" * 50
+    arn = f"arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:{name}"
+    started = run("start", "emr-workflow", "--input", '{"CreateCluster": true}', "--name", name)
+    assert started.output.splitlines()[0].startswith(f"Started {arn} on ")
+    followed = run("start", "emr-workflow", "--input", '{"CreateCluster": true}', "--name", name + "2", "--follow",
+                   "--poll", "0.05")  # fmt: skip
+    assert any(line.startswith("SUCCEEDED") and line.endswith(f": {arn}2") for line in followed.output.splitlines())
+
+
 def test_follow_json_reports_a_failed_execution_and_exits_non_zero(deployed: str) -> None:
     result = run("start", "emr-workflow", "--input", '{"CreateCluster": "yes"}', "--follow", "--json", "--poll", "0.05")
     assert result.exit_code == 1

@@ -33,6 +33,7 @@ from datapipe.bundles.manifest import (
     sha256_of,
 )
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json
 from datapipe.listing import one_line
 
 DATA_DIR_ENV = "DATAPIPE_DATA_DIR"
@@ -106,9 +107,12 @@ class LocalContext:
         if not path.is_file():
             return {}
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise BundleError(f"context '{self.name}': {path} is not JSON") from None
+            text = path.read_bytes()
+        except OSError as error:
+            raise BundleError(f"context '{self.name}': cannot read {path}: {error.strerror}") from None
+        data = parse_json(text, what=f"context '{self.name}': {path}")
+        if not isinstance(data, dict):
+            raise BundleError(f"context '{self.name}': {path} must hold a JSON object such as {{\"remote\": ...}}")
         return {str(k): str(v) for k, v in data.items()}
 
     @property

@@ -165,3 +165,16 @@ def test_a_stage_with_nothing_deployed_says_so(deployed_workflows: None) -> None
         "nothing named datapipe-test-* is: deploy the app first, or check --prefix, --stage and --region",
         exit_code=1,
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        (["--region", "../../x"], "region_name '../../x' doesn't match a supported format"),
+        (["--endpoint", "not a url"], "Invalid endpoint: not a url"),
+    ],
+)
+def test_the_task_runner_with_a_bad_region_or_endpoint_option_is_one_line(
+    clean_cwd: Path, option: list[str], fragment: str
+) -> None:
+    assert_one_line(invoke("taskrunner", "--workerGroup", "wg-1", *option), fragment)

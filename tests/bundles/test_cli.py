@@ -155,6 +155,8 @@ def test_a_hostile_context_file_is_one_line(s3: Any, data_dir: Path) -> None:
     invoke("remote", "default", REMOTE_URL)
     config = data_dir / "contexts" / "default" / "context.json"
     config.write_text("[" * 100_000 + "]" * 100_000)
-    assert_one_line_error(invoke("bundle", "ls", "--remote"), "context 'default': ", "nests arrays or objects too deeply")
+    assert_one_line_error(
+        invoke("bundle", "ls", "--remote"), "context 'default': ", "nests arrays or objects too deeply"
+    )
     config.write_text("[1, 2]")
     assert_one_line_error(invoke("bundle", "ls", "--remote"), "context.json must hold a JSON object")

@@ -204,21 +204,25 @@ def resolve_target(
 ) -> Target:
     if region is not None:
         check_region(region, source="--region")
-    environment_region = None
-    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        if os.environ.get(variable):
-            environment_region = check_region(os.environ[variable], source=variable)
-            break
     if endpoint_url is not None:
-        return Target(check_endpoint_url(endpoint_url, source="--endpoint-url"), region or environment_region, "option")
+        endpoint = check_endpoint_url(endpoint_url, source="--endpoint-url")
+        return Target(endpoint, region or environment_region(), "option")
     if os.environ.get("AWS_ENDPOINT_URL"):
         endpoint = check_endpoint_url(os.environ["AWS_ENDPOINT_URL"], source="AWS_ENDPOINT_URL")
-        return Target(endpoint, region or environment_region, "environment")
+        return Target(endpoint, region or environment_region(), "environment")
     state_file = find_local_state(start)
     state = read_local_state(state_file) if state_file is not None else None
     if state is not None:
-        return Target(state["endpoint_url"], region or state["region"] or environment_region, "emulator")
-    return Target(None, region or environment_region, "aws")
+        return Target(state["endpoint_url"], region or state["region"] or environment_region(), "emulator")
+    return Target(None, region or environment_region(), "aws")
+
+
+def environment_region() -> str | None:
+    """AWS_REGION, else AWS_DEFAULT_REGION, checked."""
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(variable):
+            return check_region(os.environ[variable], source=variable)
+    return None
 
 
 def client(service: str, target: Target | None = None, **config: Any) -> Any:

@@ -166,8 +166,9 @@ def read_local_state(path: Path) -> dict[str, Any] | None:
     pid, started, project = state.get("pid"), state.get("processStart"), state.get("projectDir")
     if not isinstance(pid, int) or isinstance(pid, bool) or not _own_running_process(pid):
         return None  # left behind by an emulator that is gone (or never said which process it was)
-    if started is not None and started != process_start(pid):
-        return None  # the pid now belongs to another process
+    running_since = process_start(pid)
+    if running_since is not None and started != running_since:
+        return None  # the pid now belongs to another process (or the record does not say which start it had)
     if not isinstance(project, str) or Path(project) != path.parent.parent.resolve():
         return None  # written for another folder (copied, or moved)
     return {"endpoint_url": endpoint, "region": region}

@@ -102,6 +102,9 @@ def test_a_state_file_of_a_stopped_emulator_or_a_reused_pid_is_not_used(clean_cw
     write_state(project, {"endpointUrl": ENDPOINT, "region": "us-east-2"})  # no process named at all
     assert resolve_target(start=project).source == "aws"
 
+    write_state(project, {"endpointUrl": ENDPOINT, "pid": os.getpid(), "projectDir": str(project)})  # no start time
+    assert resolve_target(start=project).source == "aws"
+
 
 def test_a_state_file_others_may_write_is_refused(clean_cwd: Path) -> None:
     project = make_project(clean_cwd / "project")

@@ -270,7 +270,7 @@ def state_machine_arn(sfn: Any, workflow: str, naming: Naming) -> str:
 def _suggestion(workflow: str, deployed: list[str], naming: Naming) -> str:
     """What to try instead of a workflow that is not deployed: the closest deployed name, and the others."""
     if not deployed:
-        return f"nothing named {naming.name('*')} is: deploy the app first, or check --prefix, --stage and --region"
+        return "deploy it first"
     closest = difflib.get_close_matches(workflow, deployed, n=1, cutoff=0.6)
     listed = ", ".join(deployed[:LISTED_WORKFLOWS]) + (
         f" and {len(deployed) - LISTED_WORKFLOWS} more" if len(deployed) > LISTED_WORKFLOWS else ""

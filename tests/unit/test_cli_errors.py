@@ -162,7 +162,7 @@ def test_a_misspelled_workflow_gets_the_closest_deployed_name(deployed_workflows
 def test_a_stage_with_nothing_deployed_says_so(deployed_workflows: None) -> None:
     assert_one_line(
         invoke("start", "emr-workflow", "--stage", "test"),
-        "nothing named datapipe-test-* is: deploy the app first, or check --prefix, --stage and --region",
+        "workflow 'emr-workflow': no state machine named datapipe-test-emr-workflow is deployed; deploy it first",
         exit_code=1,
     )
 

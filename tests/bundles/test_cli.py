@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from datapipe.bundles.backends import Submission, record_submission
 from datapipe.bundles.store import LocalContext
 from tests.bundles.conftest import BUCKET, REMOTE_URL, assert_one_line_error, invoke
 
@@ -160,3 +163,26 @@ def test_a_hostile_context_file_is_one_line(s3: Any, data_dir: Path) -> None:
     )
     config.write_text("[1, 2]")
     assert_one_line_error(invoke("bundle", "ls", "--remote"), "context.json must hold a JSON object")
+
+
+def test_pulling_the_output_of_a_batch_run_still_running_says_so(s3: Any, data_dir: Path) -> None:
+    """Issue 12 §3: the pull of a run's output said only "has no version"."""
+    invoke("remote", "default", REMOTE_URL)
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    machine = sfn.create_state_machine(
+        name="datapipe-dev-transform",
+        definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/transform",
+    )["stateMachineArn"]
+    version = "1f3b0c4e-8d2a-4c55-9b1e-2f6a7c8d9e01"
+    execution = sfn.start_execution(stateMachineArn=machine, name=version)["executionArn"]  # moto: stays RUNNING
+    record_submission(
+        LocalContext(data_dir, "default"), "counts", Submission(execution, None, "arn:jobdef", False, version)
+    )
+    assert_one_line_error(
+        invoke("bundle", "pull", "counts", "--uuid", version),
+        f"bundle 'counts' version {version} is not made yet: its Batch run is still running (execution {execution})",
+        exit_code=1,
+    )
+    other = "2f3b0c4e-8d2a-4c55-9b1e-2f6a7c8d9e01"  # no run of this context made it: the plain answer
+    assert_one_line_error(invoke("bundle", "pull", "counts", "--uuid", other), f"has no version {other}")

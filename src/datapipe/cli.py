@@ -50,8 +50,24 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DatapipeError as error:
-            click.echo(f"Error: {error}", err=True)
-            ctx.exit(error.exit_code)
+            fail(ctx, error)
+        except RecursionError:  # a last resort: readers of user input name what they read (datapipe.jsontext)
+            fail(ctx, DatapipeError("the input is nested too deeply to be read"))
+        except Exception as error:
+            # AWS client set-up and connection errors, whichever command let them through: one line, what to do.
+            from datapipe.aws import explain
+
+            explained = explain(error)
+            if explained is None:
+                raise
+            fail(ctx, explained)
+
+
+def fail(ctx: click.Context, error: DatapipeError) -> None:
+    """The one way a command fails: one line on stderr, and the error's exit code."""
+    message = " ".join(str(error).split("\n"))
+    click.echo(f"Error: {message}", err=True)
+    ctx.exit(error.exit_code)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,13 +9,24 @@ from pathlib import Path
 from datapipe.errors import DatapipeError
 
 
-def find_project_dir(start: Path | None = None) -> Path:
-    """The nearest folder at or above `start` holding both cdk.json and app.py."""
+def nearest_project_dir(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above `start` holding both cdk.json and app.py, or None outside a project."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "cdk.json").is_file() and (folder / "app.py").is_file():
             return folder
-    raise DatapipeError(f"no datapipe project (cdk.json and app.py) at or above {here}; run this inside the checkout")
+    return None
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding both cdk.json and app.py."""
+    found = nearest_project_dir(start)
+    if found is None:
+        here = (start or Path.cwd()).resolve()
+        raise DatapipeError(
+            f"no datapipe project (cdk.json and app.py) at or above {here}; run this inside the checkout"
+        )
+    return found
 
 
 def jsii_environment() -> dict[str, str]:

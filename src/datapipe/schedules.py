@@ -12,13 +12,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from rich.console import Console
-from rich.table import Table
+from botocore.exceptions import ClientError
 
-from datapipe.aws import client, resolve_target
+from datapipe.aws import client, explain, resolve_target
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json
+from datapipe.listing import print_listing
 from datapipe.naming import NAME_PATTERN, Naming
+
+DEFAULT_SCHEDULE_GROUP = "default"  # where a schedule made without a group lives (an imported pipeline's)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Target:
 class ScheduleView:
     name: str
     physical_name: str
+    group: str  # the EventBridge Scheduler group: ours, or "default" for an imported pipeline's
     state: str
     expression: str
     time_zone: str
@@ -77,7 +80,11 @@ def describe_target(naming: Naming, arn: str, input_text: str | None = None) -> 
 
 
 def read_triggers(naming: Naming, *, scheduler: Any, events: Any) -> Triggers:
-    """The schedules of our schedule group and the rules named with our prefix, with their targets."""
+    """Every schedule and rule the app deployed, with their targets.
+
+    The triggers stack's schedules live in our schedule group; the imported pipelines' schedules live in the default
+    group under names that start with `<prefix>-<stage>-`; rules are named with that prefix.
+    """
     group = naming.schedule_group()
     schedules: list[ScheduleView] = []
     try:
@@ -88,14 +95,20 @@ def read_triggers(naming: Naming, *, scheduler: Any, events: Any) -> Triggers:
         group_found = False
     else:
         group_found = True
-        names = [
+    wanted: list[tuple[str, str | None]] = [(group, None)] if group_found else []
+    wanted.append((DEFAULT_SCHEDULE_GROUP, naming.name("")))
+    for group_name, name_prefix in wanted:
+        listed = [
             summary["Name"]
-            for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+            for page in scheduler.get_paginator("list_schedules").paginate(
+                GroupName=group_name, **({"NamePrefix": name_prefix} if name_prefix else {})
+            )
             for summary in page["Schedules"]
+            if name_prefix is None or summary["Name"].startswith(name_prefix)  # a server may ignore NamePrefix
         ]
-        for physical_name in sorted(names):
-            detail = scheduler.get_schedule(GroupName=group, Name=physical_name)
-            schedules.append(_schedule_view(naming, detail))
+        for physical_name in sorted(listed):
+            detail = scheduler.get_schedule(GroupName=group_name, Name=physical_name)
+            schedules.append(_schedule_view(naming, detail, group_name))
 
     rules: list[RuleView] = []
     for page in events.get_paginator("list_rules").paginate(NamePrefix=naming.name("")):
@@ -111,7 +124,7 @@ def read_triggers(naming: Naming, *, scheduler: Any, events: Any) -> Triggers:
                     physical_name=rule["Name"],
                     state=rule.get("State", ""),
                     description=rule.get("Description", ""),
-                    event_pattern=json.loads(rule["EventPattern"]) if rule.get("EventPattern") else {},
+                    event_pattern=_event_pattern(rule),
                     targets=targets,
                 )
             )
@@ -119,13 +132,21 @@ def read_triggers(naming: Naming, *, scheduler: Any, events: Any) -> Triggers:
     return Triggers(schedule_group=group if group_found else None, schedules=schedules, rules=rules)
 
 
-def _schedule_view(naming: Naming, detail: dict[str, Any]) -> ScheduleView:
+def _event_pattern(rule: dict[str, Any]) -> dict[str, Any]:
+    if not rule.get("EventPattern"):
+        return {}
+    pattern = parse_json(rule["EventPattern"], what=f"the event pattern of rule {rule['Name']}")
+    return pattern if isinstance(pattern, dict) else {}
+
+
+def _schedule_view(naming: Naming, detail: dict[str, Any], group: str) -> ScheduleView:
     target = detail.get("Target", {})
     window = detail.get("FlexibleTimeWindow", {})
     retry = target.get("RetryPolicy", {})
     return ScheduleView(
         name=short_name(naming, detail["Name"]),
         physical_name=detail["Name"],
+        group=group,
         state=detail.get("State", ""),
         expression=detail.get("ScheduleExpression", ""),
         time_zone=detail.get("ScheduleExpressionTimezone") or "UTC",
@@ -162,24 +183,37 @@ def _as_json(triggers: Triggers) -> dict[str, Any]:
     }
 
 
-def _print_tables(triggers: Triggers, console: Console) -> None:
-    schedules = Table(title=f"Schedules ({triggers.schedule_group or 'no schedule group deployed'})")
-    for column in ("name", "state", "when", "time zone", "window", "starts", "input"):
-        schedules.add_column(column)
-    for s in triggers.schedules:
-        window = f"{s.flexible_window_minutes} min" if s.flexible_window_minutes else "off"
-        schedules.add_row(
-            s.name, s.state, s.expression, s.time_zone, window, _target_label(s.target), s.target.input or ""
-        )
-    console.print(schedules)
-
-    rules = Table(title="Rules")
-    for column in ("name", "state", "when", "targets"):
-        rules.add_column(column)
-    for r in triggers.rules:
-        when = r.description.removeprefix("datapipe: ") or json.dumps(r.event_pattern)
-        rules.add_row(r.name, r.state, when, ", ".join(_target_label(t) for t in r.targets))
-    console.print(rules)
+def _print_listings(triggers: Triggers) -> None:
+    print_listing(
+        ("name", "group", "state", "when", "time zone", "window", "starts", "input"),
+        [
+            (
+                s.name,
+                s.group,
+                s.state,
+                s.expression,
+                s.time_zone,
+                f"{s.flexible_window_minutes} min" if s.flexible_window_minutes else "off",
+                _target_label(s.target),
+                s.target.input or "",
+            )
+            for s in triggers.schedules
+        ],
+        title=f"Schedules ({triggers.schedule_group or 'no schedule group deployed'}, and {DEFAULT_SCHEDULE_GROUP})",
+    )
+    print_listing(
+        ("name", "state", "when", "targets"),
+        [
+            (
+                r.name,
+                r.state,
+                r.description.removeprefix("datapipe: ") or json.dumps(r.event_pattern),
+                ", ".join(_target_label(t) for t in r.targets),
+            )
+            for r in triggers.rules
+        ],
+        title="Rules",
+    )
 
 
 def _target_label(target: Target) -> str:
@@ -213,20 +247,12 @@ def list_triggers(as_json: bool, prefix: str, stage: str, endpoint_url: str | No
     target = resolve_target(endpoint_url, region)
     try:
         triggers = read_triggers(naming, scheduler=client("scheduler", target), events=client("events", target))
-    except ValueError as error:  # botocore rejects a malformed endpoint URL with ValueError
-        raise DatapipeError(f"--endpoint-url: {error}") from None
-    except NoRegionError:
-        raise DatapipeError("no region: pass --region or set AWS_REGION") from None
-    except NoCredentialsError:
-        raise DatapipeError("no AWS credentials: configure the AWS CLI or set AWS_ACCESS_KEY_ID", exit_code=1) from None
-    except ClientError as error:
-        problem = error.response.get("Error", {})
-        raise DatapipeError(
-            f"listing triggers on {target.describe()}: {problem.get('Code')}: {problem.get('Message')}", exit_code=1
-        ) from None
-    except BotoCoreError as error:
-        raise DatapipeError(f"listing triggers on {target.describe()}: {error}", exit_code=1) from None
-    if triggers.schedule_group is None and not triggers.rules:
+    except Exception as error:
+        explained = explain(error, target=target, doing="listing triggers")
+        if explained is None:
+            raise
+        raise explained from None
+    if triggers.schedule_group is None and not triggers.rules and not triggers.schedules:
         raise DatapipeError(
             f"nothing of {naming.name('*')} is deployed on {target.describe()}: deploy the app, or check --prefix, "
             "--stage and --region",
@@ -235,4 +261,4 @@ def list_triggers(as_json: bool, prefix: str, stage: str, endpoint_url: str | No
     if as_json:
         click.echo(json.dumps(_as_json(triggers), indent=2))
     else:
-        _print_tables(triggers, Console(width=200))
+        _print_listings(triggers)

@@ -9,6 +9,7 @@ callback, so that other commands (`datapipe demo`) reuse them:
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import time
@@ -16,12 +17,14 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from datapipe.aws import Target, client, resolve_target
+from datapipe.aws import Target, client, explain, resolve_target
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json, shown
 from datapipe.naming import Naming
 
 FINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -33,6 +36,7 @@ EXECUTION_ENDED = {
 }
 WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 EXECUTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+LISTED_WORKFLOWS = 10  # deployed workflows named in the error for one that is not: enough to spot the right one
 STATE_MACHINE_ARN = re.compile(r"^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:[\w-]{1,80}$")
 
 
@@ -176,7 +180,7 @@ def _result(description: Mapping[str, Any], events: list[WorkflowEvent]) -> RunR
     output = description.get("output")
     try:
         parsed = json.loads(output) if isinstance(output, str) else output
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # shown as the text it is
         parsed = output
     return RunResult(
         execution_arn=description["executionArn"],
@@ -213,9 +217,9 @@ def console_reporter(console: Any) -> Callable[[WorkflowEvent], None]:
         if event.kind == "ended":
             style = "bold green" if event.name == "SUCCEEDED" else "bold red"
         line = f"{event.timestamp:%H:%M:%S} {arrows.get(event.kind, ' ')} {event.name}"
-        console.print(f"[{style}]{_escape(line)}[/]" if style else _escape(line))
+        console.print(f"[{style}]{_escape(line)}[/]" if style else _escape(line), soft_wrap=True)
         if event.detail and event.kind != "ended":
-            console.print(f"    [dim]{_escape(event.detail)}[/]")
+            console.print(f"    [dim]{_escape(event.detail)}[/]", soft_wrap=True)
 
     return report
 
@@ -223,9 +227,9 @@ def console_reporter(console: Any) -> Callable[[WorkflowEvent], None]:
 def print_result(console: Any, result: RunResult) -> None:
     colour = "green" if result.succeeded else "red"
     took = f" in {result.seconds:.1f} s" if result.seconds is not None else ""
-    console.print(f"[bold {colour}]{result.status}[/]{took}: {_escape(result.execution_arn)}")
+    console.print(f"[bold {colour}]{result.status}[/]{took}: {_escape(result.execution_arn)}", soft_wrap=True)
     if result.error or result.cause:
-        console.print(f"[red]{_escape(_error_text({'error': result.error, 'cause': result.cause}))}[/]")
+        console.print(f"[red]{_escape(_error_text({'error': result.error, 'cause': result.cause}))}[/]", soft_wrap=True)
     if result.output is not None:
         console.print_json(json.dumps(result.output, default=str))
 
@@ -249,22 +253,35 @@ def state_machine_arn(sfn: Any, workflow: str, naming: Naming) -> str:
             f"WORKFLOW must be a workflow name such as emr-workflow or a state machine ARN, got {workflow!r}"
         )
     wanted = naming.state_machine(workflow)
+    deployed: dict[str, str] = {}  # short name -> ARN, of this prefix and stage
     for page in sfn.get_paginator("list_state_machines").paginate():
         for machine in page.get("stateMachines", []):
             if machine["name"] == wanted:
                 return str(machine["stateMachineArn"])
+            if machine["name"].startswith(naming.name("")):
+                deployed[machine["name"].removeprefix(naming.name(""))] = machine["stateMachineArn"]
     raise DatapipeError(
-        f"workflow '{workflow}': no state machine named {wanted} is deployed; deploy it first", exit_code=1
+        f"workflow '{workflow}': no state machine named {wanted} is deployed; "
+        + _suggestion(workflow, sorted(deployed), naming),
+        exit_code=1,
     )
 
 
+def _suggestion(workflow: str, deployed: list[str], naming: Naming) -> str:
+    """What to try instead of a workflow that is not deployed: the closest deployed name, and the others."""
+    if not deployed:
+        return "deploy it first"
+    closest = difflib.get_close_matches(workflow, deployed, n=1, cutoff=0.6)
+    listed = ", ".join(deployed[:LISTED_WORKFLOWS]) + (
+        f" and {len(deployed) - LISTED_WORKFLOWS} more" if len(deployed) > LISTED_WORKFLOWS else ""
+    )
+    return (f"did you mean '{closest[0]}'? " if closest else "") + f"deployed: {listed}"
+
+
 def parse_input(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DatapipeError(f"--input is not JSON: {error.msg} at column {error.colno}") from None
+    value = parse_json(text, what="--input")
     if not isinstance(value, dict):
-        raise DatapipeError(f"--input must be a JSON object, got {text!r}")
+        raise DatapipeError(f"--input must be a JSON object, got {shown(text)}")
     return value
 
 
@@ -281,17 +298,14 @@ def stepfunctions_client(endpoint_url: str | None, region: str | None) -> tuple[
 
 
 def _call_aws(action: str, target: Target, call: Callable[[], Any]) -> Any:
-    """Turn the errors of an AWS call into one line naming what failed."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    """Turn the errors of an AWS call into one line naming what failed (see datapipe.aws.explain)."""
     try:
         return call()
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        message = f"{action} on {target.describe()}: {details.get('Code')}: {details.get('Message')}"
-        raise DatapipeError(message, exit_code=1) from None
-    except BotoCoreError as error:
-        raise DatapipeError(f"{action} on {target.describe()}: {error}", exit_code=1) from None
+    except Exception as error:
+        explained = explain(error, target=target, doing=action)
+        if explained is None:
+            raise
+        raise explained from None
 
 
 _target_options = [
@@ -343,10 +357,10 @@ def start(
         if as_json:
             click.echo(json.dumps({"executionArn": execution_arn, "status": "RUNNING"}))
         else:
-            console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}")
+            console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}", soft_wrap=True)
         return
     if not as_json:
-        console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}")
+        console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}", soft_wrap=True)
     reporter = None if as_json else console_reporter(console)
     try:
         result = _call_aws(
@@ -469,16 +483,16 @@ def graph(
     """Print the deployed definition of WORKFLOW as a Mermaid flowchart."""
     if definition_file is not None:
         try:
-            with open(definition_file) as handle:
-                definition = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise DatapipeError(f"--file {definition_file} is not JSON: {error.msg} at line {error.lineno}") from None
+            text = Path(definition_file).read_bytes()
+        except OSError as error:
+            raise DatapipeError(f"--file: cannot read {definition_file}: {error.strerror}") from None
+        definition = parse_json(text, what=f"--file {definition_file}")
     else:
         sfn, target = stepfunctions_client(endpoint_url, region)
         naming = Naming(prefix=prefix, stage=stage)
         arn = _call_aws("finding the workflow", target, lambda: state_machine_arn(sfn, workflow, naming))
         described = _call_aws("reading the definition", target, lambda: sfn.describe_state_machine(stateMachineArn=arn))
-        definition = json.loads(described["definition"])
+        definition = parse_json(described["definition"], what=f"the definition of {arn}")
     if not isinstance(definition, dict) or not isinstance(definition.get("States"), dict):
         raise DatapipeError(f"workflow '{workflow}': the definition has no 'States' object")
     click.echo(to_mermaid(definition), nl=False)

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from datapipe.bundles.backends import Submission, record_submission
 from datapipe.bundles.store import LocalContext
 from tests.bundles.conftest import BUCKET, REMOTE_URL, assert_one_line_error, invoke
 
@@ -88,3 +91,98 @@ def test_bad_input_is_one_line_each(s3: Any, data_dir: Path, words: Path) -> Non
     assert_one_line_error(invoke("bundle", "pull", "words"), "bundle 'words' is not on remote s3://bundle-remote/team")
     assert_one_line_error(invoke("bundle", "pull", "--uuid", "x"), "--uuid needs a bundle NAME")
     assert_one_line_error(invoke("bundle", "ls", "--remote", "-c", "other"), "context 'other' has no remote")
+
+
+def test_a_damaged_remote_manifest_is_skipped_with_a_warning_and_the_rest_stays_usable(
+    s3: Any, data_dir: Path, words: Path
+) -> None:
+    """Issue 11 §6: one remote manifest failing validation made `bundle ls --remote` and `bundle pull` fail for all."""
+    invoke("remote", "default", REMOTE_URL)
+    good = json.loads(invoke("bundle", "commit", "words", str(words), "--json").output)["uuid"]
+    invoke("bundle", "push", "words")
+    damaged = {}
+    for name, body in (
+        ("garbage", b"{not json"),
+        ("deep", b"[" * 100_000 + b"]" * 100_000),
+        ("nul", None),
+    ):
+        committed = json.loads(invoke("bundle", "commit", name, str(words / "a.txt"), "--json").output)
+        invoke("bundle", "push", name)
+        if body is None:  # a manifest whose file path holds a NUL byte
+            committed["files"][0]["path"] = "a\u0000.txt"
+            body = json.dumps(committed).encode()
+        key = f"team/default/{name}/{committed['uuid']}/manifest.json"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        damaged[name] = key
+        invoke("bundle", "rm", name)
+
+    listed = invoke("bundle", "ls", "--remote", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [b["uuid"] for b in json.loads(listed.stdout)] == [good]
+    warnings = listed.stderr.splitlines()
+    assert len(warnings) == 3
+    for key in damaged.values():
+        assert any(line.startswith("Warning: skipped manifest s3://") and key in line for line in warnings), warnings
+    assert any("nests arrays or objects too deeply" in line for line in warnings)
+    assert any("holds a control character" in line for line in warnings)
+
+    invoke("bundle", "rm", "words")
+    pulled = invoke("bundle", "pull")
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.stdout.startswith(f"Pulled bundle 'words' version {good}")
+    assert LocalContext(data_dir, "default").find("words").uuid == good
+    assert "Traceback" not in pulled.output
+
+    nul_version = damaged["nul"].split("/")[3]
+    assert_one_line_error(
+        invoke("bundle", "pull", "nul", "--uuid", nul_version), "holds a control character (such as NUL)"
+    )
+
+
+def test_piped_listing_prints_whole_values_one_record_per_line(s3: Any, data_dir: Path, words: Path) -> None:
+    """Issue 12 §8: piped, `bundle ls` showed `coun…  crea…  tran…`."""
+    invoke("remote", "default", REMOTE_URL)
+    version = json.loads(invoke("bundle", "commit", "a-rather-long-bundle-name-that-goes-on", str(words), "--json",
+                                "-t", "source:a-long-tag-value-as-well").output)["uuid"]  # fmt: skip
+    result = invoke("bundle", "ls")
+    assert result.exit_code == 0, result.output
+    header, record = result.output.splitlines()
+    assert header.split("\t") == ["name", "version", "created", "files", "size", "tags", "transform"]
+    fields = record.split("\t")
+    assert fields[:2] == ["a-rather-long-bundle-name-that-goes-on", version]
+    assert fields[3:6] == ["2", "33 B", "source:a-long-tag-value-as-well"]
+    assert "…" not in result.output
+
+
+def test_a_hostile_context_file_is_one_line(s3: Any, data_dir: Path) -> None:
+    invoke("remote", "default", REMOTE_URL)
+    config = data_dir / "contexts" / "default" / "context.json"
+    config.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(
+        invoke("bundle", "ls", "--remote"), "context 'default': ", "nests arrays or objects too deeply"
+    )
+    config.write_text("[1, 2]")
+    assert_one_line_error(invoke("bundle", "ls", "--remote"), "context.json must hold a JSON object")
+
+
+def test_pulling_the_output_of_a_batch_run_still_running_says_so(s3: Any, data_dir: Path) -> None:
+    """Issue 12 §3: the pull of a run's output said only "has no version"."""
+    invoke("remote", "default", REMOTE_URL)
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    machine = sfn.create_state_machine(
+        name="datapipe-dev-transform",
+        definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/transform",
+    )["stateMachineArn"]
+    version = "1f3b0c4e-8d2a-4c55-9b1e-2f6a7c8d9e01"
+    execution = sfn.start_execution(stateMachineArn=machine, name=version)["executionArn"]  # moto: stays RUNNING
+    record_submission(
+        LocalContext(data_dir, "default"), "counts", Submission(execution, None, "arn:jobdef", False, version)
+    )
+    assert_one_line_error(
+        invoke("bundle", "pull", "counts", "--uuid", version),
+        f"bundle 'counts' version {version} is not made yet: its Batch run is still running (execution {execution})",
+        exit_code=1,
+    )
+    other = "2f3b0c4e-8d2a-4c55-9b1e-2f6a7c8d9e01"  # no run of this context made it: the plain answer
+    assert_one_line_error(invoke("bundle", "pull", "counts", "--uuid", other), f"has no version {other}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -86,14 +87,18 @@ def test_remove_drops_only_the_chosen_version(context: LocalContext, words: Path
     assert not (context.bundles_dir / "words").exists()
 
 
-def test_a_damaged_manifest_is_reported_with_its_path(context: LocalContext, words: Path) -> None:
+def test_a_damaged_manifest_is_skipped_with_a_warning_naming_it(data_dir: Path, words: Path) -> None:
+    warnings: list[str] = []
+    context = LocalContext(data_dir, "default", warn=warnings.append)
     manifest = context.commit("words", [words])
+    kept = context.commit("others", [words])
     path = context.bundles_dir / "words" / manifest.uuid / "manifest.json"
     data = json.loads(path.read_text())
     del data["files"]
     path.write_text(json.dumps(data))
-    with pytest.raises(BundleError, match=r"manifest .*manifest.json is damaged \(KeyError"):
-        context.versions()
+    assert context.versions() == [kept]
+    assert len(warnings) == 1
+    assert re.fullmatch(r"skipped manifest .*manifest.json is damaged \(KeyError: .*files.*\)", warnings[0])
 
 
 def test_manifest_round_trips_through_json(context: LocalContext, words: Path) -> None:

@@ -4,8 +4,6 @@ and a transform that raises leaves no new output version."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +33,9 @@ def bundles(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> L
     """A context whose remote is the deployed data bucket, holding a committed `words` bundle."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATAPIPE_DATA_DIR", str(tmp_path / "data"))
-    # What the transform's image holds: Python with datapipe installed, and the transform code on the path.
-    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    monkeypatch.setenv("PYTHONPATH", str(PROJECT_DIR))
+    # Nothing here puts the transform's code on the job's path: the emulator's Batch gives the job what the image
+    # would hold (issue 12 §3: the job could not import examples.transforms.wordcount).
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     bucket = NAMING.bucket("data", emulator.account, emulator.region)
     assert datapipe("remote", "default", f"s3://{bucket}/bundles").exit_code == 0
     words = tmp_path / "words"
@@ -114,8 +112,59 @@ def test_a_transform_that_raises_leaves_no_new_output_version(
     assert "log stream" in execution["cause"]
     assert {m.uuid for m in remote.versions("counts")} == before
     assert all(m.uuid != summary["uuid"] for m in bundles.versions("counts"))
-    pulled = datapipe("bundle", "pull", "counts", "--uuid", summary["uuid"])
-    assert pulled.exit_code == 2 and f"has no version {summary['uuid']}" in pulled.output
+    pulled = CliRunner().invoke(cli, ["bundle", "pull", "counts", "--uuid", summary["uuid"]])
+    assert pulled.exit_code == 1, pulled.output
+    assert pulled.output.count("\n") == 1
+    assert pulled.output.startswith(
+        f"Error: bundle 'counts' version {summary['uuid']} was never made: its Batch run FAILED (execution "
+        f"{summary['executionArn']}): TransformJobFailed: Batch job "
+    )
+    assert "the job's log ends with: transform 'examples.transforms.wordcount.WordCount' raised ValueError: " in (
+        pulled.output
+    )
+    assert "input bundle 'tables' holds no .txt file" in pulled.output
+
+
+def job_log(emulator: Any, job_id: str) -> tuple[str, str, list[str]]:
+    """(group, stream, lines) of a job's log, where the deployed job definition says Batch writes it."""
+    batch = emulator.client("batch")
+    [job] = batch.describe_jobs(jobs=[job_id])["jobs"]
+    [definition] = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"]
+    options = definition["containerProperties"]["logConfiguration"]["options"]
+    group, stream = options["awslogs-group"], job["container"]["logStreamName"]
+    events = emulator.client("logs").get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    return group, stream, [e["message"] for e in events]
+
+
+def test_the_readme_batch_run_waits_imports_the_project_and_logs_where_the_docs_say(
+    emulator: Any, bundles: LocalContext
+) -> None:
+    """Issue 12 §3: the README's `run ... --backend batch` failed on the emulator with ModuleNotFoundError."""
+    result = datapipe("run", "words", "counts", WORDCOUNT, "min_length=4", "--backend", "batch", "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["status"] == "done"
+    assert_lineage(bundles, summary["uuid"], "batch")  # pulled into the context: --wait needs no later pull
+
+    group, stream, lines = job_log(emulator, summary["jobId"])
+    assert group == "/datapipe/dev/transforms"  # docs/bundles.md: the transforms' log group
+    assert stream == f"transform/default/{summary['jobId']}"  # awslogs-stream-prefix/container/job
+    assert any(line.startswith('{"output": "counts"') for line in lines), lines  # the entry point's summary
+
+
+def test_a_failed_batch_run_with_wait_says_why_in_one_line(
+    emulator: Any, bundles: LocalContext, tmp_path: Path
+) -> None:
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n")
+    assert datapipe("bundle", "commit", "tables", str(table)).exit_code == 0
+    result = CliRunner().invoke(cli, ["run", "--pipe-root", str(PROJECT_DIR), "tables", "counts", WORDCOUNT,
+                                      "--backend", "batch", "--wait"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: the transform's Batch run FAILED: TransformJobFailed: Batch job ")
+    assert "Essential container in task exited" in result.output
+    assert "input bundle 'tables' holds no .txt file" in result.output
 
 
 def test_input_that_did_not_come_from_datapipe_run_fails_at_once(emulator: Any) -> None:

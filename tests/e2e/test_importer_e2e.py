@@ -75,7 +75,9 @@ def test_the_shell_pipeline_runs_its_stages_on_the_task_runner_and_batch(
         s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip() == "finalize the daily backup, keeping 7"
     )
     # Batch ran the two parts in between, with their scriptArguments as $1 and $2.
-    events = emulator.client("logs").filter_log_events(logGroupName="/aws/batch/job")["events"]
+    events = emulator.client("logs").filter_log_events(logGroupName=f"/datapipe/{NAMING.name('pipeline-shell-jobs')}")[
+        "events"
+    ]  # the job definition's awslogs group, where Batch writes the job's output
     lines = {e["message"].strip() for e in events}
     assert {"backup part 1 of 2 for 2026-11-21", "backup part 2 of 2 for 2026-11-21"} <= lines
 
@@ -226,7 +228,7 @@ def test_the_efs_sample_runs_its_shell_command_on_batch(emulator: Any, corpus_pi
     result = ended_execution(sfn, start_execution(sfn, arn, {}), timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     lines = {e["message"].strip() for e in emulator.client("logs").filter_log_events(
-        logGroupName="/aws/batch/job")["events"]}
+        logGroupName=f"/datapipe/{CORPUS_NAMING.name('pipeline-shell-jobs')}")["events"]}
     assert "backup 10.0.1.32:/ to 10.0.1.75:/ every daily, keep 7 (backup-fs-12345678)" in lines
 
 

@@ -128,6 +128,13 @@ def test_schedule_ls_shows_what_the_app_deployed(emulator: Any) -> None:
     for alert in ("alert-workflow-failed", "alert-emr-step-failed", "alert-emr-cluster-failed"):
         assert [(t["kind"], t["name"]) for t in rules[alert]["targets"]] == [("topic", "alerts")]
 
+    # Issue 12 §9: the imported pipelines' schedules (in the default schedule group) were left out.
+    imported = [s for s in listing["schedules"] if s["group"] == "default"]
+    assert [(s["physicalName"], s["expression"], s["target"]["kind"]) for s in imported] == [
+        (NAMING.name("pipeline-shell-with-dependencies"), "rate(1 day)", "workflow")
+    ], imported
+    assert imported[0]["target"]["name"] == "pipeline-shell-with-dependencies"
+
 
 def test_a_failed_emr_step_sends_an_alert_naming_the_step_cluster_and_cause(
     emulator: Any, alert_inbox: Callable[[], list[str]]

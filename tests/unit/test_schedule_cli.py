@@ -117,6 +117,7 @@ def test_ls_json_lists_our_schedules_and_rules_with_what_they_start(deployed: st
     assert daily == {
         "name": "emr-daily",
         "physicalName": "datapipe-dev-emr-daily",
+        "group": "datapipe-dev-schedules",
         "state": "DISABLED",
         "expression": "cron(0 2 * * ? *)",
         "timeZone": "Europe/Paris",
@@ -154,6 +155,64 @@ def test_ls_prints_tables_a_person_can_read(deployed: str) -> None:
     assert "an object created under incoming/ starts transform" in incoming
     assert "workflow transform" in incoming
     assert "someone-elses-rule" not in result.output
+
+
+def deploy_imported_pipeline_schedule(naming: Naming, account: str, pipeline: str) -> None:
+    """What the pipelines stack deploys for an imported pipeline with a schedule: a schedule in the default group."""
+    boto3.client("scheduler", region_name=REGION).create_schedule(
+        Name=naming.name(pipeline),
+        ScheduleExpression="rate(15 minutes)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": naming.state_machine_arn(pipeline, account=account, region=REGION),
+            "RoleArn": f"arn:aws:iam::{account}:role/{naming.name(pipeline)}-schedule",
+            "Input": '{"scheduledStartTime":"<aws.scheduler.scheduled-time>"}',
+        },
+    )
+
+
+def test_ls_lists_the_imported_pipelines_schedules_of_the_default_group(deployed: str) -> None:
+    deploy_imported_pipeline_schedule(DEV, deployed, "shell-with-dependencies")
+    deploy_imported_pipeline_schedule(OTHER_STAGE, deployed, "shell-with-dependencies")
+    boto3.client("scheduler", region_name=REGION).create_schedule(
+        Name="someone-elses-schedule",
+        ScheduleExpression="rate(1 day)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": f"arn:aws:sqs:{REGION}:{deployed}:theirs", "RoleArn": f"arn:aws:iam::{deployed}:role/theirs"},
+    )
+    listing = json.loads(ls("--json").output)
+    by_name = {s["name"]: s for s in listing["schedules"]}
+    assert set(by_name) == {"emr-daily", "hourly", "shell-with-dependencies"}
+    imported = by_name["shell-with-dependencies"]
+    assert (imported["group"], imported["physicalName"]) == ("default", "datapipe-dev-shell-with-dependencies")
+    assert imported["expression"] == "rate(15 minutes)"
+    assert (imported["target"]["kind"], imported["target"]["name"]) == ("workflow", "shell-with-dependencies")
+
+    text = ls().output.splitlines()
+    imported_line = next(line for line in text if line.startswith("shell-with-dependencies\t"))
+    assert imported_line.split("\t")[:3] == ["shell-with-dependencies", "default", "ENABLED"]
+    assert "workflow shell-with-dependencies" in imported_line
+
+
+def test_ls_with_only_an_imported_pipeline_schedule_is_not_empty(aws: str) -> None:
+    deploy_imported_pipeline_schedule(DEV, aws, "nightly")
+    result = ls("--json")
+    assert result.exit_code == 0, result.output
+    assert [s["physicalName"] for s in json.loads(result.output)["schedules"]] == ["datapipe-dev-nightly"]
+
+
+def test_ls_piped_prints_one_whole_record_per_line(deployed: str) -> None:
+    result = ls()
+    header = "name\tgroup\tstate\twhen\ttime zone\twindow\tstarts\tinput"
+    lines = result.output.splitlines()
+    assert header in lines
+    records = lines[lines.index(header) + 1 :]
+    daily = next(line for line in records if line.startswith("emr-daily\t")).split("\t")
+    assert daily == [
+        "emr-daily", "datapipe-dev-schedules", "DISABLED", "cron(0 2 * * ? *)", "Europe/Paris", "15 min",
+        "workflow emr-workflow", '{"CreateCluster":true,"TerminateCluster":true}',
+    ]  # fmt: skip
+    assert "…" not in result.output
 
 
 def test_ls_of_another_stage_shows_that_stage_only(deployed: str) -> None:
@@ -209,5 +268,5 @@ def test_ls_with_an_unreachable_endpoint_fails_in_one_line(monkeypatch: pytest.M
 def test_ls_with_a_malformed_endpoint_fails_in_one_line() -> None:
     result = ls("--endpoint-url", "not a url")
     assert result.exit_code == 2
-    assert result.output.startswith("Error: --endpoint-url: ")
+    assert result.output.startswith("Error: --endpoint-url must be an http:// or https:// URL")
     assert result.output.count("\n") == 1

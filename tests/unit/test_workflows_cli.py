@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,7 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
-from datapipe.aws import resolve_target
 from datapipe.cli import cli
-from datapipe.errors import DatapipeError
 from datapipe.workflows import to_mermaid
 
 # A small workflow in the shape of the EMR one: validation, a choice, a wait, and a failure path.
@@ -87,6 +84,17 @@ def test_follow_shows_each_state_entered_and_left_then_succeeded(deployed: str) 
     assert entered.index("Validate_Input") < entered.index("Create_A_Cluster") < entered.index("Wrapping_Up")
     assert "SUCCEEDED" in result.output
     assert '"ClusterId": "j-TEST"' in result.output
+
+
+def test_piped_output_never_splits_an_arn(deployed: str) -> None:
+    """Issue 12 §8: at 80 columns (what rich assumes when piped) ARNs were split across lines."""
+    name = "a-long-execution-name-" + "x" * 50
+    arn = f"arn:aws:states:eu-west-1:123456789012:execution:datapipe-dev-emr-workflow:{name}"
+    started = run("start", "emr-workflow", "--input", '{"CreateCluster": true}', "--name", name)
+    assert started.output.splitlines()[0].startswith(f"Started {arn} on ")
+    followed = run("start", "emr-workflow", "--input", '{"CreateCluster": true}', "--name", name + "2", "--follow",
+                   "--poll", "0.05")  # fmt: skip
+    assert any(line.startswith("SUCCEEDED") and line.endswith(f": {arn}2") for line in followed.output.splitlines())
 
 
 def test_follow_json_reports_a_failed_execution_and_exits_non_zero(deployed: str) -> None:
@@ -186,49 +194,6 @@ def test_mermaid_ids_stay_unique_when_names_collide() -> None:
         {"StartAt": "a b", "States": {"a b": {"Type": "Pass", "Next": "a-b"}, "a-b": {"Type": "Pass", "End": True}}}
     )
     assert 'a_b("a b")' in chart and 'a_b_2("a-b")' in chart and "a_b --> a_b_2" in chart
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Where requests go
-
-
-def write_state(folder: Path, **record: Any) -> None:
-    (folder / ".datapipe").mkdir(parents=True, exist_ok=True)
-    (folder / ".datapipe" / "local.json").write_text(json.dumps(record))
-
-
-def test_target_precedence(clean_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    assert resolve_target().source == "aws"
-
-    write_state(clean_cwd, endpointUrl="http://127.0.0.1:5999", region="us-east-2", pid=os.getpid())
-    nested = clean_cwd / "some" / "folder"
-    nested.mkdir(parents=True)
-    emulator = resolve_target(start=nested)
-    assert emulator.source == "emulator"
-    assert (emulator.endpoint_url, emulator.region) == ("http://127.0.0.1:5999", "us-east-2")
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:6000")
-    assert resolve_target().endpoint_url == "http://127.0.0.1:6000"
-    assert resolve_target("http://127.0.0.1:7000", "ap-south-1").endpoint_url == "http://127.0.0.1:7000"
-
-
-def test_a_state_file_left_by_a_stopped_emulator_is_ignored(clean_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    write_state(clean_cwd, endpointUrl="http://127.0.0.1:5999", region="us-east-2", pid=2**22 + 12345)
-    assert resolve_target().source == "aws"
-
-
-def test_a_broken_state_file_is_reported(clean_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    (clean_cwd / ".datapipe").mkdir()
-    (clean_cwd / ".datapipe" / "local.json").write_text("{")
-    with pytest.raises(DatapipeError, match="is not JSON"):
-        resolve_target()
-    write_state(clean_cwd, region="eu-west-1")
-    with pytest.raises(DatapipeError, match="endpointUrl"):
-        resolve_target()
 
 
 class PagedHistory:

@@ -5,8 +5,10 @@ Both run the same entry point (entrypoint.py) with the same arguments, so a run 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,9 +30,13 @@ from datapipe.bundles.manifest import Manifest
 from datapipe.bundles.remote import Remote
 from datapipe.bundles.store import DATA_DIR_ENV, LocalContext
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json
 from datapipe.naming import Naming
 
 JOB_ID_WAIT_SECONDS = 20.0
+WAIT_POLL_SECONDS = 1.0  # between reads of a waited-for run's execution
+JOB_LOG_EVENTS_READ = 200  # the newest lines of a failed job's log searched for its error
+DEFAULT_JOB_LOG_GROUP = "/aws/batch/job"  # where Batch logs a job whose definition names no awslogs group
 
 
 @dataclass(frozen=True)
@@ -127,11 +133,9 @@ class Submission:
 def _aws_call(doing: str, call: Any, **kwargs: Any) -> Any:
     try:
         return call(**kwargs)
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        raise DatapipeError(f"{doing}: {details.get('Code')}: {details.get('Message')}", exit_code=1) from None
-    except BotoCoreError as error:
-        raise DatapipeError(f"{doing}: {error}", exit_code=1) from None
+    except (ClientError, BotoCoreError) as error:
+        explained = aws.explain(error, doing=doing)
+        raise (explained or DatapipeError(f"{doing}: {error}", exit_code=1)) from None
 
 
 def submit_batch(plan: RunPlan, options: BatchOptions, target: Target) -> Submission:
@@ -222,3 +226,101 @@ def wait_for_job_id(stepfunctions: Any, execution_arn: str, timeout: float = JOB
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What became of a Batch run: waiting for it, and saying why it failed
+
+
+def run_record_path(context: LocalContext, output_version: str) -> Path:
+    """Where `datapipe run --backend batch` notes a submission, so that a later pull can say what became of it."""
+    return context.root / "runs" / f"{output_version}.json"
+
+
+def record_submission(context: LocalContext, output_name: str, submission: Submission) -> None:
+    path = run_record_path(context, submission.output_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"output": output_name, "uuid": submission.output_version, "executionArn": submission.execution_arn}
+    path.write_text(json.dumps({**record, "jobId": submission.job_id}, indent=2) + "\n")
+
+
+def wait_for_run(submission: Submission, target: Target, poll_seconds: float = WAIT_POLL_SECONDS) -> None:
+    """Follow the run's execution until it ends; raise a one-line error saying why when it did not succeed."""
+    from datapipe.workflows import follow_execution
+
+    stepfunctions = aws.client("stepfunctions", target)
+    result = _aws_call(
+        f"cannot follow execution {submission.execution_arn}",
+        lambda: follow_execution(stepfunctions, submission.execution_arn, poll_seconds=poll_seconds),
+    )
+    if not result.succeeded:
+        why = failure_reason(target, {"status": result.status, "error": result.error, "cause": result.cause})
+        raise DatapipeError(f"the transform's Batch run {result.status}: {why}", exit_code=1)
+
+
+def unfinished_run(context: LocalContext, name: str, version: str, target: Target | None) -> DatapipeError | None:
+    """Why version `version` of bundle `name` is not on the remote, when a Batch run of this context was to make it."""
+    path = run_record_path(context, version)
+    if not path.is_file():
+        return None
+    try:
+        record = parse_json(path.read_bytes(), what=str(path))
+        execution_arn = str(record["executionArn"])
+    except (OSError, KeyError, TypeError, DatapipeError):
+        return None  # a record we cannot read tells nothing: the plain "no such version" stands
+    stepfunctions = aws.client("stepfunctions", target)
+    description = _aws_call(
+        f"cannot read execution {execution_arn}", stepfunctions.describe_execution, executionArn=execution_arn
+    )
+    status = description["status"]
+    if status == "RUNNING":
+        return DatapipeError(
+            f"bundle '{name}' version {version} is not made yet: its Batch run is still running (execution "
+            f"{execution_arn}); pull it when the run has ended",
+            exit_code=1,
+        )
+    if status == "SUCCEEDED":
+        return None
+    return DatapipeError(
+        f"bundle '{name}' version {version} was never made: its Batch run {status} "
+        f"(execution {execution_arn}): {failure_reason(target, description)}",
+        exit_code=1,
+    )
+
+
+def failure_reason(target: Target | None, execution: dict[str, Any]) -> str:
+    """The execution's error and cause, and the last error line of the job's log when the cause names its stream."""
+    error, cause = str(execution.get("error") or ""), str(execution.get("cause") or "")
+    reason = f"{error}: {cause}" if error and cause else error or cause or str(execution.get("status", "unknown"))
+    match = re.search(r"Batch job (\S+) failed: .*\(log stream (\S+)\)", cause)
+    if match is None:
+        return reason
+    job_id, stream = match.groups()
+    with contextlib.suppress(DatapipeError):  # the cause says enough without the log
+        logged = job_error_line(target, job_id, stream)
+        if logged:
+            return f"{reason}; the job's log ends with: {logged}"
+    return reason
+
+
+def job_error_line(target: Target | None, job_id: str, stream: str) -> str | None:
+    """The transform's own error line (`Error: ...`, or the last line) from the newest lines of the job's log."""
+    batch = aws.client("batch", target)
+    jobs = _aws_call(f"cannot describe job {job_id}", batch.describe_jobs, jobs=[job_id])["jobs"]
+    group = DEFAULT_JOB_LOG_GROUP
+    if jobs:
+        definitions = _aws_call(
+            "cannot read the job definition", batch.describe_job_definitions, jobDefinitions=[jobs[0]["jobDefinition"]]
+        )["jobDefinitions"]
+        logging = (definitions[0].get("containerProperties") or {}).get("logConfiguration") if definitions else None
+        group = ((logging or {}).get("options") or {}).get("awslogs-group") or group
+    events = _aws_call(
+        f"cannot read log stream {stream} of {group}",
+        aws.client("logs", target).get_log_events,
+        logGroupName=group,
+        logStreamName=stream,
+        startFromHead=False,
+        limit=JOB_LOG_EVENTS_READ,
+    )["events"]
+    lines = [str(event.get("message", "")) for event in events]
+    return last_error_line("\n".join(lines)) if lines else None

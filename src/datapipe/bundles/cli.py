@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from datapipe.aws import resolve_target
 from datapipe.bundles import backends
@@ -22,6 +20,7 @@ from datapipe.bundles.remote import Remote
 from datapipe.bundles.store import CONTEXT_ENV, DATA_DIR_ENV, DEFAULT_CONTEXT, LocalContext, default_data_dir
 from datapipe.bundles.transform import code_version, load_transform, parse_parameters
 from datapipe.errors import DatapipeError
+from datapipe.listing import print_listing
 from datapipe.naming import NAME_PATTERN, Naming
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,13 +194,14 @@ def list_bundles(name: str | None, tags: tuple[str, ...], on_remote: bool, as_js
     if as_json:
         click.echo(json.dumps([m.to_json() | {"files": len(m.files), "size": m.size} for m in versions], indent=2))
         return
-    table = Table("name", "version", "created", "files", "size", "tags", "transform", box=None)
-    table.columns[1].no_wrap = True
-    for m in versions:
-        table.add_row(
-            m.name, m.uuid, m.created, str(len(m.files)), human_size(m.size), format_tags(m.tags), m.lineage.transform
-        )
-    Console().print(table)
+    print_listing(
+        ("name", "version", "created", "files", "size", "tags", "transform"),
+        [
+            (m.name, m.uuid, m.created, str(len(m.files)), human_size(m.size), format_tags(m.tags),
+             m.lineage.transform or "")
+            for m in versions
+        ],
+    )  # fmt: skip
 
 
 @bundle.command("show")
@@ -298,7 +298,14 @@ def pull(
         if not selected:
             raise BundleError(f"remote {source.url} holds no bundle of context '{context.name}' to pull")
     else:
-        selected = _selected(source, name, version, tags, every)
+        try:
+            selected = _selected(source, name, version, tags, every)
+        except BundleError:
+            # A version that a Batch run of this context was to make: say what became of that run instead.
+            unfinished = backends.unfinished_run(context, name, version, source.target) if version else None
+            if unfinished is not None:
+                raise unfinished from None
+            raise
     for manifest in selected:
         done = source.pull(context, manifest)
         click.echo(f"{'Pulled' if done else 'Already local:'} {describe(manifest)}")
@@ -354,6 +361,9 @@ def remove(
 @click.option("--vcpus", type=click.FloatRange(min=0.25), default=1, show_default=True, help="vCPUs of the Batch job.")
 @click.option("--memory", type=click.IntRange(min=128), default=2048, show_default=True, help="MiB of the Batch job.")
 @click.option("--fargate", is_flag=True, help="Register a Fargate job definition when none exists yet.")
+@click.option(
+    "--wait", is_flag=True, help="With --backend batch: wait for the job, pull its output, exit 1 if it failed."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 def run(
@@ -373,15 +383,18 @@ def run(
     vcpus: float,
     memory: int,
     fargate: bool,
+    wait: bool,
     as_json: bool,
     stores: Stores,
 ) -> None:
     """Run transform module.Class on INPUT_BUNDLE, making a new version of OUTPUT_BUNDLE.
 
     --backend local runs it in a fresh process and folder, as the container would, and pulls the output back;
-    --backend batch submits it through the transform state machine and returns at once: pull the output later
-    with `datapipe bundle pull OUTPUT_BUNDLE --uuid VERSION`.
+    --backend batch submits it through the transform state machine and returns at once (pull the output later
+    with `datapipe bundle pull OUTPUT_BUNDLE --uuid VERSION`), or with --wait waits for the job and pulls it.
     """
+    if wait and backend != "batch":
+        raise DatapipeError("--wait goes with --backend batch (a local run always waits)")
     for option, value in (("--prefix", prefix), ("--stage", stage)):
         if re.fullmatch(NAME_PATTERN, value) is None:
             raise DatapipeError(f"{option} '{value}' must be a lower-case name (letters, digits, '-'; at most 20)")
@@ -435,6 +448,19 @@ def run(
         naming=Naming(prefix=prefix, stage=stage), image=image, vcpus=vcpus, memory_mib=memory, fargate=fargate
     )
     submission = backends.submit_batch(plan, options, target)
+    backends.record_submission(context, output_name, submission)
+    if wait:
+        backends.wait_for_run(submission, target)
+        output = remote_store.find(output_name, version=submission.output_version)
+        remote_store.pull(context, output)
+        _report(
+            as_json,
+            {"status": "done", "output": output.name, "uuid": output.uuid, "executionArn": submission.execution_arn,
+             "jobId": submission.job_id},
+            f"Made {describe(output)} from {input_manifest.name} {input_manifest.uuid} on AWS Batch "
+            f"(job {submission.job_id or 'unknown'})",
+        )  # fmt: skip
+        return
     _report(
         as_json,
         {
@@ -454,7 +480,8 @@ def run(
                 f"  job definition  {submission.job_definition_arn}"
                 + (" (new revision)" if submission.job_definition_registered else ""),
                 f"  output          {output_name} {submission.output_version}",
-                f"When the job is done: datapipe bundle pull {output_name} --uuid {submission.output_version}",
+                f"When the job is done: datapipe bundle pull {output_name} --uuid {submission.output_version}"
+                " (or run with --wait)",
             ]
         ),
     )

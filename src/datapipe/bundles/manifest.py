@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json, shown
 
 MANIFEST_FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -27,7 +28,7 @@ class BundleError(DatapipeError):
 
 def check_name(name: str, *, what: str = "bundle") -> str:
     if re.fullmatch(NAME_PATTERN, name) is None:
-        raise BundleError(f"{what} name '{name}' must be letters, digits, '.', '_' or '-' (at most 128)")
+        raise BundleError(f"{what} name {shown(name)} must be letters, digits, '.', '_' or '-' (at most 128)")
     return name
 
 
@@ -35,7 +36,7 @@ def check_uuid(value: str) -> str:
     try:
         return str(uuid_module.UUID(value))
     except ValueError:
-        raise BundleError(f"version '{value}' is not a bundle uuid") from None
+        raise BundleError(f"version {shown(value)} is not a bundle uuid") from None
 
 
 def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
@@ -44,7 +45,7 @@ def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         key, _, value = pair.partition(":")
         if re.fullmatch(TAG_KEY_PATTERN, key) is None:
-            raise BundleError(f"tag '{pair}' must be KEY or KEY:VALUE with a key of letters, digits, '._/-'")
+            raise BundleError(f"tag {shown(pair)} must be KEY or KEY:VALUE with a key of letters, digits, '._/-'")
         tags[key] = value
     return tags
 
@@ -65,7 +66,9 @@ def check_relative_path(path: str) -> str:
     """A file path inside a bundle: relative, '/'-separated, never leaving the bundle."""
     pure = PurePosixPath(path)
     if not path or pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
-        raise BundleError(f"file path '{path}' must be relative and stay inside the bundle")
+        raise BundleError(f"file path {shown(path)} must be relative and stay inside the bundle")
+    if not path.isprintable():  # a NUL byte cannot be in a file name; other control characters hide in listings
+        raise BundleError(f"file path {shown(path)} holds a control character (such as NUL)")
     return path
 
 
@@ -159,10 +162,10 @@ class Manifest:
 
     @staticmethod
     def loads(text: str | bytes, *, source: str) -> Manifest:
+        data = parse_json(text, what=f"manifest {source}")
         try:
-            data = json.loads(text)
             if data.get("format") != MANIFEST_FORMAT:
-                raise BundleError(f"manifest {source}: unsupported format {data.get('format')!r}")
+                raise BundleError(f"unsupported format {shown(data.get('format'))}")
             lineage = data.get("lineage") or {}
             return Manifest(
                 name=check_name(str(data["name"])),
@@ -182,4 +185,6 @@ class Manifest:
                 ),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise BundleError(f"manifest {source} is damaged ({type(error).__name__}: {error})") from None
+            raise BundleError(f"manifest {source} is damaged ({type(error).__name__}: {shown(str(error))})") from None
+        except DatapipeError as error:  # a name, uuid or file path that fails its check
+            raise BundleError(f"manifest {source}: {error}") from None

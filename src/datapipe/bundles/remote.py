@@ -7,7 +7,7 @@ A version without its manifest (a push that stopped half way) is never listed no
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,10 +16,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import S3UploadFailedError
 
-from datapipe.aws import Target
+from datapipe.aws import Target, explain
 from datapipe.bundles import transfer
 from datapipe.bundles.manifest import MANIFEST_FILE, BundleError, Manifest, check_name, format_tags, sha256_of
-from datapipe.bundles.store import FILES_DIR, LocalContext
+from datapipe.bundles.store import FILES_DIR, LocalContext, warn_on_stderr
+from datapipe.errors import DatapipeError
 from datapipe.naming import BUCKET_NAME_PATTERN
 
 BUCKET_PATTERN = rf"^{BUCKET_NAME_PATTERN}$"
@@ -43,19 +44,15 @@ class RemoteURL:
 
 
 @contextmanager
-def s3_errors(doing: str) -> Iterator[None]:
-    """Turn S3 and connection failures into one line that says what was being done."""
+def s3_errors(doing: str, target: Target | None = None) -> Iterator[None]:
+    """Turn S3 and connection failures into one line that says what was being done (and what to do)."""
     try:
         yield
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        code = details.get("Code", "error")
-        message = details.get("Message") or code
-        raise BundleError(f"{doing}: {code}: {message}", exit_code=1) from None
     except S3UploadFailedError as error:
         raise BundleError(f"{doing}: {error}", exit_code=1) from None
-    except BotoCoreError as error:
-        raise BundleError(f"{doing}: {error}", exit_code=1) from None
+    except (ClientError, BotoCoreError) as error:
+        explained = explain(error, target=target, doing=doing)
+        raise (explained or BundleError(f"{doing}: {error}", exit_code=1)) from None
     except OSError as error:  # a local file went missing or unreadable mid-transfer
         raise BundleError(
             f"{doing}: {error.strerror or error}: {error.filename or ''}".rstrip(": "), exit_code=1
@@ -73,8 +70,11 @@ class Remote:
         client: Any = None,
         target: Target | None = None,
         show_progress: bool | None = None,
+        warn: Callable[[str], None] = warn_on_stderr,
     ) -> None:
         self.url = RemoteURL.parse(url)
+        self.target = target
+        self.warn = warn
         self.context_name = check_name(context_name, what="context")
         self.client = client or transfer.s3_client(target)
         self.show_progress = show_progress
@@ -84,7 +84,7 @@ class Remote:
         return f"{self.base}{name}/{version}/"
 
     def check_bucket(self) -> None:
-        with s3_errors(f"remote {self.url}: bucket '{self.url.bucket}' is not reachable"):
+        with s3_errors(f"remote {self.url}: bucket '{self.url.bucket}' is not reachable", self.target):
             self.client.head_bucket(Bucket=self.url.bucket)
 
     # -- reading ------------------------------------------------------------------------------------------------
@@ -107,17 +107,36 @@ class Remote:
         return names
 
     def versions(self, name: str | None = None) -> list[Manifest]:
-        """Every complete version on the remote (of one bundle, or of all), oldest first."""
-        with s3_errors(f"remote {self.url}: cannot list bundles"):
+        """Every complete version on the remote (of one bundle, or of all), oldest first.
+
+        A manifest that cannot be read as one is left out with a warning naming it: one bad version must not hide
+        the others.
+        """
+        with s3_errors(f"remote {self.url}: cannot list bundles", self.target):
             names = [check_name(name)] if name else self._subfolders(self.base)
             pairs = [(n, v) for n in names for v in self._subfolders(f"{self.base}{n}/")]
             with ThreadPoolExecutor(max_workers=transfer.CONCURRENCY) as pool:
-                found = [m for m in pool.map(lambda pair: self.manifest(*pair), pairs) if m is not None]
+                read = list(pool.map(lambda pair: self._readable_manifest(*pair), pairs))
+        found = [m for m in read if m is not None]
         return sorted(found, key=lambda m: (m.created, m.uuid))
+
+    def _readable_manifest(self, name: str, version: str) -> Manifest | None:
+        try:
+            found = self.manifest(name, version)
+        except DatapipeError as error:  # damaged, or not one of ours: skip it (S3 errors still fail the listing)
+            self.warn(f"skipped {error}")
+            return None
+        if found is not None and (found.name, found.uuid) != (name, version):
+            self.warn(
+                f"skipped manifest s3://{self.url.bucket}/{self.version_prefix(name, version)}{MANIFEST_FILE}: it "
+                f"describes bundle '{found.name}' version {found.uuid}, not the folder it is in"
+            )
+            return None
+        return found
 
     def find(self, name: str, *, version: str | None = None, tags: Mapping[str, str] | None = None) -> Manifest:
         if version:
-            with s3_errors(f"remote {self.url}: cannot read bundle '{name}'"):
+            with s3_errors(f"remote {self.url}: cannot read bundle '{name}'", self.target):
                 found = self.manifest(check_name(name), version)
             if found is None:
                 raise BundleError(f"bundle '{name}' has no version {version} on remote {self.url}")
@@ -139,7 +158,7 @@ class Remote:
         """Upload the files, then the manifest. False when the version was already on the remote."""
         prefix = self.version_prefix(manifest.name, manifest.uuid)
         doing = f"push of bundle '{manifest.name}' version {manifest.uuid} to {self.url}"
-        with s3_errors(doing):
+        with s3_errors(doing, self.target):
             if self.manifest(manifest.name, manifest.uuid) is not None:
                 return False
             files_dir = context.files_dir(manifest)
@@ -168,7 +187,7 @@ class Remote:
             return False
         prefix = self.version_prefix(manifest.name, manifest.uuid)
         with context.staging() as staged:
-            with s3_errors(f"pull of bundle '{manifest.name}' version {manifest.uuid} from {self.url}"):
+            with s3_errors(f"pull of bundle '{manifest.name}' version {manifest.uuid} from {self.url}", self.target):
                 transfer.download(
                     self.client,
                     self.url.bucket,
@@ -194,7 +213,7 @@ class Remote:
     def delete(self, manifest: Manifest) -> None:
         """Remove the manifest first (the version disappears at once), then its files."""
         prefix = self.version_prefix(manifest.name, manifest.uuid)
-        with s3_errors(f"removal of bundle '{manifest.name}' version {manifest.uuid} from {self.url}"):
+        with s3_errors(f"removal of bundle '{manifest.name}' version {manifest.uuid} from {self.url}", self.target):
             self.client.delete_object(Bucket=self.url.bucket, Key=prefix + MANIFEST_FILE)
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.url.bucket, Prefix=prefix):

@@ -15,9 +15,11 @@ import json
 import os
 import shutil
 import uuid as uuid_module
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import click
 
 from datapipe.bundles.manifest import (
     HASH_CHUNK,
@@ -30,11 +32,19 @@ from datapipe.bundles.manifest import (
     format_tags,
     sha256_of,
 )
+from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json
+from datapipe.listing import one_line
 
 DATA_DIR_ENV = "DATAPIPE_DATA_DIR"
 CONTEXT_ENV = "DATAPIPE_CONTEXT"
 DEFAULT_CONTEXT = "default"
 FILES_DIR = "files"
+
+
+def warn_on_stderr(message: str) -> None:
+    """How bundle stores report what they skipped: one line on stderr, so that stdout stays the listing."""
+    click.echo(f"Warning: {one_line(message)}", err=True)
 
 
 def default_data_dir() -> Path:
@@ -79,8 +89,9 @@ def collect_sources(sources: Iterable[Path]) -> dict[str, Path]:
 class LocalContext:
     """One named context: a folder of bundle versions and, optionally, the S3 remote they are pushed to."""
 
-    def __init__(self, data_dir: Path, name: str) -> None:
+    def __init__(self, data_dir: Path, name: str, *, warn: Callable[[str], None] = warn_on_stderr) -> None:
         self.name = check_name(name, what="context")
+        self.warn = warn
         self.data_dir = data_dir
         self.root = data_dir / "contexts" / name
         self.bundles_dir = self.root / "bundles"
@@ -96,9 +107,12 @@ class LocalContext:
         if not path.is_file():
             return {}
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise BundleError(f"context '{self.name}': {path} is not JSON") from None
+            text = path.read_bytes()
+        except OSError as error:
+            raise BundleError(f"context '{self.name}': cannot read {path}: {error.strerror}") from None
+        data = parse_json(text, what=f"context '{self.name}': {path}")
+        if not isinstance(data, dict):
+            raise BundleError(f"context '{self.name}': {path} must hold a JSON object such as {{\"remote\": ...}}")
         return {str(k): str(v) for k, v in data.items()}
 
     @property
@@ -125,8 +139,18 @@ class LocalContext:
     def versions(self, name: str | None = None) -> list[Manifest]:
         """Every local version (of one bundle, or of all), oldest first."""
         pattern = f"{check_name(name)}/*/{MANIFEST_FILE}" if name else f"*/*/{MANIFEST_FILE}"
-        found = [Manifest.loads(path.read_bytes(), source=str(path)) for path in self.bundles_dir.glob(pattern)]
+        found = [m for m in map(self._readable_manifest, self.bundles_dir.glob(pattern)) if m is not None]
         return sorted(found, key=lambda m: (m.created, m.uuid))
+
+    def _readable_manifest(self, path: Path) -> Manifest | None:
+        """The manifest at `path`; a damaged one is left out with a warning naming it, so the others stay usable."""
+        try:
+            return Manifest.loads(path.read_bytes(), source=str(path))
+        except DatapipeError as error:
+            self.warn(f"skipped {error}")
+        except OSError as error:
+            self.warn(f"skipped {path}: {error.strerror}")
+        return None
 
     def find(self, name: str, *, version: str | None = None, tags: Mapping[str, str] | None = None) -> Manifest:
         """The version asked for, or the newest one carrying every tag asked for."""

@@ -1,10 +1,14 @@
 """AWS Batch without Docker: a job's container command runs as a local process.
 
-The image is not used. The command comes from the job definition's containerProperties (or the submission's
-ContainerOverrides), with `Ref::name` replaced from Parameters; the environment is this process's (so boto3 in the
-job reaches the emulator) plus the job definition's and the overrides' variables and AWS_BATCH_*; the working
-directory is a fresh temporary directory. Output lines go to CloudWatch Logs (`/aws/batch/job`, stream
-`<job definition>/default/<job id>`). The job moves SUBMITTED -> RUNNABLE -> STARTING -> RUNNING ->
+The image is not pulled; the process gets what a transform's image holds instead: `python` is this interpreter
+(datapipe installed), and the pipe root (the project the emulator serves: the folder holding cdk.json and app.py
+where it started, else the checkout datapipe runs from) is first on PYTHONPATH, so the project's transforms import.
+The command comes from the job definition's containerProperties (or the submission's ContainerOverrides), with
+`Ref::name` replaced from Parameters; the environment is this process's (so boto3 in the job reaches the emulator)
+plus the job definition's and the overrides' variables and AWS_BATCH_*; the working directory is a fresh temporary
+directory. Output lines go to CloudWatch Logs where AWS would put them: with the job definition's `awslogs` log
+configuration, its `awslogs-group` and stream `<awslogs-stream-prefix>/default/<job id>`; otherwise `/aws/batch/job`,
+stream `<job definition>/default/<job id>`. The job moves SUBMITTED -> RUNNABLE -> STARTING -> RUNNING ->
 SUCCEEDED / FAILED, with exit code and status reason, as `describe_jobs` shows.
 """
 
@@ -14,16 +18,20 @@ import copy
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moto.batch.models import Job
 
+import datapipe
 from datapipe.local import clients
 from datapipe.local.seams import seam
+from datapipe.project import nearest_project_dir
 
 if TYPE_CHECKING:
     from datapipe.local.extensions import Extensions
@@ -37,6 +45,26 @@ JOB_PARAMETERS = seam(
 )
 
 LOG_GROUP = "/aws/batch/job"
+CONTAINER_NAME = "default"  # Batch's name for a job's one container, the middle part of its log stream
+IMAGE_PYTHONS = ("python", "python3")  # the interpreter an image provides; here, the emulator's own
+_pipe_root: Path | None = None  # set by install()
+
+
+def pipe_root() -> Path | None:
+    """The folder a transform's image would hold: the project where the emulator started, else datapipe's checkout."""
+    return nearest_project_dir() or nearest_project_dir(Path(datapipe.__file__).parent)
+
+
+def log_destination(job: Job) -> tuple[str, str]:
+    """(log group, log stream) of the job, as AWS Batch names them for the job definition's log configuration."""
+    properties = job.job_definition.container_properties or {}
+    logging = properties.get("logConfiguration") or {}
+    options = logging.get("options") or {}
+    prefix = options.get("awslogs-stream-prefix") or job.job_definition.name
+    stream = f"{prefix}/{CONTAINER_NAME}/{job.job_id}"
+    if logging.get("logDriver") == "awslogs" and options.get("awslogs-group"):
+        return str(options["awslogs-group"]), stream
+    return LOG_GROUP, stream
 
 
 def _set_status(job: Job, status: str) -> None:
@@ -49,9 +77,13 @@ def _environment(job: Job) -> dict[str, str]:
     variables.update({str(e["name"]): str(e.get("value", "")) for e in job.container_overrides.get("environment", [])})
     endpoint = clients.endpoint_url()
     reach_emulator = {"AWS_ENDPOINT_URL": endpoint} if endpoint and "AWS_ENDPOINT_URL" not in os.environ else {}
+    image = {}
+    if _pipe_root is not None:
+        image["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_pipe_root), os.environ.get("PYTHONPATH")]))
     return {
         **os.environ,
         **reach_emulator,
+        **image,
         **variables,
         "AWS_BATCH_JOB_ID": job.job_id,
         "AWS_BATCH_JQ_NAME": job.job_queue.name,
@@ -63,7 +95,10 @@ def _environment(job: Job) -> dict[str, str]:
 def _command(job: Job) -> list[str]:
     properties = job.job_definition.container_properties or {}
     command = job.container_overrides.get("command") or properties.get("command") or []
-    return [str(part) for part in job._add_parameters_to_command(list(command))]
+    parts = [str(part) for part in job._add_parameters_to_command(list(command))]
+    if parts and parts[0] in IMAGE_PYTHONS:
+        parts[0] = sys.executable
+    return parts
 
 
 def _timeout_seconds(job: Job) -> float | None:
@@ -73,12 +108,12 @@ def _timeout_seconds(job: Job) -> float | None:
 
 
 def _put_logs(job: Job, lines: list[tuple[int, str]]) -> None:
-    job.log_stream_name = job._stream_name
+    group, job.log_stream_name = log_destination(job)
     logs = job._log_backend
-    logs.ensure_log_group(LOG_GROUP)
-    logs.ensure_log_stream(LOG_GROUP, job.log_stream_name)
+    logs.ensure_log_group(group)
+    logs.ensure_log_stream(group, job.log_stream_name)
     if lines:
-        logs.put_log_events(LOG_GROUP, job.log_stream_name, [{"timestamp": t, "message": m} for t, m in lines])
+        logs.put_log_events(group, job.log_stream_name, [{"timestamp": t, "message": m} for t, m in lines])
 
 
 def _finish(job: Job, *, success: bool, exit_code: int | None, reason: str | None) -> None:
@@ -102,7 +137,7 @@ def run_job(job: Job, extensions: Extensions) -> None:
             _set_status(job, status)
         job.job_started_at = datetime.now()
         job._start_attempt()
-        job.log_stream_name = job._stream_name
+        job.log_stream_name = log_destination(job)[1]
         _set_status(job, "RUNNING")
         fault = extensions.faults.take("batch_job", [job.job_name, job.job_definition.name])
         if fault is not None:
@@ -170,6 +205,9 @@ def _run_process(job: Job, command: list[str]) -> tuple[int | None, list[tuple[i
 
 
 def install(extensions: Extensions) -> None:
+    global _pipe_root
+    _pipe_root = pipe_root()
+
     def run(self: Job) -> None:
         run_job(self, extensions)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datapipe.aws import LOCAL_STATE_FILE, read_local_state
+from datapipe.aws import LOCAL_STATE_FILE, local_state_record, read_local_state, write_local_state
 from datapipe.errors import DatapipeError
 from datapipe.local.assembly import read_assembly
 from datapipe.local.demo import EmrProgress, print_summary, summarize_run
@@ -143,12 +142,13 @@ def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, 
     ):
         started = time.monotonic()
         deployment = emulator.deploy(assembly_dir)
-        record = {"endpointUrl": emulator.endpoint_url, "region": emulator.region, "pid": os.getpid()}
+        record = local_state_record(
+            endpoint_url=emulator.endpoint_url, region=emulator.region, project_dir=project_dir
+        )
         # Signals are caught before the endpoint is announced: whoever reads it may stop the emulator at once.
         with _stop_on_signal() as stop:
             # Other commands find the emulator through this file (datapipe.aws); it goes when the emulator does.
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=2) + "\n")
+            write_local_state(path, record)
             try:
                 if as_json:
                     click.echo(json.dumps({**record, "env": emulator.env(), "deployment": deployment.to_json()}))

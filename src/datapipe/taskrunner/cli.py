@@ -7,7 +7,6 @@ spelled the click way (`--worker-group`, `--log-uri`, ...).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -25,7 +24,9 @@ import click
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from datapipe.aws import check_endpoint_url, check_region
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json
 from datapipe.naming import TASK_RUNNER_LOG_PREFIX, Naming
 from datapipe.taskrunner.contract import InvalidTask, S3Location, safe_path_part
 from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
@@ -49,11 +50,10 @@ class Credentials:
 def read_credentials_file(path: Path) -> Credentials:
     """Task Runner's credentials.json: `{"access-id": ..., "private-key": ...}`; also region, endpoint, log-uri."""
     try:
-        data = json.loads(path.read_text())
+        text = path.read_bytes()
     except OSError as error:
         raise DatapipeError(f"--config: cannot read {path}: {error.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatapipeError(f"--config: {path} is not JSON ({error})") from None
+    data = parse_json(text, what=f"--config: {path}")
     if not isinstance(data, dict):
         raise DatapipeError(f"--config: {path} must hold a JSON object with 'access-id' and 'private-key'")
     values: dict[str, str | None] = {}
@@ -62,6 +62,10 @@ def read_credentials_file(path: Path) -> Credentials:
         if value is not None and (not isinstance(value, str) or not value):
             raise DatapipeError(f"--config: '{key}' in {path} must be a non-empty string")
         values[key] = value
+    if values["endpoint"] is not None:
+        check_endpoint_url(values["endpoint"], source=f"--config: 'endpoint' in {path}")
+    if values["region"] is not None:
+        check_region(values["region"], source=f"--config: 'region' in {path}")
     if (values["access-id"] is None) != (values["private-key"] is None):
         raise DatapipeError(f"--config: {path} needs both 'access-id' and 'private-key'")
     return Credentials(

@@ -1,0 +1,32 @@
+"""Reading JSON that a user, a file or a remote hands us: every failure is one line naming where it came from."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from datapipe.errors import DatapipeError
+
+SHOWN_CHARACTERS = 60  # of a bad value quoted in a message: enough to recognise it, never a whole document
+
+
+def shown(value: object) -> str:
+    """`value` quoted for a one-line message, cut to a recognisable length."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]}... ({len(text)} characters)"
+
+
+def parse_json(text: str | bytes, *, what: str) -> Any:
+    """`json.loads(text)`, with errors as one line naming `what` (an option, a file, an object).
+
+    Python's parser recurses once per nesting level, so a document nested a few thousand deep raises RecursionError;
+    it is turned into the same kind of one-line error as a syntax error.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DatapipeError(f"{what} is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except UnicodeDecodeError as error:
+        raise DatapipeError(f"{what} is not JSON: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except RecursionError:
+        raise DatapipeError(f"{what} nests arrays or objects too deeply to be read") from None

@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json
 from datapipe.naming import Naming
 from stacks.batch import BatchStack
 from stacks.common import encrypt_log_groups
@@ -39,13 +40,12 @@ def read_settings(context: Mapping[str, Any]) -> Settings:
         if not path.is_absolute():
             path = PROJECT_DIR / path
         try:
-            file_values = json.loads(path.read_text())
+            text = path.read_text()
         except OSError as error:
             raise SettingsError(f"setting 'configFile': cannot read {config_file}: {error.strerror}") from None
-        except json.JSONDecodeError as error:
-            raise SettingsError(
-                f"setting 'configFile': {config_file} is not JSON ({error.msg}, line {error.lineno})"
-            ) from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"setting 'configFile': {config_file} is not UTF-8 text") from None
+        file_values = parse_json(text, what=f"setting 'configFile': {config_file}")
         if not isinstance(file_values, dict):
             raise SettingsError(f"setting 'configFile': {config_file} must hold a JSON object")
     return load_settings(context, file_values)

@@ -11,7 +11,6 @@ types directly. An unknown key or a bad value raises `SettingsError` with one li
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import types
 import typing
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 from datapipe.bundles.names import CLASS_PATH_PATTERN, module_slug
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import parse_json, shown
 from datapipe.naming import NAME_PATTERN
 
 
@@ -254,12 +254,9 @@ def _known_time_zones() -> set[str]:
 
 
 def _json_object_setting(text: str, *, key: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SettingsError(f"setting '{key}' must be a JSON object ({error.msg} at column {error.colno})") from None
+    value = parse_json(text, what=f"setting '{key}' (a JSON object)")
     if not isinstance(value, dict):
-        raise SettingsError(f"setting '{key}' must be a JSON object, got {text!r}")
+        raise SettingsError(f"setting '{key}' must be a JSON object, got {shown(text)}")
     return value
 
 
@@ -458,10 +455,7 @@ def _convert(value: Any, hint: Any, *, key: str, metadata: Mapping[str, Any]) ->
 def _json_if_text(value: Any, *, key: str) -> Any:
     if not isinstance(value, str):
         return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as error:
-        raise SettingsError(f"setting '{key}' must be JSON here ({error.msg} at column {error.colno})") from None
+    return parse_json(value, what=f"setting '{key}'")
 
 
 def _to_list(value: Any, *, key: str) -> list[Any]:

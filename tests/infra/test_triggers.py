@@ -543,8 +543,8 @@ def test_each_reaper_dead_letter_queue_has_an_alarm_that_notifies_the_topic(
         ),
         (
             {"triggers.schedules": '{"nightly": {"input": "{CreateCluster: true}"}}'},
-            "setting 'triggers.schedules.nightly.input' must be a JSON object (Expecting property name enclosed in "
-            "double quotes at column 2)",
+            "setting 'triggers.schedules.nightly.input' (a JSON object) is not JSON: Expecting property name "
+            "enclosed in double quotes at line 1 column 2",
         ),
         (
             {"triggers.schedules": '{"nightly": {"flexibleWindowMinutes": 2000}}'},

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from datapipe.errors import DatapipeError
 from stacks.config import Settings, SettingsError, load_settings
 
 
@@ -60,3 +63,23 @@ def test_bad_values_raise_one_line_naming_the_key(context: dict[str, str], messa
     text = str(raised.value)
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nests arrays or objects too deeply to be read"),
+        ("{stage: prod}", "is not JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+        ("[1]", "must hold a JSON object"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    from app import read_settings
+
+    config = tmp_path / "prod.json"
+    config.write_text(text)
+    with pytest.raises(DatapipeError) as raised:  # what app.main() prints as one line, exit 2
+        read_settings({"configFile": str(config)})
+    assert message in str(raised.value)
+    assert "setting 'configFile'" in str(raised.value) and str(config) in str(raised.value)
+    assert "\n" not in str(raised.value)

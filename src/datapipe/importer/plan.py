@@ -16,6 +16,7 @@ from datetime import datetime
 
 from datapipe.importer import schema
 from datapipe.importer.expressions import Evaluator, Text
+from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.reader import Problem
 
@@ -23,7 +24,8 @@ MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
 ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"
 COMMAND_RUNNER = "command-runner.jar"
 
-_PERIOD = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+_PERIOD = re.compile(r"^\s*([0-9]{1,9})\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"\s*[0-9]{1,9}\s*")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
 
 
@@ -242,7 +244,8 @@ class _Planner:
             return None
         seconds = parse_period(text)
         if seconds is None:
-            self.problems.append(Problem(obj.id, key, f"'{text}' is not a period such as '2 hours' or '15 minutes'"))
+            self.problems.append(
+                Problem(obj.id, key, f"'{printable(text)}' is not a period such as '2 hours' or '15 minutes'"))
         return seconds
 
     def integer(self, obj: PipelineObject, key: str, default: int) -> int:
@@ -251,8 +254,9 @@ class _Planner:
         text = self.evaluator.static_field(obj, key, purpose="it is a count")
         if text is None:
             return default
-        if not text.strip().isdigit():
-            self.problems.append(Problem(obj.id, key, f"must be a whole number, got {text!r}"))
+        if not _COUNT.fullmatch(text):
+            self.problems.append(Problem(obj.id, key, f"must be a whole number from 0 to 999999999, got "
+                                         f"{printable(text)!r}"))
             return default
         return int(text)
 
@@ -285,18 +289,23 @@ class _Planner:
     def stages(self, activities: dict[str, Activity]) -> list[list[Activity]]:
         graph = self.pipeline.activity_dependencies()
         level: dict[str, int] = {}
-
-        def depth(node: str, seen: tuple[str, ...]) -> int:
-            if node in level:
-                return level[node]
-            if node in seen:  # a cycle, already reported by the model
-                return 0
-            before = [depth(d, (*seen, node)) + 1 for d in graph.get(node, [])]
-            level[node] = max(before, default=0)
-            return level[node]
-
-        for node in graph:
-            depth(node, ())
+        on_path: set[str] = set()
+        for root in graph:  # depth-first with an explicit stack: a level is known once those before it are
+            pending = [root]
+            while pending:
+                node = pending[-1]
+                if node in level:
+                    pending.pop()
+                    continue
+                waiting = [d for d in graph.get(node, []) if d not in level and d not in on_path]
+                if waiting:
+                    on_path.add(node)
+                    pending.extend(waiting)
+                    continue
+                # a dependency still on the path closes a cycle, already reported by the model: it counts as 0
+                level[node] = max((level.get(d, -1) + 1 for d in graph.get(node, [])), default=0)
+                on_path.discard(node)
+                pending.pop()
         stages: dict[int, list[Activity]] = {}
         for activity_id, activity in activities.items():
             stages.setdefault(level.get(activity_id, 0), []).append(activity)
@@ -629,7 +638,7 @@ class _Planner:
         period = self.evaluator.static_field(obj, "period", purpose="it becomes the schedule expression") or ""
         match = _PERIOD.match(period)
         if match is None:
-            self.problems.append(Problem(obj.id, "period", f"'{period}' is not a period such as '1 day'"))
+            self.problems.append(Problem(obj.id, "period", f"'{printable(period)}' is not a period such as '1 day'"))
             return None
         count, unit = int(match.group(1)), match.group(2).lower()
         start = self.datetime_field(obj, "startDateTime")
@@ -643,7 +652,12 @@ class _Planner:
                       "beginning")
         if occurrences > 1:
             if start is not None:
-                end = start + (occurrences - 1) * _timedelta(count, unit)
+                try:
+                    end = start + (occurrences - 1) * _timedelta(count, unit)
+                except OverflowError:
+                    self.problems.append(Problem(obj.id, "occurrences", f"{occurrences} runs every {period} end "
+                                                 "after the year 9999"))
+                    return None
             else:
                 self.note(obj.id, f"occurrences {occurrences} is not enforced without a startDateTime")
         if unit in ("minute", "hour", "day"):
@@ -671,7 +685,8 @@ class _Planner:
         try:
             return datetime.fromisoformat(text.rstrip("Zz"))
         except ValueError:
-            self.problems.append(Problem(obj.id, key, f"'{text}' is not a date-time such as 2024-01-31T00:00:00"))
+            self.problems.append(
+                Problem(obj.id, key, f"'{printable(text)}' is not a date-time such as 2024-01-31T00:00:00"))
             return None
 
     # -- the report ---------------------------------------------------------------------------------------------------

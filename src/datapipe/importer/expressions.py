@@ -29,6 +29,7 @@ from typing import Union
 
 from datapipe.importer.model import Pipeline, PipelineObject
 from datapipe.importer.reader import Problem, Ref
+from datapipe.importer.secrets import secret_reference
 
 MAX_NESTING = 32  # functions inside functions; real definitions use three or four
 MAX_REFERENCE_DEPTH = 20  # a field that refers to a field that refers to ...
@@ -46,7 +47,23 @@ class RuntimePath:
     path: str
 
 
-Part = Union[str, RuntimePath]  # noqa: UP007 (a runtime alias, not only an annotation)
+@dataclass(frozen=True)
+class Secret:
+    """A secret parameter (`#{*myPassword}`): only its reference is known; the consumer reads the value at run time.
+
+    `reference` is a Secrets Manager secret ARN or name, or `ssm:<SecureString parameter name>`.
+    """
+
+    parameter: str  # the id, with its '*'
+    reference: str
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that carries the value to the command."""
+        return self.parameter.lstrip("*")
+
+
+Part = Union[str, RuntimePath, Secret]  # noqa: UP007 (a runtime alias, not only an annotation)
 
 
 @dataclass(frozen=True)
@@ -89,10 +106,18 @@ class Text:
         return Text.of(*self.parts, *other.parts)
 
     def describe(self) -> str:
-        return "".join(p if isinstance(p, str) else "{" + p.path + "}" for p in self.parts)
+        return "".join(p if isinstance(p, str) else "{" + _describe_part(p) + "}" for p in self.parts)
 
     def runtime_paths(self) -> list[str]:
         return [p.path for p in self.parts if isinstance(p, RuntimePath)]
+
+    @property
+    def secrets(self) -> list[Secret]:
+        return [p for p in self.parts if isinstance(p, Secret)]
+
+
+def _describe_part(part: RuntimePath | Secret) -> str:
+    return part.path if isinstance(part, RuntimePath) else f"secret {part.parameter}"
 
 
 class Unmappable(Exception):
@@ -270,27 +295,38 @@ class Evaluator:
     problems: list[Problem] = field(default_factory=list)
     runtime_parameters: set[str] = field(default_factory=set)
     uses_run_time: bool = False
-    # (object, name, node) -> the value of a name there, or why it has none: each is evaluated once
-    _known: dict[tuple[str, str, str | None], Evaluated | Unmappable] = field(default_factory=dict)
-    _evaluating: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # (object, name, node, secrets allowed) -> the value of a name there, or why it has none: each is evaluated once
+    _known: dict[tuple[str, str, str | None, bool], Evaluated | Unmappable] = field(default_factory=dict)
+    _evaluating: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
+    _secrets_allowed: bool = False
 
     # -- public -------------------------------------------------------------------------------------------------------
 
-    def field_texts(self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None) -> list[Text] | None:
-        """Every value of a text field, evaluated; None (and a reported problem) when one cannot be mapped."""
+    def field_texts(
+        self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None, secrets: bool = False
+    ) -> list[Text] | None:
+        """Every value of a text field, evaluated; None (and a reported problem) when one cannot be mapped.
+
+        Secret parameters may appear only where `secrets` says so: shell commands, which read them at run time.
+        """
         result: list[Text] = []
-        for value in obj.fields.get(key, []):
-            if isinstance(value, Ref):
-                continue
-            try:
+        self._secrets_allowed = secrets
+        try:
+            for value in obj.fields.get(key, []):
+                if isinstance(value, Ref):
+                    continue
                 result.extend(self.expand(value, Scope(obj, node)))
-            except Unmappable as error:
-                self.problems.append(Problem(obj.id, key, str(error)))
-                return None
+        except Unmappable as error:
+            self.problems.append(Problem(obj.id, key, str(error)))
+            return None
+        finally:
+            self._secrets_allowed = False
         return result
 
-    def field_text(self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None) -> Text | None:
-        texts = self.field_texts(obj, key, node=node)
+    def field_text(
+        self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None, secrets: bool = False
+    ) -> Text | None:
+        texts = self.field_texts(obj, key, node=node, secrets=secrets)
         return texts[0] if texts else None
 
     def static_field(self, obj: PipelineObject, key: str, *, purpose: str) -> str | None:
@@ -394,14 +430,14 @@ class Evaluator:
 
     def _name(self, head: str, scope: Scope) -> Evaluated:
         """A field or parameter name in `scope`, evaluated once; a name met again while it is evaluated is a cycle."""
-        key = (scope.obj.id, head, scope.node.id if scope.node is not None else None)
+        key = (scope.obj.id, head, scope.node.id if scope.node is not None else None, self._secrets_allowed)
         known = self._known.get(key)
         if isinstance(known, Unmappable):
             raise Unmappable(str(known))
         if known is not None:
             return known
         if key in self._evaluating:
-            cycle = [name for _, name, _ in self._evaluating[self._evaluating.index(key) :]]
+            cycle = [name for _, name, _, _ in self._evaluating[self._evaluating.index(key) :]]
             raise Unmappable(f"'{head}' refers to itself: {' -> '.join([*cycle[:10], head])}")
         self._evaluating.append(key)
         try:
@@ -428,11 +464,27 @@ class Evaluator:
         if parameter is None:
             raise Unmappable(f"'{head}' is neither a field of {obj.id} nor a declared parameter")
         given = self.pipeline.values.get(parameter_id) or parameter.default
+        if parameter_id.startswith("*"):
+            return self._secret(parameter_id, given)
         if given:
             texts = [t for value in given for t in self.expand(value, Scope(obj, scope.node, scope.depth + 1))]
             return texts if parameter.is_array or len(texts) > 1 else texts[0]
         self.runtime_parameters.add(parameter_id)
         return Text.of(RuntimePath(f"{PARAMETERS_PATH}.{_path_key(parameter_id)}"))
+
+    def _secret(self, parameter_id: str, given: list[str] | None) -> Text:
+        variable = parameter_id.lstrip("*")
+        if not self._secrets_allowed:
+            raise Unmappable(f"the secret {parameter_id} can be used only in the command of a shell activity, which "
+                             f"reads it at run time as the variable ${variable}")
+        if not given:
+            raise Unmappable(f"the secret {parameter_id} has no reference: give 'secretsmanager:<name>', a Secrets "
+                             "Manager secret ARN or 'ssm:<SecureString name>' with --values (a secret never comes "
+                             "from the execution input)")
+        reference = secret_reference(given[0])
+        if reference is None:  # the model reported it; the value itself is never repeated
+            raise Unmappable(f"the secret {parameter_id} has a value that is not a reference")
+        return Text.of(Secret(parameter_id, reference))
 
     def _field(self, obj: PipelineObject, key: str, scope: Scope) -> Evaluated:
         values = obj.fields[key]

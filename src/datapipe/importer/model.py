@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datapipe.importer import schema
 from datapipe.importer.laxjson import printable
 from datapipe.importer.reader import Parameter, Problem, RawDefinition, RawObject, Ref, Value
+from datapipe.importer.secrets import SECRET_REFERENCE_HINT, secret_reference
 
 DEFAULT_ID = "Default"
 
@@ -212,6 +213,11 @@ def _check_parameters(pipeline: Pipeline) -> None:
                 Problem(parameter.id, "id", "parameter ids start with 'my' (or '*my' for secrets), e.g. 'myInput'")
             )
         given = pipeline.values.get(parameter.id)
+        if parameter.id.startswith("*"):
+            for value in [*(given or []), *(parameter.default or [])]:
+                if secret_reference(value) is None:  # never repeat the value: it may be the secret
+                    pipeline.problems.append(Problem(parameter.id, "value", SECRET_REFERENCE_HINT))
+                    break
         if given and parameter.allowed_values:
             for value in given:
                 if value not in parameter.allowed_values:

@@ -235,6 +235,7 @@ class PipelineWorkflow(Construct):
                                cause="the execution input needs 'parameters' with: "
                                + ", ".join(p.lstrip("*") for p in self.plan.runtime_parameters))
             paths = [f"{PARAMETERS_PATH}.{p.lstrip('*')}" for p in self.plan.runtime_parameters]
+            start = self._check_parameter_values(start)
             check = sfn.Choice(self, "CheckParameters", state_name=self._name("Check_Parameters"))
             check.when(sfn.Condition.or_(*(sfn.Condition.is_not_present(p) for p in paths)), missing)
             start = check.otherwise(start)
@@ -266,6 +267,25 @@ class PipelineWorkflow(Construct):
             .when(sfn.Condition.is_present("$.scheduledStartTime"), bad_time)
             .otherwise(use_start)
         )
+
+    def _check_parameter_values(self, start: sfn.IChainable) -> sfn.IChainable:
+        """What a starter gives must be text, and one of the parameter's allowedValues when it declares them."""
+        wrong: list[sfn.Condition] = []
+        for name in self.plan.runtime_parameters:
+            path = f"{PARAMETERS_PATH}.{name.lstrip('*')}"
+            wrong.append(sfn.Condition.not_(sfn.Condition.is_string(path)))
+            allowed = self.plan.allowed_values.get(name)
+            if allowed:
+                wrong.append(sfn.Condition.not_(sfn.Condition.or_(
+                    *(sfn.Condition.string_equals(path, value) for value in allowed))))
+        described = ", ".join(
+            name.lstrip("*") + (f" (one of: {', '.join(self.plan.allowed_values[name])})"
+                                if name in self.plan.allowed_values else "")
+            for name in self.plan.runtime_parameters)
+        invalid = sfn.Fail(self, "InvalidParameter", state_name=self._name("Invalid_Parameters"),
+                           error="InvalidParameters", cause=f"the parameters must be text: {described}"[:32768])
+        return (sfn.Choice(self, "CheckParameterValues", state_name=self._name("Check_Parameter_Values"))
+                .when(sfn.Condition.or_(*wrong), invalid).otherwise(start))
 
     # -- the body -----------------------------------------------------------------------------------------------------
 

@@ -110,3 +110,7 @@ def test_asl_writes_the_state_machine_of_a_deployable_definition(
     assert asl["States"]["Say"]["Next"] == "Copy" and asl["States"]["Copy"]["Parameters"]["command"].startswith(
         "aws s3 cp --recursive s3://in-bucket/data/ s3://out-bucket/data/")
     assert asl["States"]["Check_Parameters"]["Choices"][0]["Next"] == "Missing_Parameters"  # myWord has no value
+    assert asl["States"]["Check_Parameters"]["Default"] == "Check_Parameter_Values"
+    values = asl["States"]["Check_Parameter_Values"]["Choices"][0]
+    assert values["Or"] == [{"Not": {"Variable": "$.parameters.myWord", "IsString": True}}]  # text only
+    assert asl["States"][values["Next"]]["Error"] == "InvalidParameters"

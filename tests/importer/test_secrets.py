@@ -110,3 +110,22 @@ def test_code_cannot_depend_on_a_parameter_given_at_run_time(write_definition: C
     assert code == 1 and report["errors"] == [
         "Say.scriptUri: the code that runs may not depend on myWord, a parameter given when the run starts; give it "
         "a value with --values or a default, or pass it as an argument"]
+
+
+def test_a_starter_may_give_only_text_among_the_allowed_values(
+    write_definition: Callable[..., Path], tmp_path: Path
+) -> None:
+    parameters = [{"id": "myMode", "type": "String", "allowedValues": ["full", "delta"]}]
+    path = write_definition(definition("backup --mode #{myMode}"), parameters=parameters)
+    out = tmp_path / "asl.json"
+    result = CliRunner().invoke(cli, ["import", str(path), "--asl", str(out)])
+    assert result.exit_code == 0, result.output
+    states = json.loads(out.read_text())["States"]
+    [choice] = states["Check_Parameter_Values"]["Choices"]
+    assert choice["Or"] == [
+        {"Not": {"Variable": "$.parameters.myMode", "IsString": True}},
+        {"Not": {"Or": [{"Variable": "$.parameters.myMode", "StringEquals": "full"},
+                        {"Variable": "$.parameters.myMode", "StringEquals": "delta"}]}},
+    ]
+    assert states[choice["Next"]] == {"Type": "Fail", "Error": "InvalidParameters",
+                                      "Cause": "the parameters must be text: myMode (one of: full, delta)"}

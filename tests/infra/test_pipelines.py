@@ -88,6 +88,14 @@ def test_the_shell_pipeline_runs_in_stages_on_the_task_runner_and_batch(pipeline
     assert constant(asl, init["command.$"]) == (
         'echo "init $1 backup for ${SCHEDULED_START_YEAR}-${SCHEDULED_START_MONTH}-${SCHEDULED_START_DAY}"')
     assert asl["StartAt"] == "Has_Scheduled_Start_Time"  # then the run's time is split into parts
+    # Only a timestamp is taken as the run's time, so its parts are digits wherever they go.
+    first, second = asl["States"]["Has_Scheduled_Start_Time"]["Choices"]
+    assert first["And"] == [{"Variable": "$.scheduledStartTime", "IsPresent": True},
+                            {"Variable": "$.scheduledStartTime", "IsTimestamp": True}]
+    assert first["Next"] == "Use_Scheduled_Start_Time"
+    assert asl["States"][second["Next"]] == {"Type": "Fail", "Error": "InvalidScheduledStartTime",
+                                            "Cause": "scheduledStartTime must be a timestamp such as "
+                                            "2024-01-31T06:00:00Z"}
     order = ["Set_Constants"]
     while "Next" in asl["States"][order[-1]]:
         order.append(asl["States"][order[-1]]["Next"])

@@ -177,6 +177,7 @@ class Plan:
     clusters: list[Cluster] = field(default_factory=list)
     schedule: Schedule | None = None
     runtime_parameters: list[str] = field(default_factory=list)
+    allowed_values: dict[str, list[str]] = field(default_factory=dict)  # of runtime parameters that declare them
     uses_run_time: bool = False
     objects: list[ObjectReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -379,6 +380,8 @@ class _Planner:
         self.plan.stages = self.stages(activities)
         self.plan.schedule = self.schedule()
         self.plan.runtime_parameters = sorted(self.evaluator.runtime_parameters)
+        declared = {name: pipeline.parameters[name].allowed_values for name in self.plan.runtime_parameters}
+        self.plan.allowed_values = {name: values for name, values in declared.items() if values}
         self.plan.uses_run_time = self.evaluator.uses_run_time
         if not pipeline.of_kind(schema.ACTIVITY):
             pipeline.problems.append(Problem("(definition)", "objects", "there is no activity to run"))

@@ -353,6 +353,17 @@ def test_an_emr_command_step_reads_its_secret_on_the_cluster(secrets_template: T
                       '--output text)" || exit 1\nexport myToken\nlogin "${myToken}" "$@"')
 
 
+def test_the_template_with_secrets_is_cfn_lint_clean(secrets_template: Template, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "secrets.template.json"
+    path.write_text(json.dumps(secrets_template.to_json()))
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode in (0, 8), result.stdout + result.stderr  # informational findings only
+
+
 def test_no_secret_and_no_starter_value_is_shell_text_in_the_template(secrets_template: Template) -> None:
     template = json.dumps(secrets_template.to_json())
     assert SECRET_TEXT not in template and "$.parameters.myWord" in template

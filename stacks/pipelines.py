@@ -151,6 +151,7 @@ class PipelineWorkflow(Construct):
         self._activity_scope = Construct(self, "WorkerGroupTasks")
         self._constants: dict[str, str] = {}
         self._names: set[str] = set()
+        self._next_number: dict[str, int] = {}
         self.workflow_name = f"pipeline-{plan.name}"
         stack = cdk.Stack.of(self)
         self._stack = stack
@@ -174,9 +175,10 @@ class PipelineWorkflow(Construct):
     def _name(self, wanted: str) -> str:
         """A state name, unique in this machine and within the 80-character limit."""
         base = _key(wanted)[:72]
-        name, number = base, 2
-        while name in self._names:
+        name, number = base, self._next_number.get(base, 2)
+        while name in self._names:  # resumes where the last name of this base stopped: linear over many ids
             name, number = f"{base}_{number}", number + 1
+        self._next_number[base] = number
         self._names.add(name)
         return name
 

@@ -194,3 +194,22 @@ def test_import_time_grows_linearly_with_the_definition(write_definition: Callab
     large = seconds_to_import(write_definition(definition(2000), name="large.json"))
     # Four times the objects: linear work takes about 4 times as long, quadratic 16 times.
     assert large / small < 8, (small, large)
+
+
+def test_a_timeout_longer_than_a_run_can_last_is_named(write_definition: Callable[..., Path]) -> None:
+    objects = [DEFAULT, {"id": "Say", "type": "ShellCommandActivity", "command": "true",
+                         "attemptTimeout": "999999999 years"}]
+    assert the_error(write_definition(objects)) == (
+        "Say.attemptTimeout: '999999999 years' is longer than a year, the longest a Step Functions run lasts")
+
+
+def test_configurations_nested_3000_deep_are_named(write_definition: Callable[..., Path]) -> None:
+    configurations = [{"id": f"C{i}", "type": "EmrConfiguration", "classification": "x",
+                       "configuration": {"ref": f"C{i + 1}"}} for i in range(2999)]
+    configurations.append({"id": "C2999", "type": "EmrConfiguration", "classification": "x"})
+    objects = [{"id": "Default", "scheduleType": "ondemand"},
+               {"id": "Cluster", "type": "EmrCluster", "configuration": {"ref": "C0"}},
+               {"id": "Run", "type": "HadoopActivity", "runsOn": {"ref": "Cluster"}, "jarUri": "s3://code/x.jar"},
+               *configurations]
+    # C0 is the first level, so C16 is the seventeenth.
+    assert the_error(write_definition(objects)) == "C16.configuration: configurations are nested deeper than 16 levels"

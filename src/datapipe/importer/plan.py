@@ -31,6 +31,7 @@ MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
 ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"
 COMMAND_RUNNER = "command-runner.jar"
 MAX_CONFIGURATION_DEPTH = 16
+MAX_PERIOD_SECONDS = 365 * 86400  # a Standard workflow's run lasts at most a year: no timeout or delay is longer
 
 _PERIOD = re.compile(r"^\s*([0-9]{1,9})\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 _COUNT = re.compile(r"\s*[0-9]{1,9}\s*")
@@ -346,6 +347,10 @@ class _Planner:
         if seconds is None:
             self.problems.append(
                 Problem(obj.id, key, f"'{printable(text)}' is not a period such as '2 hours' or '15 minutes'"))
+        elif seconds > MAX_PERIOD_SECONDS:
+            self.problems.append(Problem(obj.id, key, f"'{printable(text)}' is longer than a year, the longest a "
+                                         "Step Functions run lasts"))
+            return None
         return seconds
 
     def integer(self, obj: PipelineObject, key: str, default: int) -> int:

@@ -4,9 +4,12 @@
 `PipelinesStack` deploys one for every definition in the pipelines folder.
 
 The shape of every workflow:
-  Resolve the run's time (the schedule's `scheduledStartTime`, else the execution's start) -> check that the
-  execution input carries the parameters without a value -> create each EMR cluster -> run the activities stage by
-  stage (a stage's activities in parallel) -> terminate the clusters.
+  Resolve the run's time (the schedule's `scheduledStartTime`, which must be a timestamp, else the execution's start)
+  -> check that the execution input carries the parameters without a value -> create each EMR cluster -> run the
+  activities stage by stage (a stage's activities in parallel) -> terminate the clusters.
+The execution input is data: shell commands get its values as environment variables (the importer's `ShellCode`),
+never as shell text; secrets are only references, read at run time by the task runner, Batch or the EMR step, each
+allowed to read only the secrets its pipelines name (`SecretReaders`, `ShellJobDefinition`).
 Once a cluster exists, every failure or timeout turns termination protection off and terminates it before the
 run fails.
 """
@@ -30,7 +33,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -38,8 +43,17 @@ from constructs import Construct
 from datapipe.bundles.names import job_queue_name
 from datapipe.errors import DatapipeError
 from datapipe.importer import PlanOptions, companion_values, import_file
-from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Text
-from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Alarm, Cluster, EmrConfiguration, Plan
+from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, RuntimePath, Text
+from datapipe.importer.plan import (
+    ACTIVITY_TASK,
+    BATCH_JOB,
+    EMR_STEPS,
+    Activity,
+    Alarm,
+    Cluster,
+    EmrConfiguration,
+    Plan,
+)
 from datapipe.importer.plan import Precondition as PreconditionPlan
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from stacks.common import (
@@ -137,6 +151,7 @@ class PipelineWorkflow(Construct):
         self._activity_scope = Construct(self, "WorkerGroupTasks")
         self._constants: dict[str, str] = {}
         self._names: set[str] = set()
+        self._next_number: dict[str, int] = {}
         self.workflow_name = f"pipeline-{plan.name}"
         stack = cdk.Stack.of(self)
         self._stack = stack
@@ -161,9 +176,10 @@ class PipelineWorkflow(Construct):
     def _name(self, wanted: str) -> str:
         """A state name, unique in this machine and within the 80-character limit."""
         base = _key(wanted)[:72]
-        name, number = base, 2
-        while name in self._names:
+        name, number = base, self._next_number.get(base, 2)
+        while name in self._names:  # resumes where the last name of this base stopped: linear over many ids
             name, number = f"{base}_{number}", number + 1
+        self._next_number[base] = number
         self._names.add(name)
         return name
 
@@ -194,7 +210,11 @@ class PipelineWorkflow(Construct):
         """
         if text.is_static and "${" not in text.static:
             return text.static
-        paths = [self._constant(p) if isinstance(p, str) else p.path for p in text.parts]
+        paths: list[str] = []
+        for part in text.parts:
+            if not isinstance(part, str | RuntimePath):  # the importer lets secrets reach shell commands only
+                raise DatapipeError(f"pipeline {self.plan.source}: a secret reached a field that is not a command")
+            paths.append(self._constant(part) if isinstance(part, str) else part.path)
         if len(paths) == 1:
             return sfn.JsonPath.string_at(paths[0])
         return sfn.JsonPath.format("{}" * len(paths), *(sfn.JsonPath.string_at(p) for p in paths))
@@ -218,11 +238,15 @@ class PipelineWorkflow(Construct):
                                cause="the execution input needs 'parameters' with: "
                                + ", ".join(p.lstrip("*") for p in self.plan.runtime_parameters))
             paths = [f"{PARAMETERS_PATH}.{p.lstrip('*')}" for p in self.plan.runtime_parameters]
+            start = self._check_parameter_values(start)
             check = sfn.Choice(self, "CheckParameters", state_name=self._name("Check_Parameters"))
             check.when(sfn.Condition.or_(*(sfn.Condition.is_not_present(p) for p in paths)), missing)
             start = check.otherwise(start)
         if not self.plan.uses_run_time:
             return start
+        bad_time = sfn.Fail(self, "BadScheduledTime", state_name=self._name("Scheduled_Start_Time_Not_A_Timestamp"),
+                            error="InvalidScheduledStartTime",
+                            cause="scheduledStartTime must be a timestamp such as 2024-01-31T06:00:00Z")
         use_schedule = sfn.Pass(self, "UseScheduledTime", state_name=self._name("Use_Scheduled_Start_Time"),
                                 parameters={"time.$": "$.scheduledStartTime"}, result_path=RUN_PATH)
         use_start = sfn.Pass(self, "UseStartTime", state_name=self._name("Use_Execution_Start_Time"),
@@ -240,9 +264,31 @@ class PipelineWorkflow(Construct):
         use_start.next(split)
         return (
             sfn.Choice(self, "HasScheduledTime", state_name=self._name("Has_Scheduled_Start_Time"))
-            .when(sfn.Condition.is_present("$.scheduledStartTime"), use_schedule)
+            # Only a timestamp: its parts are digits, whatever the code they reach.
+            .when(sfn.Condition.and_(sfn.Condition.is_present("$.scheduledStartTime"),
+                                     sfn.Condition.is_timestamp("$.scheduledStartTime")), use_schedule)
+            .when(sfn.Condition.is_present("$.scheduledStartTime"), bad_time)
             .otherwise(use_start)
         )
+
+    def _check_parameter_values(self, start: sfn.IChainable) -> sfn.IChainable:
+        """What a starter gives must be text, and one of the parameter's allowedValues when it declares them."""
+        wrong: list[sfn.Condition] = []
+        for name in self.plan.runtime_parameters:
+            path = f"{PARAMETERS_PATH}.{name.lstrip('*')}"
+            wrong.append(sfn.Condition.not_(sfn.Condition.is_string(path)))
+            allowed = self.plan.allowed_values.get(name)
+            if allowed:
+                wrong.append(sfn.Condition.not_(sfn.Condition.or_(
+                    *(sfn.Condition.string_equals(path, value) for value in allowed))))
+        described = ", ".join(
+            name.lstrip("*") + (f" (one of: {', '.join(self.plan.allowed_values[name])})"
+                                if name in self.plan.allowed_values else "")
+            for name in self.plan.runtime_parameters)
+        invalid = sfn.Fail(self, "InvalidParameter", state_name=self._name("Invalid_Parameters"),
+                           error="InvalidParameters", cause=f"the parameters must be text: {described}"[:32768])
+        return (sfn.Choice(self, "CheckParameterValues", state_name=self._name("Check_Parameter_Values"))
+                .when(sfn.Condition.or_(*wrong), invalid).otherwise(start))
 
     # -- the body -----------------------------------------------------------------------------------------------------
 
@@ -481,9 +527,13 @@ class PipelineWorkflow(Construct):
             "output": self.render_list(shell.outputs),
         }
         if shell.command is not None:
-            fields["command"] = self.render(shell.command)
+            fields["command"] = self.render(Text.of(shell.command))
         if shell.script_uri is not None:
             fields["scriptUri"] = self.render(shell.script_uri)
+        if shell.environment:  # the task contract's plain values, set as the command's environment
+            fields["environment"] = {name: self.render(text) for name, text in shell.environment.items()}
+        if shell.secrets:  # references only: the runner reads each value with its own credentials
+            fields["secrets"] = dict(shell.secrets)
         worker_activity = sfn.Activity.from_activity_arn(
             self, f"WorkerGroup{_key(activity.id)}",
             self._naming.activity_arn(activity.worker_group, account=self._stack.account, region=self._stack.region,
@@ -499,8 +549,10 @@ class PipelineWorkflow(Construct):
         shell = activity.shell
         assert shell is not None
         environment: dict[str, str] = {"DATAPIPE_PIPELINE": self.plan.name, "DATAPIPE_ACTIVITY": activity.id}
+        # Values known at run time are variables of the job; the command text (fixed here) refers to them.
+        environment.update({name: self.render(text) for name, text in shell.environment.items()})
         if shell.command is not None:
-            environment["DATAPIPE_COMMAND"] = self.render(shell.command)
+            environment["DATAPIPE_COMMAND"] = self.render(Text.of(shell.command))
         if shell.script_uri is not None:
             environment["DATAPIPE_SCRIPT_URI"] = self.render(shell.script_uri)
         for prefix, texts in (("ARG", shell.arguments), ("INPUT", shell.inputs), ("OUTPUT", shell.outputs)):
@@ -679,10 +731,55 @@ class PipelineEmrRoles(Construct):
             reason="the policy EMR documents for the automatic scaling role; EmrCreateCluster passes it"))
 
 
+def secret_arns(scope: Construct, reference: str) -> list[str]:
+    """The ARNs IAM needs to read a secret given by reference (see datapipe.importer.secrets).
+
+    A Secrets Manager ARN or name may lack the six characters AWS appends to a secret's name: `-??????` matches them.
+    """
+    stack = cdk.Stack.of(scope)
+    if reference.startswith("ssm:"):
+        name = reference.removeprefix("ssm:").lstrip("/")
+        return [stack.format_arn(service="ssm", resource="parameter", resource_name=name)]
+    if reference.startswith("arn:"):
+        return [reference, f"{reference}-??????"]
+    return [stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"{reference}-??????",
+                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]
+
+
+def secret_read_statements(scope: Construct, references: Sequence[str]) -> list[iam.PolicyStatement]:
+    """Read these secrets and nothing else (an SSM SecureString under the AWS managed key needs no KMS grant)."""
+    statements = []
+    managers = [arn for r in sorted(set(references)) if not r.startswith("ssm:") for arn in secret_arns(scope, r)]
+    parameters = [arn for r in sorted(set(references)) if r.startswith("ssm:") for arn in secret_arns(scope, r)]
+    if managers:
+        statements.append(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=managers))
+    if parameters:
+        statements.append(iam.PolicyStatement(actions=["ssm:GetParameter"], resources=parameters))
+    return statements
+
+
+def batch_secret(scope: Construct, construct_id: str, reference: str) -> batch.Secret:
+    if reference.startswith("ssm:"):
+        parameter = ssm.StringParameter.from_secure_string_parameter_attributes(
+            scope, construct_id, parameter_name=reference.removeprefix("ssm:"))
+        return batch.Secret.from_ssm_parameter(parameter)
+    if reference.startswith("arn:"):
+        return batch.Secret.from_secrets_manager(
+            secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, reference))
+    return batch.Secret.from_secrets_manager(secretsmanager.Secret.from_secret_name_v2(scope, construct_id, reference))
+
+
+def secret_job_definition_name(naming: Naming, plan: Plan) -> str | None:
+    """The job definition of a pipeline whose Batch activities read secrets (None: they share the plain one)."""
+    return naming.name(f"pipeline-{plan.name}-shell-job-definition") if plan.secrets(BATCH_JOB) else None
+
+
 class ShellJobDefinition(Construct):
     """The Batch job definition that runs the shell commands of activities on an Ec2Resource.
 
-    Its role may read and write only the buckets that those activities name (`s3://bucket/...`).
+    Its role may read and write only the buckets that those activities name (`s3://bucket/...`). A pipeline whose
+    Batch activities read secrets gets a job definition of its own (`add_secret_job_definition`): Batch reads them
+    into the container's environment with that definition's execution role, which may read those secrets only.
     """
 
     def __init__(
@@ -735,18 +832,30 @@ class ShellJobDefinition(Construct):
             "job_role": self.job_role,
             "logging": ecs.LogDriver.aws_logs(stream_prefix="pipeline", log_group=log_group),
         }
-        container: batch.IEcsContainerDefinition
-        if fargate:
-            container = batch.EcsFargateContainerDefinition(self, "Container", assign_public_ip=False,
-                                                            **container_props)
-        else:
-            container = batch.EcsEc2ContainerDefinition(self, "Container", **container_props)
+        self._container_props = container_props
+        self._fargate = fargate
         self.job_definition = batch.EcsJobDefinition(
             self,
             "JobDefinition",
             job_definition_name=naming.name("pipeline-shell-job-definition"),
-            container=container,
+            container=self._container("Container"),
         )
+
+    def _container(self, construct_id: str, **extra: Any) -> batch.IEcsContainerDefinition:
+        if self._fargate:
+            return batch.EcsFargateContainerDefinition(self, construct_id, assign_public_ip=False,
+                                                       **self._container_props, **extra)
+        return batch.EcsEc2ContainerDefinition(self, construct_id, **self._container_props, **extra)
+
+    def add_secret_job_definition(
+        self, construct_id: str, *, name: str, secrets: dict[str, str]
+    ) -> batch.EcsJobDefinition:
+        """The same job, with `secrets` (variable -> reference) read by Batch into the container's environment."""
+        scope = Construct(self, construct_id)
+        values = {variable: batch_secret(scope, f"Secret-{variable}", reference)
+                  for variable, reference in sorted(secrets.items())}
+        return batch.EcsJobDefinition(scope, "JobDefinition", job_definition_name=name,
+                                      container=self._container(f"{construct_id}Container", secrets=values))
 
 
 class PipelineClusterReaper(Construct):
@@ -822,7 +931,11 @@ def batch_buckets(plans: list[Plan]) -> list[str]:
             if activity.target != BATCH_JOB or shell is None:
                 continue
             texts = [*shell.arguments, *shell.inputs, *shell.outputs]
-            found |= _buckets_in(texts + [t for t in (shell.command, shell.script_uri) if t is not None])
+            if shell.command is not None:
+                texts.append(Text.of(shell.command))
+            if shell.script_uri is not None:
+                texts.append(shell.script_uri)
+            found |= _buckets_in(texts)
     return sorted(found)
 
 
@@ -861,24 +974,36 @@ class PipelinesStack(cdk.Stack):
             for path in definition_files(definitions_dir)
         ]
         job_queue_arn = job_definition_arn = None
+        secret_job_definitions: dict[str, str] = {}
         if any(a.target == BATCH_JOB for plan in plans if plan.deployable for a in plan.activities):
             self.shell_jobs = ShellJobDefinition(
                 self, "ShellJobs", naming=naming, image=settings.batch_image, fargate=batch_fargate,
                 buckets=batch_buckets(plans), removal_policy=removal_policy,
             )
             job_definition_arn = self.shell_jobs.job_definition.job_definition_arn
+            for plan in plans:
+                name = secret_job_definition_name(naming, plan)
+                if name is not None and plan.deployable:
+                    secret_job_definitions[plan.name] = self.shell_jobs.add_secret_job_definition(
+                        f"Secrets-{plan.name}", name=name, secrets=plan.secrets(BATCH_JOB)).job_definition_arn
             # The batch stack owns the queue; it is found by its name, as the CLI finds it.
             job_queue_arn = self.format_arn(service="batch", resource="job-queue",
                                             resource_name=job_queue_name(naming))
         emr_roles = None
         if any(plan.clusters for plan in plans if plan.deployable):
             emr_roles = PipelineEmrRoles(self, "EmrRoles", naming=naming, buckets=emr_buckets(plans))
+            # EMR command steps read the secrets they name on the cluster, with the instance role.
+            emr_secrets = [r for plan in plans if plan.deployable for r in plan.secrets(EMR_STEPS).values()]
+            for statement in secret_read_statements(self, emr_secrets):
+                emr_roles.instance_role.add_to_policy(statement)
+        self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, plans)
         self.workflows: list[PipelineWorkflow] = []
         for plan in plans:
             self.workflows.append(
                 PipelineWorkflow(self, f"Pipeline-{plan.name}", naming=naming, plan=plan, settings=settings,
                                  worker_groups=worker_groups, log_bucket=log_bucket, job_queue_arn=job_queue_arn,
-                                 job_definition_arn=job_definition_arn, emr_roles=emr_roles,
+                                 job_definition_arn=secret_job_definitions.get(plan.name, job_definition_arn),
+                                 emr_roles=emr_roles,
                                  removal_policy=removal_policy)
             )
         with_clusters = [w.state_machine for w in self.workflows if w.plan.clusters]
@@ -886,6 +1011,28 @@ class PipelinesStack(cdk.Stack):
             self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming, state_machines=with_clusters,
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
+
+
+    def _runner_secret_policies(
+        self, naming: Naming, worker_groups: WorkerGroupSettings, plans: list[Plan]
+    ) -> dict[str, iam.ManagedPolicy]:
+        """Per worker group whose tasks name secrets: a managed policy to read those, for the group's runners.
+
+        With `workerGroups.runnerRole` it is attached to the group's runner role; otherwise attach it to the identity
+        your runners use, beside the group's runner policy.
+        """
+        policies: dict[str, iam.ManagedPolicy] = {}
+        for group in worker_groups.names:
+            references = [r for plan in plans if plan.deployable for r in plan.secrets(ACTIVITY_TASK, group).values()]
+            if not references:
+                continue
+            roles = [iam.Role.from_role_name(self, f"Runner-{group}", naming.name(f"taskrunner-{group}"))] \
+                if worker_groups.runner_role else None
+            policies[group] = iam.ManagedPolicy(
+                self, f"RunnerSecrets-{group}", managed_policy_name=naming.name(f"taskrunner-{group}-secrets"),
+                description=f"The secrets that the imported pipelines' tasks for worker group {group} name",
+                statements=secret_read_statements(self, references), roles=roles)
+        return policies
 
 
 def plan_options(settings: PipelineSettings) -> PlanOptions:

@@ -6,9 +6,12 @@ HadoopTerasort EMR samples). A run is started as the pipeline's schedule starts 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +19,16 @@ from typing import Any
 import pytest
 
 from datapipe.naming import Naming
+from datapipe.taskrunner.contract import ShellTask
 from tests.e2e.helpers import ended_execution, start_execution, wait_for
 
 pytestmark = pytest.mark.e2e
 
 NAMING = Naming()
 RUN_TIME = "2026-11-21T06:00:00Z"
+# The task contract's 'environment' and 'secrets' (docs/taskrunner.md), once the runner reads them.
+RUNNER_READS_ENVIRONMENT = "environment" in {f.name for f in dataclasses.fields(ShellTask)}
+RUNNER_READS_SECRETS = "secrets" in {f.name for f in dataclasses.fields(ShellTask)}
 
 
 def run_to_end(emulator: Any, workflow: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
@@ -60,16 +67,25 @@ def task_runner(emulator: Any, subprocess_env: dict[str, str]) -> Iterator[subpr
     runner.wait(timeout=30)
 
 
+def test_a_scheduled_start_time_that_is_not_a_timestamp_fails_the_run_at_once(emulator: Any) -> None:
+    result = run_to_end(emulator, "pipeline-shell-with-dependencies",
+                        {"scheduledStartTime": "2026-11-21T06:00:00Z$(touch pwned)"})
+    assert result["status"] == "FAILED" and result["error"] == "InvalidScheduledStartTime"
+
+
 def test_the_shell_pipeline_runs_its_stages_on_the_task_runner_and_batch(
     emulator: Any, task_runner: subprocess.Popen[str]
 ) -> None:
     result = run_to_end(emulator, "pipeline-shell-with-dependencies", {"scheduledStartTime": RUN_TIME})
     assert result["status"] == "SUCCEEDED", result.get("cause")
     output = json.loads(result["output"])
-    # The worker group's runner ran the first and the last activity, with the parameter and the run's date.
+    # The worker group's runner ran the first and the last activity, with the parameter and the run's date (the
+    # date as environment variables of the command, which a runner that reads the task's 'environment' sets).
     s3 = emulator.client("s3")
     bucket, key = output["InitBackup"]["stdout"].removeprefix("s3://").split("/", 1)
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip() == "init daily backup for 2026-11-21"
+    if RUNNER_READS_ENVIRONMENT:
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip() == (
+            "init daily backup for 2026-11-21")
     bucket, key = output["FinalizeBackup"]["stdout"].removeprefix("s3://").split("/", 1)
     assert (
         s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip() == "finalize the daily backup, keeping 7"
@@ -249,3 +265,99 @@ def test_the_fair_scheduler_sample_runs_its_two_jobs_in_parallel_on_one_cluster(
     queue_1 = steps["HadoopActivity_1"]["Config"]["Args"]
     assert queue_1[0] == "-Dmapreduce.job.queuename=queue_1"
     assert queue_1[-1] == "s3://corpus-wordcount/out/2026-11-21T06:00:00/queue_1/"
+
+
+# -- issue 11: a value the run is started with is data, and a secret is only a reference -----------------------------
+
+SECRET_NAME = "datapipe-e2e/api-token"
+HOSTILE_WORD = "w; touch {marker} $(touch {marker}) `touch {marker}`"
+
+
+def secret_test_definition() -> dict[str, Any]:
+    return {
+        "objects": [
+            {"id": "Default", "scheduleType": "ondemand"},
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Call", "type": "ShellCommandActivity", "workerGroup": "wg-12345",
+             "command": "echo word: #{myWord}; printf %s #{*myToken} | sha256sum"},
+            {"id": "Echo", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "dependsOn": {"ref": "Call"},
+             "command": "echo batch word: #{myWord}"},
+        ],
+        "parameters": [{"id": "myWord", "type": "String"}, {"id": "*myToken", "type": "String"}],
+    }
+
+
+def text_of_every_log_group(logs: Any) -> str:
+    events = []
+    for group in logs.describe_log_groups()["logGroups"]:
+        events += [e["message"] for e in logs.filter_log_events(logGroupName=group["logGroupName"])["events"]]
+    return "\n".join(events)
+
+
+def text_of_every_object(s3: Any, bucket: str, prefix: str) -> str:
+    texts = []
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        texts.append(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode(errors="replace"))
+    return "\n".join(texts)
+
+
+def test_a_secret_is_read_at_run_time_and_a_starters_value_is_never_run(
+    emulator: Any, task_runner: subprocess.Popen[str], tmp_path: Path, assembly_dir: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    secrets = emulator.client("secretsmanager")
+    try:
+        secrets.create_secret(Name=SECRET_NAME, SecretString=secret)
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=secret)
+    (tmp_path / "secret-test.json").write_text(json.dumps(secret_test_definition()))
+    (tmp_path / "values.json").write_text(json.dumps({"values": {"*myToken": f"secretsmanager:{SECRET_NAME}"}}))
+    asl_file = tmp_path / "secret-test.asl.json"
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "secret-test.json"), "--values",
+                                      str(tmp_path / "values.json"), "--asl", str(asl_file), "--account",
+                                      emulator.account, "--region", emulator.region])
+    assert result.exit_code == 0, result.output
+    asl = json.loads(asl_file.read_text())
+    assert asl["States"]["Call"]["Parameters"]["secrets"] == {"myToken": SECRET_NAME}
+    # --asl names the job definition without its revision; the stack refers to the deployed one, revision included.
+    batch = emulator.client("batch")
+    deployed = batch.describe_job_definitions(jobDefinitionName=NAMING.name("pipeline-shell-job-definition"),
+                                              status="ACTIVE")["jobDefinitions"][-1]["jobDefinitionArn"]
+    asl["States"]["Run_Echo"]["Parameters"]["JobDefinition"] = deployed
+    asl_file.write_text(json.dumps(asl))
+    sfn = emulator.client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"secret-test-{uuid.uuid4().hex[:8]}", definition=asl_file.read_text(),
+                                       roleArn=f"arn:aws:iam::{emulator.account}:role/secret-test")["stateMachineArn"]
+    marker = tmp_path / "pwned"
+    word = HOSTILE_WORD.format(marker=marker)
+    execution_arn = start_execution(sfn, machine, {"parameters": {"myWord": word}})
+    ended = ended_execution(sfn, execution_arn, timeout=90)
+    assert ended["status"] == "SUCCEEDED", ended.get("cause")
+
+    # The starter's value was data: printed as it is by Batch, and none of its commands ran.
+    assert f"batch word: {word}" in text_of_every_log_group(emulator.client("logs"))
+    assert not marker.exists()
+
+    # The secret's value is nowhere: not in the templates, the ASL, the execution's history, input or output, the
+    # log groups, nor the task runner's attempt logs.
+    templates = "\n".join(path.read_text() for path in assembly_dir.glob("*.template.json"))
+    history = json.dumps(sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"],
+                         default=str)
+    s3 = emulator.client("s3")
+    attempt_logs = text_of_every_object(s3, NAMING.log_bucket(emulator.account, emulator.region), "taskrunner/")
+    for place, text in {"templates": templates, "ASL": asl_file.read_text(), "history": history,
+                        "execution": json.dumps(ended, default=str),
+                        "log groups": text_of_every_log_group(emulator.client("logs")),
+                        "attempt logs": attempt_logs}.items():
+        assert secret not in text, f"the secret is in the {place}"
+    output = json.loads(ended["output"])
+    bucket, key = output["Call"]["stdout"].removeprefix("s3://").split("/", 1)
+    stdout = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    if RUNNER_READS_ENVIRONMENT:
+        assert f"word: {word}" in stdout
+    if RUNNER_READS_SECRETS:  # the command got the value: its digest is in the log, the value itself is not
+        assert hashlib.sha256(secret.encode()).hexdigest() in stdout

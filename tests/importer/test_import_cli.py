@@ -77,7 +77,8 @@ def test_errors_and_unsupported_objects_exit_1_with_each_reason(write_definition
 def test_bad_files_give_one_line_and_exit_2(write_definition: Callable[..., Path], tmp_path: Path) -> None:
     cases = {
         str(tmp_path / "absent.json"): "cannot read",
-        str(write_definition(text='{"objects": [', name="broken.json")): "broken.json: unexpected end of file",
+        str(write_definition(text='{"objects": [', name="broken.json")):
+            "broken.json: objects[0]: unexpected end of file",
         str(write_definition(text='["not", "a definition"]', name="list.json")): "must be a JSON object",
         str(write_definition(text='{"hello": 1}', name="other.json")): "is this a Data Pipeline definition?",
     }
@@ -109,3 +110,7 @@ def test_asl_writes_the_state_machine_of_a_deployable_definition(
     assert asl["States"]["Say"]["Next"] == "Copy" and asl["States"]["Copy"]["Parameters"]["command"].startswith(
         "aws s3 cp --recursive s3://in-bucket/data/ s3://out-bucket/data/")
     assert asl["States"]["Check_Parameters"]["Choices"][0]["Next"] == "Missing_Parameters"  # myWord has no value
+    assert asl["States"]["Check_Parameters"]["Default"] == "Check_Parameter_Values"
+    values = asl["States"]["Check_Parameter_Values"]["Choices"][0]
+    assert values["Or"] == [{"Not": {"Variable": "$.parameters.myWord", "IsString": True}}]  # text only
+    assert asl["States"][values["Next"]]["Error"] == "InvalidParameters"

@@ -31,14 +31,36 @@ def test_escapes_numbers_literals_and_comments() -> None:
     ("text", "message"),
     [
         ('{"a": 1', "expected ',' or '}' after a value at line 1, column 8"),
-        ('{"a": "open', "unterminated string at line 1, column 7"),
-        ('{\n  "a": [1 2]}', "expected ',' or ']' after a value at line 2, column 11"),
+        ('{"a": "open', "a: unterminated string at line 1, column 7"),
+        ('{\n  "a": [1 2]}', "a: expected ',' or ']' after a value at line 2, column 11"),
         ('{"a": 1} extra', "unexpected text after the end of the document at line 1, column 10"),
         ('{a: 1}', "expected a quoted key or '}' at line 1, column 2"),
-        ('{"a": "bad \\q"}', "bad escape '\\q' at line 1, column 12"),
+        ('{"a": "bad \\q"}', "a: bad escape '\\q' at line 1, column 12"),
     ],
 )
-def test_bad_text_names_the_file_line_and_column(text: str, message: str) -> None:
+def test_bad_text_names_the_file_place_line_and_column(text: str, message: str) -> None:
     with pytest.raises(LaxJsonError) as raised:
         loads(text, source="p.json")
     assert str(raised.value) == f"p.json: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"objects": [{"id": "A", "x": ' + "[" * 5000 + "]" * 5000 + "}]}",
+         "objects[0].x[0]...: nested deeper than 64 levels at line 1, column 92"),
+        ('{"objects": [{"id": "A\\ud800"}]}', "objects[0].id: a lone surrogate \\ud800 is not a character at line 1, "
+         "column 23"),
+        ('{"id": "\\udc00\\ud800"}', "id: a lone surrogate \\udc00 is not a character at line 1, column 9"),
+        ('{"n": ' + "9" * 5000 + "}", "n: a number longer than 40 characters at line 1, column 7"),
+        ('{"a": "\\u12"}', "a: bad \\u escape at line 1, column 8"),
+    ],
+)
+def test_hostile_text_gives_one_line_naming_the_place(text: str, message: str) -> None:
+    with pytest.raises(LaxJsonError) as raised:
+        loads(text, source="p.json")
+    assert str(raised.value) == f"p.json: {message}"
+
+
+def test_an_escaped_surrogate_pair_is_one_character() -> None:
+    assert loads('{"id": "A\\ud83d\\ude00"}').get("id") == "A\U0001f600"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,16 @@ def definition(template: Template, name: str) -> dict[str, Any]:
     [machine] = machines.values()
     result: dict[str, Any] = json.loads(flatten_definition(machine["Properties"]["DefinitionString"]))
     return result
+
+
+def constant(asl: dict[str, Any], path: str) -> str:
+    """The text of a `$.const.cN` piece, as Set_Constants gives it (base64 when it holds `${`)."""
+    key = path.removeprefix("$.const.")
+    parameters = asl["States"]["Set_Constants"]["Parameters"]
+    if key in parameters:
+        return str(parameters[key])
+    encoded = parameters[f"{key}.$"].removeprefix("States.Base64Decode('").removesuffix("')")
+    return base64.b64decode(encoded).decode()
 
 
 def all_states(states: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +78,24 @@ def test_the_shell_pipeline_runs_in_stages_on_the_task_runner_and_batch(pipeline
     environment = {e["Name"]: e.get("Value", e.get("Value.$")) for e in part["Parameters"]["ContainerOverrides"]
                    ["Environment"]}
     assert environment["DATAPIPE_ARG_1"] == "1" and environment["DATAPIPE_ARG_2"] == "2"
-    assert environment["DATAPIPE_COMMAND"].startswith("States.Format(")  # the run's date goes in at run time
+    # The run's date reaches the command as variables at run time; the command's text is fixed in the definition.
+    assert environment["SCHEDULED_START_YEAR"] == "$.run.year" and environment["SCHEDULED_START_DAY"] == "$.run.day"
+    assert constant(asl, environment["DATAPIPE_COMMAND"]) == (
+        'echo "backup part $1 of $2 for ${SCHEDULED_START_YEAR}-${SCHEDULED_START_MONTH}-${SCHEDULED_START_DAY}"')
+    init = states["InitBackup"]["Parameters"]
+    assert init["environment"] == {f"SCHEDULED_START_{part.upper()}.$": f"$.run.{part}"
+                                   for part in ("year", "month", "day")}
+    assert constant(asl, init["command.$"]) == (
+        'echo "init $1 backup for ${SCHEDULED_START_YEAR}-${SCHEDULED_START_MONTH}-${SCHEDULED_START_DAY}"')
     assert asl["StartAt"] == "Has_Scheduled_Start_Time"  # then the run's time is split into parts
+    # Only a timestamp is taken as the run's time, so its parts are digits wherever they go.
+    first, second = asl["States"]["Has_Scheduled_Start_Time"]["Choices"]
+    assert first["And"] == [{"Variable": "$.scheduledStartTime", "IsPresent": True},
+                            {"Variable": "$.scheduledStartTime", "IsTimestamp": True}]
+    assert first["Next"] == "Use_Scheduled_Start_Time"
+    assert asl["States"][second["Next"]] == {"Type": "Fail", "Error": "InvalidScheduledStartTime",
+                                            "Cause": "scheduledStartTime must be a timestamp such as "
+                                            "2024-01-31T06:00:00Z"}
     order = ["Set_Constants"]
     while "Next" in asl["States"][order[-1]]:
         order.append(asl["States"][order[-1]]["Next"])
@@ -223,3 +250,125 @@ def test_runs_that_end_badly_start_the_reaper_which_may_touch_only_pipeline_clus
     assert len(properties["EventPattern"]["detail"]["stateMachineArn"]) == 1  # only the EMR example has clusters
     policies = json.dumps(pipelines.find_resources("AWS::IAM::Policy"))
     assert '"elasticmapreduce:ResourceTag/datapipe:workflow": "datapipe-dev-pipeline-*"' in policies
+
+
+# -- secrets and parameters given when a run starts: data, never shell text --------------------------------------------
+
+SECRET_TEXT = "hunter2-never-in-a-template"
+WITH_SECRETS = {
+    "objects": [
+        {"id": "Default", "scheduleType": "ondemand"},
+        {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+        {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0"},
+        {"id": "Call", "type": "ShellCommandActivity", "workerGroup": "wg-12345",
+         "command": "curl -H 'Authorization: Bearer #{*myToken}' https://example.com/#{myWord}"},
+        {"id": "Load", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "dependsOn": {"ref": "Call"},
+         "command": "load --password=#{*myDbPassword} --table \"#{myWord}\""},
+        {"id": "Crunch", "type": "EmrActivity", "runsOn": {"ref": "Cluster"}, "dependsOn": {"ref": "Load"},
+         "preStepCommand": "login #{*myToken}", "step": "command-runner.jar,spark-submit,s3://code-bucket/job.py"},
+    ],
+    "parameters": [{"id": "myWord", "type": "String"}, {"id": "*myToken", "type": "String"},
+                   {"id": "*myDbPassword", "type": "String"}],
+    "values": {"*myToken": "secretsmanager:prod/api-token", "*myDbPassword": "ssm:/prod/db/password"},
+}
+
+
+@pytest.fixture(scope="module")
+def secrets_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]) -> Template:
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelinesStack
+
+    folder = tmp_path_factory.mktemp("secrets")
+    (folder / "definitions").mkdir()
+    (folder / "definitions" / "with-secrets.json").write_text(json.dumps(WITH_SECRETS))
+    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
+    env = cdk.Environment(account=ACCOUNT, region=REGION)
+    logs = s3.Bucket.from_bucket_name(cdk.Stack(cdk.App(), "Logs", env=env), "L", "logs")  # a name only
+    PipelinesStack(app, "Secrets", env=env, naming=NAMING, settings=PipelineSettings(),
+                   worker_groups=WorkerGroupSettings(runner_role=True), definitions_dir=folder / "definitions",
+                   log_bucket=logs)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()  # cdk-nag clean, or this raises
+    return Template.from_json(json.loads((folder / "out" / "Secrets.template.json").read_text()))
+
+
+def test_a_worker_group_task_carries_secret_references_and_parameters_as_data(secrets_template: Template) -> None:
+    asl = definition(secrets_template, "pipeline-with-secrets")
+    call = all_states(asl["States"])["Call"]["Parameters"]
+    assert call["secrets"] == {"myToken": "prod/api-token"}  # the reference; the runner reads the value
+    assert call["environment"] == {"myWord.$": "$.parameters.myWord"}
+    # The starter's value is a variable of the command, never its text; the secret is read into a variable too.
+    assert constant(asl, call["command.$"]) == (
+        "curl -H 'Authorization: Bearer '\"${myToken}\"'' https://example.com/\"${myWord}\"")
+
+
+def test_a_batch_job_reads_its_secrets_through_its_own_job_definition(secrets_template: Template) -> None:
+    asl = definition(secrets_template, "pipeline-with-secrets")
+    load = all_states(asl["States"])["Run_Load"]["Parameters"]
+    name = NAMING.name("pipeline-with-secrets-shell-job-definition")
+    definitions = secrets_template.find_resources("AWS::Batch::JobDefinition")
+    [(own_id, own)] = [(k, d) for k, d in definitions.items() if d["Properties"]["JobDefinitionName"] == name]
+    assert load["JobDefinition"] == f"<{own_id}>"  # the pipeline's own job definition, not the shared one
+    environment = {e["Name"]: e.get("Value", e.get("Value.$")) for e in load["ContainerOverrides"]["Environment"]}
+    assert environment["myWord"] == "$.parameters.myWord"
+    assert constant(asl, environment["DATAPIPE_COMMAND"]) == 'load --password="${myDbPassword}" --table "${myWord}"'
+    parameter_arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/prod/db/password"
+    assert own["Properties"]["ContainerProperties"]["Secrets"] == [{"Name": "myDbPassword", "ValueFrom": parameter_arn}]
+    assert len(definitions) == 2 and all("Secrets" not in d["Properties"]["ContainerProperties"]
+                                         for k, d in definitions.items() if k != own_id)
+    role = own["Properties"]["ContainerProperties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    [policy] = [p["Properties"] for p in secrets_template.find_resources("AWS::IAM::Policy").values()
+                if p["Properties"]["Roles"] == [{"Ref": role}]]
+    reads = [s for s in policy["PolicyDocument"]["Statement"] if "ssm:GetParameter" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [parameter_arn]  # Batch reads this one secret with that role
+
+
+def test_each_consumer_may_read_only_the_secrets_its_pipelines_name(secrets_template: Template) -> None:
+    runner = secrets_template.find_resources("AWS::IAM::ManagedPolicy", {
+        "Properties": {"ManagedPolicyName": NAMING.name("taskrunner-wg-12345-secrets")}})
+    [policy] = [p["Properties"] for p in runner.values()]
+    assert policy["Roles"] == [NAMING.name("taskrunner-wg-12345")]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/api-token-??????"
+    instance = [p for key, p in secrets_template.find_resources("AWS::IAM::Policy").items()
+                if "EmrRolesInstanceRole" in key]
+    statements = json.dumps(instance[0]["Properties"]["PolicyDocument"]["Statement"])
+    assert "secretsmanager:GetSecretValue" in statements and "prod/api-token-??????" in statements
+    assert "prod/db/password" not in statements  # the Batch job's secret is not the cluster's
+
+
+def test_an_emr_command_step_reads_its_secret_on_the_cluster(secrets_template: Template) -> None:
+    asl = definition(secrets_template, "pipeline-with-secrets")
+    states = all_states(asl["States"])
+    assert states["Run_Crunch_pre_1"]["Parameters"]["Step"]["HadoopJarStep"]["Args.$"] == "$.stepArgs.Crunch_pre_1.args"
+    args = states["Prepare_Crunch_pre_1"]["Parameters"]["args.$"].removeprefix("States.Array(").removesuffix(")")
+    bash, dash_c, script, name = (constant(asl, path) for path in args.split(", "))
+    assert (bash, dash_c, name) == ("bash", "-c", "datapipe")
+    assert script == ('myToken="$(aws secretsmanager get-secret-value --secret-id prod/api-token --query SecretString '
+                      '--output text)" || exit 1\nexport myToken\nlogin "${myToken}" "$@"')
+
+
+def test_the_template_with_secrets_is_cfn_lint_clean(secrets_template: Template, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "secrets.template.json"
+    path.write_text(json.dumps(secrets_template.to_json()))
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode in (0, 8), result.stdout + result.stderr  # informational findings only
+
+
+def test_no_secret_and_no_starter_value_is_shell_text_in_the_template(secrets_template: Template) -> None:
+    template = json.dumps(secrets_template.to_json())
+    assert SECRET_TEXT not in template and "$.parameters.myWord" in template
+    asl = definition(secrets_template, "pipeline-with-secrets")
+    for state in all_states(asl["States"]).values():
+        for key, value in state.get("Parameters", {}).items():
+            if key in ("command.$",):
+                assert value.startswith("$.const."), (key, value)

@@ -41,7 +41,7 @@ def pipeline_definition(plan: Plan, *, account: str, region: str) -> dict[str, A
     from datapipe.bundles.names import job_queue_name
     from datapipe.naming import Naming
     from stacks.config import PipelineSettings, WorkerGroupSettings
-    from stacks.pipelines import PipelineWorkflow
+    from stacks.pipelines import PipelineWorkflow, secret_job_definition_name
 
     context = json.loads((project_dir / "cdk.json").read_text()).get("context", {})
     app = cdk.App(context=context)
@@ -58,7 +58,8 @@ def pipeline_definition(plan: Plan, *, account: str, region: str) -> dict[str, A
         worker_groups=WorkerGroupSettings(names=tuple(groups)),
         log_bucket=s3.Bucket.from_bucket_name(stack, "Logs", naming.log_bucket(account, region)),
         job_queue_arn=f"{batch_arn}:job-queue/{job_queue_name(naming)}",
-        job_definition_arn=f"{batch_arn}:job-definition/{naming.name('pipeline-shell-job-definition')}",
+        job_definition_arn=f"{batch_arn}:job-definition/"
+        + (secret_job_definition_name(naming, plan) or naming.name("pipeline-shell-job-definition")),
     )
     template = app.synth().get_stack_by_name("ImportedPipeline").template
     logical_id = stack.resolve(stack.get_logical_id(workflow.state_machine.node.default_child))  # type: ignore[arg-type]

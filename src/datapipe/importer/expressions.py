@@ -12,6 +12,11 @@ What maps, and to what:
   (`makeDate(2024,1,31)`, `minusDays(makeDate(...), 1)`, ...).
 What does not (date arithmetic on the run's time, unpadded fields, `@scheduledEndTime`, ...) is reported with
 its reason; nothing is passed through unevaluated.
+
+Hostile definitions end in a problem on the object and field, never in a traceback or a long wait: functions nest
+at most `MAX_NESTING` deep, references at most `MAX_REFERENCE_DEPTH` deep, each field is evaluated once per object
+(so fields that refer to each other many times cost their number, not the number of paths through them), and a value
+may expand to at most `MAX_EXPANDED_LENGTH` characters. Dates stay within years 1 to 9999.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from typing import Union
 
 from datapipe.importer.model import Pipeline, PipelineObject
 from datapipe.importer.reader import Problem, Ref
+from datapipe.importer.secrets import secret_reference
+
+MAX_NESTING = 32  # functions inside functions; real definitions use three or four
+MAX_REFERENCE_DEPTH = 20  # a field that refers to a field that refers to ...
+MAX_EXPANDED_LENGTH = 256 * 1024  # Step Functions' limit on a task's input: no longer value can reach a task
+MAX_NUMBER_DIGITS = 18
 
 RUN_PATH = "$.run"  # where the workflow keeps the parts of the run's time
 PARAMETERS_PATH = "$.parameters"  # where the execution input carries parameter values
@@ -36,7 +47,23 @@ class RuntimePath:
     path: str
 
 
-Part = Union[str, RuntimePath]  # noqa: UP007 (a runtime alias, not only an annotation)
+@dataclass(frozen=True)
+class Secret:
+    """A secret parameter (`#{*myPassword}`): only its reference is known; the consumer reads the value at run time.
+
+    `reference` is a Secrets Manager secret ARN or name, or `ssm:<SecureString parameter name>`.
+    """
+
+    parameter: str  # the id, with its '*'
+    reference: str
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that carries the value to the command."""
+        return self.parameter.lstrip("*")
+
+
+Part = Union[str, RuntimePath, Secret]  # noqa: UP007 (a runtime alias, not only an annotation)
 
 
 @dataclass(frozen=True)
@@ -48,12 +75,23 @@ class Text:
     @staticmethod
     def of(*parts: Part) -> Text:
         merged: list[Part] = []
+        pieces: list[str] = []  # consecutive literal text, joined once (adding one by one is quadratic)
         for part in parts:
-            if isinstance(part, str) and merged and isinstance(merged[-1], str):
-                merged[-1] = merged[-1] + part
-            elif part != "":
-                merged.append(part)
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            if pieces and "".join(pieces):
+                merged.append("".join(pieces))
+            pieces = []
+            merged.append(part)
+        if pieces and "".join(pieces):
+            merged.append("".join(pieces))
         return Text(tuple(merged))
+
+    @property
+    def length(self) -> int:
+        """Characters, counting each part resolved at run time as one."""
+        return sum(len(p) if isinstance(p, str) else 1 for p in self.parts)
 
     @property
     def is_static(self) -> bool:
@@ -68,10 +106,18 @@ class Text:
         return Text.of(*self.parts, *other.parts)
 
     def describe(self) -> str:
-        return "".join(p if isinstance(p, str) else "{" + p.path + "}" for p in self.parts)
+        return "".join(p if isinstance(p, str) else "{" + _describe_part(p) + "}" for p in self.parts)
 
     def runtime_paths(self) -> list[str]:
         return [p.path for p in self.parts if isinstance(p, RuntimePath)]
+
+    @property
+    def secrets(self) -> list[Secret]:
+        return [p for p in self.parts if isinstance(p, Secret)]
+
+
+def _describe_part(part: RuntimePath | Secret) -> str:
+    return part.path if isinstance(part, RuntimePath) else f"secret {part.parameter}"
 
 
 class Unmappable(Exception):
@@ -117,12 +163,19 @@ _TOKEN = re.compile(
 )
 
 
+_BLANK_END = re.compile(r"\s*\Z")
+
+
+def shown(expression: str, limit: int = 60) -> str:
+    """An expression as a message quotes it: `#{...}`, shortened when long."""
+    text = expression if len(expression) <= limit else expression[: limit - 3] + "..."
+    return "'#{" + text + "}'"
+
+
 def _tokens(expression: str) -> list[tuple[str, str]]:
     result: list[tuple[str, str]] = []
     pos = 0
-    while pos < len(expression):
-        if expression[pos:].strip() == "":
-            break
+    while pos < len(expression) and not _BLANK_END.match(expression, pos):
         match = _TOKEN.match(expression, pos)
         if not match:
             raise Unmappable(f"cannot read the expression near '{expression[pos:pos + 12]}'")
@@ -160,6 +213,7 @@ class _Parser:
     def __init__(self, expression: str) -> None:
         self.tokens = _tokens(expression)
         self.pos = 0
+        self.nesting = 0
 
     def peek(self) -> tuple[str, str]:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", "")
@@ -189,6 +243,8 @@ class _Parser:
         if kind == "string":
             return _Literal(re.sub(r"\\(.)", r"\1", value[1:-1]))
         if kind == "number":
+            if len(value.lstrip("-")) > MAX_NUMBER_DIGITS:
+                raise Unmappable(f"the number {value[:12]}... has more than {MAX_NUMBER_DIGITS} digits")
             return _Literal(int(value))
         if kind == "op" and value == "@":  # "@ name" written apart
             kind, value = "name", "@" + self.take()[1]
@@ -196,6 +252,9 @@ class _Parser:
             raise Unmappable(f"unexpected '{value or 'end'}'")
         if self.peek()[1] == "(":
             self.take("(")
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise Unmappable(f"functions are nested deeper than {MAX_NESTING} levels")
             args: list[_Node] = []
             while self.peek()[1] != ")":
                 args.append(self.concat())
@@ -204,6 +263,7 @@ class _Parser:
                 elif self.peek()[1] != ")":
                     raise Unmappable(f"expected ',' or ')' in the arguments of {value}")
             self.take(")")
+            self.nesting -= 1
             return _Call(value, args)
         names = [value]
         while self.peek()[1] == ".":
@@ -235,24 +295,38 @@ class Evaluator:
     problems: list[Problem] = field(default_factory=list)
     runtime_parameters: set[str] = field(default_factory=set)
     uses_run_time: bool = False
+    # (object, name, node, secrets allowed) -> the value of a name there, or why it has none: each is evaluated once
+    _known: dict[tuple[str, str, str | None, bool], Evaluated | Unmappable] = field(default_factory=dict)
+    _evaluating: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
+    _secrets_allowed: bool = False
 
     # -- public -------------------------------------------------------------------------------------------------------
 
-    def field_texts(self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None) -> list[Text] | None:
-        """Every value of a text field, evaluated; None (and a reported problem) when one cannot be mapped."""
+    def field_texts(
+        self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None, secrets: bool = False
+    ) -> list[Text] | None:
+        """Every value of a text field, evaluated; None (and a reported problem) when one cannot be mapped.
+
+        Secret parameters may appear only where `secrets` says so: shell commands, which read them at run time.
+        """
         result: list[Text] = []
-        for value in obj.fields.get(key, []):
-            if isinstance(value, Ref):
-                continue
-            try:
+        self._secrets_allowed = secrets
+        try:
+            for value in obj.fields.get(key, []):
+                if isinstance(value, Ref):
+                    continue
                 result.extend(self.expand(value, Scope(obj, node)))
-            except Unmappable as error:
-                self.problems.append(Problem(obj.id, key, str(error)))
-                return None
+        except Unmappable as error:
+            self.problems.append(Problem(obj.id, key, str(error)))
+            return None
+        finally:
+            self._secrets_allowed = False
         return result
 
-    def field_text(self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None) -> Text | None:
-        texts = self.field_texts(obj, key, node=node)
+    def field_text(
+        self, obj: PipelineObject, key: str, *, node: PipelineObject | None = None, secrets: bool = False
+    ) -> Text | None:
+        texts = self.field_texts(obj, key, node=node, secrets=secrets)
         return texts[0] if texts else None
 
     def static_field(self, obj: PipelineObject, key: str, *, purpose: str) -> str | None:
@@ -282,14 +356,19 @@ class Evaluator:
             return [self._as_text(result)]
         parts: list[Part] = []
         pos = 0
+        length = 0
         for match in _EXPRESSION.finditer(value):
             parts.append(value[pos : match.start()])
             result = self._evaluate(match.group(1), scope)
             if isinstance(result, list):
                 if len(result) != 1:
-                    raise Unmappable(f"'#{{{match.group(1)}}}' is a list and cannot sit inside other text")
+                    raise Unmappable(f"{shown(match.group(1))} is a list and cannot sit inside other text")
                 result = result[0]
-            parts.extend(self._as_text(result).parts)
+            text = self._as_text(result)
+            length += match.start() - pos + text.length
+            if length > MAX_EXPANDED_LENGTH:
+                raise Unmappable(f"expands to more than {MAX_EXPANDED_LENGTH} characters")
+            parts.extend(text.parts)
             pos = match.end()
         rest = value[pos:]
         if "#{" in rest:
@@ -298,29 +377,28 @@ class Evaluator:
         return [Text.of(*parts)]
 
     def _evaluate(self, expression: str, scope: Scope) -> Evaluated:
-        if scope.depth > 20:
-            raise Unmappable(f"'#{{{expression}}}' refers to itself")
+        if scope.depth > MAX_REFERENCE_DEPTH:
+            raise Unmappable(f"{shown(expression)}: references are nested deeper than {MAX_REFERENCE_DEPTH} levels")
         try:
             node = _Parser(expression).parse()
         except Unmappable as error:
-            raise Unmappable(f"'#{{{expression}}}': {error}") from None
+            raise Unmappable(f"{shown(expression)}: {error}") from None
         try:
             return self._node(node, scope)
         except Unmappable as error:
             message = str(error)
             if message.startswith("'#{"):
                 raise
-            raise Unmappable(f"'#{{{expression}}}' cannot be mapped: {message}") from None
+            raise Unmappable(f"{shown(expression)} cannot be mapped: {message}") from None
 
     def _node(self, node: _Node, scope: Scope) -> Evaluated:
         if isinstance(node, _Literal):
             return node.value if isinstance(node.value, int) else Text.of(node.value)
         if isinstance(node, _Concat):
             items = [self._as_text(self._single(self._node(item, scope))) for item in node.items]
-            total = Text()
-            for item in items:
-                total = total + item
-            return total
+            if sum(item.length for item in items) > MAX_EXPANDED_LENGTH:
+                raise Unmappable(f"expands to more than {MAX_EXPANDED_LENGTH} characters")
+            return Text.of(*(part for item in items for part in item.parts))
         if isinstance(node, _Path):
             return self._path(node.names, scope)
         return self._call(node, scope)
@@ -348,6 +426,37 @@ class Evaluator:
             if target is None or target not in self.pipeline.objects:
                 raise Unmappable(f"'{head}' is not a reference field of {obj.id}")
             return self._path(rest, Scope(self.pipeline.objects[target], scope.node, scope.depth + 1))
+        return self._name(head, scope)
+
+    def _name(self, head: str, scope: Scope) -> Evaluated:
+        """A field or parameter name in `scope`, evaluated once; a name met again while it is evaluated is a cycle."""
+        key = (scope.obj.id, head, scope.node.id if scope.node is not None else None, self._secrets_allowed)
+        known = self._known.get(key)
+        if isinstance(known, Unmappable):
+            raise Unmappable(str(known))
+        if known is not None:
+            return known
+        if key in self._evaluating:
+            cycle = [name for _, name, _, _ in self._evaluating[self._evaluating.index(key) :]]
+            raise Unmappable(f"'{head}' refers to itself: {' -> '.join([*cycle[:10], head])}")
+        self._evaluating.append(key)
+        try:
+            value = self._name_value(head, scope)
+        except Unmappable as error:
+            self._known[key] = error
+            raise
+        finally:
+            self._evaluating.pop()
+        if (value.length if isinstance(value, Text) else 0) > MAX_EXPANDED_LENGTH or (
+            isinstance(value, list) and sum(t.length for t in value) > MAX_EXPANDED_LENGTH
+        ):
+            self._known[key] = Unmappable(f"'{head}' expands to more than {MAX_EXPANDED_LENGTH} characters")
+            raise Unmappable(str(self._known[key]))
+        self._known[key] = value
+        return value
+
+    def _name_value(self, head: str, scope: Scope) -> Evaluated:
+        obj = scope.obj
         if head in obj.fields:
             return self._field(obj, head, scope)
         parameter_id = head
@@ -355,11 +464,27 @@ class Evaluator:
         if parameter is None:
             raise Unmappable(f"'{head}' is neither a field of {obj.id} nor a declared parameter")
         given = self.pipeline.values.get(parameter_id) or parameter.default
+        if parameter_id.startswith("*"):
+            return self._secret(parameter_id, given)
         if given:
             texts = [t for value in given for t in self.expand(value, Scope(obj, scope.node, scope.depth + 1))]
             return texts if parameter.is_array or len(texts) > 1 else texts[0]
         self.runtime_parameters.add(parameter_id)
         return Text.of(RuntimePath(f"{PARAMETERS_PATH}.{_path_key(parameter_id)}"))
+
+    def _secret(self, parameter_id: str, given: list[str] | None) -> Text:
+        variable = parameter_id.lstrip("*")
+        if not self._secrets_allowed:
+            raise Unmappable(f"the secret {parameter_id} can be used only in the command of a shell activity, which "
+                             f"reads it at run time as the variable ${variable}")
+        if not given:
+            raise Unmappable(f"the secret {parameter_id} has no reference: give 'secretsmanager:<name>', a Secrets "
+                             "Manager secret ARN or 'ssm:<SecureString name>' with --values (a secret never comes "
+                             "from the execution input)")
+        reference = secret_reference(given[0])
+        if reference is None:  # the model reported it; the value itself is never repeated
+            raise Unmappable(f"the secret {parameter_id} has a value that is not a reference")
+        return Text.of(Secret(parameter_id, reference))
 
     def _field(self, obj: PipelineObject, key: str, scope: Scope) -> Evaluated:
         values = obj.fields[key]
@@ -394,7 +519,11 @@ class Evaluator:
             if len(numbers) != wanted:
                 raise Unmappable(f"{name} takes {wanted} numbers")
             hour, minute = (numbers[3], numbers[4]) if len(numbers) == 5 else (0, 0)
-            return datetime(numbers[0], numbers[1], numbers[2], hour, minute)
+            try:
+                return datetime(numbers[0], numbers[1], numbers[2], hour, minute)
+            except (ValueError, OverflowError) as error:
+                given = ",".join(str(n) for n in numbers)
+                raise Unmappable(f"{name}({given}) is not a date: {error}") from None
         if name == "format":
             if len(args) != 2 or not isinstance(args[1], Text) or not args[1].is_static:
                 raise Unmappable("format takes a date and a literal pattern")
@@ -404,10 +533,13 @@ class Evaluator:
         when = args[0]
         shift = re.fullmatch(r"(minus|plus)(Minutes|Hours|Days|Weeks|Months|Years)", name)
         if isinstance(when, datetime):
-            if shift:
-                amount = _int_arg(args[1], name) if len(args) == 2 else 0
-                return _shift(when, _SHIFTS[shift.group(2)], amount if shift.group(1) == "plus" else -amount)
-            return _static_date_function(name, when)
+            try:
+                if shift:
+                    amount = _int_arg(args[1], name) if len(args) == 2 else 0
+                    return _shift(when, _SHIFTS[shift.group(2)], amount if shift.group(1) == "plus" else -amount)
+                return _static_date_function(name, when)
+            except (ValueError, OverflowError):
+                raise Unmappable(f"{name} gives a date outside the years 1 to 9999") from None
         if not isinstance(when, RunTime):
             raise Unmappable(f"{name} needs a date as its first argument")
         if name == "midnight":
@@ -438,7 +570,8 @@ def _path_key(name: str) -> str:
 def _int_arg(value: object, function: str) -> int:
     if isinstance(value, int):
         return value
-    if isinstance(value, Text) and value.is_static and value.static.strip().lstrip("-").isdigit():
+    if isinstance(value, Text) and value.is_static and re.fullmatch(rf"\s*-?[0-9]{{1,{MAX_NUMBER_DIGITS}}}\s*",
+                                                                    value.static):
         return int(value.static)
     raise Unmappable(f"{function} needs whole numbers known at import time")
 

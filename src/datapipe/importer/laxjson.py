@@ -5,7 +5,9 @@ Differences from `json.loads`, each needed by real Data Pipeline definitions:
 - a trailing comma before `]` or `}` is accepted;
 - a raw line break or tab inside a string is kept as it is;
 - `//` and `/* */` comments are skipped.
-Errors name the line and column.
+Errors name the line and column, and the place in the document (`objects[3].step`). Nesting deeper than
+`MAX_DEPTH`, a lone UTF-16 surrogate (`\ud800` without its pair) and numbers longer than `MAX_NUMBER_LENGTH`
+digits are refused: none occurs in a real definition, and each would otherwise end in a traceback later on.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class JsonObject:
         return any(name == key for name, _ in self.pairs)
 
 
+MAX_DEPTH = 64  # real definitions nest four levels deep; Python's stack bears far more than this
+MAX_NUMBER_LENGTH = 40  # longer numbers would make int() refuse them (sys.get_int_max_str_digits) or eat time
+
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _WHITESPACE = " \t\r\n\ufeff"
 
@@ -49,12 +54,26 @@ class _Reader:
         self.text = text
         self.source = source
         self.pos = 0
+        self.path: list[str | int] = []  # keys and indexes from the top to the value being read
+
+    def where(self) -> str:
+        """`objects[3].step: `, the place being read; a deep place shows its first steps only."""
+        text = ""
+        for step in self.path[:4]:
+            text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+        if len(self.path) > 4:
+            text += "..."
+        return f"{text}: " if text else ""
 
     def fail(self, message: str, pos: int | None = None) -> LaxJsonError:
         at = self.pos if pos is None else pos
         line = self.text.count("\n", 0, at) + 1
         column = at - (self.text.rfind("\n", 0, at) + 1) + 1
-        return LaxJsonError(f"{self.source}: {message} at line {line}, column {column}")
+        return LaxJsonError(f"{self.source}: {self.where()}{message} at line {line}, column {column}")
+
+    def enter(self) -> None:
+        if len(self.path) >= MAX_DEPTH:
+            raise self.fail(f"nested deeper than {MAX_DEPTH} levels")
 
     def skip_blank(self) -> None:
         text = self.text
@@ -102,6 +121,7 @@ class _Reader:
         raise self.fail(f"unexpected character '{char}'")
 
     def object(self) -> JsonObject:
+        self.enter()
         self.expect("{")
         result = JsonObject()
         while True:
@@ -113,7 +133,9 @@ class _Reader:
                 raise self.fail("expected a quoted key or '}'")
             key = self.string()
             self.expect(":")
+            self.path.append(printable(key))
             result.pairs.append((key, self.value()))
+            self.path.pop()
             char = self.peek()
             if char == ",":
                 self.pos += 1  # a trailing comma is fine: the loop then meets '}'
@@ -121,13 +143,16 @@ class _Reader:
                 raise self.fail("expected ',' or '}' after a value")
 
     def array(self) -> list[Any]:
+        self.enter()
         self.expect("[")
         result: list[Any] = []
         while True:
             if self.peek() == "]":
                 self.pos += 1
                 return result
+            self.path.append(len(result))
             result.append(self.value())
+            self.path.pop()
             char = self.peek()
             if char == ",":
                 self.pos += 1
@@ -154,14 +179,30 @@ class _Reader:
                 pieces.append(_ESCAPES[escape])
                 self.pos += 1
             elif escape == "u":
-                digits = text[self.pos + 1 : self.pos + 5]
-                try:
-                    pieces.append(chr(int(digits, 16)))
-                except ValueError:
-                    raise self.fail("bad \\u escape", self.pos - 1) from None
-                self.pos += 5
+                pieces.append(self.code_point())
             else:
                 raise self.fail(f"bad escape '\\{escape}'", self.pos - 1)
+
+    def hex4(self, at: int) -> int:
+        digits = self.text[at : at + 4]
+        if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise self.fail("bad \\u escape", at - 2)
+        return int(digits, 16)
+
+    def code_point(self) -> str:
+        """The character of `\\uXXXX` (self.pos at the `u`), joining a surrogate pair into one character."""
+        start = self.pos - 1
+        first = self.hex4(self.pos + 1)
+        self.pos += 5
+        if 0xDC00 <= first <= 0xDFFF:
+            raise self.fail(f"a lone surrogate \\u{first:04x} is not a character", start)
+        if 0xD800 <= first <= 0xDBFF:
+            second = self.hex4(self.pos + 2) if self.text.startswith("\\u", self.pos) else -1
+            if not 0xDC00 <= second <= 0xDFFF:
+                raise self.fail(f"a lone surrogate \\u{first:04x} is not a character", start)
+            self.pos += 6
+            return chr(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
+        return chr(first)
 
     def number(self) -> int | float:
         start = self.pos
@@ -169,10 +210,20 @@ class _Reader:
         while self.pos < len(self.text) and self.text[self.pos] in allowed:
             self.pos += 1
         literal = self.text[start : self.pos]
+        if len(literal) > MAX_NUMBER_LENGTH:
+            raise self.fail(f"a number longer than {MAX_NUMBER_LENGTH} characters", start)
         try:
             return float(literal) if any(c in literal for c in ".eE") else int(literal)
         except ValueError:
             raise self.fail(f"bad number '{literal}'", start) from None
+
+
+def printable(text: str, limit: int | None = 60) -> str:
+    """Text fit for a one-line message: control and unencodable characters escaped, long text shortened."""
+    shown = text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+    if shown.isprintable() and not any("\ud800" <= c <= "\udfff" for c in shown):
+        return shown
+    return shown.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def loads(text: str, *, source: str = "<text>") -> Any:

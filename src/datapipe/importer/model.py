@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datapipe.importer import schema
+from datapipe.importer.laxjson import printable
 from datapipe.importer.reader import Parameter, Problem, RawDefinition, RawObject, Ref, Value
+from datapipe.importer.secrets import SECRET_REFERENCE_HINT, secret_reference
 
 DEFAULT_ID = "Default"
 
@@ -84,7 +86,7 @@ def build_model(raw: RawDefinition) -> Pipeline:
         by_id[item.id] = item
     resolved: dict[str, dict[str, list[Value]]] = {}
     for object_id in by_id:
-        _inherit(object_id, by_id, resolved, problems, chain=())
+        _inherit(object_id, by_id, resolved, problems)
     objects: dict[str, PipelineObject] = {}
     for raw_object in by_id.values():
         effective = resolved.get(raw_object.id, raw_object.fields)
@@ -101,37 +103,44 @@ def build_model(raw: RawDefinition) -> Pipeline:
     return pipeline
 
 
+def _parent_of(object_id: str, by_id: dict[str, RawObject]) -> str | None:
+    """The object whose fields this one inherits: its `parent`, else Default."""
+    parent_values = by_id[object_id].fields.get("parent", [])
+    if parent_values:
+        first = parent_values[0]
+        return first.target if isinstance(first, Ref) and first.target in by_id else None
+    return DEFAULT_ID if object_id != DEFAULT_ID and DEFAULT_ID in by_id else None
+
+
 def _inherit(
     object_id: str,
     by_id: dict[str, RawObject],
     resolved: dict[str, dict[str, list[Value]]],
     problems: list[Problem],
-    chain: tuple[str, ...],
-) -> dict[str, list[Value]]:
-    if object_id in resolved:
-        return resolved[object_id]
-    obj = by_id[object_id]
-    parent_values = obj.fields.get("parent", [])
-    parent: str | None = None
-    if parent_values:
-        first = parent_values[0]
-        if isinstance(first, Ref) and first.target in by_id:
-            parent = first.target
-    elif object_id != DEFAULT_ID and DEFAULT_ID in by_id:
-        parent = DEFAULT_ID
-    inherited: dict[str, list[Value]] = {}
-    if parent is not None:
-        if parent in chain or parent == object_id:
-            cycle = " -> ".join((*chain, object_id, parent))
-            problems.append(Problem(object_id, "parent", f"inheritance cycle: {cycle}"))
-        else:
-            inherited = {
-                key: values
-                for key, values in _inherit(parent, by_id, resolved, problems, (*chain, object_id)).items()
-                if key not in ("id", "name", "parent")
-            }
-    resolved[object_id] = {**inherited, **obj.fields}
-    return resolved[object_id]
+) -> None:
+    """Resolve the fields of `object_id` and of its ancestors, walking up the chain without recursion.
+
+    Each object is resolved once (`resolved` keeps it), so a long chain costs its length, in any listing order.
+    """
+    chain: list[str] = []
+    on_chain: dict[str, int] = {}
+    current: str | None = object_id
+    while current is not None and current not in resolved:
+        if current in on_chain:  # the chain comes back to an object on it
+            cycle = chain[on_chain[current] :]
+            shown = " -> ".join([*cycle, current]) if len(cycle) <= 10 else f"{' -> '.join(cycle[:10])} -> ..."
+            problems.append(Problem(chain[-1], "parent", f"inheritance cycle: {shown}"))
+            resolved[chain[-1]] = dict(by_id[chain[-1]].fields)  # inherits nothing: the cycle is broken here
+            chain.pop()
+            break
+        on_chain[current] = len(chain)
+        chain.append(current)
+        current = _parent_of(current, by_id)
+    for child in reversed(chain):
+        parent = _parent_of(child, by_id)
+        inherited = resolved.get(parent, {}) if parent is not None else {}
+        own = by_id[child].fields
+        resolved[child] = {**{k: v for k, v in inherited.items() if k not in ("id", "name", "parent")}, **own}
 
 
 def _check_object(obj: PipelineObject, pipeline: Pipeline) -> None:
@@ -190,7 +199,8 @@ def _check_values(obj: PipelineObject, key: str, values: list[Value], pipeline: 
             elif key not in schema.REFERENCE_FIELDS and not schema.is_user_field(key):
                 problems.append(Problem(obj.id, key, "takes text, not a reference"))
         elif key in schema.REFERENCE_FIELDS:
-            problems.append(Problem(obj.id, key, f'must be a reference {{"ref": "<id>"}}, got text {value!r}'))
+            problems.append(
+                Problem(obj.id, key, f'must be a reference {{"ref": "<id>"}}, got text {printable(value)!r}'))
 
 
 def _check_parameters(pipeline: Pipeline) -> None:
@@ -203,6 +213,11 @@ def _check_parameters(pipeline: Pipeline) -> None:
                 Problem(parameter.id, "id", "parameter ids start with 'my' (or '*my' for secrets), e.g. 'myInput'")
             )
         given = pipeline.values.get(parameter.id)
+        if parameter.id.startswith("*"):
+            for value in [*(given or []), *(parameter.default or [])]:
+                if secret_reference(value) is None:  # never repeat the value: it may be the secret
+                    pipeline.problems.append(Problem(parameter.id, "value", SECRET_REFERENCE_HINT))
+                    break
         if given and parameter.allowed_values:
             for value in given:
                 if value not in parameter.allowed_values:
@@ -211,26 +226,35 @@ def _check_parameters(pipeline: Pipeline) -> None:
 
 
 def _check_cycles(pipeline: Pipeline) -> None:
+    """Report each dependency cycle once; a depth-first walk with an explicit stack, as chains may be long."""
     graph = pipeline.activity_dependencies()
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     reported: set[frozenset[str]] = set()
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
+    for root in graph:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        position = {root: 0}
+        pending = [iter(graph.get(root, []))]
+        state[root] = 1
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                done = path.pop()
+                del position[done]
+                state[done] = 2
+                pending.pop()
+                continue
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt) :]
+                cycle = path[position[nxt] :]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
-                    text = " -> ".join([*cycle, nxt])
+                    shown = cycle if len(cycle) <= 10 else [*cycle[:10], "..."]
+                    text = " -> ".join([*shown, nxt])
                     pipeline.problems.append(Problem(cycle[0], "dependsOn", f"dependency cycle: {text}"))
             elif nxt not in state:
-                visit(nxt, path)
-        path.pop()
-        state[node] = 2
-
-    for node in graph:
-        if node not in state:
-            visit(node, [])
+                state[nxt] = 1
+                position[nxt] = len(path)
+                path.append(nxt)
+                pending.append(iter(graph.get(nxt, [])))

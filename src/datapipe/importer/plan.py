@@ -6,24 +6,35 @@ it) into stages; the activities of one stage are independent and run in parallel
 - ShellCommandActivity / CopyActivity on an Ec2Resource -> a Batch job;
 - EmrActivity, HadoopActivity, HiveActivity, PigActivity (and shell commands) on an EmrCluster -> EMR steps on a
   cluster created once per EmrCluster, terminated at the end and on any failure.
+
+An execution's input is data, never code: a value known only when the run starts (a parameter without a value, the
+run's time) reaches a shell command as an environment variable that the command's text refers to, and a secret as a
+reference the consumer reads at run time (`ShellCode`). What chooses the code that runs (a script or jar URI, an
+inline Hive or Pig script) may not depend on a parameter given when the run starts. (The run's time may appear
+there: the workflow accepts only a timestamp as `scheduledStartTime`, so its parts are digits.)
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from datapipe.importer import schema
-from datapipe.importer.expressions import Evaluator, Text
+from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
+from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.reader import Problem
 
 MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
 ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"
 COMMAND_RUNNER = "command-runner.jar"
+MAX_CONFIGURATION_DEPTH = 16
+MAX_PERIOD_SECONDS = 365 * 86400  # a Standard workflow's run lasts at most a year: no timeout or delay is longer
 
-_PERIOD = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+_PERIOD = re.compile(r"^\s*([0-9]{1,9})\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+_COUNT = re.compile(r"\s*[0-9]{1,9}\s*")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
 
 
@@ -60,18 +71,35 @@ class EmrStep:
     jar: Text
     args: list[Text]
     main_class: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)  # variable -> reference, read on the cluster
+
+
+@dataclass
+class ShellCode:
+    """Shell text fixed at import time; what is known only at run time reaches it as variables, never as text.
+
+    `environment` maps a variable to its value (a parameter of the execution input, a part of the run's time);
+    `secrets` maps a variable to the reference of a secret (a Secrets Manager ARN or name, or `ssm:<name>`), which
+    the consumer reads with its own credentials just before the command starts.
+    """
+
+    text: str
+    environment: dict[str, Text] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Shell:
     """A shell command as the task runner and Batch run it: `command` or `script_uri`, positional arguments."""
 
-    command: Text | None
+    command: str | None
     script_uri: Text | None
     arguments: list[Text]
     stage: bool = False
     inputs: list[Text] = field(default_factory=list)  # S3 paths of input data nodes, in order
     outputs: list[Text] = field(default_factory=list)
+    environment: dict[str, Text] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +178,7 @@ class Plan:
     clusters: list[Cluster] = field(default_factory=list)
     schedule: Schedule | None = None
     runtime_parameters: list[str] = field(default_factory=list)
+    allowed_values: dict[str, list[str]] = field(default_factory=dict)  # of runtime parameters that declare them
     uses_run_time: bool = False
     objects: list[ObjectReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -162,6 +191,18 @@ class Plan:
     @property
     def activities(self) -> list[Activity]:
         return [activity for stage in self.stages for activity in stage]
+
+    def secrets(self, target: str, worker_group: str | None = None) -> dict[str, str]:
+        """Variable -> reference of the secrets that the activities of one target (and worker group) read."""
+        found: dict[str, str] = {}
+        for activity in self.activities:
+            if activity.target != target or (worker_group is not None and activity.worker_group != worker_group):
+                continue
+            if activity.shell is not None:
+                found.update(activity.shell.secrets)
+            for step in activity.steps:
+                found.update(step.secrets)
+        return found
 
     @property
     def mapped_share(self) -> float:
@@ -208,6 +249,68 @@ def split_commas(text: Text) -> list[Text]:
     return [_strip(t) for t in result]
 
 
+_RUN_TIME_VARIABLES = {f"{RUN_PATH}.{part}": f"SCHEDULED_START_{part.upper()}"
+                       for part in ("year", "month", "day", "hour", "minute", "second")}
+
+
+def variable_name(path: str) -> str:
+    """The environment variable of a value read at run time: a parameter keeps its name (`myDate`)."""
+    if path.startswith(f"{PARAMETERS_PATH}."):
+        return path.removeprefix(f"{PARAMETERS_PATH}.")
+    if path in _RUN_TIME_VARIABLES:
+        return _RUN_TIME_VARIABLES[path]
+    if path == "$$.StateMachine.Name":
+        return "PIPELINE_ID"
+    return re.sub(r"[^A-Za-z0-9_]", "_", path).strip("_").upper() or "VALUE"
+
+
+def _quoting_after(text: str, quoting: str) -> str:
+    """The shell quoting in force after `text` (`'`, `"` or none), starting in `quoting`."""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quoting == "'":
+            quoting = "" if char == "'" else quoting
+        elif char == "\\":
+            index += 1  # the next character is escaped
+        elif quoting == '"':
+            quoting = "" if char == '"' else quoting
+        elif char in "'\"":
+            quoting = char
+        index += 1
+    return quoting
+
+
+def _variable_reference(name: str, quoting: str) -> str:
+    """`"${name}"` as it reads where it goes: one word, never parsed as shell code."""
+    if quoting == '"':
+        return "${" + name + "}"
+    if quoting == "'":
+        return "'\"${" + name + "}\"'"
+    return '"${' + name + '}"'
+
+
+def shell_code(command: Text) -> ShellCode:
+    """Shell text where each value known at run time is a variable reference, with the variables' values."""
+    pieces: list[str] = []
+    code = ShellCode("")
+    quoting = ""
+    for part in command.parts:
+        if isinstance(part, str):
+            pieces.append(part)
+            quoting = _quoting_after(part, quoting)
+            continue
+        if isinstance(part, Secret):
+            name = part.variable
+            code.secrets[name] = part.reference
+        else:
+            name = variable_name(part.path)
+            code.environment[name] = Text.of(part)
+        pieces.append(_variable_reference(name, quoting))
+    code.text = "".join(pieces)
+    return code
+
+
 def _strip(text: Text) -> Text:
     parts = list(text.parts)
     if parts and isinstance(parts[0], str):
@@ -242,7 +345,12 @@ class _Planner:
             return None
         seconds = parse_period(text)
         if seconds is None:
-            self.problems.append(Problem(obj.id, key, f"'{text}' is not a period such as '2 hours' or '15 minutes'"))
+            self.problems.append(
+                Problem(obj.id, key, f"'{printable(text)}' is not a period such as '2 hours' or '15 minutes'"))
+        elif seconds > MAX_PERIOD_SECONDS:
+            self.problems.append(Problem(obj.id, key, f"'{printable(text)}' is longer than a year, the longest a "
+                                         "Step Functions run lasts"))
+            return None
         return seconds
 
     def integer(self, obj: PipelineObject, key: str, default: int) -> int:
@@ -251,8 +359,9 @@ class _Planner:
         text = self.evaluator.static_field(obj, key, purpose="it is a count")
         if text is None:
             return default
-        if not text.strip().isdigit():
-            self.problems.append(Problem(obj.id, key, f"must be a whole number, got {text!r}"))
+        if not _COUNT.fullmatch(text):
+            self.problems.append(Problem(obj.id, key, f"must be a whole number from 0 to 999999999, got "
+                                         f"{printable(text)!r}"))
             return default
         return int(text)
 
@@ -276,6 +385,8 @@ class _Planner:
         self.plan.stages = self.stages(activities)
         self.plan.schedule = self.schedule()
         self.plan.runtime_parameters = sorted(self.evaluator.runtime_parameters)
+        declared = {name: pipeline.parameters[name].allowed_values for name in self.plan.runtime_parameters}
+        self.plan.allowed_values = {name: values for name, values in declared.items() if values}
         self.plan.uses_run_time = self.evaluator.uses_run_time
         if not pipeline.of_kind(schema.ACTIVITY):
             pipeline.problems.append(Problem("(definition)", "objects", "there is no activity to run"))
@@ -285,18 +396,23 @@ class _Planner:
     def stages(self, activities: dict[str, Activity]) -> list[list[Activity]]:
         graph = self.pipeline.activity_dependencies()
         level: dict[str, int] = {}
-
-        def depth(node: str, seen: tuple[str, ...]) -> int:
-            if node in level:
-                return level[node]
-            if node in seen:  # a cycle, already reported by the model
-                return 0
-            before = [depth(d, (*seen, node)) + 1 for d in graph.get(node, [])]
-            level[node] = max(before, default=0)
-            return level[node]
-
-        for node in graph:
-            depth(node, ())
+        on_path: set[str] = set()
+        for root in graph:  # depth-first with an explicit stack: a level is known once those before it are
+            pending = [root]
+            while pending:
+                node = pending[-1]
+                if node in level:
+                    pending.pop()
+                    continue
+                waiting = [d for d in graph.get(node, []) if d not in level and d not in on_path]
+                if waiting:
+                    on_path.add(node)
+                    pending.extend(waiting)
+                    continue
+                # a dependency still on the path closes a cycle, already reported by the model: it counts as 0
+                level[node] = max((level.get(d, -1) + 1 for d in graph.get(node, [])), default=0)
+                on_path.discard(node)
+                pending.pop()
         stages: dict[int, list[Activity]] = {}
         for activity_id, activity in activities.items():
             stages.setdefault(level.get(activity_id, 0), []).append(activity)
@@ -384,21 +500,40 @@ class _Planner:
             source: Text = inputs[0]
             destination: Text = outputs[0]
             recursive = " --recursive" if source.describe().endswith("/") or self._is_directory(obj, "input") else ""
-            copy = Text.of("aws s3 cp", recursive, " ", *source.parts, " ", *destination.parts)
-            return Shell(command=copy, script_uri=None, arguments=[])
-        command = self.evaluator.field_text(obj, "command")
-        script_uri = self.evaluator.field_text(obj, "scriptUri")
+            copy = shell_code(Text.of("aws s3 cp", recursive, " ", *source.parts, " ", *destination.parts))
+            return Shell(command=copy.text, script_uri=None, arguments=[], environment=copy.environment)
+        command = self.evaluator.field_text(obj, "command", secrets=True)
+        script_uri = self.code_field(obj, "scriptUri")
         arguments = self.evaluator.field_texts(obj, "scriptArgument")
         if (obj.fields.get("command") and command is None) or (obj.fields.get("scriptUri") and script_uri is None):
             return None
         if arguments is None:
             return None
+        code = shell_code(command) if command is not None else None
         stage = (obj.text("stage") or "false").lower() == "true"
         for key in ("stdout", "stderr"):
             if obj.fields.get(key):
                 self.note(obj.id, f"{key} is not redirected; the task runner and Batch keep the output in their logs")
-        return Shell(command=command, script_uri=script_uri, arguments=arguments, stage=stage,
-                     inputs=inputs, outputs=outputs)
+        return Shell(command=code.text if code else None, script_uri=script_uri, arguments=arguments, stage=stage,
+                     inputs=inputs, outputs=outputs, environment=code.environment if code else {},
+                     secrets=code.secrets if code else {})
+
+    def code_field(self, obj: PipelineObject, key: str) -> Text | None:
+        """A field that chooses or holds the code that runs: no parameter given when the run starts may change it."""
+        text = self.evaluator.field_text(obj, key)
+        if text is not None and self.depends_on_parameters(obj, key, [text]):
+            return None
+        return text
+
+    def depends_on_parameters(self, obj: PipelineObject, key: str, texts: list[Text]) -> bool:
+        """Report (and say True) when a parameter given at run time would change the code that runs."""
+        names = [p.removeprefix(f"{PARAMETERS_PATH}.") for t in texts for p in t.runtime_paths()
+                 if p.startswith(f"{PARAMETERS_PATH}.")]
+        if names:
+            self.problems.append(Problem(obj.id, key, f"the code that runs may not depend on {names[0]}, a parameter "
+                                         "given when the run starts; give it a value with --values or a default, or "
+                                         "pass it as an argument"))
+        return bool(names)
 
     def _is_directory(self, obj: PipelineObject, key: str) -> bool:
         node = self.pipeline.objects.get(obj.ref(key) or "")
@@ -408,11 +543,16 @@ class _Planner:
         steps: list[EmrStep] = []
         evaluator = self.evaluator
 
-        def command_step(name: str, command: Text, arguments: list[Text] | None = None) -> EmrStep:
-            args = [Text.of("bash"), Text.of("-c"), command + Text.of(' "$@"'), Text.of("datapipe"), *(arguments or [])]
-            return EmrStep(name=name, jar=Text.of(COMMAND_RUNNER), args=args)
+        def command_step(name: str, command: Text | str, arguments: list[Text] | None = None,
+                         environment: dict[str, Text] | None = None, secrets: dict[str, str] | None = None) -> EmrStep:
+            code = shell_code(command) if isinstance(command, Text) else ShellCode(command, environment or {},
+                                                                                  secrets or {})
+            script = emr_shell_script(code) + ' "$@"'
+            args = [Text.of("bash"), Text.of("-c"), Text.of(script), Text.of("datapipe"), *code.environment.values(),
+                    *(arguments or [])]
+            return EmrStep(name=name, jar=Text.of(COMMAND_RUNNER), args=args, secrets=code.secrets)
 
-        for index, command in enumerate(evaluator.field_texts(obj, "preStepCommand") or [], start=1):
+        for index, command in enumerate(evaluator.field_texts(obj, "preStepCommand", secrets=True) or [], start=1):
             steps.append(command_step(f"{obj.id}-pre-{index}", command))
         variables: list[Text] = []
         inputs = self.data_paths(obj, "input") or []
@@ -423,9 +563,11 @@ class _Planner:
         if obj.type == "EmrActivity":
             for index, step in enumerate(evaluator.field_texts(obj, "step") or [], start=1):
                 pieces = split_commas(step)
+                if not self.code_is_fixed(obj, "step", pieces):
+                    continue
                 steps.append(EmrStep(name=f"{obj.id}-{index}", jar=pieces[0], args=pieces[1:]))
         elif obj.type == "HadoopActivity":
-            jar = evaluator.field_text(obj, "jarUri") or Text.of("")
+            jar = self.code_field(obj, "jarUri") or Text.of("")
             args = evaluator.field_texts(obj, "argument") or []
             queue = evaluator.field_text(obj, "hadoopQueue")
             if queue is not None:
@@ -434,8 +576,8 @@ class _Planner:
         elif obj.type in ("HiveActivity", "PigActivity"):
             hive = obj.type == "HiveActivity"
             flag = "-d" if hive else "-p"
-            inline = evaluator.field_text(obj, "hiveScript" if hive else "script")
-            script_uri = evaluator.field_text(obj, "scriptUri")
+            inline = self.code_field(obj, "hiveScript" if hive else "script")
+            script_uri = self.code_field(obj, "scriptUri")
             for text in evaluator.field_texts(obj, "scriptVariable") or []:
                 variables.append(text)
             if script_uri is not None:
@@ -453,21 +595,27 @@ class _Planner:
             shell = self.shell(obj)
             if shell is not None:
                 if shell.command is not None:
-                    steps.append(command_step(obj.id, shell.command, shell.arguments))
+                    steps.append(command_step(obj.id, shell.command, shell.arguments, shell.environment,
+                                              shell.secrets))
                 elif shell.script_uri is not None:
-                    fetch = Text.of('aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script')
+                    fetch = 'aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script'
                     steps.append(command_step(obj.id, fetch, [shell.script_uri, *shell.arguments]))
                 if shell.stage:
                     self.note(obj.id, "stage is not applied on EMR; the command reads its S3 paths directly")
         elif obj.type == "CopyActivity":
             shell = self.shell(obj)
             if shell is not None and shell.command is not None:
-                steps.append(command_step(obj.id, shell.command))
-        for index, command in enumerate(evaluator.field_texts(obj, "postStepCommand") or [], start=1):
+                steps.append(command_step(obj.id, shell.command, environment=shell.environment))
+        for index, command in enumerate(evaluator.field_texts(obj, "postStepCommand", secrets=True) or [], start=1):
             steps.append(command_step(f"{obj.id}-post-{index}", command))
         if not steps:
             self.problems.append(Problem(obj.id, "step", f"{obj.type} has nothing to run"))
         return steps
+
+    def code_is_fixed(self, obj: PipelineObject, key: str, pieces: list[Text]) -> bool:
+        """An EMR step's jar, and the script of `command-runner.jar,bash,-c,<script>`, are the code that runs."""
+        shell = len(pieces) > 3 and pieces[0].describe().endswith(COMMAND_RUNNER) and pieces[2].describe() == "-c"
+        return not self.depends_on_parameters(obj, key, pieces[:4] if shell else pieces[:1])
 
     # -- resources ----------------------------------------------------------------------------------------------------
 
@@ -544,6 +692,10 @@ class _Planner:
         if obj is None or obj.type != "EmrConfiguration" or config_id in seen:
             if config_id in seen:
                 self.problems.append(Problem(config_id, "configuration", "configurations refer to each other"))
+            return None
+        if len(seen) > MAX_CONFIGURATION_DEPTH:  # EMR nests a few levels; this keeps the walk off Python's limit
+            self.problems.append(Problem(config_id, "configuration", "configurations are nested deeper than "
+                                         f"{MAX_CONFIGURATION_DEPTH} levels"))
             return None
         properties: dict[str, str] = {}
         for property_id in obj.refs("property"):
@@ -629,7 +781,7 @@ class _Planner:
         period = self.evaluator.static_field(obj, "period", purpose="it becomes the schedule expression") or ""
         match = _PERIOD.match(period)
         if match is None:
-            self.problems.append(Problem(obj.id, "period", f"'{period}' is not a period such as '1 day'"))
+            self.problems.append(Problem(obj.id, "period", f"'{printable(period)}' is not a period such as '1 day'"))
             return None
         count, unit = int(match.group(1)), match.group(2).lower()
         start = self.datetime_field(obj, "startDateTime")
@@ -643,7 +795,12 @@ class _Planner:
                       "beginning")
         if occurrences > 1:
             if start is not None:
-                end = start + (occurrences - 1) * _timedelta(count, unit)
+                try:
+                    end = start + (occurrences - 1) * _timedelta(count, unit)
+                except OverflowError:
+                    self.problems.append(Problem(obj.id, "occurrences", f"{occurrences} runs every {period} end "
+                                                 "after the year 9999"))
+                    return None
             else:
                 self.note(obj.id, f"occurrences {occurrences} is not enforced without a startDateTime")
         if unit in ("minute", "hour", "day"):
@@ -671,7 +828,8 @@ class _Planner:
         try:
             return datetime.fromisoformat(text.rstrip("Zz"))
         except ValueError:
-            self.problems.append(Problem(obj.id, key, f"'{text}' is not a date-time such as 2024-01-31T00:00:00"))
+            self.problems.append(
+                Problem(obj.id, key, f"'{printable(text)}' is not a date-time such as 2024-01-31T00:00:00"))
             return None
 
     # -- the report ---------------------------------------------------------------------------------------------------
@@ -728,3 +886,23 @@ def _timedelta(count: int, unit: str):
     from datetime import timedelta
 
     return timedelta(seconds=count * _UNIT_SECONDS[unit])
+
+
+def secret_command(reference: str) -> str:
+    """The shell text that prints a secret's value, read with the credentials of the machine that runs it."""
+    if reference.startswith("ssm:"):
+        name = shlex.quote(reference.removeprefix("ssm:"))
+        return f"aws ssm get-parameter --with-decryption --name {name} --query Parameter.Value --output text"
+    secret_id = shlex.quote(reference)
+    return f"aws secretsmanager get-secret-value --secret-id {secret_id} --query SecretString --output text"
+
+
+def emr_shell_script(code: ShellCode) -> str:
+    """The `bash -c` text of an EMR command step: run-time values arrive as its first arguments, secrets are read on
+    the cluster (a failed read stops the step), then the command runs with the remaining arguments."""
+    lines = [f'export {name}="${index}"' for index, name in enumerate(code.environment, start=1)]
+    if code.environment:
+        lines.append(f"shift {len(code.environment)}")
+    for name, reference in code.secrets.items():
+        lines += [f'{name}="$({secret_command(reference)})" || exit 1', f"export {name}"]
+    return "\n".join([*lines, code.text])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datapipe.errors import DatapipeError
-from datapipe.importer.laxjson import JsonObject, loads
+from datapipe.importer.laxjson import JsonObject, loads, printable
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = self.object_id + (f".{self.field}" if self.field else "")
-        return f"{where}: {self.message}"
+        where = printable(self.object_id) + (f".{printable(self.field)}" if self.field else "")
+        return f"{where}: {printable(self.message, limit=None)}"  # one line, whatever the definition holds
 
 
 @dataclass

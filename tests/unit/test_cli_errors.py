@@ -46,6 +46,8 @@ def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # A fresh process: boto3's default session keeps the credentials it found for an earlier test.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     monkeypatch.setenv("DATAPIPE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     context = LocalContext(tmp_path / "data", "default")

@@ -45,7 +45,7 @@ def read_settings(context: Mapping[str, Any]) -> Settings:
             raise SettingsError(f"setting 'configFile': cannot read {config_file}: {error.strerror}") from None
         except UnicodeDecodeError:
             raise SettingsError(f"setting 'configFile': {config_file} is not UTF-8 text") from None
-        file_values = parse_json(text, what=f"setting 'configFile': {config_file}")
+        file_values = parse_json(text, what=f"setting 'configFile': {config_file}", error=SettingsError)
         if not isinstance(file_values, dict):
             raise SettingsError(f"setting 'configFile': {config_file} must hold a JSON object")
     return load_settings(context, file_values)

@@ -254,7 +254,7 @@ def _known_time_zones() -> set[str]:
 
 
 def _json_object_setting(text: str, *, key: str) -> dict[str, Any]:
-    value = parse_json(text, what=f"setting '{key}' (a JSON object)")
+    value = parse_json(text, what=f"setting '{key}' (a JSON object)", error=SettingsError)
     if not isinstance(value, dict):
         raise SettingsError(f"setting '{key}' must be a JSON object, got {shown(text)}")
     return value
@@ -455,7 +455,7 @@ def _convert(value: Any, hint: Any, *, key: str, metadata: Mapping[str, Any]) ->
 def _json_if_text(value: Any, *, key: str) -> Any:
     if not isinstance(value, str):
         return value
-    return parse_json(value, what=f"setting '{key}'")
+    return parse_json(value, what=f"setting '{key}'", error=SettingsError)
 
 
 def _to_list(value: Any, *, key: str) -> list[Any]:

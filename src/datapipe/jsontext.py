@@ -16,17 +16,17 @@ def shown(value: object) -> str:
     return text if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]}... ({len(text)} characters)"
 
 
-def parse_json(text: str | bytes, *, what: str) -> Any:
+def parse_json(text: str | bytes, *, what: str, error: type[DatapipeError] = DatapipeError) -> Any:
     """`json.loads(text)`, with errors as one line naming `what` (an option, a file, an object).
 
     Python's parser recurses once per nesting level, so a document nested a few thousand deep raises RecursionError;
-    it is turned into the same kind of one-line error as a syntax error.
+    it is turned into the same kind of one-line error as a syntax error. `error` is the DatapipeError subclass raised.
     """
     try:
         return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DatapipeError(f"{what} is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
-    except UnicodeDecodeError as error:
-        raise DatapipeError(f"{what} is not JSON: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except json.JSONDecodeError as bad:
+        raise error(f"{what} is not JSON: {bad.msg} at line {bad.lineno} column {bad.colno}") from None
+    except UnicodeDecodeError as bad:
+        raise error(f"{what} is not JSON: not UTF-8 text ({bad.reason} at byte {bad.start})") from None
     except RecursionError:
-        raise DatapipeError(f"{what} nests arrays or objects too deeply to be read") from None
+        raise error(f"{what} nests arrays or objects too deeply to be read") from None

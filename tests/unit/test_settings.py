@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from datapipe.errors import DatapipeError
 from stacks.config import Settings, SettingsError, load_settings
 
 
@@ -78,7 +77,7 @@ def test_a_bad_config_file_is_one_line_naming_it(tmp_path: Path, text: str, mess
 
     config = tmp_path / "prod.json"
     config.write_text(text)
-    with pytest.raises(DatapipeError) as raised:  # what app.main() prints as one line, exit 2
+    with pytest.raises(SettingsError) as raised:
         read_settings({"configFile": str(config)})
     assert message in str(raised.value)
     assert "setting 'configFile'" in str(raised.value) and str(config) in str(raised.value)

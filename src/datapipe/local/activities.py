@@ -56,7 +56,7 @@ from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from datapipe.local.seams import seam
+from datapipe.local.seams import addition, seam
 
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
 
@@ -92,7 +92,7 @@ SEND_FAILURE = seam(StepFunctionsParserBackend, "send_task_failure", ("self", "t
 SEND_HEARTBEAT = seam(StepFunctionsParserBackend, "send_task_heartbeat", ("self", "task_token"), "tokens")
 RESPONSE_SEND_FAILURE = seam(StepFunctionResponse, "send_task_failure", ("self",), "moto drops the cause")
 # GetActivityTask does not exist in moto's responses: it is added, and must not appear behind our back.
-RESPONSE_GET_ACTIVITY_TASK_ABSENT = "get_activity_task"
+GET_ACTIVITY_TASK = addition(StepFunctionResponse, "get_activity_task", "GetActivityTask: moto has no such API")
 
 
 # How often a waiting GetActivityTask checks that its worker is still connected.
@@ -411,11 +411,6 @@ def _send_task_failure_response(self: StepFunctionResponse) -> ActionResult:
     return EmptyResult()
 
 
-def uninstall() -> None:
-    if getattr(getattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT, None), "__datapipe__", False):
-        delattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT)
-
-
 def install(board: ActivityBoard, extensions: Extensions) -> None:
     def execution_init(self: Execution, *args: Any, **kwargs: Any) -> None:
         kwargs["activity_store"] = board
@@ -441,12 +436,7 @@ def install(board: ActivityBoard, extensions: Extensions) -> None:
             return None
         return _aws_errors(SEND_HEARTBEAT.call_original, self, task_token)
 
-    if hasattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT) and not getattr(
-        getattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT), "__datapipe__", False
-    ):
-        raise RuntimeError("cannot extend moto: StepFunctionResponse.get_activity_task now exists in moto")
-    _get_activity_task.__datapipe__ = True  # type: ignore[attr-defined]
-    setattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT, _get_activity_task)
+    GET_ACTIVITY_TASK.patch(_get_activity_task)
 
     def from_error(self: StateTaskActivity, env: Environment, ex: Exception) -> FailureEvent:
         if isinstance(ex, ActivityTimeout):

@@ -123,6 +123,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             faults,
             integration_casing,
             lambda_runner,
+            redrive,
             waits,
         )
 
@@ -138,6 +139,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         clients.install()
         clients.configure_endpoint(options.endpoint_url)
         executions.install(options.poll_interval)
+        redrive.install()
         emr.install(extensions.emr, extensions)
         activities.install(extensions.activities, extensions)
         lambda_runner.install(extensions.lambdas)
@@ -156,12 +158,12 @@ def uninstall() -> None:
     with _install_lock:
         if _installed is None:
             return
-        from datapipe.local import activities, clients, events, seams
+        from datapipe.local import clients, events, redrive, seams
 
         events.drain()
         clients.uninstall()
-        activities.uninstall()
         seams.restore_all()
+        redrive.forget()
         config: Any = default_user_config
         for section, values in _saved_config.items():
             config[section] = values

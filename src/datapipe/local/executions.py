@@ -3,6 +3,7 @@
 - An execution started without a name is named with a UUID (moto named it `None`, so a second one collided), and
   `$$.Execution.StartTime` is ISO 8601 text (moto passed a datetime, which intrinsic functions cannot read).
 - DescribeExecution carries `inputDetails` and the redrive fields (`redriveCount`, `redriveStatus`, ...).
+- GetExecutionHistory honours `reverseOrder` and pages by `maxResults` (100 by default, as AWS) and `nextToken`.
 - Every execution that starts emits RUNNING; every end emits SUCCEEDED / FAILED / TIMED_OUT / ABORTED once.
 - StopExecution marks the execution ABORTED at once (as AWS does) and the integrations that wait (EMR .sync,
   activities) notice within one poll interval; a task that raises while unwinding cannot turn ABORTED into FAILED.
@@ -16,6 +17,7 @@ import threading
 import uuid
 from typing import Any
 
+from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult
 from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.stepfunctions.parser.asl.component.common.error_name import custom_error_name
@@ -55,6 +57,14 @@ CONTEXT_EXECUTION_DETAILS = seam(
 DESCRIBE_EXECUTION = seam(
     StepFunctionResponse, "describe_execution", ("self",), "inputDetails and the redrive fields, as AWS returns"
 )
+STOP_EXECUTION_REQUEST = seam(
+    StepFunctionResponse, "stop_execution", ("self",), "the error and cause of StopExecution reach ExecutionAborted"
+)
+HISTORY_PAGE = seam(
+    StepFunctionResponse, "get_execution_history", ("self",), "reverseOrder, maxResults and nextToken, as in AWS"
+)
+HISTORY_PAGE_SIZE = 100  # GetExecutionHistory's default maxResults; 1000 at most
+HISTORY_PAGE_LIMIT = 1000
 SYNC_POLL_DELAY = seam(
     state_task_service_callback,
     "_DELAY_SECONDS_SYNC_CONDITION_CHECK",
@@ -179,6 +189,43 @@ def _describe_execution(self: StepFunctionResponse) -> ActionResult:
     return ActionResult(described)
 
 
+def _stop_execution_request(self: StepFunctionResponse) -> ActionResult:
+    execution: Any = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    execution.stop(
+        stop_date=datetime.datetime.now(datetime.UTC),
+        error=self._get_param("error") or "",
+        cause=self._get_param("cause") or "",
+    )
+    return ActionResult({"stopDate": execution.stop_date})
+
+
+class HistoryValidationException(AWSError):
+    TYPE = "ValidationException"
+    STATUS = 400
+
+
+def _execution_history_page(self: StepFunctionResponse) -> ActionResult:
+    from moto.stepfunctions.exceptions import InvalidToken
+
+    answer = HISTORY_PAGE.call_original(self)
+    events = list(answer.result["events"])
+    if self._get_param("reverseOrder"):
+        events.reverse()
+    size = self._get_param("maxResults") or HISTORY_PAGE_SIZE
+    if not 0 < size <= HISTORY_PAGE_LIMIT:
+        raise HistoryValidationException(f"maxResults must be between 1 and {HISTORY_PAGE_LIMIT}, got {size}")
+    token = self._get_param("nextToken")
+    start = 0
+    if token:
+        if not token.isdigit() or int(token) >= len(events):
+            raise InvalidToken(f"nextToken {token!r} was not returned by GetExecutionHistory of this execution")
+        start = int(token)
+    page: dict[str, Any] = {"events": events[start : start + size]}
+    if start + size < len(events):
+        page["nextToken"] = str(start + size)
+    return ActionResult(page)
+
+
 def install(poll_interval: float) -> None:
     def start(self: Execution) -> None:
         # RUNNING is queued before the worker starts: a short execution would otherwise end before it was announced.
@@ -208,6 +255,8 @@ def install(poll_interval: float) -> None:
     START_EXECUTION.patch(_start_execution)
     CONTEXT_EXECUTION_DETAILS.patch(_start_execution_details)
     DESCRIBE_EXECUTION.patch(_describe_execution)
+    HISTORY_PAGE.patch(_execution_history_page)
+    STOP_EXECUTION_REQUEST.patch(_stop_execution_request)
     EXECUTION_START.patch(start)
     EXECUTION_STOP.patch(stop)
     EXECUTION_TERMINATED.patch(terminated)

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 TARGET_VARIABLE = "DATAPIPE_CONFORMANCE_TARGET"
 ON_AWS = os.environ.get(TARGET_VARIABLE, "emulator").lower() == "aws"
@@ -74,22 +75,24 @@ def _user_environment(aws_environment: dict[str, str], monkeypatch: pytest.Monke
 
 @pytest.fixture(scope="package")
 def clients(aws_environment: dict[str, str]) -> Callable[[str], Any]:
-    """`clients("emr")`: a plain boto3 client from the environment (built once per service)."""
-    made: dict[str, Any] = {}
+    """`clients("emr")`: a plain boto3 client from the environment (built once per service and read timeout)."""
+    made: dict[tuple[str, int | None], Any] = {}
     saved = {name: os.environ.get(name) for name in aws_environment}
 
-    def make(service: str) -> Any:
-        if service not in made:
+    def make(service: str, read_timeout: int | None = None) -> Any:
+        key = (service, read_timeout)
+        if key not in made:
             os.environ.update(aws_environment)
             try:
-                made[service] = boto3.session.Session().client(service)  # type: ignore[call-overload]
+                config = Config(read_timeout=read_timeout) if read_timeout else None
+                made[key] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
             finally:
                 for name, value in saved.items():
                     if value is None:
                         os.environ.pop(name, None)
                     else:
                         os.environ[name] = value
-        return made[service]
+        return made[key]
 
     return make
 

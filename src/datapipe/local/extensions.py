@@ -115,6 +115,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             return _installed
         from datapipe.local import (
             activities,
+            batch_api,
             batch_runner,
             clients,
             emr,
@@ -124,6 +125,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             integration_casing,
             lambda_runner,
             redrive,
+            s3_checksums,
             waits,
         )
 
@@ -140,10 +142,12 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         clients.configure_endpoint(options.endpoint_url)
         executions.install(options.poll_interval)
         redrive.install()
+        s3_checksums.install()
         emr.install(extensions.emr, extensions)
         activities.install(extensions.activities, extensions)
         lambda_runner.install(extensions.lambdas)
         batch_runner.install(extensions)
+        batch_api.install()
         integration_casing.install()
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)

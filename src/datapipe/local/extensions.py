@@ -32,6 +32,7 @@ from datapipe.local.activities import ActivityBoard
 from datapipe.local.emr import EmrSimulator
 from datapipe.local.faults import Faults
 from datapipe.local.lambda_runner import LambdaRunner
+from datapipe.local.schedules import ScheduleRunner
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Extensions:
         self.emr = EmrSimulator(self)
         self.activities = ActivityBoard(self)
         self.lambdas = LambdaRunner(self)
+        self.schedules: ScheduleRunner | None = None  # started by install()
 
     def configure(self, options: EmulatorOptions) -> None:
         """Apply new options to the installed extensions (lifecycles read them on every use)."""
@@ -126,6 +128,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             lambda_runner,
             redrive,
             s3_checksums,
+            schedules,
             waits,
         )
 
@@ -152,6 +155,8 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)
         waits.install(lambda: extensions.options.wait_scale)
+        extensions.schedules = schedules.ScheduleRunner(extensions.lambdas.invoke_async)
+        extensions.schedules.start()
         _installed = extensions
         return extensions
 
@@ -164,6 +169,8 @@ def uninstall() -> None:
             return
         from datapipe.local import clients, events, redrive, seams
 
+        if _installed.schedules is not None:
+            _installed.schedules.stop()
         events.drain()
         clients.uninstall()
         seams.restore_all()

@@ -61,7 +61,7 @@ from datapipe.local.seams import addition, seam
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
 
 if TYPE_CHECKING:
-    from datapipe.local.extensions import Extensions
+    from datapipe.local.options import EmulatorContext as Extensions
 
 EXECUTION_INIT = seam(
     Execution,
@@ -384,21 +384,25 @@ def _evaluate_activity(task: StateTaskActivity, env: Environment, board: Activit
     )
 
 
-def _get_activity_task(self: StepFunctionResponse) -> ActionResult:
+def _activity_task_api(board: ActivityBoard, extensions: Extensions) -> Callable[[StepFunctionResponse], ActionResult]:
     """GetActivityTask: long poll (up to 60 s in AWS); an empty taskToken when nothing arrived."""
-    from datapipe.local.extensions import current
 
-    activity_arn = self._get_param("activityArn")
-    worker_name = self._get_param("workerName")
-    self.stepfunction_backend.describe_activity(activity_arn)  # ActivityDoesNotExist / InvalidArn as AWS
-    extensions = current()
-    connection = _connection_of(self)
-    ticket = extensions.activities.poll(
-        activity_arn, worker_name, extensions.options.activity_poll_seconds, worker_gone=lambda: hung_up(connection)
-    )
-    if ticket is None:
-        return ActionResult({"taskToken": ""})
-    return ActionResult({"taskToken": ticket.token, "input": ticket.task_input})
+    def get_activity_task(self: StepFunctionResponse) -> ActionResult:
+        activity_arn = self._get_param("activityArn")
+        worker_name = self._get_param("workerName")
+        self.stepfunction_backend.describe_activity(activity_arn)  # ActivityDoesNotExist / InvalidArn as AWS
+        connection = _connection_of(self)
+        ticket = board.poll(
+            activity_arn,
+            worker_name,
+            extensions.options.activity_poll_seconds,
+            worker_gone=lambda: hung_up(connection),
+        )
+        if ticket is None:
+            return ActionResult({"taskToken": ""})
+        return ActionResult({"taskToken": ticket.token, "input": ticket.task_input})
+
+    return get_activity_task
 
 
 def _send_task_failure_response(self: StepFunctionResponse) -> ActionResult:
@@ -436,7 +440,7 @@ def install(board: ActivityBoard, extensions: Extensions) -> None:
             return None
         return _aws_errors(SEND_HEARTBEAT.call_original, self, task_token)
 
-    GET_ACTIVITY_TASK.patch(_get_activity_task)
+    GET_ACTIVITY_TASK.patch(_activity_task_api(board, extensions))
 
     def from_error(self: StateTaskActivity, env: Environment, ex: Exception) -> FailureEvent:
         if isinstance(ex, ActivityTimeout):

@@ -53,7 +53,7 @@ from datapipe.local.seams import seam
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
 
 if TYPE_CHECKING:
-    from datapipe.local.extensions import Extensions
+    from datapipe.local.options import EmulatorContext as Extensions
 
 RUN_JOB_FLOW = seam(ElasticMapReduceBackend, "run_job_flow", ("self", "kwargs"), "clusters get a real lifecycle")
 ADD_JOB_FLOW_STEPS = seam(

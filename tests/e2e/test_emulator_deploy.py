@@ -156,3 +156,30 @@ def test_runs_started_without_a_name_or_a_scheduled_time_reach_the_worker_group(
         for run in runs:
             if sfn.describe_execution(executionArn=run)["status"] == "RUNNING":
                 sfn.stop_execution(executionArn=run)
+
+
+def test_the_emr_workflow_reusing_an_unknown_cluster_fails_with_emr_s_answer(emulator: Emulator) -> None:
+    """The README's reuse example names no real cluster: EMR's InvalidRequestException, at once (issue 12, item 2).
+
+    moto answered an HTML 500 page (a KeyError), which boto3 retried and the workflow saw as a server fault.
+    """
+    sfn = emulator.client("stepfunctions")
+    arn = Naming().state_machine_arn("emr-workflow", account=emulator.account, region=emulator.region)
+    reuse = {"CreateCluster": False, "TerminateCluster": False, "ClusterId": "j-1A2B3C4D5E6F7"}
+    started = time.monotonic()
+    run = sfn.start_execution(stateMachineArn=arn, input=json.dumps(reuse))["executionArn"]
+    while (described := sfn.describe_execution(executionArn=run))["status"] == "RUNNING":
+        assert time.monotonic() - started < 30, "the run still waits after 30 s"
+        time.sleep(0.1)
+    assert described["status"] == "FAILED"
+    events = sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]
+    failures = [
+        details
+        for event in events
+        for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
+        if (details := event.get(key))
+    ]
+    assert failures, [event["type"] for event in events]
+    text = json.dumps(failures)
+    assert "Cluster id 'j-1A2B3C4D5E6F7' is not valid." in text, text
+    assert "500" not in text and "Internal Server Error" not in text

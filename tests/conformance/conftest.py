@@ -74,24 +74,25 @@ def _user_environment(aws_environment: dict[str, str], monkeypatch: pytest.Monke
 
 
 @pytest.fixture(scope="package")
-def clients(aws_environment: dict[str, str]) -> Callable[[str], Any]:
-    """`clients("emr")`: a plain boto3 client from the environment (built once per service and read timeout)."""
+def clients(aws_environment: dict[str, str]) -> Callable[..., Any]:
+    """`clients("emr")`: a plain boto3 client for the target (built once per service and read timeout)."""
     made: dict[tuple[str, int | None], Any] = {}
-    saved = {name: os.environ.get(name) for name in aws_environment}
+    # The emulator's endpoint and keys, given explicitly: the process environment is the tests' to change.
+    target: dict[str, Any] = {}
+    if aws_environment:
+        target = {
+            "endpoint_url": aws_environment["AWS_ENDPOINT_URL"],
+            "region_name": aws_environment["AWS_REGION"],
+            "aws_access_key_id": aws_environment["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": aws_environment["AWS_SECRET_ACCESS_KEY"],
+            "aws_session_token": None,
+        }
 
     def make(service: str, read_timeout: int | None = None) -> Any:
         key = (service, read_timeout)
         if key not in made:
-            os.environ.update(aws_environment)
-            try:
-                config = Config(read_timeout=read_timeout) if read_timeout else None
-                made[key] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+            config = Config(read_timeout=read_timeout) if read_timeout else None
+            made[key] = boto3.session.Session().client(service, config=config, **target)  # type: ignore[call-overload]
         return made[key]
 
     return make

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +202,28 @@ def test_redrive_resumes_at_the_failed_state_with_the_earlier_results(
     with pytest.raises(ClientError) as again:
         sfn.redrive_execution(executionArn=arn)
     assert again.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+
+
+def aws_cli(*arguments: str) -> Any:
+    """The AWS CLI (the one installed next to this Python, else the one on PATH), output parsed as JSON."""
+    beside = Path(sys.executable).with_name("aws")
+    command = str(beside) if beside.exists() else (shutil.which("aws") or "aws")
+    result = subprocess.run(
+        [command, *arguments, "--output", "json"], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_cli_starts_and_describes_an_execution(
+    clients: Callable[[str], Any], state_machine: Callable[[dict[str, Any]], str]
+) -> None:
+    machine = state_machine({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    started = aws_cli("stepfunctions", "start-execution", "--state-machine-arn", machine, "--input", '{"via": "cli"}')
+    finished(clients("stepfunctions"), started["executionArn"])
+    described = aws_cli("stepfunctions", "describe-execution", "--execution-arn", started["executionArn"])
+    assert UUID.match(described["name"])
+    assert described["status"] == "SUCCEEDED"
+    assert described["inputDetails"] == {"included": True}
+    assert json.loads(described["input"]) == {"via": "cli"}
+    assert described["redriveCount"] == 0

@@ -67,19 +67,21 @@ def _deployment_rows(deployment: Deployment) -> list[tuple[str, list[str], list[
 
 def _deployment_table(deployment: Deployment) -> Table:
     table = Table(title="Deployed into the emulator", title_justify="left")
-    # fold, never ellipsis: a name cut short cannot be copied into a command.
-    table.add_column("stack", overflow="fold")
-    table.add_column("resources", overflow="fold")
-    table.add_column("not emulated", overflow="fold")
+    # Never cut: a name cut short cannot be copied into a command (the table is shown only when everything fits).
+    table.add_column("stack", no_wrap=True)
+    table.add_column("resources", no_wrap=True)
+    table.add_column("not emulated", no_wrap=True)
     for stack_name, created, missing in _deployment_rows(deployment):
         table.add_row(stack_name, "\n".join(created), "\n".join(missing) or "-")
     return table
 
 
 def _print_deployment(console: Console, deployment: Deployment) -> None:
-    """A table on a terminal; otherwise one stack per line, whole values, for whoever reads the output."""
-    if console.is_terminal:
-        console.print(_deployment_table(deployment))
+    """A table on a terminal wide enough for every value whole; otherwise one stack per line, nothing cut."""
+    table = _deployment_table(deployment)
+    unbounded = console.options.update_width(1_000_000)  # the table's natural width, not clamped to the console's
+    if console.is_terminal and console.measure(table, options=unbounded).maximum <= console.width:
+        console.print(table)
         return
     for stack_name, created, missing in _deployment_rows(deployment):
         line = f"stack {stack_name}: {', '.join(created) or 'nothing created'}"

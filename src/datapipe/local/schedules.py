@@ -36,6 +36,7 @@ RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 class _Tracked:
     first_seen: datetime.datetime
     last_fired: datetime.datetime | None = None
+    broken: bool = False  # its expression or time zone cannot be read: logged once, then left alone
 
 
 def _parse_date(value: Any) -> datetime.datetime | None:
@@ -83,10 +84,7 @@ class ScheduleRunner:
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
-            try:
-                self.tick(datetime.datetime.now(datetime.UTC))
-            except Exception:  # a broken schedule must not stop the others
-                LOG.exception("running schedules failed")
+            self.tick(datetime.datetime.now(datetime.UTC))
 
     def tick(self, now: datetime.datetime) -> None:
         for account_backends in list(scheduler_backends.values()):
@@ -97,13 +95,18 @@ class ScheduleRunner:
 
     def _consider(self, backend: Any, group_name: str, schedule: Schedule, now: datetime.datetime) -> None:
         tracked = self._tracked.setdefault(schedule.arn, _Tracked(first_seen=now))
-        if schedule.state != "ENABLED":
+        if schedule.state != "ENABLED" or tracked.broken:
             return
-        end = _parse_date(schedule.end_date)
-        due = next_fire(schedule, tracked)
+        try:
+            end = _parse_date(schedule.end_date)
+            start = _parse_date(schedule.start_date)
+            due = next_fire(schedule, tracked)
+        except (ValueError, KeyError) as error:  # a bad date or time zone: this schedule never fires, the others do
+            tracked.broken = True
+            LOG.error("schedule %s cannot be run: %s", schedule.arn, error)
+            return
         if due is None or due > now or (end is not None and due > end):
             return
-        start = _parse_date(schedule.start_date)
         if start is not None and due < start:
             return
         tracked.last_fired = now

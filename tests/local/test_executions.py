@@ -142,3 +142,13 @@ def test_redrive_of_a_stopped_execution_and_refusals(aws: Callable[[str], Any]) 
     with pytest.raises(ClientError) as unknown:
         sfn.redrive_execution(executionArn=arn.rsplit(":", 1)[0] + ":no-such-run")
     assert unknown.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
+
+
+@pytest.mark.parametrize(("name", "code"), [("has space", "InvalidName"), ("x/y", "InvalidName"), ("n" * 81, None)])
+def test_an_execution_name_aws_refuses_is_refused(aws: Callable[[str], Any], name: str, code: str | None) -> None:
+    machine = create_machine(aws, {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    with pytest.raises(ClientError) as refused:
+        aws("stepfunctions").start_execution(stateMachineArn=machine, name=name)
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    if code:
+        assert refused.value.response["Error"]["Code"] == code

@@ -162,6 +162,8 @@ def _start_execution(
     trace_header: str | None = None,
 ) -> Execution:
     # AWS: "If you don't provide a name for the execution, Step Functions automatically generates a UUID".
+    if name:
+        self._validate_name(name)  # moto checks the names of state machines only
     return START_EXECUTION.call_original(
         self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
     )

@@ -551,3 +551,16 @@ def test_the_workflow_sees_emr_s_error_for_an_unknown_cluster(aws: Callable[[str
     assert caught["Cause"].startswith(f"Cluster id '{UNKNOWN_CLUSTER}' is not valid. (Service: AmazonElasticMapReduce")
     assert "Error Code: InvalidRequestException" in caught["Cause"]
     assert time.monotonic() - started < 5  # answered at once, not after retries of a server error
+
+
+def test_cancel_steps_cancels_a_pending_step_and_reports_the_others(aws: Callable[[str], Any]) -> None:
+    emr = aws("emr")
+    cluster_id = create_cluster_directly(aws)
+    running, pending = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("first"), step("second")])["StepIds"]
+    answer = emr.cancel_steps(ClusterId=cluster_id, StepIds=[pending, "s-NOSUCHSTEP"])["CancelStepsInfoList"]
+    assert answer[0] == {"StepId": pending, "Status": "SUBMITTED", "Reason": ""}
+    assert answer[1]["StepId"] == "s-NOSUCHSTEP" and answer[1]["Status"] == "FAILED"
+    assert emr.describe_step(ClusterId=cluster_id, StepId=pending)["Step"]["Status"]["State"] == "CANCELLED"
+    with pytest.raises(ClientError) as unknown:
+        emr.cancel_steps(ClusterId=UNKNOWN_CLUSTER, StepIds=[running])
+    assert unknown.value.response["Error"]["Code"] == "InvalidRequestException"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import ClientError, ParamValidationError
-from moto.core.responses import BaseResponse
+from moto.core.responses import ActionResult, BaseResponse
 from moto.emr.exceptions import InvalidCluster, InvalidRequestException, ValidationException
 from moto.emr.models import Cluster, ElasticMapReduceBackend, Step, emr_backends
 from moto.emr.responses import ElasticMapReduceResponse
@@ -48,7 +48,7 @@ from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails as _EventDetails
 
 from datapipe.local import clients, events
-from datapipe.local.seams import seam
+from datapipe.local.seams import addition, seam
 
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
 
@@ -77,6 +77,7 @@ SET_TERMINATION_PROTECTION = seam(
 DESCRIBE_STEP = seam(
     ElasticMapReduceBackend, "describe_step", ("self", "cluster_id", "step_id"), "an unknown step id is an error"
 )
+CANCEL_STEPS_API = addition(ElasticMapReduceResponse, "cancel_steps", "CancelSteps: moto has no such API")
 STEP_STATUS = seam(Step, "status", None, "a failed step reports FailureDetails with its log file")
 CLUSTER_STATUS = seam(Cluster, "status", None, "StateChangeReason carries its Code (USER_REQUEST, STEP_FAILURE...)")
 REQUEST_REGION = seam(
@@ -416,7 +417,13 @@ def install_backend(simulator: EmrSimulator) -> None:
         # Not an EMR host name: the region of the request's signature, as every other service resolves it.
         return BaseResponse.get_region_from_url(self, request, full_url)
 
+    def cancel_steps(self: ElasticMapReduceResponse) -> ActionResult:
+        cluster = self.backend.clusters[self._get_param("ClusterId")]  # an unknown id: InvalidRequestException
+        step_ids = [str(step_id) for step_id in self._get_param("StepIds", [])]
+        return ActionResult({"CancelStepsInfoList": simulator.cancel_steps(cluster, step_ids)})
+
     BACKEND_INIT.patch(backend_init)
+    CANCEL_STEPS_API.patch(cancel_steps)
     SET_TERMINATION_PROTECTION.patch(set_termination_protection)
     DESCRIBE_STEP.patch(describe_step)
     for account_backends in emr_backends.values():  # backends created before the patch

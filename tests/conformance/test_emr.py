@@ -79,6 +79,19 @@ def test_steps_are_added_and_listed_newest_first(clients: Callable[[str], Any], 
     assert step["Config"]["Jar"] == "command-runner.jar" and step["Config"]["Args"] == ["echo", "first"]
 
 
+def test_a_pending_step_is_cancelled(clients: Callable[[str], Any], cluster: str) -> None:
+    emr = clients("emr")
+    _, waiting = emr.add_job_flow_steps(JobFlowId=cluster, Steps=[hive_step("runs"), hive_step("waits")])["StepIds"]
+    answer = emr.cancel_steps(ClusterId=cluster, StepIds=[waiting])["CancelStepsInfoList"]
+    assert [(info["StepId"], info["Status"]) for info in answer] == [(waiting, "SUBMITTED")]
+    wait_until(
+        "the step to be CANCELLED",
+        lambda: emr.describe_step(ClusterId=cluster, StepId=waiting)["Step"]["Status"]["State"] == "CANCELLED",
+        timeout=300,
+        interval=1,
+    )
+
+
 def test_a_protected_cluster_is_not_terminated(clients: Callable[[str], Any], cluster: str) -> None:
     emr = clients("emr")
     emr.set_termination_protection(JobFlowIds=[cluster], TerminationProtected=True)

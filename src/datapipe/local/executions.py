@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.exceptions import AWSError
@@ -180,14 +181,17 @@ def _start_execution_details(self: Execution) -> ExecutionDetails:
     )
 
 
-def _describe_execution(self: StepFunctionResponse) -> ActionResult:
-    from datapipe.local import redrive
+# More DescribeExecution fields, from modules that extend executions (redrive): each gives fields for an execution.
+DESCRIBE_FIELDS: list[Callable[[Any], dict[str, Any]]] = []
 
+
+def _describe_execution(self: StepFunctionResponse) -> ActionResult:
     answer = DESCRIBE_EXECUTION.call_original(self)
     described = dict(answer.result)
     described["inputDetails"] = {"included": True}
     execution = self.stepfunction_backend.describe_execution(described["executionArn"])
-    described.update(redrive.describe_fields(execution))
+    for fields in DESCRIBE_FIELDS:
+        described.update(fields(execution))
     return ActionResult(described)
 
 

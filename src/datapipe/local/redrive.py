@@ -31,6 +31,7 @@ from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from datapipe.local import executions
 from datapipe.local.seams import addition, seam
 
 REDRIVE_EXECUTION = addition(StepFunctionResponse, "redrive_execution", "RedriveExecution: moto has no such API")
@@ -55,6 +56,7 @@ class RedriveRecord:
 
 _records: dict[str, RedriveRecord] = {}
 _records_lock = threading.Lock()
+_redrive_lock = threading.Lock()  # two RedriveExecution calls for one execution: the second finds it RUNNING
 
 
 def _record(execution_arn: str) -> RedriveRecord:
@@ -122,6 +124,11 @@ class RedriveWorker(ExecutionWorker):
 
 def redrive(execution: Execution) -> datetime.datetime:
     """Resume `execution` where it ended; its redrive date."""
+    with _redrive_lock:
+        return _redrive(execution)
+
+
+def _redrive(execution: Execution) -> datetime.datetime:
     status = execution.exec_status
     if status not in REDRIVABLE_STATUSES or execution.sm_type != StateMachineType.STANDARD:
         shown = status.value if status is not None else "RUNNING"
@@ -171,8 +178,6 @@ def redrive(execution: Execution) -> datetime.datetime:
     execution.output = None
     execution.error = None
     execution.cause = None
-    from datapipe.local import executions
-
     executions.emit_status(execution)
     execution.exec_worker.start()
     return now
@@ -211,9 +216,13 @@ def _redrive_execution(self: StepFunctionResponse) -> ActionResult:
 def install() -> None:
     REDRIVE_EXECUTION.patch(_redrive_execution)
     EXECUTION_HISTORY.patch(_history_output)
+    if describe_fields not in executions.DESCRIBE_FIELDS:
+        executions.DESCRIBE_FIELDS.append(describe_fields)
 
 
 def forget() -> None:
-    """Drop what earlier runs left (the emulator's backends were reset)."""
+    """Drop what earlier runs left (the emulator's backends were reset) and the DescribeExecution fields."""
     with _records_lock:
         _records.clear()
+    if describe_fields in executions.DESCRIBE_FIELDS:
+        executions.DESCRIBE_FIELDS.remove(describe_fields)

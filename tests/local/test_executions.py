@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -152,3 +153,28 @@ def test_an_execution_name_aws_refuses_is_refused(aws: Callable[[str], Any], nam
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     if code:
         assert refused.value.response["Error"]["Code"] == code
+
+
+def test_two_redrives_at_once_start_one_run(aws: Callable[[str], Any]) -> None:
+    sfn = aws("stepfunctions")
+    machine = create_machine(
+        aws, {"StartAt": "Sleep", "States": {"Sleep": {"Type": "Wait", "Seconds": 1, "End": True}}}
+    )
+    arn = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    sfn.stop_execution(executionArn=arn)
+    outcomes: list[str] = []
+
+    def redrive() -> None:
+        try:
+            sfn.redrive_execution(executionArn=arn)
+            outcomes.append("redriven")
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=redrive) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ExecutionNotRedrivable"] * 3 + ["redriven"]
+    assert wait_for_execution(aws, arn)["redriveCount"] == 1

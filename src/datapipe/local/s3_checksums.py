@@ -3,6 +3,9 @@
 A client that sends `x-amz-checksum-<algorithm>` (boto3 with `ChecksumSHA256=...`, or its trailing checksum)
 expects S3 to check it: `BadDigest`, nothing stored. The bundle store relies on that to never keep a corrupted
 bundle, so the emulator checks too, for the algorithms it can compute exactly (SHA256, SHA1, CRC32).
+
+HeadObject with `ChecksumMode=ENABLED` gives a multipart object's composite checksum as S3 does,
+`<checksum of the parts' checksums>-<number of parts>` (moto left the suffix out; its GetObject has it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from datapipe.local.seams import seam
 
 DECLARED_CHECKSUM = seam(
     S3Response, "_get_checksum", ("self", "response_headers"), "a declared checksum that does not match is BadDigest"
+)
+HEAD_OBJECT = seam(
+    S3Response,
+    "head_object",
+    ("self", "bucket_name", "query", "key_name", "headers"),
+    "a multipart object's composite checksum carries its number of parts, as GetObject gives it",
 )
 VERIFIED_ALGORITHMS = ("SHA256", "SHA1", "CRC32")  # moto computes CRC32C and CRC64NVME only with optional packages
 
@@ -50,5 +59,21 @@ def _checked(self: S3Response, response_headers: dict[str, Any]) -> tuple[str, s
     return algorithm, declared
 
 
+def _head_object(
+    self: S3Response, bucket_name: str, query: dict[str, Any], key_name: str, headers: dict[str, Any]
+) -> Any:
+    status, response_headers, body = HEAD_OBJECT.call_original(self, bucket_name, query, key_name, headers)
+    if status != 200 or headers.get("x-amz-checksum-mode") != "ENABLED" or query.get("partNumber"):
+        return status, response_headers, body
+    version_id = query.get("versionId", [None])[0]
+    key: Any = self.backend.head_object(bucket_name, key_name, version_id=version_id)
+    if key is not None and key.checksum_algorithm and key.checksum_type == "COMPOSITE" and key.checksum_parts:
+        header = f"x-amz-checksum-{key.checksum_algorithm.lower()}"
+        response_headers[header] = f"{key.checksum_value}-{key.checksum_parts}"
+        response_headers["x-amz-checksum-type"] = key.checksum_type
+    return status, response_headers, body
+
+
 def install() -> None:
     DECLARED_CHECKSUM.patch(_checked)
+    HEAD_OBJECT.patch(_head_object)

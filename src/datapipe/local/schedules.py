@@ -4,8 +4,11 @@ One background thread looks at every schedule twice a second and invokes the tar
 - `at(yyyy-mm-ddThh:mm:ss)` once, at that time in the schedule's `ScheduleExpressionTimezone` (UTC by default);
   with `ActionAfterCompletion: DELETE` the schedule is deleted afterwards, as in AWS;
 - `rate(N minute|minutes|hour|hours|day|days)` every period, counted from `StartDate` or the moment the emulator
-  first saw the schedule.
-`cron(...)` schedules are not fired. A DISABLED schedule, one before its `StartDate` or after its `EndDate`, does
+  first saw the schedule;
+- `cron(minutes hours day-of-month month day-of-week year)` in the schedule's time zone, once in each minute it
+  matches: numbers, names (JAN, MON), `*`, `?`, lists, ranges and `/` steps; day-of-week 1-7 is SUN-SAT as in
+  EventBridge. `L`, `W` and `#` are not supported: such a schedule is logged once and never fires.
+A DISABLED schedule, one before its `StartDate` or after its `EndDate`, does
 not fire. Targets: SQS queues (the target's `Input` is the message body), Lambda functions, Step Functions state
 machines, SNS topics; the target's `Input` (default `{}`) is what they receive.
 """
@@ -30,6 +33,55 @@ TICK_SECONDS = 0.5
 AT_EXPRESSION = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 RATE_EXPRESSION = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+CRON_EXPRESSION = re.compile(r"^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)$")
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+# (lowest, highest, names from lowest on) of minutes, hours, day of month, month, day of week, year
+CRON_FIELDS = ((0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, MONTHS), (1, 7, WEEKDAYS), (1970, 2199, ()))
+
+
+def _cron_value(text: str, lowest: int, names: tuple[str, ...]) -> int:
+    upper = text.upper()
+    return lowest + names.index(upper) if upper in names else int(text)
+
+
+def cron_field(text: str, lowest: int, highest: int, names: tuple[str, ...] = ()) -> set[int]:
+    """The values one field of an EventBridge cron expression allows; ValueError for what it cannot read."""
+    allowed: set[int] = set()
+    for part in text.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span in ("*", "?"):
+            first, last = lowest, highest
+        elif "-" in span:
+            start_text, end_text = span.split("-", 1)
+            first, last = _cron_value(start_text, lowest, names), _cron_value(end_text, lowest, names)
+        else:
+            first = _cron_value(span, lowest, names)
+            last = highest if step_text else first
+        if step < 1 or not lowest <= first <= last <= highest:
+            raise ValueError(f"cron field {text!r} is outside {lowest}-{highest} or not supported")
+        allowed.update(range(first, last + 1, step))
+    return allowed
+
+
+def cron_matches(expression: str, moment: datetime.datetime) -> bool:
+    """Whether the minute of `moment` (in the schedule's time zone) is one the cron expression names."""
+    fields = CRON_EXPRESSION.match(expression)
+    if fields is None:
+        raise ValueError(f"{expression!r} is not cron(minutes hours day-of-month month day-of-week year)")
+    minutes, hours, days, months, weekdays, years = (
+        cron_field(text, *limits) for text, limits in zip(fields.groups(), CRON_FIELDS, strict=True)
+    )
+    weekday = (moment.weekday() + 1) % 7 + 1  # Monday is 0 in Python, 2 in EventBridge (SUN is 1)
+    return (
+        moment.minute in minutes
+        and moment.hour in hours
+        and moment.day in days
+        and moment.month in months
+        and weekday in weekdays
+        and moment.year in years
+    )
 
 
 @dataclass
@@ -50,9 +102,17 @@ def _parse_date(value: Any) -> datetime.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
-def next_fire(schedule: Schedule, tracked: _Tracked) -> datetime.datetime | None:
-    """When `schedule` fires next (None: never again, or an expression the emulator does not run)."""
+def next_fire(schedule: Schedule, tracked: _Tracked, now: datetime.datetime) -> datetime.datetime | None:
+    """When `schedule` fires next (None: not now for cron, never again, or an expression the emulator does not run)."""
     expression = schedule.schedule_expression.strip()
+    if expression.startswith("cron("):
+        zone = ZoneInfo(schedule.schedule_expression_timezone or "UTC")
+        minute = now.astimezone(zone).replace(second=0, microsecond=0)
+        if not cron_matches(expression, minute):
+            return None
+        if tracked.last_fired is not None and tracked.last_fired >= minute:
+            return None  # fired in this minute already
+        return minute.astimezone(datetime.UTC)
     at = AT_EXPRESSION.match(expression)
     if at:
         if tracked.last_fired is not None:
@@ -100,7 +160,7 @@ class ScheduleRunner:
         try:
             end = _parse_date(schedule.end_date)
             start = _parse_date(schedule.start_date)
-            due = next_fire(schedule, tracked)
+            due = next_fire(schedule, tracked, now)
         except (ValueError, KeyError) as error:  # a bad date or time zone: this schedule never fires, the others do
             tracked.broken = True
             LOG.error("schedule %s cannot be run: %s", schedule.arn, error)

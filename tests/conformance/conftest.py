@@ -98,8 +98,11 @@ def clients(aws_environment: dict[str, str]) -> Callable[..., Any]:
     return make
 
 
+PREFIX = "dpconf-"  # every resource the suite creates is named so
+
+
 def unique(kind: str) -> str:
-    return f"dpconf-{kind}-{uuid.uuid4().hex[:10]}"
+    return f"{PREFIX}{kind}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="package")
@@ -114,14 +117,21 @@ def role_arn(clients: Callable[[str], Any]) -> Iterator[str]:
         ],
     }
     arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    # Only what the suite itself creates (every name starts with dpconf-), even in a real account.
     allowed = {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:ListBucket", "sqs:SendMessage", "states:StartExecution"],
-                "Resource": "*",
-            }
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{PREFIX}*", f"arn:aws:s3:::{PREFIX}*/*"],
+            },
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": f"arn:aws:sqs:*:*:{PREFIX}*"},
+            {
+                "Effect": "Allow",
+                "Action": "states:StartExecution",
+                "Resource": f"arn:aws:states:*:*:stateMachine:{PREFIX}*",
+            },
         ],
     }
     iam.put_role_policy(RoleName=name, PolicyName="conformance", PolicyDocument=json.dumps(allowed))

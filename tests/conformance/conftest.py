@@ -6,7 +6,9 @@ environment, no datapipe import. This harness decides what that environment poin
 - by default, the embedded emulator, started once for the suite (its extensions installed, nothing deployed);
 - with DATAPIPE_CONFORMANCE_TARGET=aws, the account of the caller's usual AWS credentials and region. Every
   script then creates what it needs under a unique `dpconf-...` name and removes it afterwards. It costs money:
-  one small EMR cluster for a minute, a Fargate task, a few API calls.
+  one small EMR cluster for a minute, a Fargate task, a few API calls. Run it with
+  `pytest --confcutdir=tests/conformance tests/conformance`: tests/conftest.py (every other area's) replaces the
+  credentials with fake ones when it is loaded.
 
 A behaviour the emulator cannot reproduce is a test marked `emulator_gap(reason)`: an expected failure against
 the emulator (strict: it fails once the emulator learns it), an ordinary test against AWS.
@@ -53,6 +55,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def aws_environment() -> Iterator[dict[str, str]]:
     """The environment a user's script runs with: the emulator's endpoint and fake keys, or untouched for AWS."""
     if ON_AWS:
+        if os.environ.get("AWS_ACCESS_KEY_ID") == os.environ.get("AWS_SECRET_ACCESS_KEY") == "testing":
+            pytest.exit(
+                f"{TARGET_VARIABLE}=aws with the fake credentials of tests/conftest.py: "
+                "run `pytest --confcutdir=tests/conformance tests/conformance`",
+                returncode=2,
+            )
         yield {}
         return
     from datapipe.local.extensions import EmulatorOptions

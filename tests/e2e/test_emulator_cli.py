@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from datapipe.cli import cli
+from datapipe.local.assembly import read_assembly
 from datapipe.local.server import CLEARED_VARIABLES
 
 pytestmark = pytest.mark.e2e
@@ -60,11 +61,11 @@ MAIN_PATH = (
 class Running:
     """A `datapipe` process whose output is read line by line while it runs."""
 
-    def __init__(self, arguments: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, arguments: list[str], *, cwd: Path, env: dict[str, str], columns: int = 200) -> None:
         self.process = subprocess.Popen(
             [str(BIN / "datapipe"), *arguments],
             cwd=cwd,
-            env={**env, "COLUMNS": "200"},
+            env={**env, "COLUMNS": str(columns)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -141,7 +142,8 @@ def test_local_up_serves_the_app_until_interrupted(
     running: list[Running],
     demo_run: subprocess.Popen[str],
 ) -> None:
-    up = Running(["local", "up", "--assembly", str(assembly_dir)], cwd=project_copy, env=subprocess_env)
+    # 80 columns and no terminal (a pipe): every stack name whole, one per line; internals only in the log file.
+    up = Running(["local", "up", "--assembly", str(assembly_dir)], cwd=project_copy, env=subprocess_env, columns=80)
     running.append(up)
     endpoint = up.wait_for_line(r"export AWS_ENDPOINT_URL=(http://127\.0\.0\.1:\d+)").group(1)
     region = up.wait_for_line(r"export AWS_DEFAULT_REGION=(\S+)").group(1)
@@ -194,6 +196,13 @@ def test_local_up_serves_the_app_until_interrupted(
     assert code == 0, output
     assert "Emulator stopped." in output
     assert "Traceback" not in output
+    for stack in read_assembly(assembly_dir).stacks:
+        assert re.search(rf"^stack {re.escape(stack.stack_name)}: \d+ ", output, re.MULTILINE), output
+    assert "…" not in output
+    # The failed run's Fail state is logged by the interpreter: in the log file, not on the console.
+    assert "Exception=" not in output and " object at 0x" not in output
+    log = (project_copy / ".datapipe" / "local.log").read_text()
+    assert "Exception=FailureEventException" in log
     assert not (project_copy / ".datapipe" / "local.json").exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(endpoint.rsplit(":", 1)[1])), timeout=1).close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -119,3 +121,65 @@ def test_a_second_emulator_in_the_same_process_is_refused(emulator: Emulator) ->
 def test_deploying_twice_into_one_emulator_is_refused(emulator: Emulator, assembly_dir: Path) -> None:
     with pytest.raises(EmulatorError, match="already holds a deployment; start a new one"):
         emulator.deploy(assembly_dir)
+
+
+def test_runs_started_without_a_name_or_a_scheduled_time_reach_the_worker_group(emulator: Emulator) -> None:
+    """As EventBridge and Scheduler start them: no name, no scheduledStartTime (issue 12, item 1).
+
+    Each run is named with a UUID (moto named both `None`: the second collided), the worker-group task gets that
+    name as its `execution`, and the imported pipeline's run time comes from `$$.Execution.StartTime` (moto's
+    datetime failed `States.StringSplit` with States.Runtime).
+    """
+    sfn = emulator.client("stepfunctions")
+    arn = Naming().state_machine_arn(
+        "pipeline-shell-with-dependencies", account=emulator.account, region=emulator.region
+    )
+    activity = next(a["activityArn"] for a in sfn.list_activities()["activities"] if a["name"].endswith("wg-12345"))
+    runs = [sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"] for _ in range(2)]
+    try:
+        described = [sfn.describe_execution(executionArn=run) for run in runs]
+        names = {d["name"] for d in described}
+        assert len(names) == 2
+        assert all(re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", name) for name in names), names
+        tasks: dict[str, dict[str, Any]] = {}
+        for _ in runs:
+            task = sfn.get_activity_task(activityArn=activity, workerName="e2e-unnamed-runs")
+            assert task["taskToken"], "no worker-group task arrived"
+            task_input = json.loads(task["input"])
+            tasks[task_input["execution"]] = task_input
+            sfn.send_task_failure(taskToken=task["taskToken"], error="E2E.Checked", cause="only the input matters")
+        assert set(tasks) == names
+        for run in described:
+            run_date = run["startDate"].astimezone(datetime.UTC).strftime("%Y-%m-%d")
+            assert run_date in json.dumps(tasks[run["name"]]), tasks[run["name"]]
+    finally:
+        for run in runs:
+            if sfn.describe_execution(executionArn=run)["status"] == "RUNNING":
+                sfn.stop_execution(executionArn=run)
+
+
+def test_the_emr_workflow_reusing_an_unknown_cluster_fails_with_emr_s_answer(emulator: Emulator) -> None:
+    """The README's reuse example names no real cluster: EMR's InvalidRequestException, at once (issue 12, item 2).
+
+    moto answered an HTML 500 page (a KeyError), which boto3 retried and the workflow saw as a server fault.
+    """
+    sfn = emulator.client("stepfunctions")
+    arn = Naming().state_machine_arn("emr-workflow", account=emulator.account, region=emulator.region)
+    reuse = {"CreateCluster": False, "TerminateCluster": False, "ClusterId": "j-1A2B3C4D5E6F7"}
+    started = time.monotonic()
+    run = sfn.start_execution(stateMachineArn=arn, input=json.dumps(reuse))["executionArn"]
+    while (described := sfn.describe_execution(executionArn=run))["status"] == "RUNNING":
+        assert time.monotonic() - started < 30, "the run still waits after 30 s"
+        time.sleep(0.1)
+    assert described["status"] == "FAILED"
+    events = sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]
+    failures = [
+        details
+        for event in events
+        for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
+        if (details := event.get(key))
+    ]
+    assert failures, [event["type"] for event in events]
+    text = json.dumps(failures)
+    assert "Cluster id 'j-1A2B3C4D5E6F7' is not valid." in text, text
+    assert "500" not in text and "Internal Server Error" not in text

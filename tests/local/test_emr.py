@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from datapipe.local.extensions import Extensions
 from datapipe.local.faults import EMR_CALLS
@@ -474,3 +475,92 @@ def test_a_failed_step_inside_parallel_and_map_reaches_their_catch(
     output = json.loads(described["output"])
     assert output["caught"]["Error"] == "States.TaskFailed"
     assert output["caught_in_map"]["Error"] == "States.TaskFailed"
+
+
+UNKNOWN_CLUSTER = "j-1A2B3C4D5E6F7"  # the README's reuse example: no such cluster
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "message"),
+    [
+        ("describe_cluster", "InvalidRequestException", f"Cluster id '{UNKNOWN_CLUSTER}' is not valid."),
+        ("list_steps", "InvalidRequestException", f"Cluster id '{UNKNOWN_CLUSTER}' is not valid."),
+        ("set_termination_protection", "InvalidRequestException", f"Cluster id '{UNKNOWN_CLUSTER}' is not valid."),
+        ("terminate_job_flows", "InvalidRequestException", f"Cluster id '{UNKNOWN_CLUSTER}' is not valid."),
+        ("list_instance_groups", "InvalidRequestException", f"Cluster id '{UNKNOWN_CLUSTER}' is not valid."),
+        ("add_job_flow_steps", "ValidationException", "Specified job flow ID does not exist."),
+    ],
+)
+def test_an_unknown_cluster_is_a_client_error_not_a_server_error(
+    aws: Callable[[str], Any], call: str, code: str, message: str
+) -> None:
+    every_call: dict[str, dict[str, Any]] = {
+        "describe_cluster": {"ClusterId": UNKNOWN_CLUSTER},
+        "list_steps": {"ClusterId": UNKNOWN_CLUSTER},
+        "list_instance_groups": {"ClusterId": UNKNOWN_CLUSTER},
+        "set_termination_protection": {"JobFlowIds": [UNKNOWN_CLUSTER], "TerminationProtected": True},
+        "terminate_job_flows": {"JobFlowIds": [UNKNOWN_CLUSTER]},
+        "add_job_flow_steps": {"JobFlowId": UNKNOWN_CLUSTER, "Steps": [step("lost")]},
+    }
+    arguments = every_call[call]
+    with pytest.raises(ClientError) as raised:
+        getattr(aws("emr"), call)(**arguments)
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert raised.value.response["Error"]["Code"] == code
+    assert raised.value.response["Error"]["Message"] == message
+
+
+def test_an_unknown_step_and_an_ended_cluster_answer_as_emr(aws: Callable[[str], Any]) -> None:
+    cluster_id = create_cluster_directly(aws)
+    with pytest.raises(ClientError) as unknown_step:
+        aws("emr").describe_step(ClusterId=cluster_id, StepId="s-NOSUCHSTEP")
+    assert unknown_step.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "s-NOSUCHSTEP" in unknown_step.value.response["Error"]["Message"]
+    aws("emr").terminate_job_flows(JobFlowIds=[cluster_id])
+    wait_for_cluster(aws, cluster_id, ("TERMINATED",))
+    for call, arguments in (
+        ("set_termination_protection", {"JobFlowIds": [cluster_id], "TerminationProtected": False}),
+        ("add_job_flow_steps", {"JobFlowId": cluster_id, "Steps": [step("late")]}),
+    ):
+        with pytest.raises(ClientError) as ended:
+            getattr(aws("emr"), call)(**arguments)
+        assert ended.value.response["Error"]["Code"] == "ValidationException"
+        assert "terminated" in ended.value.response["Error"]["Message"]
+    aws("emr").terminate_job_flows(JobFlowIds=[cluster_id])  # terminating again is accepted, as in EMR
+
+
+def test_the_workflow_sees_emr_s_error_for_an_unknown_cluster(aws: Callable[[str], Any]) -> None:
+    definition = {
+        "StartAt": "Protect",
+        "States": {
+            "Protect": task(
+                "setClusterTerminationProtection",
+                {"ClusterId": UNKNOWN_CLUSTER, "TerminationProtected": True},
+                Catch=[{"ErrorEquals": ["EMR.AmazonElasticMapReduceException"], "Next": "Caught"}],
+                End=True,
+            ),
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    started = time.monotonic()
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    caught = json.loads(described["output"])
+    assert caught["Error"] == "EMR.AmazonElasticMapReduceException"
+    assert caught["Cause"].startswith(f"Cluster id '{UNKNOWN_CLUSTER}' is not valid. (Service: AmazonElasticMapReduce")
+    assert "Error Code: InvalidRequestException" in caught["Cause"]
+    assert time.monotonic() - started < 5  # answered at once, not after retries of a server error
+
+
+def test_cancel_steps_cancels_a_pending_step_and_reports_the_others(aws: Callable[[str], Any]) -> None:
+    emr = aws("emr")
+    cluster_id = create_cluster_directly(aws)
+    running, pending = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("first"), step("second")])["StepIds"]
+    answer = emr.cancel_steps(ClusterId=cluster_id, StepIds=[pending, "s-NOSUCHSTEP"])["CancelStepsInfoList"]
+    assert answer[0] == {"StepId": pending, "Status": "SUBMITTED", "Reason": ""}
+    assert answer[1]["StepId"] == "s-NOSUCHSTEP" and answer[1]["Status"] == "FAILED"
+    assert emr.describe_step(ClusterId=cluster_id, StepId=pending)["Step"]["Status"]["State"] == "CANCELLED"
+    with pytest.raises(ClientError) as unknown:
+        emr.cancel_steps(ClusterId=UNKNOWN_CLUSTER, StepIds=[running])
+    assert unknown.value.response["Error"]["Code"] == "InvalidRequestException"

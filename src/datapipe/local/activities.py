@@ -56,12 +56,12 @@ from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
-from datapipe.local.seams import seam
+from datapipe.local.seams import addition, seam
 
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
 
 if TYPE_CHECKING:
-    from datapipe.local.extensions import Extensions
+    from datapipe.local.options import EmulatorContext as Extensions
 
 EXECUTION_INIT = seam(
     Execution,
@@ -92,7 +92,7 @@ SEND_FAILURE = seam(StepFunctionsParserBackend, "send_task_failure", ("self", "t
 SEND_HEARTBEAT = seam(StepFunctionsParserBackend, "send_task_heartbeat", ("self", "task_token"), "tokens")
 RESPONSE_SEND_FAILURE = seam(StepFunctionResponse, "send_task_failure", ("self",), "moto drops the cause")
 # GetActivityTask does not exist in moto's responses: it is added, and must not appear behind our back.
-RESPONSE_GET_ACTIVITY_TASK_ABSENT = "get_activity_task"
+GET_ACTIVITY_TASK = addition(StepFunctionResponse, "get_activity_task", "GetActivityTask: moto has no such API")
 
 
 # How often a waiting GetActivityTask checks that its worker is still connected.
@@ -384,21 +384,25 @@ def _evaluate_activity(task: StateTaskActivity, env: Environment, board: Activit
     )
 
 
-def _get_activity_task(self: StepFunctionResponse) -> ActionResult:
+def _activity_task_api(board: ActivityBoard, extensions: Extensions) -> Callable[[StepFunctionResponse], ActionResult]:
     """GetActivityTask: long poll (up to 60 s in AWS); an empty taskToken when nothing arrived."""
-    from datapipe.local.extensions import current
 
-    activity_arn = self._get_param("activityArn")
-    worker_name = self._get_param("workerName")
-    self.stepfunction_backend.describe_activity(activity_arn)  # ActivityDoesNotExist / InvalidArn as AWS
-    extensions = current()
-    connection = _connection_of(self)
-    ticket = extensions.activities.poll(
-        activity_arn, worker_name, extensions.options.activity_poll_seconds, worker_gone=lambda: hung_up(connection)
-    )
-    if ticket is None:
-        return ActionResult({"taskToken": ""})
-    return ActionResult({"taskToken": ticket.token, "input": ticket.task_input})
+    def get_activity_task(self: StepFunctionResponse) -> ActionResult:
+        activity_arn = self._get_param("activityArn")
+        worker_name = self._get_param("workerName")
+        self.stepfunction_backend.describe_activity(activity_arn)  # ActivityDoesNotExist / InvalidArn as AWS
+        connection = _connection_of(self)
+        ticket = board.poll(
+            activity_arn,
+            worker_name,
+            extensions.options.activity_poll_seconds,
+            worker_gone=lambda: hung_up(connection),
+        )
+        if ticket is None:
+            return ActionResult({"taskToken": ""})
+        return ActionResult({"taskToken": ticket.token, "input": ticket.task_input})
+
+    return get_activity_task
 
 
 def _send_task_failure_response(self: StepFunctionResponse) -> ActionResult:
@@ -409,11 +413,6 @@ def _send_task_failure_response(self: StepFunctionResponse) -> ActionResult:
         self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
     )
     return EmptyResult()
-
-
-def uninstall() -> None:
-    if getattr(getattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT, None), "__datapipe__", False):
-        delattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT)
 
 
 def install(board: ActivityBoard, extensions: Extensions) -> None:
@@ -441,12 +440,7 @@ def install(board: ActivityBoard, extensions: Extensions) -> None:
             return None
         return _aws_errors(SEND_HEARTBEAT.call_original, self, task_token)
 
-    if hasattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT) and not getattr(
-        getattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT), "__datapipe__", False
-    ):
-        raise RuntimeError("cannot extend moto: StepFunctionResponse.get_activity_task now exists in moto")
-    _get_activity_task.__datapipe__ = True  # type: ignore[attr-defined]
-    setattr(StepFunctionResponse, RESPONSE_GET_ACTIVITY_TASK_ABSENT, _get_activity_task)
+    GET_ACTIVITY_TASK.patch(_activity_task_api(board, extensions))
 
     def from_error(self: StateTaskActivity, env: Environment, ex: Exception) -> FailureEvent:
         if isinstance(ex, ActivityTimeout):

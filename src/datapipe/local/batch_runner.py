@@ -34,7 +34,7 @@ from datapipe.local.seams import seam
 from datapipe.project import nearest_project_dir
 
 if TYPE_CHECKING:
-    from datapipe.local.extensions import Extensions
+    from datapipe.local.options import EmulatorContext as Extensions
 
 JOB_RUN = seam(Job, "run", ("self",), "the container command runs as a local process")
 JOB_CONTAINER_DETAILS = seam(

@@ -23,6 +23,7 @@ from datapipe.errors import DatapipeError
 from datapipe.local.assembly import read_assembly
 from datapipe.local.demo import EmrProgress, print_summary, summarize_run
 from datapipe.local.deploy import CREATED, Deployment
+from datapipe.local.logs import internal_logs
 from datapipe.naming import Naming
 from datapipe.project import find_project_dir
 from datapipe.synth import synthesize
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from datapipe.local.server import Emulator
 
 EMR_WORKFLOW = "emr-workflow"
+LOCAL_LOG_FILE = Path(".datapipe") / "local.log"  # in the project, next to the state file
+DEMO_LOG_FILE = Path(".datapipe") / "demo.log"
 DEMO_INPUT = {"CreateCluster": True, "TerminateCluster": True}
 
 
@@ -51,20 +54,39 @@ def _assembly(project_dir: Path, given: Path | None, console: Console) -> Iterat
         yield Path(folder)
 
 
-def _deployment_table(deployment: Deployment) -> Table:
-    table = Table(title="Deployed into the emulator", title_justify="left")
-    table.add_column("stack")
-    table.add_column("resources")
-    table.add_column("not emulated")
+def _deployment_rows(deployment: Deployment) -> list[tuple[str, list[str], list[str]]]:
+    """Per stack: its name, what was created (`3 Lambda::Function`), what was not emulated (logical id and type)."""
+    rows = []
     for stack in deployment.stacks:
         created = Counter(r.resource_type.split("::", 1)[1] for r in stack.resources if r.status == CREATED)
         missing = [f"{r.logical_id} ({r.resource_type})" for r in stack.resources if r.status != CREATED]
-        table.add_row(
-            stack.stack_name,
-            "\n".join(f"{count} {kind}" for kind, count in sorted(created.items())),
-            "\n".join(missing) or "-",
-        )
+        rows.append((stack.stack_name, [f"{count} {kind}" for kind, count in sorted(created.items())], missing))
+    return rows
+
+
+def _deployment_table(deployment: Deployment) -> Table:
+    table = Table(title="Deployed into the emulator", title_justify="left")
+    # Never cut: a name cut short cannot be copied into a command (the table is shown only when everything fits).
+    table.add_column("stack", no_wrap=True)
+    table.add_column("resources", no_wrap=True)
+    table.add_column("not emulated", no_wrap=True)
+    for stack_name, created, missing in _deployment_rows(deployment):
+        table.add_row(stack_name, "\n".join(created), "\n".join(missing) or "-")
     return table
+
+
+def _print_deployment(console: Console, deployment: Deployment) -> None:
+    """A table on a terminal wide enough for every value whole; otherwise one stack per line, nothing cut."""
+    table = _deployment_table(deployment)
+    unbounded = console.options.update_width(1_000_000)  # the table's natural width, not clamped to the console's
+    if console.is_terminal and console.measure(table, options=unbounded).maximum <= console.width:
+        console.print(table)
+        return
+    for stack_name, created, missing in _deployment_rows(deployment):
+        line = f"stack {stack_name}: {', '.join(created) or 'nothing created'}"
+        if missing:
+            line += f"; not emulated: {', '.join(missing)}"
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _export_lines(env: dict[str, str]) -> list[str]:
@@ -123,8 +145,12 @@ def local() -> None:
     help="Multiply the time of every Wait state (0.1: ten times faster; 1: real time).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint, environment and deployment as JSON.")
-def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, as_json: bool) -> None:
-    """Start the emulator, deploy every stack into it, and keep it running until interrupted."""
+@click.option("--verbose", is_flag=True, help="Show the emulator's internal log on the console too.")
+def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, as_json: bool, verbose: bool) -> None:
+    """Start the emulator, deploy every stack into it, and keep it running until interrupted.
+
+    The emulator's internal messages go to .datapipe/local.log in the project (and to stderr with --verbose).
+    """
     from datapipe.local.extensions import EmulatorOptions
     from datapipe.local.server import Emulator
 
@@ -133,6 +159,7 @@ def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, 
     _refuse_second_emulator(path)
     console = Console(stderr=as_json)
     with (
+        internal_logs(project_dir / LOCAL_LOG_FILE, verbose=verbose) as log_file,
         _assembly(project_dir, assembly, console) as assembly_dir,
         Emulator(
             port=port,
@@ -153,7 +180,7 @@ def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, 
                 if as_json:
                     click.echo(json.dumps({**record, "env": emulator.env(), "deployment": deployment.to_json()}))
                 else:
-                    _announce(console, emulator, deployment, time.monotonic() - started)
+                    _announce(console, emulator, deployment, time.monotonic() - started, log_file)
                 while not stop.wait(0.5):
                     pass
             finally:
@@ -161,8 +188,8 @@ def up(port: int, region: str | None, assembly: Path | None, wait_scale: float, 
     console.print("Emulator stopped.")
 
 
-def _announce(console: Console, emulator: Emulator, deployment: Deployment, seconds: float) -> None:
-    console.print(_deployment_table(deployment))
+def _announce(console: Console, emulator: Emulator, deployment: Deployment, seconds: float, log_file: Path) -> None:
+    _print_deployment(console, deployment)
     console.print(f"Deployed in {seconds:.1f} s")
     console.print(f"\nEmulator listening on [bold]{emulator.endpoint_url}[/bold]", highlight=False)
     console.print("Point boto3, the AWS CLI and datapipe at it with:")
@@ -172,7 +199,9 @@ def _announce(console: Console, emulator: Emulator, deployment: Deployment, seco
         "then e.g. `aws stepfunctions list-state-machines` "
         f"(or add --endpoint-url {emulator.endpoint_url}). Ctrl-C stops the emulator.",
         highlight=False,
+        soft_wrap=True,
     )
+    console.print(f"The emulator's internal log: {log_file} (--verbose shows it here)", highlight=False, soft_wrap=True)
 
 
 def _project_naming(project_dir: Path) -> Naming:
@@ -190,13 +219,18 @@ def _project_naming(project_dir: Path) -> Naming:
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True, help="Seconds to wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON at the end.")
-def demo(assembly: Path | None, timeout: float, as_json: bool) -> None:
-    """Deploy into the emulator, run the EMR workflow (new cluster, terminated at the end), show it, summarize it."""
+@click.option("--verbose", is_flag=True, help="Show the emulator's internal log on the console too.")
+def demo(assembly: Path | None, timeout: float, as_json: bool, verbose: bool) -> None:
+    """Deploy into the emulator, run the EMR workflow (new cluster, terminated at the end), show it, summarize it.
+
+    The emulator's internal messages go to .datapipe/demo.log in the project (and to stderr with --verbose).
+    """
     from datapipe.local.server import Emulator
 
     project_dir = find_project_dir()
     console = Console(stderr=as_json)
     with (
+        internal_logs(project_dir / DEMO_LOG_FILE, verbose=verbose),
         _assembly(project_dir, assembly, console) as assembly_dir,
         Emulator(region=read_assembly(assembly_dir).region) as emulator,
     ):

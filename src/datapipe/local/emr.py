@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import ClientError, ParamValidationError
-from moto.core.responses import BaseResponse
-from moto.emr.exceptions import ValidationException
+from moto.core.responses import ActionResult, BaseResponse
+from moto.emr.exceptions import InvalidCluster, InvalidRequestException, ValidationException
 from moto.emr.models import Cluster, ElasticMapReduceBackend, Step, emr_backends
 from moto.emr.responses import ElasticMapReduceResponse
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -48,12 +48,12 @@ from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails as _EventDetails
 
 from datapipe.local import clients, events
-from datapipe.local.seams import seam
+from datapipe.local.seams import addition, seam
 
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
 
 if TYPE_CHECKING:
-    from datapipe.local.extensions import Extensions
+    from datapipe.local.options import EmulatorContext as Extensions
 
 RUN_JOB_FLOW = seam(ElasticMapReduceBackend, "run_job_flow", ("self", "kwargs"), "clusters get a real lifecycle")
 ADD_JOB_FLOW_STEPS = seam(
@@ -62,6 +62,22 @@ ADD_JOB_FLOW_STEPS = seam(
 TERMINATE_JOB_FLOWS = seam(
     ElasticMapReduceBackend, "terminate_job_flows", ("self", "job_flow_ids"), "termination takes time"
 )
+BACKEND_INIT = seam(
+    ElasticMapReduceBackend,
+    "__init__",
+    ("self", "region_name", "account_id"),
+    "an unknown cluster id is EMR's InvalidRequestException, not a KeyError (an HTML 500 page)",
+)
+SET_TERMINATION_PROTECTION = seam(
+    ElasticMapReduceBackend,
+    "set_termination_protection",
+    ("self", "job_flow_ids", "value"),
+    "an ended cluster may not be modified",
+)
+DESCRIBE_STEP = seam(
+    ElasticMapReduceBackend, "describe_step", ("self", "cluster_id", "step_id"), "an unknown step id is an error"
+)
+CANCEL_STEPS_API = addition(ElasticMapReduceResponse, "cancel_steps", "CancelSteps: moto has no such API")
 STEP_STATUS = seam(Step, "status", None, "a failed step reports FailureDetails with its log file")
 CLUSTER_STATUS = seam(Cluster, "status", None, "StateChangeReason carries its Code (USER_REQUEST, STEP_FAILURE...)")
 REQUEST_REGION = seam(
@@ -337,16 +353,49 @@ def _cluster_status(self: Cluster) -> dict[str, Any]:
     return status
 
 
+ENDED_CLUSTER_MESSAGE: Final = "A job flow that is shutting down, terminated, or finished may not be modified."
+
+
+class KnownClusters(dict[str, Cluster]):
+    """moto's `clusters` dict: every lookup of an id it lacks is EMR's answer for a cluster that does not exist."""
+
+    def __missing__(self, cluster_id: str) -> Cluster:
+        raise InvalidCluster(cluster_id)
+
+
+def _know_clusters(backend: ElasticMapReduceBackend) -> None:
+    if not isinstance(backend.clusters, KnownClusters):
+        backend.clusters = KnownClusters(backend.clusters)
+
+
 def install_backend(simulator: EmrSimulator) -> None:
+    def backend_init(self: ElasticMapReduceBackend, region_name: str, account_id: str) -> None:
+        BACKEND_INIT.call_original(self, region_name, account_id)
+        _know_clusters(self)
+
+    def set_termination_protection(self: ElasticMapReduceBackend, job_flow_ids: list[str], value: bool) -> None:
+        clusters = [self.clusters[job_flow_id] for job_flow_id in job_flow_ids]
+        if any(cluster.state not in ACTIVE_CLUSTER_STATES for cluster in clusters):
+            raise ValidationException(ENDED_CLUSTER_MESSAGE)
+        SET_TERMINATION_PROTECTION.call_original(self, job_flow_ids, value)
+
+    def describe_step(self: ElasticMapReduceBackend, cluster_id: str, step_id: str) -> Step:
+        step: Step | None = DESCRIBE_STEP.call_original(self, cluster_id, step_id)
+        if step is None:
+            raise InvalidRequestException(f"Step id '{step_id}' is not valid.")
+        return step
+
     def run_job_flow(self: ElasticMapReduceBackend, **kwargs: Any) -> Cluster:
         cluster = RUN_JOB_FLOW.call_original(self, **kwargs)
         simulator.track(cluster)
         return cluster
 
     def add_job_flow_steps(self: ElasticMapReduceBackend, job_flow_id: str, steps: list[dict[str, Any]]) -> list[Step]:
-        cluster = self.describe_cluster(job_flow_id)
+        cluster = self.clusters.get(job_flow_id)
+        if cluster is None:
+            raise ValidationException("Specified job flow ID does not exist.")  # what EMR answers AddJobFlowSteps
         if cluster.state not in ACTIVE_CLUSTER_STATES:
-            raise ValidationException("A job flow that is shutting down, terminated, or finished may not be modified.")
+            raise ValidationException(ENDED_CLUSTER_MESSAGE)
         added: list[Step] = ADD_JOB_FLOW_STEPS.call_original(self, job_flow_id, steps)
         simulator.steps_added(cluster, added)
         return added
@@ -368,6 +417,18 @@ def install_backend(simulator: EmrSimulator) -> None:
         # Not an EMR host name: the region of the request's signature, as every other service resolves it.
         return BaseResponse.get_region_from_url(self, request, full_url)
 
+    def cancel_steps(self: ElasticMapReduceResponse) -> ActionResult:
+        cluster = self.backend.clusters[self._get_param("ClusterId")]  # an unknown id: InvalidRequestException
+        step_ids = [str(step_id) for step_id in self._get_param("StepIds", [])]
+        return ActionResult({"CancelStepsInfoList": simulator.cancel_steps(cluster, step_ids)})
+
+    BACKEND_INIT.patch(backend_init)
+    CANCEL_STEPS_API.patch(cancel_steps)
+    SET_TERMINATION_PROTECTION.patch(set_termination_protection)
+    DESCRIBE_STEP.patch(describe_step)
+    for account_backends in emr_backends.values():  # backends created before the patch
+        for backend in account_backends.values():
+            _know_clusters(backend)
     REQUEST_REGION.patch(get_region_from_url)
     RUN_JOB_FLOW.patch(run_job_flow)
     ADD_JOB_FLOW_STEPS.patch(add_job_flow_steps)

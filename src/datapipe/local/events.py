@@ -33,7 +33,9 @@ SEND_TO_TARGETS = seam(
     "Lambda, SNS and Step Functions targets of rules",
 )
 
-_EXTRA_TARGET_SERVICES = ("lambda", "sns", "states")
+# Targets the emulator delivers to itself. SQS is among them: moto's SQS delivery ignores Input and InputPath and
+# leaves "account" out of the event.
+_EXTRA_TARGET_SERVICES = ("lambda", "sns", "states", "sqs")
 
 
 def emit(
@@ -112,17 +114,33 @@ def install(invoke_lambda: Callable[[str, str, str, str], None]) -> None:
             SEND_TO_TARGETS.call_original(morsel, original_event, transform_input)
         if not ours or not self.event_pattern.matches_event(original_event):
             return
+        event = as_delivered(original_event)
         for target in ours:
             arn = parse_arn(target["Arn"])
-            payload = _target_input(target, original_event, self)
+            payload = _target_input(target, event, self)
             try:
-                _deliver(
-                    arn.service, target["Arn"], payload, account=arn.account, region=arn.region, invoke=invoke_lambda
+                deliver(
+                    arn.service,
+                    target["Arn"],
+                    payload,
+                    account=arn.account,
+                    region=arn.region,
+                    invoke=invoke_lambda,
+                    message_group_id=(target.get("SqsParameters") or {}).get("MessageGroupId"),
                 )
             except Exception:
                 LOG.exception("delivering an event to %s failed", target["Arn"])
 
     SEND_TO_TARGETS.patch(send_to_targets)
+
+
+def as_delivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge hands it to a target: `time` as ISO 8601 text, no moto bookkeeping."""
+    delivered = {key: value for key, value in event.items() if key != "ingestion-time"}
+    when = delivered.get("time")
+    if isinstance(when, int | float):
+        delivered["time"] = datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return delivered
 
 
 def _target_input(target: dict[str, Any], event: dict[str, Any], rule: Any = None) -> str:
@@ -194,7 +212,7 @@ def render_template(
     return "".join(out)
 
 
-def _deliver(
+def deliver(
     service: str,
     arn: str,
     payload: str,
@@ -202,9 +220,15 @@ def _deliver(
     account: str,
     region: str,
     invoke: Callable[[str, str, str, str], None],
+    message_group_id: str | None = None,
 ) -> None:
+    """Hand `payload` to the target `arn` (a Lambda function, SNS topic, state machine or SQS queue)."""
     if service == "lambda":
         invoke(account, region, arn, payload)
+    elif service == "sqs":
+        from moto.sqs.models import sqs_backends
+
+        sqs_backends[account][region].send_message(arn.rsplit(":", 1)[1], payload, group_id=message_group_id)
     elif service == "sns":
         from moto.sns.models import sns_backends
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from moto.core.config import default_user_config
@@ -32,40 +31,8 @@ from datapipe.local.activities import ActivityBoard
 from datapipe.local.emr import EmrSimulator
 from datapipe.local.faults import Faults
 from datapipe.local.lambda_runner import LambdaRunner
-
-
-@dataclass(frozen=True)
-class EmulatorOptions:
-    """How fast simulated things happen. Durations are in seconds and multiplied by `time_scale`.
-
-    The defaults are fast: a cluster boots in 1.5 s, a step runs 1 s, a termination takes 0.5 s.
-    """
-
-    time_scale: float = 1.0
-    emr_boot_seconds: float = 1.5
-    emr_step_duration: float = 1.0
-    emr_termination_seconds: float = 0.5
-    batch_transition_seconds: float = 0.1  # each of SUBMITTED -> RUNNABLE -> STARTING
-    poll_interval: float = 0.05  # how often waiting integrations re-check (no busy loops)
-    activity_poll_seconds: float = 60.0  # GetActivityTask long poll, as in AWS
-    wait_scale: float = 1.0  # multiplies the time of every Wait state (real time by default; 0.05 in e2e tests)
-    endpoint_url: str | None = None  # the server's URL; default: AWS_ENDPOINT_URL of this process
-    cache_dir: str | None = None  # where Lambda code is extracted; default: a temporary directory
-
-    def __post_init__(self) -> None:
-        for name in (
-            "time_scale",
-            "emr_boot_seconds",
-            "emr_step_duration",
-            "emr_termination_seconds",
-            "batch_transition_seconds",
-            "activity_poll_seconds",
-            "wait_scale",
-        ):
-            if getattr(self, name) < 0:
-                raise DatapipeError(f"emulator option '{name}' must be zero or more, got {getattr(self, name)}")
-        if not 0 < self.poll_interval <= 1:
-            raise DatapipeError(f"emulator option 'poll_interval' must be in (0, 1] seconds, got {self.poll_interval}")
+from datapipe.local.options import EmulatorOptions
+from datapipe.local.schedules import ScheduleRunner
 
 
 class Extensions:
@@ -78,6 +45,7 @@ class Extensions:
         self.emr = EmrSimulator(self)
         self.activities = ActivityBoard(self)
         self.lambdas = LambdaRunner(self)
+        self.schedules: ScheduleRunner | None = None  # started by install()
 
     def configure(self, options: EmulatorOptions) -> None:
         """Apply new options to the installed extensions (lifecycles read them on every use)."""
@@ -115,6 +83,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             return _installed
         from datapipe.local import (
             activities,
+            batch_api,
             batch_runner,
             clients,
             emr,
@@ -123,6 +92,9 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             faults,
             integration_casing,
             lambda_runner,
+            redrive,
+            s3_checksums,
+            schedules,
             waits,
         )
 
@@ -138,14 +110,19 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         clients.install()
         clients.configure_endpoint(options.endpoint_url)
         executions.install(options.poll_interval)
+        redrive.install()
+        s3_checksums.install()
         emr.install(extensions.emr, extensions)
         activities.install(extensions.activities, extensions)
         lambda_runner.install(extensions.lambdas)
         batch_runner.install(extensions)
+        batch_api.install()
         integration_casing.install()
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)
         waits.install(lambda: extensions.options.wait_scale)
+        extensions.schedules = schedules.ScheduleRunner(extensions.lambdas.invoke_async)
+        extensions.schedules.start()
         _installed = extensions
         return extensions
 
@@ -156,12 +133,14 @@ def uninstall() -> None:
     with _install_lock:
         if _installed is None:
             return
-        from datapipe.local import activities, clients, events, seams
+        from datapipe.local import clients, events, redrive, seams
 
+        if _installed.schedules is not None:
+            _installed.schedules.stop()
         events.drain()
         clients.uninstall()
-        activities.uninstall()
         seams.restore_all()
+        redrive.forget()
         config: Any = default_user_config
         for section, values in _saved_config.items():
             config[section] = values

@@ -39,7 +39,7 @@ from datapipe.local import clients
 from datapipe.local.seams import seam
 
 if TYPE_CHECKING:
-    from datapipe.local.extensions import Extensions
+    from datapipe.local.options import EmulatorContext as Extensions
 
 FUNCTION_INVOKE = seam(
     LambdaFunction, "invoke", ("self", "body", "request_headers", "response_headers"), "runs the code in-process"

@@ -23,6 +23,7 @@ class Seam:
     attribute: str
     parameters: tuple[str, ...] | None  # None: not a callable (a property or a constant) -> only existence is checked
     why: str
+    absent: bool = False  # an API moto lacks: the attribute is added, and must not exist in moto
     original: Any = field(default=None, init=False)
     patched: bool = field(default=False, init=False)
     _own_attribute: bool = field(default=False, init=False)  # defined on owner itself, not inherited
@@ -42,6 +43,9 @@ class Seam:
 
     def problem(self) -> str | None:
         """Why this seam no longer fits moto, or None when it does."""
+        if self.absent:
+            exists = not self.patched and hasattr(self.owner, self.attribute)
+            return f"{self.label} now exists in moto: use it or patch it" if exists else None
         try:
             original = self.current_original()
         except AttributeError:
@@ -64,6 +68,10 @@ class Seam:
             trouble = self.problem()
             if trouble:
                 raise RuntimeError(f"cannot extend moto: {trouble}")
+            if self.absent:
+                setattr(self.owner, self.attribute, replacement)
+                self.patched = True
+                return
             self.original = inspect.getattr_static(self.owner, self.attribute)
             self._own_attribute = self.attribute in vars(self.owner)
             setattr(self.owner, self.attribute, replacement)
@@ -74,7 +82,7 @@ class Seam:
         with _LOCK:
             if not self.patched:
                 return
-            if self._own_attribute:
+            if self._own_attribute and not self.absent:
                 setattr(self.owner, self.attribute, self.original)
             else:
                 delattr(self.owner, self.attribute)
@@ -91,6 +99,13 @@ class Seam:
 def seam(owner: Any, attribute: str, parameters: tuple[str, ...] | None, why: str) -> Seam:
     """Declare a seam (at import time of the extension module that uses it)."""
     declared = Seam(owner=owner, attribute=attribute, parameters=parameters, why=why)
+    _REGISTRY.append(declared)
+    return declared
+
+
+def addition(owner: Any, attribute: str, why: str) -> Seam:
+    """Declare an API that moto lacks, added as `owner.attribute`; it fails to install once moto defines it."""
+    declared = Seam(owner=owner, attribute=attribute, parameters=None, why=why, absent=True)
     _REGISTRY.append(declared)
     return declared
 

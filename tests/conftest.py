@@ -14,18 +14,21 @@ from aws_cdk.assertions import Template
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
 
-# Tests never reach AWS: fake credentials, a fixed region, and no instance-metadata lookups.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_REGION": "eu-west-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-)
-os.environ.pop("AWS_PROFILE", None)
+# Tests never reach AWS: fake credentials, a fixed region, and no instance-metadata lookups. The one exception is
+# the conformance suite run on purpose against a real account (DATAPIPE_CONFORMANCE_TARGET=aws, docs/emulator.md),
+# which keeps the caller's own credentials and region.
+if os.environ.get("DATAPIPE_CONFORMANCE_TARGET") != "aws":
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_REGION": "eu-west-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
 _node = Path(sys.executable).with_name("node")
 if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))

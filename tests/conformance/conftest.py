@@ -6,9 +6,8 @@ environment, no datapipe import. This harness decides what that environment poin
 - by default, the embedded emulator, started once for the suite (its extensions installed, nothing deployed);
 - with DATAPIPE_CONFORMANCE_TARGET=aws, the account of the caller's usual AWS credentials and region. Every
   script then creates what it needs under a unique `dpconf-...` name and removes it afterwards. It costs money:
-  one small EMR cluster for a minute, a Fargate task, a few API calls. Run it with
-  `pytest --confcutdir=tests/conformance tests/conformance`: tests/conftest.py (every other area's) replaces the
-  credentials with fake ones when it is loaded.
+  one small EMR cluster for a minute, a Fargate task, a few API calls. tests/conftest.py then leaves the
+  caller's credentials as they are (it fakes them for every other run).
 
 A behaviour the emulator cannot reproduce is a test marked `emulator_gap(reason)`: an expected failure against
 the emulator (strict: it fails once the emulator learns it), an ordinary test against AWS.
@@ -57,8 +56,8 @@ def aws_environment() -> Iterator[dict[str, str]]:
     if ON_AWS:
         if os.environ.get("AWS_ACCESS_KEY_ID") == os.environ.get("AWS_SECRET_ACCESS_KEY") == "testing":
             pytest.exit(
-                f"{TARGET_VARIABLE}=aws with the fake credentials of tests/conftest.py: "
-                "run `pytest --confcutdir=tests/conformance tests/conformance`",
+                f"{TARGET_VARIABLE}=aws with the fake credentials 'testing': configure real ones (a profile, "
+                "AWS_ACCESS_KEY_ID) for the account to test",
                 returncode=2,
             )
         yield {}

@@ -150,18 +150,24 @@ def test_runs_started_without_a_name_or_a_scheduled_time_reach_the_worker_group(
             sfn.send_task_failure(taskToken=task["taskToken"], error="E2E.Checked", cause="only the input matters")
         assert set(tasks) == names
         for run in described:
-            run_date = run["startDate"].astimezone(datetime.UTC).strftime("%Y-%m-%d")
-            assert run_date in json.dumps(tasks[run["name"]]), tasks[run["name"]]
+            # The definition's #{format(@scheduledStartTime,'YYYY-MM-dd')} reaches the command as data: the date's
+            # parts in the task's environment.
+            started = run["startDate"].astimezone(datetime.UTC)
+            environment = tasks[run["name"]]["environment"]
+            assert (environment["SCHEDULED_START_YEAR"], environment["SCHEDULED_START_MONTH"],
+                    environment["SCHEDULED_START_DAY"]) == (f"{started:%Y}", f"{started:%m}", f"{started:%d}")
     finally:
         for run in runs:
             if sfn.describe_execution(executionArn=run)["status"] == "RUNNING":
                 sfn.stop_execution(executionArn=run)
 
 
-def test_the_emr_workflow_reusing_an_unknown_cluster_fails_with_emr_s_answer(emulator: Emulator) -> None:
-    """The README's reuse example names no real cluster: EMR's InvalidRequestException, at once (issue 12, item 2).
+def test_the_emr_workflow_reusing_an_unknown_cluster_fails_at_once_naming_it(emulator: Emulator) -> None:
+    """The README's reuse example names no real cluster (issue 12, item 2).
 
-    moto answered an HTML 500 page (a KeyError), which boto3 retried and the workflow saw as a server fault.
+    moto answered DescribeCluster and SetTerminationProtection with an HTML 500 page (a KeyError), which boto3
+    retried seven times. Now EMR's InvalidRequestException reaches the workflow's cluster check, and the run fails
+    at once, before any call that changes a cluster, with datapipe.ClusterUnavailable naming the cluster.
     """
     sfn = emulator.client("stepfunctions")
     arn = Naming().state_machine_arn("emr-workflow", account=emulator.account, region=emulator.region)
@@ -172,14 +178,10 @@ def test_the_emr_workflow_reusing_an_unknown_cluster_fails_with_emr_s_answer(emu
         assert time.monotonic() - started < 30, "the run still waits after 30 s"
         time.sleep(0.1)
     assert described["status"] == "FAILED"
+    assert described["error"] == "datapipe.ClusterUnavailable", described
+    assert "j-1A2B3C4D5E6F7" in described["cause"] and "not found" in described["cause"], described["cause"]
     events = sfn.get_execution_history(executionArn=run, maxResults=1000)["events"]
-    failures = [
-        details
-        for event in events
-        for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
-        if (details := event.get(key))
-    ]
-    assert failures, [event["type"] for event in events]
-    text = json.dumps(failures)
-    assert "Cluster id 'j-1A2B3C4D5E6F7' is not valid." in text, text
-    assert "500" not in text and "Internal Server Error" not in text
+    text = json.dumps(events, default=str)
+    assert "Internal Server Error" not in text and "<html" not in text.lower()
+    entered = {e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e}
+    assert not entered & {"Enable_Termination_Protection", "Add_Steps_Parallel", "Step_One"}, entered

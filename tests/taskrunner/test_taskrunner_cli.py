@@ -19,7 +19,7 @@ from moto import mock_aws
 from datapipe.cli import cli
 from datapipe.taskrunner.cli import ServeOptions, choose_credentials, serve
 from datapipe.taskrunner.contract import RUNNER_INTERRUPTED, S3Location
-from tests.taskrunner.conftest import ACTIVITY_ARN, LOG_BUCKET, FakeActivity, shell_task
+from tests.taskrunner.conftest import ACTIVITY_ARN, LOG_BUCKET, PRINCIPAL, FakeActivity, shell_task
 
 
 def invoke(*args: str) -> Any:
@@ -78,6 +78,7 @@ def test_a_bad_credentials_file_is_named(tmp_path: Path, content: str, message: 
 def test_an_unknown_activity_is_named_with_its_worker_group(aws: None, tmp_path: Path) -> None:
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({"access-id": "AKIDEXAMPLE", "private-key": "very-secret-value"}))
+    credentials.chmod(0o600)
     result = invoke(
         "--workerGroup=wg-404", "--region=eu-west-1", "--config", str(credentials), "--output", str(tmp_path)
     )
@@ -107,6 +108,7 @@ def serve_in_main_thread(tmp_path: Path, activity: FakeActivity, s3: Any) -> int
     options = ServeOptions(
         worker_group="wg-12345",
         runner_id="runner-a",
+        principal=PRINCIPAL,
         output_dir=tmp_path / "output",
         tasks=2,
         heartbeat_interval=5,
@@ -132,7 +134,7 @@ def signal_later(steps: list[tuple[Any, ...]]) -> threading.Thread:
 
 
 def runner_log_keys(s3: Any) -> list[str]:
-    listing = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix="taskrunner/wg-12345/runners/runner-a/")
+    listing = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix=f"taskrunner/wg-12345/{PRINCIPAL}/runners/runner-a/")
     return [item["Key"] for item in listing.get("Contents", [])]
 
 

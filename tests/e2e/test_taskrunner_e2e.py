@@ -323,3 +323,28 @@ def test_a_command_sees_neither_the_runners_keys_nor_a_secrets_value(
     assert "pa55-e2e-value" not in json.dumps(history, default=str)
     assert runner.stop(signal.SIGTERM) == 0
     assert "pa55-e2e-value" not in runner.stderr
+
+
+def zombie_children(pid: int) -> list[int]:
+    return [info.pid for info in process_table().values() if info.parent == pid and info.state == "Z"]
+
+
+def test_an_orphan_that_cleared_its_environment_still_ends_with_its_task(
+    emulator: Any, runners: Any, quick_sample: Any
+) -> None:
+    """`env -i` drops the attempt's mark and the shell exits at once: the runner, a child subreaper, still holds the
+    orphan and ends it. A failing task running beside it keeps its own exit code, and no zombie stays behind."""
+    runner = runners("runner-subreaper")
+    escaping = quick_sample("setsid env -i sleep 1014 & exit 0")
+    failing = quick_sample("sleep 0.5; exit 3", retries=False)
+    execution, escaping_arn = start(emulator, quick_arn(emulator, escaping), {})
+    _, failing_arn = start(emulator, quick_arn(emulator, failing), {})
+
+    assert finished(emulator, escaping_arn)["status"] == "SUCCEEDED", runner.stderr
+    described = finished(emulator, failing_arn)
+    assert (described["status"], described["error"]) == ("FAILED", "TaskRunner.CommandFailed")
+    assert "exit code 3" in described["cause"]
+    assert processes_running("sleep 1014") == []
+    assert "(sleep 1014)" in (runner.attempt_dir(execution, 1, escaping) / "stderr").read_text()
+    assert zombie_children(runner.process.pid) == []
+    assert runner.stop(signal.SIGTERM) == 0

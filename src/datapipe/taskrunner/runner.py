@@ -48,7 +48,7 @@ from datapipe.taskrunner.environment import (
     masked_texts,
     read_secrets,
 )
-from datapipe.taskrunner.processes import ATTEMPT_MARK, ProcessInfo, ProcessTree
+from datapipe.taskrunner.processes import ATTEMPT_MARK, ProcessTree, forget_attempt, starting_attempt
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
@@ -315,7 +315,7 @@ class TaskExecutor:
             stderr_path.write_text(f"{RUNNER_NOTE} {error}\n")
             return SECRET_UNAVAILABLE, str(error)
         env.update(secret_values)
-        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr, starting_attempt(mark):
             try:
                 process = subprocess.Popen(
                     argv,
@@ -328,9 +328,11 @@ class TaskExecutor:
                 )
             except OSError as error:  # e.g. a script whose #! names a missing interpreter
                 stderr.write(f"cannot start {argv[0]}: {error.strerror}\n".encode())
+                forget_attempt(mark)
                 return COMMAND_FAILED, f"command could not start: {error.strerror}"
+            # Known as running before the lock is let go: no reaping thread may collect its exit status.
+            tree = ProcessTree(process.pid, mark)
         del env
-        tree = ProcessTree(process.pid, mark)
         running.attach(process)
         while True:
             try:
@@ -348,11 +350,11 @@ class TaskExecutor:
         how = f"exit code {exit_code}" if exit_code > 0 else f"killed by signal {-exit_code}"
         return COMMAND_FAILED, f"command failed with {how}\n{stderr_tail(stderr_path)}"
 
-    def _note_ended(self, killed: list[ProcessInfo], stderr_path: Path) -> None:
+    def _note_ended(self, killed: list[tuple[int, str]], stderr_path: Path) -> None:
         """Say in the attempt's stderr which processes the runner ended when the command was over."""
         if not killed:
             return
-        shown = ", ".join(f"{info.pid} ({info.command[:80]})" for info in killed[:20])
+        shown = ", ".join(f"{pid} ({command[:80]})" for pid, command in killed[:20])
         more = f" and {len(killed) - 20} more" if len(killed) > 20 else ""
         note = f"{RUNNER_NOTE} ended {len(killed)} process(es) the task left running: {shown}{more}"
         with stderr_path.open("a", encoding="utf-8", errors="replace") as stderr:

@@ -335,7 +335,7 @@ def test_an_orphan_that_cleared_its_environment_still_ends_with_its_task(
     """`env -i` drops the attempt's mark and the shell exits at once: the runner, a child subreaper, still holds the
     orphan and ends it. A failing task running beside it keeps its own exit code, and no zombie stays behind."""
     runner = runners("runner-subreaper")
-    escaping = quick_sample("setsid env -i sleep 1014 & exit 0")
+    escaping = quick_sample("setsid env -i sleep 1014 & sleep 0.3; exit 0")  # ends before the first look
     failing = quick_sample("sleep 0.5; exit 3", retries=False)
     execution, escaping_arn = start(emulator, quick_arn(emulator, escaping), {})
     _, failing_arn = start(emulator, quick_arn(emulator, failing), {})

@@ -33,7 +33,16 @@ WORKER_GROUP = "wg-12345"
 class Runner:
     """One `datapipe taskrunner` process with its own output folder."""
 
-    def __init__(self, emulator: Any, env: dict[str, str], folder: Path, runner_id: str, *, via: str = "flag") -> None:
+    def __init__(
+        self,
+        emulator: Any,
+        env: dict[str, str],
+        folder: Path,
+        runner_id: str,
+        *,
+        via: str = "flag",
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.folder = folder
         self.runner_id = runner_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -49,6 +58,7 @@ class Runner:
             runner_id,
             "--output",
             str(folder / "output"),
+            *options,
         ]
         environment = dict(env)
         if via == "flag":
@@ -85,8 +95,8 @@ def runners(emulator: Any, subprocess_env: dict[str, str], tmp_path: Path) -> It
     started: list[Runner] = []
     env = {**subprocess_env, **{k: v for k, v in emulator.env().items() if k != "AWS_ENDPOINT_URL"}}
 
-    def start(runner_id: str, via: str = "flag") -> Runner:
-        runner = Runner(emulator, env, tmp_path / runner_id, runner_id, via=via)
+    def start(runner_id: str, via: str = "flag", options: tuple[str, ...] = ()) -> Runner:
+        runner = Runner(emulator, env, tmp_path / runner_id, runner_id, via=via, options=options)
         started.append(runner)
         return runner
 
@@ -348,3 +358,24 @@ def test_an_orphan_that_cleared_its_environment_still_ends_with_its_task(
     assert "(sleep 1014)" in (runner.attempt_dir(execution, 1, escaping) / "stderr").read_text()
     assert zombie_children(runner.process.pid) == []
     assert runner.stop(signal.SIGTERM) == 0
+
+
+def test_keep_attempts_and_remove_on_success_limit_the_attempt_folders(emulator: Any, runners: Any) -> None:
+    keeping = runners("runner-keeps-one", options=("--keepAttempts", "1"))
+    first, first_arn = start(emulator, sample_arn(emulator), {"directory": "first"})
+    assert finished(emulator, first_arn)["status"] == "SUCCEEDED", keeping.stderr
+    second, second_arn = start(emulator, sample_arn(emulator), {"directory": "second"})
+    assert finished(emulator, second_arn)["status"] == "SUCCEEDED", keeping.stderr
+    # The folders are cleaned up right after the report, so the test waits for that moment.
+    wait_for("the older attempt folder to go", lambda: not keeping.attempt_dir(first, 1).exists())
+    assert (keeping.attempt_dir(second, 1) / "work/second").is_dir()
+    assert keeping.stop(signal.SIGTERM) == 0
+
+    removing = runners("runner-removes", options=("--removeOnSuccess",))
+    succeeded, succeeded_arn = start(emulator, sample_arn(emulator), {"directory": "fine"})
+    failed, failed_arn = start(emulator, sample_arn(emulator), {"directory": "../bad"})
+    assert finished(emulator, succeeded_arn)["status"] == "SUCCEEDED", removing.stderr
+    assert finished(emulator, failed_arn)["status"] == "FAILED", removing.stderr
+    wait_for("the runner to finish both attempts", lambda: not removing.attempt_dir(succeeded, 1).exists())
+    assert (removing.attempt_dir(failed, 1) / "stderr").read_text().startswith("directory must be letters")
+    assert removing.stop(signal.SIGTERM) == 0

@@ -49,17 +49,10 @@ SHELL_FIELDS = frozenset(
 )
 # Fields that decide what runs or what it is given in secret: literal in the definition, never read from the input.
 FIXED_FIELDS = ("command", "scriptUri", "secrets")
-
-
-def _from_state(value: Any) -> bool:
-    """Whether a value (or any part of it) is read from the state at run time: a JsonPath or intrinsic function."""
-    if isinstance(value, str):
-        return cdk.Token.is_unresolved(value)
-    if isinstance(value, Mapping):
-        return any(_from_state(key) or _from_state(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_from_state(item) for item in value)
-    return False
+# Where a state machine may keep text its definition fixes but a template must not hold literally (a `${` that
+# CloudFormation tools would read as a substitution): a state of the definition sets this path before any task runs,
+# so an execution's input cannot (the importer's Set_Constants does). A command may be read from here, and only here.
+DEFINITION_CONSTANTS_PATH = "$.const"
 
 
 def _check_shell_fields(construct_id: str, shell: Mapping[str, Any]) -> None:
@@ -68,18 +61,27 @@ def _check_shell_fields(construct_id: str, shell: Mapping[str, Any]) -> None:
         raise ValueError(
             f"shell command task {construct_id}: unknown field '{unknown[0]}' (allowed: {sorted(SHELL_FIELDS)})"
         )
+
+
+def _check_fixed(construct_id: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse a task whose command, script or secrets an execution could choose (checked on the rendered state)."""
     for name in FIXED_FIELDS:
-        if name in shell and _from_state(shell[name]):
+        path = parameters.get(f"{name}.$")
+        secret_read = name == "secrets" and any(key.endswith(".$") for key in parameters.get(name) or {})
+        if secret_read or (path is not None and (name == "secrets" or not _is_definition_constant(path))):
             raise ValueError(
                 f"shell command task {construct_id}: field '{name}' must be fixed in the definition, not read from the "
                 "execution's input; pass input values as 'environment' values or 'scriptArgument' instead"
             )
-    environment = shell.get("environment", {})
-    if not isinstance(environment, Mapping) or any(cdk.Token.is_unresolved(key) for key in environment):
+    if "environment.$" in parameters:
         raise ValueError(
             f"shell command task {construct_id}: field 'environment' must be an object whose names are fixed in the "
             "definition (its values may come from the input)"
         )
+
+
+def _is_definition_constant(path: str) -> bool:
+    return re.fullmatch(rf"{re.escape(DEFINITION_CONSTANTS_PATH)}\.[A-Za-z0-9_]+", path) is not None
 
 
 def shell_command_task(
@@ -101,6 +103,7 @@ def shell_command_task(
     """
     if re.fullmatch(r"[A-Za-z0-9_]{1,80}", construct_id) is None:
         raise ValueError(f"shell command task id {construct_id!r} must be 1-80 letters, digits or '_'")
+    _check_shell_fields(construct_id, shell)
     task = tasks.StepFunctionsInvokeActivity(
         scope,
         construct_id,
@@ -118,6 +121,7 @@ def shell_command_task(
         task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.task_timeout_seconds)),
         result_path=f"$.{construct_id}",
     )
+    _check_fixed(construct_id, task.to_state_json()["Parameters"])
     if settings.retries:
         # The runner was lost (no heartbeat), ran out of time, or was stopped: another runner may take the task.
         task.add_retry(

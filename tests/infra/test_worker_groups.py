@@ -221,6 +221,29 @@ def test_a_shell_task_id_must_be_usable_as_a_result_path() -> None:
         shell_command_task(stack, "Create Directory", activity=activity, settings=WorkerGroupSettings(), shell={})
 
 
+@pytest.mark.parametrize(
+    ("shell", "message"),
+    [
+        ({"command": sfn.JsonPath.string_at("$.command")}, "field 'command' must be fixed in the definition"),
+        (
+            {"command": sfn.JsonPath.format("echo {}", sfn.JsonPath.string_at("$.name"))},
+            "field 'command' must be fixed in the definition",
+        ),
+        ({"scriptUri": sfn.JsonPath.string_at("$.script")}, "field 'scriptUri' must be fixed in the definition"),
+        ({"command": "true", "secrets": {"T": sfn.JsonPath.string_at("$.ref")}}, "field 'secrets' must be fixed"),
+        ({"command": "true", "environment": sfn.JsonPath.object_at("$.env")}, "field 'environment' must be an object"),
+        ({"command": "true", "workflow": "other"}, "unknown field 'workflow'"),
+        ({"command": sfn.JsonPath.string_at("$.constant")}, "field 'command' must be fixed in the definition"),
+        ({"command": sfn.JsonPath.string_at("$.const")}, "field 'command' must be fixed in the definition"),
+    ],
+)
+def test_no_caller_can_make_a_task_run_text_from_the_input(shell: dict[str, Any], message: str) -> None:
+    stack = cdk.Stack(cdk.App(), "Fixed")
+    activity = sfn.Activity(stack, "Activity")
+    with pytest.raises(ValueError, match=message):
+        shell_command_task(stack, "Task", activity=activity, settings=WorkerGroupSettings(), shell=shell)
+
+
 def test_input_values_may_reach_a_task_as_environment_values_and_arguments() -> None:
     stack = cdk.Stack(cdk.App(), "Data")
     activity = sfn.Activity(stack, "Activity")
@@ -241,3 +264,17 @@ def test_input_values_may_reach_a_task_as_environment_values_and_arguments() -> 
     assert parameters["environment"] == {"NAME.$": "$.name"}
     assert parameters["scriptArgument.$"] == "States.Array($.other)"
     assert parameters["secrets"] == {"TOKEN": "ssm:/prod/token"}
+
+
+def test_a_command_may_be_read_from_the_constants_its_definition_sets() -> None:
+    """Text with `${` is kept out of the template in `$.const` (set by the definition's first states), as the
+    importer does: that is fixed by the definition, not by the input."""
+    stack = cdk.Stack(cdk.App(), "Constants")
+    task = shell_command_task(
+        stack,
+        "Task",
+        activity=sfn.Activity(stack, "Activity"),
+        settings=WorkerGroupSettings(),
+        shell={"command": sfn.JsonPath.string_at("$.const.c0")},
+    )
+    assert task.to_state_json()["Parameters"]["command.$"] == "$.const.c0"

@@ -274,3 +274,11 @@ def test_by_default_every_attempt_folder_stays(
     for name in ("one", "two", "three"):
         run(executor, activity, shell_task("true", execution=name))
     assert attempts_on_disk(executor) == ["one", "three", "two"]
+
+
+def test_without_proc_a_task_still_runs_and_its_group_is_the_tree(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("datapipe.taskrunner.processes.PROC", tmp_path / "no-proc")
+    report = run(make_executor(), activity, shell_task("echo fine"))
+    assert report["status"] == "SUCCEEDED", report

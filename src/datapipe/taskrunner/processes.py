@@ -92,7 +92,9 @@ def read_process(pid: int) -> ProcessInfo | None:
 
 
 def process_table() -> dict[int, ProcessInfo]:
-    table = {}
+    table: dict[int, ProcessInfo] = {}
+    if not PROC.is_dir():  # not Linux: the kill of the command's process group is all there is
+        return table
     for name in os.listdir(PROC):
         if name.isdigit() and (info := read_process(int(name))) is not None:
             table[info.pid] = info

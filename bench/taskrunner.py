@@ -118,7 +118,7 @@ def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_di
     executor = TaskExecutor(
         sfn=sfn,
         s3=s3,
-        identity=RunnerIdentity(worker_group="wg-12345", runner_id=f"bench-{threads}"),
+        identity=RunnerIdentity(worker_group="wg-12345", runner_id=f"bench-{threads}", principal="bench"),
         output_dir=output_dir,
         log_destination=S3Location(BENCH_LOG_BUCKET, "taskrunner/"),
         heartbeat_interval=20,

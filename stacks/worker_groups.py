@@ -3,6 +3,10 @@
 `datapipe taskrunner --worker-group G` polls the activity `Naming.activity(G)`. A state machine hands a
 ShellCommandActivity to a group with `shell_command_task`, which fixes the task input contract (docs/taskrunner.md),
 the heartbeat and task timeouts and the retries. The seed's CreateDirectory example is deployed as a sample.
+
+Starting an execution is a weaker right than deploying one: the definition fixes what a task runs (its command,
+script and secret references); an execution's input may only fill declared parameters, passed as data (environment
+values, arguments), never as shell text.
 """
 
 from __future__ import annotations
@@ -28,7 +32,56 @@ from stacks.common import acknowledge_wildcards, logged_state_machine, nag_own_b
 from stacks.config import WorkerGroupSettings
 
 SAMPLE_WORKFLOW = "create-directory"
-SAMPLE_COMMAND = "mkdir new-directory"
+SAMPLE_DIRECTORY = "new-directory"
+# The sample's one declared parameter, `directory`, reaches the command as $DIRECTORY: data, checked before use.
+SAMPLE_COMMAND = (
+    'case "$DIRECTORY" in ""|.|..|*[!A-Za-z0-9._-]*) '
+    'echo "directory must be letters, digits, dots, dashes or underscores, got: $DIRECTORY" >&2; exit 2;; esac; '
+    'mkdir -- "$DIRECTORY"'
+)
+# IAM's policy variable for the caller's unique id: AIDA... (a user), AROA...:<session> (a role; on EC2 the session
+# is the instance id). The runner reads the same value from GetCallerIdentity and writes its logs under it.
+RUNNER_PRINCIPAL_VARIABLE = "${aws:userid}"
+NAG_RUNNER_PRINCIPAL_VARIABLE = "<aws:userid>"  # how cdk-nag prints the policy variable
+# What a task's `shell` fields may hold; the bookkeeping fields are shell_command_task's own.
+SHELL_FIELDS = frozenset(
+    {"command", "scriptUri", "scriptArgument", "stage", "input", "output", "environment", "secrets"}
+)
+# Fields that decide what runs or what it is given in secret: literal in the definition, never read from the input.
+FIXED_FIELDS = ("command", "scriptUri", "secrets")
+# Where a state machine may keep text its definition fixes but a template must not hold literally (a `${` that
+# CloudFormation tools would read as a substitution): a state of the definition sets this path before any task runs,
+# so an execution's input cannot (the importer's Set_Constants does). A command may be read from here, and only here.
+DEFINITION_CONSTANTS_PATH = "$.const"
+
+
+def _check_shell_fields(construct_id: str, shell: Mapping[str, Any]) -> None:
+    unknown = sorted(set(shell) - SHELL_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"shell command task {construct_id}: unknown field '{unknown[0]}' (allowed: {sorted(SHELL_FIELDS)})"
+        )
+
+
+def _check_fixed(construct_id: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse a task whose command, script or secrets an execution could choose (checked on the rendered state)."""
+    for name in FIXED_FIELDS:
+        path = parameters.get(f"{name}.$")
+        secret_read = name == "secrets" and any(key.endswith(".$") for key in parameters.get(name) or {})
+        if secret_read or (path is not None and (name == "secrets" or not _is_definition_constant(path))):
+            raise ValueError(
+                f"shell command task {construct_id}: field '{name}' must be fixed in the definition, not read from the "
+                "execution's input; pass input values as 'environment' values or 'scriptArgument' instead"
+            )
+    if "environment.$" in parameters:
+        raise ValueError(
+            f"shell command task {construct_id}: field 'environment' must be an object whose names are fixed in the "
+            "definition (its values may come from the input)"
+        )
+
+
+def _is_definition_constant(path: str) -> bool:
+    return re.fullmatch(rf"{re.escape(DEFINITION_CONSTANTS_PATH)}\.[A-Za-z0-9_]+", path) is not None
 
 
 def shell_command_task(
@@ -41,13 +94,16 @@ def shell_command_task(
 ) -> tasks.StepFunctionsInvokeActivity:
     """A Task state that sends one ShellCommandActivity to a worker group's activity.
 
-    `shell` holds the activity's own fields (`command` or `scriptUri`, `scriptArgument`, `stage`, `input`, `output`);
-    values may be JsonPath expressions. The bookkeeping fields the runner needs to lay out its logs are added here,
+    `shell` holds the activity's own fields (`command` or `scriptUri`, `scriptArgument`, `stage`, `input`, `output`,
+    `environment`, `secrets`). `command`, `scriptUri` and `secrets` must be literal: what a task runs is fixed by the
+    definition. The values of `environment` and `scriptArgument` (and the staged folders) may be JsonPath expressions:
+    they reach the command as data. The bookkeeping fields the runner needs to lay out its logs are added here,
     from the context object, so that every producer of tasks sends the same contract. `construct_id` is also the
     state name, the task's `activityId` and where the result goes (`$.<construct_id>`): letters, digits and `_`.
     """
     if re.fullmatch(r"[A-Za-z0-9_]{1,80}", construct_id) is None:
         raise ValueError(f"shell command task id {construct_id!r} must be 1-80 letters, digits or '_'")
+    _check_shell_fields(construct_id, shell)
     task = tasks.StepFunctionsInvokeActivity(
         scope,
         construct_id,
@@ -65,6 +121,7 @@ def shell_command_task(
         task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.task_timeout_seconds)),
         result_path=f"$.{construct_id}",
     )
+    _check_fixed(construct_id, task.to_state_json()["Parameters"])
     if settings.retries:
         # The runner was lost (no heartbeat), ran out of time, or was stopped: another runner may take the task.
         task.add_retry(
@@ -135,7 +192,11 @@ class WorkerGroups(Construct):
     ) -> iam.ManagedPolicy:
         # The log bucket's name comes from Naming rather than from a cross-stack reference, so that the policy's
         # resource (and its cdk-nag acknowledgment) reads the same in every account; tests check both agree.
-        log_objects = f"{own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{TASK_RUNNER_LOG_PREFIX}{group}/*"
+        # Each runner principal writes only under its own prefix, named by the IAM policy variable aws:userid (the
+        # UserId that GetCallerIdentity gives the runner): one runner cannot touch another's logs.
+        own_prefix = f"{TASK_RUNNER_LOG_PREFIX}{group}/{RUNNER_PRINCIPAL_VARIABLE}/"
+        attempt_logs, runner_logs = f"{own_prefix}attempts/*", f"{own_prefix}runners/*"
+        log_bucket_arn = own_bucket_arn(naming, LOG_BUCKET_PURPOSE)
         policy = iam.ManagedPolicy(
             self,
             f"RunnerPolicy-{group}",
@@ -152,15 +213,29 @@ class WorkerGroups(Construct):
                     actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
                     resources=[activity.activity_arn],
                 ),
-                iam.PolicyStatement(sid="WriteOwnLogs", actions=["s3:PutObject"], resources=[log_objects]),
+                # An attempt's logs are written once: only a PutObject that carries If-None-Match (create, never
+                # overwrite) is allowed.
+                iam.PolicyStatement(
+                    sid="WriteOwnAttemptLogsOnce",
+                    actions=["s3:PutObject"],
+                    resources=[f"{log_bucket_arn}/{attempt_logs}"],
+                    conditions={"Null": {"s3:if-none-match": "false"}},
+                ),
+                # The runner's own hourly log is backed up again while its hour lasts.
+                iam.PolicyStatement(
+                    sid="WriteOwnRunnerLogs", actions=["s3:PutObject"], resources=[f"{log_bucket_arn}/{runner_logs}"]
+                ),
             ],
         )
+        nag_prefix = f"{nag_own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{TASK_RUNNER_LOG_PREFIX}{group}/"
+        nag_prefix += f"{NAG_RUNNER_PRINCIPAL_VARIABLE}/"
         acknowledge_wildcards(
             policy,
             {
-                f"{nag_own_bucket_arn(naming, LOG_BUCKET_PURPOSE)}/{TASK_RUNNER_LOG_PREFIX}{group}/*": "Runners write "
-                "log files of their own worker group under its key prefix; log keys are created at run time, so the "
-                "prefix ends in a wildcard.",
+                f"{nag_prefix}attempts/*": "A runner writes the logs of its attempts under its own principal's "
+                "prefix (aws:userid); their keys are made at run time, and each is created once (If-None-Match).",
+                f"{nag_prefix}runners/*": "A runner backs up its own hourly log files under its own principal's "
+                "prefix (aws:userid); their names are made at run time.",
             },
         )
         return policy
@@ -173,30 +248,42 @@ class WorkerGroups(Construct):
         activity: sfn.IActivity,
         removal_policy: cdk.RemovalPolicy,
     ) -> sfn.StateMachine:
-        """The seed's CreateDirectory ShellCommandActivity; `{"command": "..."}` in the input replaces its command."""
+        """The seed's CreateDirectory ShellCommandActivity. Its command is fixed; the input may name the directory
+        (`{"directory": "reports"}`, default `new-directory`), which the command gets as $DIRECTORY and checks."""
         create_directory = shell_command_task(
             self,
             "CreateDirectory",
             activity=activity,
             settings=settings,
             shell={
-                "command": sfn.JsonPath.string_at("$.command"),
+                "command": SAMPLE_COMMAND,
+                "environment": {"DIRECTORY": sfn.JsonPath.string_at("$.directory")},
                 "scriptArgument": [],
                 "stage": False,
                 "input": [],
                 "output": [],
             },
         )
-        use_seed_command = sfn.Pass(
+        use_default = sfn.Pass(
             self,
-            "Use_Seed_Command",
-            result=sfn.Result.from_string(SAMPLE_COMMAND),
-            result_path="$.command",
+            "Use_Default_Directory",
+            result=sfn.Result.from_string(SAMPLE_DIRECTORY),
+            result_path="$.directory",
+        )
+        not_text = sfn.Fail(
+            self,
+            "Directory_Not_Text",
+            error="InvalidInput",
+            cause="field 'directory' of the input must be a string",
         )
         definition = (
-            sfn.Choice(self, "Command_Given")
-            .when(sfn.Condition.is_present("$.command"), create_directory)
-            .otherwise(use_seed_command.next(create_directory))
+            sfn.Choice(self, "Directory_Given")
+            .when(
+                sfn.Condition.and_(sfn.Condition.is_present("$.directory"), sfn.Condition.is_not_string("$.directory")),
+                not_text,
+            )
+            .when(sfn.Condition.is_present("$.directory"), create_directory)
+            .otherwise(use_default.next(create_directory))
         )
         name = naming.state_machine(SAMPLE_WORKFLOW)
         state_machine = logged_state_machine(

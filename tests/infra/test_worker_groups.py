@@ -14,7 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from datapipe.naming import Naming
 from stacks.config import SettingsError, WorkerGroupSettings, load_settings
-from stacks.worker_groups import WorkerGroups, shell_command_task
+from stacks.worker_groups import SAMPLE_COMMAND, WorkerGroups, shell_command_task
 
 PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1", "AWS::Partition": "aws"}
 
@@ -48,14 +48,14 @@ def test_each_configured_worker_group_has_an_activity_named_for_the_runner(
     )
 
 
-def test_the_runner_policy_reaches_only_its_own_activity_and_log_prefix(
+def test_the_runner_policy_reaches_only_its_own_activity_and_its_principals_log_prefix(
     worker_groups: dict[str, Any], templates: dict[str, dict[str, Any]]
 ) -> None:
     (activity_id,) = resources(worker_groups, "AWS::StepFunctions::Activity")
     (policy,) = resources(worker_groups, "AWS::IAM::ManagedPolicy").values()
     assert policy["Properties"]["ManagedPolicyName"] == "datapipe-dev-taskrunner-wg-12345"
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"PollOwnActivity", "ReportOwnTasks", "WriteOwnLogs"}
+    assert set(statements) == {"PollOwnActivity", "ReportOwnTasks", "WriteOwnAttemptLogsOnce", "WriteOwnRunnerLogs"}
     assert all(s["Effect"] == "Allow" for s in statements.values())
 
     assert sorted(statements["PollOwnActivity"]["Action"]) == ["states:DescribeActivity", "states:GetActivityTask"]
@@ -67,11 +67,18 @@ def test_the_runner_policy_reaches_only_its_own_activity_and_log_prefix(
     for sid in ("PollOwnActivity", "ReportOwnTasks"):
         assert statements[sid]["Resource"] == {"Ref": activity_id}
 
-    assert statements["WriteOwnLogs"]["Action"] == "s3:PutObject"
     storage = templates["Storage"]
     (log_bucket,) = [r for k, r in resources(storage, "AWS::S3::Bucket").items() if k.startswith("StorageLogBucket")]
-    log_bucket_name = resolve(log_bucket["Properties"]["BucketName"])
-    assert resolve(statements["WriteOwnLogs"]["Resource"]) == f"arn:aws:s3:::{log_bucket_name}/taskrunner/wg-12345/*"
+    own_prefix = f"arn:aws:s3:::{resolve(log_bucket['Properties']['BucketName'])}/taskrunner/wg-12345/${{aws:userid}}"
+    # Attempt logs: the runner principal's own prefix, and only a PutObject that cannot overwrite (If-None-Match).
+    attempts = statements["WriteOwnAttemptLogsOnce"]
+    assert attempts["Action"] == "s3:PutObject"
+    assert resolve(attempts["Resource"]) == f"{own_prefix}/attempts/*"
+    assert attempts["Condition"] == {"Null": {"s3:if-none-match": "false"}}
+    # The runner's own log backups: its own prefix too.
+    runners = statements["WriteOwnRunnerLogs"]
+    assert (runners["Action"], resolve(runners["Resource"])) == ("s3:PutObject", f"{own_prefix}/runners/*")
+    assert "Condition" not in runners
 
 
 def test_no_runner_role_unless_asked(template_of: Callable[[str], Template]) -> None:
@@ -93,11 +100,18 @@ def sample_definition(worker_groups: dict[str, Any]) -> tuple[dict[str, Any], st
     return json.loads(text), machine["Properties"]["StateMachineName"]
 
 
-def test_the_sample_pipeline_sends_the_seed_command_to_the_worker_group(worker_groups: dict[str, Any]) -> None:
+def test_the_sample_pipeline_fixes_its_command_and_takes_only_a_directory_name_as_data(
+    worker_groups: dict[str, Any],
+) -> None:
     definition, name = sample_definition(worker_groups)
     assert name == "datapipe-dev-create-directory"
     states = definition["States"]
-    assert states["Use_Seed_Command"]["Result"] == "mkdir new-directory"
+    assert states["Use_Default_Directory"]["Result"] == "new-directory"
+    assert states["Directory_Not_Text"] == {
+        "Type": "Fail",
+        "Error": "InvalidInput",
+        "Cause": "field 'directory' of the input must be a string",
+    }
     task = states["CreateDirectory"]
     assert task["Resource"] == "ACTIVITY"
     assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (60, 3600)
@@ -108,7 +122,8 @@ def test_the_sample_pipeline_sends_the_seed_command_to_the_worker_group(worker_g
         "activityId": "CreateDirectory",
         "attempt.$": "$$.State.RetryCount",
         "heartbeatSeconds": 60,
-        "command.$": "$.command",
+        "command": SAMPLE_COMMAND,
+        "environment": {"DIRECTORY.$": "$.directory"},
         "scriptArgument": [],
         "stage": False,
         "input": [],
@@ -204,3 +219,62 @@ def test_a_shell_task_id_must_be_usable_as_a_result_path() -> None:
     activity = sfn.Activity(stack, "Activity")
     with pytest.raises(ValueError, match="'Create Directory' must be 1-80 letters, digits or '_'"):
         shell_command_task(stack, "Create Directory", activity=activity, settings=WorkerGroupSettings(), shell={})
+
+
+@pytest.mark.parametrize(
+    ("shell", "message"),
+    [
+        ({"command": sfn.JsonPath.string_at("$.command")}, "field 'command' must be fixed in the definition"),
+        (
+            {"command": sfn.JsonPath.format("echo {}", sfn.JsonPath.string_at("$.name"))},
+            "field 'command' must be fixed in the definition",
+        ),
+        ({"scriptUri": sfn.JsonPath.string_at("$.script")}, "field 'scriptUri' must be fixed in the definition"),
+        ({"command": "true", "secrets": {"T": sfn.JsonPath.string_at("$.ref")}}, "field 'secrets' must be fixed"),
+        ({"command": "true", "environment": sfn.JsonPath.object_at("$.env")}, "field 'environment' must be an object"),
+        ({"command": "true", "workflow": "other"}, "unknown field 'workflow'"),
+        ({"command": sfn.JsonPath.string_at("$.constant")}, "field 'command' must be fixed in the definition"),
+        ({"command": sfn.JsonPath.string_at("$.const")}, "field 'command' must be fixed in the definition"),
+    ],
+)
+def test_no_caller_can_make_a_task_run_text_from_the_input(shell: dict[str, Any], message: str) -> None:
+    stack = cdk.Stack(cdk.App(), "Fixed")
+    activity = sfn.Activity(stack, "Activity")
+    with pytest.raises(ValueError, match=message):
+        shell_command_task(stack, "Task", activity=activity, settings=WorkerGroupSettings(), shell=shell)
+
+
+def test_input_values_may_reach_a_task_as_environment_values_and_arguments() -> None:
+    stack = cdk.Stack(cdk.App(), "Data")
+    activity = sfn.Activity(stack, "Activity")
+    task = shell_command_task(
+        stack,
+        "Task",
+        activity=activity,
+        settings=WorkerGroupSettings(),
+        shell={
+            "command": 'mkdir -- "$NAME" "$1"',
+            "environment": {"NAME": sfn.JsonPath.string_at("$.name")},
+            "scriptArgument": sfn.JsonPath.array(sfn.JsonPath.string_at("$.other")),
+            "secrets": {"TOKEN": "ssm:/prod/token"},
+        },
+    )
+    parameters = task.to_state_json()["Parameters"]
+    assert parameters["command"] == 'mkdir -- "$NAME" "$1"'
+    assert parameters["environment"] == {"NAME.$": "$.name"}
+    assert parameters["scriptArgument.$"] == "States.Array($.other)"
+    assert parameters["secrets"] == {"TOKEN": "ssm:/prod/token"}
+
+
+def test_a_command_may_be_read_from_the_constants_its_definition_sets() -> None:
+    """Text with `${` is kept out of the template in `$.const` (set by the definition's first states), as the
+    importer does: that is fixed by the definition, not by the input."""
+    stack = cdk.Stack(cdk.App(), "Constants")
+    task = shell_command_task(
+        stack,
+        "Task",
+        activity=sfn.Activity(stack, "Activity"),
+        settings=WorkerGroupSettings(),
+        shell={"command": sfn.JsonPath.string_at("$.const.c0")},
+    )
+    assert task.to_state_json()["Parameters"]["command.$"] == "$.const.c0"

@@ -25,6 +25,8 @@ from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
 LOG_BUCKET = "datapipe-test-logs"
 DATA_BUCKET = "datapipe-test-data"
 ACTIVITY_ARN = "arn:aws:states:eu-west-1:123456789012:activity:datapipe-dev-activity-wg-12345"
+# The runner's principal id (GetCallerIdentity's UserId) as AWS gives it for a role on an EC2 instance.
+PRINCIPAL = "AROAEXAMPLEROLEID:i-0123456789abcdef0"
 
 
 class FakeActivity:
@@ -133,15 +135,18 @@ def logger() -> logging.Logger:
 def make_executor(
     activity: FakeActivity, s3: Any, tmp_path: Path, logger: logging.Logger
 ) -> Callable[..., TaskExecutor]:
-    def make(heartbeat_interval: float = 5, log_destination: S3Location | None = None) -> TaskExecutor:
+    def make(heartbeat_interval: float = 5, log_destination: S3Location | None = None, **options: Any) -> TaskExecutor:
         return TaskExecutor(
             sfn=activity,
             s3=s3,
-            identity=RunnerIdentity(worker_group="wg-12345", runner_id="runner-a", hostname="test-host"),
+            identity=RunnerIdentity(
+                worker_group="wg-12345", runner_id="runner-a", principal=PRINCIPAL, hostname="test-host"
+            ),
             output_dir=tmp_path / "output",
             log_destination=log_destination or S3Location(LOG_BUCKET, "taskrunner/"),
             heartbeat_interval=heartbeat_interval,
             logger=logger,
+            **options,
         )
 
     return make

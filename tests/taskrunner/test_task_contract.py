@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -76,3 +77,60 @@ def test_input_that_is_not_a_json_object_is_rejected() -> None:
         ShellTask.from_input("mkdir x")
     with pytest.raises(InvalidTask, match="must be a JSON object"):
         ShellTask.from_input("[1]")
+
+
+def test_environment_and_secrets_fields_parse_name_by_name() -> None:
+    task = parse(
+        shell_task(
+            environment={"DIRECTORY": "new-directory", "COUNT": 3},
+            secrets={
+                "DB_PASSWORD": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf",
+                "TOKEN": "ssm:/t",
+            },
+        )
+    )
+    assert task.environment == (("DIRECTORY", "new-directory"), ("COUNT", "3"))
+    assert task.secrets == (
+        ("DB_PASSWORD", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"),
+        ("TOKEN", "ssm:/t"),
+    )
+    assert parse(shell_task()).environment == () and parse(shell_task()).secrets == ()
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (shell_task(environment=["A=1"]), "field 'environment' must be an object of NAME: value"),
+        (shell_task(environment={"1ABC": "x"}), "field 'environment': '1ABC' is not a shell variable name"),
+        (shell_task(environment={"A B": "x"}), "field 'environment': 'A B' is not a shell variable name"),
+        (shell_task(environment={"A": {"b": 1}}), "field 'environment.A' must be a string or a number"),
+        (shell_task(environment={"A": True}), "field 'environment.A' must be a string or a number"),
+        (shell_task(environment={"A": "x\0y"}), "field 'environment.A' holds a NUL character"),
+        (
+            shell_task(environment={"AWS_ACCESS_KEY_ID": "x"}),
+            "field 'environment.AWS_ACCESS_KEY_ID': AWS_ACCESS_KEY_ID is",
+        ),
+        (
+            shell_task(environment={"DATAPIPE_ATTEMPT": "9"}),
+            "field 'environment.DATAPIPE_ATTEMPT': DATAPIPE_ATTEMPT is",
+        ),
+        (shell_task(environment={"OUTPUT1_STAGING_DIR": "/"}), "field 'environment.OUTPUT1_STAGING_DIR': OUTPUT1_STAG"),
+        (shell_task(environment={"BASH_ENV": "/tmp/x"}), "field 'environment.BASH_ENV': BASH_ENV is reserved"),
+        (shell_task(environment={"LD_PRELOAD": "/tmp/x.so"}), "field 'environment.LD_PRELOAD': LD_PRELOAD is reserved"),
+        (shell_task(secrets={"AWS_SECRET_ACCESS_KEY": "s"}), "field 'secrets.AWS_SECRET_ACCESS_KEY': AWS_SECRET_ACC"),
+        (shell_task(secrets={"TOKEN": ""}), "field 'secrets.TOKEN' must be a Secrets Manager secret ARN or name"),
+        (shell_task(secrets={"TOKEN": "ssm:"}), "field 'secrets.TOKEN' must be a Secrets Manager secret ARN or name"),
+        (shell_task(secrets={"TOKEN": 5}), "field 'secrets.TOKEN' must be a Secrets Manager secret ARN or name"),
+        (shell_task(environment={"T": "1"}, secrets={"T": "s"}), "field 'secrets.T': T is also in field 'environment'"),
+    ],
+)
+def test_a_bad_environment_or_secret_is_named(payload: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidTask, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        parse(payload)
+
+
+def test_many_variables_parse_in_linear_time() -> None:
+    payload = shell_task(environment={f"V{i}": str(i) for i in range(50_000)})
+    started = time.monotonic()
+    assert len(parse(payload).environment) == 50_000
+    assert time.monotonic() - started < 2

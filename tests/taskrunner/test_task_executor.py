@@ -13,9 +13,20 @@ import pytest
 
 from datapipe.taskrunner.contract import COMMAND_FAILED, INVALID_TASK, RUNNER_INTERRUPTED, STAGING_FAILED, S3Location
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor
-from tests.taskrunner.conftest import ACTIVITY_ARN, DATA_BUCKET, LOG_BUCKET, FakeActivity, s3_text, shell_task
+from tests.taskrunner.conftest import (
+    ACTIVITY_ARN,
+    DATA_BUCKET,
+    LOG_BUCKET,
+    PRINCIPAL,
+    FakeActivity,
+    s3_text,
+    shell_task,
+)
 
-LOG_PREFIX = f"s3://{LOG_BUCKET}/taskrunner/wg-12345/datapipe-dev-create-directory/CreateDirectory/run-1"
+# <log URI><group>/<principal>/attempts/<workflow>/<activity>/<execution>/Attempt=N: the runner's own prefix.
+LOG_PREFIX = (
+    f"s3://{LOG_BUCKET}/taskrunner/wg-12345/{PRINCIPAL}/attempts/datapipe-dev-create-directory/CreateDirectory/run-1"
+)
 
 
 def run(executor: TaskExecutor, activity: FakeActivity, payload: dict[str, Any] | str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from moto import mock_aws
 from datapipe.cli import cli
 from datapipe.taskrunner.cli import ServeOptions, choose_credentials, serve
 from datapipe.taskrunner.contract import RUNNER_INTERRUPTED, S3Location
-from tests.taskrunner.conftest import ACTIVITY_ARN, LOG_BUCKET, FakeActivity, shell_task
+from tests.taskrunner.conftest import ACTIVITY_ARN, LOG_BUCKET, PRINCIPAL, FakeActivity, shell_task
 
 
 def invoke(*args: str) -> Any:
@@ -51,6 +51,19 @@ def aws() -> Iterator[None]:
         (("--workerGroup=wg-12345", "--accessId", "AKIDEXAMPLE"), "Error: --accessId and --secretKey go together"),
         (("--workerGroup=wg-12345", "--logUri", "/var/log/x"), "Error: --log-uri must be s3://bucket/prefix"),
         (("--workerGroup=wg-12345", "--config", "/nonexistent/credentials.json"), "Error: --config: cannot read"),
+        (("--workerGroup=wg-12345", "--keepAttempts", "-1"), "Error: --keep-attempts must be a whole number from 0"),
+        (("--workerGroup=wg-12345", "--keepAttempts", "two"), "Error: --keep-attempts must be a whole number from 0"),
+        (("--workerGroup=wg-12345", "--taskRoleArn", "my-role"), "Error: --task-role-arn must be an IAM role ARN"),
+        (
+            (
+                "--workerGroup=wg-12345",
+                "--taskRoleArn",
+                "arn:aws:iam::123456789012:role/r",
+                "--task-role-duration",
+                "60",
+            ),
+            "Error: --task-role-duration must be a whole number of seconds from 900 to 43200",
+        ),
     ],
 )
 def test_bad_options_get_one_line_naming_the_option(args: tuple[str, ...], message: str) -> None:
@@ -78,6 +91,7 @@ def test_a_bad_credentials_file_is_named(tmp_path: Path, content: str, message: 
 def test_an_unknown_activity_is_named_with_its_worker_group(aws: None, tmp_path: Path) -> None:
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({"access-id": "AKIDEXAMPLE", "private-key": "very-secret-value"}))
+    credentials.chmod(0o600)
     result = invoke(
         "--workerGroup=wg-404", "--region=eu-west-1", "--config", str(credentials), "--output", str(tmp_path)
     )
@@ -107,6 +121,7 @@ def serve_in_main_thread(tmp_path: Path, activity: FakeActivity, s3: Any) -> int
     options = ServeOptions(
         worker_group="wg-12345",
         runner_id="runner-a",
+        principal=PRINCIPAL,
         output_dir=tmp_path / "output",
         tasks=2,
         heartbeat_interval=5,
@@ -132,7 +147,7 @@ def signal_later(steps: list[tuple[Any, ...]]) -> threading.Thread:
 
 
 def runner_log_keys(s3: Any) -> list[str]:
-    listing = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix="taskrunner/wg-12345/runners/runner-a/")
+    listing = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix=f"taskrunner/wg-12345/{PRINCIPAL}/runners/runner-a/")
     return [item["Key"] for item in listing.get("Contents", [])]
 
 
@@ -191,3 +206,31 @@ def test_command_line_keys_take_precedence_over_the_credentials_file(tmp_path: P
     assert (overridden.access_key_id, overridden.secret_access_key) == ("FROMFLAGS", "flag-secret")
     assert (overridden.region, overridden.log_uri) == ("eu-west-1", "s3://b/p")  # the file's other settings stay
     assert choose_credentials(None, None, None).access_key_id is None  # the default chain
+
+
+def test_a_secret_key_on_the_command_line_works_but_warns(aws: None, tmp_path: Path) -> None:
+    result = invoke(
+        "--workerGroup=wg-404",
+        "--region=eu-west-1",
+        "--accessId",
+        "AKIDEXAMPLE",
+        "--secretKey",
+        "very-secret-value",
+        "--output",
+        str(tmp_path),
+    )
+    assert result.exit_code == 2  # it went as far as looking the activity up, with those keys
+    first, second = result.stderr.strip().splitlines()
+    assert first.startswith("Warning: --secretKey on the command line can be read by every process of this machine")
+    assert second.startswith("Error: activity arn:aws:states:eu-west-1:123456789012:activity:datapipe-dev-activity")
+    assert "very-secret-value" not in result.output
+
+
+def test_a_credentials_file_others_can_read_is_warned_about(aws: None, tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"access-id": "AKIDEXAMPLE", "private-key": "very-secret-value"}))
+    credentials.chmod(0o644)
+    result = invoke(
+        "--workerGroup=wg-404", "--region=eu-west-1", "--config", str(credentials), "--output", str(tmp_path)
+    )
+    assert result.stderr.splitlines()[0] == f"Warning: --config: {credentials} can be read by other users; chmod 600 it"

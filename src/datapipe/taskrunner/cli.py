@@ -1,7 +1,8 @@
 """`datapipe taskrunner`: poll a worker group's activity and run its ShellCommandActivity tasks on this machine.
 
 The options are Data Pipeline Task Runner's (`--workerGroup`, `--logUri`, `--config`, `--accessId`, ...), each also
-spelled the click way (`--worker-group`, `--log-uri`, ...).
+spelled the click way (`--worker-group`, `--log-uri`, ...). The runner's own keys come from `--config`, its
+environment or the host's profile or role; `--secretKey` still works but shows in the process list, so it warns.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,13 +32,22 @@ from datapipe.errors import DatapipeError
 from datapipe.jsontext import parse_json
 from datapipe.naming import TASK_RUNNER_LOG_PREFIX, Naming
 from datapipe.taskrunner.contract import InvalidTask, S3Location, safe_path_part
+from datapipe.taskrunner.environment import TaskRole
 from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
 from datapipe.taskrunner.poller import TaskRunner
-from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
+from datapipe.taskrunner.processes import become_subreaper, forbid_inspection
+from datapipe.taskrunner.runner import Retention, RunnerIdentity, TaskExecutor
 
 DEFAULT_REGION = "us-east-1"  # Task Runner's default when no region is given anywhere
 LONG_POLL_READ_TIMEOUT = 70  # GetActivityTask holds the request for up to 60 s
 LOGGER_NAME = "datapipe.taskrunner"
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# GetCallerIdentity's UserId (IAM's aws:userid): AIDA... for a user, AROA...:<session> for a role, or an account id.
+PRINCIPAL_ID = re.compile(r"^[\w+=,.@:-]{1,200}$")
+SECRET_KEY_WARNING = (
+    "Warning: --secretKey on the command line can be read by every process of this machine (its process list); "
+    "put the keys in a --config file or in the runner's environment instead"
+)
 
 
 @dataclass(frozen=True)
@@ -82,9 +94,41 @@ def choose_credentials(config_file: Path | None, access_id: str | None, secret_k
     credentials = read_credentials_file(config_file) if config_file is not None else Credentials()
     if (access_id is None) != (secret_key is None):
         raise DatapipeError("--accessId and --secretKey go together: give both or neither")
+    if secret_key is not None:
+        click.echo(SECRET_KEY_WARNING, err=True)
+    if config_file is not None and credentials.secret_access_key is not None and _readable_by_others(config_file):
+        click.echo(f"Warning: --config: {config_file} can be read by other users; chmod 600 it", err=True)
     if access_id is not None:
         credentials = dataclasses.replace(credentials, access_key_id=access_id, secret_access_key=secret_key)
     return credentials
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False
+
+
+def parse_task_role(arn: str | None, duration: str) -> TaskRole | None:
+    seconds = parse_positive(duration, option="--task-role-duration", maximum=43200)
+    if seconds < 900 or seconds != int(seconds):
+        raise DatapipeError(f"--task-role-duration must be a whole number of seconds from 900 to 43200, got {duration}")
+    if arn is None:
+        return None
+    if ROLE_ARN.match(arn) is None:
+        raise DatapipeError(
+            f"--task-role-arn must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {arn!r}"
+        )
+    return TaskRole(arn=arn, duration_seconds=int(seconds))
+
+
+def parse_retention(keep_attempts: str | None, remove_on_success: bool) -> Retention:
+    if keep_attempts is None:
+        return Retention(remove_on_success=remove_on_success)
+    if not keep_attempts.isdigit() or int(keep_attempts) > 1_000_000:
+        raise DatapipeError(f"--keep-attempts must be a whole number from 0 to 1000000, got {keep_attempts!r}")
+    return Retention(keep_attempts=int(keep_attempts), remove_on_success=remove_on_success)
 
 
 def parse_log_uri(uri: str) -> S3Location:
@@ -110,6 +154,8 @@ class Clients:
     sfn: Any
     s3: Any
     sts: Any
+    secrets_manager: Any
+    ssm: Any
     region: str
     partition: str
 
@@ -129,15 +175,19 @@ def make_clients(*, credentials: Credentials, region: str | None, endpoint: str 
         sfn=session.client("stepfunctions", region_name=region_name, endpoint_url=endpoint_url, config=sfn_config),
         s3=session.client("s3", region_name=region_name, endpoint_url=endpoint_url, config=s3_config),
         sts=session.client("sts", region_name=region_name, endpoint_url=endpoint_url),
+        secrets_manager=session.client("secretsmanager", region_name=region_name, endpoint_url=endpoint_url),
+        ssm=session.client("ssm", region_name=region_name, endpoint_url=endpoint_url),
         region=region_name,
         partition=session.get_partition_for_region(region_name),
     )
 
 
-def account_of(clients: Clients) -> str:
+def caller_of(clients: Clients) -> tuple[str, str]:
+    """The account and the unique principal id (`aws:userid`) of the runner's credentials."""
     endpoint = clients.sts.meta.endpoint_url
     try:
-        return str(clients.sts.get_caller_identity()["Account"])
+        identity = clients.sts.get_caller_identity()
+        account, principal = str(identity["Account"]), str(identity["UserId"])
     except NoCredentialsError:
         raise DatapipeError(
             "no AWS credentials: pass --config credentials.json or --accessId/--secretKey, or configure the AWS CLI"
@@ -147,6 +197,9 @@ def account_of(clients: Clients) -> str:
         raise DatapipeError(f"credentials rejected by {endpoint}: {code}") from None
     except BotoCoreError as error:
         raise DatapipeError(f"cannot reach {endpoint}: {error}") from None
+    if PRINCIPAL_ID.match(principal) is None:
+        raise DatapipeError(f"the runner's principal id {principal!r} cannot name a log prefix")
+    return account, principal
 
 
 def check_activity(clients: Clients, activity_arn: str, worker_group: str) -> None:
@@ -168,13 +221,26 @@ def check_activity(clients: Clients, activity_arn: str, worker_group: str) -> No
 class ServeOptions:
     worker_group: str
     runner_id: str
+    principal: str
     output_dir: Path
     tasks: int
     heartbeat_interval: float
     log_upload_interval: float
+    retention: Retention = field(default_factory=Retention)
+    task_role: TaskRole | None = None
 
 
-def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_destination: S3Location | None) -> int:
+def serve(
+    options: ServeOptions,
+    *,
+    sfn: Any,
+    s3: Any,
+    activity_arn: str,
+    log_destination: S3Location | None,
+    secrets_manager: Any = None,
+    ssm: Any = None,
+    sts: Any = None,
+) -> int:
     """Run until stopped (SIGTERM/SIGINT, or the returned runner's `request_stop`); the process's exit code."""
     logs_dir = options.output_dir / "logs"
     logger = logging.getLogger(LOGGER_NAME)
@@ -188,7 +254,9 @@ def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_de
         handler.setFormatter(formatter)
         logger.addHandler(handler)
 
-    identity = RunnerIdentity(worker_group=options.worker_group, runner_id=options.runner_id)
+    identity = RunnerIdentity(
+        worker_group=options.worker_group, runner_id=options.runner_id, principal=options.principal
+    )
     executor = TaskExecutor(
         sfn=sfn,
         s3=s3,
@@ -197,10 +265,15 @@ def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_de
         log_destination=log_destination,
         heartbeat_interval=options.heartbeat_interval,
         logger=logger,
+        secrets_manager=secrets_manager,
+        ssm=ssm,
+        sts=sts,
+        task_role=options.task_role,
+        retention=options.retention,
     )
     runner = TaskRunner(sfn=sfn, activity_arn=activity_arn, executor=executor, tasks=options.tasks, logger=logger)
     runner_logs = (
-        log_destination.child(f"{options.worker_group}/runners/{safe_path_part(options.runner_id)}/")
+        log_destination.child(f"{identity.log_prefix}runners/{safe_path_part(options.runner_id)}/")
         if log_destination
         else None
     )
@@ -255,7 +328,12 @@ def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_de
     "--config", "config_file", type=click.Path(path_type=Path), help="credentials.json with access-id/private-key."
 )
 @click.option("--access-id", "--accessId", "access_id", help="AWS access key id (takes precedence over --config).")
-@click.option("--secret-key", "--secretKey", "secret_key", help="AWS secret access key.")
+@click.option(
+    "--secret-key",
+    "--secretKey",
+    "secret_key",
+    help="AWS secret access key (visible in the process list: prefer --config or the environment).",
+)
 @click.option("--endpoint", "--endpoint-url", "endpoint", help="Service endpoint URL [AWS_ENDPOINT_URL].")
 @click.option("--taskrunner-id", "--taskrunnerId", "runner_id", help="This runner's id in reports [host-pid].")
 @click.option(
@@ -277,6 +355,28 @@ def serve(options: ServeOptions, *, sfn: Any, s3: Any, activity_arn: str, log_de
     help="Seconds between heartbeats (shorter when a task's heartbeat timeout asks for it).",
 )
 @click.option("--log-upload-interval", default="3600", show_default=True, help="Seconds between log backups.")
+@click.option(
+    "--task-role-arn",
+    "--taskRoleArn",
+    "task_role_arn",
+    help="A role the runner assumes for each task: commands get its short-lived keys (else the host's own).",
+)
+@click.option(
+    "--task-role-duration", default="3600", show_default=True, help="Seconds the task role's keys stay valid."
+)
+@click.option(
+    "--keep-attempts",
+    "--keepAttempts",
+    "keep_attempts",
+    help="Keep the folders of the last N attempts only [all are kept].",
+)
+@click.option(
+    "--remove-on-success",
+    "--removeOnSuccess",
+    "remove_on_success",
+    is_flag=True,
+    help="Remove an attempt's folder once it has succeeded and its logs are uploaded.",
+)
 def taskrunner(
     worker_group: str | None,
     region: str | None,
@@ -293,6 +393,10 @@ def taskrunner(
     activity_arn: str | None,
     heartbeat_interval: str,
     log_upload_interval: str,
+    task_role_arn: str | None,
+    task_role_duration: str,
+    keep_attempts: str | None,
+    remove_on_success: bool,
 ) -> None:
     """Run ShellCommandActivity tasks of a worker group on this machine, as Data Pipeline's Task Runner did."""
     if not worker_group:
@@ -308,6 +412,8 @@ def taskrunner(
     if len(runner_id) > 80:
         raise DatapipeError(f"--taskrunner-id must be at most 80 characters, got {len(runner_id)}")
 
+    task_role = parse_task_role(task_role_arn, task_role_duration)
+    retention = parse_retention(keep_attempts, remove_on_success)
     credentials = choose_credentials(config_file, access_id, secret_key)
     log_uri = log_uri or credentials.log_uri
     log_destination = parse_log_uri(log_uri) if log_uri else None
@@ -318,7 +424,7 @@ def taskrunner(
 
     clients = make_clients(credentials=credentials, region=region, endpoint=endpoint, tasks=thread_count)
     naming = Naming(prefix=prefix, stage=stage)
-    account = account_of(clients)
+    account, principal = caller_of(clients)
     if activity_arn is None:
         activity_arn = naming.activity_arn(
             worker_group, account=account, region=clients.region, partition=clients.partition
@@ -330,11 +436,25 @@ def taskrunner(
     options = ServeOptions(
         worker_group=worker_group,
         runner_id=runner_id,
+        principal=principal,
         output_dir=output_dir,
         tasks=thread_count,
         heartbeat_interval=heartbeat,
         log_upload_interval=upload_every,
+        retention=retention,
+        task_role=task_role,
     )
-    code = serve(options, sfn=clients.sfn, s3=clients.s3, activity_arn=activity_arn, log_destination=log_destination)
+    become_subreaper()  # a task's orphans stay this process's descendants, so that they can be ended with the task
+    forbid_inspection()  # a task running as the same user cannot read this process's memory or environment
+    code = serve(
+        options,
+        sfn=clients.sfn,
+        s3=clients.s3,
+        activity_arn=activity_arn,
+        log_destination=log_destination,
+        secrets_manager=clients.secrets_manager,
+        ssm=clients.ssm,
+        sts=clients.sts,
+    )
     if code:
         raise DatapipeError("stopped by a second signal: running commands were killed and reported failed", exit_code=1)

@@ -20,10 +20,19 @@ COMMAND_FAILED = "TaskRunner.CommandFailed"
 RUNNER_INTERRUPTED = "TaskRunner.Interrupted"
 INVALID_TASK = "TaskRunner.InvalidTask"
 STAGING_FAILED = "TaskRunner.StagingFailed"
+SECRET_UNAVAILABLE = "TaskRunner.SecretUnavailable"
 INTERNAL_ERROR = "TaskRunner.InternalError"
 
 _S3_URI = re.compile(rf"^s3://(?P<bucket>{BUCKET_NAME_PATTERN})(?:/(?P<key>.*))?$")
 _UNSAFE_PATH_CHARACTERS = re.compile(r"[^A-Za-z0-9._=-]")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Variables a task may not set: the runner's own and the staging folders (the runner sets them), credentials (the
+# runner decides which a task gets), and those that make bash or the dynamic loader run code of their choosing.
+_RESERVED_VARIABLE = re.compile(
+    r"^(DATAPIPE_.*|AWS_.*|(INPUT|OUTPUT)[0-9]+_STAGING_DIR|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|IFS"
+    r"|PATH|LD_.*|BASH_FUNC_.*)$"
+)
+SSM_SECRET_PREFIX = "ssm:"
 
 
 class InvalidTask(ValueError):
@@ -76,6 +85,8 @@ class ShellTask:
     inputs: tuple[S3Location, ...]
     outputs: tuple[S3Location, ...]
     heartbeat_seconds: int | None
+    environment: tuple[tuple[str, str], ...] = ()  # (NAME, value): plain data, e.g. declared parameters' values
+    secrets: tuple[tuple[str, str], ...] = ()  # (NAME, reference): read by the runner just before the command starts
 
     @classmethod
     def from_input(cls, text: str) -> ShellTask:
@@ -99,6 +110,11 @@ class ShellTask:
         attempt = data.get("attempt", 0)
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
             raise InvalidTask(f"field 'attempt' must be a whole number from 0, got {attempt!r}")
+        environment = _variables(data, "environment", reference=False)
+        secrets = _variables(data, "secrets", reference=True)
+        both = sorted({name for name, _ in environment} & {name for name, _ in secrets})
+        if both:
+            raise InvalidTask(f"field 'secrets.{both[0]}': {both[0]} is also in field 'environment'")
         heartbeat = data.get("heartbeatSeconds")
         if heartbeat is not None and (not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 1):
             raise InvalidTask(f"field 'heartbeatSeconds' must be a whole number from 1, got {heartbeat!r}")
@@ -116,6 +132,8 @@ class ShellTask:
                 S3Location.parse(u, field=f"output[{i}]") for i, u in enumerate(_string_list(data, "output"))
             ),
             heartbeat_seconds=heartbeat,
+            environment=environment,
+            secrets=secrets,
         )
 
     @property
@@ -142,3 +160,30 @@ def _string_list(data: dict[str, Any], field: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str | int | float) for item in value):
         raise InvalidTask(f"field '{field}' must be a list of strings, got {value!r}")
     return tuple(str(item) for item in value)
+
+
+def _variables(data: dict[str, Any], field: str, *, reference: bool) -> tuple[tuple[str, str], ...]:
+    """`environment` (NAME -> plain value) or `secrets` (NAME -> secret reference), checked name by name."""
+    value = data.get(field, {})
+    if not isinstance(value, dict):
+        raise InvalidTask(f"field '{field}' must be an object of NAME: value, got {type(value).__name__}")
+    checked = []
+    for name, item in value.items():
+        if not isinstance(name, str) or _VARIABLE_NAME.match(name) is None:
+            raise InvalidTask(f"field '{field}': {name!r} is not a shell variable name (letters, digits, '_')")
+        if _RESERVED_VARIABLE.match(name):
+            raise InvalidTask(f"field '{field}.{name}': {name} is reserved for the runner and may not be set by a task")
+        if reference:
+            if not isinstance(item, str) or not item.strip() or item.strip() == SSM_SECRET_PREFIX:
+                raise InvalidTask(
+                    f"field '{field}.{name}' must be a Secrets Manager secret ARN or name, or ssm:<parameter name>"
+                )
+            text = item.strip()
+        else:
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                raise InvalidTask(f"field '{field}.{name}' must be a string or a number, got {type(item).__name__}")
+            text = str(item)
+        if "\0" in text:
+            raise InvalidTask(f"field '{field}.{name}' holds a NUL character, which no environment variable can")
+        checked.append((name, text))
+    return tuple(checked)

@@ -1,4 +1,5 @@
-"""Running one task attempt: stage, run the command in its own process group, heartbeat, upload logs, report.
+"""Running one task attempt: stage, run the command in its own session, heartbeat, end its processes, upload logs,
+report, and clean up attempt folders as configured.
 
 The rule that matters most: a task is reported successful only when its command exited 0 and its outputs were
 staged back; every other ending is reported as a failure with an error name from `contract`, or (when Step
@@ -18,6 +19,8 @@ import stat
 import subprocess
 import threading
 import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +33,22 @@ from datapipe.taskrunner.contract import (
     INTERNAL_ERROR,
     INVALID_TASK,
     RUNNER_INTERRUPTED,
+    SECRET_UNAVAILABLE,
     STAGING_FAILED,
     InvalidTask,
     S3Location,
     ShellTask,
     safe_path_part,
 )
+from datapipe.taskrunner.environment import (
+    SecretUnavailable,
+    TaskRole,
+    base_environment,
+    mask_file,
+    masked_texts,
+    read_secrets,
+)
+from datapipe.taskrunner.processes import ATTEMPT_MARK, ProcessTree, forget_attempt, starting_attempt
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
@@ -45,6 +58,9 @@ GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken
 SINGLE_PUT_BYTES = 8 * 1024 * 1024
 # What an S3 transfer can raise: boto3's transfer manager wraps ClientError in its own exceptions on upload.
 TRANSFER_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError, S3TransferFailedError, OSError)
+# How often the runner looks for the processes of a running command, so that it knows them once they are orphaned.
+TRACK_INTERVAL_SECONDS = 0.5
+RUNNER_NOTE = "[datapipe taskrunner]"
 
 
 class StagingError(Exception):
@@ -140,7 +156,22 @@ def stderr_tail(path: Path) -> str:
 class RunnerIdentity:
     worker_group: str
     runner_id: str
+    # The unique id of the AWS principal the runner acts as (GetCallerIdentity's UserId, IAM's `aws:userid`): its
+    # logs go under `<log URI><group>/<principal>/`, the only prefix the runner policy lets it write to.
+    principal: str
     hostname: str = field(default_factory=socket.gethostname)
+
+    @property
+    def log_prefix(self) -> str:
+        return f"{safe_path_part(self.worker_group)}/{self.principal}/"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Which attempt folders stay on disk: all (default), or the last `keep_attempts`, and/or none that succeeded."""
+
+    keep_attempts: int | None = None
+    remove_on_success: bool = False
 
 
 class TaskExecutor:
@@ -156,17 +187,35 @@ class TaskExecutor:
         log_destination: S3Location | None,
         heartbeat_interval: float,
         logger: logging.Logger,
+        secrets_manager: Any = None,
+        ssm: Any = None,
+        sts: Any = None,
+        task_role: TaskRole | None = None,
+        retention: Retention = Retention(),
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
         self._sfn = sfn
         self._s3 = s3
+        self._secrets_manager = secrets_manager
+        self._ssm = ssm
+        self._sts = sts
+        self._task_role = task_role
         self.identity = identity
         self.output_dir = output_dir
         self._log_destination = log_destination
         self._heartbeat_interval = heartbeat_interval
         self._logger = logger
+        self._retention = retention
+        self._environ = environ
+        self._active: set[Path] = set()  # attempt folders in use, never removed by retention
+        self._active_lock = threading.Lock()
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.output_dir / "tasks" / safe_path_part(self.identity.worker_group)
 
     def attempt_dir(self, task: ShellTask) -> Path:
-        return self.output_dir / "tasks" / safe_path_part(self.identity.worker_group) / task.attempt_path
+        return self.tasks_dir / task.attempt_path
 
     # -----------------------------------------------------------------------------------------------------------
     def execute(self, running: RunningTask, task_input: str) -> str:
@@ -176,11 +225,20 @@ class TaskExecutor:
         except InvalidTask as error:
             self._logger.error("rejected a task: %s", error)
             return self._fail(running, INVALID_TASK, str(error))
+        attempt_dir = self.attempt_dir(task)
+        with self._active_lock:
+            self._active.add(attempt_dir)
+        outcome = "unreported"
         try:
-            return self._execute(running, task)
+            outcome = self._execute(running, task)
         except Exception as error:  # a bug or an unexpected OS error: never leave Step Functions waiting silently
             self._logger.exception("task %s failed inside the runner", task.attempt_path)
-            return self._fail(running, INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+            outcome = self._fail(running, INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+        finally:
+            with self._active_lock:
+                self._active.discard(attempt_dir)
+        self._clean_up(attempt_dir, succeeded=outcome == "succeeded")
+        return outcome
 
     def _execute(self, running: RunningTask, task: ShellTask) -> str:
         attempt_dir = self.attempt_dir(task)
@@ -229,12 +287,15 @@ class TaskExecutor:
         self, running: RunningTask, task: ShellTask, attempt_dir: Path, stdout_path: Path, stderr_path: Path
     ) -> tuple[str, str] | None:
         """Stage in and run the command; None when it exited 0, else (error name, message with the stderr tail)."""
-        env = dict(os.environ)
+        mark = uuid.uuid4().hex
+        env = base_environment(self._environ)  # never the runner's own keys
+        env.update(task.environment)
         env.update(
             {
                 "DATAPIPE_WORKER_GROUP": self.identity.worker_group,
                 "DATAPIPE_TASKRUNNER_ID": self.identity.runner_id,
                 "DATAPIPE_ATTEMPT": str(task.attempt),
+                ATTEMPT_MARK: mark,
             }
         )
         try:
@@ -242,7 +303,19 @@ class TaskExecutor:
         except StagingError as error:
             stderr_path.write_text(f"staging failed: {error}\n")
             return STAGING_FAILED, str(error)
-        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        if self._task_role is not None:
+            try:
+                env.update(self._task_role.credentials(sts=self._sts, session_name=self.identity.runner_id))
+            except (ClientError, BotoCoreError) as error:
+                stderr_path.write_text(f"{RUNNER_NOTE} cannot assume the task role {self._task_role.arn}\n")
+                return STAGING_FAILED, f"cannot assume the task role {self._task_role.arn}: {error}"
+        try:  # read last, so that the values live no longer than needed
+            secret_values = read_secrets(task.secrets, secrets_manager=self._secrets_manager, ssm=self._ssm)
+        except SecretUnavailable as error:
+            stderr_path.write_text(f"{RUNNER_NOTE} {error}\n")
+            return SECRET_UNAVAILABLE, str(error)
+        env.update(secret_values)
+        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr, starting_attempt(mark):
             try:
                 process = subprocess.Popen(
                     argv,
@@ -251,17 +324,42 @@ class TaskExecutor:
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
-                    start_new_session=True,  # its own process group, so that a kill reaches its children too
+                    start_new_session=True,  # its own session and process group, so that a kill reaches its children
                 )
             except OSError as error:  # e.g. a script whose #! names a missing interpreter
                 stderr.write(f"cannot start {argv[0]}: {error.strerror}\n".encode())
+                forget_attempt(mark)
                 return COMMAND_FAILED, f"command could not start: {error.strerror}"
+            # Known as running before the lock is let go: no reaping thread may collect its exit status.
+            tree = ProcessTree(process.pid, mark)
+        del env
         running.attach(process)
-        exit_code = process.wait()
+        while True:
+            try:
+                exit_code = process.wait(timeout=TRACK_INTERVAL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                tree.track()
+        self._note_ended(tree.end(), stderr_path)
+        texts = masked_texts(secret_values.values())
+        del secret_values
+        for path in (stdout_path, stderr_path):
+            mask_file(path, texts)
         if exit_code == 0:
             return None
         how = f"exit code {exit_code}" if exit_code > 0 else f"killed by signal {-exit_code}"
         return COMMAND_FAILED, f"command failed with {how}\n{stderr_tail(stderr_path)}"
+
+    def _note_ended(self, killed: list[tuple[int, str]], stderr_path: Path) -> None:
+        """Say in the attempt's stderr which processes the runner ended when the command was over."""
+        if not killed:
+            return
+        shown = ", ".join(f"{pid} ({command[:80]})" for pid, command in killed[:20])
+        more = f" and {len(killed) - 20} more" if len(killed) > 20 else ""
+        note = f"{RUNNER_NOTE} ended {len(killed)} process(es) the task left running: {shown}{more}"
+        with stderr_path.open("a", encoding="utf-8", errors="replace") as stderr:
+            stderr.write(note + "\n")
+        self._logger.info("%s", note.removeprefix(RUNNER_NOTE + " "))
 
     # -----------------------------------------------------------------------------------------------------------
     def _prepare(self, task: ShellTask, attempt_dir: Path, env: dict[str, str]) -> list[str]:
@@ -305,9 +403,11 @@ class TaskExecutor:
             raise StagingError(f"cannot list {location.uri}: {error}") from None
         for key in keys:
             relative = key[len(prefix) :]
-            if not relative or relative.endswith("/") or ".." in Path(relative).parts:
-                continue
-            self._download(S3Location(location.bucket, key), folder / relative)
+            if not relative or relative.endswith("/"):
+                continue  # a folder marker
+            self._download(
+                S3Location(location.bucket, key), contained(folder, relative, key=f"s3://{location.bucket}/{key}")
+            )
 
     def _put_file(self, path: Path, target: S3Location) -> None:
         """One PutObject for a small file (most logs); the transfer manager, with multipart, for a large one."""
@@ -321,7 +421,7 @@ class TaskExecutor:
         written = []
         for number, location in enumerate(task.outputs, start=1):
             folder = attempt_dir / f"output{number}"
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            for path in output_files(folder, attempt_dir):
                 target = location.child(path.relative_to(folder).as_posix())
                 try:
                     self._put_file(path, target)
@@ -338,15 +438,33 @@ class TaskExecutor:
             locations[name] = str(path)
             if self._log_destination is None:
                 continue
-            target = self._log_destination.child(
-                f"{safe_path_part(self.identity.worker_group)}/{task.attempt_path}/{name}"
-            )
+            target = self._log_destination.child(f"{self.identity.log_prefix}attempts/{task.attempt_path}/{name}")
             try:
-                self._put_file(path, target)
+                # One PutObject (up to 5 GB) that refuses to overwrite: an attempt's logs are written once.
+                with path.open("rb") as body:
+                    self._s3.put_object(Bucket=target.bucket, Key=target.key, Body=body, IfNoneMatch="*")
                 locations[name] = target.uri
             except TRANSFER_ERRORS as error:
                 self._logger.warning("task %s: cannot upload %s to %s: %s", task.attempt_path, name, target.uri, error)
         return locations
+
+    def _clean_up(self, attempt_dir: Path, *, succeeded: bool) -> None:
+        """Remove attempt folders as `--removeOnSuccess` and `--keepAttempts` say; never one still in use."""
+        retention = self._retention
+        doomed: list[Path] = []
+        if retention.remove_on_success and succeeded:
+            doomed.append(attempt_dir)
+        if retention.keep_attempts is not None:
+            with self._active_lock:
+                active = set(self._active)
+            finished = [p for p in self.tasks_dir.glob("*/*/*/Attempt=*") if p.is_dir() and p not in active]
+            finished.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            doomed += finished[retention.keep_attempts :]
+        for folder in dict.fromkeys(doomed):
+            shutil.rmtree(folder, ignore_errors=True)
+            for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent):
+                with contextlib.suppress(OSError):  # only empty ones go
+                    parent.rmdir()
 
     # -----------------------------------------------------------------------------------------------------------
     def _succeed(self, running: RunningTask, output: dict[str, Any]) -> str:
@@ -367,3 +485,35 @@ class TaskExecutor:
         first_line = cause.splitlines()[0] if cause else ""
         self._logger.info("task failed: %s: %s", error_name, first_line)
         return error_name
+
+
+def contained(folder: Path, relative: str, *, key: str) -> Path:
+    """`folder/relative`, or StagingError naming the key when that path would not be inside `folder`."""
+    parts = Path(relative).parts
+    if relative.startswith("/") or "\0" in relative or ".." in parts or not parts:
+        raise StagingError(f"{key} would be written outside the attempt folder; rename the object")
+    target = folder / relative
+    if not target.resolve().is_relative_to(folder.resolve()):
+        raise StagingError(f"{key} would be written outside the attempt folder; rename the object")
+    return target
+
+
+def output_files(folder: Path, attempt_dir: Path) -> list[Path]:
+    """The files to stage out of `folder`; a link that leads out of the attempt folder (or to a folder) fails."""
+    root = attempt_dir.resolve()
+    files = []
+    for directory, folders, names in os.walk(folder, followlinks=False):
+        for name in sorted(folders + names):
+            path = Path(directory) / name
+            if not path.is_symlink():
+                if name in names and path.is_file():
+                    files.append(path)
+                continue
+            shown = path.relative_to(attempt_dir).as_posix()
+            resolved = path.resolve()
+            if not resolved.is_relative_to(root):
+                raise StagingError(f"{shown} is a link to {resolved}, outside the attempt folder: not staged out")
+            if not resolved.is_file():
+                raise StagingError(f"{shown} is a link to a folder or to nothing: stage out files only")
+            files.append(path)
+    return sorted(files)

@@ -1,0 +1,226 @@
+"""Every process a task started, found and ended when the task ends.
+
+A command may leave processes behind in another session (`setsid sleep 1000 &`) or process group, which a kill of
+its own group does not reach. The runner makes itself a child subreaper (Linux), so such orphans stay its
+descendants instead of moving to init, and marks each attempt's environment with `DATAPIPE_ATTEMPT_ID`. A task's
+processes are then: the command's descendants, the processes seen as its descendants earlier in the attempt, any
+process whose environment carries the attempt's mark and, when the attempt ends, every orphan the subreaper holds
+that belongs to no attempt still running (one that also cleared its environment). Reading /proc costs one pass over
+the process table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ATTEMPT_MARK = "DATAPIPE_ATTEMPT_ID"
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE = 4
+PROC = Path("/proc")
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return int(libc.prctl(option, value, 0, 0, 0)) == 0
+
+
+_subreaper = False
+# The marks of the attempts whose commands run. A command is started while this lock is held, and strays are told
+# apart under it too: a child that has not yet exec'd still shows the runner's environment, without its mark.
+_running_lock = threading.RLock()
+_running_marks: set[str] = set()
+_running_roots: set[int] = set()  # commands whose Popen has not collected their exit status yet: never reaped here
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants of this process are reparented to it rather than to init (Linux 3.4+)."""
+    global _subreaper
+    _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    return _subreaper
+
+
+def forbid_inspection() -> bool:
+    """Processes of the same user without CAP_SYS_PTRACE can no longer read this one's memory or environment."""
+    return _prctl(_PR_SET_DUMPABLE, 0)
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    parent: int
+    start_ticks: int  # with the pid, tells a process from a later one that reused its pid
+    state: str
+    name: str
+
+    @property
+    def command(self) -> str:
+        """The command line (read when asked: most scans need only the table), else the process name."""
+        try:
+            line = (PROC / str(self.pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            line = ""
+        return line.strip() or self.name
+
+
+def read_process(pid: int) -> ProcessInfo | None:
+    try:
+        with open(f"{PROC}/{pid}/stat", encoding="utf-8", errors="replace") as handle:  # plain open: a hot loop
+            stat = handle.read()
+    except OSError:
+        return None
+    name_end = stat.rfind(")")
+    fields = stat[name_end + 2 :].split()
+    return ProcessInfo(
+        pid=pid,
+        parent=int(fields[1]),
+        start_ticks=int(fields[19]),
+        state=fields[0],
+        name=stat[stat.find("(") + 1 : name_end],
+    )
+
+
+def process_table() -> dict[int, ProcessInfo]:
+    table: dict[int, ProcessInfo] = {}
+    if not PROC.is_dir():  # not Linux: the kill of the command's process group is all there is
+        return table
+    for name in os.listdir(PROC):
+        if name.isdigit() and (info := read_process(int(name))) is not None:
+            table[info.pid] = info
+    return table
+
+
+@contextlib.contextmanager
+def starting_attempt(mark: str) -> Iterator[None]:
+    """Start an attempt's command inside this block: its mark counts as running from before the process exists."""
+    with _running_lock:
+        _running_marks.add(mark)
+        try:
+            yield
+        except BaseException:
+            _running_marks.discard(mark)
+            raise
+
+
+def forget_attempt(mark: str, root: int | None = None) -> None:
+    with _running_lock:
+        _running_marks.discard(mark)
+        _running_roots.discard(root or 0)
+
+
+def mark_of(pid: int) -> str | None:
+    """The attempt mark in a process's environment (as it was started), if any."""
+    try:
+        environment = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    prefix = f"{ATTEMPT_MARK}=".encode()
+    for entry in environment.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
+    return None
+
+
+class ProcessTree:
+    """The processes of one attempt: `track` while it runs, `end` when it is over.
+
+    `root` is the command the runner started; its own Popen collects its exit status, so it is never reaped here.
+    """
+
+    def __init__(self, root: int, mark: str) -> None:
+        self.root = root
+        self.mark = mark
+        self._known: dict[int, int] = {}  # pid -> start ticks of every process seen in the tree
+        self._root_start = 0
+        if (info := read_process(root)) is not None:
+            self._known[root] = self._root_start = info.start_ticks
+        with _running_lock:
+            _running_roots.add(root)
+
+    def _alive_known(self, table: dict[int, ProcessInfo]) -> set[int]:
+        return {pid for pid, ticks in self._known.items() if pid in table and table[pid].start_ticks == ticks}
+
+    def _strays(self, table: dict[int, ProcessInfo]) -> set[int]:
+        """Orphans reparented to the runner (its subreaper) that belong to no other attempt still running."""
+        if not _subreaper:  # else the runner's children may be anything its host process started
+            return set()
+        runner = os.getpid()
+        strays = set()
+        with _running_lock:
+            others = _running_marks - {self.mark}
+            for pid, info in table.items():
+                if info.parent == runner and info.state != "Z" and mark_of(pid) not in others:
+                    strays.add(pid)
+        return strays
+
+    def members(self, *, strays: bool = False) -> list[ProcessInfo]:
+        """Live (non-zombie) processes of the attempt; remembers them, so that they are found again once orphaned.
+        With `strays`, also the orphans of the runner that no running attempt claims."""
+        table = process_table()
+        children: dict[int, list[int]] = {}
+        for info in table.values():
+            children.setdefault(info.parent, []).append(info.pid)
+        found: set[int] = set()
+        pending = list(self._alive_known(table) | (self._strays(table) if strays else set()))
+        while pending:
+            pid = pending.pop()
+            if pid not in found:
+                found.add(pid)
+                pending.extend(children.get(pid, []))
+        runner = os.getpid()
+        # Only a process started after the command can carry its mark: the environment of older ones is not read.
+        found |= {
+            pid
+            for pid, info in table.items()
+            if pid not in found and info.start_ticks >= self._root_start and mark_of(pid) == self.mark
+        }
+        found.discard(runner)
+        for pid in found:
+            self._known[pid] = table[pid].start_ticks
+        return sorted((table[pid] for pid in found if table[pid].state != "Z"), key=lambda info: info.pid)
+
+    def track(self) -> None:
+        self.members()
+
+    def end(self, *, rounds: int = 20) -> list[tuple[int, str]]:
+        """SIGKILL every process of the attempt until none is left (a fork can race a kill); returns the pid and
+        command line of each process killed."""
+        killed: dict[int, str] = {}
+        for _ in range(rounds):
+            members = self.members(strays=True)
+            if not members:
+                break
+            for info in members:
+                command = killed.get(info.pid) or info.command  # read while the process still has one
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(info.pid, signal.SIGKILL)
+                    killed[info.pid] = command
+            time.sleep(0.01)  # SIGKILL is delivered asynchronously
+        forget_attempt(self.mark, self.root)
+        if _subreaper or set(self._known) - {self.root}:
+            self.reap()
+        return list(killed.items())
+
+    def reap(self) -> None:
+        """Collect the exit status of orphans reparented to the runner (its subreaper): this attempt's, and as a
+        subreaper any that ended by themselves, so that none stays a zombie. Never a command a Popen waits for."""
+        table = process_table()
+        runner = os.getpid()
+        with _running_lock:
+            candidates = {pid for pid, info in table.items() if info.parent == runner} if _subreaper else set()
+            candidates |= self._alive_known(table) - {self.root}
+            for pid in candidates - _running_roots - {self.root}:
+                if table[pid].parent == runner and table[pid].state == "Z":
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)

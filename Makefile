@@ -16,7 +16,7 @@ setup: $(PY_STAMP) $(NODE_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cdk,local,dev]'
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)

@@ -13,6 +13,7 @@ import click
 
 from datapipe import __version__
 from datapipe.errors import DatapipeError
+from datapipe.extras import missing_extra
 
 # name -> "module:attribute" of a click command or group. One line per command.
 COMMANDS: dict[str, str] = {
@@ -27,6 +28,13 @@ COMMANDS: dict[str, str] = {
     "demo": "datapipe.local.cli:demo",
     "schedule": "datapipe.schedules:schedule",
     "import": "datapipe.importer.cli:import_command",
+    "ls": "datapipe.operate.cli:list_workflows",
+    "runs": "datapipe.operate.cli:list_runs",
+    "status": "datapipe.operate.cli:status",
+    "follow": "datapipe.operate.cli:follow",
+    "stop": "datapipe.operate.cli:stop",
+    "rerun": "datapipe.operate.cli:rerun",
+    "logs": "datapipe.operate.cli:logs",
 }
 
 
@@ -52,6 +60,12 @@ class LazyGroup(click.Group):
         except DatapipeError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except ModuleNotFoundError as error:  # a command of an extra that this install left out
+            problem = missing_extra(error, ctx.invoked_subcommand or "")
+            if problem is None:
+                raise
+            click.echo(f"Error: {problem}", err=True)
+            ctx.exit(problem.exit_code)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

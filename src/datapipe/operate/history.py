@@ -133,11 +133,11 @@ class History:
                 records.append(record)
                 continue
             record_or_none = current.get(owner)
-            if record_or_none is None:
-                continue
+            if record_or_none is None or "State" in kind or kind.startswith("Execution"):
+                continue  # a Parallel's or Map's own events chain back through a branch's task: not the task's
             if kind == "TaskSubmitted":
                 record_or_none.submitted = _json_object(details.get("output"))
-            elif kind.endswith("Succeeded") and not kind.endswith("StateSucceeded"):
+            elif kind.endswith("Succeeded"):
                 record_or_none.output = _json_object(details.get("output"))
                 record_or_none.ended = _timestamp(event.get("timestamp"))
             elif kind.endswith(("Failed", "TimedOut", "StartFailed", "ScheduleFailed", "SubmitFailed")):

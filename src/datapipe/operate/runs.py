@@ -195,7 +195,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     match = re.fullmatch(r"(\d{1,6})([smhdw])", text.strip())
     if match:
-        return now - timedelta(**{SINCE_UNITS[match[2]]: int(match[1])})
+        try:
+            return now - timedelta(**{SINCE_UNITS[match[2]]: int(match[1])})
+        except OverflowError:
+            raise DatapipeError(f"--since {text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

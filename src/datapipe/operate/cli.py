@@ -283,8 +283,8 @@ def stop(
         _echo_json(view.to_json())
         return
     _console().print(
-        f"Stopped {_escape(view.name)} ({view.status}). A cluster it created is terminated by the reaper within "
-        "a minute; `datapipe status` shows the run."
+        f"Stopped {_escape(view.name)} ({view.status}). The reaper terminates a cluster it created; "
+        "`datapipe status` shows the run."
     )
 
 
@@ -385,18 +385,36 @@ def _sources_of(session: Session, record: TaskRecord, account: str, region: str)
 
 
 def _show_log(session: Session, source: LogSource, header: str, *, as_json: bool, final: bool) -> dict[str, Any] | None:
-    """Print one log (or collect it for --json); None when it is not there yet and a later poll may find it."""
+    """Print one log as it streams (or collect it for --json); None when it is not there yet and a later poll may
+    find it."""
     pieces: list[str] = []
+    title = f"==> {header}: {source.label} ({source.location}) <=="
+    started = False
+    ends_line = True
+
+    def write(text: str) -> None:
+        nonlocal started, ends_line
+        if as_json:
+            pieces.append(text)
+            return
+        if not started:
+            click.echo(title)
+            started = True
+        if text:
+            click.echo(text, nl=False)
+            ends_line = text.endswith("\n")
 
     def read() -> bool:
-        return read_log(source, s3=session.client("s3"), logs=session.client("logs"), write=pieces.append)
+        return read_log(source, s3=session.client("s3"), logs=session.client("logs"), write=write)
 
     found = bool(session.call(f"reading {source.location}", read))
     if not found and not final:
         return None
-    if not as_json:
-        click.echo(f"==> {header}: {source.label} ({source.location}) <==")
-        click.echo("".join(pieces) if found else "(not in the log bucket or log group yet)\n", nl=False)
+    if not as_json and not started:
+        click.echo(title)
+        click.echo("" if found else "(not in the log bucket or log group yet)")
+    elif not as_json and not ends_line:
+        click.echo()  # the next title starts on its own line
     return {**source.to_json(), "state": header, "found": found, "text": "".join(pieces) if as_json else None}
 
 

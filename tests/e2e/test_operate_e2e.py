@@ -80,6 +80,15 @@ def name_of(execution_arn: str) -> str:
     return execution_arn.rpartition(":")[2]
 
 
+def wait_for_state(sfn: Any, execution_arn: str, state: str) -> None:
+    """Until the run has entered `state` (a run stopped before it entered any state names none)."""
+    wait_for(
+        f"{execution_arn} to enter {state}",
+        lambda: any(e.name == state for e in describe_result(sfn, execution_arn).events),
+        interval=0.05,
+    )
+
+
 @pytest.fixture()
 def faults(emulator: Any) -> Iterator[Any]:
     emulator.faults.clear()
@@ -140,11 +149,13 @@ def test_ls_of_a_stage_that_is_not_deployed_says_so_in_one_line(emulator: Any) -
 
 def test_runs_lists_newest_first_with_the_state_that_failed_and_its_error(emulator: Any, failed_emr_run: str) -> None:
     # No runner polls wg-12345 in this test: both runs wait on the activity until stopped.
+    sfn = emulator.client("stepfunctions")
     older = start(emulator, "create-directory", {"command": "true"})
     time.sleep(0.05)
     newer = start(emulator, "create-directory", {"command": "true"})
     for arn in (older, newer):
-        emulator.client("stepfunctions").stop_execution(executionArn=arn)
+        wait_for_state(sfn, arn, "CreateDirectory")
+        sfn.stop_execution(executionArn=arn)
 
     result = datapipe(emulator, "runs", "create-directory", "--json")
     assert result.exit_code == 0, result.output
@@ -223,6 +234,17 @@ def test_status_finds_a_run_by_name_by_workflow_and_name_and_by_arn(emulator: An
     assert text.exit_code == 0 and "Step_One" in text.output and "FAILED" in text.output
 
 
+def test_status_of_a_running_run_names_the_state_it_is_in(emulator: Any) -> None:
+    sfn = emulator.client("stepfunctions")
+    waiting = start(emulator, "create-directory", {"command": "true"})  # no runner: it waits on the activity
+    wait_for_state(sfn, waiting, "CreateDirectory")
+    try:
+        view = document(datapipe(emulator, "status", waiting, "--json"))
+        assert (view["status"], view["currentStates"], view["failedState"]) == ("RUNNING", ["CreateDirectory"], None)
+    finally:
+        sfn.stop_execution(executionArn=waiting)
+
+
 def test_a_name_that_two_workflows_share_must_say_which(emulator: Any) -> None:
     name = execution_name()
     waiting = start(emulator, "create-directory", {"command": "true"}, name=name)
@@ -265,11 +287,7 @@ def clusters_of(emulator: Any, execution_arn: str) -> dict[str, str]:
 def test_stop_ends_the_run_and_the_reaper_terminates_the_cluster_it_created(emulator: Any) -> None:
     sfn = emulator.client("stepfunctions")
     execution = start(emulator, "emr-workflow", CREATE_AND_TERMINATE)
-    wait_for(
-        "the run to reach Step_One",
-        lambda: any(e.name == "Step_One" for e in describe_result(sfn, execution).events),
-        interval=0.05,
-    )
+    wait_for_state(sfn, execution, "Step_One")
     assert clusters_of(emulator, execution)  # it created one
 
     result = datapipe(emulator, "stop", name_of(execution), "--cause", "wrong input", "--json")
@@ -394,6 +412,23 @@ def test_logs_of_a_failed_emr_step_are_its_gzipped_stderr_then_controller(emulat
         "WARN Step failed with exitCode 1"
     )
     assert f"s3://{bucket}/{folder}/controller.gz" in output
+
+
+def test_logs_of_a_failed_batch_job_are_its_log_stream(emulator: Any) -> None:
+    batch = emulator.client("batch")
+    definitions = batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+    definition = next(d["jobDefinitionArn"] for d in definitions if d["jobDefinitionName"].startswith(NAMING.name("")))
+    command = ["sh", "-c", "echo 'loading words'; echo 'ValueError: input bundle tables is empty' >&2; exit 4"]
+    execution = start(emulator, "transform", {"jobName": "fails", "jobDefinition": definition, "command": command})
+    assert finished(emulator, execution)["status"] == "FAILED"
+
+    result = datapipe(emulator, "logs", name_of(execution), "--json")
+    assert result.exit_code == 0, result.output
+    report = document(result)
+    assert report["state"] == "Submit_Transform_Job"
+    (entry,) = report["logs"]
+    assert entry["location"].startswith("cloudwatch:/aws/batch/job/")
+    assert entry["text"] == "loading words\nValueError: input bundle tables is empty\n"
 
 
 def test_logs_of_a_lambda_state_come_from_its_log_group(emulator: Any, failed_emr_run: str) -> None:

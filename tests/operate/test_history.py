@@ -63,10 +63,42 @@ def parallel_history() -> list[dict[str, Any]]:
     ]
 
 
-def test_the_failed_state_is_the_branch_state_of_the_last_task_failure_with_its_own_error() -> None:
+def test_the_failed_state_is_the_branch_state_with_the_error_of_its_last_attempt() -> None:
     failure = History(parallel_history()).failure()
     assert failure is not None
     assert (failure.state, failure.error, failure.cause) == ("Step_One", "States.TaskFailed", "step failed")
+
+
+def test_a_sibling_branch_cancelled_after_the_failure_is_not_the_failed_state() -> None:
+    events = parallel_history()[:14]
+    events += [
+        event(15, 11, "TaskStateEntered", name="Step_Two"),
+        event(16, 15, "TaskScheduled", resourceType="elasticmapreduce", resource="addStep", parameters="{}"),
+        event(17, 16, "TaskFailed", resourceType="elasticmapreduce", resource="addStep", error="States.Runtime",
+              cause="branch cancelled"),
+        event(18, 14, "ParallelStateFailed"),
+        event(19, 0, "ExecutionFailed", error="States.TaskFailed", cause="step failed"),
+    ]
+    failure = History(events).failure()
+    assert failure is not None and (failure.state, failure.cause) == ("Step_One", "step failed")
+
+
+def test_a_failure_that_a_retry_recovered_is_passed_over() -> None:
+    events = [
+        event(1, 0, "ExecutionStarted"),
+        event(2, 0, "TaskStateEntered", name="Create_A_Cluster"),
+        event(3, 2, "TaskScheduled", resourceType="elasticmapreduce", resource="createCluster.sync", parameters="{}"),
+        event(4, 3, "TaskFailed", resourceType="elasticmapreduce", error="ThrottlingException", cause="slow down"),
+        event(5, 4, "TaskScheduled", resourceType="elasticmapreduce", resource="createCluster.sync", parameters="{}"),
+        event(6, 5, "TaskSucceeded", resourceType="elasticmapreduce", output="{}"),
+        event(7, 6, "TaskStateExited", name="Create_A_Cluster"),
+        event(8, 7, "TaskStateEntered", name="Step_Three"),
+        event(9, 8, "TaskScheduled", resourceType="elasticmapreduce", resource="addStep.sync", parameters="{}"),
+        event(10, 9, "TaskFailed", resourceType="elasticmapreduce", error="States.TaskFailed", cause="step 3"),
+        event(11, 0, "ExecutionFailed", error="States.TaskFailed", cause="step 3"),
+    ]
+    failure = History(events).failure()
+    assert failure is not None and (failure.state, failure.cause) == ("Step_Three", "step 3")
 
 
 def test_each_attempt_of_a_task_state_is_one_record_with_what_it_submitted() -> None:
@@ -81,6 +113,13 @@ def test_each_attempt_of_a_task_state_is_one_record_with_what_it_submitted() -> 
     assert reader.kind == "lambda" and not reader.failed and reader.scheduled == T0 + timedelta(seconds=18)
     assert history.states_with_tasks() == ["Step_One", "Describe_Failure"]
     assert history.tasks("Wait_10_Seconds") == []
+
+
+def test_the_states_a_running_run_is_in_are_the_ones_entered_and_not_left() -> None:
+    assert History(parallel_history()[:8]).open_states() == ["Add_Steps_Parallel", "Step_One", "Wait_10_Seconds"]
+    assert History(parallel_history()[:11]).open_states() == ["Add_Steps_Parallel", "Step_One"]
+    # A task state that failed and a Fail state are never left: only a running run's open states are where it is.
+    assert History(parallel_history()).open_states() == ["Step_One", "Workflow_Failed"]
 
 
 def test_a_run_that_a_fail_state_ended_names_that_state() -> None:

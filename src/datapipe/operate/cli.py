@@ -231,6 +231,8 @@ def status(run: str, as_json: bool, prefix: str, stage: str, endpoint_url: str |
         ("duration", _duration(view.seconds())),
         ("arn", view.arn),
     ]
+    if view.current_states:
+        rows.append(("in", ", ".join(view.current_states)))
     if view.redrive_count:
         rows.append(("redriven", f"{view.redrive_count} time(s)"))
     if view.failure is not None:

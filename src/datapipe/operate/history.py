@@ -89,14 +89,31 @@ class History:
         return list(dict.fromkeys(record.state for record in self.tasks()))
 
     def failure(self) -> StateFailure | None:
-        """The last state that failed with an error of its own; else the Fail state or the state a stop cut short."""
-        for event in reversed(self.events):
+        """The first state that failed with an error of its own and was not retried into success; else the Fail
+        state that ended the run, or the state a stop or time-out cut short.
+
+        The first, not the last: when a Parallel branch fails, Step Functions cancels the other branches, and a
+        failure reported for one of them afterwards is a consequence; so is a failed cleanup after a Catch.
+        """
+        last_success: dict[int, int] = {}  # StateEntered id -> id of the last task success in that state
+        failures: list[Mapping[str, Any]] = []
+        for event in self.events:
             kind = str(event.get("type", ""))
-            if kind.startswith("Execution") or not (kind.endswith("Failed") or kind.endswith("TimedOut")):
+            if kind.startswith("Execution") or "State" in kind:
                 continue
-            details = event_details(event)
-            if details.get("error") or details.get("cause"):
-                return StateFailure(self.state_of(event), str(details.get("error", "")), str(details.get("cause", "")))
+            if kind.endswith("Succeeded"):
+                last_success[self._owner.get(int(event["id"]), 0)] = int(event["id"])
+            elif kind.endswith(("Failed", "TimedOut")):
+                details = event_details(event)
+                if details.get("error") or details.get("cause"):
+                    failures.append(event)
+        for event in failures:
+            owner = self._owner.get(int(event["id"]), 0)
+            if last_success.get(owner, 0) > int(event["id"]):
+                continue  # a retry of the same state succeeded
+            last_attempt = [e for e in failures if self._owner.get(int(e["id"]), 0) == owner][-1]
+            details = event_details(last_attempt)
+            return StateFailure(self.state_of(event), str(details.get("error", "")), str(details.get("cause", "")))
         ending = next((e for e in reversed(self.events) if e.get("type") in EXECUTION_FAILURES), None)
         if ending is None:
             return None
@@ -107,14 +124,19 @@ class History:
         return StateFailure(state, str(details.get("error", "")), str(details.get("cause", "")))
 
     def _last_open_state(self) -> str:
-        open_states: dict[str, int] = {}
+        open_states = self.open_states()
+        return open_states[-1] if open_states else ""
+
+    def open_states(self) -> list[str]:
+        """The states entered and not yet left (several inside a Parallel), the most recently entered last."""
+        entered: dict[str, int] = {}
         for event in self.events:
             kind = str(event.get("type", ""))
             if kind.endswith("StateEntered"):
-                open_states[str(event["stateEnteredEventDetails"]["name"])] = int(event["id"])
+                entered[str(event["stateEnteredEventDetails"]["name"])] = int(event["id"])
             elif kind.endswith("StateExited"):
-                open_states.pop(str(event["stateExitedEventDetails"]["name"]), None)
-        return max(open_states, key=lambda name: open_states[name]) if open_states else ""
+                entered.pop(str(event["stateExitedEventDetails"]["name"]), None)
+        return sorted(entered, key=lambda name: entered[name])
 
     def tasks(self, state: str | None = None) -> list[TaskRecord]:
         """Every task attempt (of `state`, when given), oldest first."""

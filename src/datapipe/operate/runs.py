@@ -45,6 +45,7 @@ class RunView:
     cause: str = ""
     failure: StateFailure | None = None
     redrive_count: int = 0
+    current_states: tuple[str, ...] = ()  # of a running run, when read from its history
 
     def seconds(self, now: datetime | None = None) -> float | None:
         if self.started is None:
@@ -67,6 +68,7 @@ class RunView:
             "stateError": self.failure.error if self.failure else None,
             "stateCause": self.failure.cause if self.failure else None,
             "redriveCount": self.redrive_count,
+            "currentStates": list(self.current_states),
         }
 
 
@@ -88,7 +90,9 @@ class WorkflowView:
         }
 
 
-def run_view(summary: Mapping[str, Any], failure: StateFailure | None = None) -> RunView:
+def run_view(
+    summary: Mapping[str, Any], failure: StateFailure | None = None, current_states: tuple[str, ...] = ()
+) -> RunView:
     """A RunView of a ListExecutions item or a DescribeExecution answer."""
     arn = str(summary["executionArn"])
     match = EXECUTION_ARN.fullmatch(arn)
@@ -103,6 +107,7 @@ def run_view(summary: Mapping[str, Any], failure: StateFailure | None = None) ->
         cause=str(summary.get("cause") or ""),
         failure=failure,
         redrive_count=int(summary.get("redriveCount") or 0),
+        current_states=current_states,
     )
 
 
@@ -252,12 +257,14 @@ def read_history(sfn: Any, execution_arn: str) -> History:
 
 
 def describe_run(sfn: Any, execution_arn: str) -> RunView:
-    """One run, with the state that failed (read from its history) when it did not succeed."""
+    """One run, with the state that failed when it did not succeed, or the states it is in while it runs (both read
+    from its history)."""
     described = sfn.describe_execution(executionArn=execution_arn)
-    failure = None
     if described["status"] in UNSUCCESSFUL_STATUSES:
-        failure = read_history(sfn, execution_arn).failure()
-    return run_view(described, failure)
+        return run_view(described, read_history(sfn, execution_arn).failure())
+    if described["status"] == "RUNNING":
+        return run_view(described, current_states=tuple(read_history(sfn, execution_arn).open_states()))
+    return run_view(described)
 
 
 def split_run(run: str) -> tuple[str, str]:

@@ -150,10 +150,14 @@ def test_a_stopped_run_names_the_state_it_was_in() -> None:
     assert (failure.state, failure.error, failure.cause) == ("CreateDirectory", "datapipe.Stopped", "wrong input")
 
 
-def test_a_run_that_succeeded_has_no_failure() -> None:
-    events = [event(1, 0, "ExecutionStarted"), event(2, 0, "SucceedStateEntered", name="Done"),
-              event(3, 2, "SucceedStateExited", name="Done"), event(4, 3, "ExecutionSucceeded", output="{}")]
-    assert History(events).failure() is None
+def test_a_run_just_stopped_names_its_state_before_the_abort_event_is_written() -> None:
+    events = [event(1, 0, "ExecutionStarted"), event(2, 0, "TaskStateEntered", name="CreateDirectory")]
+    failure = History(events).failure()
+    assert failure is not None and (failure.state, failure.error) == ("CreateDirectory", "")
+
+
+def test_a_run_stopped_before_it_entered_a_state_names_none() -> None:
+    assert History([event(1, 0, "ExecutionStarted"), event(2, 0, "ExecutionAborted")]).failure() is None
 
 
 def test_a_history_at_the_standard_workflow_limit_is_read_in_linear_time() -> None:

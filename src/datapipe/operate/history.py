@@ -89,8 +89,8 @@ class History:
         return list(dict.fromkeys(record.state for record in self.tasks()))
 
     def failure(self) -> StateFailure | None:
-        """The first state that failed with an error of its own and was not retried into success; else the Fail
-        state that ended the run, or the state a stop or time-out cut short.
+        """Of a run that did not succeed: the first state that failed with an error of its own and was not retried
+        into success; else the Fail state that ended the run, or the state a stop or time-out cut short.
 
         The first, not the last: when a Parallel branch fails, Step Functions cancels the other branches, and a
         failure reported for one of them afterwards is a consequence; so is a failed cleanup after a Catch.
@@ -114,11 +114,10 @@ class History:
             last_attempt = [e for e in failures if self._owner.get(int(e["id"]), 0) == owner][-1]
             details = event_details(last_attempt)
             return StateFailure(self.state_of(event), str(details.get("error", "")), str(details.get("cause", "")))
+        # Asked of a run that did not succeed: its closing event may not be in the history yet, just after a stop.
         ending = next((e for e in reversed(self.events) if e.get("type") in EXECUTION_FAILURES), None)
-        if ending is None:
-            return None
-        details = event_details(ending)
-        state = self.state_of(ending) or self._last_open_state()
+        details = event_details(ending) if ending is not None else {}
+        state = (self.state_of(ending) if ending is not None else "") or self._last_open_state()
         if not state:
             return None
         return StateFailure(state, str(details.get("error", "")), str(details.get("cause", "")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -456,9 +457,12 @@ def plain_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment with the project's wheel installed without extras. pip takes the build backend and
     the dependencies from the package index (through its cache): nothing else is reached."""
     folder = tmp_path_factory.mktemp("plain")
+    source = folder / "source"  # a copy: setuptools builds in the source tree, and stale files stay out of the wheel
+    shutil.copytree(PROJECT_DIR / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_DIR / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(folder),
-         str(PROJECT_DIR)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(folder), str(source)],
         check=True, capture_output=True,
     )
     (wheel,) = folder.glob("datapipe-*.whl")

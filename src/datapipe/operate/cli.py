@@ -9,7 +9,6 @@ AWS_ENDPOINT_URL, a running `datapipe local`, else AWS.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,11 +19,12 @@ import click
 
 from datapipe.aws import Target, client, resolve_target
 from datapipe.errors import DatapipeError
-from datapipe.naming import NAME_PATTERN, Naming
+from datapipe.naming import Naming
 from datapipe.operate import runs as operations
 from datapipe.operate.history import TaskRecord
 from datapipe.operate.logs import LogSource, log_sources, read_log
-from datapipe.workflows import _call_aws, _with_target_options, follow_and_print
+from datapipe.schedules import _check_name as check_name
+from datapipe.workflows import _call_aws, _escape, _with_target_options, follow_and_print
 
 MAX_LIMIT = 10_000
 # How much of an error's cause a table shows; --json and `status` give it whole.
@@ -35,9 +35,8 @@ class Session:
     """The target, naming and clients of one command."""
 
     def __init__(self, prefix: str, stage: str, endpoint_url: str | None, region: str | None) -> None:
-        for option, value in (("--prefix", prefix), ("--stage", stage)):
-            if re.fullmatch(NAME_PATTERN, value) is None:
-                raise DatapipeError(f"{option} must be a lower-case name (letters, digits, dashes), got {value!r}")
+        check_name("--prefix", prefix)
+        check_name("--stage", stage)
         self.naming = Naming(prefix=prefix, stage=stage)
         self.target: Target = resolve_target(endpoint_url, region)
         self._clients: dict[str, Any] = {}
@@ -75,12 +74,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console(width=200)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _when(moment: datetime | None) -> str:

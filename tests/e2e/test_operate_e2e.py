@@ -415,10 +415,13 @@ def test_logs_of_a_failed_emr_step_are_its_gzipped_stderr_then_controller(emulat
     assert f"s3://{bucket}/{folder}/controller.gz" in output
 
 
+def deployed_job_definition(emulator: Any) -> str:
+    definitions = emulator.client("batch").describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+    return str(next(d["jobDefinitionArn"] for d in definitions if d["jobDefinitionName"].startswith(NAMING.name(""))))
+
+
 def test_logs_of_a_failed_batch_job_are_its_log_stream(emulator: Any) -> None:
-    batch = emulator.client("batch")
-    definitions = batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"]
-    definition = next(d["jobDefinitionArn"] for d in definitions if d["jobDefinitionName"].startswith(NAMING.name("")))
+    definition = deployed_job_definition(emulator)
     command = ["sh", "-c", "echo 'loading words'; echo 'ValueError: input bundle tables is empty' >&2; exit 4"]
     execution = start(emulator, "transform", {"jobName": "fails", "jobDefinition": definition, "command": command})
     assert finished(emulator, execution)["status"] == "FAILED"
@@ -430,6 +433,18 @@ def test_logs_of_a_failed_batch_job_are_its_log_stream(emulator: Any) -> None:
     (entry,) = report["logs"]
     assert entry["location"].startswith("cloudwatch:/aws/batch/job/")
     assert entry["text"] == "loading words\nValueError: input bundle tables is empty\n"
+
+
+def test_logs_follow_a_run_from_before_its_job_starts_to_its_failure_printing_each_line_once(emulator: Any) -> None:
+    command = ["sh", "-c", "echo 'first line'; sleep 1; echo 'last line'; exit 1"]
+    job = {"jobName": "slow", "jobDefinition": deployed_job_definition(emulator), "command": command}
+    execution = start(emulator, "transform", job)
+    result = datapipe(emulator, "logs", execution, "--follow", "--poll", "0.1")
+    assert result.exit_code == 0, result.output
+    assert emulator.client("stepfunctions").describe_execution(executionArn=execution)["status"] == "FAILED"
+    lines = result.output.splitlines()
+    assert lines.count("first line") == 1 and lines.count("last line") == 1
+    assert len([line for line in lines if line.startswith("==> Submit_Transform_Job")]) == 1
 
 
 def test_logs_of_a_lambda_state_come_from_its_log_group(emulator: Any, failed_emr_run: str) -> None:

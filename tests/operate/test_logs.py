@@ -84,3 +84,36 @@ def test_a_log_that_is_not_gzip_is_one_line_error() -> None:
 def test_text_split_inside_a_character_is_decoded_whole() -> None:
     data = "café ✓\n".encode() * 20_000
     assert "".join(logs._decoded_chunks(Body(data), gzipped=False)) == "café ✓\n" * 20_000
+
+
+def test_a_followed_cloudwatch_log_prints_each_event_once_even_within_one_millisecond() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("logs", region_name="eu-west-1")
+        client.create_log_group(logGroupName="/aws/batch/job")
+        client.create_log_stream(logGroupName="/aws/batch/job", logStreamName="job/1")
+
+        def put(*events: tuple[int, str]) -> None:
+            client.put_log_events(logGroupName="/aws/batch/job", logStreamName="job/1",
+                                  logEvents=[{"timestamp": t, "message": m} for t, m in events])
+
+        tail = logs.CloudWatchTail(logs.LogSource("job", "cloudwatch:/aws/batch/job/job/1", "/aws/batch/job", "job/1"))
+        written: list[str] = []
+        put((1_796_000_000_000, "one"), (1_796_000_000_500, "two"))
+        assert tail.read(client, written.append)
+        put((1_796_000_000_500, "three, in the same millisecond as two"), (1_796_000_001_000, "four"))
+        assert tail.read(client, written.append)
+        assert tail.read(client, written.append)  # nothing new
+        assert written == ["one\n", "two\n", "three, in the same millisecond as two\n", "four\n"]
+
+
+def test_a_log_group_that_does_not_exist_yet_is_not_found() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("logs", region_name="eu-west-1")
+        tail = logs.CloudWatchTail(logs.LogSource("fn", "cloudwatch:/aws/lambda/fn", "/aws/lambda/fn"))
+        assert tail.read(client, lambda text: None) is False

@@ -22,7 +22,7 @@ from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 from datapipe.operate import runs as operations
 from datapipe.operate.history import TaskRecord
-from datapipe.operate.logs import LogSource, log_sources, read_log
+from datapipe.operate.logs import CloudWatchTail, LogSource, log_sources, read_log
 from datapipe.schedules import _check_name as check_name
 from datapipe.workflows import _call_aws, _escape, _with_target_options, follow_and_print
 
@@ -337,22 +337,27 @@ def logs(
     account, region_of_run = (match["account"], match["region"]) if match else ("", "")
     shown: set[str] = set()
     collected: list[dict[str, Any]] = []
+    printers: dict[str, LogPrinter] = {}  # CloudWatch logs followed while their task runs
     while True:
         history = session.call("reading the run's history", lambda: operations.read_history(session.sfn, arn))
         status = session.call("reading the run", lambda: session.sfn.describe_execution(executionArn=arn))["status"]
         final = not keep_following or status != "RUNNING"
-        state = _chosen_state(history, state_name, status, run)
-        records = history.tasks(state)
+        state = _chosen_state(history, state_name, status, run, waiting=not final)
+        records = history.tasks(state) if state else []
         for record in reversed(records):  # the newest attempt first: the one that failed
-            if record.ended is None and not final:
-                continue  # its logs are written when it ends
+            running = record.ended is None and not final
             sources = session.call("finding the logs", partial(_sources_of, session, record, account, region_of_run))
             for source in sources:
-                if source.location not in shown:
-                    entry = _show_log(session, source, _attempt_label(record, records), as_json=as_json, final=final)
-                    if entry is not None:
-                        shown.add(source.location)
-                        collected.append(entry)
+                if source.location in shown or (running and not source.log_group):
+                    continue  # done; or a file that its task writes when it ends
+                label = _attempt_label(record, records)
+                printer = printers.setdefault(source.location, LogPrinter(session, source, label, as_json=as_json))
+                found = printer.read()
+                if running:
+                    continue  # a CloudWatch log, printed as it grows
+                if found or final:
+                    shown.add(source.location)
+                    collected.append(printer.close(found))
         if final:
             break
         time.sleep(poll)
@@ -379,38 +384,50 @@ def _sources_of(session: Session, record: TaskRecord, account: str, region: str)
     )
 
 
-def _show_log(session: Session, source: LogSource, header: str, *, as_json: bool, final: bool) -> dict[str, Any] | None:
-    """Print one log as it streams (or collect it for --json); None when it is not there yet and a later poll may
-    find it."""
-    pieces: list[str] = []
-    title = f"==> {header}: {source.label} ({source.location}) <=="
-    started = False
-    ends_line = True
+class LogPrinter:
+    """Prints one log as it streams (a title first), or collects it for --json; read again, a CloudWatch log prints
+    only what is new."""
 
-    def write(text: str) -> None:
-        nonlocal started, ends_line
-        if as_json:
-            pieces.append(text)
+    def __init__(self, session: Session, source: LogSource, label: str, *, as_json: bool) -> None:
+        self.session, self.source, self.label, self.as_json = session, source, label, as_json
+        self._tail = CloudWatchTail(source) if source.log_group else None
+        self._pieces: list[str] = []
+        self._titled = False
+        self._ends_line = True
+
+    def _title(self) -> None:
+        if not self._titled and not self.as_json:
+            click.echo(f"==> {self.label}: {self.source.label} ({self.source.location}) <==")
+        self._titled = True
+
+    def _write(self, text: str) -> None:
+        if self.as_json:
+            self._pieces.append(text)
             return
-        if not started:
-            click.echo(title)
-            started = True
+        self._title()
         if text:
             click.echo(text, nl=False)
-            ends_line = text.endswith("\n")
+            self._ends_line = text.endswith("\n")
 
-    def read() -> bool:
-        return read_log(source, s3=session.client("s3"), logs=session.client("logs"), write=write)
+    def read(self) -> bool:
+        """Print what is there (or new); False when the log does not exist (yet)."""
+        s3, logs = self.session.client("s3"), self.session.client("logs")
+        if self._tail is not None:
+            tail = self._tail
+            return bool(self.session.call(f"reading {self.source.location}", lambda: tail.read(logs, self._write)))
+        return bool(self.session.call(
+            f"reading {self.source.location}", lambda: read_log(self.source, s3=s3, logs=logs, write=self._write)
+        ))
 
-    found = bool(session.call(f"reading {source.location}", read))
-    if not found and not final:
-        return None
-    if not as_json and not started:
-        click.echo(title)
-        click.echo("" if found else "(not in the log bucket or log group yet)")
-    elif not as_json and not ends_line:
-        click.echo()  # the next title starts on its own line
-    return {**source.to_json(), "state": header, "found": found, "text": "".join(pieces) if as_json else None}
+    def close(self, found: bool) -> dict[str, Any]:
+        if not self.as_json:
+            if not self._titled:
+                self._title()
+                click.echo("" if found else "(not in the log bucket or log group yet)")
+            elif not self._ends_line:
+                click.echo()  # the next title starts on its own line
+        text = "".join(self._pieces) if self.as_json else None
+        return {**self.source.to_json(), "state": self.label, "found": found, "text": text}
 
 
 def _attempt_label(record: TaskRecord, records: list[TaskRecord]) -> str:
@@ -418,21 +435,26 @@ def _attempt_label(record: TaskRecord, records: list[TaskRecord]) -> str:
     return f"{record.state} (attempt {number} of {len(records)})" if len(records) > 1 else record.state
 
 
-def _chosen_state(history: Any, state_name: str | None, status: str, run: str) -> str:
+def _chosen_state(history: Any, state_name: str | None, status: str, run: str, *, waiting: bool) -> str:
+    """The state whose logs to show: the one named, the one that failed, or (while the run goes on) the newest state
+    that ran a task. "" while `waiting` for a running run to get there."""
+    running = status == "RUNNING"
     if state_name is not None:
-        if state_name not in history.state_names():
+        if state_name not in history.state_names() and not (running and waiting):
             known = ", ".join(history.state_names()) or "none yet"
             raise DatapipeError(f"--state {state_name!r}: run {run} entered no such state (states: {known})")
         return state_name
-    failure = history.failure()
+    failure = None if running else history.failure()
     if failure is not None:
         return str(failure.state)
     with_tasks = history.states_with_tasks()
-    if status == "RUNNING" and with_tasks:
+    if running and with_tasks:
         return str(with_tasks[-1])
+    if running and waiting:
+        return ""
     raise DatapipeError(
         f"run {run} is {status} and no state failed: name one with --state "
-        f"(states that ran tasks: {', '.join(with_tasks) or 'none'})"
+        f"(states that ran tasks: {', '.join(with_tasks) or 'none yet'})"
     )
 
 

@@ -198,23 +198,45 @@ def _decoded_chunks(body: Any, *, gzipped: bool) -> Iterator[str]:
 
 
 def _read_cloudwatch(source: LogSource, logs: Any, write: Callable[[str], None]) -> bool:
-    from botocore.exceptions import ClientError
+    return CloudWatchTail(source).read(logs, write)
 
-    arguments: dict[str, Any] = {"logGroupName": source.log_group}
-    if source.log_stream:
-        arguments["logStreamNames"] = [source.log_stream]
-    if source.start_ms is not None:
-        arguments["startTime"] = source.start_ms
-    if source.end_ms is not None:
-        arguments["endTime"] = source.end_ms
-    try:
-        for page in logs.get_paginator("filter_log_events").paginate(**arguments):
-            for event in page.get("events", []):
-                message = str(event.get("message", ""))
-                write(message if message.endswith("\n") else message + "\n")
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return False
-        raise
-    return True
 
+class CloudWatchTail:
+    """A CloudWatch source read again and again while it grows: each read writes only the events not written yet."""
+
+    def __init__(self, source: LogSource) -> None:
+        self.source = source
+        self._after_ms = source.start_ms  # events at or after this time are asked for
+        self._written_at_edge: set[str] = set()  # ids of events already written at `_after_ms` (same millisecond)
+
+    def read(self, logs: Any, write: Callable[[str], None]) -> bool:
+        """Write the new events; False while the log group or stream does not exist."""
+        from botocore.exceptions import ClientError
+
+        arguments: dict[str, Any] = {"logGroupName": self.source.log_group}
+        if self.source.log_stream:
+            arguments["logStreamNames"] = [self.source.log_stream]
+        if self._after_ms is not None:
+            arguments["startTime"] = self._after_ms
+        if self.source.end_ms is not None:
+            arguments["endTime"] = self.source.end_ms
+        try:
+            for page in logs.get_paginator("filter_log_events").paginate(**arguments):
+                for event in page.get("events", []):
+                    self._write(event, write)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def _write(self, event: Mapping[str, Any], write: Callable[[str], None]) -> None:
+        timestamp, event_id = int(event.get("timestamp") or 0), str(event.get("eventId", ""))
+        if timestamp == self._after_ms and event_id in self._written_at_edge:
+            return
+        message = str(event.get("message", ""))
+        write(message if message.endswith("\n") else message + "\n")
+        if self._after_ms is None or timestamp > self._after_ms:
+            self._after_ms, self._written_at_edge = timestamp, {event_id}
+        elif timestamp == self._after_ms:
+            self._written_at_edge.add(event_id)

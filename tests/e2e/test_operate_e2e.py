@@ -381,6 +381,16 @@ def test_logs_of_a_failed_worker_group_task_show_its_stderr_then_stdout(
     assert as_json["logs"][0]["text"] == "cp: cannot stat input.csv: No such file or directory\n"
 
 
+def test_an_error_that_looks_like_markup_is_shown_as_it_is(emulator: Any, runner: subprocess.Popen[bytes]) -> None:
+    execution = start(emulator, SAMPLE_WORKFLOW, {"command": "echo '[/] [bold]not bold[/bold]' >&2; exit 1"})
+    assert finished(emulator, execution)["status"] == "FAILED"
+    table = datapipe(emulator, "runs", SAMPLE_WORKFLOW, "--limit", "1")
+    assert table.exit_code == 0, table.output
+    assert "[/] [bold]not bold[/bold]" in table.output
+    status = datapipe(emulator, "status", execution)
+    assert status.exit_code == 0 and "[/] [bold]not bold[/bold]" in status.output
+
+
 def test_logs_follow_waits_for_a_running_task_and_shows_its_logs(
     emulator: Any, runner: subprocess.Popen[bytes]
 ) -> None:

@@ -97,11 +97,13 @@ def _short(text: str, width: int = CAUSE_WIDTH) -> str:
 
 
 def _state_and_error(run: operations.RunView) -> tuple[str, str]:
-    if run.failure is None:
-        return "", _short(f"{run.error}: {run.cause}" if run.error and run.cause else run.error or run.cause)
-    failure = run.failure
-    return failure.state, _short(f"{failure.error}: {failure.cause}" if failure.error and failure.cause else
-                                 failure.error or failure.cause)
+    """The failed state and a one-line error for a table: the error name and the cause's last line (a task runner's
+    cause ends with the command's last stderr line, the most telling one)."""
+    state, error, cause = (
+        (run.failure.state, run.failure.error, run.failure.cause) if run.failure else ("", run.error, run.cause)
+    )
+    last_line = next((line for line in reversed(cause.splitlines()) if line.strip()), "")
+    return state, _short(f"{error}: {last_line}" if error and last_line else error or last_line)
 
 
 # -- ls -------------------------------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ def list_workflows(as_json: bool, prefix: str, stage: str, endpoint_url: str | N
         table.add_row(
             workflow.name,
             workflow.kind,
-            "\n".join(workflow.triggers) or "-",
+            _escape("\n".join(workflow.triggers)) or "-",
             last.name if last else "-",
             last.status if last else "never run",
             _when(last.started) if last else "-",
@@ -192,7 +194,9 @@ def list_runs(
         table.add_column(column, overflow="fold")
     for run in found:
         state, error = _state_and_error(run)
-        table.add_row(run.name, run.status, _when(run.started), _duration(run.seconds()), state, error)
+        # An error's text is the task's: printed as it is, never read as rich markup.
+        row = (run.name, run.status, _when(run.started), _duration(run.seconds()), _escape(state), _escape(error))
+        table.add_row(*row)
     console = _console()
     console.print(table)
     if not found:

@@ -363,7 +363,7 @@ def follow_and_print(
         )
     except KeyboardInterrupt:
         raise DatapipeError(
-            f"stopped following {execution_arn}; the execution goes on (stop it with aws stepfunctions stop-execution)",
+            f"stopped following {execution_arn}; the execution goes on (stop it with datapipe stop {execution_arn})",
             exit_code=130,
         ) from None
     if as_json:

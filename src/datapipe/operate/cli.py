@@ -115,12 +115,7 @@ def _state_and_error(run: operations.RunView) -> tuple[str, str]:
 def list_workflows(as_json: bool, prefix: str, stage: str, endpoint_url: str | None, region: str | None) -> None:
     """List the deployed workflows: kind, what starts them, and their last run."""
     session = Session(prefix, stage, endpoint_url, region)
-    triggers = session.call(
-        "reading schedules and rules",
-        lambda: operations.triggers_by_workflow(
-            session.naming, scheduler=session.client("scheduler"), events=session.client("events")
-        ),
-    )
+    triggers = session.call("reading schedules and rules", partial(_triggers_if_allowed, session))
     workflows = session.call(
         "listing workflows", lambda: operations.list_workflows(session.sfn, session.naming, triggers)
     )
@@ -143,12 +138,29 @@ def list_workflows(as_json: bool, prefix: str, stage: str, endpoint_url: str | N
         table.add_row(
             workflow.name,
             workflow.kind,
-            _escape("\n".join(workflow.triggers)) or "-",
+            "?" if workflow.triggers is None else _escape("\n".join(workflow.triggers)) or "-",
             last.name if last else "-",
             last.status if last else "never run",
             _when(last.started) if last else "-",
         )
     _console().print(table)
+
+
+def _triggers_if_allowed(session: Session) -> dict[str, list[str]] | None:
+    """What starts each workflow; None (with a warning) when this identity may not read schedules or rules, so that
+    someone who may only read Step Functions still gets the list."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return operations.triggers_by_workflow(
+            session.naming, scheduler=session.client("scheduler"), events=session.client("events")
+        )
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        click.echo(f"Warning: cannot read schedules and rules ({code}): what starts each workflow is unknown", err=True)
+        return None
 
 
 # -- runs -----------------------------------------------------------------------------------------------------------

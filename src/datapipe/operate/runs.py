@@ -77,7 +77,7 @@ class WorkflowView:
     name: str  # without the deployment's prefix, e.g. emr-workflow
     arn: str
     kind: str  # emr, transform, worker-group, imported or other
-    triggers: tuple[str, ...]
+    triggers: tuple[str, ...] | None  # None: not known (schedules and rules could not be read)
     last_run: RunView | None
 
     def to_json(self) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class WorkflowView:
             "name": self.name,
             "stateMachineArn": self.arn,
             "kind": self.kind,
-            "triggers": list(self.triggers),
+            "triggers": None if self.triggers is None else list(self.triggers),
             "lastRun": self.last_run.to_json() if self.last_run else None,
         }
 
@@ -145,8 +145,9 @@ def workflow_kind(short_name: str, definition: str) -> str:
     return "other"
 
 
-def list_workflows(sfn: Any, naming: Naming, triggers: Mapping[str, list[str]]) -> list[WorkflowView]:
-    """Every deployed workflow with its kind, what starts it (`triggers` by short name) and its newest run."""
+def list_workflows(sfn: Any, naming: Naming, triggers: Mapping[str, list[str]] | None) -> list[WorkflowView]:
+    """Every deployed workflow with its kind, what starts it (`triggers` by short name, None when not known) and its
+    newest run."""
     views = []
     for machine in deployed_state_machines(sfn, naming):
         arn = str(machine["stateMachineArn"])
@@ -158,7 +159,7 @@ def list_workflows(sfn: Any, naming: Naming, triggers: Mapping[str, list[str]]) 
                 name=short,
                 arn=arn,
                 kind=workflow_kind(short, definition),
-                triggers=tuple(triggers.get(short, [])),
+                triggers=None if triggers is None else tuple(triggers.get(short, [])),
                 last_run=run_view(newest[0]) if newest else None,
             )
         )

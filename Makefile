@@ -20,7 +20,7 @@ setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
 $(PY_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[cdk,local,dev]'
 	@touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt | $(PY_STAMP)

@@ -13,6 +13,7 @@ import click
 
 from datapipe import __version__
 from datapipe.errors import DatapipeError
+from datapipe.extras import missing_extra
 
 # name -> "module:attribute" of a click command or group. One line per command.
 COMMANDS: dict[str, str] = {
@@ -27,6 +28,13 @@ COMMANDS: dict[str, str] = {
     "demo": "datapipe.local.cli:demo",
     "schedule": "datapipe.schedules:schedule",
     "import": "datapipe.importer.cli:import_command",
+    "ls": "datapipe.operate.cli:list_workflows",
+    "runs": "datapipe.operate.cli:list_runs",
+    "status": "datapipe.operate.cli:status",
+    "follow": "datapipe.operate.cli:follow",
+    "stop": "datapipe.operate.cli:stop",
+    "rerun": "datapipe.operate.cli:rerun",
+    "logs": "datapipe.operate.cli:logs",
 }
 
 
@@ -53,6 +61,11 @@ class LazyGroup(click.Group):
             fail(ctx, error)
         except RecursionError:  # a last resort: readers of user input name what they read (datapipe.jsontext)
             fail(ctx, DatapipeError("the input is nested too deeply to be read"))
+        except ModuleNotFoundError as error:  # a command of an extra that this install left out
+            problem = missing_extra(error, ctx.invoked_subcommand or "")
+            if problem is None:
+                raise
+            fail(ctx, problem)
         except Exception as error:
             # AWS client set-up and connection errors, whichever command let them through: one line, what to do.
             from datapipe.aws import explain

@@ -361,22 +361,30 @@ def start(
         return
     if not as_json:
         console.print(f"Started {_escape(execution_arn)} on {_escape(target.describe())}", soft_wrap=True)
+    result = follow_and_print(sfn, target, execution_arn, as_json=as_json, poll=poll, console=console)
+    if not result.succeeded:
+        click.get_current_context().exit(1)
+
+
+def follow_and_print(
+    sfn: Any, target: Target, execution_arn: str, *, as_json: bool, poll: float, console: Any
+) -> RunResult:
+    """What `start --follow` shows (each state, then the result; or one JSON document) until the execution ends."""
     reporter = None if as_json else console_reporter(console)
     try:
-        result = _call_aws(
+        result: RunResult = _call_aws(
             "following the execution", target, lambda: follow_execution(sfn, execution_arn, reporter, poll_seconds=poll)
         )
     except KeyboardInterrupt:
         raise DatapipeError(
-            f"stopped following {execution_arn}; the execution goes on (stop it with aws stepfunctions stop-execution)",
+            f"stopped following {execution_arn}; the execution goes on (stop it with datapipe stop {execution_arn})",
             exit_code=130,
         ) from None
     if as_json:
         click.echo(json.dumps(result.to_json(), default=str))
     else:
         print_result(console, result)
-    if not result.succeeded:
-        click.get_current_context().exit(1)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------------

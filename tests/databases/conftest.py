@@ -227,7 +227,7 @@ def mariadb_server() -> Iterator[Server]:
         wait_until(ready, process, log)
         admin = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
         with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE datapipe")
+            cursor.execute("CREATE DATABASE datapipe CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
             cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (USER, PASSWORD))
             cursor.execute("GRANT ALL ON datapipe.* TO %s@'%%'", (USER,))
         admin.close()
@@ -245,7 +245,8 @@ def mariadb_server() -> Iterator[Server]:
 @pytest.fixture(params=["postgres", "mariadb"])
 def server(request: pytest.FixtureRequest) -> Server:
     """Each test that takes `server` runs on both engines."""
-    return request.getfixturevalue(f"{request.param}_server")  # type: ignore[no-any-return]
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    return server
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ NEEDS = {
     "h2": "a Java runtime with the H2 driver",
     "aws-wrapper": "the AWS JDBC wrapper (Java); name the engine under it instead (jdbc:postgresql: or jdbc:mysql:)",
 }
+SUBPROTOCOL = re.compile(r"jdbc:(?P<subprotocol>[a-z0-9-]+):", re.IGNORECASE)
 JDBC_URL = re.compile(
     r"jdbc:(?P<subprotocol>[a-z0-9-]+):(?://(?P<host>\[[0-9a-fA-F:.]+\]|[^/:?;]+)(?::(?P<port>[^/?;]*))?)?"
     r"(?:/(?P<database>[^?;]*))?(?:[?;](?P<properties>.*))?",
@@ -65,10 +66,11 @@ class Endpoint:
 
 def parse_jdbc_url(url: str, *, where: str) -> Endpoint:
     """`jdbc:postgresql://host:5432/db?ssl=true` -> Endpoint; `where` names the field in errors."""
-    match = JDBC_URL.fullmatch(url.strip())
-    if match is None:
-        raise DatapipeError(f"{where}: {url[:80]!r} is not a JDBC URL (jdbc:<engine>://<host>[:<port>]/<database>)")
-    subprotocol = match["subprotocol"]
+    shape = "jdbc:<engine>://<host>[:<port>]/<database>"
+    prefix = SUBPROTOCOL.match(url.strip())
+    if prefix is None:
+        raise DatapipeError(f"{where}: {url[:80]!r} is not a JDBC URL ({shape})")
+    subprotocol = prefix["subprotocol"].lower()
     engine = SUBPROTOCOLS.get(subprotocol)
     if engine is None:
         need = NEEDS.get(subprotocol, f"a Python driver for {subprotocol!r}")
@@ -76,6 +78,9 @@ def parse_jdbc_url(url: str, *, where: str) -> Endpoint:
         raise DatapipeError(
             f"{where}: jdbc:{subprotocol}: URLs are not supported: they would need {need} (supported: {supported})"
         )
+    match = JDBC_URL.fullmatch(url.strip())
+    if match is None:
+        raise DatapipeError(f"{where}: {url[:80]!r} is not a JDBC URL ({shape})")
     host = match["host"]
     if not host:
         raise DatapipeError(f"{where}: {url[:80]!r} names no host (jdbc:{subprotocol}://<host>[:<port>]/<database>)")

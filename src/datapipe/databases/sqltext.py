@@ -85,30 +85,30 @@ def _closing_quote(sql: str, start: int, *, backslash: bool) -> int:
         return close + 1
 
 
+def split_statements(script: str, engine: Engine, *, where: str) -> list[str]:
+    """A script's statements as written, split at `;` outside quotes and comments; blank ones dropped."""
+    statements: list[str] = []
+    pieces: list[str] = []
+    for is_code, text in segments(script, engine, where=where):
+        parts = text.split(";") if is_code else [text]
+        for index, part in enumerate(parts):
+            if index:
+                statements.append("".join(pieces).strip())
+                pieces.clear()
+            pieces.append(part)
+    statements.append("".join(pieces).strip())
+    return [statement for statement in statements if statement]
+
+
 def split_script(script: str, engine: Engine, *, where: str) -> list[Statement]:
     """A script of statements separated by `;` -> statements with `?` placeholders as `%s`; blank ones dropped."""
-    statements: list[Statement] = []
-    pieces: list[str] = []
-    count = 0
-
-    def close() -> None:
-        nonlocal count
-        text = "".join(pieces).strip()
-        if text:
-            statements.append(Statement(text, count))
-        pieces.clear()
-        count = 0
-
-    for is_code, text in segments(script, engine, where=where):
-        if not is_code:
-            pieces.append(text.replace("%", "%%"))
-            continue
-        for index, part in enumerate(text.split(";")):
-            if index:
-                close()
-            count += part.count("?")
-            pieces.append(part.replace("%", "%%").replace("?", "%s"))
-    close()
+    statements = []
+    for text in split_statements(script, engine, where=where):
+        pieces, count = [], 0
+        for is_code, piece in segments(text, engine, where=where):
+            pieces.append(piece.replace("%", "%%").replace("?", "%s") if is_code else piece.replace("%", "%%"))
+            count += piece.count("?") if is_code else 0
+        statements.append(Statement("".join(pieces), count))
     return statements
 
 

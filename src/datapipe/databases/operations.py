@@ -160,9 +160,12 @@ def _fetch_all(cursor: Any) -> Iterator[Sequence[object]]:
         yield from batch
 
 
-def s3_objects(s3: Any, source: S3Location, *, where: str) -> list[str]:
-    """The keys a source names: itself, or every object under it when it ends with `/` (a directoryPath)."""
-    if not source.key.endswith("/") and source.key:
+def s3_objects(s3: Any, source: S3Location, *, where: str, as_prefix: bool = False) -> list[str]:
+    """The keys a source names: itself, or every object under it when it ends with `/` (a directoryPath).
+
+    `as_prefix`: every key that starts with it, as Redshift's COPY reads an object path.
+    """
+    if not as_prefix and not source.key.endswith("/") and source.key:
         return [source.key]
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket, Prefix=source.key):

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from datapipe.databases.operations import S3Location, s3_objects
-from datapipe.databases.sqltext import rewrite_code
+from datapipe.databases.sqltext import rewrite_code, segments
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
 
@@ -324,7 +324,7 @@ class RedshiftDataApi:
                 self._set(submission.main, "FINISHED")
             else:
                 self._set(current, "FINISHED")
-        except (psycopg.Error, DatapipeError, DataApiError) as error:
+        except Exception as error:  # whatever went wrong, the statement must end: a caller polls until it does
             status = "ABORTED" if submission.cancelled else "FAILED"
             message = _one_line(error)
             self._set(current, status, message)
@@ -357,7 +357,11 @@ class RedshiftDataApi:
 
                 return NAMED_PARAMETER.sub(one, code.replace("%", "%%"))
 
-            text = rewrite_code(text, Engine.REDSHIFT, placeholders, where="Sql")
+            # psycopg reads % in the whole text, quoted parts included
+            text = "".join(
+                placeholders(piece) if is_code else piece.replace("%", "%%")
+                for is_code, piece in segments(text, Engine.REDSHIFT, where="Sql")
+            )
             missing = used - statement.parameters.keys()
             if missing:
                 raise DataApiError("ValidationException", f"no value for parameter(s) {', '.join(sorted(missing))}")
@@ -415,7 +419,7 @@ class RedshiftDataApi:
         skip = int(options.get("IGNOREHEADER", "0"))
         try:
             location = S3Location.parse(source, where="COPY")
-            keys = s3_objects(self._s3, location, where="COPY")
+            keys = s3_objects(self._s3, location, where="COPY", as_prefix=True)
         except DatapipeError as error:
             raise DataApiError("ValidationException", f"S3ServiceException: {error}") from None
         with connection.cursor() as cursor:

@@ -7,13 +7,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
 from psycopg import conninfo
 
 from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
 from datapipe.errors import DatapipeError
-from datapipe.local.redshift_data import DataApiError, RedshiftDataApi
+from datapipe.local.redshift_data import OPERATIONS, DataApiError, RedshiftDataApi
 from tests.databases.conftest import PASSWORD, USER, Server
 
 CLUSTER = {
@@ -272,3 +273,30 @@ def test_redshift_copy_refuses_bad_input(changes: dict[str, Any], needle: str) -
     with pytest.raises(DatapipeError) as caught:
         copy_statements(RedshiftCopy(**fields))
     assert needle in str(caught.value)
+
+
+def test_boto3_client_through_moto_dispatch(api: RedshiftDataApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook the emulator will use: moto's redshift-data response class hands every action to `handle`."""
+    from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
+
+    def route(action: str) -> Any:
+        def answer(self: Any) -> tuple[int, dict[str, int], str]:
+            status, body = api.handle(action, self.body)
+            return status, {"status": status}, body  # moto takes the status from the headers
+
+        return answer
+
+    for action, method in OPERATIONS.items():
+        monkeypatch.setattr(RedshiftDataAPIServiceResponse, method, route(action), raising=False)
+    client = boto3.client("redshift-data", region_name="eu-west-1")
+    statement_id = client.execute_statement(**CLUSTER, Sql="select 'hello' as greeting")["Id"]
+    deadline = time.monotonic() + 30
+    while (described := client.describe_statement(Id=statement_id))["Status"] not in ("FINISHED", "FAILED"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert described["Status"] == "FINISHED" and described["CreatedAt"].year >= 2026
+    assert client.get_statement_result(Id=statement_id)["Records"] == [[{"stringValue": "hello"}]]
+    batch = client.batch_execute_statement(**CLUSTER, Sqls=["select 1", "select 2"])
+    assert any(entry["Id"] == batch["Id"] for entry in client.list_statements()["Statements"])
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_statement(Id="00000000-0000-0000-0000-000000000000")

@@ -11,8 +11,10 @@ PostgreSQL database; credentials (SecretArn, DbUser) are accepted and not checke
 
 from __future__ import annotations
 
+import base64
 import datetime
 import gzip
+import json
 import re
 import threading
 import uuid
@@ -55,6 +57,16 @@ IGNORED_OPTIONS = {
     "STATUPDATE": 1,
     "TIMEFORMAT": 1,
     "DATEFORMAT": 1,
+}
+
+
+OPERATIONS = {
+    "ExecuteStatement": "execute_statement",
+    "BatchExecuteStatement": "batch_execute_statement",
+    "DescribeStatement": "describe_statement",
+    "GetStatementResult": "get_statement_result",
+    "ListStatements": "list_statements",
+    "CancelStatement": "cancel_statement",
 }
 
 
@@ -222,6 +234,22 @@ class RedshiftDataApi:
         if connection is not None:
             connection.cancel_safe()
         return {"Status": True}
+
+    def handle(self, action: str, body: str | bytes) -> tuple[int, str]:
+        """One HTTP request of the API (JSON 1.1, `X-Amz-Target: RedshiftData.<action>`) -> (status, JSON body)."""
+        method = OPERATIONS.get(action)
+        try:
+            if method is None:
+                raise DataApiError("ValidationException", f"{action} is not an operation of the Redshift Data API")
+            request = json.loads(body or b"{}")
+            if not isinstance(request, dict):
+                raise DataApiError("ValidationException", "the request body must be a JSON object")
+            answer = getattr(self, method)(request)
+        except DataApiError as error:
+            return 400, json.dumps({"__type": error.code, "message": str(error)})
+        except ValueError:
+            return 400, json.dumps({"__type": "ValidationException", "message": "the request body is not JSON"})
+        return 200, json.dumps(answer, default=_json_value)
 
     def wait(self, timeout: float = 30.0) -> None:
         """Waits for every statement submitted so far to end (for tests and for the emulator's stop)."""
@@ -511,6 +539,15 @@ def _field(value: object) -> dict[str, Any]:
     if isinstance(value, bytes | memoryview):
         return {"blobValue": bytes(value)}
     return {"stringValue": str(value)}
+
+
+def _json_value(value: object) -> object:
+    """Timestamps as epoch seconds and blobs as base64, as the JSON protocol carries them."""
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _required_text(request: dict[str, Any], name: str) -> str:

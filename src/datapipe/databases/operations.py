@@ -51,14 +51,16 @@ def _rollback(database: OpenDatabase) -> None:
         database.connection.rollback()
 
 
-def run_script(database: OpenDatabase, script: str, arguments: Sequence[str] = (), *, where: str) -> list[int]:
+def run_script(
+    database: OpenDatabase, script: str, arguments: Sequence[str] = (), *, where: str, field: str = "script"
+) -> list[int]:
     """SqlActivity: the statements of `script` in order, one transaction; `?` take `arguments` in order, as values.
 
     Returns each statement's row count (-1 where the driver gives none).
     """
-    statements = split_script(script, database.engine, where=f"{where}.script")
+    statements = split_script(script, database.engine, where=f"{where}.{field}")
     if not statements:
-        raise DatapipeError(f"{where}.script: holds no SQL statement")
+        raise DatapipeError(f"{where}.{field}: holds no SQL statement")
     wanted = sum(statement.parameter_count for statement in statements)
     if wanted != len(arguments):
         raise DatapipeError(
@@ -74,7 +76,7 @@ def run_script(database: OpenDatabase, script: str, arguments: Sequence[str] = (
                     cursor.execute(statement.text, values or None)
                 except Exception as error:
                     raise DatapipeError(
-                        f"{where}.script: statement {number} failed: {driver_message(error)}", exit_code=1
+                        f"{where}.{field}: statement {number} failed: {driver_message(error)}", exit_code=1
                     ) from None
                 counts.append(cursor.rowcount)
         database.connection.commit()

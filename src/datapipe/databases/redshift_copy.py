@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from datapipe.databases.sqltext import checked_identifier
+from datapipe.databases.sqltext import checked_identifier, create_if_missing
 from datapipe.errors import DatapipeError
 
 INSERT_MODES = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")
 DATA_FORMATS = {"CSV": "CSV", "TSV": "DELIMITER '\\t'"}
 SOURCE = re.compile(r"(s3://[^'\s]+|dynamodb://[A-Za-z0-9_.-]{3,255})")
-CREATE_TABLE = re.compile(r"\s*create\s+(?:temp\s+|temporary\s+)?table\s+(?!if\s+not\s+exists)", re.IGNORECASE)
 PRIMARY_KEY = re.compile(r"\bprimary\s+key\b", re.IGNORECASE)
 
 
@@ -63,7 +62,7 @@ def copy_statements(copy: RedshiftCopy) -> list[str]:
 
     statements = []
     if copy.create_table_sql:
-        statements.append(CREATE_TABLE.sub(lambda m: m.group(0) + "IF NOT EXISTS ", copy.create_table_sql, count=1))
+        statements.append(create_if_missing(copy.create_table_sql))
     statements.append(f"CREATE TEMP TABLE staging (LIKE {table})")
     options = [DATA_FORMATS[copy.data_format]] if copy.data_format else []
     statements.append(

@@ -128,3 +128,12 @@ def checked_identifier(name: str, *, where: str) -> str:
     if not IDENTIFIER.fullmatch(name):
         raise DatapipeError(f"{where}: {name[:80]!r} is not a plain table or column name (letters, digits, _ and $)")
     return name
+
+
+CREATE_TABLE = re.compile(r"\s*create\s+(?:temp\s+|temporary\s+)?table\s+(?!if\s+not\s+exists)", re.IGNORECASE)
+
+
+def create_if_missing(create_table_sql: str) -> str:
+    """`CREATE TABLE t ...` as `CREATE TABLE IF NOT EXISTS t ...`: Data Pipeline runs createTableSql only when the
+    table does not exist, which PostgreSQL, MySQL and Redshift all say this way."""
+    return CREATE_TABLE.sub(lambda match: match.group(0) + "IF NOT EXISTS ", create_table_sql, count=1)

@@ -56,7 +56,7 @@ class CsvReader:
                 f"{where}: delimiter {delimiter!r} must be one character other than a quote or line break"
             )
         escaped = re.escape(delimiter)
-        self._field = re.compile(rf'(?:"((?:[^"]|"")*)"|([^{escaped}"\r\n]*))({escaped}|\r?\n)')
+        self._field = re.compile(rf'(?:"([^"]*(?:""[^"]*)*)"|([^{escaped}"\r\n]*))({escaped}|\r?\n)')
         self._chunks = iter(chunks)
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._where = where

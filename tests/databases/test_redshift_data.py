@@ -132,6 +132,17 @@ def test_batch_is_one_transaction(api: RedshiftDataApi) -> None:
     assert listed[0]["QueryStrings"][0] == "create table batch_t (id int)"
 
 
+def test_batch_sub_statements_start_one_by_one(api: RedshiftDataApi) -> None:
+    submitted = api.batch_execute_statement({**CLUSTER, "Sqls": ["select pg_sleep(1)", "select 2"]})
+    deadline = time.monotonic() + 10
+    while (described := api.describe_statement({"Id": submitted["Id"]}))["Status"] != "STARTED":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert described["SubStatements"][1]["Status"] == "SUBMITTED"
+    assert described["RedshiftPid"] > 0
+    assert ended(api, submitted["Id"])["Status"] == "FINISHED"
+
+
 def test_batch_sub_statement_results(api: RedshiftDataApi) -> None:
     submitted = api.batch_execute_statement({**CLUSTER, "Sqls": ["select 1", "select 'two'"]})
     assert ended(api, submitted["Id"])["Status"] == "FINISHED"

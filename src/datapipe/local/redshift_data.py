@@ -104,6 +104,7 @@ class _Statement:
             "CreatedAt": self.created,
             "UpdatedAt": self.updated,
             "RedshiftQueryId": 0,
+            "RedshiftPid": self.pid,
             "Duration": int((self.updated - self.created).total_seconds() * 1e9),
         }
 
@@ -309,10 +310,7 @@ class RedshiftDataApi:
         thread = threading.Thread(target=self._run, args=(submission,), name=f"redshift-data-{main_id}", daemon=True)
         self._threads.append(thread)
         thread.start()
-        answer = {"Id": main_id, "CreatedAt": main.created, "Database": database, **target}
-        if "SecretArn" in answer:
-            answer["SecretArn"] = target["SecretArn"]
-        return answer
+        return {"Id": main_id, "CreatedAt": main.created, "Database": database, **target}
 
     def _set(self, statement: _Statement, status: str, error: str | None = None) -> None:
         with self._lock:
@@ -335,12 +333,14 @@ class RedshiftDataApi:
             pid = connection.info.backend_pid
         for statement in statements:
             statement.pid = pid
-            self._set(statement, "STARTED")
+        self._set(submission.main, "STARTED")  # a batch's sub-statements start one by one
         current = submission.parts[0]
         try:
             with connection.transaction():
                 for part in submission.parts:
                     current = part
+                    if submission.cancelled:  # cancelled before it began
+                        raise psycopg.errors.QueryCanceled("canceling statement due to user request")
                     if submission.is_batch:
                         self._set(part, "STARTED")
                     self._execute(connection, part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import time
 from collections.abc import Iterator
@@ -311,3 +312,20 @@ def test_boto3_client_through_moto_dispatch(api: RedshiftDataApi, monkeypatch: p
     assert any(entry["Id"] == batch["Id"] for entry in client.list_statements()["Statements"])
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.describe_statement(Id="00000000-0000-0000-0000-000000000000")
+
+
+def test_statements_are_forgotten_a_day_after_they_end(dev_dsn: str, aws: dict[str, Any]) -> None:
+    now = [datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)]
+    api = RedshiftDataApi(dsn=dev_dsn, s3=aws["s3"], clock=lambda: now[0])
+    old = api.execute_statement({**CLUSTER, "Sql": "select 1"})["Id"]
+    assert ended(api, old)["Status"] == "FINISHED"
+    now[0] += datetime.timedelta(hours=23)
+    api.execute_statement({**CLUSTER, "Sql": "select 2"})
+    assert api.describe_statement({"Id": old})["Status"] == "FINISHED"  # 23 h: still there
+    now[0] += datetime.timedelta(hours=2)
+    recent = api.execute_statement({**CLUSTER, "Sql": "select 3"})["Id"]
+    with pytest.raises(DataApiError) as caught:
+        api.describe_statement({"Id": old})
+    assert caught.value.code == "ResourceNotFoundException"
+    assert ended(api, recent)["Status"] == "FINISHED"
+    api.wait()

@@ -18,7 +18,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
 
 PAGE_RECORDS = 1000
+RETENTION = datetime.timedelta(hours=24)
 TERMINAL = ("FINISHED", "FAILED", "ABORTED")
 COPY = re.compile(
     r"\s*copy\s+(?P<table>[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?)\s*(?:\((?P<columns>[^)]*)\))?\s*from\s+'(?P<source>[^']*)'"
@@ -70,6 +71,10 @@ OPERATIONS = {
 }
 
 
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
 class DataApiError(Exception):
     """An error the API answers with: `code` is the AWS error code (ValidationException, ...)."""
 
@@ -88,8 +93,8 @@ class _Statement:
     columns: list[dict[str, Any]] = field(default_factory=list)
     records: list[list[dict[str, Any]]] | None = None
     row_count: int = -1
-    created: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
-    updated: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+    created: datetime.datetime = field(default_factory=_utc_now)
+    updated: datetime.datetime = field(default_factory=_utc_now)
     pid: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -124,9 +129,10 @@ class _Submission:
 class RedshiftDataApi:
     """The API's operations as methods taking and returning the API's JSON shapes (boto3's parameter names)."""
 
-    def __init__(self, *, dsn: str, s3: Any) -> None:
+    def __init__(self, *, dsn: str, s3: Any, clock: Callable[[], datetime.datetime] = _utc_now) -> None:
         self._dsn = dsn
         self._s3 = s3
+        self._clock = clock
         self._lock = threading.Lock()
         self._submissions: dict[str, _Submission] = {}
         self._threads: list[threading.Thread] = []
@@ -292,11 +298,18 @@ class RedshiftDataApi:
         if ("ClusterIdentifier" in target) == ("WorkgroupName" in target):
             raise DataApiError("ValidationException", "give exactly one of ClusterIdentifier and WorkgroupName")
         main_id = str(uuid.uuid4())
+        now = self._clock()
         parts = [
-            _Statement(id=f"{main_id}:{n}" if is_batch else main_id, query=text, parameters=parameters)
+            _Statement(
+                id=f"{main_id}:{n}" if is_batch else main_id,
+                query=text,
+                parameters=parameters,
+                created=now,
+                updated=now,
+            )
             for n, text in enumerate(sqls, start=1)
         ]
-        main = _Statement(id=main_id, query="; ".join(sqls)) if is_batch else parts[0]
+        main = _Statement(id=main_id, query="; ".join(sqls), created=now, updated=now) if is_batch else parts[0]
         submission = _Submission(
             main=main,
             database=database,
@@ -306,17 +319,29 @@ class RedshiftDataApi:
             is_batch=is_batch,
         )
         with self._lock:
+            self._forget_old(now)
             self._submissions[main_id] = submission
         thread = threading.Thread(target=self._run, args=(submission,), name=f"redshift-data-{main_id}", daemon=True)
         self._threads.append(thread)
         thread.start()
         return {"Id": main_id, "CreatedAt": main.created, "Database": database, **target}
 
+    def _forget_old(self, now: datetime.datetime) -> None:
+        """Statements that ended over a day ago, and their results, are gone, as in AWS: memory stays bounded."""
+        expired = [
+            key
+            for key, submission in self._submissions.items()
+            if submission.main.status in TERMINAL and now - submission.main.updated > RETENTION
+        ]
+        for key in expired:
+            del self._submissions[key]
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+
     def _set(self, statement: _Statement, status: str, error: str | None = None) -> None:
         with self._lock:
             statement.status = status
             statement.error = error
-            statement.updated = datetime.datetime.now(datetime.UTC)
+            statement.updated = self._clock()
 
     def _run(self, submission: _Submission) -> None:
         statements = [submission.main, *(submission.parts if submission.is_batch else [])]

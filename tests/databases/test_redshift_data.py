@@ -329,3 +329,101 @@ def test_statements_are_forgotten_a_day_after_they_end(dev_dsn: str, aws: dict[s
     assert caught.value.code == "ResourceNotFoundException"
     assert ended(api, recent)["Status"] == "FINISHED"
     api.wait()
+
+
+def test_redshift_copy_from_definition_objects(api: RedshiftDataApi, aws: dict[str, Any]) -> None:
+    """The objects of the reference's example (a gzipped CSV directory into a RedshiftDataNode), run end to end."""
+    aws["s3"].put_object(
+        Bucket="data",
+        Key="logs/2026-11-30/part-0.csv.gz",
+        Body=gzip.compress(b"t1,t2,host-a,2026-11-30\nt3,t4,host-b,2026-11-30\n"),
+    )
+    activity = {
+        "id": "RedshiftCopyActivityId1",
+        "type": "RedshiftCopyActivity",
+        "insertMode": "OVERWRITE_EXISTING",
+        "commandOptions": ["EMPTYASNULL", "IGNOREBLANKLINES"],
+    }
+    s3_node = {
+        "id": "S3DataNodeId1",
+        "type": "S3DataNode",
+        "directoryPath": "s3://data/logs/2026-11-30",
+        "compression": "gzip",
+    }
+    redshift_node = {
+        "id": "RedshiftDataNodeId1",
+        "type": "RedshiftDataNode",
+        "tableName": "structuredlogs",
+        "schemaName": "public",
+        "createTableSql": "create table public.StructuredLogs (requestBeginTime CHAR(30) PRIMARY KEY DISTKEY SORTKEY, "
+        "requestEndTime CHAR(30), hostname CHAR(100), requestDate varchar(20));",
+        "primaryKeys": "requestBeginTime",
+    }
+    copy = RedshiftCopy.from_objects(activity, s3_node, redshift_node, iam_role=ROLE, data_format="csv")
+    assert copy.command_options == ("EMPTYASNULL", "IGNOREBLANKLINES", "GZIP")
+    for _ in range(2):
+        described = ended(api, api.batch_execute_statement({**CLUSTER, "Sqls": copy_statements(copy)})["Id"])
+        assert described["Status"] == "FINISHED", described["Error"]
+    assert rows(api, "select trim(requestbegintime), trim(hostname) from structuredlogs order by 1") == [
+        ["t1", "host-a"],
+        ["t3", "host-b"],
+    ]
+
+
+def test_redshift_copy_from_dynamodb_statement() -> None:
+    copy = RedshiftCopy.from_objects(
+        {"id": "A", "insertMode": "APPEND"},
+        {"id": "D", "type": "DynamoDBDataNode", "tableName": "events", "readThroughputPercent": "0.25"},
+        {"id": "R", "type": "RedshiftDataNode", "tableName": "events"},
+        iam_role=ROLE,
+    )
+    assert f"COPY staging FROM 'dynamodb://events' IAM_ROLE '{ROLE}' READRATIO 25" in copy_statements(copy)
+
+
+@pytest.mark.parametrize(
+    ("activity", "input_node", "output_node", "needle"),
+    [
+        (
+            {"id": "A"},
+            {"id": "S", "type": "S3DataNode", "filePath": "s3://b/k"},
+            {"id": "R", "type": "RedshiftDataNode", "tableName": "t"},
+            "A.insertMode: required",
+        ),
+        (
+            {"id": "A", "insertMode": "APPEND"},
+            {"id": "S", "type": "S3DataNode"},
+            {"id": "R", "type": "RedshiftDataNode", "tableName": "t"},
+            "S.filePath: give exactly one",
+        ),
+        (
+            {"id": "A", "insertMode": "APPEND"},
+            {"id": "S", "type": "S3DataNode", "filePath": "s3://b/k", "compression": "zip"},
+            {"id": "R", "type": "RedshiftDataNode", "tableName": "t"},
+            "S.compression: 'zip'",
+        ),
+        (
+            {"id": "A", "insertMode": "APPEND"},
+            {"id": "D", "type": "DynamoDBDataNode", "tableName": "e", "readThroughputPercent": "2"},
+            {"id": "R", "type": "RedshiftDataNode", "tableName": "t"},
+            "D.readThroughputPercent",
+        ),
+        (
+            {"id": "A", "insertMode": "APPEND"},
+            {"id": "S", "type": "S3DataNode", "filePath": "s3://b/k"},
+            {"id": "R", "type": "SqlDataNode", "table": "t"},
+            "A.output: 'SqlDataNode' is not a RedshiftDataNode",
+        ),
+        (
+            {"id": "A", "insertMode": "APPEND", "commandOptions": [1]},
+            {"id": "S", "type": "S3DataNode", "filePath": "s3://b/k"},
+            {"id": "R", "type": "RedshiftDataNode", "tableName": "t"},
+            "A.commandOptions: expected a string or a list",
+        ),
+    ],
+)
+def test_redshift_copy_objects_refused(
+    activity: dict[str, object], input_node: dict[str, object], output_node: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(DatapipeError) as caught:
+        RedshiftCopy.from_objects(activity, input_node, output_node, iam_role=ROLE)
+    assert needle in str(caught.value)

@@ -12,7 +12,7 @@ from typing import Any
 
 from datapipe.databases.connections import connect
 from datapipe.databases.credentials import read_credentials
-from datapipe.databases.model import DatabaseSpec
+from datapipe.databases.model import DatabaseSpec, text_field, text_list_field
 from datapipe.databases.operations import S3Location, copy_query_to_s3, copy_s3_to_table, run_script
 from datapipe.databases.sqltext import checked_identifier, create_if_missing
 from datapipe.errors import DatapipeError
@@ -20,15 +20,6 @@ from datapipe.errors import DatapipeError
 SQL_NODE_TYPES = ("SqlDataNode", "MySqlDataNode")
 DELIMITERS = {"CSV": ",", "TSV": "\t"}
 MAX_SCRIPT_BYTES = 16 * 1024 * 1024
-
-
-def _text(obj: Mapping[str, object], name: str) -> str | None:
-    value = obj.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise DatapipeError(f"{obj.get('id', '?')}.{name}: expected a non-empty string")
-    return value
 
 
 @dataclass(frozen=True)
@@ -44,17 +35,17 @@ class SqlNode:
         object_id = str(obj.get("id") or "node")
         if obj.get("type") not in SQL_NODE_TYPES:
             raise DatapipeError(f"{object_id}.type: {obj.get('type')!r} is not one of {', '.join(SQL_NODE_TYPES)}")
-        table = _text(obj, "table")
+        table = text_field(obj, "table")
         if table is None:
             raise DatapipeError(f"{object_id}.table: required")
-        schema = _text(obj, "schemaName")
+        schema = text_field(obj, "schemaName")
         qualified = f"{schema}.{table}" if schema else table
         return cls(
             object_id=object_id,
             table=checked_identifier(qualified, where=f"{object_id}.table"),
-            select_query=_text(obj, "selectQuery"),
-            insert_query=_text(obj, "insertQuery"),
-            create_table_sql=_text(obj, "createTableSql"),
+            select_query=text_field(obj, "selectQuery"),
+            insert_query=text_field(obj, "insertQuery"),
+            create_table_sql=text_field(obj, "createTableSql"),
         )
 
 
@@ -70,7 +61,7 @@ class S3Node:
         object_id = str(obj.get("id") or "node")
         if obj.get("type") != "S3DataNode":
             raise DatapipeError(f"{object_id}.type: {obj.get('type')!r} is not S3DataNode")
-        file_path, directory_path = _text(obj, "filePath"), _text(obj, "directoryPath")
+        file_path, directory_path = text_field(obj, "filePath"), text_field(obj, "directoryPath")
         if (file_path is None) == (directory_path is None):
             raise DatapipeError(f"{object_id}.filePath: give exactly one of filePath and directoryPath")
         format_type = (data_format or "CSV").upper()
@@ -88,16 +79,12 @@ def run_sql_activity(
 ) -> list[int]:
     """SqlActivity: `script` or the object at `scriptUri`, with `scriptArgument` values bound to its `?`."""
     activity_id = str(activity.get("id") or "SqlActivity")
-    script, script_uri = _text(activity, "script"), _text(activity, "scriptUri")
+    script, script_uri = text_field(activity, "script"), text_field(activity, "scriptUri")
     if (script is None) == (script_uri is None):
         raise DatapipeError(f"{activity_id}.script: give exactly one of script and scriptUri")
     if script_uri is not None:
         script = _read_script(s3, S3Location.parse(script_uri, where=f"{activity_id}.scriptUri"), where=activity_id)
-    arguments = activity.get("scriptArgument", [])
-    if isinstance(arguments, str):
-        arguments = [arguments]
-    if not isinstance(arguments, list) or not all(isinstance(value, str) for value in arguments):
-        raise DatapipeError(f"{activity_id}.scriptArgument: expected a string or a list of strings")
+    arguments = text_list_field(activity, "scriptArgument")
     spec = DatabaseSpec.from_object(database)
     credentials = read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
     with connect(spec, credentials) as open_database:

@@ -38,6 +38,25 @@ RDS_ENGINES = {
 DEFAULT_DATABASE = {Engine.POSTGRESQL: "postgres", Engine.REDSHIFT: "dev"}
 
 
+def text_field(obj: Mapping[str, object], name: str) -> str | None:
+    """A string field of a definition object, or None when absent; anything else is refused naming it."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise DatapipeError(f"{obj.get('id') or '?'}.{name}: expected a non-empty string")
+    return value
+
+
+def text_list_field(obj: Mapping[str, object], name: str) -> list[str]:
+    """A field that a definition gives as one string or as a list of them (a repeated key)."""
+    value = obj.get(name, [])
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
+        raise DatapipeError(f"{obj.get('id') or '?'}.{name}: expected a string or a list of strings")
+    return values
+
+
 @dataclass(frozen=True)
 class DatabaseSpec:
     """One database object of a definition: everything but the credentials, which are read when a task runs."""
@@ -61,12 +80,8 @@ class DatabaseSpec:
             raise DatapipeError(f"{object_id}.type: {object_type!r} is not one of {', '.join(DATABASE_TYPES)}")
 
         def text(name: str) -> str | None:
-            value = obj.get(name)
-            if value is None:
-                return None
-            if not isinstance(value, str) or not value.strip():
-                raise DatapipeError(f"{object_id}.{name}: expected a non-empty string")
-            return value.strip()
+            value = text_field(obj, name)
+            return value.strip() if value is not None else None
 
         if obj.get("*password"):
             raise DatapipeError(

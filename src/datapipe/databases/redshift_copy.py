@@ -10,8 +10,10 @@ BatchExecuteStatement of the Redshift Data API.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from datapipe.databases.model import text_field, text_list_field
 from datapipe.databases.sqltext import checked_identifier, create_if_missing
 from datapipe.errors import DatapipeError
 
@@ -33,6 +35,73 @@ class RedshiftCopy:
     create_table_sql: str | None = None
     transform_sql: str | None = None
     primary_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_objects(
+        cls,
+        activity: Mapping[str, object],
+        input_node: Mapping[str, object],
+        output_node: Mapping[str, object],
+        *,
+        iam_role: str,
+        data_format: str | None = None,
+    ) -> RedshiftCopy:
+        """A RedshiftCopyActivity with its input (S3DataNode or DynamoDBDataNode) and output (RedshiftDataNode)
+        objects, references resolved by the caller; `data_format` is the type of the input's dataFormat."""
+        activity_id = str(activity.get("id") or "RedshiftCopyActivity")
+        insert_mode = text_field(activity, "insertMode")
+        if insert_mode is None:
+            raise DatapipeError(f"{activity_id}.insertMode: required ({', '.join(INSERT_MODES)})")
+        options = text_list_field(activity, "commandOptions")
+        input_id = input_node.get("id") or "input"
+        if input_node.get("type") == "S3DataNode":
+            file_path, directory_path = text_field(input_node, "filePath"), text_field(input_node, "directoryPath")
+            if (file_path is None) == (directory_path is None):
+                raise DatapipeError(f"{input_id}.filePath: give exactly one of filePath and directoryPath")
+            source = str(file_path or str(directory_path).rstrip("/") + "/")
+            compression = (text_field(input_node, "compression") or "none").lower()
+            if compression not in ("none", "gzip"):
+                raise DatapipeError(f"{input_id}.compression: {compression!r} is not none or gzip")
+            if compression == "gzip":
+                options.append("GZIP")
+        elif input_node.get("type") == "DynamoDBDataNode":
+            table_name = text_field(input_node, "tableName")
+            if table_name is None:
+                raise DatapipeError(f"{input_id}.tableName: required")
+            source = f"dynamodb://{table_name}"
+            percent = input_node.get("readThroughputPercent")
+            if percent is not None:
+                try:
+                    ratio = round(float(str(percent)) * 100)
+                except ValueError:
+                    ratio = 0
+                if not 10 <= ratio <= 100:
+                    raise DatapipeError(f"{input_id}.readThroughputPercent: {percent!r} is not between 0.1 and 1.0")
+                options.append(f"READRATIO {ratio}")
+        else:
+            raise DatapipeError(
+                f"{activity_id}.input: {input_node.get('type')!r} is not an S3DataNode or DynamoDBDataNode"
+            )
+        output_id = output_node.get("id") or "output"
+        if output_node.get("type") != "RedshiftDataNode":
+            raise DatapipeError(f"{activity_id}.output: {output_node.get('type')!r} is not a RedshiftDataNode")
+        table_name = text_field(output_node, "tableName")
+        if table_name is None:
+            raise DatapipeError(f"{output_id}.tableName: required")
+        schema = text_field(output_node, "schemaName")
+        keys = [key.strip() for entry in text_list_field(output_node, "primaryKeys") for key in entry.split(",")]
+        return cls(
+            object_id=activity_id,
+            insert_mode=insert_mode,
+            table=f"{schema}.{table_name}" if schema else table_name,
+            source=source,
+            iam_role=iam_role,
+            data_format=data_format.upper() if data_format else None,
+            command_options=tuple(options),
+            create_table_sql=text_field(output_node, "createTableSql"),
+            transform_sql=text_field(activity, "transformSql"),
+            primary_keys=tuple(key for key in keys if key),
+        )
 
 
 def copy_statements(copy: RedshiftCopy) -> list[str]:

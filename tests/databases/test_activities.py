@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
@@ -164,3 +165,34 @@ def test_bad_activities(
             run_copy_activity(activity, input_node, output_node, database, secrets=aws["secrets"], s3=aws["s3"])
     assert needle in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_gzip_both_ways(postgres_server: Server, aws: dict[str, Any]) -> None:
+    database = database_object(postgres_server, aws)
+    run_sql_activity(
+        {"id": "Setup", "script": "drop table if exists zipped; create table zipped (id int, v text)"},
+        database,
+        secrets=aws["secrets"],
+        s3=aws["s3"],
+    )
+    aws["s3"].put_object(Bucket="data", Key="in.csv.gz", Body=gzip.compress(b"1,one\n") + gzip.compress(b"2,two\n"))
+    node = {
+        "id": "Zipped",
+        "type": "SqlDataNode",
+        "table": "zipped",
+        "insertQuery": "insert into zipped values (?, ?)",
+        "selectQuery": "select id, v from zipped order by id",
+    }
+    gz_in = {"id": "In", "type": "S3DataNode", "filePath": "s3://data/in.csv.gz", "compression": "gzip"}
+    assert run_copy_activity({"id": "Load"}, gz_in, node, database, secrets=aws["secrets"], s3=aws["s3"]) == 2
+    gz_out = {"id": "Out", "type": "S3DataNode", "directoryPath": "s3://data/out/", "compression": "GZIP"}
+    assert run_copy_activity({"id": "Unload"}, node, gz_out, database, secrets=aws["secrets"], s3=aws["s3"]) == 2
+    body = aws["s3"].get_object(Bucket="data", Key="out/Unload.csv.gz")["Body"].read()
+    assert gzip.decompress(body) == b"1,one\n2,two\n"
+    aws["s3"].put_object(Bucket="data", Key="cut.csv.gz", Body=gzip.compress(b"3,three\n" * 1000)[:-12])
+    cut = {**gz_in, "filePath": "s3://data/cut.csv.gz"}
+    with pytest.raises(DatapipeError, match=r"^Zipped\.input s3://data/cut\.csv\.gz: the gzip data is truncated$"):
+        run_copy_activity({"id": "Load"}, cut, node, database, secrets=aws["secrets"], s3=aws["s3"])
+    plain = {**gz_in, "filePath": "s3://data/in.csv.gz", "compression": "none"}
+    with pytest.raises(DatapipeError, match=r"not UTF-8|not valid CSV|fields"):
+        run_copy_activity({"id": "Load"}, plain, node, database, secrets=aws["secrets"], s3=aws["s3"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 
 import pytest
 
 from datapipe.databases.csvstream import CsvReader, format_row
+from datapipe.databases.operations import READ_CHUNK_BYTES, gunzipped
 from datapipe.errors import DatapipeError
 
 # Worked by hand: PostgreSQL's CSV convention (unquoted empty = NULL, "" = empty string), quotes doubled.
@@ -80,3 +82,29 @@ def test_unterminated_huge_field_fails_in_linear_time() -> None:
     with pytest.raises(DatapipeError, match="record 1 is not valid CSV"):
         list(CsvReader((data[i : i + 65536] for i in range(0, len(data), 65536)), where="w"))
     assert time.perf_counter() - started < 2.0
+
+
+def test_gunzip_members_and_cuts() -> None:
+    data = bytes(range(256)) * 40_000 + b"x" * 3_000_000
+    compressed = gzip.compress(data) + gzip.compress(b"second member")
+    for size in (7, 1000, len(compressed)):
+        pieces = [compressed[i : i + size] for i in range(0, len(compressed), size)]
+        assert b"".join(gunzipped(pieces, where="w")) == data + b"second member"
+
+
+def test_gunzip_bomb_comes_out_in_bounded_pieces() -> None:
+    """200 MB of zeros in a 200 kB object: never more than one read chunk at a time."""
+    bomb = gzip.compress(b"\0" * 200_000_000)
+    total = 0
+    for piece in gunzipped([bomb], where="w"):
+        assert len(piece) <= READ_CHUNK_BYTES
+        total += len(piece)
+    assert total == 200_000_000
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"), [(b"plain text", "not gzip data"), (gzip.compress(b"a" * 999)[:-5], "truncated")]
+)
+def test_gunzip_refuses_bad_data(data: bytes, needle: str) -> None:
+    with pytest.raises(DatapipeError, match=needle):
+        list(gunzipped([data], where="w"))

@@ -55,6 +55,7 @@ class S3Node:
     location: S3Location
     is_directory: bool
     delimiter: str
+    gzipped: bool
 
     @classmethod
     def from_object(cls, obj: Mapping[str, object], *, data_format: str | None) -> S3Node:
@@ -71,7 +72,10 @@ class S3Node:
             location = S3Location.parse(directory_path.rstrip("/") + "/", where=f"{object_id}.directoryPath")
         else:
             location = S3Location.parse(str(file_path), where=f"{object_id}.filePath")
-        return cls(object_id, location, directory_path is not None, DELIMITERS[format_type])
+        compression = (text_field(obj, "compression") or "none").lower()
+        if compression not in ("none", "gzip"):
+            raise DatapipeError(f"{object_id}.compression: {compression!r} is not none or gzip")
+        return cls(object_id, location, directory_path is not None, DELIMITERS[format_type], compression == "gzip")
 
 
 def run_sql_activity(
@@ -129,7 +133,8 @@ def run_copy_activity(
         target = S3Node.from_object(output_node, data_format=data_format)
         destination = target.location
         if target.is_directory:
-            destination = S3Location(destination.bucket, f"{destination.key}{activity_id}.csv")
+            suffix = ".csv.gz" if target.gzipped else ".csv"
+            destination = S3Location(destination.bucket, f"{destination.key}{activity_id}{suffix}")
         credentials = read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
         with connect(spec, credentials) as open_database:
             query = source.select_query or f"SELECT * FROM {source.table}"
@@ -139,6 +144,7 @@ def run_copy_activity(
                 s3=s3,
                 destination=destination,
                 delimiter=target.delimiter,
+                gzipped=target.gzipped,
                 where=source.object_id,
             )
     if kinds[0] == "S3DataNode" and kinds[1] in SQL_NODE_TYPES:
@@ -161,6 +167,7 @@ def run_copy_activity(
                 s3=s3,
                 source=origin.location,
                 delimiter=origin.delimiter,
+                gzipped=origin.gzipped,
                 where=sink.object_id,
             )
     raise DatapipeError(

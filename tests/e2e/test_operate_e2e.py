@@ -151,9 +151,9 @@ def test_ls_of_a_stage_that_is_not_deployed_says_so_in_one_line(emulator: Any) -
 def test_runs_lists_newest_first_with_the_state_that_failed_and_its_error(emulator: Any, failed_emr_run: str) -> None:
     # No runner polls wg-12345 in this test: both runs wait on the activity until stopped.
     sfn = emulator.client("stepfunctions")
-    older = start(emulator, "create-directory", {"command": "true"})
+    older = start(emulator, "create-directory", {"directory": "reports"})
     time.sleep(0.05)
-    newer = start(emulator, "create-directory", {"command": "true"})
+    newer = start(emulator, "create-directory", {"directory": "reports"})
     for arn in (older, newer):
         wait_for_state(sfn, arn, "CreateDirectory")
         sfn.stop_execution(executionArn=arn)
@@ -179,13 +179,13 @@ def test_runs_lists_newest_first_with_the_state_that_failed_and_its_error(emulat
 
 
 def test_runs_limit_and_since_cut_the_listing(emulator: Any) -> None:
-    before = [start(emulator, "create-directory", {"command": "true"}) for _ in range(3)]
+    before = [start(emulator, "create-directory", {"directory": "reports"}) for _ in range(3)]
     time.sleep(1.1)
     cut = datetime.now(UTC).isoformat()
     after = []
     for _ in range(2):
         time.sleep(0.05)  # distinct start times, so that newest first is one order
-        after.append(start(emulator, "create-directory", {"command": "true"}))
+        after.append(start(emulator, "create-directory", {"directory": "reports"}))
     for arn in before + after:
         emulator.client("stepfunctions").stop_execution(executionArn=arn)
 
@@ -237,7 +237,7 @@ def test_status_finds_a_run_by_name_by_workflow_and_name_and_by_arn(emulator: An
 
 def test_status_of_a_running_run_names_the_state_it_is_in(emulator: Any) -> None:
     sfn = emulator.client("stepfunctions")
-    waiting = start(emulator, "create-directory", {"command": "true"})  # no runner: it waits on the activity
+    waiting = start(emulator, "create-directory", {"directory": "reports"})  # no runner: it waits on the activity
     wait_for_state(sfn, waiting, "CreateDirectory")
     try:
         view = document(datapipe(emulator, "status", waiting, "--json"))
@@ -248,7 +248,7 @@ def test_status_of_a_running_run_names_the_state_it_is_in(emulator: Any) -> None
 
 def test_a_name_that_two_workflows_share_must_say_which(emulator: Any) -> None:
     name = execution_name()
-    waiting = start(emulator, "create-directory", {"command": "true"}, name=name)
+    waiting = start(emulator, "create-directory", {"directory": "reports"}, name=name)
     emulator.client("stepfunctions").stop_execution(executionArn=waiting)
     start(emulator, "transform", {}, name=name)  # however it ends, only its name matters here
     error = one_line_error(datapipe(emulator, "status", name), 2)
@@ -307,7 +307,7 @@ def test_stop_ends_the_run_and_the_reaper_terminates_the_cluster_it_created(emul
 
 def test_rerun_from_start_runs_the_same_input_again(emulator: Any) -> None:
     sfn = emulator.client("stepfunctions")
-    command = {"command": "echo from the first run"}
+    command = {"directory": "from-the-first-run"}
     first = start(emulator, "create-directory", command)
     sfn.stop_execution(executionArn=first)
 
@@ -326,14 +326,21 @@ def test_rerun_from_start_runs_the_same_input_again(emulator: Any) -> None:
     sfn.stop_execution(executionArn=running)
 
 
-def test_rerun_without_redrive_support_points_at_from_start(emulator: Any) -> None:
-    """moto 5.2.5's DescribeExecution gives no redriveStatus and it has no RedriveExecution. This test waits for the
-    emulator's RedriveExecution (another change): once it lands, a stopped run is redriven here instead, and this
-    test becomes `rerun` resuming the same execution ARN at the state that failed."""
-    first = start(emulator, "create-directory", {"command": "true"})
-    emulator.client("stepfunctions").stop_execution(executionArn=first)
-    error = one_line_error(datapipe(emulator, "rerun", first), 1)
-    assert "redriveStatus" in error and "--from-start" in error
+def test_rerun_redrives_a_stopped_run_from_the_state_it_stopped_in(emulator: Any) -> None:
+    """RedriveExecution as AWS documents it: the same execution ARN runs again from the state that did not succeed,
+    its redriveCount goes up, and a run that cannot be redriven any more is refused in one line."""
+    sfn = emulator.client("stepfunctions")
+    first = start(emulator, "create-directory", {"directory": "redriven"})  # no runner: it waits on the activity
+    wait_for_state(sfn, first, "CreateDirectory")
+    sfn.stop_execution(executionArn=first)
+    wait_for("the run to end", lambda: sfn.describe_execution(executionArn=first)["status"] == "ABORTED", 30, 0.1)
+
+    outcome = document(datapipe(emulator, "rerun", first, "--json"))
+    assert (outcome["action"], outcome["executionArn"]) == ("redriven", first), outcome
+    described = sfn.describe_execution(executionArn=first)
+    assert described["status"] == "RUNNING" and described["redriveCount"] == 1, described
+    wait_for_state(sfn, first, "CreateDirectory")
+    sfn.stop_execution(executionArn=first)
 
 
 # -- logs -----------------------------------------------------------------------------------------------------------
@@ -359,18 +366,19 @@ def runner(emulator: Any, subprocess_env: dict[str, str], tmp_path: Path) -> Ite
 def test_logs_of_a_failed_worker_group_task_show_its_stderr_then_stdout(
     emulator: Any, runner: subprocess.Popen[bytes]
 ) -> None:
-    command = "echo 'reading input.csv'; echo 'cp: cannot stat input.csv: No such file or directory' >&2; exit 3"
-    execution = start(emulator, SAMPLE_WORKFLOW, {"command": command})
+    # The sample's fixed command refuses a directory name that is not letters, digits, dots, dashes or underscores.
+    execution = start(emulator, SAMPLE_WORKFLOW, {"directory": "input.csv; rm -rf /"})
     assert finished(emulator, execution)["status"] == "FAILED"
+    message = "directory must be letters, digits, dots, dashes or underscores, got: input.csv; rm -rf /\n"
 
     result = datapipe(emulator, "logs", name_of(execution))
     assert result.exit_code == 0, result.output
     output = result.output
-    stderr_at = output.index("cp: cannot stat input.csv: No such file or directory")
-    stdout_at = output.index("reading input.csv")
-    assert stderr_at < stdout_at  # error first
+    assert output.index(message.strip()) < output.index("stdout")  # error first
+    # The runner writes under its principal's own prefix (GetCallerIdentity's UserId: IAM's aws:userid).
+    principal = emulator.client("sts").get_caller_identity()["UserId"]
     log_folder = (
-        f"s3://{NAMING.log_bucket(emulator.account, emulator.region)}/taskrunner/{WORKER_GROUP}/"
+        f"s3://{NAMING.log_bucket(emulator.account, emulator.region)}/taskrunner/{WORKER_GROUP}/{principal}/attempts/"
         f"{NAMING.state_machine(SAMPLE_WORKFLOW)}/CreateDirectory/{name_of(execution)}/Attempt=1/"
     )
     assert f"{log_folder}stderr" in output and f"{log_folder}stdout" in output
@@ -378,11 +386,12 @@ def test_logs_of_a_failed_worker_group_task_show_its_stderr_then_stdout(
     as_json = document(datapipe(emulator, "logs", execution, "--json"))
     assert as_json["state"] == "CreateDirectory"
     assert [entry["label"] for entry in as_json["logs"]] == ["stderr", "stdout"]
-    assert as_json["logs"][0]["text"] == "cp: cannot stat input.csv: No such file or directory\n"
+    assert as_json["logs"][0]["text"] == message
+    assert as_json["logs"][1]["text"] == ""
 
 
 def test_an_error_that_looks_like_markup_is_shown_as_it_is(emulator: Any, runner: subprocess.Popen[bytes]) -> None:
-    execution = start(emulator, SAMPLE_WORKFLOW, {"command": "echo '[/] [bold]not bold[/bold]' >&2; exit 1"})
+    execution = start(emulator, SAMPLE_WORKFLOW, {"directory": "[/] [bold]not bold[/bold]"})
     assert finished(emulator, execution)["status"] == "FAILED"
     table = datapipe(emulator, "runs", SAMPLE_WORKFLOW, "--limit", "1")
     assert table.exit_code == 0, table.output
@@ -391,14 +400,32 @@ def test_an_error_that_looks_like_markup_is_shown_as_it_is(emulator: Any, runner
     assert status.exit_code == 0 and "[/] [bold]not bold[/bold]" in status.output
 
 
-def test_logs_follow_waits_for_a_running_task_and_shows_its_logs(
-    emulator: Any, runner: subprocess.Popen[bytes]
+def test_logs_follow_waits_for_a_task_that_no_runner_has_taken_yet_and_shows_its_logs(
+    emulator: Any, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
-    execution = start(emulator, SAMPLE_WORKFLOW, {"command": "sleep 1; echo done sleeping"})
-    result = datapipe(emulator, "logs", execution, "--follow", "--poll", "0.2", "--state", "CreateDirectory")
-    assert result.exit_code == 0, result.output
-    assert "done sleeping" in result.output
-    assert emulator.client("stepfunctions").describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
+    execution = start(emulator, SAMPLE_WORKFLOW, {"directory": "bad name"})  # no runner polls yet: it waits
+    wait_for_state(emulator.client("stepfunctions"), execution, "CreateDirectory")
+    env = {**subprocess_env, **{k: v for k, v in emulator.env().items() if k != "AWS_ENDPOINT_URL"}}
+    following = subprocess.Popen(
+        [str(Path(sys.executable).with_name("datapipe")), "logs", execution, "--follow", "--poll", "0.2", "--state",
+         "CreateDirectory", "--endpoint-url", emulator.endpoint_url, "--region", emulator.region],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    time.sleep(1)
+    assert following.poll() is None, "logs --follow ended before the task ran"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "datapipe.cli", "taskrunner", f"--workerGroup={WORKER_GROUP}", "--region",
+         emulator.region, "--endpoint", emulator.endpoint_url, "--output", str(tmp_path / "output")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        output, _ = following.communicate(timeout=60)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=20)
+    assert following.returncode == 0, output
+    assert "directory must be letters, digits, dots, dashes or underscores, got: bad name" in output
+    assert emulator.client("stepfunctions").describe_execution(executionArn=execution)["status"] == "FAILED"
 
 
 def test_logs_of_a_failed_emr_step_are_its_gzipped_stderr_then_controller(emulator: Any, failed_emr_run: str) -> None:
@@ -529,7 +556,7 @@ def test_the_plain_install_runs_a_task_runner_against_the_emulator(
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        execution = start(emulator, SAMPLE_WORKFLOW, {"command": "python3 -c 'print(6 * 7)'"})
+        execution = start(emulator, SAMPLE_WORKFLOW, {"directory": "from-the-plain-install"})
         described = finished(emulator, execution)
         assert described["status"] == "SUCCEEDED", described
         output = json.loads(described["output"])["CreateDirectory"]

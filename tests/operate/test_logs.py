@@ -7,22 +7,37 @@ import io
 import json
 import random
 import string
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 from datapipe.operate import logs
 from datapipe.operate.history import TaskRecord
 
+BUCKET = "datapipe-dev-logs-123456789012-eu-west-1"
 ACTIVITY = "arn:aws:states:eu-west-1:123456789012:activity:datapipe-dev-activity-wg-12345"
 TASK_INPUT = {"type": "ShellCommandActivity", "workflow": "datapipe-dev-create-directory", "execution": "run-1",
               "activityId": "CreateDirectory", "attempt": 1, "command": "mkdir x"}
 
 
-def sources(record: TaskRecord) -> list[logs.LogSource]:
-    return logs.log_sources(record, naming=Naming(), account="123456789012", region="eu-west-1", emr=None, batch=None)
+def sources(record: TaskRecord, s3: object = None) -> list[logs.LogSource]:
+    return logs.log_sources(
+        record, naming=Naming(), account="123456789012", region="eu-west-1", emr=None, batch=None, s3=s3
+    )
+
+
+@pytest.fixture()
+def log_bucket() -> Iterator[Any]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield s3
 
 
 def test_a_runner_that_reported_a_failure_named_its_log_folder() -> None:
@@ -32,18 +47,28 @@ def test_a_runner_that_reported_a_failure_named_its_log_folder() -> None:
                                                      "s3://my-logs/runners/wg/x/Attempt=2/stdout"]
 
 
-def test_a_task_the_runner_never_reported_is_looked_for_where_the_default_log_uri_puts_it() -> None:
-    """The second attempt (`attempt` 1 counts retries) of a runner killed before it reported (heartbeat timeout)."""
+def test_a_task_the_runner_never_reported_is_looked_for_in_each_runner_principal_s_folder(log_bucket: Any) -> None:
+    """The second attempt (`attempt` 1 counts retries) of a runner killed before it reported (heartbeat timeout):
+    its logs are in the folder of whichever runner principal took it, under the default log URI."""
+    attempt = "datapipe-dev-create-directory/CreateDirectory/run-1/Attempt=2/"
+    log_bucket.put_object(Bucket=BUCKET, Key="taskrunner/wg-12345/AIDAOTHER/attempts/other/CreateDirectory/x/stderr")
+    log_bucket.put_object(Bucket=BUCKET, Key=f"taskrunner/wg-12345/AROAEXAMPLE:i-0abc/attempts/{attempt}stderr")
     record = TaskRecord("CreateDirectory", "activity", ACTIVITY, TASK_INPUT, error="States.HeartbeatTimeout")
-    folder = ("s3://datapipe-dev-logs-123456789012-eu-west-1/taskrunner/wg-12345/datapipe-dev-create-directory/"
-              "CreateDirectory/run-1/Attempt=2/")
-    assert [s.location for s in sources(record)] == [folder + "stderr", folder + "stdout"]
+    folder = f"s3://{BUCKET}/taskrunner/wg-12345/AROAEXAMPLE:i-0abc/attempts/{attempt}"
+    assert [s.location for s in sources(record, log_bucket)] == [folder + "stderr", folder + "stdout"]
 
 
-def test_a_hostile_task_input_puts_no_path_outside_the_attempt_folder() -> None:
+def test_an_unreported_task_with_no_uploaded_log_has_no_source(log_bucket: Any) -> None:
+    record = TaskRecord("CreateDirectory", "activity", ACTIVITY, TASK_INPUT, error="States.HeartbeatTimeout")
+    assert sources(record, log_bucket) == []
+
+
+def test_a_hostile_task_input_puts_no_path_outside_the_attempt_folder(log_bucket: Any) -> None:
+    attempt = "datapipe-dev-create-directory/CreateDirectory/.._.._secrets/Attempt=2/"
+    log_bucket.put_object(Bucket=BUCKET, Key=f"taskrunner/wg-12345/AIDAEXAMPLE/attempts/{attempt}stderr")
     record = TaskRecord("CreateDirectory", "activity", ACTIVITY, {**TASK_INPUT, "execution": "../../secrets"})
-    (stderr, _) = sources(record)
-    assert "/../" not in stderr.location and stderr.location.endswith("/CreateDirectory/.._.._secrets/Attempt=2/stderr")
+    (stderr, _) = sources(record, log_bucket)
+    assert "/../" not in stderr.location and stderr.location.endswith(f"/attempts/{attempt}stderr")
 
 
 def test_a_failed_batch_job_names_its_log_stream() -> None:

@@ -397,6 +397,7 @@ def _sources_of(session: Session, record: TaskRecord, account: str, region: str)
         region=region,
         emr=session.client("emr"),
         batch=session.client("batch"),
+        s3=session.client("s3"),
     )
 
 

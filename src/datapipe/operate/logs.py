@@ -1,7 +1,8 @@
 """Where the logs of a task state are, and reading them, error output first.
 
 - a worker group's task (Step Functions activity): the attempt's `stderr` and `stdout` that the task runner uploads
-  to `<log URI><group>/<workflow>/<activity>/<execution>/Attempt=N/` (the runner's result or failure names them);
+  to `<log URI><group>/<runner principal>/attempts/<workflow>/<activity>/<execution>/Attempt=N/` (the runner's
+  result or failure names them; for a runner that never reported, each runner principal's folder is looked in);
 - an EMR step: `stderr.gz` and `controller.gz` (then `stdout.gz`, `syslog.gz`) in
   `<cluster LogUri>/<cluster id>/steps/<step id>/`, gzipped as EMR writes them;
 - a Batch job: its CloudWatch log stream (`/aws/batch/job` unless the job definition says otherwise);
@@ -46,11 +47,11 @@ class LogSource:
 
 
 def log_sources(
-    record: TaskRecord, *, naming: Naming, account: str, region: str, emr: Any, batch: Any
+    record: TaskRecord, *, naming: Naming, account: str, region: str, emr: Any, batch: Any, s3: Any
 ) -> list[LogSource]:
     """The logs behind one task attempt, error output first."""
     if record.kind == "activity":
-        return _runner_sources(record, naming=naming, account=account, region=region)
+        return _runner_sources(record, naming=naming, account=account, region=region, s3=s3)
     if record.kind == "emr" and record.resource.startswith("addStep"):
         return _emr_step_sources(record, emr)
     if record.kind == "batch":
@@ -60,24 +61,37 @@ def log_sources(
     return []
 
 
-def _runner_sources(record: TaskRecord, *, naming: Naming, account: str, region: str) -> list[LogSource]:
+def _runner_sources(record: TaskRecord, *, naming: Naming, account: str, region: str, s3: Any) -> list[LogSource]:
     folder = None
     if isinstance(record.output.get("stderr"), str) and record.output["stderr"].startswith("s3://"):
         folder = record.output["stderr"].rpartition("/")[0] + "/"
     elif (match := _RUNNER_LOGS.search(record.cause)) is not None:
         folder = match[1]
-    else:  # the runner reported nothing (it was killed, or timed out): where the default log URI puts the attempt
-        from datapipe.taskrunner.contract import InvalidTask, ShellTask, safe_path_part
-
-        activity = _ACTIVITY_NAME.search(record.resource)
-        group = activity["name"].removeprefix(naming.name("activity-")) if activity else ""
-        try:
-            attempt_path = ShellTask.from_input(json.dumps(record.parameters)).attempt_path
-        except InvalidTask:
+    else:  # the runner reported nothing (it was killed, or timed out): look where the default log URI puts it
+        folder = _unreported_attempt_folder(record, naming=naming, bucket=naming.log_bucket(account, region), s3=s3)
+        if folder is None:
             return []
-        bucket = naming.log_bucket(account, region)
-        folder = f"s3://{bucket}/{TASK_RUNNER_LOG_PREFIX}{safe_path_part(group)}/{attempt_path}/"
     return [LogSource("stderr", folder + "stderr"), LogSource("stdout", folder + "stdout")]
+
+
+def _unreported_attempt_folder(record: TaskRecord, *, naming: Naming, bucket: str, s3: Any) -> str | None:
+    """The folder of an attempt under the default log URI: `<group>/<principal>/attempts/<attempt path>/`, where the
+    principal is whichever runner took the task; each runner principal of the group has one folder (a few)."""
+    from datapipe.taskrunner.contract import InvalidTask, ShellTask, safe_path_part
+
+    activity = _ACTIVITY_NAME.search(record.resource)
+    group = activity["name"].removeprefix(naming.name("activity-")) if activity else ""
+    try:
+        attempt_path = ShellTask.from_input(json.dumps(record.parameters)).attempt_path
+    except InvalidTask:
+        return None
+    group_prefix = f"{TASK_RUNNER_LOG_PREFIX}{safe_path_part(group)}/"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=group_prefix, Delimiter="/")
+    for principal in (common["Prefix"] for page in pages for common in page.get("CommonPrefixes", [])):
+        key = f"{principal}attempts/{attempt_path}/"
+        if s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount", 0):
+            return f"s3://{bucket}/{key}"
+    return None
 
 
 def _emr_step_sources(record: TaskRecord, emr: Any) -> list[LogSource]:

@@ -175,4 +175,37 @@ def test_input_that_did_not_come_from_datapipe_run_fails_at_once(emulator: Any) 
     execution = wait_for_execution(emulator, execution_arn)
     assert execution["status"] == "FAILED"
     assert execution["error"] == "InvalidTransformInput"
-    assert "jobName, command and jobDefinition" in execution["cause"]
+    assert execution["cause"].startswith("The input must hold jobName, jobDefinition, remote, context, input")
+
+
+def deployed_wordcount_definition(emulator: Any) -> str:
+    name = NAMING.name("examples-transforms-wordcount-job-definition")
+    definitions = emulator.client("batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")
+    return str(max(definitions["jobDefinitions"], key=lambda d: int(d["revision"]))["jobDefinitionArn"])
+
+
+def test_a_command_in_the_execution_input_is_refused_and_nothing_runs(emulator: Any, tmp_path: Path) -> None:
+    """Issue 11: whoever may start the transform workflow ran any command as the transform's job role."""
+    witness = tmp_path / "pwned"
+    batch = emulator.client("batch")
+    queue = NAMING.name("transforms")
+    jobs_before = {j["jobId"] for status in ("SUCCEEDED", "FAILED") for j in batch.list_jobs(
+        jobQueue=queue, jobStatus=status)["jobSummaryList"]}  # fmt: skip
+    execution_arn = emulator.client("stepfunctions").start_execution(
+        stateMachineArn=NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region),
+        input=json.dumps(
+            {
+                "jobName": "pwned",
+                "jobDefinition": deployed_wordcount_definition(emulator),
+                "command": ["sh", "-c", f"echo pwned; touch {witness}"],
+            }
+        ),
+    )["executionArn"]
+    execution = wait_for_execution(emulator, execution_arn)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InvalidTransformInput"
+    assert execution["cause"].startswith("The input may not hold a command: the job definition fixes what the job runs")
+    assert not witness.exists()
+    jobs_after = {j["jobId"] for status in ("SUCCEEDED", "FAILED") for j in batch.list_jobs(
+        jobQueue=queue, jobStatus=status)["jobSummaryList"]}  # fmt: skip
+    assert jobs_after == jobs_before  # no job was submitted at all

@@ -74,10 +74,12 @@ def test_a_missing_job_definition_is_registered_then_reused(batch: Any) -> None:
         {"vcpus": 2},
         {"memory_mib": 4096},
         {"job_role_arn": "arn:aws:iam::123456789012:role/other"},
-        {"command": tuple(WORDCOUNT_COMMAND[:4] + ["examples.transforms.wordcount.Other"] + WORDCOUNT_COMMAND[5:])},
+        {"command": (*WORDCOUNT_COMMAND[:4], "examples.transforms.wordcount.Other", *WORDCOUNT_COMMAND[5:])},
     ],
 )
-def test_a_new_revision_only_when_image_vcpus_memory_role_or_command_differ(batch: Any, changed: dict[str, Any]) -> None:
+def test_a_new_revision_only_when_image_vcpus_memory_role_or_command_differ(
+    batch: Any, changed: dict[str, Any]
+) -> None:
     first, _ = ensure_job_definition(batch, NAME, SPEC, transform="t.T")
     wanted = JobSpec(**{**SPEC.__dict__, **changed})
     second, registered = ensure_job_definition(batch, NAME, wanted, transform="t.T")

@@ -69,7 +69,8 @@ def ensure_job_definition(
         return str(current["jobDefinitionArn"]), False
 
     if current is not None:
-        container: dict[str, Any] = {k: v for k, v in current["containerProperties"].items() if k not in LEGACY_SIZE_KEYS}
+        deployed = current["containerProperties"].items()
+        container: dict[str, Any] = {key: value for key, value in deployed if key not in LEGACY_SIZE_KEYS}
         extra = {key: current[key] for key in CARRIED_OVER if current.get(key)}
     else:
         container = {}

@@ -404,8 +404,8 @@ class TransformBatch(Construct):
                     "Not_A_Transform_Input",
                     error="InvalidTransformInput",
                     cause=f"The input must hold {TRANSFORM_INPUT_FIELDS} (texts, tags and parameters objects of "
-                    "texts), with jobDefinition the ARN of one of this stage's job definitions, as `datapipe run "
-                    "--backend batch` sends them.",
+                    "texts), with jobDefinition the ARN of one of this stage's job definitions and remote a prefix "
+                    "of this stage's data bucket, as `datapipe run --backend batch` sends them.",
                 )
             )
         )
@@ -455,9 +455,16 @@ class TransformBatch(Construct):
             sfn.Condition.and_(sfn.Condition.is_present(path), sfn.Condition.is_string(path))
             for path in TRANSFORM_INPUT_TEXTS
         ]
+        # The job role may use only the data bucket; checking here too fails a run elsewhere at once, and on the
+        # emulator, which evaluates no IAM, the same way.
+        data_bucket = self._naming.bucket(DATA_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
         return sfn.Condition.and_(
             *present_texts,
             sfn.Condition.string_matches("$.jobDefinition", f"arn:*:batch:*:job-definition/{self._naming.name('')}*"),
+            sfn.Condition.or_(
+                sfn.Condition.string_equals("$.remote", f"s3://{data_bucket}"),
+                sfn.Condition.string_matches("$.remote", f"s3://{data_bucket}/*"),
+            ),
             *(sfn.Condition.is_present(path) for path in TRANSFORM_INPUT_OBJECTS),
         )
 

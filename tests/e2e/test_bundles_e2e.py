@@ -294,7 +294,6 @@ def test_a_started_run_with_the_documented_input_makes_its_output(emulator: Any,
 @pytest.mark.parametrize(
     ("changed", "error_line"),
     [
-        ({"remote": "--transform=os.system"}, "argument --remote: expected one argument"),
         ({"input": {"name": "words", "version": "--help"}}, "argument --input-version: expected one argument"),
         ({"input": {"name": "words", "version": "1; touch pwned"}}, "version '1; touch pwned' is not a bundle uuid"),
         ({"context": "../../etc"}, "--context name '../../etc' must be letters, digits"),
@@ -305,7 +304,6 @@ def test_a_started_run_with_the_documented_input_makes_its_output(emulator: Any,
         ({"output": {"name": "counts", "version": str(uuid.uuid4()), "tags": {"a b": "c"}}}, "tag 'a b:c' must be"),
     ],
     ids=[
-        "option-as-remote",
         "option-as-version",
         "shell-as-version",
         "path-as-context",
@@ -332,11 +330,22 @@ def test_values_started_by_hand_are_checked_as_data_by_the_entry_point(
 
 
 @pytest.mark.parametrize(
-    "removed", ["remote", "context", "input", "output", "parameters"], ids=lambda name: f"without-{name}"
+    "changed",
+    [
+        *({"without": name} for name in ("remote", "context", "input", "output", "parameters")),
+        {"remote": "s3://another-bucket/bundles"},
+        {"remote": "--transform=os.system"},
+        {"context": ["default"]},
+        {"input": {"name": "words", "version": 4}},
+    ],
+    ids=lambda changed: "-".join(f"{key}-{value}" for key, value in changed.items()),
 )
-def test_an_input_without_a_field_fails_at_once(emulator: Any, bundles: LocalContext, removed: str) -> None:
+def test_an_input_without_a_field_or_with_a_remote_elsewhere_fails_at_once(
+    emulator: Any, bundles: LocalContext, changed: dict[str, Any]
+) -> None:
     run_input = transform_input(bundles, deployed_wordcount_definition(emulator))
-    del run_input[removed]
+    run_input.pop(changed.pop("without", ""), None)
+    run_input.update(changed)
     execution = start_transform(emulator, run_input)
     assert execution["status"] == "FAILED"
     assert execution["error"] == "InvalidTransformInput"

@@ -138,6 +138,7 @@ def test_the_transform_state_machine_submits_waits_retries_and_explains_failures
     assert definition["StartAt"] == "Is_Transform_Input"
     guard = json.dumps(definition["States"]["Is_Transform_Input"])
     assert "arn:*:batch:*:job-definition/datapipe-dev-*" in guard
+    assert '"Variable": "$.remote", "StringMatches": "s3://datapipe-dev-data-X-X/*"' in guard  # X: account, region
     submit = definition["States"]["Submit_Transform_Job"]
     assert submit["Resource"] == "arn:X:states:::batch:submitJob.sync"
     assert submit["Parameters"]["JobDefinition.$"] == "$.jobDefinition"

@@ -49,6 +49,22 @@ BUNDLE_OBJECT_ACTIONS = [
     "s3:ListMultipartUploadParts",
 ]
 BUNDLE_BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
+# The transform state machine's input, as `datapipe run --backend batch` sends it: texts, and two objects of texts
+# (output tags, transform parameters) that go to the job as JSON text.
+TRANSFORM_INPUT_TEXTS = (
+    "$.jobName",
+    "$.jobDefinition",
+    "$.remote",
+    "$.context",
+    "$.input.name",
+    "$.input.version",
+    "$.output.name",
+    "$.output.version",
+)
+TRANSFORM_INPUT_OBJECTS = ("$.output.tags", "$.parameters")
+TRANSFORM_INPUT_FIELDS = (
+    "jobName, jobDefinition, remote, context, input {name, version}, output {name, version, tags} and parameters"
+)
 
 
 class TransformBatch(Construct):
@@ -257,7 +273,8 @@ class TransformBatch(Construct):
             "image": ecs.ContainerImage.from_ecr_repository(repository, transform.image_tag),
             "cpu": transform.vcpus,
             "memory": cdk.Size.mebibytes(transform.memory_mib),
-            "command": list(names.DEFAULT_JOB_COMMAND),
+            # The transform and the entry point are fixed here; a run fills only the `Ref::` placeholders.
+            "command": names.job_command(transform.class_path),
             "job_role": self.job_role,
             "execution_role": self.execution_role,
             "logging": ecs.LogDriver.aws_logs(stream_prefix="transform", log_group=self.log_group),
@@ -275,6 +292,7 @@ class TransformBatch(Construct):
             f"{construct_id}JobDefinition",
             job_definition_name=names.job_definition_name(self._naming, transform.class_path),
             container=container,
+            parameters=names.JOB_PARAMETER_DEFAULTS,
             timeout=cdk.Duration.minutes(self._settings.job_timeout_minutes),
             # A reclaimed Spot host is not the transform's fault: try again; any other failure is final.
             retry_attempts=3,
@@ -291,13 +309,26 @@ class TransformBatch(Construct):
         # Batch stops a job that runs longer than this (also jobs of CLI-registered definitions); the execution
         # allows an hour more for waiting in the queue.
         job_timeout = cdk.Duration.minutes(self._settings.job_timeout_minutes)
+        # Parameters are data for the `Ref::` placeholders of the job definition's command; no container override, so
+        # the job definition alone says what runs. Tags and transform parameters go as one JSON text each.
         submit = tasks.BatchSubmitJob(
             self,
             "Submit_Transform_Job",
             job_name=sfn.JsonPath.string_at("$.jobName"),
             job_definition_arn=sfn.JsonPath.string_at("$.jobDefinition"),
             job_queue_arn=self.queue.job_queue_arn,
-            container_overrides=tasks.BatchContainerOverrides(command=sfn.JsonPath.list_at("$.command")),
+            payload=sfn.TaskInput.from_object(
+                {
+                    "remote": sfn.JsonPath.string_at("$.remote"),
+                    "context": sfn.JsonPath.string_at("$.context"),
+                    "input": sfn.JsonPath.string_at("$.input.name"),
+                    "inputVersion": sfn.JsonPath.string_at("$.input.version"),
+                    "output": sfn.JsonPath.string_at("$.output.name"),
+                    "outputVersion": sfn.JsonPath.string_at("$.output.version"),
+                    "outputTags": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.output.tags")),
+                    "parameters": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.parameters")),
+                }
+            ),
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             task_timeout=sfn.Timeout.duration(job_timeout),
             result_path="$.job",
@@ -352,27 +383,29 @@ class TransformBatch(Construct):
             result_path="$.error",
         )
         submit.next(sfn.Succeed(self, "Output_Pushed"))
-        # Fail fast, and say why, on input that did not come from `datapipe run` (an event rule's, a typo's).
+        # Fail fast, and say why, on input that did not come from `datapipe run` (an event rule's, a typo's), and on
+        # a command: the job definition fixes what runs, the input only gives the run's values.
         definition = (
             sfn.Choice(self, "Is_Transform_Input")
             .when(
-                sfn.Condition.and_(
-                    sfn.Condition.is_present("$.jobName"),
-                    sfn.Condition.is_present("$.command"),
-                    sfn.Condition.is_present("$.jobDefinition"),
-                    sfn.Condition.string_matches(
-                        "$.jobDefinition", f"arn:*:batch:*:job-definition/{self._naming.name('')}*"
-                    ),
+                sfn.Condition.is_present("$.command"),
+                sfn.Fail(
+                    self,
+                    "Command_Not_Accepted",
+                    error="InvalidTransformInput",
+                    cause="The input may not hold a command: the job definition fixes what the job runs. Give the "
+                    f"run's values ({TRANSFORM_INPUT_FIELDS}), as `datapipe run --backend batch` does.",
                 ),
-                submit,
             )
+            .when(self._transform_input_condition(), submit)
             .otherwise(
                 sfn.Fail(
                     self,
                     "Not_A_Transform_Input",
                     error="InvalidTransformInput",
-                    cause="The input must hold jobName, command and jobDefinition (an ARN of this stage's job "
-                    "definitions), as `datapipe run --backend batch` sends them.",
+                    cause=f"The input must hold {TRANSFORM_INPUT_FIELDS} (texts, tags and parameters objects of "
+                    "texts), with jobDefinition the ARN of one of this stage's job definitions and remote a prefix "
+                    "of this stage's data bucket, as `datapipe run --backend batch` sends them.",
                 )
             )
         )
@@ -415,6 +448,25 @@ class TransformBatch(Construct):
             },
         )
         return state_machine
+
+    def _transform_input_condition(self) -> sfn.Condition:
+        """Every field the state machine reads is there, texts are texts; the entry point checks the values."""
+        present_texts = [
+            sfn.Condition.and_(sfn.Condition.is_present(path), sfn.Condition.is_string(path))
+            for path in TRANSFORM_INPUT_TEXTS
+        ]
+        # The job role may use only the data bucket; checking here too fails a run elsewhere at once, and on the
+        # emulator, which evaluates no IAM, the same way.
+        data_bucket = self._naming.bucket(DATA_BUCKET_PURPOSE, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+        return sfn.Condition.and_(
+            *present_texts,
+            sfn.Condition.string_matches("$.jobDefinition", f"arn:*:batch:*:job-definition/{self._naming.name('')}*"),
+            sfn.Condition.or_(
+                sfn.Condition.string_equals("$.remote", f"s3://{data_bucket}"),
+                sfn.Condition.string_matches("$.remote", f"s3://{data_bucket}/*"),
+            ),
+            *(sfn.Condition.is_present(path) for path in TRANSFORM_INPUT_OBJECTS),
+        )
 
     def _grant_bundles(self, role: iam.Role) -> None:
         """Read and write objects of the data bucket, the bundle remote; nothing else in S3."""

@@ -9,13 +9,23 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from datapipe.bundles.jobdefs import JobSpec, ensure_job_definition
+from datapipe.bundles.jobdefs import JobSpec, ensure_job_definition, transform_spec
 from datapipe.bundles.names import job_definition_name, repository_name
 from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 
 NAME = "datapipe-dev-examples-transforms-wordcount-job-definition"
-SPEC = JobSpec(
+WORDCOUNT = "examples.transforms.wordcount.WordCount"
+# The command every job of the example runs (docs/bundles.md): the entry point, the transform and the backend fixed,
+# one AWS Batch placeholder per value of a run.
+WORDCOUNT_COMMAND = [
+    "python", "-m", "datapipe.bundles.entrypoint", "--transform", WORDCOUNT, "--backend", "batch",
+    "--remote", "Ref::remote", "--context", "Ref::context", "--input", "Ref::input",
+    "--input-version", "Ref::inputVersion", "--output", "Ref::output", "--output-version", "Ref::outputVersion",
+    "--output-tags", "Ref::outputTags", "--parameters", "Ref::parameters",
+]  # fmt: skip
+SPEC = transform_spec(
+    WORDCOUNT,
     image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/datapipe-dev-examples-transforms-wordcount:latest",
     vcpus=1,
     memory_mib=2048,
@@ -43,14 +53,15 @@ def test_names_follow_the_transform_module() -> None:
 
 
 def test_a_missing_job_definition_is_registered_then_reused(batch: Any) -> None:
-    arn, registered = ensure_job_definition(batch, NAME, SPEC, transform="examples.transforms.wordcount.WordCount")
+    arn, registered = ensure_job_definition(batch, NAME, SPEC, transform=WORDCOUNT)
     assert registered
     again, registered_again = ensure_job_definition(batch, NAME, SPEC, transform="x.Y")
     assert (again, registered_again) == (arn, False)
 
     [definition] = active_revisions(batch)
     container = definition["containerProperties"]
-    assert container["command"] == ["python", "-m", "datapipe.bundles.entrypoint", "--help"]
+    assert container["command"] == WORDCOUNT_COMMAND
+    assert definition["parameters"] == {"outputTags": "{}", "parameters": "{}"}
     assert JobSpec.of(definition) == SPEC
     assert definition["platformCapabilities"] == ["EC2"]
     assert definition["tags"] == {"datapipe:transform": "examples.transforms.wordcount.WordCount"}
@@ -63,9 +74,12 @@ def test_a_missing_job_definition_is_registered_then_reused(batch: Any) -> None:
         {"vcpus": 2},
         {"memory_mib": 4096},
         {"job_role_arn": "arn:aws:iam::123456789012:role/other"},
+        {"command": (*WORDCOUNT_COMMAND[:4], "examples.transforms.wordcount.Other", *WORDCOUNT_COMMAND[5:])},
     ],
 )
-def test_a_new_revision_only_when_image_vcpus_memory_or_role_differ(batch: Any, changed: dict[str, Any]) -> None:
+def test_a_new_revision_only_when_image_vcpus_memory_role_or_command_differ(
+    batch: Any, changed: dict[str, Any]
+) -> None:
     first, _ = ensure_job_definition(batch, NAME, SPEC, transform="t.T")
     wanted = JobSpec(**{**SPEC.__dict__, **changed})
     second, registered = ensure_job_definition(batch, NAME, wanted, transform="t.T")
@@ -100,3 +114,29 @@ def test_a_new_revision_keeps_what_was_deployed(batch: Any) -> None:
         "VCPU": "1",
         "MEMORY": "8192",
     }
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["python", "-m", "datapipe.bundles.entrypoint", "--help"], ["sh", "-c", "Ref::script"], []],
+    ids=["the-old-help", "a-shell", "none"],
+)
+def test_a_revision_that_runs_another_command_is_never_reused(batch: Any, command: list[str]) -> None:
+    """Issue 11: a run uses only a job definition whose command is the transform's own; any other gets a revision."""
+    properties: dict[str, Any] = {
+        "image": SPEC.image,
+        "jobRoleArn": SPEC.job_role_arn,
+        "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+    }
+    old = batch.register_job_definition(
+        jobDefinitionName=NAME,
+        type="container",
+        containerProperties={**properties, **({"command": command} if command else {})},
+        parameters={"script": "echo pwned", "parameters": '{"min_length": "9"}'},
+    )["jobDefinitionArn"]
+    arn, registered = ensure_job_definition(batch, NAME, SPEC, transform=WORDCOUNT)
+    assert registered and arn != old
+    newest = active_revisions(batch)[-1]
+    assert newest["containerProperties"]["command"] == WORDCOUNT_COMMAND
+    # The old defaults carry over (they fill no placeholder of the command), ours replace theirs.
+    assert newest["parameters"] == {"script": "echo pwned", "outputTags": "{}", "parameters": "{}"}

@@ -123,3 +123,28 @@ def test_bad_run_input_is_one_line_and_makes_nothing(
 def test_run_without_a_remote_says_how_to_set_one(data_dir: Path, words: Path) -> None:
     invoke("bundle", "commit", "words", str(words))
     assert_one_line_error(run("words", "counts", WORDCOUNT), "context 'default' has no remote; set one with")
+
+
+PACED = "examples.transforms.paced.Paced"
+
+
+def test_hostile_values_are_arguments_of_their_own_in_a_local_run(
+    remote_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """The same values as a Batch job's, on the entry point's command line: never a shell, never an option."""
+    witness = tmp_path / "pwned"
+    message = f"$(touch {witness})\n--transform=os.system --backend local\nRef::remote; touch {witness}"
+    result = run("words", "echoed", PACED, f"message={message}", "-ot", f"note:`touch {witness}`\nline two")
+    assert result.exit_code == 0, result.output
+    echoed = LocalContext(data_dir, "default").find("echoed")
+    assert (LocalContext(data_dir, "default").files_dir(echoed) / "message.txt").read_text() == message
+    assert echoed.tags["note"] == f"`touch {witness}`\nline two"
+    assert not witness.exists()
+
+
+def test_values_too_large_for_a_batch_job_are_refused_locally_too(remote_url: str, data_dir: Path) -> None:
+    # {"message": "..."} is 13 + 24,570 + 2 bytes, the output tags {"k": ""} 9 more: 24,594 > 24,576 (24 KiB).
+    result = run("words", "echoed", PACED, "message=" + "m" * 24_570, "-ot", "k")
+    assert_one_line_error(result, "the transform's parameters and output tags take 24594 bytes as JSON, more than")
+    assert LocalContext(data_dir, "default").versions("echoed") == []
+    assert Remote(remote_url, "default").versions("words") == []  # refused before the input was pushed

@@ -103,10 +103,11 @@ def job_definition(clients: Callable[[str], Any], execution_role: str) -> Iterat
         jobDefinitionName=unique("echo"),
         type="container",
         platformCapabilities=["FARGATE"],
-        parameters={"word": "conformance"},
+        parameters={"word": "conformance", "wordy": "default"},
         containerProperties={
             "image": "public.ecr.aws/amazonlinux/amazonlinux:2023",
-            "command": ["echo", "Ref::word"],
+            # Two placeholders, one name the start of the other (moto replaced `Ref::wordy` by word's value + "y").
+            "command": ["echo", "Ref::word", "Ref::wordy"],
             "executionRoleArn": execution_role,
             "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
             "networkConfiguration": {"assignPublicIp": "ENABLED"},
@@ -123,7 +124,10 @@ def succeeded_job(clients: Callable[[str], Any], job_queue: str, job_definition:
     """One job run to its end for this module's tests: (submission, last description)."""
     batch = clients("batch")
     name = unique("job")
-    submitted = batch.submit_job(jobName=name, jobQueue=job_queue, jobDefinition=job_definition)
+    # `wordy` given at submission, over its default; its value looks like a placeholder and is only data.
+    submitted = batch.submit_job(
+        jobName=name, jobQueue=job_queue, jobDefinition=job_definition, parameters={"wordy": "Ref::word"}
+    )
     job_id = submitted["jobId"]
 
     def ended() -> dict[str, Any] | None:
@@ -145,6 +149,8 @@ def test_a_submitted_job_runs_to_success_and_is_described(
     assert job["jobQueue"].endswith(f":job-queue/{job_queue}")
     assert job["jobDefinition"] == job_definition
     assert job["container"]["exitCode"] == 0
+    # The Batch guide: a placeholder takes SubmitJob's parameter, else the job definition's default; whole arguments.
+    assert job["container"]["command"] == ["echo", "conformance", "Ref::word"]
     # Timestamps are epoch milliseconds (numbers, not dates) in Batch.
     assert isinstance(job["createdAt"], int) and job["createdAt"] <= job["startedAt"] <= job["stoppedAt"]
     assert len(job["attempts"]) == 1

@@ -4,6 +4,7 @@ and a transform that raises leaves no new output version."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -175,4 +176,177 @@ def test_input_that_did_not_come_from_datapipe_run_fails_at_once(emulator: Any) 
     execution = wait_for_execution(emulator, execution_arn)
     assert execution["status"] == "FAILED"
     assert execution["error"] == "InvalidTransformInput"
-    assert "jobName, command and jobDefinition" in execution["cause"]
+    assert execution["cause"].startswith("The input must hold jobName, jobDefinition, remote, context, input")
+
+
+def deployed_wordcount_definition(emulator: Any) -> str:
+    name = NAMING.name("examples-transforms-wordcount-job-definition")
+    definitions = emulator.client("batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")
+    return str(max(definitions["jobDefinitions"], key=lambda d: int(d["revision"]))["jobDefinitionArn"])
+
+
+def test_a_command_in_the_execution_input_is_refused_and_nothing_runs(emulator: Any, tmp_path: Path) -> None:
+    """Issue 11: whoever may start the transform workflow ran any command as the transform's job role."""
+    witness = tmp_path / "pwned"
+    batch = emulator.client("batch")
+    queue = NAMING.name("transforms")
+    jobs_before = {j["jobId"] for status in ("SUCCEEDED", "FAILED") for j in batch.list_jobs(
+        jobQueue=queue, jobStatus=status)["jobSummaryList"]}  # fmt: skip
+    execution_arn = emulator.client("stepfunctions").start_execution(
+        stateMachineArn=NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region),
+        input=json.dumps(
+            {
+                "jobName": "pwned",
+                "jobDefinition": deployed_wordcount_definition(emulator),
+                "command": ["sh", "-c", f"echo pwned; touch {witness}"],
+            }
+        ),
+    )["executionArn"]
+    execution = wait_for_execution(emulator, execution_arn)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InvalidTransformInput"
+    assert execution["cause"].startswith("The input may not hold a command: the job definition fixes what the job runs")
+    assert not witness.exists()
+    jobs_after = {j["jobId"] for status in ("SUCCEEDED", "FAILED") for j in batch.list_jobs(
+        jobQueue=queue, jobStatus=status)["jobSummaryList"]}  # fmt: skip
+    assert jobs_after == jobs_before  # no job was submitted at all
+
+
+PACED = "examples.transforms.paced.Paced"
+HOSTILE_MESSAGE = "$(touch {witness}); `touch {witness}` && echo pwned\nRef::remote\n--transform=os.system\n; exit 3"
+
+
+def test_hostile_parameter_and_tag_values_reach_the_transform_as_data(
+    emulator: Any, bundles: LocalContext, tmp_path: Path
+) -> None:
+    witness = tmp_path / "pwned"
+    message = HOSTILE_MESSAGE.format(witness=witness)
+    tag = f"note:$(touch {witness})\nsecond line"
+    result = datapipe("run", "--pipe-root", str(PROJECT_DIR), "words", "echoed", PACED, f"message={message}",
+                      "-ot", tag, "--backend", "batch", "--wait", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    made = bundles.find("echoed", version=json.loads(result.output)["uuid"])
+    assert (bundles.files_dir(made) / "message.txt").read_text() == message
+    assert made.tags["note"] == f"$(touch {witness})\nsecond line"
+    assert made.lineage.parameters == {"message": message}
+    assert not witness.exists()
+
+
+def test_a_large_value_is_data_and_one_too_large_for_batch_is_refused_before_anything_runs(
+    emulator: Any, bundles: LocalContext
+) -> None:
+    large = "x" * 20_000  # under the 24 KiB a run may pass
+    result = datapipe("run", "--pipe-root", str(PROJECT_DIR), "words", "echoed", PACED, f"message={large}",
+                      "--backend", "batch", "--wait", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    made = bundles.find("echoed", version=json.loads(result.output)["uuid"])
+    assert (bundles.files_dir(made) / "message.txt").read_text() == large
+
+    executions_before = emulator.client("stepfunctions").list_executions(
+        stateMachineArn=NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region)
+    )["executions"]
+    huge = CliRunner().invoke(cli, ["run", "--pipe-root", str(PROJECT_DIR), "words", "echoed", PACED,
+                                    "message=" + "y" * 30_000, "--backend", "batch"])  # fmt: skip
+    assert huge.exit_code == 2, huge.output
+    assert huge.output.count("\n") == 1
+    # {"message": "y...y"} is 13 + 30,000 + 2 bytes, and the output tags {} 2 more.
+    assert huge.output.startswith("Error: the transform's parameters and output tags take 30017 bytes as JSON, more")
+    executions_after = emulator.client("stepfunctions").list_executions(
+        stateMachineArn=NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region)
+    )["executions"]
+    assert len(executions_after) == len(executions_before)
+
+
+def transform_input(bundles: LocalContext, definition: str, **changed: Any) -> dict[str, Any]:
+    """The input `datapipe run --backend batch` sends, for the newest `words` (pushed), with fields changed."""
+    assert datapipe("bundle", "push", "words").exit_code == 0
+    words = bundles.find("words")
+    run_input: dict[str, Any] = {
+        "jobName": "direct",
+        "jobDefinition": definition,
+        "remote": bundles.require_remote(),
+        "context": bundles.name,
+        "input": {"name": "words", "version": words.uuid},
+        "output": {"name": "counts", "version": str(uuid.uuid4()), "tags": {}},
+        "parameters": {"min_length": "4"},
+    }
+    return {**run_input, **changed}
+
+
+def start_transform(emulator: Any, run_input: dict[str, Any]) -> dict[str, Any]:
+    execution_arn = emulator.client("stepfunctions").start_execution(
+        stateMachineArn=NAMING.state_machine_arn("transform", account=emulator.account, region=emulator.region),
+        input=json.dumps(run_input),
+    )["executionArn"]
+    return wait_for_execution(emulator, execution_arn)
+
+
+def test_a_started_run_with_the_documented_input_makes_its_output(emulator: Any, bundles: LocalContext) -> None:
+    run_input = transform_input(bundles, deployed_wordcount_definition(emulator))
+    run_input["output"]["tags"] = {"started": "by hand"}
+    execution = start_transform(emulator, run_input)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert datapipe("bundle", "pull", "counts", "--uuid", run_input["output"]["version"]).exit_code == 0
+    counts = bundles.find("counts", version=run_input["output"]["version"])
+    assert counts.tags["started"] == "by hand" and counts.lineage.parameters == {"min_length": "4"}
+
+
+@pytest.mark.parametrize(
+    ("changed", "error_line"),
+    [
+        ({"input": {"name": "words", "version": "--help"}}, "argument --input-version: expected one argument"),
+        ({"input": {"name": "words", "version": "1; touch pwned"}}, "version '1; touch pwned' is not a bundle uuid"),
+        ({"context": "../../etc"}, "--context name '../../etc' must be letters, digits"),
+        ({"parameters": {"min_length": "$(touch pwned)"}}, "parameter 'min_length' must be of type int"),
+        ({"parameters": {"__import__('os')": "1"}}, "has no parameter \"__import__('os')\""),
+        ({"parameters": "min_length=4"}, "--parameters must be a JSON object of strings"),
+        ({"parameters": {"min_length": 4}}, "--parameters: the value of 'min_length' must be a string"),
+        ({"output": {"name": "counts", "version": str(uuid.uuid4()), "tags": {"a b": "c"}}}, "tag 'a b:c' must be"),
+    ],
+    ids=[
+        "option-as-version",
+        "shell-as-version",
+        "path-as-context",
+        "shell-as-int",
+        "code-as-name",
+        "text-as-parameters",
+        "number-as-value",
+        "bad-tag-key",
+    ],
+)
+def test_values_started_by_hand_are_checked_as_data_by_the_entry_point(
+    emulator: Any, bundles: LocalContext, changed: dict[str, Any], error_line: str
+) -> None:
+    run_input = transform_input(bundles, deployed_wordcount_definition(emulator), **changed)
+    execution = start_transform(emulator, run_input)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "TransformJobFailed"
+    job_id = execution["cause"].split()[2]
+    *_, lines = job_log(emulator, job_id)
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and error_line in errors[0], lines
+    assert not any(line.startswith("Traceback") for line in lines), lines
+    assert bundles.versions("counts") == []
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        *({"without": name} for name in ("remote", "context", "input", "output", "parameters")),
+        {"remote": "s3://another-bucket/bundles"},
+        {"remote": "--transform=os.system"},
+        {"context": ["default"]},
+        {"input": {"name": "words", "version": 4}},
+    ],
+    ids=lambda changed: "-".join(f"{key}-{value}" for key, value in changed.items()),
+)
+def test_an_input_without_a_field_or_with_a_remote_elsewhere_fails_at_once(
+    emulator: Any, bundles: LocalContext, changed: dict[str, Any]
+) -> None:
+    run_input = transform_input(bundles, deployed_wordcount_definition(emulator))
+    run_input.pop(changed.pop("without", ""), None)
+    run_input.update(changed)
+    execution = start_transform(emulator, run_input)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InvalidTransformInput"
+    assert execution["cause"].startswith("The input must hold jobName, jobDefinition, remote, context, input")

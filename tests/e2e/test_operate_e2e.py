@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -451,15 +452,46 @@ def test_logs_of_a_failed_emr_step_are_its_gzipped_stderr_then_controller(emulat
     assert f"s3://{bucket}/{folder}/controller.gz" in output
 
 
-def deployed_job_definition(emulator: Any) -> str:
-    definitions = emulator.client("batch").describe_job_definitions(status="ACTIVE")["jobDefinitions"]
-    return str(next(d["jobDefinitionArn"] for d in definitions if d["jobDefinitionName"].startswith(NAMING.name(""))))
+PACED = "examples.transforms.paced.Paced"  # prints numbered lines at a pace, fails on request
 
 
-def test_logs_of_a_failed_batch_job_are_its_log_stream(emulator: Any) -> None:
-    definition = deployed_job_definition(emulator)
-    command = ["sh", "-c", "echo 'loading words'; echo 'ValueError: input bundle tables is empty' >&2; exit 4"]
-    execution = start(emulator, "transform", {"jobName": "fails", "jobDefinition": definition, "command": command})
+@pytest.fixture()
+def paced_input(emulator: Any, tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """The transform workflow's input for a run of the Paced example with the given parameters: its job definition
+    registered as `datapipe run --backend batch` registers it, its input bundle pushed to the data bucket."""
+    from datapipe.bundles.jobdefs import ensure_job_definition, transform_spec
+    from datapipe.bundles.names import job_definition_name, job_role_name
+    from datapipe.bundles.remote import Remote
+    from datapipe.bundles.store import LocalContext
+
+    remote_url = f"s3://{NAMING.bucket('data', emulator.account, emulator.region)}/operate"
+    context = LocalContext(tmp_path / "data", "default")
+    context.set_remote(remote_url)
+    (tmp_path / "a.txt").write_text("words\n")
+    words = context.commit("words", [tmp_path / "a.txt"])
+    Remote(remote_url, context.name, show_progress=False).push(context, words)
+    spec = transform_spec(
+        PACED, image="paced:latest", vcpus=1, memory_mib=2048,
+        job_role_arn=f"arn:aws:iam::{emulator.account}:role/{job_role_name(NAMING)}",
+    )  # fmt: skip
+    definition, _ = ensure_job_definition(
+        emulator.client("batch"), job_definition_name(NAMING, PACED), spec, transform=PACED
+    )
+
+    def run_input(**parameters: str) -> dict[str, Any]:
+        return {
+            "jobName": "paced", "jobDefinition": definition, "remote": remote_url, "context": context.name,
+            "input": {"name": "words", "version": words.uuid},
+            "output": {"name": "paced", "version": str(uuid.uuid4()), "tags": {}}, "parameters": parameters,
+        }  # fmt: skip
+
+    return run_input
+
+
+def test_logs_of_a_failed_batch_job_are_its_log_stream(
+    emulator: Any, paced_input: Callable[..., dict[str, Any]]
+) -> None:
+    execution = start(emulator, "transform", paced_input(lines="2", fail="true"))
     assert finished(emulator, execution)["status"] == "FAILED"
 
     result = datapipe(emulator, "logs", name_of(execution), "--json")
@@ -467,21 +499,30 @@ def test_logs_of_a_failed_batch_job_are_its_log_stream(emulator: Any) -> None:
     report = document(result)
     assert report["state"] == "Submit_Transform_Job"
     (entry,) = report["logs"]
-    (described,) = emulator.client("batch").describe_job_definitions(jobDefinitions=[definition])["jobDefinitions"]
-    group = described["containerProperties"]["logConfiguration"]["options"]["awslogs-group"]
+    execution_input = json.loads(
+        emulator.client("stepfunctions").describe_execution(executionArn=execution)["input"]
+    )
+    batch = emulator.client("batch")
+    (described,) = batch.describe_job_definitions(jobDefinitions=[execution_input["jobDefinition"]])["jobDefinitions"]
+    # The job definition's awslogs group, else Batch's own default group.
+    options = described["containerProperties"].get("logConfiguration", {}).get("options", {})
+    group = options.get("awslogs-group", "/aws/batch/job")
     assert entry["location"].startswith(f"cloudwatch:{group}/")
-    assert entry["text"] == "loading words\nValueError: input bundle tables is empty\n"
+    lines = entry["text"].splitlines()
+    assert lines[:2] == ["line 1 of 2 from words", "line 2 of 2 from words"]
+    assert lines[-1] == f"Error: transform '{PACED}' raised RuntimeError: failed on request after 2 lines; no output " \
+        "was pushed"
 
 
-def test_logs_follow_a_run_from_before_its_job_starts_to_its_failure_printing_each_line_once(emulator: Any) -> None:
-    command = ["sh", "-c", "echo 'first line'; sleep 1; echo 'last line'; exit 1"]
-    job = {"jobName": "slow", "jobDefinition": deployed_job_definition(emulator), "command": command}
-    execution = start(emulator, "transform", job)
+def test_logs_follow_a_run_from_before_its_job_starts_to_its_failure_printing_each_line_once(
+    emulator: Any, paced_input: Callable[..., dict[str, Any]]
+) -> None:
+    execution = start(emulator, "transform", paced_input(lines="2", pause="1", fail="true"))
     result = datapipe(emulator, "logs", execution, "--follow", "--poll", "0.1")
     assert result.exit_code == 0, result.output
     assert emulator.client("stepfunctions").describe_execution(executionArn=execution)["status"] == "FAILED"
     lines = result.output.splitlines()
-    assert lines.count("first line") == 1 and lines.count("last line") == 1
+    assert lines.count("line 1 of 2 from words") == 1 and lines.count("line 2 of 2 from words") == 1
     assert len([line for line in lines if line.startswith("==> Submit_Transform_Job")]) == 1
 
 

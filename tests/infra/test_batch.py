@@ -12,6 +12,13 @@ from aws_cdk.assertions import Match, Template
 from stacks.config import SettingsError, load_settings
 
 JOB_DEFINITION = "datapipe-dev-examples-transforms-wordcount-job-definition"
+# docs/bundles.md: the example's job runs the entry point for this transform only; each run fills the placeholders.
+WORDCOUNT_COMMAND = [
+    "python", "-m", "datapipe.bundles.entrypoint", "--transform", "examples.transforms.wordcount.WordCount",
+    "--backend", "batch", "--remote", "Ref::remote", "--context", "Ref::context", "--input", "Ref::input",
+    "--input-version", "Ref::inputVersion", "--output", "Ref::output", "--output-version", "Ref::outputVersion",
+    "--output-tags", "Ref::outputTags", "--parameters", "Ref::parameters",
+]  # fmt: skip
 DATA_BUCKET = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::datapipe-dev-data-",
                                  {"Ref": "AWS::AccountId"}, "-", {"Ref": "AWS::Region"}]]}  # fmt: skip
 DATA_OBJECTS = {"Fn::Join": ["", [*DATA_BUCKET["Fn::Join"][1], "/*"]]}
@@ -112,7 +119,8 @@ def test_each_configured_transform_has_a_repository_and_a_job_definition(batch: 
     properties = definition["Properties"]
     assert properties["JobDefinitionName"] == JOB_DEFINITION
     container = properties["ContainerProperties"]
-    assert container["Command"] == ["python", "-m", "datapipe.bundles.entrypoint", "--help"]
+    assert container["Command"] == WORDCOUNT_COMMAND
+    assert properties["Parameters"] == {"outputTags": "{}", "parameters": "{}"}
     assert {r["Type"]: r["Value"] for r in container["ResourceRequirements"]} == {"VCPU": "1", "MEMORY": "2048"}
     assert container["Image"]["Fn::Join"][1][-1] == ":latest"
     assert container["JobRoleArn"]["Fn::GetAtt"][0].startswith("TransformBatchJobRole")
@@ -130,10 +138,26 @@ def test_the_transform_state_machine_submits_waits_retries_and_explains_failures
     assert definition["StartAt"] == "Is_Transform_Input"
     guard = json.dumps(definition["States"]["Is_Transform_Input"])
     assert "arn:*:batch:*:job-definition/datapipe-dev-*" in guard
+    assert '"Variable": "$.remote", "StringMatches": "s3://datapipe-dev-data-X-X/*"' in guard  # X: account, region
     submit = definition["States"]["Submit_Transform_Job"]
     assert submit["Resource"] == "arn:X:states:::batch:submitJob.sync"
     assert submit["Parameters"]["JobDefinition.$"] == "$.jobDefinition"
-    assert submit["Parameters"]["ContainerOverrides"] == {"Command.$": "$.command"}
+    # Issue 11: the input gives data for the placeholders, never a command (no override of any kind).
+    assert "ContainerOverrides" not in submit["Parameters"]
+    assert submit["Parameters"]["Parameters"] == {
+        "remote.$": "$.remote",
+        "context.$": "$.context",
+        "input.$": "$.input.name",
+        "inputVersion.$": "$.input.version",
+        "output.$": "$.output.name",
+        "outputVersion.$": "$.output.version",
+        "outputTags.$": "States.JsonToString($.output.tags)",
+        "parameters.$": "States.JsonToString($.parameters)",
+    }
+    command_check = definition["States"]["Is_Transform_Input"]["Choices"][0]
+    assert command_check == {"Variable": "$.command", "IsPresent": True, "Next": "Command_Not_Accepted"}
+    assert definition["States"]["Command_Not_Accepted"]["Error"] == "InvalidTransformInput"
+    assert "$.command" not in json.dumps({k: v for k, v in definition["States"].items() if k != "Is_Transform_Input"})
     assert submit["Retry"][0]["ErrorEquals"] == ["Batch.AWSBatchException"]
     assert definition["TimeoutSeconds"] == (240 + 60) * 60
     cause = definition["States"]["Transform_Job_Failed"]["CausePath"]

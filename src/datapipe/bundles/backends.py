@@ -1,6 +1,7 @@
 """Where `datapipe run` executes a transform: a fresh local process, or a Batch job through the state machine.
 
-Both run the same entry point (entrypoint.py) with the same arguments, so a run behaves the same on either.
+Both run the same entry point (entrypoint.py) with the same values (names.JOB_PARAMETERS): locally on its command
+line, on Batch as the job's parameters, which fill the placeholders of the command the job definition fixes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid as uuid_module
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from datapipe import aws
 from datapipe.aws import EMULATOR_CREDENTIALS, Target
-from datapipe.bundles import entrypoint, names
-from datapipe.bundles.jobdefs import JobSpec, ensure_job_definition
+from datapipe.bundles import names
+from datapipe.bundles.jobdefs import ensure_job_definition, transform_spec
 from datapipe.bundles.manifest import Manifest
 from datapipe.bundles.remote import Remote
 from datapipe.bundles.store import DATA_DIR_ENV, LocalContext
@@ -52,19 +54,32 @@ class RunPlan:
     parameters: dict[str, str]
     output_version: str = field(default_factory=lambda: str(uuid_module.uuid4()))
 
-    def command(self, *, backend: str, python: str) -> list[str]:
-        return entrypoint.build_command(
-            remote=str(self.remote.url),
-            context=self.context.name,
-            input_name=self.input.name,
-            input_version=self.input.uuid,
-            output_name=self.output_name,
-            output_version=self.output_version,
-            transform=self.transform,
-            output_tags=self.output_tags,
-            parameters=self.parameters,
-            backend=backend,
-            python=python,
+    def job_parameters(self) -> dict[str, str]:
+        """The run's value of each of names.JOB_PARAMETERS, as text."""
+        return {
+            "remote": str(self.remote.url),
+            "context": self.context.name,
+            "input": self.input.name,
+            "inputVersion": self.input.uuid,
+            "output": self.output_name,
+            "outputVersion": self.output_version,
+            **encoded_values(self.output_tags, self.parameters),
+        }
+
+
+def encoded_values(output_tags: Mapping[str, str], parameters: Mapping[str, str]) -> dict[str, str]:
+    """Tags and parameters, any number of them, each as one argument: a JSON object the entry point checks."""
+    return {"outputTags": json.dumps(dict(output_tags)), "parameters": json.dumps(dict(parameters))}
+
+
+def check_values_fit(output_tags: Mapping[str, str], parameters: Mapping[str, str]) -> None:
+    """Refuse, before anything runs, tags and parameters too large for an AWS Batch job (and for a command line)."""
+    size = sum(len(text.encode()) for text in encoded_values(output_tags, parameters).values())
+    if size > names.JOB_PARAMETERS_LIMIT:
+        raise DatapipeError(
+            f"the transform's parameters and output tags take {size} bytes as JSON, more than the "
+            f"{names.JOB_PARAMETERS_LIMIT} a run may pass (AWS Batch takes at most 30 KiB per job): put large values "
+            "in the input bundle"
         )
 
 
@@ -87,9 +102,10 @@ def run_local(plan: RunPlan, *, pipe_root: Path, target: Target) -> tuple[Manife
     env[DATA_DIR_ENV] = str(workdir / ".datapipe")  # the container's throw-away storage, never the user's
     env.update(process_environment(target))
     try:
-        result = subprocess.run(
-            plan.command(backend="local", python=sys.executable), cwd=workdir, env=env, capture_output=True, text=True
+        command = names.entrypoint_command(
+            plan.transform, plan.job_parameters(), backend="local", python=sys.executable
         )
+        result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log_path.write_text(result.stdout + result.stderr)
@@ -158,7 +174,13 @@ def submit_batch(plan: RunPlan, options: BatchOptions, target: Target) -> Submis
         lambda: ensure_job_definition(
             aws.client("batch", target),
             definition_name,
-            JobSpec(image=image, vcpus=float(options.vcpus), memory_mib=options.memory_mib, job_role_arn=role_arn),
+            transform_spec(
+                plan.transform,
+                image=image,
+                vcpus=float(options.vcpus),
+                memory_mib=options.memory_mib,
+                job_role_arn=role_arn,
+            ),
             transform=plan.transform,
             execution_role_arn=execution_role if options.fargate else None,
         ),
@@ -177,8 +199,11 @@ def submit_batch(plan: RunPlan, options: BatchOptions, target: Target) -> Submis
                 {
                     "jobName": job_name,
                     "jobDefinition": definition_arn,
-                    "command": plan.command(backend="batch", python="python"),
-                    "output": {"name": plan.output_name, "version": plan.output_version},
+                    "remote": str(plan.remote.url),
+                    "context": plan.context.name,
+                    "input": {"name": plan.input.name, "version": plan.input.uuid},
+                    "output": {"name": plan.output_name, "version": plan.output_version, "tags": plan.output_tags},
+                    "parameters": plan.parameters,
                 }
             ),
         )

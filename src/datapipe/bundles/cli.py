@@ -404,6 +404,8 @@ def run(
     check_name(output_name)
     transform_class = load_transform(transform, pipe_root.resolve())
     parameters = parse_parameters(transform_class, transform, params)
+    tags_out = parse_tags(output_tags)
+    backends.check_values_fit(tags_out, parameters)
 
     if no_push_input:
         input_manifest = remote_store.find(input_name, tags=parse_tags(input_tags))
@@ -432,7 +434,7 @@ def run(
         transform=transform,
         input=input_manifest,
         output_name=output_name,
-        output_tags=parse_tags(output_tags),
+        output_tags=tags_out,
         parameters=parameters,
     )
     if backend == "local":

@@ -1,7 +1,8 @@
 """Batch job definitions for transforms, created when missing and revised only when they no longer fit.
 
 As Disdat does, an existing job definition is reused when its image, vCPUs, memory and job role all match what the
-run asks for; otherwise a new revision of the same name is registered (the name never changes, see names.py).
+run asks for, and (datapipe's own rule) its command is the transform's fixed command (names.job_command); otherwise a
+new revision of the same name is registered (the name never changes, see names.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from datapipe.bundles.names import DEFAULT_JOB_COMMAND
+from datapipe.bundles.names import JOB_PARAMETER_DEFAULTS, job_command
 
 # Copied from the newest revision into a new one, so settings made at deploy time (logging, timeout,
 # retries, Fargate's execution role and network) survive a change of image or size.
@@ -25,6 +26,7 @@ class JobSpec:
     vcpus: float
     memory_mib: int
     job_role_arn: str
+    command: tuple[str, ...]  # what the job runs: a revision running anything else is never reused
 
     @staticmethod
     def of(job_definition: dict[str, Any]) -> JobSpec:
@@ -35,6 +37,7 @@ class JobSpec:
             vcpus=float(sizes.get("VCPU", container.get("vcpus", 0))),
             memory_mib=int(sizes.get("MEMORY", container.get("memory", 0))),
             job_role_arn=str(container.get("jobRoleArn", "")),
+            command=tuple(str(part) for part in container.get("command") or ()),
         )
 
     def resource_requirements(self) -> list[dict[str, str]]:
@@ -52,6 +55,11 @@ def newest_active(client: Any, name: str) -> dict[str, Any] | None:
     return max(revisions, key=lambda d: int(d["revision"])) if revisions else None
 
 
+def transform_spec(transform: str, *, image: str, vcpus: float, memory_mib: int, job_role_arn: str) -> JobSpec:
+    """What a job definition of `transform` must be: these sizes, and the transform's fixed command."""
+    return JobSpec(image, vcpus, memory_mib, job_role_arn, tuple(job_command(transform)))
+
+
 def ensure_job_definition(
     client: Any, name: str, spec: JobSpec, *, transform: str, execution_role_arn: str | None = None
 ) -> tuple[str, bool]:
@@ -61,15 +69,22 @@ def ensure_job_definition(
         return str(current["jobDefinitionArn"]), False
 
     if current is not None:
-        container = {k: v for k, v in current["containerProperties"].items() if k not in LEGACY_SIZE_KEYS}
+        deployed = current["containerProperties"].items()
+        container: dict[str, Any] = {key: value for key, value in deployed if key not in LEGACY_SIZE_KEYS}
         extra = {key: current[key] for key in CARRIED_OVER if current.get(key)}
     else:
-        container = {"command": list(DEFAULT_JOB_COMMAND)}
+        container = {}
         extra = {"platformCapabilities": ["FARGATE" if execution_role_arn else "EC2"]}
         if execution_role_arn:
             container["executionRoleArn"] = execution_role_arn
             container["networkConfiguration"] = {"assignPublicIp": "DISABLED"}
-    container.update(image=spec.image, jobRoleArn=spec.job_role_arn, resourceRequirements=spec.resource_requirements())
+    container.update(
+        image=spec.image,
+        jobRoleArn=spec.job_role_arn,
+        resourceRequirements=spec.resource_requirements(),
+        command=list(spec.command),
+    )
+    extra["parameters"] = {**extra.get("parameters", {}), **JOB_PARAMETER_DEFAULTS}
     extra["tags"] = {**extra.get("tags", {}), "datapipe:transform": transform}
     registered = client.register_job_definition(
         jobDefinitionName=name, type="container", containerProperties=container, **extra

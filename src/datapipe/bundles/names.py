@@ -6,6 +6,7 @@ This module imports nothing heavy: the CDK app and the CLI both use it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
@@ -17,8 +18,35 @@ ECR_NAME_LIMIT = 256
 
 TRANSFORM_STATE_MACHINE = "transform"
 ENTRYPOINT_MODULE = "datapipe.bundles.entrypoint"
-# What a job definition runs when nothing overrides it; every run overrides it with its own arguments.
-DEFAULT_JOB_COMMAND = ("python", "-m", ENTRYPOINT_MODULE, "--help")
+# What varies from one run of a transform to the next. A job definition's command holds each as an AWS Batch
+# parameter placeholder, `Ref::<name>`, a whole argument of its own (the form AWS documents); SubmitJob fills them
+# with `Parameters`, which are data: the command itself, the transform and the backend are the job definition's.
+JOB_PARAMETERS = ("remote", "context", "input", "inputVersion", "output", "outputVersion", "outputTags", "parameters")
+# The job definition's defaults: a job submitted without tags or transform parameters gets none.
+JOB_PARAMETER_DEFAULTS = {"outputTags": "{}", "parameters": "{}"}
+# AWS Batch refuses a SubmitJob payload over 30 KiB; the values of a run keep 6 KiB of it for names and ARNs.
+JOB_PARAMETERS_LIMIT = 24 * 1024
+
+
+def entrypoint_command(transform: str, values: Mapping[str, str], *, backend: str, python: str = "python") -> list[str]:
+    """The entry point's command line for `transform`, with one value per name of JOB_PARAMETERS.
+
+    The job definition's command is this with placeholders as values (job_command); a local run passes real values.
+    """
+    command = [python, "-m", ENTRYPOINT_MODULE, "--transform", check_class_path(transform), "--backend", backend]
+    for name in JOB_PARAMETERS:
+        command += [f"--{option_name(name)}", values[name]]
+    return command
+
+
+def job_command(transform: str) -> list[str]:
+    """The command of `transform`'s job definition: fixed, except for one `Ref::` placeholder per run value."""
+    return entrypoint_command(transform, {name: f"Ref::{name}" for name in JOB_PARAMETERS}, backend="batch")
+
+
+def option_name(parameter: str) -> str:
+    """`inputVersion` -> `input-version`: the entry point's option for a job parameter."""
+    return re.sub(r"([A-Z])", lambda match: "-" + match.group(1).lower(), parameter)
 
 
 def check_class_path(class_path: str) -> str:

@@ -25,6 +25,7 @@ from typing import IO, Any, ClassVar
 from datapipe.bundles.manifest import BundleError, Manifest, check_relative_path
 from datapipe.bundles.names import check_class_path
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import shown
 
 ParameterValue = str | int | float | bool
 
@@ -122,18 +123,24 @@ def code_version(transform: type[Transform]) -> str:
 
 def parse_parameters(transform: type[Transform], class_path: str, pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     """`key=value` words -> {key: value}, checked against the parameters the transform declares."""
-    declared = transform.parameters
     given: dict[str, str] = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key:
-            raise TransformError(f"parameter '{pair}' must be NAME=VALUE")
+            raise TransformError(f"parameter {shown(pair)} must be NAME=VALUE")
+        given[key] = value
+    return check_parameters(transform, class_path, given)
+
+
+def check_parameters(transform: type[Transform], class_path: str, given: Mapping[str, str]) -> dict[str, str]:
+    """`given` as it is, once every name is a parameter the transform declares and every value converts to its type."""
+    declared = transform.parameters
+    for key, value in given.items():
         if key not in declared:
             allowed = ", ".join(sorted(declared)) or "none"
-            raise TransformError(f"transform '{class_path}' has no parameter '{key}'; it declares: {allowed}")
+            raise TransformError(f"transform '{class_path}' has no parameter {shown(key)}; it declares: {allowed}")
         convert_parameter(key, value, declared[key])
-        given[key] = value
-    return given
+    return dict(given)
 
 
 def convert_parameter(key: str, value: str, default: ParameterValue) -> ParameterValue:
@@ -148,7 +155,8 @@ def convert_parameter(key: str, value: str, default: ParameterValue) -> Paramete
         if isinstance(default, float):
             return float(value)
     except ValueError:
-        raise TransformError(f"parameter '{key}' must be of type {type(default).__name__}, got {value!r}") from None
+        expected = type(default).__name__
+        raise TransformError(f"parameter '{key}' must be of type {expected}, got {shown(value)}") from None
     return value
 
 

@@ -3,9 +3,13 @@
 The image is not pulled; the process gets what a transform's image holds instead: `python` is this interpreter
 (datapipe installed), and the pipe root (the project the emulator serves: the folder holding cdk.json and app.py
 where it started, else the checkout datapipe runs from) is first on PYTHONPATH, so the project's transforms import.
-The command comes from the job definition's containerProperties (or the submission's ContainerOverrides), with
-`Ref::name` replaced from Parameters; the environment is this process's (so boto3 in the job reaches the emulator)
-plus the job definition's and the overrides' variables and AWS_BATCH_*; the working directory is a fresh temporary
+The command comes from the job definition's containerProperties (or the submission's ContainerOverrides), each
+argument that is a placeholder `Ref::name` replaced by parameter `name` (SubmitJob's Parameters over the job
+definition's defaults) in one pass, so a value is never searched for placeholders again; an argument with no such
+parameter stays as it is. (moto's own substitution replaced any argument containing `Ref::name`: `Ref::inputVersion`
+took the value of `input`.) describe_jobs shows the substituted command, as AWS does. The environment is this
+process's (so boto3 in the job reaches the emulator) plus the job definition's and the overrides' variables and
+AWS_BATCH_*; the working directory is a fresh temporary
 directory. Output lines go to CloudWatch Logs where AWS would put them: with the job definition's `awslogs` log
 configuration, its `awslogs-group` and stream `<awslogs-stream-prefix>/default/<job id>`; otherwise `/aws/batch/job`,
 stream `<job definition>/default/<job id>`. The job moves SUBMITTED -> RUNNABLE -> STARTING -> RUNNING ->
@@ -39,9 +43,6 @@ if TYPE_CHECKING:
 JOB_RUN = seam(Job, "run", ("self",), "the container command runs as a local process")
 JOB_CONTAINER_DETAILS = seam(
     Job, "_container_details", ("self",), "describe_jobs shows the container's exit code and reason, as AWS does"
-)
-JOB_PARAMETERS = seam(
-    Job, "_add_parameters_to_command", ("self", "command"), "Ref:: substitution is moto's (used, not patched)"
 )
 
 LOG_GROUP = "/aws/batch/job"
@@ -92,10 +93,23 @@ def _environment(job: Job) -> dict[str, str]:
     }
 
 
-def _command(job: Job) -> list[str]:
+PLACEHOLDER = "Ref::"
+
+
+def substituted_command(job: Job) -> list[str]:
+    """The job's container command as AWS Batch runs it: `Ref::name` arguments replaced by the job's parameters."""
     properties = job.job_definition.container_properties or {}
     command = job.container_overrides.get("command") or properties.get("command") or []
-    parts = [str(part) for part in job._add_parameters_to_command(list(command))]
+    # moto's Job.parameters already holds the job definition's defaults overlaid with SubmitJob's.
+    parameters = {str(key): str(value) for key, value in (job.parameters or {}).items()}
+    return [
+        parameters.get(part.removeprefix(PLACEHOLDER), part) if part.startswith(PLACEHOLDER) else part
+        for part in (str(part) for part in command)
+    ]
+
+
+def _command(job: Job) -> list[str]:
+    parts = substituted_command(job)
     if parts and parts[0] in IMAGE_PYTHONS:
         parts[0] = sys.executable
     return parts
@@ -215,6 +229,7 @@ def install(extensions: Extensions) -> None:
         overrides = copy.deepcopy(self.container_overrides)
         details: dict[str, Any] = JOB_CONTAINER_DETAILS.call_original(self)
         self.container_overrides = overrides  # moto appends AWS_BATCH_JOB_ID to the overrides on every describe
+        details["command"] = substituted_command(self)
         if self.exit_code is not None:
             details["exitCode"] = self.exit_code
         if self.job_stopped_reason and self.status == "FAILED":

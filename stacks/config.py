@@ -214,7 +214,7 @@ class TriggerSettings:
     """Schedules and object-created rules that start workflows; alerts, alarms and a dashboard when they fail."""
 
     schedules: dict[str, ScheduleSettings] = field(default_factory=lambda: {"emr-daily": ScheduleSettings()})
-    # Present but off, like the schedule: the transform needs an input (job, command) only its user can give.
+    # Present but off, like the schedule: the transform needs an input (job, bundles, parameters) only a user can give.
     object_created: dict[str, ObjectCreatedRuleSettings] = field(
         default_factory=lambda: {"incoming": ObjectCreatedRuleSettings(enabled=False)}
     )

@@ -1127,8 +1127,9 @@ def add_pipeline_stacks(
     definitions_dir: Path,
     batch_fargate: bool = False,
     powertools_layer_version: int = 27,
-) -> tuple[PipelinesStack, list[PipelineStack]]:
-    """The shared pipelines stack, and a stack per definition (only `settings.only`'s when that is set).
+) -> tuple[PipelinesStack | None, list[PipelineStack]]:
+    """The shared pipelines stack (None when they share nothing), and a stack per definition (only `settings.only`'s
+    when that is set).
 
     `stack_props(unit, description)` gives a stack's common arguments (stack_name, description, env, naming,
     removal_policy), as app.py gives them to every stack. The shared stack is always built from every definition,
@@ -1142,11 +1143,15 @@ def add_pipeline_stacks(
             known = ", ".join(plan.name for plan in plans[:10]) or "none"
             raise SettingsError(f"setting 'pipelines.only': no definition named {settings.only} in "
                                 f"{definitions_dir.name}/ (names: {known}{', ...' if len(plans) > 10 else ''})")
-    shared = PipelinesStack(
+    shared: PipelinesStack | None = PipelinesStack(
         scope, SHARED_STACK_ID,
         **stack_props("pipelines", "what the imported pipelines share: job definitions, EMR roles, cluster reaper"),
         settings=settings, worker_groups=worker_groups, plans=plans, batch_fargate=batch_fargate,
         powertools_layer_version=powertools_layer_version)
+    # CloudFormation refuses a stack without resources: the pipelines may share nothing (none, or worker groups only).
+    if shared is not None and not any(isinstance(node, cdk.CfnResource) for node in shared.node.find_all()):
+        scope.node.try_remove_child(SHARED_STACK_ID)
+        shared = None
     stacks = []
     for plan in selected:
         props = stack_props(f"pipeline-{plan.name}", f"the pipeline imported from {plan.source}")
@@ -1155,8 +1160,8 @@ def add_pipeline_stacks(
                                 f"{STACK_NAME_LIMIT} characters; shorten the file name")
         stack = PipelineStack(scope, pipeline_stack_id(plan), **props, plan=plan, settings=settings,
                               worker_groups=worker_groups)
-        # Deploy the shared roles and job definitions first; `cdk deploy <one pipeline>` brings them along.
-        stack.add_stack_dependency(shared)
+        if shared is not None:  # deploy the shared parts first; `cdk deploy <one pipeline>` brings them along
+            stack.add_stack_dependency(shared)
         stacks.append(stack)
     return shared, stacks
 

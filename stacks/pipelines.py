@@ -128,8 +128,10 @@ class PipelineWorkflow(Construct):
         job_queue_arn: str | None = None,
         job_definition_arn: str | None = None,
         emr_roles: EmrRoles | None = None,
+        schedule_role: iam.IRole | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
+        """`schedule_role`: the role EventBridge Scheduler starts runs with (by default, one of this pipeline's own)."""
         super().__init__(scope, construct_id)
         if not plan.deployable:
             first = plan.errors[0] if plan.errors else next(
@@ -143,6 +145,7 @@ class PipelineWorkflow(Construct):
         self._job_queue_arn = job_queue_arn
         self._job_definition_arn = job_definition_arn
         self._emr_roles = emr_roles
+        self._schedule_role = schedule_role
         groups = {a.worker_group or "" for a in plan.activities if a.target == ACTIVITY_TASK}
         unknown = sorted(groups - set(worker_groups.names))
         if unknown:
@@ -641,6 +644,7 @@ class PipelineWorkflow(Construct):
                 input=scheduler.ScheduleTargetInput.from_object(
                     {"scheduledStartTime": scheduler.ContextAttribute.scheduled_time}
                 ),
+                role=self._schedule_role,
             ),
         )
 
@@ -998,6 +1002,33 @@ def emr_buckets(plans: list[Plan]) -> list[str]:
     return sorted(found)
 
 
+def schedule_role_name(naming: Naming) -> str:
+    return naming.name("pipeline-schedules")
+
+
+class PipelineScheduleRole(Construct):
+    """The one role EventBridge Scheduler starts every imported pipeline's runs with: a role per schedule would spend
+    the account's IAM role quota twice as fast. It may start the pipelines' state machines and nothing else.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.role = iam.Role(
+            self, "Role", role_name=schedule_role_name(naming),
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com",
+                                            conditions={"StringEquals": {"aws:SourceAccount": stack.account}}),
+            description="EventBridge Scheduler: starts the runs of the imported pipelines on their schedules")
+        pipelines = naming.state_machine("pipeline-")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[stack.format_arn(
+            service="states", resource="stateMachine", resource_name=f"{pipelines}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]))
+        acknowledge_wildcards(self.role, {
+            nag_arn(self, "states", f"stateMachine:{pipelines}*"): "the schedules of every imported pipeline start "
+            "their own state machine with this role; those machines share this name prefix and are in other stacks",
+        })
+
+
 SHARED_STACK_ID = "Pipelines"
 # CloudFormation's limit on a stack's name.
 STACK_NAME_LIMIT = 128
@@ -1044,6 +1075,8 @@ class PipelinesStack(cdk.Stack):
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
         self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, deployable)
+        if any(plan.schedule for plan in deployable):
+            self.schedule_role = PipelineScheduleRole(self, "Schedules", naming=naming).role
 
     def _runner_secret_policies(
         self, naming: Naming, worker_groups: WorkerGroupSettings, plans: list[Plan]
@@ -1095,6 +1128,9 @@ class PipelineStack(cdk.Stack):
             self, "Workflow", naming=naming, plan=plan, settings=settings, worker_groups=worker_groups,
             log_bucket=log_bucket, job_queue_arn=job_queue_arn, job_definition_arn=job_definition,
             emr_roles=ImportedEmrRoles.by_name(self, naming) if plan.clusters else None,
+            # Immutable: the shared role's own policy allows the start; no grant is added to it from here.
+            schedule_role=iam.Role.from_role_name(self, "ScheduleRole", schedule_role_name(naming), mutable=False)
+            if plan.schedule else None,
             removal_policy=removal_policy)
 
 

@@ -129,6 +129,25 @@ def test_the_shell_pipeline_has_its_daily_schedule_with_the_run_time(
     assert len(emr_pipeline.find_resources("AWS::Scheduler::Schedule")) == 0  # the EMR example is on demand
 
 
+def test_every_schedule_starts_its_run_with_the_one_shared_role_that_may_start_only_pipelines(
+    shell_pipeline: Template, shared: Template
+) -> None:
+    [schedule] = shell_pipeline.find_resources("AWS::Scheduler::Schedule").values()
+    role_name = NAMING.name("pipeline-schedules")
+    assert schedule["Properties"]["Target"]["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
+    # The pipeline's stack has one role, its state machine's: none per schedule (the IAM quota counts roles).
+    assert len(shell_pipeline.find_resources("AWS::IAM::Role")) == 1
+    [(role_id, role)] = shared.find_resources("AWS::IAM::Role", {"Properties": {"RoleName": role_name}}).items()
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    [policy] = [p["Properties"] for p in shared.find_resources("AWS::IAM::Policy").values()
+                if p["Properties"]["Roles"] == [{"Ref": role_id}]]
+    assert policy["PolicyDocument"]["Statement"] == [{
+        "Action": "states:StartExecution", "Effect": "Allow",
+        "Resource": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:datapipe-dev-pipeline-*"}]
+
+
 def test_the_emr_pipeline_creates_steps_and_terminates_its_cluster_on_every_path(emr_pipeline: Template) -> None:
     asl = definition(emr_pipeline, "pipeline-emr-word-count")
     states = all_states(asl["States"])
@@ -473,7 +492,7 @@ def test_each_pipeline_is_a_stack_named_after_it_beside_one_shared_stack(six_pip
             kinds = sorted({r["Type"] for r in template["Resources"].values()})
             assert "AWS::Lambda::Function" not in kinds and "AWS::Batch::JobDefinition" not in kinds, stack
             assert "Fn::ImportValue" not in json.dumps(template), f"{stack} depends on another stack's export"
-            assert len(template["Resources"]) <= 8, (stack, kinds)
+            assert len(template["Resources"]) <= 7, (stack, kinds)
 
 
 def test_adding_and_removing_a_definition_leaves_every_other_pipeline_where_it_was(

@@ -23,7 +23,7 @@ from stacks.batch import BatchStack
 from stacks.common import encrypt_log_groups
 from stacks.config import Settings, SettingsError, load_settings
 from stacks.emr_workflow import EmrWorkflowStack
-from stacks.pipelines import PipelinesStack
+from stacks.pipelines import add_pipeline_stacks
 from stacks.storage import StorageStack
 from stacks.triggers import TriggersStack
 from stacks.worker_groups import WorkerGroupsStack
@@ -105,14 +105,13 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         settings=settings.batch,
         data_bucket=storage.data_bucket,
     )
-    PipelinesStack(
+    add_pipeline_stacks(
         app,
-        "Pipelines",
-        **unit("pipelines", "state machines imported from the Data Pipeline definitions in the pipelines folder"),
+        stack_props=unit,
+        naming=naming,
         settings=settings.pipelines,
         worker_groups=settings.worker_groups,
         definitions_dir=PROJECT_DIR / settings.pipelines.folder,
-        log_bucket=storage.log_bucket,
         batch_fargate=settings.batch.compute == "fargate",
         powertools_layer_version=settings.emr.powertools_layer_version,
     )

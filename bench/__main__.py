@@ -8,6 +8,7 @@ import sys
 # Module names under bench/, in the order they run. Each has a main() that prints its figures.
 BENCHMARKS = [
     "synth",
+    "pipelines_scale",
     "handler_import",
     "emulator_deploy",
     "emulator_waits",

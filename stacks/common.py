@@ -201,8 +201,12 @@ def reaper_rule(
     description: str,
     state_machines: list[sfn.IStateMachine],
     reaper: lambda_.Function,
+    state_machine_arn_prefix: str | None = None,
 ) -> events.Rule:
     """Call the cluster reaper for executions that were stopped, timed out or failed: a stopped one runs no Catch.
+
+    The rule matches the given state machines, and every state machine whose ARN starts with
+    `state_machine_arn_prefix` (machines of other stacks, however many, with a pattern of constant size).
 
     A reap is never dropped: EventBridge retries the call and then sends the event to a dead-letter queue, and so
     does Lambda when the reaper itself keeps failing (an asynchronous call, retried twice by Lambda). The Triggers
@@ -240,7 +244,8 @@ def reaper_rule(
             detail_type=["Step Functions Execution Status Change"],
             detail={
                 "status": ["ABORTED", "TIMED_OUT", "FAILED"],
-                "stateMachineArn": [machine.state_machine_arn for machine in state_machines],
+                "stateMachineArn": [machine.state_machine_arn for machine in state_machines]
+                + ([{"prefix": state_machine_arn_prefix}] if state_machine_arn_prefix else []),
             },
         ),
         targets=[

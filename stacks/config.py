@@ -318,6 +318,12 @@ class PipelineSettings:
     """Imported Data Pipeline definitions: where they are and what the importer assumes where they are silent."""
 
     folder: str = "pipelines"  # relative to the project; every *.json in it (not *.values.json) is deployed
+    # While working on one pipeline: synthesize its stack only (and the shared pipelines stack), not the others'.
+    only: str = field(
+        default="",
+        metadata=_rule(pattern=r"^([a-z0-9]+(-[a-z0-9]+)*)?$",
+                       describe="a pipeline's name, its file name in lower case with dashes (my-pipeline)"),
+    )
     default_release_label: str = field(
         default="emr-7.5.0",
         metadata=_rule(pattern=r"^emr-\d+\.\d+\.\d+$", describe="an EMR release such as emr-7.5.0"),

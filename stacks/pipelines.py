@@ -1,7 +1,9 @@
 """State machines compiled from Data Pipeline definitions (see datapipe.importer).
 
-`PipelineWorkflow` turns one importer plan into a Step Functions state machine (and its schedule);
-`PipelinesStack` deploys one for every definition in the pipelines folder.
+`PipelineWorkflow` turns one importer plan into a Step Functions state machine (and its schedule). Each definition
+in the pipelines folder is a stack of its own (`PipelineStack`, named after the definition), so that adding, changing
+or removing one never touches another; what they all share (EMR roles, the shell job definitions, the runners' secret
+policies, the cluster reaper) is deployed once by `PipelinesStack`, and each pipeline finds it by name.
 
 The shape of every workflow:
   Resolve the run's time (the schedule's `scheduledStartTime`, which must be a timestamp, else the execution's start)
@@ -20,7 +22,7 @@ import base64
 import dataclasses
 import re
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,7 @@ from stacks.common import (
     powertools_function,
     reaper_rule,
 )
-from stacks.config import PipelineSettings, WorkerGroupSettings
+from stacks.config import PipelineSettings, SettingsError, WorkerGroupSettings
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
 from stacks.worker_groups import shell_command_task
 
@@ -125,9 +127,11 @@ class PipelineWorkflow(Construct):
         log_bucket: s3.IBucket,
         job_queue_arn: str | None = None,
         job_definition_arn: str | None = None,
-        emr_roles: PipelineEmrRoles | None = None,
+        emr_roles: EmrRoles | None = None,
+        schedule_role: iam.IRole | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
+        """`schedule_role`: the role EventBridge Scheduler starts runs with (by default, one of this pipeline's own)."""
         super().__init__(scope, construct_id)
         if not plan.deployable:
             first = plan.errors[0] if plan.errors else next(
@@ -141,6 +145,7 @@ class PipelineWorkflow(Construct):
         self._job_queue_arn = job_queue_arn
         self._job_definition_arn = job_definition_arn
         self._emr_roles = emr_roles
+        self._schedule_role = schedule_role
         groups = {a.worker_group or "" for a in plan.activities if a.target == ACTIVITY_TASK}
         unknown = sorted(groups - set(worker_groups.names))
         if unknown:
@@ -639,6 +644,7 @@ class PipelineWorkflow(Construct):
                 input=scheduler.ScheduleTargetInput.from_object(
                     {"scheduledStartTime": scheduler.ContextAttribute.scheduled_time}
                 ),
+                role=self._schedule_role,
             ),
         )
 
@@ -670,6 +676,47 @@ class PipelineWorkflow(Construct):
         acknowledge_wildcards(self.state_machine.role, findings)
 
 
+class EmrRoles(typing.Protocol):
+    """The three roles a pipeline's clusters run with: the shared ones (`PipelineEmrRoles`) or found by name."""
+
+    @property
+    def instance_role(self) -> iam.IRole: ...
+
+    @property
+    def service_role(self) -> iam.IRole: ...
+
+    @property
+    def autoscaling_role(self) -> iam.IRole: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EmrRoleNames:
+    """The physical names of the shared EMR roles, by which every pipeline stack finds them."""
+
+    instance: str
+    service: str
+    autoscaling: str
+
+    @classmethod
+    def of(cls, naming: Naming) -> EmrRoleNames:
+        return cls(instance=naming.name("pipeline-emr-instance"), service=naming.name("pipeline-emr-service"),
+                   autoscaling=naming.name("pipeline-emr-autoscaling"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedEmrRoles:
+    instance_role: iam.IRole
+    service_role: iam.IRole
+    autoscaling_role: iam.IRole
+
+    @classmethod
+    def by_name(cls, scope: Construct, naming: Naming) -> ImportedEmrRoles:
+        names = EmrRoleNames.of(naming)
+        return cls(instance_role=iam.Role.from_role_name(scope, "EmrInstanceRole", names.instance),
+                   service_role=iam.Role.from_role_name(scope, "EmrServiceRole", names.service),
+                   autoscaling_role=iam.Role.from_role_name(scope, "EmrAutoScalingRole", names.autoscaling))
+
+
 class PipelineEmrRoles(Construct):
     """The roles of the clusters that imported pipelines create, shared by all of them.
 
@@ -679,10 +726,11 @@ class PipelineEmrRoles(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, naming: Naming, buckets: list[str]) -> None:
         super().__init__(scope, construct_id)
+        names = EmrRoleNames.of(naming)
         self.instance_role = iam.Role(
             self,
             "InstanceRole",
-            role_name=naming.name("pipeline-emr-instance"),
+            role_name=names.instance,
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="EC2 instances of the clusters of imported pipelines",
         )
@@ -705,6 +753,7 @@ class PipelineEmrRoles(Construct):
         self.service_role = iam.Role(
             self,
             "ServiceRole",
+            role_name=names.service,
             assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEMRServicePolicy_v2")],
             description="EMR service role of the clusters of imported pipelines",
@@ -719,6 +768,7 @@ class PipelineEmrRoles(Construct):
         self.autoscaling_role = iam.Role(
             self,
             "AutoScalingRole",
+            role_name=names.autoscaling,
             assumed_by=iam.CompositePrincipal(iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
                                               iam.ServicePrincipal("application-autoscaling.amazonaws.com")),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
@@ -871,7 +921,6 @@ class PipelineClusterReaper(Construct):
         construct_id: str,
         *,
         naming: Naming,
-        state_machines: Sequence[sfn.IStateMachine],
         powertools_layer_version: int,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
@@ -908,7 +957,11 @@ class PipelineClusterReaper(Construct):
             "Rule",
             rule_name=naming.name("pipeline-cluster-reaper"),
             description="Terminate the EMR clusters of imported pipeline runs that did not succeed",
-            state_machines=list(state_machines),
+            state_machines=[],
+            # Every pipeline's machine, in whichever stack, however many: they share the name prefix.
+            state_machine_arn_prefix=cdk.Stack.of(self).format_arn(
+                service="states", resource="stateMachine", resource_name=naming.state_machine("pipeline-"),
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME),
             reaper=self.function,
         )
 
@@ -949,8 +1002,42 @@ def emr_buckets(plans: list[Plan]) -> list[str]:
     return sorted(found)
 
 
+def schedule_role_name(naming: Naming) -> str:
+    return naming.name("pipeline-schedules")
+
+
+class PipelineScheduleRole(Construct):
+    """The one role EventBridge Scheduler starts every imported pipeline's runs with: a role per schedule would spend
+    the account's IAM role quota twice as fast. It may start the pipelines' state machines and nothing else.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.role = iam.Role(
+            self, "Role", role_name=schedule_role_name(naming),
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com",
+                                            conditions={"StringEquals": {"aws:SourceAccount": stack.account}}),
+            description="EventBridge Scheduler: starts the runs of the imported pipelines on their schedules")
+        pipelines = naming.state_machine("pipeline-")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[stack.format_arn(
+            service="states", resource="stateMachine", resource_name=f"{pipelines}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]))
+        acknowledge_wildcards(self.role, {
+            nag_arn(self, "states", f"stateMachine:{pipelines}*"): "the schedules of every imported pipeline start "
+            "their own state machine with this role; those machines share this name prefix and are in other stacks",
+        })
+
+
+SHARED_STACK_ID = "Pipelines"
+# CloudFormation's limit on a stack's name.
+STACK_NAME_LIMIT = 128
+
+
 class PipelinesStack(cdk.Stack):
-    """The deployable unit: one PipelineWorkflow per definition in the pipelines folder."""
+    """What every imported pipeline shares, deployed once: the shell job definitions, the EMR roles, the runners'
+    secret policies and the cluster reaper. Its grants are the union of what the deployable definitions name.
+    """
 
     def __init__(
         self,
@@ -960,58 +1047,36 @@ class PipelinesStack(cdk.Stack):
         naming: Naming,
         settings: PipelineSettings,
         worker_groups: WorkerGroupSettings,
-        definitions_dir: Path,
-        log_bucket: s3.IBucket,
+        plans: Sequence[Plan],
         batch_fargate: bool = False,
         powertools_layer_version: int = 27,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        options = plan_options(settings)
-        plans = [
-            import_file(path, values_path=companion_values(path), options=options)
-            for path in definition_files(definitions_dir)
-        ]
-        job_queue_arn = job_definition_arn = None
-        secret_job_definitions: dict[str, str] = {}
-        if any(a.target == BATCH_JOB for plan in plans if plan.deployable for a in plan.activities):
+        deployable = [plan for plan in plans if plan.deployable]
+        if any(a.target == BATCH_JOB for plan in deployable for a in plan.activities):
             self.shell_jobs = ShellJobDefinition(
                 self, "ShellJobs", naming=naming, image=settings.batch_image, fargate=batch_fargate,
-                buckets=batch_buckets(plans), removal_policy=removal_policy,
+                buckets=batch_buckets(deployable), removal_policy=removal_policy,
             )
-            job_definition_arn = self.shell_jobs.job_definition.job_definition_arn
-            for plan in plans:
+            for plan in deployable:
                 name = secret_job_definition_name(naming, plan)
-                if name is not None and plan.deployable:
-                    secret_job_definitions[plan.name] = self.shell_jobs.add_secret_job_definition(
-                        f"Secrets-{plan.name}", name=name, secrets=plan.secrets(BATCH_JOB)).job_definition_arn
-            # The batch stack owns the queue; it is found by its name, as the CLI finds it.
-            job_queue_arn = self.format_arn(service="batch", resource="job-queue",
-                                            resource_name=job_queue_name(naming))
-        emr_roles = None
-        if any(plan.clusters for plan in plans if plan.deployable):
-            emr_roles = PipelineEmrRoles(self, "EmrRoles", naming=naming, buckets=emr_buckets(plans))
+                if name is not None:
+                    self.shell_jobs.add_secret_job_definition(f"Secrets-{plan.name}", name=name,
+                                                              secrets=plan.secrets(BATCH_JOB))
+        if any(plan.clusters for plan in deployable):
+            emr_roles = PipelineEmrRoles(self, "EmrRoles", naming=naming, buckets=emr_buckets(deployable))
             # EMR command steps read the secrets they name on the cluster, with the instance role.
-            emr_secrets = [r for plan in plans if plan.deployable for r in plan.secrets(EMR_STEPS).values()]
+            emr_secrets = [r for plan in deployable for r in plan.secrets(EMR_STEPS).values()]
             for statement in secret_read_statements(self, emr_secrets):
                 emr_roles.instance_role.add_to_policy(statement)
-        self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, plans)
-        self.workflows: list[PipelineWorkflow] = []
-        for plan in plans:
-            self.workflows.append(
-                PipelineWorkflow(self, f"Pipeline-{plan.name}", naming=naming, plan=plan, settings=settings,
-                                 worker_groups=worker_groups, log_bucket=log_bucket, job_queue_arn=job_queue_arn,
-                                 job_definition_arn=secret_job_definitions.get(plan.name, job_definition_arn),
-                                 emr_roles=emr_roles,
-                                 removal_policy=removal_policy)
-            )
-        with_clusters = [w.state_machine for w in self.workflows if w.plan.clusters]
-        if with_clusters:
-            self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming, state_machines=with_clusters,
+            self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
-
+        self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, deployable)
+        if any(plan.schedule for plan in deployable):
+            self.schedule_role = PipelineScheduleRole(self, "Schedules", naming=naming).role
 
     def _runner_secret_policies(
         self, naming: Naming, worker_groups: WorkerGroupSettings, plans: list[Plan]
@@ -1033,6 +1098,108 @@ class PipelinesStack(cdk.Stack):
                 description=f"The secrets that the imported pipelines' tasks for worker group {group} name",
                 statements=secret_read_statements(self, references), roles=roles)
         return policies
+
+
+class PipelineStack(cdk.Stack):
+    """One imported pipeline: its state machine (with its role and log group) and its schedule.
+
+    What it shares with the other pipelines (Storage's log bucket, Batch's queue, the pipelines stack's job
+    definitions and EMR roles) it names by physical name: no cross-stack export ties the stacks together.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        naming: Naming,
+        plan: Plan,
+        settings: PipelineSettings,
+        worker_groups: WorkerGroupSettings,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        job_queue_arn = self.format_arn(service="batch", resource="job-queue", resource_name=job_queue_name(naming))
+        # A name without a revision: Batch runs the latest active revision, which the pipelines stack keeps current.
+        job_definition = secret_job_definition_name(naming, plan) or naming.name("pipeline-shell-job-definition")
+        log_bucket = s3.Bucket.from_bucket_name(self, "LogBucket", naming.log_bucket(self.account, self.region))
+        self.workflow = PipelineWorkflow(
+            self, "Workflow", naming=naming, plan=plan, settings=settings, worker_groups=worker_groups,
+            log_bucket=log_bucket, job_queue_arn=job_queue_arn, job_definition_arn=job_definition,
+            emr_roles=ImportedEmrRoles.by_name(self, naming) if plan.clusters else None,
+            # Immutable: the shared role's own policy allows the start; no grant is added to it from here.
+            schedule_role=iam.Role.from_role_name(self, "ScheduleRole", schedule_role_name(naming), mutable=False)
+            if plan.schedule else None,
+            removal_policy=removal_policy)
+
+
+def pipeline_stack_id(plan: Plan) -> str:
+    """A pipeline's stack: derived from its definition's name only, so no other definition can move it."""
+    return f"Pipeline-{plan.name}"
+
+
+def import_definitions(folder: Path, settings: PipelineSettings) -> list[Plan]:
+    """The plans of every definition in the folder; two definitions that would share a stack are refused."""
+    options = plan_options(settings)
+    plans = [import_file(path, values_path=companion_values(path), options=options)
+             for path in definition_files(folder)]
+    seen: dict[str, str] = {}
+    for plan in plans:
+        if plan.name in seen:
+            raise DatapipeError(f"pipelines {seen[plan.name]} and {plan.source} would both be named "
+                                f"'{plan.name}' (its stack and state machine); rename one of the files")
+        seen[plan.name] = plan.source
+    return plans
+
+
+def add_pipeline_stacks(
+    scope: Construct,
+    *,
+    stack_props: Callable[[str, str], Mapping[str, Any]],
+    naming: Naming,
+    settings: PipelineSettings,
+    worker_groups: WorkerGroupSettings,
+    definitions_dir: Path,
+    batch_fargate: bool = False,
+    powertools_layer_version: int = 27,
+) -> tuple[PipelinesStack | None, list[PipelineStack]]:
+    """The shared pipelines stack (None when they share nothing), and a stack per definition (only `settings.only`'s
+    when that is set).
+
+    `stack_props(unit, description)` gives a stack's common arguments (stack_name, description, env, naming,
+    removal_policy), as app.py gives them to every stack. The shared stack is always built from every definition,
+    so that deploying it while working on one pipeline never narrows the grants the others need.
+    """
+    plans = import_definitions(definitions_dir, settings)
+    selected = plans
+    if settings.only:
+        selected = [plan for plan in plans if plan.name == settings.only]
+        if not selected:
+            known = ", ".join(plan.name for plan in plans[:10]) or "none"
+            raise SettingsError(f"setting 'pipelines.only': no definition named {settings.only} in "
+                                f"{definitions_dir.name}/ (names: {known}{', ...' if len(plans) > 10 else ''})")
+    shared: PipelinesStack | None = PipelinesStack(
+        scope, SHARED_STACK_ID,
+        **stack_props("pipelines", "what the imported pipelines share: job definitions, EMR roles, cluster reaper"),
+        settings=settings, worker_groups=worker_groups, plans=plans, batch_fargate=batch_fargate,
+        powertools_layer_version=powertools_layer_version)
+    # CloudFormation refuses a stack without resources: the pipelines may share nothing (none, or worker groups only).
+    if shared is not None and not any(isinstance(node, cdk.CfnResource) for node in shared.node.find_all()):
+        scope.node.try_remove_child(SHARED_STACK_ID)
+        shared = None
+    stacks = []
+    for plan in selected:
+        props = stack_props(f"pipeline-{plan.name}", f"the pipeline imported from {plan.source}")
+        if len(str(props["stack_name"])) > STACK_NAME_LIMIT:
+            raise DatapipeError(f"pipeline {plan.source}: its stack name {props['stack_name']} is longer than "
+                                f"{STACK_NAME_LIMIT} characters; shorten the file name")
+        stack = PipelineStack(scope, pipeline_stack_id(plan), **props, plan=plan, settings=settings,
+                              worker_groups=worker_groups)
+        if shared is not None:  # deploy the shared parts first; `cdk deploy <one pipeline>` brings them along
+            stack.add_stack_dependency(shared)
+        stacks.append(stack)
+    return shared, stacks
 
 
 def plan_options(settings: PipelineSettings) -> PlanOptions:

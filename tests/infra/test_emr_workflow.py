@@ -410,8 +410,8 @@ def test_every_emr_action_of_every_state_machine_role_of_the_app_carries_a_tag_c
                 else:
                     assert key.endswith("/datapipe:workflow") and value == machine, (stack, policy, statement)
     # The EMR workflow and the imported EMR pipeline were both looked at.
-    assert {stack for stack, _ in checked} >= {STACK, "Pipelines"}
-    assert ("Pipelines", "datapipe-dev-pipeline-emr-word-count") in checked
+    assert {stack for stack, _ in checked} >= {STACK, "Pipeline-emr-word-count"}
+    assert ("Pipeline-emr-word-count", "datapipe-dev-pipeline-emr-word-count") in checked
 
 
 def test_the_workflow_role_reaches_clusters_it_created_or_that_were_opted_in(templates: dict[str, Any]) -> None:

@@ -40,9 +40,17 @@ E2E_OPTIONS = EmulatorOptions(wait_scale=0.05)
 @pytest.fixture(scope="package")
 def emulator(assembly_dir: Path) -> Iterator[Emulator]:
     region = read_assembly(assembly_dir).region
-    with Emulator(region=region, options=E2E_OPTIONS, export_environment=False) as running:
-        running.deploy(assembly_dir)
-        yield running
+    # The in-process Lambda runner sets a function's environment around each invocation, and asynchronous ones (rule
+    # targets such as the reaper) may still run while a test's monkeypatch restores the environment: monkeypatch can
+    # then keep a Lambda's AWS_ENDPOINT_URL. The test areas after this one must not be sent to a stopped emulator.
+    environment = dict(os.environ)
+    try:
+        with Emulator(region=region, options=E2E_OPTIONS, export_environment=False) as running:
+            running.deploy(assembly_dir)
+            yield running
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 @pytest.fixture(autouse=True)

@@ -48,7 +48,7 @@ from datapipe.taskrunner.environment import (
     masked_texts,
     read_secrets,
 )
-from datapipe.taskrunner.processes import ATTEMPT_MARK, ProcessTree, forget_attempt, starting_attempt
+from datapipe.taskrunner.processes import ATTEMPT_MARK, ExitWatch, ProcessTree, forget_attempt, starting_attempt
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
@@ -332,13 +332,11 @@ class TaskExecutor:
                 return COMMAND_FAILED, f"command could not start: {error.strerror}"
             # Known as running before the lock is let go: no reaping thread may collect its exit status.
             tree = ProcessTree(process.pid, mark)
+            watch = ExitWatch(process)  # while the pid surely is the command's
         del env
         running.attach(process)
-        while True:
-            try:
-                exit_code = process.wait(timeout=TRACK_INTERVAL_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
+        with watch:
+            while (exit_code := watch.exit_code(within=TRACK_INTERVAL_SECONDS)) is None:
                 tree.track()
         self._note_ended(tree.end(), stderr_path)
         texts = masked_texts(secret_values.values())

@@ -117,7 +117,7 @@ class Heartbeat:
     def beating(self, running: RunningTask, *, interval: float, label: str) -> Iterator[None]:
         with self._changed:
             self._task = (running, interval, label)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # none yet, idle too long, or died of a bug
                 name = f"heartbeat-{threading.current_thread().name}"
                 self._thread = threading.Thread(target=self._beat, name=name, daemon=True)
                 self._thread.start()

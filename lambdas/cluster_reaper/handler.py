@@ -21,8 +21,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics(namespace="datapipe")
+# Importing the X-Ray SDK costs more than importing boto3, and a Tracer imports it even when it will not trace:
+# the Tracer exists only where Powertools traces (in Lambda, unless POWERTOOLS_TRACE_DISABLED is true).
+tracer = None if Tracer._is_tracer_disabled() else Tracer()
 
 EmrClient = Any  # a boto3 EMR client; no EMR stubs ship with this project's type packages
 # The keys the workflows tag their clusters with: the execution ARN, and the state machine's name.
@@ -39,14 +41,16 @@ _summary.maxlevel, _summary.maxdict, _summary.maxlist = 2, 6, 6
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _handle(event, context)
+    return _powertools_handle(event, context)
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def _handle(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
     return reap(event, boto3.client("emr"))
+
+
+# Powertools wraps an inner function so that `handler` stays a plain, typed entry point.
+_traced_handle = _handle if tracer is None else tracer.capture_lambda_handler(_handle)
+_powertools_handle = metrics.log_metrics(logger.inject_lambda_context(clear_state=True)(_traced_handle))
 
 
 def reap(event: Mapping[str, Any], emr: EmrClient) -> dict[str, Any]:

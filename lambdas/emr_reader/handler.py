@@ -23,8 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics(namespace="datapipe")
+# Importing the X-Ray SDK costs more than importing boto3, and a Tracer imports it even when it will not trace:
+# the Tracer exists only where Powertools traces (in Lambda, unless POWERTOOLS_TRACE_DISABLED is true).
+tracer = None if Tracer._is_tracer_disabled() else Tracer()
 
 # No EMR stubs ship with this project's type packages: the client is a boto3 EMR client.
 EmrClient = Any
@@ -55,15 +57,16 @@ class BadRequest(Exception):
 
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> Result:
-    return _handle(event, context)
+    return _powertools_handle(event, context)
 
 
-# Decorators sit on an inner function so that `handler` stays a plain, typed entry point.
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def _handle(event: Mapping[str, Any], context: LambdaContext) -> Result:
     return serve(event, boto3.client("emr"))
+
+
+# Powertools wraps an inner function so that `handler` stays a plain, typed entry point.
+_traced_handle = _handle if tracer is None else tracer.capture_lambda_handler(_handle)
+_powertools_handle = metrics.log_metrics(logger.inject_lambda_context(clear_state=True)(_traced_handle))
 
 
 def serve(request: Any, emr: EmrClient) -> Result:

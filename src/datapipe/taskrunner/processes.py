@@ -15,7 +15,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import select
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -75,13 +77,19 @@ class ProcessInfo:
 
 
 def read_process(pid: int) -> ProcessInfo | None:
+    # os.open and os.read: a scan reads every process's stat, and a buffered text file costs twice as much per read.
     try:
-        with open(f"{PROC}/{pid}/stat", encoding="utf-8", errors="replace") as handle:  # plain open: a hot loop
-            stat = handle.read()
+        descriptor = os.open(f"{PROC}/{pid}/stat", os.O_RDONLY)
+        try:
+            stat = os.read(descriptor, 4096).decode("utf-8", errors="replace")
+        finally:
+            os.close(descriptor)
     except OSError:
         return None
     name_end = stat.rfind(")")
     fields = stat[name_end + 2 :].split()
+    if len(fields) < 20:  # not a whole stat line: nothing to go by
+        return None
     return ProcessInfo(
         pid=pid,
         parent=int(fields[1]),
@@ -164,10 +172,10 @@ class ProcessTree:
                     strays.add(pid)
         return strays
 
-    def members(self, *, strays: bool = False) -> list[ProcessInfo]:
+    def members(self, *, strays: bool = False, table: dict[int, ProcessInfo] | None = None) -> list[ProcessInfo]:
         """Live (non-zombie) processes of the attempt; remembers them, so that they are found again once orphaned.
-        With `strays`, also the orphans of the runner that no running attempt claims."""
-        table = process_table()
+        With `strays`, also the orphans of the runner that no running attempt claims. `table`: a scan just made."""
+        table = process_table() if table is None else table
         children: dict[int, list[int]] = {}
         for info in table.values():
             children.setdefault(info.parent, []).append(info.pid)
@@ -197,9 +205,12 @@ class ProcessTree:
         """SIGKILL every process of the attempt until none is left (a fork can race a kill); returns the pid and
         command line of each process killed."""
         killed: dict[int, str] = {}
+        settled: dict[int, ProcessInfo] | None = None  # the scan that found none of the attempt's processes left
         for _ in range(rounds):
-            members = self.members(strays=True)
+            table = process_table()
+            members = self.members(strays=True, table=table)
             if not members:
+                settled = table
                 break
             for info in members:
                 command = killed.get(info.pid) or info.command  # read while the process still has one
@@ -209,13 +220,14 @@ class ProcessTree:
             time.sleep(0.01)  # SIGKILL is delivered asynchronously
         forget_attempt(self.mark, self.root)
         if _subreaper or set(self._known) - {self.root}:
-            self.reap()
+            self.reap(settled)  # the zombies of the processes killed are in that scan already
         return list(killed.items())
 
-    def reap(self) -> None:
+    def reap(self, table: dict[int, ProcessInfo] | None = None) -> None:
         """Collect the exit status of orphans reparented to the runner (its subreaper): this attempt's, and as a
-        subreaper any that ended by themselves, so that none stays a zombie. Never a command a Popen waits for."""
-        table = process_table()
+        subreaper any that ended by themselves, so that none stays a zombie. Never a command a Popen waits for.
+        `table`: a scan just made."""
+        table = process_table() if table is None else table
         runner = os.getpid()
         with _running_lock:
             candidates = {pid for pid, info in table.items() if info.parent == runner} if _subreaper else set()
@@ -224,3 +236,37 @@ class ProcessTree:
                 if table[pid].parent == runner and table[pid].state == "Z":
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
+
+
+class ExitWatch:
+    """Waits for a started command to exit, woken by the exit itself where Linux gives a pidfd (5.3+): Popen.wait with
+    a timeout polls with growing sleeps, which added several milliseconds to every short command."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._poll: select.poll | None = None
+        self._fd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or a kernel before 5.3
+            self._fd = os.pidfd_open(process.pid)
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+
+    def __enter__(self) -> ExitWatch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def exit_code(self, within: float) -> int | None:
+        """The command's exit status if it ends within `within` seconds, else None."""
+        if self._process.returncode is not None:  # collected already (a kill checks whether it still runs)
+            return self._process.returncode
+        if self._poll is None:
+            try:
+                return self._process.wait(timeout=within)
+            except subprocess.TimeoutExpired:
+                return None
+        if not self._poll.poll(within * 1000):
+            return None
+        return self._process.wait()  # it has exited: collecting its status does not block

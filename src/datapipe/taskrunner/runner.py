@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from datapipe.taskrunner.environment import (
     masked_texts,
     read_secrets,
 )
-from datapipe.taskrunner.processes import ATTEMPT_MARK, ProcessTree, forget_attempt, starting_attempt
+from datapipe.taskrunner.processes import ATTEMPT_MARK, ExitWatch, ProcessTree, forget_attempt, starting_attempt
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
@@ -61,6 +61,8 @@ TRANSFER_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError, S3TransferFa
 # How often the runner looks for the processes of a running command, so that it knows them once they are orphaned.
 TRACK_INTERVAL_SECONDS = 0.5
 RUNNER_NOTE = "[datapipe taskrunner]"
+# How long a poller's heartbeat thread waits for its next task before it ends.
+HEARTBEAT_IDLE_SECONDS = 300
 
 
 class StagingError(Exception):
@@ -99,37 +101,75 @@ class RunningTask:
 
 
 class Heartbeat:
-    """Heartbeats a task from a thread of its own, for as long as the task is being worked on (staging included)."""
+    """Heartbeats the task in hand from a thread of its own, for as long as the task is being worked on (staging
+    included). One per poller thread, reused from task to task: starting and joining a thread for every task cost
+    milliseconds of GIL hand-overs. The thread ends after HEARTBEAT_IDLE_SECONDS without a task."""
 
-    def __init__(self, *, sfn: Any, running: RunningTask, interval: float, logger: logging.Logger, label: str) -> None:
+    def __init__(self, *, sfn: Any, logger: logging.Logger) -> None:
         self._sfn = sfn
-        self._running = running
-        self._interval = interval
         self._logger = logger
-        self._label = label
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{label}", daemon=True)
+        self._changed = threading.Condition()
+        self._task: tuple[RunningTask, float, str] | None = None
+        self._sending = False
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    @contextlib.contextmanager
+    def beating(self, running: RunningTask, *, interval: float, label: str) -> Iterator[None]:
+        with self._changed:
+            self._task = (running, interval, label)
+            if self._thread is None or not self._thread.is_alive():  # none yet, idle too long, or died of a bug
+                name = f"heartbeat-{threading.current_thread().name}"
+                self._thread = threading.Thread(target=self._beat, name=name, daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._task = None
+                self._changed.notify_all()
+                while self._sending:  # no heartbeat goes out for a task once it is over
+                    self._changed.wait()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._sfn.send_task_heartbeat(taskToken=self._running.token)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in GONE_TOKEN_ERRORS:
-                    self._logger.warning("task %s: Step Functions gave the task up; stopping it", self._label)
-                    self._running.abandon()
-                    return
-                self._logger.warning("task %s: heartbeat failed: %s", self._label, error)
-            except BotoCoreError as error:
-                self._logger.warning("task %s: heartbeat failed: %s", self._label, error)
+        with self._changed:
+            while True:
+                task = self._task
+                if task is None:
+                    if not self._changed.wait(HEARTBEAT_IDLE_SECONDS) and self._task is None:
+                        self._thread = None
+                        return
+                    continue
+                running, interval, label = task
+                deadline = time.monotonic() + interval
+                while self._task is task and (left := deadline - time.monotonic()) > 0:
+                    self._changed.wait(left)
+                if self._task is not task:
+                    continue
+                self._sending = True
+                self._changed.release()
+                try:
+                    gone = self._send(running, label)
+                finally:
+                    self._changed.acquire()
+                    self._sending = False
+                    self._changed.notify_all()
+                while gone and self._task is task:  # no more heartbeats for a task Step Functions gave up
+                    self._changed.wait()
+
+    def _send(self, running: RunningTask, label: str) -> bool:
+        """One heartbeat; True when Step Functions has given the task up (the task is then abandoned)."""
+        try:
+            self._sfn.send_task_heartbeat(taskToken=running.token)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in GONE_TOKEN_ERRORS:
+                self._logger.warning("task %s: Step Functions gave the task up; stopping it", label)
+                running.abandon()
+                return True
+            self._logger.warning("task %s: heartbeat failed: %s", label, error)
+        except BotoCoreError as error:
+            self._logger.warning("task %s: heartbeat failed: %s", label, error)
+        return False
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -209,6 +249,7 @@ class TaskExecutor:
         self._environ = environ
         self._active: set[Path] = set()  # attempt folders in use, never removed by retention
         self._active_lock = threading.Lock()
+        self._heartbeats = threading.local()  # each poller thread's Heartbeat
 
     @property
     def tasks_dir(self) -> Path:
@@ -249,7 +290,10 @@ class TaskExecutor:
         interval = self._heartbeat_interval
         if task.heartbeat_seconds:
             interval = min(interval, task.heartbeat_seconds / 3)
-        with Heartbeat(sfn=self._sfn, running=running, interval=interval, logger=self._logger, label=task.attempt_path):
+        heartbeat = getattr(self._heartbeats, "heartbeat", None)
+        if heartbeat is None:
+            heartbeat = self._heartbeats.heartbeat = Heartbeat(sfn=self._sfn, logger=self._logger)
+        with heartbeat.beating(running, interval=interval, label=task.attempt_path):
             started = time.monotonic()
             outcome = self._run(running, task, attempt_dir, stdout_path, stderr_path)
             duration = round(time.monotonic() - started, 3)
@@ -332,13 +376,11 @@ class TaskExecutor:
                 return COMMAND_FAILED, f"command could not start: {error.strerror}"
             # Known as running before the lock is let go: no reaping thread may collect its exit status.
             tree = ProcessTree(process.pid, mark)
+            watch = ExitWatch(process)  # while the pid surely is the command's
         del env
         running.attach(process)
-        while True:
-            try:
-                exit_code = process.wait(timeout=TRACK_INTERVAL_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
+        with watch:
+            while (exit_code := watch.exit_code(within=TRACK_INTERVAL_SECONDS)) is None:
                 tree.track()
         self._note_ended(tree.end(), stderr_path)
         texts = masked_texts(secret_values.values())

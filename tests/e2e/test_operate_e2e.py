@@ -210,6 +210,8 @@ def test_runs_limit_and_since_cut_the_listing(emulator: Any) -> None:
         (["status", "no-such-run"], 1, "no-such-run"),
         (["status", "emr-workflow/no-such-run"], 1, "no-such-run"),
         (["logs", "x" * 81], 2, "RUN"),
+        (["logs", "x" * 100_000], 2, "(100002 characters)"),
+        (["runs", "emr-workflow", "--since", "y" * 100_000], 2, "(100002 characters)"),
         (["stop", "emr-workflow/nothing", "--cause", "x" * 40000], 2, "--cause"),
     ],
 )
@@ -220,6 +222,7 @@ def test_bad_input_gives_one_line_naming_what_is_wrong(
     assert result.exit_code == exit_code, result.output
     assert named in result.output and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) <= 3  # click's usage lines at most
+    assert len(result.output) < 2000  # a huge value is quoted short
 
 
 # -- status and follow ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import shown
 from datapipe.naming import Naming
 from datapipe.operate.history import History, StateFailure
 from datapipe.workflows import EXECUTION_NAME, WORKFLOW_NAME, history_events
@@ -209,7 +210,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise DatapipeError(
-            f"--since must be an age such as 30m, 12h, 2d, 1w or an ISO 8601 time, got {text!r}"
+            f"--since must be an age such as 30m, 12h, 2d, 1w or an ISO 8601 time, got {shown(text)}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -275,7 +276,8 @@ def split_run(run: str) -> tuple[str, str]:
         return "", run
     if not EXECUTION_NAME.fullmatch(name) or (workflow and not WORKFLOW_NAME.fullmatch(workflow)):
         raise DatapipeError(
-            f"RUN must be an execution ARN, WORKFLOW/NAME or an execution name (letters, digits, '-', '_'), got {run!r}"
+            "RUN must be an execution ARN, WORKFLOW/NAME or an execution name (letters, digits, '-', '_'), "
+            f"got {shown(run)}"
         )
     return workflow, name
 

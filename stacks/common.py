@@ -289,12 +289,32 @@ def encrypt_log_groups(stack: cdk.Stack, *, removal_policy: cdk.RemovalPolicy) -
         raise DatapipeError(
             f"log group {unnamed[0]} has no log_group_name: the policy of the key that encrypts it must name it"
         )
-    key = kms.Key(
+    key = logs_key(
         stack,
         LOG_KEY_ID,
         description=f"datapipe: encrypts the log groups of the {stack.node.id} stack",
-        enable_key_rotation=True,
+        log_group_arns=[log_group_arn(stack, typing.cast(str, log_group.log_group_name)) for log_group in log_groups],
         removal_policy=removal_policy,
+    )
+    for log_group in log_groups:
+        log_group.kms_key_id = key.key_arn
+    return key
+
+
+def logs_key(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    log_group_arns: list[str],
+    removal_policy: cdk.RemovalPolicy,
+    arn_pattern: bool = False,
+) -> kms.Key:
+    """A rotating customer managed key that CloudWatch Logs may use for the named log groups only (their ARNs, or
+    with `arn_pattern` ARN patterns such as `...:log-group:/aws/vendedlogs/states/<prefix>-<stage>-pipeline-*`)."""
+    stack = cdk.Stack.of(scope)
+    key = kms.Key(
+        scope, construct_id, description=description, enable_key_rotation=True, removal_policy=removal_policy
     )
     key.add_to_resource_policy(
         iam.PolicyStatement(
@@ -303,14 +323,8 @@ def encrypt_log_groups(stack: cdk.Stack, *, removal_policy: cdk.RemovalPolicy) -
             actions=LOGS_KEY_ACTIONS,
             resources=["*"],
             conditions={
-                "ArnEquals": {
-                    "kms:EncryptionContext:aws:logs:arn": [
-                        log_group_arn(stack, typing.cast(str, log_group.log_group_name)) for log_group in log_groups
-                    ]
-                }
+                "ArnLike" if arn_pattern else "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arns}
             },
         )
     )
-    for log_group in log_groups:
-        log_group.kms_key_id = key.key_arn
     return key

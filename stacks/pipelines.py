@@ -62,7 +62,9 @@ from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
     depend_on_policy_only,
+    log_group_arn,
     logged_state_machine,
+    logs_key,
     nag_account,
     nag_arn,
     nag_bucket_arn,
@@ -1030,6 +1032,36 @@ class PipelineScheduleRole(Construct):
 
 
 SHARED_STACK_ID = "Pipelines"
+# Where the pipelines stack publishes the ARN of the key that encrypts every pipeline's log group: a key ARN cannot
+# be found by name, and an SSM parameter ties no stack to another's exports.
+LOG_KEY_PARAMETER = "/{prefix}/{stage}/pipelines/log-key-arn"
+
+
+def log_key_parameter_name(naming: Naming) -> str:
+    return LOG_KEY_PARAMETER.format(prefix=naming.prefix, stage=naming.stage)
+
+
+def pipeline_log_group_pattern(naming: Naming) -> str:
+    """The log group names of every pipeline's state machine (see logged_state_machine)."""
+    return f"/aws/vendedlogs/states/{naming.state_machine('pipeline-')}*"
+
+
+class PipelineLogKey(Construct):
+    """One key for the log groups of every pipeline's state machine (they log execution data), deployed once: a key
+    per pipeline stack would be a billed key per pipeline. Its ARN is published in an SSM parameter."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, naming: Naming, removal_policy: cdk.RemovalPolicy
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.key = logs_key(
+            self, "Key", description="datapipe: encrypts the log groups of every imported pipeline's state machine",
+            log_group_arns=[log_group_arn(self, pipeline_log_group_pattern(naming))], arn_pattern=True,
+            removal_policy=removal_policy,
+        )
+        ssm.StringParameter(self, "KeyArn", parameter_name=log_key_parameter_name(naming),
+                            string_value=self.key.key_arn,
+                            description="The KMS key of the imported pipelines' state machine log groups")
 # CloudFormation's limit on a stack's name.
 STACK_NAME_LIMIT = 128
 
@@ -1075,6 +1107,8 @@ class PipelinesStack(cdk.Stack):
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
         self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, deployable)
+        if deployable:
+            self.log_key = PipelineLogKey(self, "PipelineLogKey", naming=naming, removal_policy=removal_policy)
         if any(plan.schedule for plan in deployable):
             self.schedule_role = PipelineScheduleRole(self, "Schedules", naming=naming).role
 
@@ -1132,6 +1166,12 @@ class PipelineStack(cdk.Stack):
             schedule_role=iam.Role.from_role_name(self, "ScheduleRole", schedule_role_name(naming), mutable=False)
             if plan.schedule else None,
             removal_policy=removal_policy)
+        # The state machine's log group uses the pipelines stack's one key (found through its SSM parameter), so
+        # that encrypt_log_groups gives this stack no key of its own.
+        key_arn = ssm.StringParameter.value_for_string_parameter(self, log_key_parameter_name(naming))
+        for node in self.node.find_all():
+            if isinstance(node, logs.CfnLogGroup):
+                node.kms_key_id = key_arn
 
 
 def pipeline_stack_id(plan: Plan) -> str:

@@ -289,8 +289,10 @@ def secret_test_definition() -> dict[str, Any]:
 
 def text_of_every_log_group(logs: Any) -> str:
     events = []
-    for group in logs.describe_log_groups()["logGroups"]:
-        events += [e["message"] for e in logs.filter_log_events(logGroupName=group["logGroupName"])["events"]]
+    groups = [g for page in logs.get_paginator("describe_log_groups").paginate() for g in page["logGroups"]]
+    for group in groups:
+        pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group["logGroupName"])
+        events += [e["message"] for page in pages for e in page["events"]]
     return "\n".join(events)
 
 

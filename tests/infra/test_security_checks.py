@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -190,6 +191,7 @@ def test_every_log_group_is_encrypted_by_a_rotating_key_of_its_stack_that_names_
     templates: dict[str, dict[str, Any]],
 ) -> None:
     encrypted = 0
+    shared_key_log_groups: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for stack, template in templates.items():
         resources = template["Resources"]
         keys: dict[str, list[str]] = {}
@@ -197,6 +199,9 @@ def test_every_log_group_is_encrypted_by_a_rotating_key_of_its_stack_that_names_
             if resource["Type"] != "AWS::Logs::LogGroup":
                 continue
             properties = resource["Properties"]
+            if "Ref" in properties.get("KmsKeyId", {}):
+                shared_key_log_groups.append((stack, template, properties))
+                continue
             key_id = properties.get("KmsKeyId", {}).get("Fn::GetAtt", [None])[0]
             assert key_id in resources, f"{stack}/{logical_id} is not encrypted by a key of its stack"
             assert resources[key_id]["Type"] == "AWS::KMS::Key"
@@ -212,8 +217,29 @@ def test_every_log_group_is_encrypted_by_a_rotating_key_of_its_stack_that_names_
             condition = literal(logs_statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"])
             assert sorted(condition if isinstance(condition, list) else [condition]) == sorted(log_group_arns)
             assert "kms:Decrypt*" in logs_statement["Action"] and "kms:GenerateDataKey*" in logs_statement["Action"]
-    # The state machines' logs (with execution data), the Lambda logs, the Batch job and VPC flow logs.
-    assert encrypted >= 10
+    # The state machines' logs (with execution data), the Lambda logs, the Batch job and VPC flow logs; below, the
+    # imported pipelines' state machines.
+    assert encrypted >= 8
+    # Each imported pipeline's state machine logs with the pipelines stack's one key, read from the SSM parameter
+    # that stack publishes; that key's policy covers exactly the pipelines' state machine log groups.
+    assert shared_key_log_groups, "no pipeline stack's log group uses the shared pipeline key"
+    shared = templates["Pipelines"]["Resources"]
+    (parameter,) = [r for r in shared.values() if r["Type"] == "AWS::SSM::Parameter"
+                    and r["Properties"]["Name"] == "/datapipe/dev/pipelines/log-key-arn"]
+    key_id = parameter["Properties"]["Value"]["Fn::GetAtt"][0]
+    key = shared[key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (logs_statement,) = [s for s in key["KeyPolicy"]["Statement"]
+                         if s["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}]
+    (pattern,) = literal(logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert pattern == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/states/datapipe-dev-pipeline-*"
+    for stack, template, properties in shared_key_log_groups:
+        ref = properties["KmsKeyId"]["Ref"]
+        assert template["Parameters"][ref]["Type"] == "AWS::SSM::Parameter::Value<String>", stack
+        assert template["Parameters"][ref]["Default"] == "/datapipe/dev/pipelines/log-key-arn", stack
+        name = literal(properties["LogGroupName"])
+        assert fnmatch.fnmatchcase(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}", pattern), name
+        assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"], stack
 
 
 def test_a_log_group_without_a_name_cannot_be_encrypted_and_says_which() -> None:

@@ -17,7 +17,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from datapipe.errors import DatapipeError
-from datapipe.jsontext import parse_json
+from datapipe.jsontext import read_json_object
 from datapipe.naming import Naming
 from stacks.batch import BatchStack
 from stacks.common import encrypt_log_groups
@@ -39,15 +39,9 @@ def read_settings(context: Mapping[str, Any]) -> Settings:
         path = Path(str(config_file))
         if not path.is_absolute():
             path = PROJECT_DIR / path
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise SettingsError(f"setting 'configFile': cannot read {config_file}: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise SettingsError(f"setting 'configFile': {config_file} is not UTF-8 text") from None
-        file_values = parse_json(text, what=f"setting 'configFile': {config_file}", error=SettingsError)
-        if not isinstance(file_values, dict):
-            raise SettingsError(f"setting 'configFile': {config_file} must hold a JSON object")
+        file_values = read_json_object(
+            path, what="setting 'configFile'", error=SettingsError, shown_as=str(config_file)
+        )
     return load_settings(context, file_values)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from datapipe.errors import DatapipeError
@@ -30,3 +31,24 @@ def parse_json(text: str | bytes, *, what: str, error: type[DatapipeError] = Dat
         raise error(f"{what} is not JSON: not UTF-8 text ({bad.reason} at byte {bad.start})") from None
     except RecursionError:
         raise error(f"{what} nests arrays or objects too deeply to be read") from None
+
+
+def read_json_object(
+    path: Path,
+    *,
+    what: str,
+    shape: str = "a JSON object",
+    error: type[DatapipeError] = DatapipeError,
+    shown_as: str | None = None,
+) -> dict[str, Any]:
+    """The JSON object in a file that `what` (an option, a setting, a context) names; every failure is one line
+    naming `what` and the file (`shown_as`, else its path); `shape` says what the file must hold."""
+    name = shown_as or str(path)
+    try:
+        text = path.read_bytes()
+    except OSError as bad:
+        raise error(f"{what}: cannot read {name}: {bad.strerror}") from None
+    data = parse_json(text, what=f"{what}: {name}", error=error)
+    if not isinstance(data, dict):
+        raise error(f"{what}: {name} must hold {shape}")
+    return data

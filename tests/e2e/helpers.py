@@ -40,3 +40,22 @@ def ended_execution(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict
         return described if described["status"] != "RUNNING" else None
 
     return dict(wait_for(f"execution {execution_arn} to end", ended, timeout))
+
+
+EXECUTION_TAG = "datapipe:execution"  # the tag a workflow puts on each cluster it creates (stacks.emr_workflow)
+
+
+def clusters_of(emr: Any, execution_arn: str) -> dict[str, str]:
+    """Every cluster (in any state) tagged with the execution, by id, with its state; every page of ListClusters."""
+    found = {}
+    for page in emr.get_paginator("list_clusters").paginate():
+        for summary in page["Clusters"]:
+            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
+            if {"Key": EXECUTION_TAG, "Value": execution_arn} in tags:
+                found[summary["Id"]] = summary["Status"]["State"]
+    return found
+
+
+def cluster_of(emr: Any, execution_arn: str) -> str | None:
+    """The id of a cluster the execution created, once there is one."""
+    return next(iter(clusters_of(emr, execution_arn)), None)

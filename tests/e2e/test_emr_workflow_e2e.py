@@ -19,12 +19,11 @@ from click.testing import CliRunner
 from datapipe.cli import cli
 from datapipe.naming import Naming
 from datapipe.workflows import RunResult, describe_result, follow_execution, start_execution
-from tests.e2e.helpers import execution_name, wait_for
+from tests.e2e.helpers import clusters_of, execution_name, wait_for
 
 pytestmark = pytest.mark.e2e
 
 NAMING = Naming()
-EXECUTION_TAG = "datapipe:execution"
 OPTED_IN = {"datapipe:reuse": "datapipe-dev"}  # the documented opt-in tag, for prefix datapipe and stage dev
 ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 CREATE_AND_TERMINATE = {"CreateCluster": True, "TerminateCluster": True}
@@ -58,16 +57,6 @@ def entered(result: RunResult) -> list[str]:
     return [e.name for e in result.events if e.kind == "entered"]
 
 
-def clusters_of(emulator: Any, execution_arn: str) -> dict[str, str]:
-    """Every cluster (in any state) tagged with the execution, by id, with its state."""
-    emr = emulator.client("emr")
-    found = {}
-    for page in emr.get_paginator("list_clusters").paginate():
-        for summary in page["Clusters"]:
-            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
-            if {"Key": EXECUTION_TAG, "Value": execution_arn} in tags:
-                found[summary["Id"]] = summary["Status"]["State"]
-    return found
 
 
 def assert_nothing_left_running(emulator: Any, execution_arn: str) -> dict[str, str]:
@@ -75,7 +64,7 @@ def assert_nothing_left_running(emulator: Any, execution_arn: str) -> dict[str, 
     none = {"(no cluster)": "TERMINATED"}
 
     def settled() -> dict[str, str] | None:
-        found = clusters_of(emulator, execution_arn)
+        found = clusters_of(emulator.client("emr"), execution_arn)
         return (found or none) if all(state in ENDED for state in found.values()) else None
 
     found = wait_for(f"the clusters of {execution_arn} to terminate", settled, timeout=30)
@@ -196,7 +185,7 @@ def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, fau
     shared_now = cluster(emulator, shared)
     assert shared_now["Status"]["State"] == "WAITING"  # reused, not removed
     assert shared_now["TerminationProtected"] is False
-    assert clusters_of(emulator, reuse) == {}
+    assert clusters_of(emulator.client("emr"), reuse) == {}
 
     # The reaper removed the stopped execution's cluster.
     stopped = finish(emulator, to_stop)

@@ -20,7 +20,7 @@ import pytest
 
 from datapipe.naming import Naming
 from datapipe.taskrunner.contract import ShellTask
-from tests.e2e.helpers import ended_execution, start_execution, wait_for
+from tests.e2e.helpers import cluster_of, ended_execution, start_execution, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -144,14 +144,7 @@ def test_a_stopped_run_has_its_cluster_reaped(emulator: Any) -> None:
     payload = {"scheduledStartTime": RUN_TIME, "parameters": {"myOutputFolder": "s3://word-counts/out"}}
     execution = start_execution(sfn, arn, payload)
 
-    def cluster_of_this_run() -> str | None:
-        for summary in emr.list_clusters()["Clusters"]:
-            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
-            if {"Key": "datapipe:execution", "Value": execution} in tags:
-                return str(summary["Id"])
-        return None
-
-    cluster_id = wait_for("the run to create a cluster", cluster_of_this_run, timeout=30)
+    cluster_id = wait_for("the run to create a cluster", lambda: cluster_of(emr, execution), timeout=30)
     sfn.stop_execution(executionArn=execution, error="e2e", cause="stopped while the cluster runs")
     wait_for(
         "the stopped run's cluster to terminate",

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from bench.pipelines_scale import write_definitions
 from datapipe.cli import cli
 from datapipe.naming import Naming
-from tests.e2e.helpers import ended_execution, start_execution, wait_for
+from tests.e2e.helpers import cluster_of, ended_execution, start_execution, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -106,14 +106,7 @@ def test_a_stopped_run_of_the_last_stack_is_reaped_by_the_one_shared_reaper(
     payload = {"scheduledStartTime": "2026-11-21T06:00:00Z", "parameters": {"myOutputFolder": "s3://scale-out/o"}}
     execution = start_execution(sfn, arn, payload)
 
-    def cluster_of_this_run() -> str | None:
-        for summary in emr.list_clusters()["Clusters"]:
-            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
-            if {"Key": "datapipe:execution", "Value": execution} in tags:
-                return str(summary["Id"])
-        return None
-
-    cluster_id = wait_for("the run to create a cluster", cluster_of_this_run, timeout=30)
+    cluster_id = wait_for("the run to create a cluster", lambda: cluster_of(emr, execution), timeout=30)
     sfn.stop_execution(executionArn=execution, error="e2e", cause="stopped while the cluster runs")
     wait_for("the stopped run's cluster to terminate",
              lambda: emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] in ("TERMINATING",

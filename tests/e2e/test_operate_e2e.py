@@ -29,14 +29,13 @@ from datapipe.cli import cli
 from datapipe.naming import Naming
 from datapipe.workflows import describe_result
 from stacks.worker_groups import SAMPLE_WORKFLOW
-from tests.e2e.helpers import ended_execution, execution_name, wait_for
+from tests.e2e.helpers import clusters_of, ended_execution, execution_name, wait_for
 
 pytestmark = pytest.mark.e2e
 
 NAMING = Naming()
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CREATE_AND_TERMINATE = {"CreateCluster": True, "TerminateCluster": True}
-EXECUTION_TAG = "datapipe:execution"
 WORKER_GROUP = "wg-12345"
 
 
@@ -278,22 +277,13 @@ def test_follow_attaches_to_a_run_that_is_going(emulator: Any) -> None:
 # -- stop and rerun -------------------------------------------------------------------------------------------------
 
 
-def clusters_of(emulator: Any, execution_arn: str) -> dict[str, str]:
-    emr = emulator.client("emr")
-    found = {}
-    for page in emr.get_paginator("list_clusters").paginate():
-        for summary in page["Clusters"]:
-            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get("Tags", [])
-            if {"Key": EXECUTION_TAG, "Value": execution_arn} in tags:
-                found[summary["Id"]] = summary["Status"]["State"]
-    return found
 
 
 def test_stop_ends_the_run_and_the_reaper_terminates_the_cluster_it_created(emulator: Any) -> None:
     sfn = emulator.client("stepfunctions")
     execution = start(emulator, "emr-workflow", CREATE_AND_TERMINATE)
     wait_for_state(sfn, execution, "Step_One")
-    assert clusters_of(emulator, execution)  # it created one
+    assert clusters_of(emulator.client("emr"), execution)  # it created one
 
     result = datapipe(emulator, "stop", name_of(execution), "--cause", "wrong input", "--json")
     assert result.exit_code == 0, result.output
@@ -301,7 +291,7 @@ def test_stop_ends_the_run_and_the_reaper_terminates_the_cluster_it_created(emul
     assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
     wait_for(
         "the reaper to terminate the stopped run's cluster",
-        lambda: set(clusters_of(emulator, execution).values()) == {"TERMINATED"},
+        lambda: set(clusters_of(emulator.client("emr"), execution).values()) == {"TERMINATED"},
         timeout=30,
     )
 

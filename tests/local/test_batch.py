@@ -186,3 +186,26 @@ def test_a_missing_executable_cannot_start(aws: Callable[[str], Any], queue: str
     job = wait_for_job(aws, submitted["jobId"])
     assert job["status"] == "FAILED"
     assert job["statusReason"].startswith("CannotStartContainerError: no-such-program-here")
+
+
+def test_a_job_logs_where_its_definition_says_and_describe_jobs_reports_that_configuration(
+    aws: Callable[[str], Any], queue: str
+) -> None:
+    """AWS reports the job definition's logConfiguration in DescribeJobs' container (moto leaves it out); the
+    stream is `<awslogs-stream-prefix>/default/<job id>` in the `awslogs-group`."""
+    name = f"logged-{uuid.uuid4().hex[:8]}"
+    group = f"/datapipe/test/{name}"
+    aws("logs").create_log_group(logGroupName=group)
+    configuration = {"logDriver": "awslogs", "options": {"awslogs-group": group, "awslogs-stream-prefix": "tr"}}
+    aws("batch").register_job_definition(
+        jobDefinitionName=name,
+        type="container",
+        containerProperties={"image": "x", "command": [sys.executable, "-c", "print('to the group')"], "vcpus": 1,
+                             "memory": 128, "logConfiguration": configuration},
+    )
+    submitted = aws("batch").submit_job(jobName="logged", jobQueue=queue, jobDefinition=name)
+    job = wait_for_job(aws, submitted["jobId"])
+    assert job["container"]["logConfiguration"] == configuration
+    assert job["container"]["logStreamName"] == f"tr/default/{submitted['jobId']}"
+    events = aws("logs").get_log_events(logGroupName=group, logStreamName=job["container"]["logStreamName"])
+    assert [e["message"] for e in events["events"]] == ["to the group"]

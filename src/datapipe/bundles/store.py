@@ -33,7 +33,7 @@ from datapipe.bundles.manifest import (
     sha256_of,
 )
 from datapipe.errors import DatapipeError
-from datapipe.jsontext import parse_json
+from datapipe.jsontext import read_json_object
 from datapipe.listing import one_line
 
 DATA_DIR_ENV = "DATAPIPE_DATA_DIR"
@@ -106,13 +106,9 @@ class LocalContext:
         path = self.root / "context.json"
         if not path.is_file():
             return {}
-        try:
-            text = path.read_bytes()
-        except OSError as error:
-            raise BundleError(f"context '{self.name}': cannot read {path}: {error.strerror}") from None
-        data = parse_json(text, what=f"context '{self.name}': {path}")
-        if not isinstance(data, dict):
-            raise BundleError(f"context '{self.name}': {path} must hold a JSON object such as {{\"remote\": ...}}")
+        data = read_json_object(
+            path, what=f"context '{self.name}'", shape='a JSON object such as {"remote": ...}', error=BundleError
+        )
         return {str(k): str(v) for k, v in data.items()}
 
     @property

@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 
 JOB_RUN = seam(Job, "run", ("self",), "the container command runs as a local process")
 JOB_CONTAINER_DETAILS = seam(
-    Job, "_container_details", ("self",), "describe_jobs shows the container's exit code and reason, as AWS does"
+    Job,
+    "_container_details",
+    ("self",),
+    "describe_jobs shows the container's exit code, reason and log configuration, as AWS does",
 )
 
 LOG_GROUP = "/aws/batch/job"
@@ -230,6 +233,9 @@ def install(extensions: Extensions) -> None:
         details: dict[str, Any] = JOB_CONTAINER_DETAILS.call_original(self)
         self.container_overrides = overrides  # moto appends AWS_BATCH_JOB_ID to the overrides on every describe
         details["command"] = substituted_command(self)
+        log_configuration = (self.job_definition.container_properties or {}).get("logConfiguration")
+        if log_configuration:  # AWS reports the job definition's; moto leaves it out
+            details["logConfiguration"] = copy.deepcopy(log_configuration)
         if self.exit_code is not None:
             details["exitCode"] = self.exit_code
         if self.job_stopped_reason and self.status == "FAILED":

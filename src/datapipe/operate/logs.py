@@ -118,28 +118,15 @@ def _batch_sources(record: TaskRecord, batch: Any) -> list[LogSource]:
     described = record.output or _json_object(record.cause)
     job_id = str(record.submitted.get("JobId") or described.get("JobId") or "")
     container = described.get("Container") if isinstance(described.get("Container"), Mapping) else None
-    job_definition = described.get("JobDefinition")
     if container is None and job_id:
         jobs = batch.describe_jobs(jobs=[job_id]).get("jobs", [])
         container = _pascal(jobs[0].get("container", {})) if jobs else None
-        job_definition = jobs[0].get("jobDefinition") if jobs else None
     if not container or not container.get("LogStreamName"):
         return []
     options = container.get("LogConfiguration", {}).get("Options", {}) if isinstance(container, Mapping) else {}
-    if not options.get("awslogs-group") and job_definition:
-        options = _job_definition_log_options(batch, str(job_definition))
     group = str(options.get("awslogs-group") or BATCH_LOG_GROUP)
     stream = str(container["LogStreamName"])
     return [LogSource(f"Batch job {job_id} log stream", f"cloudwatch:{group}/{stream}", group, stream)]
-
-
-def _job_definition_log_options(batch: Any, job_definition: str) -> Mapping[str, Any]:
-    """The awslogs options of a job definition: where its jobs log when the job's own description does not say (the
-    emulator's DescribeJobs leaves logConfiguration out)."""
-    found = batch.describe_job_definitions(jobDefinitions=[job_definition]).get("jobDefinitions", [])
-    properties = found[0].get("containerProperties", {}) if found else {}
-    options = properties.get("logConfiguration", {}).get("options", {})
-    return options if isinstance(options, Mapping) else {}
 
 
 def _lambda_sources(record: TaskRecord) -> list[LogSource]:

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from datapipe.aws import check_endpoint_url, check_region
 from datapipe.errors import DatapipeError
-from datapipe.jsontext import parse_json
+from datapipe.jsontext import read_json_object
 from datapipe.naming import TASK_RUNNER_LOG_PREFIX, Naming
 from datapipe.taskrunner.contract import InvalidTask, S3Location, safe_path_part
 from datapipe.taskrunner.environment import TaskRole
@@ -61,13 +61,7 @@ class Credentials:
 
 def read_credentials_file(path: Path) -> Credentials:
     """Task Runner's credentials.json: `{"access-id": ..., "private-key": ...}`; also region, endpoint, log-uri."""
-    try:
-        text = path.read_bytes()
-    except OSError as error:
-        raise DatapipeError(f"--config: cannot read {path}: {error.strerror}") from None
-    data = parse_json(text, what=f"--config: {path}")
-    if not isinstance(data, dict):
-        raise DatapipeError(f"--config: {path} must hold a JSON object with 'access-id' and 'private-key'")
+    data = read_json_object(path, what="--config", shape="a JSON object with 'access-id' and 'private-key'")
     values: dict[str, str | None] = {}
     for key in ("access-id", "private-key", "region", "endpoint", "log-uri"):
         value = data.get(key)

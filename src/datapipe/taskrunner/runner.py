@@ -312,7 +312,7 @@ class TaskExecutor:
 
         if running.gone:
             return "abandoned"
-        if running.interrupted:
+        if running.interrupted and isinstance(task, ShellTask):  # SQL runs on: its transaction's outcome is told
             where = f"task runner {self.identity.runner_id} was stopped while the command ran"
             return self._fail(running, RUNNER_INTERRUPTED, f"{where} (logs: {logs['stderr']})")
         if outcome is not None:

@@ -402,12 +402,12 @@ def exec_task(setup: Setup, payload: dict[str, Any] | str, *extra: str, **env: s
 
 def test_exec_task_prints_one_json_line_or_fails_in_one_line(setup: Setup) -> None:
     sql(setup.postgres, "DROP TABLE IF EXISTS batch_rows; CREATE TABLE batch_rows (id integer)")
-    activity = {
+    activity: dict[str, Any] = {
         "id": "BatchLoad",
         "type": "SqlActivity",
-        "script": "INSERT INTO batch_rows SELECT generate_series(1, ?)",
+        "script": "INSERT INTO batch_rows SELECT generate_series(1, ?::integer)",
+        "scriptArgument": ["5"],
     }
-    activity["scriptArgument"] = ["5"]
     done = exec_task(setup, task("SqlActivity", "BatchLoad", activity=activity, database=jdbc_database(setup.postgres)))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -431,9 +431,10 @@ def read_shared_options(
     credentials = choose_credentials(config_file, access_id, secret_key)
     if proxy_password is not None:
         click.echo(PROXY_PASSWORD_WARNING, err=True)
-    password = proxy_password or credentials.proxy_password or os.environ.get(PROXY_PASSWORD_VARIABLE) or None
-    if password is not None and proxy_username is None and proxy_password is None:
-        password = None  # a password kept for a proxy the command line does not use
+    # The environment's password is there for whichever proxy user the command line names; the others are given for
+    # this runner, so a password without a user is an error rather than ignored.
+    environment_password = os.environ.get(PROXY_PASSWORD_VARIABLE) if proxy_username else None
+    password = proxy_password or credentials.proxy_password or environment_password or None
     proxy = parse_proxy(
         host=proxy_host,
         port=proxy_port,

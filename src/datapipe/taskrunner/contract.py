@@ -166,6 +166,12 @@ class DatabaseTask:
     def from_data(cls, data: dict[str, Any]) -> DatabaseTask:
         kind = str(data["type"])
         envelope = Envelope.from_data(data)
+        for name, values in (("environment", envelope.environment), ("secrets", envelope.secrets)):
+            if values:  # refused rather than ignored: no process runs to receive them
+                raise InvalidTask(
+                    f"field '{name}': a {kind} task runs no command; run-time values reach its SQL only as "
+                    "activity.scriptArgument, and the database's credentials through database.secretId"
+                )
         activity = _definition_object(data, "activity", types=(kind,))
         database = _definition_object(data, "database", types=DATABASE_OBJECT_TYPES)
         input_node = output_node = None

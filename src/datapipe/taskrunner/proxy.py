@@ -60,7 +60,8 @@ def parse_proxy(
     if domain is not None or workstation is not None:
         raise DatapipeError(NTLM_REFUSAL)
     if host is None:
-        for option, value in (("--proxyPort", port), ("--proxyUsername", username), ("--proxyPassword", password)):
+        given = (("--proxyPort", port), ("--proxyUsername", username), ("a proxy password", password))
+        for option, value in given:
             if value is not None:
                 raise DatapipeError(f"{option} needs --proxyHost: the proxy's host name or address")
         return None

@@ -113,7 +113,11 @@ def start_proxy(log: ProxyLog) -> ThreadingHTTPServer:
 
         do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forwarder)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:  # a client hanging up is no news here
+            pass
+
+    server = Server(("127.0.0.1", 0), Forwarder)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="test-proxy", daemon=True).start()
     return server
@@ -132,6 +136,7 @@ class Setup:
     runner: subprocess.Popen[bytes]
     folder: Path
     env: dict[str, str]
+    proxy_port: int
 
     def client(self, service: str) -> Any:
         return self.emulator.client(service)
@@ -203,7 +208,7 @@ def setup(postgres_server: Server, tmp_path_factory: pytest.TempPathFactory) -> 
             with (folder / "runner.stderr").open("wb") as stderr:
                 runner = subprocess.Popen(args, env=runner_env, stdout=subprocess.DEVNULL, stderr=stderr)
             try:
-                yield Setup(emu, postgres_server, proxy_log, machine, runner, folder, env)
+                yield Setup(emu, postgres_server, proxy_log, machine, runner, folder, env, proxy.server_address[1])
             finally:
                 runner.send_signal(signal.SIGTERM)
                 runner.wait(timeout=30)
@@ -362,7 +367,9 @@ def test_a_precondition_that_does_not_hold_then_holds(setup: Setup) -> None:
 
 
 def test_every_aws_call_of_the_runner_went_through_the_proxy_with_its_credentials(setup: Setup) -> None:
-    # Runs after the tests above (file order): by now the runner has polled, reported, uploaded and read secrets.
+    activity = {"id": "Probe", "type": "SqlActivity", "script": "SELECT 1"}
+    described = setup.run(task("SqlActivity", "Probe", activity=activity, database=jdbc_database(setup.postgres)))
+    assert described["status"] == "SUCCEEDED", described
     with setup.proxy.lock:
         forwarded = list(setup.proxy.forwarded)
     services = {entry.split(" ", 1)[0] for entry in forwarded}
@@ -442,3 +449,32 @@ def test_exec_task_without_the_sql_drivers_says_which_extra_to_install(setup: Se
         "Error: TaskRunner.SqlFailed: SalesDb: the database drivers are not installed: "
         "pip install 'datapipe[sql]' (psycopg) (logs: "
     )
+
+
+def test_a_wrong_proxy_password_stops_the_runner_in_one_line(setup: Setup, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    refused_before = setup.proxy.refused
+    result = CliRunner().invoke(
+        cli,
+        [
+            "taskrunner",
+            f"--workerGroup={WORKER_GROUP}",
+            f"--region={REGION}",
+            f"--endpoint={setup.emulator.endpoint_url}",
+            f"--output={tmp_path}",
+            "--proxyHost=127.0.0.1",
+            f"--proxyPort={setup.proxy_port}",
+            f"--proxyUsername={PROXY_USER}",
+        ],
+        env={**setup.env, "DATAPIPE_PROXY_PASSWORD": "not-the-password"},
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: cannot reach {setup.emulator.endpoint_url}: the proxy refused the runner (407 Proxy Authentication "
+        "Required): check --proxyUsername and the proxy password (--proxyPassword, the --config file's proxy-password "
+        "or DATAPIPE_PROXY_PASSWORD)\n"
+    )
+    assert setup.proxy.refused > refused_before

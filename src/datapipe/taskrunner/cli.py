@@ -39,7 +39,7 @@ from datapipe.taskrunner.exec_task import TASK_VARIABLE, exec_task
 from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
 from datapipe.taskrunner.poller import TaskRunner
 from datapipe.taskrunner.processes import become_subreaper, forbid_inspection
-from datapipe.taskrunner.proxy import PROXY_PASSWORD_VARIABLE, Proxy, parse_proxy
+from datapipe.taskrunner.proxy import PROXY_PASSWORD_VARIABLE, Proxy, parse_proxy, tell_proxy_refusals
 from datapipe.taskrunner.runner import Retention, RunnerIdentity, TaskExecutor
 
 DEFAULT_REGION = "us-east-1"  # Task Runner's default when no region is given anywhere
@@ -184,7 +184,7 @@ def make_clients(
     s3_config = common.merge(
         Config(max_pool_connections=pool, retries={"mode": "standard"}, s3={"addressing_style": "path"})
     )
-    return Clients(
+    clients = Clients(
         sfn=session.client("stepfunctions", region_name=region_name, endpoint_url=endpoint_url, config=sfn_config),
         s3=session.client("s3", region_name=region_name, endpoint_url=endpoint_url, config=s3_config),
         sts=session.client("sts", region_name=region_name, endpoint_url=endpoint_url, config=common),
@@ -195,6 +195,10 @@ def make_clients(
         region=region_name,
         partition=session.get_partition_for_region(region_name),
     )
+    if proxy is not None:
+        for client in (clients.sfn, clients.s3, clients.sts, clients.secrets_manager, clients.ssm):
+            tell_proxy_refusals(client)
+    return clients
 
 
 def caller_of(clients: Clients) -> tuple[str, str]:
@@ -210,7 +214,7 @@ def caller_of(clients: Clients) -> tuple[str, str]:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "error")
         raise DatapipeError(f"credentials rejected by {endpoint}: {code}") from None
-    except BotoCoreError as error:
+    except BotoCoreError as error:  # ProxyRefused included; botocore masks a proxy's credentials in its messages
         raise DatapipeError(f"cannot reach {endpoint}: {error}") from None
     if PRINCIPAL_ID.match(principal) is None:
         raise DatapipeError(f"the runner's principal id {principal!r} cannot name a log prefix")

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from botocore.exceptions import BotoCoreError
+
 from datapipe.errors import DatapipeError
 from datapipe.jsontext import shown
 
@@ -23,6 +25,28 @@ NTLM_REFUSAL = (
     "talks to a proxy with basic authentication (--proxyUsername, --proxyPassword) or none; put an NTLM-capable "
     "forwarder (for example cntlm) between the runner and the proxy and point --proxyHost at it"
 )
+
+
+PROXY_AUTHENTICATION_REQUIRED = 407
+
+
+class ProxyRefused(BotoCoreError):
+    """The proxy answered 407: said as such, where botocore would try to parse the proxy's page as AWS's answer."""
+
+    fmt = (
+        "the proxy refused the runner (407 Proxy Authentication Required): check --proxyUsername and the proxy "
+        f"password (--proxyPassword, the --config file's proxy-password or {PROXY_PASSWORD_VARIABLE})"
+    )
+
+
+def _refuse_on_407(response_dict: dict[str, object], **_: object) -> None:
+    if response_dict.get("status_code") == PROXY_AUTHENTICATION_REQUIRED:
+        raise ProxyRefused()
+
+
+def tell_proxy_refusals(client: object) -> None:
+    """Make a client raise ProxyRefused when the proxy refuses it, for every operation."""
+    client.meta.events.register("before-parse", _refuse_on_407)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

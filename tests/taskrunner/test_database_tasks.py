@@ -50,6 +50,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connecti
 @dataclass
 class ProxyLog:
     forwarded: list[str] = field(default_factory=list)  # "<service> <operation or path>" of each forwarded request
+    access_keys: list[str] = field(default_factory=list)  # the access key id that signed each of them
     refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,9 +91,11 @@ def start_proxy(log: ProxyLog) -> ThreadingHTTPServer:
                 del headers["Transfer-Encoding"]
                 headers["Content-Length"] = str(len(body))
             operation = self.headers.get("X-Amz-Target") or f"{self.command} {target.path}"
-            service = self.headers.get("Authorization", "").split("/")[3:4] or ["?"]
+            # SigV4: "AWS4-HMAC-SHA256 Credential=<key id>/<date>/<region>/<service>/aws4_request, ..."
+            scope = self.headers.get("Authorization", "").partition("Credential=")[2].split(",")[0].split("/")
             with log.lock:
-                log.forwarded.append(f"{service[0]} {operation}")
+                log.forwarded.append(f"{scope[3] if len(scope) > 3 else '?'} {operation}")
+                log.access_keys.append(scope[0])
             upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=120)
             try:
                 upstream.request(
@@ -478,3 +481,53 @@ def test_a_wrong_proxy_password_stops_the_runner_in_one_line(setup: Setup, tmp_p
         "or DATAPIPE_PROXY_PASSWORD)\n"
     )
     assert setup.proxy.refused > refused_before
+
+
+def test_exec_task_reads_the_database_secret_with_the_task_role_through_the_proxy(setup: Setup) -> None:
+    activity = {"id": "AsRole", "type": "SqlActivity", "script": "SELECT 1"}
+    payload = task("SqlActivity", "AsRole", activity=activity, database=jdbc_database(setup.postgres))
+    with setup.proxy.lock:
+        seen_before = len(setup.proxy.forwarded)
+    result = exec_task(
+        setup,
+        payload,
+        "--taskRoleArn=arn:aws:iam::123456789012:role/etl-tasks",
+        "--proxyHost=127.0.0.1",
+        f"--proxyPort={setup.proxy_port}",
+        f"--proxyUsername={PROXY_USER}",
+        DATAPIPE_PROXY_PASSWORD=PROXY_PASSWORD,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["statementsRun"] == 1
+    with setup.proxy.lock:
+        calls = setup.proxy.forwarded[seen_before:]
+        keys = setup.proxy.access_keys[seen_before:]
+    runner_key = setup.env["AWS_ACCESS_KEY_ID"]
+    assert [(call, key) for call, key in zip(calls, keys, strict=True) if call.startswith("sts ")] == [
+        ("sts POST /", runner_key)  # AssumeRole, signed with the runner's keys
+    ]
+    secret_reads = [key for call, key in zip(calls, keys, strict=True) if "GetSecretValue" in call]
+    assert len(secret_reads) == 1 and secret_reads[0] != runner_key  # the role's short-lived key
+
+
+def test_exec_task_stops_a_command_on_sigterm_and_reports_it_interrupted(setup: Setup) -> None:
+    payload = task("ShellCommandPrecondition", "Slow", command="sleep 60")
+    command = [sys.executable, "-m", "datapipe.cli", "taskrunner", "exec-task", f"--output={setup.folder / 'slow'}"]
+    process = subprocess.Popen(
+        command,
+        env={**setup.env, "DATAPIPE_TASK": json.dumps(payload)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = time.monotonic()
+    attempt = setup.folder / "slow/tasks/batch/datapipe-dev-sales/Slow" / payload["execution"] / "Attempt=1"
+    while not (attempt / "stdout").exists():
+        assert process.poll() is None and time.monotonic() - started < 20, process.communicate()
+        time.sleep(0.05)
+    time.sleep(0.2)  # the command has started: its stdout file is opened just before it
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    assert (process.returncode, stdout) == (1, "")
+    assert stderr.startswith("Error: TaskRunner.Interrupted: task runner ") and stderr.count("\n") == 1
+    assert time.monotonic() - started < 20  # not the command's 60 s

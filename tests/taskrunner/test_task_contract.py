@@ -265,3 +265,13 @@ def test_hostile_task_inputs_get_one_short_line() -> None:
         parse_task(json.dumps(sql_task(activity={"id": "i" * 5000, "type": "SqlActivity", "script": "x"})))
     assert str(raised.value).startswith("field 'activity.id' must be a non-empty string of at most 1024 characters")
     assert len(str(raised.value)) < 300
+    for payload in (
+        copy_task(
+            output={"id": "Out", "type": "S3DataNode", "directoryPath": "s3://b-1/o/", "compression": "z" * 99_000}
+        ),
+        sql_task(database={**DATABASE, "secretId": "s" * 99_000}),
+        sql_task(database={**DATABASE, "connectionString": "jdbc:postgresql://" + "[" * 99_000}),
+    ):
+        with pytest.raises(InvalidTask) as raised:
+            parse_task(json.dumps(payload))
+        assert len(str(raised.value)) < 300, str(raised.value)[:300]

@@ -51,6 +51,7 @@ _RESERVED_VARIABLE = re.compile(
 SSM_SECRET_PREFIX = "ssm:"
 DATA_FORMATS = tuple(DELIMITERS)
 MAX_OBJECT_ID_CHARACTERS = 1024
+MAX_SECRET_ID_CHARACTERS = 2048  # Secrets Manager's bound on a SecretId
 
 
 class InvalidTask(ValueError):
@@ -174,6 +175,12 @@ class DatabaseTask:
                 )
         activity = _definition_object(data, "activity", types=(kind,))
         database = _definition_object(data, "database", types=DATABASE_OBJECT_TYPES)
+        secret_id = database.get("secretId")
+        if isinstance(secret_id, str) and len(secret_id) > MAX_SECRET_ID_CHARACTERS:
+            raise InvalidTask(
+                f"field 'database.secretId' must be a secret's name or ARN, at most {MAX_SECRET_ID_CHARACTERS} "
+                f"characters, got {len(secret_id)}"
+            )
         input_node = output_node = None
         data_format = data.get("dataFormat")
         if data_format is not None and data_format not in DATA_FORMATS:

@@ -531,3 +531,24 @@ def test_exec_task_stops_a_command_on_sigterm_and_reports_it_interrupted(setup: 
     assert (process.returncode, stdout) == (1, "")
     assert stderr.startswith("Error: TaskRunner.Interrupted: task runner ") and stderr.count("\n") == 1
     assert time.monotonic() - started < 20  # not the command's 60 s
+
+
+def test_a_script_from_s3_runs_and_an_unreadable_one_is_sql_failed(setup: Setup) -> None:
+    sql(setup.postgres, "DROP TABLE IF EXISTS from_s3; CREATE TABLE from_s3 (id integer)")
+    setup.client("s3").put_object(Bucket=DATA_BUCKET, Key="sql/load.sql", Body=b"INSERT INTO from_s3 VALUES (?), (?);")
+    activity = {
+        "id": "Scripted",
+        "type": "SqlActivity",
+        "scriptUri": f"s3://{DATA_BUCKET}/sql/load.sql",
+        "scriptArgument": ["7", "8"],
+    }
+    described = setup.run(task("SqlActivity", "Scripted", activity=activity, database=rds_database()))
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"])["rowCounts"] == [2]
+    assert sql(setup.postgres, "SELECT id FROM from_s3 ORDER BY id") == [(7,), (8,)]
+    activity = {**activity, "scriptUri": "s3://no-such-bucket-here/sql/load.sql"}
+    described = setup.run(task("SqlActivity", "Scripted", activity=activity, database=rds_database()))
+    assert (described["status"], described["error"]) == ("FAILED", "TaskRunner.SqlFailed")
+    assert described["cause"].startswith(
+        "Scripted: An error occurred (NoSuchBucket) when calling the GetObject operation"
+    )

@@ -150,6 +150,10 @@ def _run(task: DatabaseTask, *, s3: Any, secrets: RememberedSecrets, stdout: Any
         message = " ".join(str(error).split()) or type(error).__name__
         stderr.write(f"{where} failed: {message}\n")
         return (SQL_FAILED, message), {}
+    except (ClientError, BotoCoreError) as error:  # S3 refused a script, an object or an upload
+        message = f"{task.activity['id']}: {' '.join(str(error).split())}"
+        stderr.write(f"{where} failed: {message}\n")
+        return (SQL_FAILED, message), {}
 
 
 def _describe_script(activity: dict[str, Any], stdout: Any) -> None:

@@ -24,6 +24,7 @@ from datapipe.taskrunner.contract import (
     DatabaseTask,
 )
 from datapipe.taskrunner.environment import MASK, TaskRole, mask_file, masked_texts
+from datapipe.taskrunner.proxy import tell_proxy_refusals
 
 # Of a script written to the attempt's stdout: enough to see what ran, bounded so that a huge script stays cheap.
 SHOWN_SCRIPT_CHARACTERS = 64 * 1024
@@ -78,12 +79,15 @@ def clients_for_task(
 
     def like(client: Any) -> Any:
         meta = client.meta
-        return session.client(
+        twin = session.client(
             meta.service_model.service_name,
             region_name=meta.region_name,
             endpoint_url=meta.endpoint_url,
             config=meta.config,
         )
+        if meta.config.proxies:
+            tell_proxy_refusals(twin)
+        return twin
 
     return like(s3), like(secrets_manager)
 

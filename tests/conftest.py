@@ -34,6 +34,9 @@ if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
+# Real database servers, one of each per session for every test folder (started only when a test asks).
+pytest_plugins = ["tests.database_servers"]
+
 TEST_CONTEXT = {"account": "123456789012", "region": "eu-west-1"}
 
 

@@ -58,6 +58,17 @@ def test_a_task_the_runner_never_reported_is_looked_for_in_each_runner_principal
     assert [s.location for s in sources(record, log_bucket)] == [folder + "stderr", folder + "stdout"]
 
 
+def test_an_unreported_sql_task_is_looked_for_like_a_shell_task(log_bucket: Any) -> None:
+    task_input = {"type": "SqlActivity", "workflow": "datapipe-dev-sales", "execution": "run-1", "activityId": "Load",
+                  "attempt": 0, "activity": {"id": "Load", "type": "SqlActivity", "script": "SELECT 1"},
+                  "database": {"id": "Db", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "rds/db"}}
+    attempt = "datapipe-dev-sales/Load/run-1/Attempt=1/"
+    log_bucket.put_object(Bucket=BUCKET, Key=f"taskrunner/wg-12345/AIDAEXAMPLE/attempts/{attempt}stderr")
+    record = TaskRecord("Load", "activity", ACTIVITY, task_input, error="States.HeartbeatTimeout")
+    folder = f"s3://{BUCKET}/taskrunner/wg-12345/AIDAEXAMPLE/attempts/{attempt}"
+    assert [s.location for s in sources(record, log_bucket)] == [folder + "stderr", folder + "stdout"]
+
+
 def test_an_unreported_task_with_no_uploaded_log_has_no_source(log_bucket: Any) -> None:
     record = TaskRecord("CreateDirectory", "activity", ACTIVITY, TASK_INPUT, error="States.HeartbeatTimeout")
     assert sources(record, log_bucket) == []

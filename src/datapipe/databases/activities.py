@@ -16,6 +16,7 @@ from datapipe.databases.model import DatabaseSpec, text_field, text_list_field
 from datapipe.databases.operations import S3Location, copy_query_to_s3, copy_s3_to_table, run_script
 from datapipe.databases.sqltext import checked_identifier, create_if_missing
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import shown
 
 SQL_NODE_TYPES = ("SqlDataNode", "MySqlDataNode")
 DELIMITERS = {"CSV": ",", "TSV": "\t"}
@@ -74,7 +75,7 @@ class S3Node:
             location = S3Location.parse(str(file_path), where=f"{object_id}.filePath")
         compression = (text_field(obj, "compression") or "none").lower()
         if compression not in ("none", "gzip"):
-            raise DatapipeError(f"{object_id}.compression: {compression!r} is not none or gzip")
+            raise DatapipeError(f"{object_id}.compression: {shown(compression)} is not none or gzip")
         return cls(object_id, location, directory_path is not None, DELIMITERS[format_type], compression == "gzip")
 
 

@@ -46,6 +46,9 @@ NEEDS = {
     "aws-wrapper": "the AWS JDBC wrapper (Java); name the engine under it instead (jdbc:postgresql: or jdbc:mysql:)",
 }
 SUBPROTOCOL = re.compile(r"jdbc:(?P<subprotocol>[a-z0-9-]+):", re.IGNORECASE)
+# A DNS name or an IPv4 address (IPv6 ones come in brackets): what a driver can connect to, at most 253 characters.
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+BRACKETED_IPV6 = re.compile(r"\[[0-9a-fA-F:.]{2,45}\]")
 JDBC_URL = re.compile(
     r"jdbc:(?P<subprotocol>[a-z0-9-]+):(?://(?P<host>\[[0-9a-fA-F:.]+\]|[^/:?;]+)(?::(?P<port>[^/?;]*))?)?"
     r"(?:/(?P<database>[^?;]*))?(?:[?;](?P<properties>.*))?",
@@ -84,6 +87,8 @@ def parse_jdbc_url(url: str, *, where: str) -> Endpoint:
     host = match["host"]
     if not host:
         raise DatapipeError(f"{where}: {url[:80]!r} names no host (jdbc:{subprotocol}://<host>[:<port>]/<database>)")
+    if BRACKETED_IPV6.fullmatch(host) is None and HOST_NAME.fullmatch(host) is None:
+        raise DatapipeError(f"{where}: host {host[:80]!r} is not a host name or an IP address")
     port_text = match["port"]
     if port_text is None or port_text == "":
         port = engine.default_port

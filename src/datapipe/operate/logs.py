@@ -77,12 +77,12 @@ def _runner_sources(record: TaskRecord, *, naming: Naming, account: str, region:
 def _unreported_attempt_folder(record: TaskRecord, *, naming: Naming, bucket: str, s3: Any) -> str | None:
     """The folder of an attempt under the default log URI: `<group>/<principal>/attempts/<attempt path>/`, where the
     principal is whichever runner took the task; each runner principal of the group has one folder (a few)."""
-    from datapipe.taskrunner.contract import InvalidTask, ShellTask, safe_path_part
+    from datapipe.taskrunner.contract import InvalidTask, parse_task, safe_path_part
 
     activity = _ACTIVITY_NAME.search(record.resource)
     group = activity["name"].removeprefix(naming.name("activity-")) if activity else ""
     try:
-        attempt_path = ShellTask.from_input(json.dumps(record.parameters)).attempt_path
+        attempt_path = parse_task(json.dumps(record.parameters)).attempt_path  # of any task type
     except InvalidTask:
         return None
     group_prefix = f"{TASK_RUNNER_LOG_PREFIX}{safe_path_part(group)}/"

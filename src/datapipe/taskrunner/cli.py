@@ -1,4 +1,5 @@
-"""`datapipe taskrunner`: poll a worker group's activity and run its ShellCommandActivity tasks on this machine.
+"""`datapipe taskrunner`: poll a worker group's activity and run its tasks on this machine; `datapipe taskrunner
+exec-task`: run the one task of an AWS Batch job.
 
 The options are Data Pipeline Task Runner's (`--workerGroup`, `--logUri`, `--config`, `--accessId`, ...), each also
 spelled the click way (`--worker-group`, `--log-uri`, ...). The runner's own keys come from `--config`, its
@@ -26,16 +27,19 @@ import boto3
 import click
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from click.core import ParameterSource
 
 from datapipe.aws import check_endpoint_url, check_region
 from datapipe.errors import DatapipeError
 from datapipe.jsontext import read_json_object
 from datapipe.naming import TASK_RUNNER_LOG_PREFIX, Naming
-from datapipe.taskrunner.contract import InvalidTask, S3Location, safe_path_part
+from datapipe.taskrunner.contract import INVALID_TASK, InvalidTask, S3Location, safe_path_part
 from datapipe.taskrunner.environment import TaskRole
+from datapipe.taskrunner.exec_task import TASK_VARIABLE, exec_task
 from datapipe.taskrunner.logs import HourlyFileHandler, LogShipper
 from datapipe.taskrunner.poller import TaskRunner
 from datapipe.taskrunner.processes import become_subreaper, forbid_inspection
+from datapipe.taskrunner.proxy import PROXY_PASSWORD_VARIABLE, Proxy, parse_proxy, tell_proxy_refusals
 from datapipe.taskrunner.runner import Retention, RunnerIdentity, TaskExecutor
 
 DEFAULT_REGION = "us-east-1"  # Task Runner's default when no region is given anywhere
@@ -44,6 +48,10 @@ LOGGER_NAME = "datapipe.taskrunner"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # GetCallerIdentity's UserId (IAM's aws:userid): AIDA... for a user, AROA...:<session> for a role, or an account id.
 PRINCIPAL_ID = re.compile(r"^[\w+=,.@:-]{1,200}$")
+PROXY_PASSWORD_WARNING = (
+    f"Warning: --proxyPassword on the command line can be read by every process of this machine (its process list); "
+    f"put it in the --config file ('proxy-password') or in {PROXY_PASSWORD_VARIABLE} instead"
+)
 SECRET_KEY_WARNING = (
     "Warning: --secretKey on the command line can be read by every process of this machine (its process list); "
     "put the keys in a --config file or in the runner's environment instead"
@@ -57,13 +65,15 @@ class Credentials:
     region: str | None = None
     endpoint: str | None = None
     log_uri: str | None = None
+    proxy_password: str | None = field(default=None, repr=False)
 
 
 def read_credentials_file(path: Path) -> Credentials:
-    """Task Runner's credentials.json: `{"access-id": ..., "private-key": ...}`; also region, endpoint, log-uri."""
+    """Task Runner's credentials.json: `{"access-id": ..., "private-key": ...}`; also region, endpoint, log-uri and
+    proxy-password."""
     data = read_json_object(path, what="--config", shape="a JSON object with 'access-id' and 'private-key'")
     values: dict[str, str | None] = {}
-    for key in ("access-id", "private-key", "region", "endpoint", "log-uri"):
+    for key in ("access-id", "private-key", "region", "endpoint", "log-uri", "proxy-password"):
         value = data.get(key)
         if value is not None and (not isinstance(value, str) or not value):
             raise DatapipeError(f"--config: '{key}' in {path} must be a non-empty string")
@@ -80,6 +90,7 @@ def read_credentials_file(path: Path) -> Credentials:
         region=values["region"],
         endpoint=values["endpoint"],
         log_uri=values["log-uri"],
+        proxy_password=values["proxy-password"],
     )
 
 
@@ -154,7 +165,9 @@ class Clients:
     partition: str
 
 
-def make_clients(*, credentials: Credentials, region: str | None, endpoint: str | None, tasks: int) -> Clients:
+def make_clients(
+    *, credentials: Credentials, region: str | None, endpoint: str | None, tasks: int, proxy: Proxy | None = None
+) -> Clients:
     session = boto3.Session(
         aws_access_key_id=credentials.access_key_id,
         aws_secret_access_key=credentials.secret_access_key,
@@ -163,17 +176,29 @@ def make_clients(*, credentials: Credentials, region: str | None, endpoint: str 
     region_name = session.region_name or DEFAULT_REGION
     endpoint_url = endpoint or credentials.endpoint  # None lets boto3 honour AWS_ENDPOINT_URL
     pool = tasks * 2 + 4  # a long poll and a heartbeat/report per thread, plus log uploads
-    sfn_config = Config(read_timeout=LONG_POLL_READ_TIMEOUT, max_pool_connections=pool, retries={"mode": "standard"})
-    s3_config = Config(max_pool_connections=pool, retries={"mode": "standard"}, s3={"addressing_style": "path"})
-    return Clients(
+    # Every AWS call of the runner goes through the proxy when one is given (else boto3 honours HTTPS_PROXY).
+    common = Config(proxies=proxy.botocore_proxies() if proxy else None)
+    sfn_config = common.merge(
+        Config(read_timeout=LONG_POLL_READ_TIMEOUT, max_pool_connections=pool, retries={"mode": "standard"})
+    )
+    s3_config = common.merge(
+        Config(max_pool_connections=pool, retries={"mode": "standard"}, s3={"addressing_style": "path"})
+    )
+    clients = Clients(
         sfn=session.client("stepfunctions", region_name=region_name, endpoint_url=endpoint_url, config=sfn_config),
         s3=session.client("s3", region_name=region_name, endpoint_url=endpoint_url, config=s3_config),
-        sts=session.client("sts", region_name=region_name, endpoint_url=endpoint_url),
-        secrets_manager=session.client("secretsmanager", region_name=region_name, endpoint_url=endpoint_url),
-        ssm=session.client("ssm", region_name=region_name, endpoint_url=endpoint_url),
+        sts=session.client("sts", region_name=region_name, endpoint_url=endpoint_url, config=common),
+        secrets_manager=session.client(
+            "secretsmanager", region_name=region_name, endpoint_url=endpoint_url, config=common
+        ),
+        ssm=session.client("ssm", region_name=region_name, endpoint_url=endpoint_url, config=common),
         region=region_name,
         partition=session.get_partition_for_region(region_name),
     )
+    if proxy is not None:
+        for client in (clients.sfn, clients.s3, clients.sts, clients.secrets_manager, clients.ssm):
+            tell_proxy_refusals(client)
+    return clients
 
 
 def caller_of(clients: Clients) -> tuple[str, str]:
@@ -189,7 +214,7 @@ def caller_of(clients: Clients) -> tuple[str, str]:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "error")
         raise DatapipeError(f"credentials rejected by {endpoint}: {code}") from None
-    except BotoCoreError as error:
+    except BotoCoreError as error:  # ProxyRefused included; botocore masks a proxy's credentials in its messages
         raise DatapipeError(f"cannot reach {endpoint}: {error}") from None
     if PRINCIPAL_ID.match(principal) is None:
         raise DatapipeError(f"the runner's principal id {principal!r} cannot name a log prefix")
@@ -222,6 +247,7 @@ class ServeOptions:
     log_upload_interval: float
     retention: Retention = field(default_factory=Retention)
     task_role: TaskRole | None = None
+    proxy: Proxy | None = None
 
 
 def serve(
@@ -288,12 +314,13 @@ def serve(
             previous[signum] = signal.signal(signum, on_signal)
     click.echo(f"Logging to {logs_dir.resolve()}", err=True)
     logger.info(
-        "task runner %s: worker group %s, %d poller thread(s), activity %s, logs to %s",
+        "task runner %s: worker group %s, %d poller thread(s), activity %s, logs to %s%s",
         options.runner_id,
         options.worker_group,
         options.tasks,
         activity_arn,
         runner_logs.uri if runner_logs else "this machine only",
+        f", AWS calls through the proxy {options.proxy.url(with_password=False)}" if options.proxy else "",
     )
     try:
         runner.start()
@@ -314,30 +341,138 @@ def serve(
     return 1 if runner.killed else 0
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def shared_options(function: Any) -> Any:
+    """The options of both the serving runner and `exec-task`: where AWS is, the runner's keys, logs, proxy."""
+    options = [
+        click.option("--region", help="The AWS region [the credentials file's, the environment's, us-east-1]."),
+        click.option("--log-uri", "--logUri", "log_uri", help="s3://bucket/prefix for logs [the deployed log bucket]."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path),
+            help="credentials.json with access-id/private-key (and optionally proxy-password).",
+        ),
+        click.option(
+            "--access-id", "--accessId", "access_id", help="AWS access key id (takes precedence over --config)."
+        ),
+        click.option(
+            "--secret-key",
+            "--secretKey",
+            "secret_key",
+            help="AWS secret access key (visible in the process list: prefer --config or the environment).",
+        ),
+        click.option("--endpoint", "--endpoint-url", "endpoint", help="Service endpoint URL [AWS_ENDPOINT_URL]."),
+        click.option("--taskrunner-id", "--taskrunnerId", "runner_id", help="This runner's id in reports [host-pid]."),
+        click.option(
+            "--output",
+            "output_dir",
+            type=click.Path(path_type=Path),
+            default=Path("output"),
+            show_default=True,
+            help="Folder for logs and task working directories.",
+        ),
+        click.option(
+            "--task-role-arn",
+            "--taskRoleArn",
+            "task_role_arn",
+            help="A role the runner assumes for each task: tasks get its short-lived keys (else the host's own).",
+        ),
+        click.option(
+            "--task-role-duration", default="3600", show_default=True, help="Seconds the task role's keys stay valid."
+        ),
+        click.option("--proxy-host", "--proxyHost", "proxy_host", help="Proxy for every AWS call of the runner."),
+        click.option("--proxy-port", "--proxyPort", "proxy_port", help="The proxy's port."),
+        click.option("--proxy-username", "--proxyUsername", "proxy_username", help="User for the proxy (basic auth)."),
+        click.option(
+            "--proxy-password",
+            "--proxyPassword",
+            "proxy_password",
+            help=f"The proxy's password (visible in the process list: prefer {PROXY_PASSWORD_VARIABLE} or --config).",
+        ),
+        click.option("--proxy-domain", "--proxyDomain", "proxy_domain", help="NTLM: not supported (refused)."),
+        click.option(
+            "--proxy-workstation", "--proxyWorkstation", "proxy_workstation", help="NTLM: not supported (refused)."
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@dataclass(frozen=True)
+class Common:
+    """What the shared options give both commands, checked."""
+
+    credentials: Credentials
+    region: str | None
+    endpoint: str | None
+    log_destination: S3Location | None
+    output_dir: Path
+    task_role: TaskRole | None
+    proxy: Proxy | None
+
+
+def read_shared_options(
+    *,
+    region: str | None,
+    log_uri: str | None,
+    config_file: Path | None,
+    access_id: str | None,
+    secret_key: str | None,
+    endpoint: str | None,
+    output_dir: Path,
+    task_role_arn: str | None,
+    task_role_duration: str,
+    proxy_host: str | None,
+    proxy_port: str | None,
+    proxy_username: str | None,
+    proxy_password: str | None,
+    proxy_domain: str | None,
+    proxy_workstation: str | None,
+    **_others: Any,
+) -> Common:
+    task_role = parse_task_role(task_role_arn, task_role_duration)
+    credentials = choose_credentials(config_file, access_id, secret_key)
+    if proxy_password is not None:
+        click.echo(PROXY_PASSWORD_WARNING, err=True)
+    # The environment's password is there for whichever proxy user the command line names; the others are given for
+    # this runner, so a password without a user is an error rather than ignored.
+    environment_password = os.environ.get(PROXY_PASSWORD_VARIABLE) if proxy_username else None
+    password = proxy_password or credentials.proxy_password or environment_password or None
+    proxy = parse_proxy(
+        host=proxy_host,
+        port=proxy_port,
+        username=proxy_username,
+        password=password,
+        domain=proxy_domain,
+        workstation=proxy_workstation,
+    )
+    log_uri = log_uri or credentials.log_uri
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatapipeError(f"--output: cannot create {output_dir}: {error.strerror}") from None
+    return Common(
+        credentials=credentials,
+        region=region,
+        endpoint=endpoint,
+        log_destination=parse_log_uri(log_uri) if log_uri else None,
+        output_dir=output_dir,
+        task_role=task_role,
+        proxy=proxy,
+    )
+
+
+def check_runner_id(runner_id: str | None) -> str:
+    runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}"
+    if len(runner_id) > 80:
+        raise DatapipeError(f"--taskrunner-id must be at most 80 characters, got {len(runner_id)}")
+    return runner_id
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--worker-group", "--workerGroup", "worker_group", help="The worker group to take tasks for (required).")
-@click.option("--region", help="The region of the worker group's activity.")
-@click.option("--log-uri", "--logUri", "log_uri", help="s3://bucket/prefix for logs [the deployed log bucket].")
-@click.option(
-    "--config", "config_file", type=click.Path(path_type=Path), help="credentials.json with access-id/private-key."
-)
-@click.option("--access-id", "--accessId", "access_id", help="AWS access key id (takes precedence over --config).")
-@click.option(
-    "--secret-key",
-    "--secretKey",
-    "secret_key",
-    help="AWS secret access key (visible in the process list: prefer --config or the environment).",
-)
-@click.option("--endpoint", "--endpoint-url", "endpoint", help="Service endpoint URL [AWS_ENDPOINT_URL].")
-@click.option("--taskrunner-id", "--taskrunnerId", "runner_id", help="This runner's id in reports [host-pid].")
-@click.option(
-    "--output",
-    "output_dir",
-    type=click.Path(path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="Folder for logs and task working directories.",
-)
+@shared_options
 @click.option("--tasks", default="2", show_default=True, help="Poller threads, i.e. tasks run at once.")
 @click.option("--stage", default="dev", show_default=True, help="Deployment stage, to name the activity.")
 @click.option("--prefix", default="datapipe", show_default=True, help="Deployment prefix, to name the activity.")
@@ -349,15 +484,6 @@ def serve(
     help="Seconds between heartbeats (shorter when a task's heartbeat timeout asks for it).",
 )
 @click.option("--log-upload-interval", default="3600", show_default=True, help="Seconds between log backups.")
-@click.option(
-    "--task-role-arn",
-    "--taskRoleArn",
-    "task_role_arn",
-    help="A role the runner assumes for each task: commands get its short-lived keys (else the host's own).",
-)
-@click.option(
-    "--task-role-duration", default="3600", show_default=True, help="Seconds the task role's keys stay valid."
-)
 @click.option(
     "--keep-attempts",
     "--keepAttempts",
@@ -371,28 +497,31 @@ def serve(
     is_flag=True,
     help="Remove an attempt's folder once it has succeeded and its logs are uploaded.",
 )
+@click.pass_context
 def taskrunner(
+    context: click.Context,
     worker_group: str | None,
-    region: str | None,
-    log_uri: str | None,
-    config_file: Path | None,
-    access_id: str | None,
-    secret_key: str | None,
-    endpoint: str | None,
     runner_id: str | None,
-    output_dir: Path,
     tasks: str,
     stage: str,
     prefix: str,
     activity_arn: str | None,
     heartbeat_interval: str,
     log_upload_interval: str,
-    task_role_arn: str | None,
-    task_role_duration: str,
     keep_attempts: str | None,
     remove_on_success: bool,
+    **shared: Any,
 ) -> None:
-    """Run ShellCommandActivity tasks of a worker group on this machine, as Data Pipeline's Task Runner did."""
+    """Run the tasks of a worker group on this machine, as Data Pipeline's Task Runner did: ShellCommandActivity,
+    ShellCommandPrecondition, SqlActivity and CopyActivity. `exec-task` runs one task (an AWS Batch job's command)."""
+    if context.invoked_subcommand is not None:
+        given = [name for name in context.params if context.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+        if given:
+            raise DatapipeError(
+                f"options before '{context.invoked_subcommand}' are not used: give them after it "
+                f"(datapipe taskrunner {context.invoked_subcommand} --help)"
+            )
+        return
     if not worker_group:
         raise DatapipeError("--worker-group (--workerGroup) is required: the worker group to take tasks for")
     if len(worker_group) > 28 or not worker_group.replace("-", "").replace("_", "").isalnum():
@@ -402,21 +531,17 @@ def taskrunner(
         raise DatapipeError(f"--tasks must be a whole number, got {tasks!r}")
     heartbeat = parse_positive(heartbeat_interval, option="--heartbeat-interval", maximum=3600)
     upload_every = parse_positive(log_upload_interval, option="--log-upload-interval", maximum=86400)
-    runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}"
-    if len(runner_id) > 80:
-        raise DatapipeError(f"--taskrunner-id must be at most 80 characters, got {len(runner_id)}")
-
-    task_role = parse_task_role(task_role_arn, task_role_duration)
+    runner_id = check_runner_id(runner_id)
     retention = parse_retention(keep_attempts, remove_on_success)
-    credentials = choose_credentials(config_file, access_id, secret_key)
-    log_uri = log_uri or credentials.log_uri
-    log_destination = parse_log_uri(log_uri) if log_uri else None
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DatapipeError(f"--output: cannot create {output_dir}: {error.strerror}") from None
+    common = read_shared_options(**shared)
 
-    clients = make_clients(credentials=credentials, region=region, endpoint=endpoint, tasks=thread_count)
+    clients = make_clients(
+        credentials=common.credentials,
+        region=common.region,
+        endpoint=common.endpoint,
+        tasks=thread_count,
+        proxy=common.proxy,
+    )
     naming = Naming(prefix=prefix, stage=stage)
     account, principal = caller_of(clients)
     if activity_arn is None:
@@ -424,19 +549,21 @@ def taskrunner(
             worker_group, account=account, region=clients.region, partition=clients.partition
         )
     check_activity(clients, activity_arn, worker_group)
-    if log_destination is None:
-        log_destination = S3Location(naming.log_bucket(account, clients.region), TASK_RUNNER_LOG_PREFIX)
+    log_destination = common.log_destination or S3Location(
+        naming.log_bucket(account, clients.region), TASK_RUNNER_LOG_PREFIX
+    )
 
     options = ServeOptions(
         worker_group=worker_group,
         runner_id=runner_id,
         principal=principal,
-        output_dir=output_dir,
+        output_dir=common.output_dir,
         tasks=thread_count,
         heartbeat_interval=heartbeat,
         log_upload_interval=upload_every,
         retention=retention,
-        task_role=task_role,
+        task_role=common.task_role,
+        proxy=common.proxy,
     )
     become_subreaper()  # a task's orphans stay this process's descendants, so that they can be ended with the task
     forbid_inspection()  # a task running as the same user cannot read this process's memory or environment
@@ -452,3 +579,56 @@ def taskrunner(
     )
     if code:
         raise DatapipeError("stopped by a second signal: running commands were killed and reported failed", exit_code=1)
+
+
+@taskrunner.command("exec-task", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--worker-group",
+    "--workerGroup",
+    "worker_group",
+    default="batch",
+    show_default=True,
+    help="Names the attempt folder and the log prefix.",
+)
+@shared_options
+def exec_task_command(worker_group: str, runner_id: str | None, **shared: Any) -> None:
+    """Run the one task in the DATAPIPE_TASK environment variable (an AWS Batch job's command) the way the runner
+    runs a task of its activity; print its success output as one JSON line, or fail with a one-line error."""
+    task_input = os.environ.get(TASK_VARIABLE)
+    if not task_input:
+        raise DatapipeError(f"{TASK_VARIABLE} is not set: exec-task reads the task's JSON from it")
+    if len(worker_group) > 28 or not worker_group.replace("-", "").replace("_", "").isalnum():
+        raise DatapipeError(f"--worker-group must be up to 28 letters, digits, '-' or '_', got {worker_group!r}")
+    runner_id = check_runner_id(runner_id)
+    common = read_shared_options(**shared)
+    clients = make_clients(
+        credentials=common.credentials, region=common.region, endpoint=common.endpoint, tasks=1, proxy=common.proxy
+    )
+    principal = caller_of(clients)[1] if common.log_destination is not None else "local"
+    logger = logging.getLogger(f"{LOGGER_NAME}.exec")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    # stdout carries only the success output and stderr only the one-line error: the runner's own lines go to a file.
+    (common.output_dir / "logs").mkdir(exist_ok=True)
+    console = logging.FileHandler(common.output_dir / "logs" / "exec-task.log", encoding="utf-8")
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(console)
+    try:
+        become_subreaper()
+        forbid_inspection()
+        report = exec_task(
+            task_input,
+            clients=clients,
+            identity=RunnerIdentity(worker_group=worker_group, runner_id=runner_id, principal=principal),
+            output_dir=common.output_dir,
+            log_destination=common.log_destination,
+            task_role=common.task_role,
+            logger=logger,
+        )
+    finally:
+        logger.removeHandler(console)
+        console.close()
+    if report.output is None:
+        first_line = (report.cause or "").splitlines()[0] if report.cause else ""
+        raise DatapipeError(f"{report.error}: {first_line}", exit_code=2 if report.error == INVALID_TASK else 1)
+    click.echo(report.output)

@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from datapipe.taskrunner.contract import SSM_SECRET_PREFIX
+from datapipe.taskrunner.proxy import PROXY_PASSWORD_VARIABLE
 
 # The variables through which the AWS SDKs and CLI take keys; a task gets none of the runner's.
 CREDENTIAL_VARIABLES = frozenset(
@@ -28,6 +29,8 @@ CREDENTIAL_VARIABLES = frozenset(
         "AWS_CREDENTIAL_EXPIRATION",
     }
 )
+# ...and the runner's other secrets that its environment may hold.
+RUNNER_ONLY_VARIABLES = CREDENTIAL_VARIABLES | {PROXY_PASSWORD_VARIABLE}
 MASK = b"***"
 _CHUNK = 1024 * 1024
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
@@ -38,8 +41,8 @@ class SecretUnavailable(Exception):
 
 
 def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The runner's environment without its credentials."""
-    return {name: value for name, value in environ.items() if name not in CREDENTIAL_VARIABLES}
+    """The runner's environment without its credentials (its keys, its proxy password)."""
+    return {name: value for name, value in environ.items() if name not in RUNNER_ONLY_VARIABLES}
 
 
 def read_secret(reference: str, *, secrets_manager: Any, ssm: Any) -> str:

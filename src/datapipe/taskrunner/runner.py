@@ -35,9 +35,11 @@ from datapipe.taskrunner.contract import (
     RUNNER_INTERRUPTED,
     SECRET_UNAVAILABLE,
     STAGING_FAILED,
+    DatabaseTask,
     InvalidTask,
     S3Location,
     ShellTask,
+    parse_task,
     safe_path_part,
 )
 from datapipe.taskrunner.environment import (
@@ -48,7 +50,9 @@ from datapipe.taskrunner.environment import (
     masked_texts,
     read_secrets,
 )
+from datapipe.taskrunner.preconditions import precondition_answer
 from datapipe.taskrunner.processes import ATTEMPT_MARK, ExitWatch, ProcessTree, forget_attempt, starting_attempt
+from datapipe.taskrunner.sql_tasks import run_database_task
 
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARACTERS = 4000
@@ -78,6 +82,7 @@ class RunningTask:
     process: subprocess.Popen[bytes] | None = None
     interrupted: bool = False
     gone: bool = False
+    exit_code: int | None = None  # the command's, once it has exited
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach(self, process: subprocess.Popen[bytes]) -> None:
@@ -255,14 +260,14 @@ class TaskExecutor:
     def tasks_dir(self) -> Path:
         return self.output_dir / "tasks" / safe_path_part(self.identity.worker_group)
 
-    def attempt_dir(self, task: ShellTask) -> Path:
+    def attempt_dir(self, task: ShellTask | DatabaseTask) -> Path:
         return self.tasks_dir / task.attempt_path
 
     # -----------------------------------------------------------------------------------------------------------
     def execute(self, running: RunningTask, task_input: str) -> str:
         """Run one task to its end and report it; returns what was reported (for logs and tests)."""
         try:
-            task = ShellTask.from_input(task_input)
+            task = parse_task(task_input)
         except InvalidTask as error:
             self._logger.error("rejected a task: %s", error)
             return self._fail(running, INVALID_TASK, str(error))
@@ -281,7 +286,7 @@ class TaskExecutor:
         self._clean_up(attempt_dir, succeeded=outcome == "succeeded")
         return outcome
 
-    def _execute(self, running: RunningTask, task: ShellTask) -> str:
+    def _execute(self, running: RunningTask, task: ShellTask | DatabaseTask) -> str:
         attempt_dir = self.attempt_dir(task)
         work_dir = attempt_dir / "work"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -295,11 +300,11 @@ class TaskExecutor:
             heartbeat = self._heartbeats.heartbeat = Heartbeat(sfn=self._sfn, logger=self._logger)
         with heartbeat.beating(running, interval=interval, label=task.attempt_path):
             started = time.monotonic()
-            outcome = self._run(running, task, attempt_dir, stdout_path, stderr_path)
+            outcome, details = self._perform(running, task, attempt_dir, stdout_path, stderr_path)
             duration = round(time.monotonic() - started, 3)
             logs = self._upload_attempt_logs(task, stdout_path, stderr_path)
             staged: list[str] = []
-            if outcome is None and task.stage and not running.gone:
+            if outcome is None and isinstance(task, ShellTask) and task.stage and not running.gone:
                 try:
                     staged = self._stage_out(task, attempt_dir)
                 except StagingError as error:
@@ -307,7 +312,7 @@ class TaskExecutor:
 
         if running.gone:
             return "abandoned"
-        if running.interrupted:
+        if running.interrupted and isinstance(task, ShellTask):  # SQL runs on: its transaction's outcome is told
             where = f"task runner {self.identity.runner_id} was stopped while the command ran"
             return self._fail(running, RUNNER_INTERRUPTED, f"{where} (logs: {logs['stderr']})")
         if outcome is not None:
@@ -315,10 +320,10 @@ class TaskExecutor:
             first, _, rest = message.partition("\n")
             return self._fail(running, error_name, f"{first} (logs: {logs['stderr']})" + (f"\n{rest}" if rest else ""))
         output = {
-            "exitCode": 0,
+            **details,
             "stdout": logs["stdout"],
             "stderr": logs["stderr"],
-            "output": staged,
+            **({"output": staged} if isinstance(task, ShellTask) else {}),
             "workerGroup": self.identity.worker_group,
             "taskrunnerId": self.identity.runner_id,
             "hostname": self.identity.hostname,
@@ -326,6 +331,31 @@ class TaskExecutor:
             "durationSeconds": duration,
         }
         return self._succeed(running, output)
+
+    def _perform(
+        self,
+        running: RunningTask,
+        task: ShellTask | DatabaseTask,
+        attempt_dir: Path,
+        stdout_path: Path,
+        stderr_path: Path,
+    ) -> tuple[tuple[str, str] | None, dict[str, Any]]:
+        """The one place where task types part ways: (failure or None, what the success output adds)."""
+        if isinstance(task, DatabaseTask):
+            return run_database_task(
+                task,
+                s3=self._s3,
+                secrets_manager=self._secrets_manager,
+                task_role=self._task_role,
+                sts=self._sts,
+                session_name=self.identity.runner_id,
+                stdout_path=stdout_path,
+                stderr_path=stderr_path,
+            )
+        outcome = self._run(running, task, attempt_dir, stdout_path, stderr_path)
+        if task.precondition:
+            return precondition_answer(outcome, running.exit_code)
+        return outcome, {"exitCode": 0}
 
     def _run(
         self, running: RunningTask, task: ShellTask, attempt_dir: Path, stdout_path: Path, stderr_path: Path
@@ -382,6 +412,7 @@ class TaskExecutor:
         with watch:
             while (exit_code := watch.exit_code(within=TRACK_INTERVAL_SECONDS)) is None:
                 tree.track()
+        running.exit_code = exit_code
         self._note_ended(tree.end(), stderr_path)
         texts = masked_texts(secret_values.values())
         del secret_values
@@ -472,7 +503,7 @@ class TaskExecutor:
                 written.append(target.uri)
         return written
 
-    def _upload_attempt_logs(self, task: ShellTask, stdout: Path, stderr: Path) -> dict[str, str]:
+    def _upload_attempt_logs(self, task: ShellTask | DatabaseTask, stdout: Path, stderr: Path) -> dict[str, str]:
         """Upload stdout and stderr of the attempt; the local path stands in for a log that could not be uploaded."""
         locations = {}
         for name, path in (("stdout", stdout), ("stderr", stderr)):

@@ -175,10 +175,10 @@ def pattern_groups(pattern: str) -> list[tuple[str, str]]:
 
 def check_pattern(pattern: str) -> None:
     """Refuses a pattern `format` cannot print, or one whose result could pass the length limit."""
-    pattern_groups(pattern)
     if len(pattern) * MAX_PATTERN_GROWTH > MAX_RESULT_LENGTH:
         raise ExpressionError(f"the format pattern is longer than {MAX_RESULT_LENGTH // MAX_PATTERN_GROWTH} "
                               "characters")
+    pattern_groups(pattern)
 
 
 def format_date(when: datetime, pattern: str) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from datapipe.importer.asl import flatten_definition
 from datapipe.naming import Naming
 from tests.e2e.helpers import ended_execution, start_execution
 
@@ -99,29 +98,6 @@ def test_a_shell_task_gets_the_day_before_the_scheduled_start_formatted(
     bucket, key = output["Report"]["stdout"].removeprefix("s3://").split("/", 1)
     stdout = emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip()
     assert stdout == "2024-02-29 Fri 01 PM until 2024-03-02T13:05:00 13:05"
-
-
-def test_the_expressions_are_the_definitions_and_the_execution_gives_only_times(deployed: Path) -> None:
-    template = json.loads((deployed / "Pipeline-yesterday.template.json").read_text())
-    [machine] = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    states = json.loads(flatten_definition(machine["Properties"]["DefinitionString"]))["States"]
-    evaluate = states["Evaluate_Run_Time_Expressions"]
-    assert evaluate["Resource"].endswith(f":function:{NAMING.name('pipeline-run-values')}")
-    assert evaluate["Parameters"] == {"time.$": "$.run.time", "actualStartTime.$": "$$.Execution.StartTime",
-                                      "expressions.$": "$.const.c1"}
-    expressions = json.loads(states["Set_Constants"]["Parameters"]["c1"])
-    assert expressions["value1"] == {"function": "format", "arguments": [
-        {"function": "minusDays", "arguments": [{"time": "scheduledStartTime"}, 1]}, "YYYY-MM-dd"]}
-    # The command reads the values as variables: no value is ever shell text.
-    assert states["Report"]["Parameters"]["environment"]["RUNTIME_VALUE1.$"] == "$.runtime.value1"
-    # The function's asset carries the importer's own module, byte for byte.
-    shared = json.loads((deployed / "Pipelines.template.json").read_text())
-    [function] = [r for r in shared["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-                  and r["Properties"].get("FunctionName") == NAMING.name("pipeline-run-values")]
-    asset = deployed / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
-    source = Path(__file__).resolve().parents[2] / "src" / "datapipe" / "datefunctions.py"
-    assert (asset / "datapipe" / "datefunctions.py").read_bytes() == source.read_bytes()
-    assert (asset / "handler.py").is_file()
 
 
 def test_a_scheduled_start_far_in_the_future_fails_the_run_with_the_reason(emulator: Any, deployed: Path) -> None:

@@ -265,3 +265,12 @@ def test_one_expression_used_many_times_is_evaluated_once_per_run() -> None:
     text, problems, expressions = evaluate_with_runs(command)
     assert problems == [] and len(expressions) == 1 and text is not None
     assert {p for p in text.parts if not isinstance(p, str)} == {RuntimePath("$.runtime.value1")}
+
+
+def test_strings_in_double_quotes_and_braces_inside_quotes() -> None:
+    # The reference's string example: #{"hel" + "lo"} is "hello".
+    assert evaluate('say #{"hel" + "lo"}') == (Text.of("say hello"), [])
+    # A '}' inside a quoted pattern does not end the expression (it was passed through as text before).
+    assert evaluate("#{format(makeDate(2024,1,2),'{YYYY}')} ${HOME}") == (Text.of("{2024} ${HOME}"), [])
+    assert evaluate("x #{format(makeDate(2024,1,2),'}')") == (None, [
+        "Job.command: an expression '#{' is not closed with '}'"])

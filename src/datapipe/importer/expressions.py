@@ -172,7 +172,8 @@ class Scope:
 
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*')|(?P<number>-?\d+)|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@]))"
+    r"""\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<number>-?\d+)"""
+    r"|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@]))"
 )
 
 
@@ -291,7 +292,25 @@ class _Parser:
 # ----------------------------------------------------------------------------------------------------------------------
 # Evaluation
 
-_EXPRESSION = re.compile(r"#\{([^{}]*)\}")
+_QUOTED_OR_END = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\}""")  # a brace in quotes ends nothing
+
+
+def _expressions(value: str) -> list[tuple[int, int, str]]:
+    """Each `#{...}` of a value: (start, end, the expression), found in one pass; a `}` inside quotes is text."""
+    found: list[tuple[int, int, str]] = []
+    start = value.find("#{")
+    while start >= 0:
+        pos = start + 2
+        while True:
+            match = _QUOTED_OR_END.search(value, pos)
+            if match is None:
+                raise Unmappable("an expression '#{' is not closed with '}'")
+            pos = match.end()
+            if match.group() == "}":
+                break
+        found.append((start, pos, value[start + 2 : pos - 1]))
+        start = value.find("#{", pos)
+    return found
 _PADDED_FIELDS = {
     "YYYY": "year", "yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"
 }
@@ -359,32 +378,29 @@ class Evaluator:
         """A string with expressions -> one Text (or several, when it is exactly one list-valued expression)."""
         if "#{" not in value:
             return [Text.of(value)]
-        whole = _EXPRESSION.fullmatch(value)
-        if whole:
-            result = self._evaluate(whole.group(1), scope)
+        found = _expressions(value)
+        if len(found) == 1 and found[0][:2] == (0, len(value)):
+            result = self._evaluate(found[0][2], scope)
             if isinstance(result, list):
                 return result
             return [self._as_text(result)]
         parts: list[Part] = []
         pos = 0
         length = 0
-        for match in _EXPRESSION.finditer(value):
-            parts.append(value[pos : match.start()])
-            result = self._evaluate(match.group(1), scope)
+        for start, end, expression in found:
+            parts.append(value[pos:start])
+            result = self._evaluate(expression, scope)
             if isinstance(result, list):
                 if len(result) != 1:
-                    raise Unmappable(f"{shown(match.group(1))} is a list and cannot sit inside other text")
+                    raise Unmappable(f"{shown(expression)} is a list and cannot sit inside other text")
                 result = result[0]
             text = self._as_text(result)
-            length += match.start() - pos + text.length
+            length += start - pos + text.length
             if length > MAX_EXPANDED_LENGTH:
                 raise Unmappable(f"expands to more than {MAX_EXPANDED_LENGTH} characters")
             parts.extend(text.parts)
-            pos = match.end()
-        rest = value[pos:]
-        if "#{" in rest:
-            raise Unmappable("an expression '#{' is not closed with '}'")
-        parts.append(rest)
+            pos = end
+        parts.append(value[pos:])
         return [Text.of(*parts)]
 
     def _evaluate(self, expression: str, scope: Scope) -> Evaluated:

@@ -257,7 +257,7 @@ class PipelineWorkflow(Construct):
             return start
         bad_time = sfn.Fail(self, "BadScheduledTime", state_name=self._name("Scheduled_Start_Time_Not_A_Timestamp"),
                             error="InvalidScheduledStartTime",
-                            cause="scheduledStartTime must be a timestamp such as 2024-01-31T06:00:00Z")
+                            cause="scheduledStartTime must be a UTC timestamp such as 2024-01-31T06:00:00Z")
         use_schedule = sfn.Pass(self, "UseScheduledTime", state_name=self._name("Use_Scheduled_Start_Time"),
                                 parameters={"time.$": "$.scheduledStartTime"}, result_path=RUN_PATH)
         use_start = sfn.Pass(self, "UseStartTime", state_name=self._name("Use_Execution_Start_Time"),
@@ -275,9 +275,11 @@ class PipelineWorkflow(Construct):
         use_start.next(split)
         return (
             sfn.Choice(self, "HasScheduledTime", state_name=self._name("Has_Scheduled_Start_Time"))
-            # Only a timestamp: its parts are digits, whatever the code they reach.
+            # Only a timestamp: its parts are digits, whatever the code they reach. In UTC (as schedules and
+            # Step Functions give it), so that its split parts and the run-values Lambda read the same time.
             .when(sfn.Condition.and_(sfn.Condition.is_present("$.scheduledStartTime"),
-                                     sfn.Condition.is_timestamp("$.scheduledStartTime")), use_schedule)
+                                     sfn.Condition.is_timestamp("$.scheduledStartTime"),
+                                     sfn.Condition.string_matches("$.scheduledStartTime", "*Z")), use_schedule)
             .when(sfn.Condition.is_present("$.scheduledStartTime"), bad_time)
             .otherwise(use_start)
         )

@@ -105,3 +105,9 @@ def test_a_scheduled_start_far_in_the_future_fails_the_run_with_the_reason(emula
     result = run(emulator, {"scheduledStartTime": "9999-12-31T06:00:00Z"})
     assert result["status"] == "FAILED" and result["error"] == "ExpressionError"
     assert "value3: plusDays gives a date outside the years 1 to 9999" in result["cause"]
+
+
+def test_a_scheduled_start_with_an_offset_is_refused_before_any_value(emulator: Any, deployed: Path) -> None:
+    # 01:30 at +02:00 is 23:30 the day before in UTC: only a UTC time is taken, so every value reads one time.
+    result = run(emulator, {"scheduledStartTime": "2024-04-01T01:30:00+02:00"})
+    assert result["status"] == "FAILED" and result["error"] == "InvalidScheduledStartTime"

@@ -274,3 +274,36 @@ def test_strings_in_double_quotes_and_braces_inside_quotes() -> None:
     assert evaluate("#{format(makeDate(2024,1,2),'{YYYY}')} ${HOME}") == (Text.of("{2024} ${HOME}"), [])
     assert evaluate("x #{format(makeDate(2024,1,2),'}')") == (None, [
         "Job.command: an expression '#{' is not closed with '}'"])
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # The reference's mathematical functions: #{1 + 2} is 3, #{1 - 2} is -1, #{1 * 2} is 2, #{1 / 2} is 0
+        # (whole numbers divide truncated), #{2 ^ 2} is 4.0.
+        ("1 + 2", "3"), ("1 - 2", "-1"), ("1 * 2", "2"), ("1 / 2", "0"), ("2 ^ 2", "4.0"),
+        ("-7 / 2", "-3"), ("2 + 3 * 4", "14"), ("(2 + 3) * 4", "20"), ("2 ^ 3", "8.0"), ("2 ^ -1", "0.5"),
+        ("10 - 2 - 3", "5"), ("day(makeDate(2024,3,5)) + 1", "6"), ("'day ' + (day(makeDate(2024,3,5)) + 1)", "day 6"),
+        ("format(minusDays(makeDate(2024,3,1), 3 - 1 * 2), 'dd')", "29"),
+    ],
+)
+def test_arithmetic_on_whole_numbers_as_the_reference_gives_it(expression: str, expected: str) -> None:
+    assert evaluate("#{" + expression + "}") == (Text.of(expected), [])
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("1 / 0", "division by zero"),
+        ("999999999999999999 * 10", "a result has more than 18 digits"),
+        ("2 ^ 100", "is not a number a definition means"),
+        ("10 ^ 9", "outside the decimals written without an exponent"),
+        ("day(@scheduledStartTime) - 1", "'-' needs numbers known at import time"),
+        ("@scheduledStartTime - 1", "'-' needs numbers; use the date functions on dates"),
+        ("'a' * 2", "'*' needs whole numbers known at import time"),
+        ("-" * 40 + "1", "nested deeper than 32 levels"),
+    ],
+)
+def test_arithmetic_that_has_no_whole_number_value_is_reported(expression: str, reason: str) -> None:
+    text, problems = evaluate("#{" + expression + "}")
+    assert text is None and len(problems) == 1 and reason in problems[0], problems

@@ -13,7 +13,9 @@ What maps, and to what:
 - every other date function and Joda-Time pattern on the run's times: a tree of the expression (`datefunctions`),
   fixed here and evaluated once when the run starts by the run-values Lambda (`$.runtime.valueN`);
 - every date function on dates known at import time (`makeDate(2024,1,31)`, `minusDays(makeDate(...), 1)`, ...),
-  computed here with the same `datefunctions`.
+  computed here with the same `datefunctions`;
+- `parent.@id` (a run's parent is its object: the object's own id), `'text' + myList` (a list), `1 + 2 * 3` and the
+  other mathematical functions on whole numbers known here.
 What has no value is reported with its reason; nothing is passed through unevaluated.
 
 Hostile definitions end in a problem on the object and field, never in a traceback or a long wait: functions nest
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Union
@@ -172,8 +175,8 @@ class Scope:
 
 
 _TOKEN = re.compile(
-    r"""\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<number>-?\d+)"""
-    r"|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@]))"
+    r"""\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<number>\d+)"""
+    r"|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@*/^-]))"
 )
 
 
@@ -220,7 +223,14 @@ class _Concat:
     items: list[_Node]
 
 
-_Node = Union[_Call, _Path, _Literal, _Concat]  # noqa: UP007
+@dataclass
+class _Arithmetic:
+    operator: str  # - * / ^ (and + in a chain with -)
+    left: _Node
+    right: _Node
+
+
+_Node = Union[_Call, _Path, _Literal, _Concat, _Arithmetic]  # noqa: UP007
 
 
 class _Parser:
@@ -246,18 +256,64 @@ class _Parser:
         return node
 
     def concat(self) -> _Node:
-        items = [self.term()]
-        while self.peek()[1] == "+":
-            self.take("+")
-            items.append(self.term())
-        return items[0] if len(items) == 1 else _Concat(items)
+        """`a + b + ...` (text joined, or numbers added); with a `-`, the chain is arithmetic from the left."""
+        items = [self.product()]
+        operators: list[str] = []
+        while self.peek()[1] in ("+", "-"):
+            operators.append(self.take()[1])
+            items.append(self.product())
+        if "-" not in operators:
+            return items[0] if len(items) == 1 else _Concat(items)
+        node = items[0]
+        for operator, item in zip(operators, items[1:], strict=True):
+            node = _Arithmetic(operator, node, item)
+        return node
+
+    def product(self) -> _Node:
+        node = self.power()
+        while self.peek()[1] in ("*", "/"):
+            operator = self.take()[1]
+            node = _Arithmetic(operator, node, self.power())
+        return node
+
+    def power(self) -> _Node:
+        base = self.unary()
+        if self.peek()[1] != "^":
+            return base
+        self.take("^")
+        self.enter()
+        exponent = self.power()  # right to left, as in arithmetic
+        self.nesting -= 1
+        return _Arithmetic("^", base, exponent)
+
+    def unary(self) -> _Node:
+        if self.peek()[1] != "-":
+            return self.term()
+        self.take("-")
+        self.enter()
+        operand = self.unary()
+        self.nesting -= 1
+        if isinstance(operand, _Literal) and isinstance(operand.value, int):
+            return _Literal(-operand.value)
+        return _Arithmetic("-", _Literal(0), operand)
+
+    def enter(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise Unmappable(f"functions are nested deeper than {MAX_NESTING} levels")
 
     def term(self) -> _Node:
         kind, value = self.take()
+        if (kind, value) == ("op", "("):  # grouping: (1 + 2) * 3
+            self.enter()
+            inner = self.concat()
+            self.take(")")
+            self.nesting -= 1
+            return inner
         if kind == "string":
             return _Literal(re.sub(r"\\(.)", r"\1", value[1:-1]))
         if kind == "number":
-            if len(value.lstrip("-")) > MAX_NUMBER_DIGITS:
+            if len(value) > MAX_NUMBER_DIGITS:
                 raise Unmappable(f"the number {value[:12]}... has more than {MAX_NUMBER_DIGITS} digits")
             return _Literal(int(value))
         if kind == "op" and value == "@":  # "@ name" written apart
@@ -266,9 +322,7 @@ class _Parser:
             raise Unmappable(f"unexpected '{value or 'end'}'")
         if self.peek()[1] == "(":
             self.take("(")
-            self.nesting += 1
-            if self.nesting > MAX_NESTING:
-                raise Unmappable(f"functions are nested deeper than {MAX_NESTING} levels")
+            self.enter()
             args: list[_Node] = []
             while self.peek()[1] != ")":
                 args.append(self.concat())
@@ -423,6 +477,9 @@ class Evaluator:
             return node.value if isinstance(node.value, int) else Text.of(node.value)
         if isinstance(node, _Concat):
             return self._concat([self._node(item, scope) for item in node.items])
+        if isinstance(node, _Arithmetic):
+            return _arithmetic(node.operator, self._number(self._node(node.left, scope), node.operator),
+                               self._number(self._node(node.right, scope), node.operator))
         if isinstance(node, _Path):
             return self._path(node.names, scope)
         return self._call(node, scope)
@@ -523,8 +580,19 @@ class Evaluator:
                 texts.extend(self.expand(value, Scope(obj, scope.node, scope.depth + 1)))
         return texts if len(texts) != 1 else texts[0]
 
+    def _number(self, value: Evaluated, operator: str) -> int:
+        single = self._single(value)
+        if isinstance(single, Text) and not single.is_static:
+            raise Unmappable(f"'{operator}' needs numbers known at import time")
+        if isinstance(single, datetime | RunTime):
+            raise Unmappable(f"'{operator}' needs numbers; use the date functions on dates")
+        return _int_arg(single, f"'{operator}'")
+
     def _concat(self, items: list[Evaluated]) -> Evaluated:
-        """`a + b`: text joined; with a list, the list of each of its values joined with the rest (`'x' + myList`)."""
+        """`a + b`: numbers added, else text joined; with a list, the list of each of its values joined with the rest
+        (`'x' + myList`)."""
+        if all(isinstance(item, int) for item in items):
+            return _checked_number(sum(typing.cast(list[int], items)))
         lists = [item for item in items if isinstance(item, list) and len(item) != 1]
         if len(lists) > 1:
             raise Unmappable("only one of the values added together may be a list")
@@ -579,7 +647,7 @@ class Evaluator:
                 value = datefunctions.call(name, [self._static_argument(arg, name) for arg in args])
             except ExpressionError as error:
                 raise Unmappable(str(error)) from None
-            return Text.of(str(value)) if isinstance(value, int) else value  # type: ignore[return-value]
+            return value  # type: ignore[return-value]
         when = args[0]
         if not isinstance(when, RunTime) or len(args) != (2 if name in datefunctions.SHIFTS else 1):
             raise Unmappable(f"{name} takes a date" + (" and a whole number" if name in datefunctions.SHIFTS else ""))
@@ -639,6 +707,33 @@ class Evaluator:
         if isinstance(value, int):
             return Text.of(str(value))
         return self._format(value, datefunctions.DEFAULT_PATTERN)
+
+
+def _checked_number(value: int) -> int:
+    if abs(value) >= 10**MAX_NUMBER_DIGITS:
+        raise Unmappable(f"a result has more than {MAX_NUMBER_DIGITS} digits")
+    return value
+
+
+def _arithmetic(operator: str, left: int, right: int) -> int | Text:
+    """Data Pipeline's mathematical functions on whole numbers: division truncates, `^` gives a decimal (`4.0`)."""
+    if operator == "+":
+        return _checked_number(left + right)
+    if operator == "-":
+        return _checked_number(left - right)
+    if operator == "*":
+        return _checked_number(left * right)
+    if operator == "/":
+        if right == 0:
+            raise Unmappable("division by zero")
+        quotient = abs(left) // abs(right)  # toward zero, as Java divides
+        return quotient if (left < 0) == (right < 0) else -quotient
+    if abs(right) > 64 or (right < 0 and left == 0):
+        raise Unmappable(f"{left} ^ {right} is not a number a definition means")
+    result = float(left) ** right
+    if not 1e-3 <= abs(result) < 1e7 and result != 0:
+        raise Unmappable(f"{left} ^ {right} is outside the decimals written without an exponent")
+    return Text.of(repr(result))
 
 
 def _path_key(name: str) -> str:

@@ -246,6 +246,15 @@ def parse_time(text: object, what: str) -> datetime:
     return parsed
 
 
+def longest_text(tree: Any) -> int:
+    """The most characters a tree's value can have as text (the importer bounds a run's values with it)."""
+    if isinstance(tree, dict) and tree.get("function") == "format" and len(tree.get("arguments", [])) == 2:
+        return len(str(tree["arguments"][1])) * MAX_PATTERN_GROWTH
+    if isinstance(tree, dict) and tree.get("function") in NUMBER_RESULTS:
+        return 4  # a year, day, hour, minute or day of the year
+    return len(DEFAULT_PATTERN)  # a date, printed with the default pattern
+
+
 def evaluate(tree: Any, times: Mapping[str, datetime], depth: int = 0) -> Value:
     """A tree the importer wrote, with the run's times."""
     if depth > MAX_TREE_DEPTH:

@@ -307,3 +307,25 @@ def test_arithmetic_on_whole_numbers_as_the_reference_gives_it(expression: str, 
 def test_arithmetic_that_has_no_whole_number_value_is_reported(expression: str, reason: str) -> None:
     text, problems = evaluate("#{" + expression + "}")
     assert text is None and len(problems) == 1 and reason in problems[0], problems
+
+
+def test_many_distinct_run_time_expressions_stop_at_the_size_a_run_can_carry_in_linear_time() -> None:
+    import time
+
+    def command(count: int) -> str:
+        return " ".join(f"#{{format(minusMinutes(@scheduledStartTime,{n}),'HH:mm')}}" for n in range(count))
+
+    started = time.perf_counter()
+    text, problems, expressions = evaluate_with_runs(command(300))
+    small = time.perf_counter() - started
+    assert problems == [] and len(expressions) == 300 and text is not None
+    started = time.perf_counter()
+    text, problems, expressions = evaluate_with_runs(command(3000))
+    large = time.perf_counter() - started
+    assert text is None and problems == ["Job.command: '#{format(minusMinutes(@scheduledStartTime,"
+                                         f"{len(expressions)}),'HH:mm')}}' cannot be mapped: the pipeline's "
+                                         "expressions on the run's times pass 65536 characters (of the 256 KiB a "
+                                         "run's state may hold)"]
+    assert large < 10 * small + 0.5, (small, large)  # ten times the expressions, stopped early: no blow-up
+    long_pattern = "#{format(@scheduledStartTime, '" + "E" * 10_000 + "')}"
+    assert "pass 65536 characters" in evaluate(long_pattern)[1][0]

@@ -47,6 +47,9 @@ MAX_NUMBER_DIGITS = 18
 RUN_PATH = "$.run"  # where the workflow keeps the parts of the run's time
 PARAMETERS_PATH = "$.parameters"  # where the execution input carries parameter values
 RUN_VALUES_PATH = "$.runtime"  # where the run-values Lambda puts the values of expressions on the run's times
+# The run-values Lambda's request (the trees' JSON) and its answer each take at most this much of the 256 KiB that a
+# state's data may hold, so that a run never fails for their size.
+MAX_RUN_VALUES_LENGTH = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,7 @@ class Evaluator:
     # name -> tree of each expression on the run's times that the run-values Lambda evaluates when a run starts
     run_expressions: dict[str, Any] = field(default_factory=dict)
     _run_value_names: dict[str, str] = field(default_factory=dict)  # a tree's JSON text -> its name
+    _run_values_sizes: list[int] = field(default_factory=lambda: [0, 0])  # the trees' JSON, the longest answer
     # (object, name, node, secrets allowed) -> the value of a name there, or why it has none: each is evaluated once
     _known: dict[tuple[str, str, str | None, bool], Evaluated | Unmappable] = field(default_factory=dict)
     _evaluating: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
@@ -697,6 +701,12 @@ class Evaluator:
         key = json.dumps(tree, separators=(",", ":"))
         name = self._run_value_names.get(key)
         if name is None:
+            request, answer = self._run_values_sizes
+            request, answer = request + len(key) + 16, answer + datefunctions.longest_text(tree) + 16
+            if max(request, answer) > MAX_RUN_VALUES_LENGTH:
+                raise Unmappable(f"the pipeline's expressions on the run's times pass {MAX_RUN_VALUES_LENGTH} "
+                                 "characters (of the 256 KiB a run's state may hold)")
+            self._run_values_sizes[:] = [request, answer]
             name = self._run_value_names[key] = f"value{len(self._run_value_names) + 1}"
             self.run_expressions[name] = tree
         return Text.of(RuntimePath(f"{RUN_VALUES_PATH}.{name}"))

@@ -368,6 +368,8 @@ def _expressions(value: str) -> list[tuple[int, int, str]]:
         found.append((start, pos, value[start + 2 : pos - 1]))
         start = value.find("#{", pos)
     return found
+
+
 _PADDED_FIELDS = {
     "YYYY": "year", "yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"
 }
@@ -651,7 +653,7 @@ class Evaluator:
                 value = datefunctions.call(name, [self._static_argument(arg, name) for arg in args])
             except ExpressionError as error:
                 raise Unmappable(str(error)) from None
-            return value  # type: ignore[return-value]
+            return Text.of(value) if isinstance(value, str) else value
         when = args[0]
         if not isinstance(when, RunTime) or len(args) != (2 if name in datefunctions.SHIFTS else 1):
             raise Unmappable(f"{name} takes a date" + (" and a whole number" if name in datefunctions.SHIFTS else ""))

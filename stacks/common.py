@@ -5,12 +5,14 @@ encrypts a stack's log groups.
 
 from __future__ import annotations
 
+import shutil
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,6 +27,7 @@ from datapipe.errors import DatapipeError
 from datapipe.naming import Naming
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
+SOURCE_DIR = Path(__file__).resolve().parents[1] / "src"
 POWERTOOLS_LAYER = (
     "arn:${AWS::Partition}:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
 )
@@ -126,6 +129,26 @@ def logged_state_machine(
     return state_machine
 
 
+@jsii.implements(cdk.ILocalBundling)
+class _HandlerWithModules:
+    """Bundles a handler's folder with runtime modules at their package paths, by copying: no Docker at synth."""
+
+    def __init__(self, folder: Path, modules: Sequence[str]) -> None:
+        self.folder = folder
+        self.modules = tuple(modules)
+
+    def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_options: Any) -> bool:
+        output = Path(output_dir)
+        shutil.copytree(self.folder, output, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for module in self.modules:
+            names = module.split(".")
+            files = [Path(*names[:depth], "__init__.py") for depth in range(1, len(names))]
+            for file in [*files, Path(*names).with_suffix(".py")]:
+                (output / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(SOURCE_DIR / file, output / file)
+        return True
+
+
 def powertools_function(
     scope: Construct,
     construct_id: str,
@@ -136,11 +159,14 @@ def powertools_function(
     powertools_layer_version: int,
     removal_policy: cdk.RemovalPolicy,
     id_prefix: str = "",
+    modules: Sequence[str] = (),
 ) -> lambda_.Function:
     """A handler of lambdas/<folder> with the managed Powertools layer, tracing and a log group of its own.
 
-    The layer and log group are `<id_prefix>Powertools` and `<id_prefix>Logs`. Call `depend_on_policy_only` once
-    the function's grants are added.
+    `modules` are modules of the runtime package (`datapipe.datefunctions`) that the handler imports: they must use
+    the standard library only, and ship beside the handler at their package path, so that the function and the CLI
+    run one implementation. The layer and log group are `<id_prefix>Powertools` and `<id_prefix>Logs`. Call
+    `depend_on_policy_only` once the function's grants are added.
     """
     layer = lambda_.LayerVersion.from_layer_version_arn(
         scope, f"{id_prefix}Powertools", cdk.Fn.sub(POWERTOOLS_LAYER + str(powertools_layer_version))
@@ -153,7 +179,11 @@ def powertools_function(
         runtime=lambda_.Runtime.PYTHON_3_13,
         architecture=lambda_.Architecture.X86_64,
         # Only the function's own folder goes into the asset; Powertools comes from the managed layer.
-        code=lambda_.Code.from_asset(str(LAMBDAS_DIR / folder), exclude=["__pycache__", "*.pyc"]),
+        code=lambda_.Code.from_asset(str(LAMBDAS_DIR / folder), exclude=["__pycache__", "*.pyc"])
+        if not modules else lambda_.Code.from_asset(
+            str(LAMBDAS_DIR / folder), asset_hash_type=cdk.AssetHashType.OUTPUT,
+            bundling=cdk.BundlingOptions(image=cdk.DockerImage.from_registry("unused-bundled-locally"),
+                                         local=_HandlerWithModules(LAMBDAS_DIR / folder, modules))),
         handler="handler.handler",
         layers=[layer],
         timeout=cdk.Duration.seconds(60),

@@ -75,6 +75,7 @@ from stacks.common import (
 )
 from stacks.config import PipelineSettings, SettingsError, WorkerGroupSettings
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
+from stacks.run_values import PipelineRunValues, run_values_state, run_values_wildcards
 from stacks.worker_groups import shell_command_task
 
 CONSTANTS_PATH = "$.const"
@@ -235,6 +236,9 @@ class PipelineWorkflow(Construct):
     def _prologue(self, body: sfn.IChainable) -> sfn.IChainable:
         """Run time, parameter check and constants, in front of the body (built first, so constants are known)."""
         start: sfn.IChainable = body
+        if self.plan.run_expressions:
+            start = run_values_state(self, naming=self._naming, state_name=self._name("Evaluate_Run_Time_Expressions"),
+                                     expressions=self.plan.run_expressions, constant=self._constant).next(start)
         if self._constants:
             constants = sfn.Pass(self, "Constants", state_name=self._name("Set_Constants"),
                                  parameters=dict(self._constant_parameters()), result_path=CONSTANTS_PATH)
@@ -253,7 +257,7 @@ class PipelineWorkflow(Construct):
             return start
         bad_time = sfn.Fail(self, "BadScheduledTime", state_name=self._name("Scheduled_Start_Time_Not_A_Timestamp"),
                             error="InvalidScheduledStartTime",
-                            cause="scheduledStartTime must be a timestamp such as 2024-01-31T06:00:00Z")
+                            cause="scheduledStartTime must be a UTC timestamp such as 2024-01-31T06:00:00Z")
         use_schedule = sfn.Pass(self, "UseScheduledTime", state_name=self._name("Use_Scheduled_Start_Time"),
                                 parameters={"time.$": "$.scheduledStartTime"}, result_path=RUN_PATH)
         use_start = sfn.Pass(self, "UseStartTime", state_name=self._name("Use_Execution_Start_Time"),
@@ -271,9 +275,11 @@ class PipelineWorkflow(Construct):
         use_start.next(split)
         return (
             sfn.Choice(self, "HasScheduledTime", state_name=self._name("Has_Scheduled_Start_Time"))
-            # Only a timestamp: its parts are digits, whatever the code they reach.
+            # Only a timestamp: its parts are digits, whatever the code they reach. In UTC (as schedules and
+            # Step Functions give it), so that its split parts and the run-values Lambda read the same time.
             .when(sfn.Condition.and_(sfn.Condition.is_present("$.scheduledStartTime"),
-                                     sfn.Condition.is_timestamp("$.scheduledStartTime")), use_schedule)
+                                     sfn.Condition.is_timestamp("$.scheduledStartTime"),
+                                     sfn.Condition.string_matches("$.scheduledStartTime", "*Z")), use_schedule)
             .when(sfn.Condition.is_present("$.scheduledStartTime"), bad_time)
             .otherwise(use_start)
         )
@@ -675,6 +681,8 @@ class PipelineWorkflow(Construct):
             findings[nag_bucket_arn(bucket) + "/*"] = (
                 "a precondition checks for a key, known at run time, under the bucket its definition names"
             )
+        if self.plan.run_expressions:
+            findings.update(run_values_wildcards(self, self._naming))
         acknowledge_wildcards(self.state_machine.role, findings)
 
 
@@ -1104,6 +1112,10 @@ class PipelinesStack(cdk.Stack):
             for statement in secret_read_statements(self, emr_secrets):
                 emr_roles.instance_role.add_to_policy(statement)
             self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming,
+                                                powertools_layer_version=powertools_layer_version,
+                                                removal_policy=removal_policy)
+        if any(plan.run_expressions for plan in deployable):
+            self.run_values = PipelineRunValues(self, "RunValues", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
         self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, deployable)

@@ -107,10 +107,11 @@ def test_the_shell_pipeline_runs_in_stages_on_the_task_runner_and_batch(shell_pi
     # Only a timestamp is taken as the run's time, so its parts are digits wherever they go.
     first, second = asl["States"]["Has_Scheduled_Start_Time"]["Choices"]
     assert first["And"] == [{"Variable": "$.scheduledStartTime", "IsPresent": True},
-                            {"Variable": "$.scheduledStartTime", "IsTimestamp": True}]
+                            {"Variable": "$.scheduledStartTime", "IsTimestamp": True},
+                            {"Variable": "$.scheduledStartTime", "StringMatches": "*Z"}]
     assert first["Next"] == "Use_Scheduled_Start_Time"
     assert asl["States"][second["Next"]] == {"Type": "Fail", "Error": "InvalidScheduledStartTime",
-                                            "Cause": "scheduledStartTime must be a timestamp such as "
+                                            "Cause": "scheduledStartTime must be a UTC timestamp such as "
                                             "2024-01-31T06:00:00Z"}
     order = ["Set_Constants"]
     while "Next" in asl["States"][order[-1]]:

@@ -6,12 +6,17 @@ What maps, and to what:
 - `#{field}`, `#{input.directoryPath}`, `#{node.field}`: the field of this object, of a referenced object, or
   (in an alarm or precondition) of the object that uses it;
 - `@scheduledStartTime` (and `node.@scheduledStartTime`): the run's time: the `scheduledStartTime` of the
-  execution input (the schedule passes it), else the execution's start time; split into parts once per run;
-- `format(time, 'pattern')` with the padded fields YYYY/yyyy, MM, dd, HH, mm, ss and literal text;
-  `midnight(time)`, `firstOfMonth(time)`, `year(time)`; and every date function on dates known at import time
-  (`makeDate(2024,1,31)`, `minusDays(makeDate(...), 1)`, ...).
-What does not (date arithmetic on the run's time, unpadded fields, `@scheduledEndTime`, ...) is reported with
-its reason; nothing is passed through unevaluated.
+  execution input (the schedule passes it), else the execution's start time; `@scheduledEndTime` is it plus the
+  object's schedule period, `@actualStartTime` the execution's start;
+- `format(time, 'pattern')` with only the padded fields YYYY/yyyy, MM, dd, HH, mm, ss of the run's time (and of its
+  `midnight` or `firstOfMonth`), and `year(time)`: the run's time split into parts once per run (no function call);
+- every other date function and Joda-Time pattern on the run's times: a tree of the expression (`datefunctions`),
+  fixed here and evaluated once when the run starts by the run-values Lambda (`$.runtime.valueN`);
+- every date function on dates known at import time (`makeDate(2024,1,31)`, `minusDays(makeDate(...), 1)`, ...),
+  computed here with the same `datefunctions`;
+- `parent.@id` (a run's parent is its object: the object's own id), `'text' + myList` (a list), `1 + 2 * 3` and the
+  other mathematical functions on whole numbers known here.
+What has no value is reported with its reason; nothing is passed through unevaluated.
 
 Hostile definitions end in a problem on the object and field, never in a traceback or a long wait: functions nest
 at most `MAX_NESTING` deep, references at most `MAX_REFERENCE_DEPTH` deep, each field is evaluated once per object
@@ -21,12 +26,15 @@ may expand to at most `MAX_EXPANDED_LENGTH` characters. Dates stay within years 
 
 from __future__ import annotations
 
-import calendar
+import json
 import re
+import typing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Union
+from datetime import datetime
+from typing import Any, Union
 
+from datapipe import datefunctions
+from datapipe.datefunctions import ExpressionError
 from datapipe.importer.model import Pipeline, PipelineObject
 from datapipe.importer.reader import Problem, Ref
 from datapipe.importer.secrets import secret_reference
@@ -38,6 +46,10 @@ MAX_NUMBER_DIGITS = 18
 
 RUN_PATH = "$.run"  # where the workflow keeps the parts of the run's time
 PARAMETERS_PATH = "$.parameters"  # where the execution input carries parameter values
+RUN_VALUES_PATH = "$.runtime"  # where the run-values Lambda puts the values of expressions on the run's times
+# The run-values Lambda's request (the trees' JSON) and its answer each take at most this much of the 256 KiB that a
+# state's data may hold, so that a run never fails for their size.
+MAX_RUN_VALUES_LENGTH = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,19 +141,26 @@ _COMPONENTS = ("year", "month", "day", "hour", "minute", "second")
 
 @dataclass(frozen=True)
 class RunTime:
-    """A date-time known only when the workflow runs, as zero-padded components."""
+    """A date-time known only when the workflow runs: its tree for the run-values Lambda, and its zero-padded
+    components when the run's split time gives them (the scheduled start, its midnight or first of the month)."""
 
-    components: tuple[tuple[str, Part], ...]
+    tree: Any
+    components: tuple[tuple[str, Part], ...] | None = None
 
     @staticmethod
     def scheduled_start() -> RunTime:
-        return RunTime(tuple((name, RuntimePath(f"{RUN_PATH}.{name}")) for name in _COMPONENTS))
+        return RunTime({"time": "scheduledStartTime"},
+                       tuple((name, RuntimePath(f"{RUN_PATH}.{name}")) for name in _COMPONENTS))
 
-    def get(self, name: str) -> Part:
-        return dict(self.components)[name]
+    def get(self, name: str) -> Part | None:
+        return dict(self.components)[name] if self.components is not None else None
 
-    def with_parts(self, **parts: str) -> RunTime:
-        return RunTime(tuple((name, parts.get(name, part)) for name, part in self.components))
+    def apply(self, function: str, *arguments: int, **parts: str) -> RunTime:
+        """The date a function gives; `parts` says which components change, when it keeps the others."""
+        tree = {"function": function, "arguments": [self.tree, *arguments]}
+        if self.components is None or (not parts and function not in ("midnight", "firstOfMonth")):
+            return RunTime(tree)
+        return RunTime(tree, tuple((name, parts.get(name, part)) for name, part in self.components))
 
 
 Evaluated = Union[Text, datetime, RunTime, int, list[Text]]  # noqa: UP007
@@ -159,7 +178,8 @@ class Scope:
 
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*')|(?P<number>-?\d+)|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@]))"
+    r"""\s*(?:(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?P<number>\d+)"""
+    r"|(?P<name>\*?@?[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[(),.+@*/^-]))"
 )
 
 
@@ -206,7 +226,14 @@ class _Concat:
     items: list[_Node]
 
 
-_Node = Union[_Call, _Path, _Literal, _Concat]  # noqa: UP007
+@dataclass
+class _Arithmetic:
+    operator: str  # - * / ^ (and + in a chain with -)
+    left: _Node
+    right: _Node
+
+
+_Node = Union[_Call, _Path, _Literal, _Concat, _Arithmetic]  # noqa: UP007
 
 
 class _Parser:
@@ -232,18 +259,64 @@ class _Parser:
         return node
 
     def concat(self) -> _Node:
-        items = [self.term()]
-        while self.peek()[1] == "+":
-            self.take("+")
-            items.append(self.term())
-        return items[0] if len(items) == 1 else _Concat(items)
+        """`a + b + ...` (text joined, or numbers added); with a `-`, the chain is arithmetic from the left."""
+        items = [self.product()]
+        operators: list[str] = []
+        while self.peek()[1] in ("+", "-"):
+            operators.append(self.take()[1])
+            items.append(self.product())
+        if "-" not in operators:
+            return items[0] if len(items) == 1 else _Concat(items)
+        node = items[0]
+        for operator, item in zip(operators, items[1:], strict=True):
+            node = _Arithmetic(operator, node, item)
+        return node
+
+    def product(self) -> _Node:
+        node = self.power()
+        while self.peek()[1] in ("*", "/"):
+            operator = self.take()[1]
+            node = _Arithmetic(operator, node, self.power())
+        return node
+
+    def power(self) -> _Node:
+        base = self.unary()
+        if self.peek()[1] != "^":
+            return base
+        self.take("^")
+        self.enter()
+        exponent = self.power()  # right to left, as in arithmetic
+        self.nesting -= 1
+        return _Arithmetic("^", base, exponent)
+
+    def unary(self) -> _Node:
+        if self.peek()[1] != "-":
+            return self.term()
+        self.take("-")
+        self.enter()
+        operand = self.unary()
+        self.nesting -= 1
+        if isinstance(operand, _Literal) and isinstance(operand.value, int):
+            return _Literal(-operand.value)
+        return _Arithmetic("-", _Literal(0), operand)
+
+    def enter(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise Unmappable(f"functions are nested deeper than {MAX_NESTING} levels")
 
     def term(self) -> _Node:
         kind, value = self.take()
+        if (kind, value) == ("op", "("):  # grouping: (1 + 2) * 3
+            self.enter()
+            inner = self.concat()
+            self.take(")")
+            self.nesting -= 1
+            return inner
         if kind == "string":
             return _Literal(re.sub(r"\\(.)", r"\1", value[1:-1]))
         if kind == "number":
-            if len(value.lstrip("-")) > MAX_NUMBER_DIGITS:
+            if len(value) > MAX_NUMBER_DIGITS:
                 raise Unmappable(f"the number {value[:12]}... has more than {MAX_NUMBER_DIGITS} digits")
             return _Literal(int(value))
         if kind == "op" and value == "@":  # "@ name" written apart
@@ -252,9 +325,7 @@ class _Parser:
             raise Unmappable(f"unexpected '{value or 'end'}'")
         if self.peek()[1] == "(":
             self.take("(")
-            self.nesting += 1
-            if self.nesting > MAX_NESTING:
-                raise Unmappable(f"functions are nested deeper than {MAX_NESTING} levels")
+            self.enter()
             args: list[_Node] = []
             while self.peek()[1] != ")":
                 args.append(self.concat())
@@ -278,13 +349,28 @@ class _Parser:
 # ----------------------------------------------------------------------------------------------------------------------
 # Evaluation
 
-_EXPRESSION = re.compile(r"#\{([^{}]*)\}")
-_FUNCTIONS = frozenset({
-    "makeDate", "makeDateTime", "format", "midnight", "firstOfMonth", "year", "month", "day", "hour", "minute",
-    "dayOfYear", "yesterday", "sunday",
-})
-_SHIFTS = {unit: unit.lower() for unit in ("Minutes", "Hours", "Days", "Weeks", "Months", "Years")}
-_JODA_FIELDS = {
+_QUOTED_OR_END = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\}""")  # a brace in quotes ends nothing
+
+
+def _expressions(value: str) -> list[tuple[int, int, str]]:
+    """Each `#{...}` of a value: (start, end, the expression), found in one pass; a `}` inside quotes is text."""
+    found: list[tuple[int, int, str]] = []
+    start = value.find("#{")
+    while start >= 0:
+        pos = start + 2
+        while True:
+            match = _QUOTED_OR_END.search(value, pos)
+            if match is None:
+                raise Unmappable("an expression '#{' is not closed with '}'")
+            pos = match.end()
+            if match.group() == "}":
+                break
+        found.append((start, pos, value[start + 2 : pos - 1]))
+        start = value.find("#{", pos)
+    return found
+
+
+_PADDED_FIELDS = {
     "YYYY": "year", "yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"
 }
 
@@ -295,6 +381,10 @@ class Evaluator:
     problems: list[Problem] = field(default_factory=list)
     runtime_parameters: set[str] = field(default_factory=set)
     uses_run_time: bool = False
+    # name -> tree of each expression on the run's times that the run-values Lambda evaluates when a run starts
+    run_expressions: dict[str, Any] = field(default_factory=dict)
+    _run_value_names: dict[str, str] = field(default_factory=dict)  # a tree's JSON text -> its name
+    _run_values_sizes: list[int] = field(default_factory=lambda: [0, 0])  # the trees' JSON, the longest answer
     # (object, name, node, secrets allowed) -> the value of a name there, or why it has none: each is evaluated once
     _known: dict[tuple[str, str, str | None, bool], Evaluated | Unmappable] = field(default_factory=dict)
     _evaluating: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
@@ -348,32 +438,29 @@ class Evaluator:
         """A string with expressions -> one Text (or several, when it is exactly one list-valued expression)."""
         if "#{" not in value:
             return [Text.of(value)]
-        whole = _EXPRESSION.fullmatch(value)
-        if whole:
-            result = self._evaluate(whole.group(1), scope)
+        found = _expressions(value)
+        if len(found) == 1 and found[0][:2] == (0, len(value)):
+            result = self._evaluate(found[0][2], scope)
             if isinstance(result, list):
                 return result
             return [self._as_text(result)]
         parts: list[Part] = []
         pos = 0
         length = 0
-        for match in _EXPRESSION.finditer(value):
-            parts.append(value[pos : match.start()])
-            result = self._evaluate(match.group(1), scope)
+        for start, end, expression in found:
+            parts.append(value[pos:start])
+            result = self._evaluate(expression, scope)
             if isinstance(result, list):
                 if len(result) != 1:
-                    raise Unmappable(f"{shown(match.group(1))} is a list and cannot sit inside other text")
+                    raise Unmappable(f"{shown(expression)} is a list and cannot sit inside other text")
                 result = result[0]
             text = self._as_text(result)
-            length += match.start() - pos + text.length
+            length += start - pos + text.length
             if length > MAX_EXPANDED_LENGTH:
                 raise Unmappable(f"expands to more than {MAX_EXPANDED_LENGTH} characters")
             parts.extend(text.parts)
-            pos = match.end()
-        rest = value[pos:]
-        if "#{" in rest:
-            raise Unmappable("an expression '#{' is not closed with '}'")
-        parts.append(rest)
+            pos = end
+        parts.append(value[pos:])
         return [Text.of(*parts)]
 
     def _evaluate(self, expression: str, scope: Scope) -> Evaluated:
@@ -395,10 +482,10 @@ class Evaluator:
         if isinstance(node, _Literal):
             return node.value if isinstance(node.value, int) else Text.of(node.value)
         if isinstance(node, _Concat):
-            items = [self._as_text(self._single(self._node(item, scope))) for item in node.items]
-            if sum(item.length for item in items) > MAX_EXPANDED_LENGTH:
-                raise Unmappable(f"expands to more than {MAX_EXPANDED_LENGTH} characters")
-            return Text.of(*(part for item in items for part in item.parts))
+            return self._concat([self._node(item, scope) for item in node.items])
+        if isinstance(node, _Arithmetic):
+            return _arithmetic(node.operator, self._number(self._node(node.left, scope), node.operator),
+                               self._number(self._node(node.right, scope), node.operator))
         if isinstance(node, _Path):
             return self._path(node.names, scope)
         return self._call(node, scope)
@@ -417,6 +504,9 @@ class Evaluator:
             if scope.node is None:
                 raise Unmappable("'node' is only known inside an alarm or precondition")
             return self._path(rest, Scope(scope.node, None, scope.depth + 1)) if rest else Text.of(scope.node.id)
+        if head == "parent" and rest:
+            # A run is an instance of its object, which is the instance's parent: `#{parent.@id}` is the object's id.
+            return self._path(rest, Scope(obj, scope.node, scope.depth + 1))
         if head.startswith("@"):
             if rest:
                 raise Unmappable(f"'{head}' has no fields")
@@ -496,70 +586,166 @@ class Evaluator:
                 texts.extend(self.expand(value, Scope(obj, scope.node, scope.depth + 1)))
         return texts if len(texts) != 1 else texts[0]
 
+    def _number(self, value: Evaluated, operator: str) -> int:
+        single = self._single(value)
+        if isinstance(single, Text) and not single.is_static:
+            raise Unmappable(f"'{operator}' needs numbers known at import time")
+        if isinstance(single, datetime | RunTime):
+            raise Unmappable(f"'{operator}' needs numbers; use the date functions on dates")
+        return _int_arg(single, f"'{operator}'")
+
+    def _concat(self, items: list[Evaluated]) -> Evaluated:
+        """`a + b`: numbers added, else text joined; with a list, the list of each of its values joined with the rest
+        (`'x' + myList`)."""
+        if all(isinstance(item, int) for item in items):
+            return _checked_number(sum(typing.cast(list[int], items)))
+        lists = [item for item in items if isinstance(item, list) and len(item) != 1]
+        if len(lists) > 1:
+            raise Unmappable("only one of the values added together may be a list")
+        rows = len(lists[0]) if lists else 1
+        columns = [item if isinstance(item, list) and len(item) != 1 else [self._as_text(self._single(item))] * rows
+                   for item in items]
+        if sum(text.length for column in columns for text in column) > MAX_EXPANDED_LENGTH:
+            raise Unmappable(f"expands to more than {MAX_EXPANDED_LENGTH} characters")
+        joined = [Text.of(*(part for column in columns for part in column[row].parts)) for row in range(rows)]
+        return joined if lists else joined[0]
+
     def _runtime_field(self, name: str, obj: PipelineObject) -> Evaluated:
         if name == "@scheduledStartTime":
             self.uses_run_time = True
             return RunTime.scheduled_start()
+        if name == "@actualStartTime":
+            self.uses_run_time = True
+            return RunTime({"time": "actualStartTime"})
+        if name == "@scheduledEndTime":
+            self.uses_run_time = True
+            function, amount = self._schedule_period(obj)
+            return RunTime.scheduled_start().apply(function, amount)
         if name == "@id":
             return Text.of(obj.id)
         if name == "@pipelineId":
             return Text.of(RuntimePath("$$.StateMachine.Name"))
-        if name == "@scheduledEndTime":
-            raise Unmappable("the end of the interval is not known to a run; use @scheduledStartTime")
         raise Unmappable(f"the runtime field '{name}' has no equivalent in a workflow run")
+
+    def _schedule_period(self, obj: PipelineObject) -> tuple[str, int]:
+        """The shift from a run's scheduled start to its end: the period of the object's schedule."""
+        schedule_id = obj.ref("schedule")
+        schedule = self.pipeline.objects.get(schedule_id) if schedule_id else None
+        if schedule is None:
+            raise Unmappable(f"@scheduledEndTime needs a schedule on {obj.id}, whose period ends each run")
+        period = self._name("period", Scope(schedule)) if "period" in schedule.fields else None
+        shift = datefunctions.period_shift(period.static) if isinstance(period, Text) and period.is_static else None
+        if shift is None:
+            raise Unmappable(f"@scheduledEndTime needs a period such as '1 day' on the schedule {schedule.id}")
+        return shift
 
     def _call(self, call: _Call, scope: Scope) -> Evaluated:
         name = call.name
-        if name not in _FUNCTIONS and not re.fullmatch(r"(minus|plus)(Minutes|Hours|Days|Weeks|Months|Years)", name):
+        if name not in datefunctions.FUNCTIONS:
             raise Unmappable(f"unknown function '{name}'")
         args = [self._single(self._node(arg, scope)) for arg in call.args]
-        if name in ("makeDate", "makeDateTime"):
-            numbers = [_int_arg(a, name) for a in args]
-            wanted = 3 if name == "makeDate" else 5
-            if len(numbers) != wanted:
-                raise Unmappable(f"{name} takes {wanted} numbers")
-            hour, minute = (numbers[3], numbers[4]) if len(numbers) == 5 else (0, 0)
-            try:
-                return datetime(numbers[0], numbers[1], numbers[2], hour, minute)
-            except (ValueError, OverflowError) as error:
-                given = ",".join(str(n) for n in numbers)
-                raise Unmappable(f"{name}({given}) is not a date: {error}") from None
         if name == "format":
             if len(args) != 2 or not isinstance(args[1], Text) or not args[1].is_static:
                 raise Unmappable("format takes a date and a literal pattern")
-            return _format(args[0], args[1].static)
-        if not args:
-            raise Unmappable(f"unknown function '{name}'")
-        when = args[0]
-        shift = re.fullmatch(r"(minus|plus)(Minutes|Hours|Days|Weeks|Months|Years)", name)
-        if isinstance(when, datetime):
+            return self._format(args[0], args[1].static)
+        if not any(isinstance(arg, RunTime) for arg in args):
             try:
-                if shift:
-                    amount = _int_arg(args[1], name) if len(args) == 2 else 0
-                    return _shift(when, _SHIFTS[shift.group(2)], amount if shift.group(1) == "plus" else -amount)
-                return _static_date_function(name, when)
-            except (ValueError, OverflowError):
-                raise Unmappable(f"{name} gives a date outside the years 1 to 9999") from None
-        if not isinstance(when, RunTime):
-            raise Unmappable(f"{name} needs a date as its first argument")
+                value = datefunctions.call(name, [self._static_argument(arg, name) for arg in args])
+            except ExpressionError as error:
+                raise Unmappable(str(error)) from None
+            return Text.of(value) if isinstance(value, str) else value
+        when = args[0]
+        if not isinstance(when, RunTime) or len(args) != (2 if name in datefunctions.SHIFTS else 1):
+            raise Unmappable(f"{name} takes a date" + (" and a whole number" if name in datefunctions.SHIFTS else ""))
+        if name in datefunctions.SHIFTS:
+            amount = _int_arg(args[1], name)
+            try:
+                datefunctions.check_shift(name, amount)
+            except ExpressionError as error:
+                raise Unmappable(str(error)) from None
+            return when.apply(name, amount)
         if name == "midnight":
-            return when.with_parts(hour="00", minute="00", second="00")
+            return when.apply(name, hour="00", minute="00", second="00")
         if name == "firstOfMonth":
-            return when.with_parts(day="01")
-        if name == "year":
-            return Text.of(when.get("year"))
-        if shift or name in ("yesterday", "sunday"):
-            raise Unmappable(f"{name} on the run's time needs date arithmetic, which Step Functions does not have")
-        if name in ("month", "day", "hour", "minute", "dayOfYear"):
-            raise Unmappable(f"{name}() gives an unpadded number, which Step Functions cannot make from the run's time")
-        raise Unmappable(f"unknown function '{name}'")
+            return when.apply(name, day="01")
+        if name in datefunctions.DATE_RESULTS:
+            return when.apply(name)
+        year = when.get("year")
+        if name == "year" and year is not None:
+            return Text.of(year)  # four digits already, as years from 1000 on are
+        return self._run_value({"function": name, "arguments": [when.tree]})
+
+    def _static_argument(self, value: Text | datetime | RunTime | int, function: str) -> datefunctions.Value:
+        if isinstance(value, datetime | int):
+            return value
+        if isinstance(value, Text) and not value.is_static:
+            raise Unmappable(f"{function} needs dates and whole numbers known at import time or from the run's time")
+        return _int_arg(value, function)
+
+    def _format(self, when: Text | datetime | RunTime | int, pattern: str) -> Text:
+        try:
+            datefunctions.check_pattern(pattern)
+            if isinstance(when, datetime):
+                return Text.of(datefunctions.format_date(when, pattern))
+        except ExpressionError as error:
+            raise Unmappable(str(error)) from None
+        if not isinstance(when, RunTime):
+            raise Unmappable("format needs a date as its first argument")
+        groups = datefunctions.pattern_groups(pattern)
+        if when.components is None or any(kind == "letters" and text not in _PADDED_FIELDS for kind, text in groups):
+            return self._run_value({"function": "format", "arguments": [when.tree, pattern]})
+        parts = dict(when.components)
+        return Text.of(*(text if kind == "literal" else parts[_PADDED_FIELDS[text]] for kind, text in groups))
+
+    def _run_value(self, tree: Any) -> Text:
+        """A value the run-values Lambda gives when the run starts; the same expression is evaluated once."""
+        self.uses_run_time = True
+        key = json.dumps(tree, separators=(",", ":"))
+        name = self._run_value_names.get(key)
+        if name is None:
+            request, answer = self._run_values_sizes
+            request, answer = request + len(key) + 16, answer + datefunctions.longest_text(tree) + 16
+            if max(request, answer) > MAX_RUN_VALUES_LENGTH:
+                raise Unmappable(f"the pipeline's expressions on the run's times pass {MAX_RUN_VALUES_LENGTH} "
+                                 "characters (of the 256 KiB a run's state may hold)")
+            self._run_values_sizes[:] = [request, answer]
+            name = self._run_value_names[key] = f"value{len(self._run_value_names) + 1}"
+            self.run_expressions[name] = tree
+        return Text.of(RuntimePath(f"{RUN_VALUES_PATH}.{name}"))
 
     def _as_text(self, value: Text | datetime | RunTime | int) -> Text:
         if isinstance(value, Text):
             return value
         if isinstance(value, int):
             return Text.of(str(value))
-        return _format(value, "YYYY-MM-dd'T'HH:mm:ss")
+        return self._format(value, datefunctions.DEFAULT_PATTERN)
+
+
+def _checked_number(value: int) -> int:
+    if abs(value) >= 10**MAX_NUMBER_DIGITS:
+        raise Unmappable(f"a result has more than {MAX_NUMBER_DIGITS} digits")
+    return value
+
+
+def _arithmetic(operator: str, left: int, right: int) -> int | Text:
+    """Data Pipeline's mathematical functions on whole numbers: division truncates, `^` gives a decimal (`4.0`)."""
+    if operator == "+":
+        return _checked_number(left + right)
+    if operator == "-":
+        return _checked_number(left - right)
+    if operator == "*":
+        return _checked_number(left * right)
+    if operator == "/":
+        if right == 0:
+            raise Unmappable("division by zero")
+        quotient = abs(left) // abs(right)  # toward zero, as Java divides
+        return quotient if (left < 0) == (right < 0) else -quotient
+    if abs(right) > 64 or (right < 0 and left == 0):
+        raise Unmappable(f"{left} ^ {right} is not a number a definition means")
+    result = float(left) ** right
+    if not 1e-3 <= abs(result) < 1e7 and result != 0:
+        raise Unmappable(f"{left} ^ {right} is outside the decimals written without an exponent")
+    return Text.of(repr(result))
 
 
 def _path_key(name: str) -> str:
@@ -574,65 +760,3 @@ def _int_arg(value: object, function: str) -> int:
                                                                     value.static):
         return int(value.static)
     raise Unmappable(f"{function} needs whole numbers known at import time")
-
-
-def _shift(when: datetime, unit: str, amount: int) -> datetime:
-    if unit in ("months", "years"):
-        months = when.month - 1 + amount * (12 if unit == "years" else 1)
-        year, month = when.year + months // 12, months % 12 + 1
-        day = min(when.day, calendar.monthrange(year, month)[1])
-        return when.replace(year=year, month=month, day=day)
-    return when + timedelta(**{unit: amount})
-
-
-def _static_date_function(name: str, when: datetime) -> Text | datetime:
-    simple = {"year": when.year, "month": when.month, "day": when.day, "hour": when.hour, "minute": when.minute,
-              "dayOfYear": when.timetuple().tm_yday}
-    if name in simple:
-        return Text.of(str(simple[name]))
-    if name == "midnight":
-        return when.replace(hour=0, minute=0, second=0)
-    if name == "firstOfMonth":
-        return when.replace(day=1)
-    if name == "yesterday":
-        return when - timedelta(days=1)
-    if name == "sunday":
-        return when - timedelta(days=(when.weekday() + 1) % 7)
-    raise Unmappable(f"unknown function '{name}'")
-
-
-def _format(when: Text | datetime | RunTime | int, pattern: str) -> Text:
-    if isinstance(when, datetime):
-        parts = {name: f"{getattr(when, name):0{4 if name == 'year' else 2}d}" for name in _COMPONENTS}
-        source: dict[str, Part] = dict(parts)
-    elif isinstance(when, RunTime):
-        source = dict(when.components)
-    else:
-        raise Unmappable("format needs a date as its first argument")
-    result: list[Part] = []
-    pos = 0
-    while pos < len(pattern):
-        char = pattern[pos]
-        if char == "'":
-            end = pattern.find("'", pos + 1)
-            if end < 0:
-                raise Unmappable("a quote in the format pattern is not closed")
-            result.append(pattern[pos + 1 : end] or "'")
-            pos = end + 1
-            continue
-        if char.isalpha():
-            end = pos
-            while end < len(pattern) and pattern[end] == char:
-                end += 1
-            letters = pattern[pos:end]
-            if letters in _JODA_FIELDS:
-                result.append(source[_JODA_FIELDS[letters]])
-            elif letters in ("z", "zzz", "Z"):
-                result.append("UTC" if letters.startswith("z") else "+0000")  # the run's time is always UTC
-            else:
-                raise Unmappable(f"the pattern letters '{letters}' are not supported (use YYYY, MM, dd, HH, mm, ss)")
-            pos = end
-            continue
-        result.append(char)
-        pos += 1
-    return Text.of(*result)

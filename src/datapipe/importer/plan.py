@@ -20,6 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from datapipe.importer import schema
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
@@ -180,6 +181,7 @@ class Plan:
     runtime_parameters: list[str] = field(default_factory=list)
     allowed_values: dict[str, list[str]] = field(default_factory=dict)  # of runtime parameters that declare them
     uses_run_time: bool = False
+    run_expressions: dict[str, Any] = field(default_factory=dict)  # the run-values Lambda's (expressions.Evaluator)
     objects: list[ObjectReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -388,6 +390,7 @@ class _Planner:
         declared = {name: pipeline.parameters[name].allowed_values for name in self.plan.runtime_parameters}
         self.plan.allowed_values = {name: values for name, values in declared.items() if values}
         self.plan.uses_run_time = self.evaluator.uses_run_time
+        self.plan.run_expressions = self.evaluator.run_expressions
         if not pipeline.of_kind(schema.ACTIVITY):
             pipeline.problems.append(Problem("(definition)", "objects", "there is no activity to run"))
         self.report()

@@ -1,0 +1,214 @@
+"""Preconditions, alarms, lateness and Terminate of imported pipelines, run on the emulator.
+
+Definitions written here are imported, built by the same construct the pipelines stack uses, deployed beside the
+app under a stage of their own, and run. Alarms go to an SNS topic with an SQS queue subscribed, where the test
+reads them back. Wait states run at 1/20 of their time: a retryDelay or lateAfterTimeout of 1 minute takes 3 s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from datapipe.naming import Naming
+from tests.e2e.helpers import ended_execution, start_execution, wait_for
+
+pytestmark = pytest.mark.e2e
+
+NAMING = Naming(stage="precond")
+APP_NAMING = Naming()  # the app's Batch queue runs the jobs
+BUCKET = "precond-landing"
+TABLE, EMPTY_TABLE = "precond-orders", "precond-empty"
+TOPIC = "precond-alarms"
+
+
+def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
+    """Each a small pipeline whose one Batch job echoes; what differs is what gates it."""
+
+    def pipeline(name: str, *objects: dict[str, Any], **load: Any) -> dict[str, Any]:
+        alarm = {"id": "Tell", "type": "SnsAlarm", "topicArn": topic_arn, "subject": "#{node.@id}",
+                 "message": f"{name}: #{{node.@id}} of #{{format(node.@scheduledStartTime, 'YYYY-MM-dd')}}"}
+        return {"objects": [
+            {"id": "Default", "scheduleType": "ondemand"}, alarm,
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Load", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo loaded",
+             **load},
+            *objects]}
+
+    waiting = {"retryDelay": "1 minutes", "preconditionTimeout": "10 minutes"}
+    return {
+        "wait-for-key": pipeline(
+            "wait-for-key",
+            {"id": "Ready", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/ready/#{{format(@scheduledStartTime, "
+             "'YYYY-MM-dd')}/_SUCCESS", **waiting},
+            precondition={"ref": "Ready"}),
+        "never-there": pipeline(
+            "never-there",
+            {"id": "Parts", "type": "S3PrefixNotEmpty", "s3Prefix": f"s3://{BUCKET}/never/", "retryDelay": "1 minutes",
+             "maximumRetries": "1", "onFail": {"ref": "Tell"}},
+            precondition={"ref": "Parts"}),
+        "tables": pipeline(
+            "tables",
+            {"id": "Orders", "type": "DynamoDBTableExists", "tableName": TABLE},
+            {"id": "HasOrders", "type": "DynamoDBDataExists", "tableName": TABLE},
+            precondition=[{"ref": "Orders"}, {"ref": "HasOrders"}]),
+        "empty-table": pipeline(
+            "empty-table",
+            {"id": "HasRows", "type": "DynamoDBDataExists", "tableName": EMPTY_TABLE, "retryDelay": "1 minutes",
+             "maximumRetries": "1"},
+            precondition={"ref": "HasRows"}),
+        "late": pipeline(
+            "late",
+            {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/_SUCCESS", **waiting},
+            precondition={"ref": "Late"}, lateAfterTimeout="1 minutes", onLateAction={"ref": "Tell"}),
+        "terminated": pipeline(
+            "terminated",
+            {"id": "Stop", "type": "Terminate"},
+            {"id": "NotYet", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/not-yet/_SUCCESS", **waiting},
+            precondition={"ref": "NotYet"}, lateAfterTimeout="1 minutes", onLateAction=[{"ref": "Tell"},
+                                                                                        {"ref": "Stop"}]),
+    }
+
+
+@pytest.fixture(scope="module")
+def alarms(emulator: Any) -> tuple[str, str]:
+    """The alarms' topic with a queue subscribed: (topic ARN, queue URL)."""
+    sns, sqs = emulator.client("sns"), emulator.client("sqs")
+    topic_arn = sns.create_topic(Name=TOPIC)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=TOPIC)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    return topic_arn, queue_url
+
+
+@pytest.fixture(scope="module")
+def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.TempPathFactory,
+              cdk_json_context: dict[str, object]) -> dict[str, str]:
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+
+    from datapipe.bundles.names import job_queue_name
+    from datapipe.importer import import_file
+    from datapipe.local.deploy import Deployer
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelineWorkflow, ShellJobDefinition, batch_buckets
+
+    emulator.client("s3").create_bucket(Bucket=BUCKET,
+                                        CreateBucketConfiguration={"LocationConstraint": emulator.region})
+    dynamodb = emulator.client("dynamodb")
+    for table in (TABLE, EMPTY_TABLE):
+        dynamodb.create_table(TableName=table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")
+    dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "order-1"}})
+    folder = tmp_path_factory.mktemp("preconditions")
+    plans = []
+    for name, definition in definitions(alarms[0]).items():
+        (folder / f"{name}.json").write_text(json.dumps(definition))
+        plans.append(import_file(folder / f"{name}.json"))
+    assert all(plan.deployable for plan in plans), [plan.errors for plan in plans]
+    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
+    stack = cdk.Stack(app, "PreconditionPipelines", stack_name=NAMING.stack("pipelines"),
+                      env=cdk.Environment(account=emulator.account, region=emulator.region))
+    jobs = ShellJobDefinition(stack, "Jobs", naming=NAMING, image="amazonlinux:2023", fargate=False,
+                              buckets=batch_buckets(plans), removal_policy=cdk.RemovalPolicy.DESTROY)
+    queue = f"arn:aws:batch:{emulator.region}:{emulator.account}:job-queue/{job_queue_name(APP_NAMING)}"
+    for plan in plans:
+        PipelineWorkflow(stack, plan.name, naming=NAMING, plan=plan, settings=PipelineSettings(),
+                         worker_groups=WorkerGroupSettings(), job_queue_arn=queue,
+                         job_definition_arn=jobs.job_definition.job_definition_arn,
+                         log_bucket=s3.Bucket.from_bucket_name(stack, f"Logs{plan.name}", BUCKET),
+                         removal_policy=cdk.RemovalPolicy.DESTROY)
+    app.synth()
+    Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
+    return {plan.name: NAMING.state_machine_arn(f"pipeline-{plan.name}", account=emulator.account,
+                                                region=emulator.region) for plan in plans}
+
+
+RUN_TIME = "2026-11-21T06:00:00Z"
+
+
+def states_entered(sfn: Any, execution: str) -> list[str]:
+    events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def received(sqs: Any, queue_url: str, wanted: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The first alarm on the queue whose subject is `wanted` (others are dropped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                           MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            body = message["Body"]
+            if wanted in body:
+                return {"body": body}
+    raise AssertionError(f"no alarm about {wanted} within {timeout} s")
+
+
+def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, workflows: dict[str, str]) -> None:
+    sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
+    execution = start_execution(sfn, workflows["wait-for-key"], {"scheduledStartTime": RUN_TIME})
+    wait_for("a check that finds no key and waits",
+             lambda: "Wait_Before_Checking_Ready_Load" in states_entered(sfn, execution), timeout=20)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    s3.put_object(Bucket=BUCKET, Key="ready/2026-11-21/_SUCCESS", Body=b"")  # the run's own date, worked by hand
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert "Run_Load" in states_entered(sfn, execution)
+
+
+def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
+    emulator: Any, workflows: dict[str, str], alarms: tuple[str, str]
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["never-there"], {"scheduledStartTime": RUN_TIME})
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
+    assert "precondition Parts" in result["cause"] and f"s3://{BUCKET}/never/" in result["cause"]
+    assert "2 checks" in result["cause"]  # maximumRetries 1: the first check and one retry
+    assert "Run_Load" not in states_entered(sfn, execution)
+    # The precondition's onFail, with the expressions evaluated for the activity it gates.
+    assert received(emulator.client("sqs"), alarms[1], "never-there:")["body"] == "never-there: Load of 2026-11-21"
+
+
+def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, workflows: dict[str, str]) -> None:
+    sfn = emulator.client("stepfunctions")
+    full = start_execution(sfn, workflows["tables"], {"scheduledStartTime": RUN_TIME})
+    empty = start_execution(sfn, workflows["empty-table"], {"scheduledStartTime": RUN_TIME})
+    result = ended_execution(sfn, full, timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    result = ended_execution(sfn, empty, timeout=60)
+    assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
+    assert f"DynamoDB table {EMPTY_TABLE}" in result["cause"]
+
+
+def test_a_late_activity_alarms_while_its_run_goes_on(
+    emulator: Any, workflows: dict[str, str], alarms: tuple[str, str]
+) -> None:
+    sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
+    execution = start_execution(sfn, workflows["late"], {"scheduledStartTime": RUN_TIME})
+    assert received(emulator.client("sqs"), alarms[1], "late:")["body"] == "late: Load of 2026-11-21"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    s3.put_object(Bucket=BUCKET, Key="late/_SUCCESS", Body=b"")
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert "Notify_Tell_Load_late" in states_entered(sfn, execution)
+
+
+def test_terminate_on_a_late_activity_ends_the_run(
+    emulator: Any, workflows: dict[str, str], alarms: tuple[str, str]
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    started = time.monotonic()
+    execution = start_execution(sfn, workflows["terminated"], {"scheduledStartTime": RUN_TIME})
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and result["error"] == "Terminated", result
+    assert "terminated by Stop" in result["cause"]
+    assert time.monotonic() - started < 25  # long before the precondition's own timeout (10 checks 3 s apart)
+    assert "Run_Load" not in states_entered(sfn, execution)
+    assert received(emulator.client("sqs"), alarms[1], "terminated:")["body"] == "terminated: Load of 2026-11-21"
+

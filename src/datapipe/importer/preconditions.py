@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING
 
 from datapipe.importer.actions import ON_FAIL, ON_SUCCESS, Action, actions
 from datapipe.importer.expressions import Text
+from datapipe.importer.laxjson import printable
 from datapipe.importer.model import PipelineObject
 from datapipe.importer.reader import Problem
+from datapipe.naming import BUCKET_NAME_PATTERN
 
 if TYPE_CHECKING:
     from datapipe.importer.plan import Activity, Shell, _Planner
@@ -125,7 +127,8 @@ def _check(planner: _Planner, pre: PipelineObject, owner: PipelineObject, activi
         if table is None:
             return None
         if not TABLE_NAME.fullmatch(table):
-            planner.problems.append(Problem(source.id, source_key, f"{table[:80]!r} is not a DynamoDB table name"))
+            planner.problems.append(Problem(source.id, source_key, f"{printable(table)[:80]!r} is not a DynamoDB "
+                                            "table name (3 to 255 letters, digits, '_', '-', '.')"))
             return None
         check.kind, check.table = (TABLE if kind == "DynamoDBTableExists" else TABLE_DATA), table
     elif kind == "ShellCommandPrecondition":
@@ -147,9 +150,9 @@ def _check(planner: _Planner, pre: PipelineObject, owner: PipelineObject, activi
         check.owner_on_success = actions(planner, node, ON_SUCCESS)
     where = {"activity": f"the worker group's task runner ({activity.worker_group})", "batch": "a Batch job"}
     what = _WHAT[check.kind] if check.kind != SHELL else f"its command on {where.get(activity.target, '')}"
-    previous = planner.targets.get(pre.id)
-    described = f"bounded check loop: {what} every {interval} s, at most {checks} times, for {activity_obj.id}"
-    planner.targets[pre.id] = f"{previous}; {described}" if previous else described
+    previous = planner.targets.get(pre.id)  # a precondition shared by many activities names each once
+    planner.targets[pre.id] = f"{previous}, {activity_obj.id}" if previous else (
+        f"bounded check loop: {what} every {interval} s, at most {checks} times, for {activity_obj.id}")
     return check
 
 
@@ -164,6 +167,9 @@ def _s3_location(planner: _Planner, check: Precondition, source: PipelineObject,
     if match is None:
         planner.problems.append(Problem(source.id, key, "must start with s3://<bucket>/ known at import time (the "
                                         "check is allowed on that bucket only)"))
+        return False
+    if re.fullmatch(BUCKET_NAME_PATTERN, match.group(1)) is None:
+        planner.problems.append(Problem(source.id, key, f"{printable(match.group(1))[:80]!r} is not an S3 bucket name"))
         return False
     check.bucket = match.group(1)
     check.key = Text.of(match.group(2), *text.parts[1:])

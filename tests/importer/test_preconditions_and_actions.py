@@ -43,7 +43,8 @@ def test_each_precondition_type_becomes_its_check() -> None:
         {"id": "Script", "type": "ShellCommandPrecondition", "command": "test -s /data/x", "scriptArgument": "a"},
         {"id": "There", "type": "Exists"},
         {"id": "File", "type": "S3DataNode", "filePath": "s3://in-bucket/file.csv", "precondition": {"ref": "There"}},
-        {"id": "Folder", "type": "S3DataNode", "directoryPath": "s3://in-bucket/dir/", "precondition": {"ref": "There"}},
+        {"id": "Folder", "type": "S3DataNode", "directoryPath": "s3://in-bucket/dir/",
+         "precondition": {"ref": "There"}},
         shell("Load", input=[{"ref": "File"}, {"ref": "Folder"}],
               precondition=[{"ref": "Key"}, {"ref": "Prefix"}, {"ref": "Table"}, {"ref": "Rows"}, {"ref": "Script"}]),
     )

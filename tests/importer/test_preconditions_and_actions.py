@@ -181,9 +181,10 @@ def test_a_shell_precondition_of_an_emr_activity_is_unsupported_with_its_reason(
 
 def test_many_activities_sharing_preconditions_and_alarms_import_in_linear_time() -> None:
     def objects(count: int) -> list[dict[str, Any]]:
-        shared = [TELL, {"id": "Key", "type": "S3KeyExists", "s3Key": "s3://b-1/k", "onFail": {"ref": "Tell"}},
-                  {"id": "Raw", "type": "S3DataNode", "filePath": "s3://b-1/k", "precondition": {"ref": "Key"},
-                   "onFail": {"ref": "Tell"}}]
+        shared: list[dict[str, Any]] = [
+            TELL, {"id": "Key", "type": "S3KeyExists", "s3Key": "s3://b-1/k", "onFail": {"ref": "Tell"}},
+            {"id": "Raw", "type": "S3DataNode", "filePath": "s3://b-1/k", "precondition": {"ref": "Key"},
+             "onFail": {"ref": "Tell"}}]
         return shared + [shell(f"A{i}", input={"ref": "Raw"}, onFail={"ref": "Tell"}, failureAndRerunMode="cascade",
                                lateAfterTimeout="1 hour", onLateAction={"ref": "Tell"}) for i in range(count)]
 

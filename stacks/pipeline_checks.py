@@ -204,7 +204,7 @@ def _check(wf: PipelineWorkflow, precondition: Precondition, activity: Activity,
     key = _key(where)
     name = wf._name(f"Check_{where}")
     answer = f"{counter}.answer"
-    region, account, partition = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION
+    partition = cdk.Aws.PARTITION
     check: sfn.TaskStateBase
     holds: sfn.Condition | None = None
     if precondition.kind == S3_KEY:
@@ -221,7 +221,7 @@ def _check(wf: PipelineWorkflow, precondition: Precondition, activity: Activity,
             result_selector={"keys.$": "$.KeyCount"}, result_path=answer)
         holds = sfn.Condition.number_greater_than(f"{answer}.keys", 0)
     elif precondition.kind in (TABLE, TABLE_DATA):
-        table_arn = f"arn:{partition}:dynamodb:{region}:{account}:table/{precondition.table}"
+        table_arn = cdk.Stack.of(wf).format_arn(service="dynamodb", resource="table", resource_name=precondition.table)
         if precondition.kind == TABLE:
             check = tasks.CallAwsService(
                 wf, f"Check{key}", state_name=name, service="dynamodb", action="describeTable",

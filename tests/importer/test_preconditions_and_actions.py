@@ -199,3 +199,18 @@ def test_many_activities_sharing_preconditions_and_alarms_import_in_linear_time(
 
     small, large = seconds(250), seconds(1000)
     assert large / small < 8, (small, large)  # four times the objects: linear about 4x, quadratic 16x
+
+
+def test_actions_and_lateness_that_are_not_applied_are_reported() -> None:
+    plan = plan_of(
+        TELL,
+        {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR", "onFail": {"ref": "Tell"}},
+        {"id": "Raw", "type": "S3DataNode", "filePath": "s3://b-1/k", "lateAfterTimeout": "1 hour",
+         "onLateAction": {"ref": "Tell"}},
+        {"id": "Job", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "true",
+         "input": {"ref": "Raw"}},
+    )
+    assert plan.deployable, errors(plan)
+    reasons = {o.id: o.reason for o in plan.objects}
+    assert "lateAfterTimeout/onLateAction of a data node is not applied" in reasons["Raw"]
+    assert "onFail/onSuccess of an Ec2Resource are not applied" in reasons["Host"]

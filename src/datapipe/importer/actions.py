@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from datapipe.importer import schema
 from datapipe.importer.expressions import Text
 from datapipe.importer.laxjson import printable
-from datapipe.importer.model import PipelineObject
+from datapipe.importer.model import DEFAULT_ID, PipelineObject
 from datapipe.importer.reader import Problem
 
 if TYPE_CHECKING:
@@ -111,6 +112,21 @@ def progress_and_reruns(planner: _Planner, obj: PipelineObject, activity: Activi
     if mode is not None and mode.lower() not in (CASCADE, "none"):
         planner.problems.append(Problem(obj.id, "failureAndRerunMode", f"must be CASCADE or NONE, got "
                                         f"{printable(mode)[:40]!r}"))
+
+
+def finish(planner: _Planner, activities: dict[str, Activity]) -> None:
+    """Once every activity is planned: CASCADE consumers, and a note on each action or lateness not applied."""
+    cascade(planner, activities)
+    for obj in planner.pipeline.objects.values():
+        if obj.kind in (schema.ACTIVITY, schema.DEFAULT) or obj.id == DEFAULT_ID:
+            continue
+        if obj.kind in (schema.DATA_NODE, schema.PRECONDITION, schema.RESOURCE) and (
+                obj.fields.get("lateAfterTimeout") or obj.fields.get(ON_LATE)):
+            planner.note(obj.id, f"lateAfterTimeout/onLateAction of a {obj.kind} is not applied: the lateness of the "
+                         "activity that uses it is watched; set them there")
+        if obj.type == "Ec2Resource" and (obj.fields.get(ON_FAIL) or obj.fields.get(ON_SUCCESS)):
+            planner.note(obj.id, "onFail/onSuccess of an Ec2Resource are not applied: it is the Batch queue, "
+                         "which neither fails nor ends; the activities' own onFail/onSuccess fire")
 
 
 def cascade(planner: _Planner, activities: dict[str, Activity]) -> None:

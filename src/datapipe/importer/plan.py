@@ -28,7 +28,7 @@ from datapipe.importer.actions import (
     Action,
     Lateness,
     actions,
-    cascade,
+    finish,
     lateness,
     progress_and_reruns,
 )
@@ -382,7 +382,7 @@ class _Planner:
                 activities[obj.id] = activity
         self.plan.clusters = list(clusters.values())
         self.plan.stages = self.stages(activities)
-        cascade(self, activities)
+        finish(self, activities)
         self.plan.schedule = self.schedule()
         self.plan.runtime_parameters = sorted(self.evaluator.runtime_parameters)
         declared = {name: pipeline.parameters[name].allowed_values for name in self.plan.runtime_parameters}

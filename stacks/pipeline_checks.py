@@ -54,9 +54,7 @@ def activity_chain(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChai
 def failed(wf: PipelineWorkflow, object_id: str, on_error: sfn.IChainable | None, cascade: list[str]) -> sfn.IChainable:
     """Where a failure of `object_id` ends: the cleanup, or a `Fail` with the error and cause found in `$.error`
     (a task's own error from its Catch, or what a precondition or Terminate put there)."""
-    end: sfn.IChainable = on_error or sfn.Fail(
-        wf, f"Failed{_key(object_id)}", state_name=wf._name(f"{object_id}_Failed"),
-        error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause")
+    end: sfn.IChainable = on_error or _fail_with_error(wf, object_id)
     if not cascade or on_error is not None:  # the cluster cleanup ends in a Fail of its own, which says it
         return end
     shown = ", ".join(cascade[:20]) + (f" and {len(cascade) - 20} more" if len(cascade) > 20 else "")
@@ -65,6 +63,19 @@ def failed(wf: PipelineWorkflow, object_id: str, on_error: sfn.IChainable | None
                     parameters={"Error.$": f"{ERROR_PATH}.Error",
                                 "Cause.$": f"States.Format('{{}}{_escape(note)}', {ERROR_PATH}.Cause)"},
                     result_path=ERROR_PATH).next(end)
+
+
+def _fail_with_error(wf: PipelineWorkflow, object_id: str) -> sfn.Choice:
+    """Fail with `$.error`: its own name when custom; `ActivityFailed` for a `States.` error (a Fail state may not
+    raise those), its cause kept."""
+    key = _key(object_id)
+    cause = f"{ERROR_PATH}.Cause"
+    return (sfn.Choice(wf, f"Failed{key}", state_name=wf._name(f"{object_id}_Failed"))
+            .when(sfn.Condition.string_matches(f"{ERROR_PATH}.Error", "States.*"), sfn.Fail(
+                wf, f"FailedInTask{key}", state_name=wf._name(f"{object_id}_Failed_In_Its_Task"),
+                error="ActivityFailed", cause_path=cause))
+            .otherwise(sfn.Fail(wf, f"FailedWithError{key}", state_name=wf._name(f"{object_id}_Failed_With_Error"),
+                                error_path=f"{ERROR_PATH}.Error", cause_path=cause)))
 
 
 def failure_actions(wf: PipelineWorkflow, actions: list[Action], object_id: str, when: str,
@@ -101,7 +112,7 @@ def notify(wf: PipelineWorkflow, actions: list[Action], object_id: str, when: st
 
 def _gated_work(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChainable | None) -> sfn.Chain:
     failure: sfn.IChainable | None = on_error
-    if activity.on_fail or activity.cascade_failed:
+    if activity.on_fail:  # without it, no Catch: a redrive resumes at the failed task, then runs its consumers
         failure = failure_actions(wf, activity.on_fail, activity.id, "on_fail",
                                   failed(wf, activity.id, on_error, activity.cascade_failed))
     work = wf._work(activity)

@@ -8,7 +8,9 @@ reads them back. Wait states run at 1/20 of their time: a retryDelay or lateAfte
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ APP_NAMING = Naming()  # the app's Batch queue runs the jobs
 BUCKET = "precond-landing"
 TABLE, EMPTY_TABLE = "precond-orders", "precond-empty"
 TOPIC = "precond-alarms"
+CASCADE_MARKER = f"/tmp/datapipe-e2e-cascade-{uuid.uuid4().hex}"  # Batch jobs run as local processes here
 
 
 def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
@@ -64,6 +67,13 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
             "late",
             {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/_SUCCESS", **waiting},
             precondition={"ref": "Late"}, lateAfterTimeout="1 minutes", onLateAction={"ref": "Tell"}),
+        "cascade": {"objects": [
+            {"id": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Extract", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"},
+             "command": f"test -f {CASCADE_MARKER}"},
+            {"id": "Publish", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo published",
+             "dependsOn": {"ref": "Extract"}}]},
         "terminated": pipeline(
             "terminated",
             {"id": "Stop", "type": "Terminate"},
@@ -212,3 +222,27 @@ def test_terminate_on_a_late_activity_ends_the_run(
     assert "Run_Load" not in states_entered(sfn, execution)
     assert received(emulator.client("sqs"), alarms[1], "terminated:")["body"] == "terminated: Load of 2026-11-21"
 
+
+
+def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, workflows: dict[str, str]) -> None:
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["cascade"], {})
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and "Run_Publish" not in states_entered(sfn, execution)
+    with open(CASCADE_MARKER, "w"):
+        pass
+    try:
+        rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond", "--json"])
+        assert rerun.exit_code == 0, rerun.output
+        assert json.loads(rerun.output)["action"] == "redriven"
+        result = ended_execution(sfn, execution, timeout=60)
+        assert result["status"] == "SUCCEEDED", result.get("cause")
+        # The redrive resumed at the failed activity and ran its cascade-failed consumer.
+        assert states_entered(sfn, execution).count("Run_Extract") == 2
+        assert states_entered(sfn, execution).count("Run_Publish") == 1
+    finally:
+        os.remove(CASCADE_MARKER)

@@ -135,6 +135,8 @@ def test_lateness_terminate_progress_and_cascade_are_planned() -> None:
     assert load.heartbeat_seconds == 600
     assert load.cascade_failed == ["Publish"]  # its direct consumers; Publish is in mode NONE
     assert {a.id: a.cascade_failed for a in plan.activities} == {"Load": ["Publish"], "Publish": [], "Audit": []}
+    target = next(o.target for o in plan.objects if o.id == "Load")
+    assert target.endswith("; when it fails, cascade-failed (not run): Publish")
 
 
 def test_report_progress_timeout_off_a_worker_group_is_a_note() -> None:

@@ -142,7 +142,13 @@ def test_every_loop_is_bounded_and_gives_up_naming_the_precondition(checks: dict
         assert failed["ResultPath"] == "$.error" and failed["Result"]["Error"] == "PreconditionFailed"
         assert failed["Result"]["Cause"].startswith(f"precondition {where.split('_')[0]} ")
     # The activity's Fail reports what $.error holds: the task's own error, or the precondition's.
-    assert checks["Publish_Failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    # A Fail state may not raise a `States.` error: a task's such error becomes ActivityFailed, its cause kept.
+    assert checks["Publish_Failed"]["Choices"] == [{"Variable": "$.error.Error", "StringMatches": "States.*",
+                                                    "Next": "Publish_Failed_In_Its_Task"}]
+    assert checks["Publish_Failed_In_Its_Task"] == {"Type": "Fail", "Error": "ActivityFailed",
+                                                    "CausePath": "$.error.Cause"}
+    assert checks["Publish_Failed_With_Error"] == {"Type": "Fail", "ErrorPath": "$.error.Error",
+                                                   "CausePath": "$.error.Cause"}
 
 
 def test_alarms_fire_for_preconditions_and_data_nodes(checks: dict[str, Any]) -> None:

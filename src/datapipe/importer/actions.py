@@ -138,5 +138,7 @@ def cascade(planner: _Planner, activities: dict[str, Activity]) -> None:
             consumers.setdefault(dependency, []).append(activity_id)
     for activity_id, activity in activities.items():
         mode = (planner.pipeline.objects[activity_id].text("failureAndRerunMode") or "").lower()
-        if mode == CASCADE:
-            activity.cascade_failed = consumers.get(activity_id, [])
+        if mode == CASCADE and consumers.get(activity_id):
+            activity.cascade_failed = consumers[activity_id]
+            shown = ", ".join(activity.cascade_failed[:20]) + (" ..." if len(activity.cascade_failed) > 20 else "")
+            planner.targets[activity_id] += f"; when it fails, cascade-failed (not run): {shown}"

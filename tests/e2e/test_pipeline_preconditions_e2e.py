@@ -139,6 +139,40 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
 
 
 RUN_TIME = "2026-11-21T06:00:00Z"
+STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "late", "terminated")
+
+
+@pytest.fixture(scope="module")
+def runs(emulator: Any, workflows: dict[str, str]) -> dict[str, tuple[str, float]]:
+    """One run of each pipeline, all started at once (their waits overlap): name -> (execution ARN, start time)."""
+    sfn = emulator.client("stepfunctions")
+    return {name: (start_execution(sfn, workflows[name], {"scheduledStartTime": RUN_TIME}), time.monotonic())
+            for name in STARTED_TOGETHER}
+
+
+class Inbox:
+    """The alarms read from the queue so far: several runs publish at once, so none is dropped unread."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self.sqs, self.queue_url, self.bodies = sqs, queue_url, list[str]()
+
+    def wait(self, prefix: str, timeout: float = 20.0) -> str:
+        """The first alarm whose message starts with `prefix`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = next((body for body in self.bodies if body.startswith(prefix)), None)
+            if found is not None:
+                return found
+            for message in self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                    WaitTimeSeconds=1).get("Messages", []):
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self.bodies.append(message["Body"])
+        raise AssertionError(f"no alarm starting with {prefix!r} within {timeout} s (got {self.bodies})")
+
+
+@pytest.fixture(scope="module")
+def inbox(emulator: Any, alarms: tuple[str, str]) -> Inbox:
+    return Inbox(emulator.client("sqs"), alarms[1])
 
 
 def states_entered(sfn: Any, execution: str) -> list[str]:
@@ -146,22 +180,10 @@ def states_entered(sfn: Any, execution: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
-def received(sqs: Any, queue_url: str, wanted: str, timeout: float = 20.0) -> dict[str, Any]:
-    """The first alarm on the queue whose subject is `wanted` (others are dropped)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                           MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", []):
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            body = message["Body"]
-            if wanted in body:
-                return {"body": body}
-    raise AssertionError(f"no alarm about {wanted} within {timeout} s")
-
-
-def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, workflows: dict[str, str]) -> None:
+def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs: dict[str, tuple[str, float]]
+                                                             ) -> None:
     sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
-    execution = start_execution(sfn, workflows["wait-for-key"], {"scheduledStartTime": RUN_TIME})
+    execution, _ = runs["wait-for-key"]
     wait_for("a check that finds no key and waits",
              lambda: "Wait_Before_Checking_Ready_Load" in states_entered(sfn, execution), timeout=20)
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
@@ -172,36 +194,34 @@ def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, work
 
 
 def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
-    emulator: Any, workflows: dict[str, str], alarms: tuple[str, str]
+    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution = start_execution(sfn, workflows["never-there"], {"scheduledStartTime": RUN_TIME})
+    execution, _ = runs["never-there"]
     result = ended_execution(sfn, execution, timeout=60)
     assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
     assert "precondition Parts" in result["cause"] and f"s3://{BUCKET}/never/" in result["cause"]
     assert "2 checks" in result["cause"]  # maximumRetries 1: the first check and one retry
     assert "Run_Load" not in states_entered(sfn, execution)
     # The precondition's onFail, with the expressions evaluated for the activity it gates.
-    assert received(emulator.client("sqs"), alarms[1], "never-there:")["body"] == "never-there: Load of 2026-11-21"
+    assert inbox.wait("never-there:") == "never-there: Load of 2026-11-21"
 
 
-def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, workflows: dict[str, str]) -> None:
+def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dict[str, tuple[str, float]]) -> None:
     sfn = emulator.client("stepfunctions")
-    full = start_execution(sfn, workflows["tables"], {"scheduledStartTime": RUN_TIME})
-    empty = start_execution(sfn, workflows["empty-table"], {"scheduledStartTime": RUN_TIME})
-    result = ended_execution(sfn, full, timeout=60)
+    result = ended_execution(sfn, runs["tables"][0], timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
-    result = ended_execution(sfn, empty, timeout=60)
+    result = ended_execution(sfn, runs["empty-table"][0], timeout=60)
     assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
     assert f"DynamoDB table {EMPTY_TABLE}" in result["cause"]
 
 
 def test_a_late_activity_alarms_while_its_run_goes_on(
-    emulator: Any, workflows: dict[str, str], alarms: tuple[str, str]
+    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
 ) -> None:
     sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
-    execution = start_execution(sfn, workflows["late"], {"scheduledStartTime": RUN_TIME})
-    assert received(emulator.client("sqs"), alarms[1], "late:")["body"] == "late: Load of 2026-11-21"
+    execution, _ = runs["late"]
+    assert inbox.wait("late:") == "late: Load of 2026-11-21"
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
     s3.put_object(Bucket=BUCKET, Key="late/_SUCCESS", Body=b"")
     result = ended_execution(sfn, execution, timeout=60)
@@ -210,18 +230,17 @@ def test_a_late_activity_alarms_while_its_run_goes_on(
 
 
 def test_terminate_on_a_late_activity_ends_the_run(
-    emulator: Any, workflows: dict[str, str], alarms: tuple[str, str]
+    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    started = time.monotonic()
-    execution = start_execution(sfn, workflows["terminated"], {"scheduledStartTime": RUN_TIME})
+    execution, started = runs["terminated"]
     result = ended_execution(sfn, execution, timeout=60)
+    ended = time.monotonic()
     assert result["status"] == "FAILED" and result["error"] == "Terminated", result
     assert "terminated by Stop" in result["cause"]
-    assert time.monotonic() - started < 25  # long before the precondition's own timeout (10 checks 3 s apart)
+    assert ended - started < 25  # long before the precondition's own timeout (10 checks 3 s apart)
     assert "Run_Load" not in states_entered(sfn, execution)
-    assert received(emulator.client("sqs"), alarms[1], "terminated:")["body"] == "terminated: Load of 2026-11-21"
-
+    assert inbox.wait("terminated:") == "terminated: Load of 2026-11-21"
 
 
 def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, workflows: dict[str, str]) -> None:

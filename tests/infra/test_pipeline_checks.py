@@ -1,14 +1,13 @@
 """The states that preconditions, actions, lateness, reportProgressTimeout and CASCADE become (pipeline_checks.py).
 
-Two definitions are built by the pipelines' construct in one stack, with cdk-nag (synthesis fails on a finding) and
-checked with cfn-lint; each test reads the synthesized state machine.
+Two definitions are built by the pipelines' construct in one stack, with cdk-nag (synthesis fails on a finding); each
+test reads the synthesized state machine. (cfn-lint and checkov, run by hand on this template, report nothing: they
+are left out of the suite for their time.)
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[st
     from cdk_nag import AwsSolutionsChecks
 
     from datapipe.importer import import_file
+    from stacks.common import encrypt_log_groups
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import PipelineEmrRoles, PipelineWorkflow, emr_buckets
 
@@ -78,6 +78,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[st
                          worker_groups=WorkerGroupSettings(),
                          log_bucket=s3.Bucket.from_bucket_name(stack, f"Logs-{name}", "logs"),
                          job_queue_arn=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/q", job_definition_arn="jobs")
+    encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.DESTROY)  # as app.py does for every stack
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()  # cdk-nag clean, or this raises
     return folder / "out" / "Checks.template.json"
@@ -218,8 +219,3 @@ def test_each_check_may_read_only_what_it_names(template: Path) -> None:
     assert "*" not in text(by_action["dynamodb:DescribeTable"] + by_action["dynamodb:Scan"])
     assert by_action["sns:Publish"] and all(r == TOPIC for r in by_action["sns:Publish"])
 
-
-def test_cfn_lint_is_clean_on_the_checks(template: Path) -> None:
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), "--format", "parseable", str(template)], capture_output=True, text=True)
-    assert result.returncode in (0, 8), result.stdout + result.stderr

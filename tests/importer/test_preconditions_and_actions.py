@@ -209,10 +209,12 @@ def test_actions_and_lateness_that_are_not_applied_are_reported() -> None:
         {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR", "onFail": {"ref": "Tell"}},
         {"id": "Raw", "type": "S3DataNode", "filePath": "s3://b-1/k", "lateAfterTimeout": "1 hour",
          "onLateAction": {"ref": "Tell"}},
+        {"id": "Ready", "type": "S3KeyExists", "s3Key": "s3://b-1/k", "role": "R", "attemptTimeout": "1 hour"},
         {"id": "Job", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "true",
-         "input": {"ref": "Raw"}},
+         "input": {"ref": "Raw"}, "precondition": {"ref": "Ready"}},
     )
     assert plan.deployable, errors(plan)
     reasons = {o.id: o.reason for o in plan.objects}
     assert "lateAfterTimeout/onLateAction of a data node is not applied" in reasons["Raw"]
     assert "onFail/onSuccess of an Ec2Resource are not applied" in reasons["Host"]
+    assert "attemptTimeout is not applied" in reasons["Ready"] and "role is not assumed" in reasons["Ready"]

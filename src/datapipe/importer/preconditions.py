@@ -143,6 +143,13 @@ def _check(planner: _Planner, pre: PipelineObject, owner: PipelineObject, activi
         check.kind, check.shell = SHELL, shell
     else:
         return None
+    for unapplied in ("attemptTimeout", "reportProgressTimeout"):
+        if pre.fields.get(unapplied):
+            planner.note(pre.id, f"{unapplied} is not applied: each check is one call, bounded by "
+                         "preconditionTimeout, retryDelay and maximumRetries")
+    if pre.fields.get("role") and check.kind != SHELL:
+        planner.note(pre.id, "role is not assumed: the state machine's own role checks, allowed to read only what "
+                     "the check names")
     check.on_fail = actions(planner, pre, ON_FAIL, node=activity_obj)
     check.on_success = actions(planner, pre, ON_SUCCESS, node=activity_obj)
     if node is not None:

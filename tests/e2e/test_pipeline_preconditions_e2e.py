@@ -25,7 +25,9 @@ APP_NAMING = Naming()  # the app's Batch queue runs the jobs
 BUCKET = "precond-landing"
 TABLE, EMPTY_TABLE = "precond-orders", "precond-empty"
 TOPIC = "precond-alarms"
-CASCADE_MARKER = f"/tmp/datapipe-e2e-cascade-{uuid.uuid4().hex}"  # Batch jobs run as local processes here
+# Batch jobs run as local processes here: a file the test creates is what their commands test.
+CASCADE_MARKER = f"/tmp/datapipe-e2e-cascade-{uuid.uuid4().hex}"
+SHELL_MARKER = f"/tmp/datapipe-e2e-shell-check-{uuid.uuid4().hex}"
 
 
 def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
@@ -67,6 +69,10 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
             "late",
             {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/_SUCCESS", **waiting},
             precondition={"ref": "Late"}, lateAfterTimeout="1 minutes", onLateAction={"ref": "Tell"}),
+        "shell-check": pipeline(
+            "shell-check",
+            {"id": "Marked", "type": "ShellCommandPrecondition", "command": f"test -f {SHELL_MARKER}", **waiting},
+            precondition={"ref": "Marked"}),
         "cascade": {"objects": [
             {"id": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
             {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
@@ -139,7 +145,7 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
 
 
 RUN_TIME = "2026-11-21T06:00:00Z"
-STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "late", "terminated")
+STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "late", "terminated", "shell-check")
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +197,25 @@ def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs
     result = ended_execution(sfn, execution, timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     assert "Run_Load" in states_entered(sfn, execution)
+
+
+def test_a_shell_precondition_on_an_ec2_resource_is_a_batch_job_whose_exit_code_decides(
+    emulator: Any, runs: dict[str, tuple[str, float]]
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, _ = runs["shell-check"]
+    wait_for("a check whose command exits non-zero, and a wait",
+             lambda: "Wait_Before_Checking_Marked_Load" in states_entered(sfn, execution), timeout=20)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    with open(SHELL_MARKER, "w"):
+        pass
+    try:
+        result = ended_execution(sfn, execution, timeout=60)
+    finally:
+        os.remove(SHELL_MARKER)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    entered = states_entered(sfn, execution)
+    assert entered.count("Run_Marked_Load") >= 2 and "Run_Load" in entered
 
 
 def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(

@@ -58,7 +58,7 @@ def failed(wf: PipelineWorkflow, object_id: str, on_error: sfn.IChainable | None
     if not cascade or on_error is not None:  # the cluster cleanup ends in a Fail of its own, which says it
         return end
     shown = ", ".join(cascade[:20]) + (f" and {len(cascade) - 20} more" if len(cascade) > 20 else "")
-    note = f" (failureAndRerunMode CASCADE: cascade-failed, not run: {shown}; a rerun runs them again)"
+    note = f" (failureAndRerunMode CASCADE: cascade-failed, not run: {shown}; datapipe rerun --from-start runs them)"
     return sfn.Pass(wf, f"Cascade{_key(object_id)}", state_name=wf._name(f"Cascade_Failed_After_{object_id}"),
                     parameters={"Error.$": f"{ERROR_PATH}.Error",
                                 "Cause.$": f"States.Format('{{}}{_escape(note)}', {ERROR_PATH}.Cause)"},
@@ -125,17 +125,22 @@ def _gated_work(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChainab
         if failure is not None:
             task.add_catch(failure, result_path=ERROR_PATH)
     chain: sfn.Chain | None = None
-    give_up_end = (failure or failed(wf, activity.id, None, [])) if activity.preconditions else None
+    give_up_end: sfn.IChainable | None = None
+    if activity.preconditions:  # a precondition that gives up is a failure of the activity
+        give_up_end = failure or failed(wf, activity.id, None, [])
+    last_of_owner = {p.owner: index for index, p in enumerate(activity.preconditions)}
     for index, precondition in enumerate(activity.preconditions):
-        give_up = failure_actions(wf, precondition.owner_on_fail, precondition.owner, f"on_fail_{activity.id}",
-                                  typing.cast(sfn.IChainable, give_up_end)) if precondition.owner != activity.id \
-            else typing.cast(sfn.IChainable, give_up_end)
-        give_up = failure_actions(wf, precondition.on_fail, precondition.id, f"on_fail_{activity.id}", give_up)
+        assert give_up_end is not None
+        give_up = give_up_end
+        when = f"on_fail_{activity.id}"
+        if precondition.owner != activity.id:  # a data node's precondition: the data node fails too
+            give_up = failure_actions(wf, precondition.owner_on_fail, precondition.owner, when, give_up)
+        give_up = failure_actions(wf, precondition.on_fail, precondition.id, when, give_up)
         loop = _check_loop(wf, precondition, activity, give_up)
         chain = loop if chain is None else chain.next(loop)
         for actions, object_id in ((precondition.on_success, precondition.id),
-                                   (precondition.owner_on_success if _last_of_owner(activity, index) else [],
-                                    precondition.owner)):
+                                   (precondition.owner_on_success if precondition.owner != activity.id
+                                    and last_of_owner[precondition.owner] == index else [], precondition.owner)):
             alarms = notify(wf, actions, object_id, f"on_success_{activity.id}")
             if alarms is not None:
                 chain = chain.next(alarms)
@@ -144,12 +149,6 @@ def _gated_work(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChainab
     alarms = notify(wf, activity.on_success, activity.id, "on_success")
     assert chain is not None
     return chain if alarms is None else chain.next(alarms)
-
-
-def _last_of_owner(activity: Activity, index: int) -> bool:
-    """Whether the check at `index` is the last one of its data node (whose onSuccess then fires)."""
-    owner = activity.preconditions[index].owner
-    return owner != activity.id and all(p.owner != owner for p in activity.preconditions[index + 1:])
 
 
 def _watched(wf: PipelineWorkflow, activity: Activity, part: sfn.Chain, on_error: sfn.IChainable | None

@@ -136,7 +136,8 @@ def test_lateness_terminate_progress_and_cascade_are_planned() -> None:
     assert load.cascade_failed == ["Publish"]  # its direct consumers; Publish is in mode NONE
     assert {a.id: a.cascade_failed for a in plan.activities} == {"Load": ["Publish"], "Publish": [], "Audit": []}
     target = next(o.target for o in plan.objects if o.id == "Load")
-    assert target.endswith("; when it fails, cascade-failed (not run): Publish")
+    assert target.endswith("; when it fails, cascade-failed (not run): Publish; watched: late 7200 s after it starts "
+                           "(Tell, Stop); heartbeat every 600 s at most")
 
 
 def test_report_progress_timeout_off_a_worker_group_is_a_note() -> None:

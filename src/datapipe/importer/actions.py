@@ -115,8 +115,15 @@ def progress_and_reruns(planner: _Planner, obj: PipelineObject, activity: Activi
 
 
 def finish(planner: _Planner, activities: dict[str, Activity]) -> None:
-    """Once every activity is planned: CASCADE consumers, and a note on each action or lateness not applied."""
+    """Once every activity is planned: CASCADE consumers, lateness and heartbeat in the report, and a note on each
+    action or lateness not applied."""
     cascade(planner, activities)
+    for activity_id, activity in activities.items():
+        if activity.late is not None:
+            names = ", ".join(a.id for a in activity.late.actions)
+            planner.targets[activity_id] += f"; watched: late {activity.late.after_seconds} s after it starts ({names})"
+        if activity.heartbeat_seconds:
+            planner.targets[activity_id] += f"; heartbeat every {activity.heartbeat_seconds} s at most"
     for obj in planner.pipeline.objects.values():
         if obj.kind in (schema.ACTIVITY, schema.DEFAULT) or obj.id == DEFAULT_ID:
             continue

@@ -36,7 +36,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -51,13 +50,14 @@ from datapipe.importer.plan import (
     BATCH_JOB,
     EMR_STEPS,
     Activity,
-    Alarm,
     Cluster,
     EmrConfiguration,
     Plan,
+    Shell,
 )
-from datapipe.importer.plan import Precondition as PreconditionPlan
+from datapipe.importer.preconditions import S3_KEY
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
+from datapipe.taskrunner.contract import SHELL_COMMAND_ACTIVITY
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -75,6 +75,7 @@ from stacks.common import (
 )
 from stacks.config import PipelineSettings, SettingsError, WorkerGroupSettings
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
+from stacks.pipeline_checks import activity_chain, failure_actions, notify, state_key
 from stacks.run_values import PipelineRunValues, run_values_state, run_values_wildcards
 from stacks.worker_groups import shell_command_task
 
@@ -85,9 +86,7 @@ EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
 DEFINITION_SUFFIXES = (".json",)
 
 
-def _key(text: str) -> str:
-    """An id as a JSONPath key and a state-name fragment."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+_key = state_key
 
 
 def shell_script(arguments: int, inputs: int, outputs: int, *, stage: bool, script: bool) -> str:
@@ -317,8 +316,9 @@ class PipelineWorkflow(Construct):
         stages = self._stages(on_error=cleanup)
         creates: list[sfn.TaskStateBase] = [self._create_cluster(c) for c in self.plan.clusters]
         for index, create in enumerate(creates):
-            created_before = self.plan.clusters[:index]
-            create.add_catch(self._cleanup(created_before, failed, f"after_create_{index}"),
+            cluster = self.plan.clusters[index]
+            cleanup_before = self._cleanup(self.plan.clusters[:index], failed, f"after_create_{index}")
+            create.add_catch(failure_actions(self, cluster.on_fail, cluster.id, "on_fail", cleanup_before),
                              result_path="$.error")
         chain = sfn.Chain.start(creates[0])
         for create in creates[1:]:
@@ -326,6 +326,9 @@ class PipelineWorkflow(Construct):
         chain = chain.next(stages)
         for cluster in self.plan.clusters:
             chain = chain.next(self._terminate(cluster, "end"))
+            alarms = notify(self, cluster.on_success, cluster.id, "on_success")  # terminated at the end of a good run
+            if alarms is not None:
+                chain = chain.next(alarms)
         return chain.next(succeed)
 
     def _stages(self, on_error: sfn.IChainable | None) -> sfn.Chain:
@@ -473,33 +476,8 @@ class PipelineWorkflow(Construct):
     # -- activities ---------------------------------------------------------------------------------------------------
 
     def _activity(self, activity: Activity, on_error: sfn.IChainable | None) -> sfn.IChainable:
-        """Preconditions, the work, and the activity's alarms, as one chain; a failure goes on to `on_error`."""
-        failure: sfn.IChainable | None = on_error
-        if activity.on_fail:
-            after: sfn.IChainable = on_error or sfn.Fail(
-                self, f"Failed{_key(activity.id)}", state_name=self._name(f"{activity.id}_Failed"),
-                error="ActivityFailed", cause=f"activity {activity.id} failed")
-            failure = self._alarms(activity.on_fail, activity.id, "on_fail").next(after)
-        work = self._work(activity)
-        for task in work:
-            if not isinstance(task, sfn.TaskStateBase):
-                continue
-            if activity.retries:
-                task.add_retry(errors=["States.ALL"], max_attempts=activity.retries, backoff_rate=1,
-                               interval=cdk.Duration.seconds(max(1, activity.retry_delay_seconds)))
-            if failure is not None:
-                task.add_catch(failure, result_path="$.error")
-        chain: sfn.Chain | None = None
-        for precondition in activity.preconditions:
-            loop_start, satisfied = self._precondition(precondition, activity, failure)
-            chain = sfn.Chain.start(loop_start) if chain is None else chain.next(loop_start)
-            chain = sfn.Chain.custom(chain.start_state, [typing.cast(sfn.INextable, satisfied)], satisfied)
-        for task in work:
-            chain = sfn.Chain.start(task) if chain is None else chain.next(task)
-        if activity.on_success:
-            chain = chain.next(self._alarms(activity.on_success, activity.id, "on_success"))  # type: ignore[union-attr]
-        assert chain is not None
-        return chain
+        """Preconditions, the work, and the activity's actions, as one chain; a failure goes on to `on_error`."""
+        return activity_chain(self, activity, on_error)
 
     def _work(self, activity: Activity) -> list[Any]:
         # terminateAfter of the resource bounds each of its tasks; attemptTimeout, when shorter, bounds it more.
@@ -531,8 +509,13 @@ class PipelineWorkflow(Construct):
         return steps
 
     def _activity_task(self, activity: Activity, timeout: int | None) -> Any:
-        shell = activity.shell
-        assert shell is not None and activity.worker_group is not None
+        assert activity.shell is not None
+        return self._worker_task(activity, self._name(activity.id), activity.shell, timeout=timeout)
+
+    def _worker_task(self, activity: Activity, name: str, shell: Shell, *, timeout: int | None = None,
+                     task_type: str = SHELL_COMMAND_ACTIVITY) -> Any:
+        """A task for the activity's worker group running `shell` (the activity's own, or one of its checks)."""
+        assert activity.worker_group is not None
         fields: dict[str, Any] = {
             "scriptArgument": self.render_list(shell.arguments),
             "stage": shell.stage,
@@ -548,15 +531,18 @@ class PipelineWorkflow(Construct):
         if shell.secrets:  # references only: the runner reads each value with its own credentials
             fields["secrets"] = dict(shell.secrets)
         worker_activity = sfn.Activity.from_activity_arn(
-            self, f"WorkerGroup{_key(activity.id)}",
+            self, f"WorkerGroup{_key(name)}",
             self._naming.activity_arn(activity.worker_group, account=self._stack.account, region=self._stack.region,
                                       partition=self._stack.partition),
         )
         settings = self._worker_groups
+        if activity.heartbeat_seconds and task_type == SHELL_COMMAND_ACTIVITY:  # reportProgressTimeout
+            settings = dataclasses.replace(settings, heartbeat_seconds=activity.heartbeat_seconds, task_timeout_seconds=
+                                           max(settings.task_timeout_seconds, activity.heartbeat_seconds + 1))
         if timeout:  # attemptTimeout bounds each attempt; the heartbeat must stay shorter than it
             settings = dataclasses.replace(settings, task_timeout_seconds=max(timeout, settings.heartbeat_seconds + 1))
-        return shell_command_task(self._activity_scope, self._name(activity.id), activity=worker_activity,
-                                  settings=settings, shell=fields)
+        return shell_command_task(self._activity_scope, name, activity=worker_activity, settings=settings,
+                                  shell=fields, task_type=task_type)
 
     def _batch_job(self, activity: Activity, task_timeout: sfn.Timeout | None) -> Any:
         shell = activity.shell
@@ -583,54 +569,6 @@ class PipelineWorkflow(Construct):
             result_path=sfn.JsonPath.DISCARD,
             task_timeout=task_timeout,
         )
-
-    def _precondition(
-        self, precondition: PreconditionPlan, activity: Activity, failure: sfn.IChainable | None
-    ) -> tuple[sfn.State, sfn.State]:
-        """A bounded loop: head the object; if absent, count, wait and try again, at most `max_checks` times."""
-        where = f"{precondition.id}_{activity.id}"
-        counter = f"$.checks.{_key(where)}"
-        start = sfn.Pass(self, f"Init{_key(where)}", state_name=self._name(f"Start_Checking_{where}"),
-                         result=sfn.Result.from_object({"count": 0}), result_path=counter)
-        check = tasks.CallAwsService(
-            self, f"Check{_key(where)}", state_name=self._name(f"Check_{where}"),
-            service="s3", action="headObject", iam_action="s3:GetObject",
-            iam_resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{precondition.bucket}/*"],
-            parameters={"Bucket": precondition.bucket, "Key": self.render(precondition.key)},
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        count = sfn.Pass(self, f"Count{_key(where)}", state_name=self._name(f"Count_Check_{where}"),
-                         parameters={"count.$": f"States.MathAdd({counter}.count, 1)"}, result_path=counter)
-        wait = sfn.Wait(self, f"Wait{_key(where)}", state_name=self._name(f"Wait_Before_Checking_{where}"),
-                        time=sfn.WaitTime.duration(cdk.Duration.seconds(precondition.interval_seconds)))
-        give_up: sfn.IChainable = failure or sfn.Fail(
-            self, f"NotMet{_key(where)}", state_name=self._name(f"Precondition_Not_Met_{where}"),
-            error="PreconditionNotMet",
-            cause=f"s3://{precondition.bucket}/{precondition.key.describe()} did not appear after "
-            f"{precondition.max_checks} checks",
-        )
-        again = sfn.Choice(self, f"Again{_key(where)}", state_name=self._name(f"Check_Again_{where}"))
-        again.when(sfn.Condition.number_less_than(f"{counter}.count", precondition.max_checks), wait)
-        again.otherwise(give_up)
-        check.add_catch(count, errors=["States.ALL"], result_path="$.checkError")
-        start.next(check)
-        count.next(again)
-        wait.next(check)
-        return start, check
-
-    def _alarms(self, alarms: list[Alarm], activity_id: str, when: str) -> sfn.Chain:
-        chain: sfn.Chain | None = None
-        for alarm in alarms:
-            topic = sns.Topic.from_topic_arn(self, f"Topic{_key(alarm.id)}{_key(activity_id)}{when}", alarm.topic_arn)
-            publish = tasks.SnsPublish(
-                self, f"Publish{_key(alarm.id)}{_key(activity_id)}{when}",
-                state_name=self._name(f"Notify_{alarm.id}_{activity_id}_{when}"),
-                topic=topic, subject=self.render(alarm.subject),
-                message=sfn.TaskInput.from_text(self.render(alarm.message)), result_path=sfn.JsonPath.DISCARD,
-            )
-            chain = sfn.Chain.start(publish) if chain is None else chain.next(publish)
-        assert chain is not None
-        return chain
 
     # -- schedule and findings ----------------------------------------------------------------------------------------
 
@@ -677,7 +615,7 @@ class PipelineWorkflow(Construct):
             findings[nag_arn(self, "batch", "job-definition/*")] = (
                 "Batch submitJob names the job definition by name; its revision is chosen when the job is submitted"
             )
-        for bucket in sorted({p.bucket for a in self.plan.activities for p in a.preconditions}):
+        for bucket in sorted({p.bucket for a in self.plan.activities for p in a.preconditions if p.kind == S3_KEY}):
             findings[nag_bucket_arn(bucket) + "/*"] = (
                 "a precondition checks for a key, known at run time, under the bucket its definition names"
             )

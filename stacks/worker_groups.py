@@ -91,6 +91,7 @@ def shell_command_task(
     activity: sfn.IActivity,
     settings: WorkerGroupSettings,
     shell: Mapping[str, Any],
+    task_type: str = SHELL_COMMAND_ACTIVITY,
 ) -> tasks.StepFunctionsInvokeActivity:
     """A Task state that sends one ShellCommandActivity to a worker group's activity.
 
@@ -98,8 +99,10 @@ def shell_command_task(
     `environment`, `secrets`). `command`, `scriptUri` and `secrets` must be literal: what a task runs is fixed by the
     definition. The values of `environment` and `scriptArgument` (and the staged folders) may be JsonPath expressions:
     they reach the command as data. The bookkeeping fields the runner needs to lay out its logs are added here,
-    from the context object, so that every producer of tasks sends the same contract. `construct_id` is also the
-    state name, the task's `activityId` and where the result goes (`$.<construct_id>`): letters, digits and `_`.
+    from the context object, so that every producer of tasks sends the same contract. `task_type` is the contract's
+    `type`: ShellCommandActivity, or ShellCommandPrecondition (same fields; the runner answers with `holds`).
+    `construct_id` is also the state name, the task's `activityId` and where the result goes (`$.<construct_id>`):
+    letters, digits and `_`.
     """
     if re.fullmatch(r"[A-Za-z0-9_]{1,80}", construct_id) is None:
         raise ValueError(f"shell command task id {construct_id!r} must be 1-80 letters, digits or '_'")
@@ -109,7 +112,7 @@ def shell_command_task(
         construct_id,
         activity=activity,
         parameters={
-            "type": SHELL_COMMAND_ACTIVITY,
+            "type": task_type,
             "workflow": sfn.JsonPath.string_at("$$.StateMachine.Name"),
             "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
             "activityId": construct_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from datapipe.importer.actions import Alarm
 from datapipe.importer.expressions import RuntimePath, Text
 from datapipe.importer.model import build_model
 from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, EMR_STEPS, Plan, make_plan, parse_period, split_commas
@@ -83,7 +84,9 @@ def test_preconditions_alarms_and_schedules() -> None:
     [check] = load.preconditions
     assert (check.bucket, check.interval_seconds, check.max_checks) == ("in-bucket", 600, 6)
     assert check.key.parts[-1] == "/_SUCCESS" and RuntimePath("$.run.day") in check.key.parts
-    assert load.on_fail[0].message == Text.of("Load failed") and load.on_success[0].topic_arn.endswith(":t")
+    [on_fail], [on_success] = load.on_fail, load.on_success
+    assert isinstance(on_fail, Alarm) and isinstance(on_success, Alarm)
+    assert on_fail.message == Text.of("Load failed") and on_success.topic_arn.endswith(":t")
     assert plan.schedule is not None and plan.schedule.expression == "rate(2 hours)"
     assert plan.schedule.end is not None and plan.schedule.end.isoformat() == "2030-01-01T04:00:00"
 

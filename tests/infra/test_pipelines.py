@@ -235,7 +235,13 @@ def test_a_precondition_is_a_bounded_check_loop_that_alarms_when_it_gives_up(che
     assert again["Choices"][0]["NumericLessThan"] == 12  # 1 hour / 5 minutes
     assert again["Choices"][0]["Next"] == "Wait_Before_Checking_Ready_Load"
     assert states["Wait_Before_Checking_Ready_Load"]["Seconds"] == 300
-    assert again["Default"] == "Notify_Tell_Load_on_fail"  # giving up is a failure of the activity: the alarm goes
+    # giving up names the precondition in $.error, then it is a failure of the activity: the alarm goes
+    assert again["Default"] == "Precondition_Failed_Ready_Load"
+    assert states["Precondition_Failed_Ready_Load"]["Result"]["Error"] == "PreconditionFailed"
+    # Default's onFail reaches every object: the precondition's alarm, its data node's, then the activity's
+    assert states["Precondition_Failed_Ready_Load"]["Next"] == "Notify_Tell_Ready_on_fail_Load"
+    assert states["Notify_Tell_Ready_on_fail_Load"]["Next"] == "Notify_Tell_Raw_on_fail_Load"
+    assert states["Notify_Tell_Raw_on_fail_Load"]["Next"] == "Notify_Tell_Load_on_fail"
     notify = states["Notify_Tell_Load_on_fail"]
     assert notify["Resource"] == "arn:aws:states:::sns:publish" and notify["Next"] == "Load_Failed"
     assert notify["Parameters"]["Message.$"].startswith("States.Format(")

@@ -23,9 +23,20 @@ from datetime import datetime
 from typing import Any
 
 from datapipe.importer import schema
+from datapipe.importer.actions import (
+    ON_FAIL,
+    ON_SUCCESS,
+    Action,
+    Lateness,
+    actions,
+    finish,
+    lateness,
+    progress_and_reruns,
+)
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
+from datapipe.importer.preconditions import Precondition, preconditions
 from datapipe.importer.reader import Problem
 
 MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
@@ -47,23 +58,6 @@ class PlanOptions:
     default_instance_type: str = "m5.xlarge"
     precondition_interval_seconds: int = 60
     precondition_max_checks: int = 60
-
-
-@dataclass
-class Alarm:
-    id: str
-    topic_arn: str
-    subject: Text
-    message: Text
-
-
-@dataclass
-class Precondition:
-    id: str
-    bucket: str
-    key: Text
-    interval_seconds: int
-    max_checks: int
 
 
 @dataclass
@@ -117,8 +111,11 @@ class Activity:
     attempt_timeout_seconds: int | None = None
     resource_timeout_seconds: int | None = None
     preconditions: list[Precondition] = field(default_factory=list)
-    on_fail: list[Alarm] = field(default_factory=list)
-    on_success: list[Alarm] = field(default_factory=list)
+    on_fail: list[Action] = field(default_factory=list)
+    on_success: list[Action] = field(default_factory=list)
+    late: Lateness | None = None
+    heartbeat_seconds: int | None = None  # reportProgressTimeout, on worker-group tasks
+    cascade_failed: list[str] = field(default_factory=list)  # failureAndRerunMode CASCADE: consumers not run
 
 
 @dataclass
@@ -148,6 +145,8 @@ class Cluster:
     terminate_after_seconds: int | None = None
     subnet_id: str | None = None
     key_pair: str | None = None
+    on_fail: list[Action] = field(default_factory=list)
+    on_success: list[Action] = field(default_factory=list)
 
 
 @dataclass
@@ -385,6 +384,7 @@ class _Planner:
                 activities[obj.id] = activity
         self.plan.clusters = list(clusters.values())
         self.plan.stages = self.stages(activities)
+        finish(self, activities)
         self.plan.schedule = self.schedule()
         self.plan.runtime_parameters = sorted(self.evaluator.runtime_parameters)
         declared = {name: pipeline.parameters[name].allowed_values for name in self.plan.runtime_parameters}
@@ -461,12 +461,11 @@ class _Planner:
         activity.retries = self.integer(obj, "maximumRetries", 0)
         activity.retry_delay_seconds = self.period(obj, "retryDelay") or 0
         activity.attempt_timeout_seconds = self.period(obj, "attemptTimeout")
-        activity.preconditions = self.preconditions(obj)
-        activity.on_fail = self.alarms(obj, "onFail")
-        activity.on_success = self.alarms(obj, "onSuccess")
-        if obj.fields.get("onLateAction"):
-            self.note(obj.id, "onLateAction is not mapped (Step Functions has no lateness alarm); use a CloudWatch "
-                      "alarm on execution time")
+        activity.preconditions = preconditions(self, obj, activity)
+        activity.on_fail = actions(self, obj, ON_FAIL)
+        activity.on_success = actions(self, obj, ON_SUCCESS)
+        activity.late = lateness(self, obj)
+        progress_and_reruns(self, obj, activity)
         where = {
             ACTIVITY_TASK: f"activity task for worker group '{worker_group}' (StepFunctionsInvokeActivity)",
             BATCH_JOB: f"Batch job (BatchSubmitJob) for resource {activity.resource}",
@@ -686,6 +685,8 @@ class _Planner:
         for key in ("enableDebugging", "region", "securityGroupIds", "availabilityZone", "supportedProducts"):
             if obj.own.get(key):
                 self.note(obj.id, f"{key} is not applied (the cluster runs in the stack's region and network)")
+        cluster.on_fail = actions(self, obj, ON_FAIL)
+        cluster.on_success = actions(self, obj, ON_SUCCESS)
         self.targets[obj.id] = f"EmrCreateCluster ({cluster.release_label}, 1+{cluster.core_instance_count} " \
             "instances), terminated at the end and on any failure"
         return cluster
@@ -715,55 +716,7 @@ class _Planner:
         self.targets[obj.id] = "configuration of the EMR cluster"
         return EmrConfiguration(classification or "", properties, nested)
 
-    # -- preconditions, alarms, schedule ------------------------------------------------------------------------------
-
-    def preconditions(self, obj: PipelineObject) -> list[Precondition]:
-        ids = list(obj.refs("precondition"))
-        for node_id in obj.refs("input"):
-            ids.extend(self.pipeline.objects[node_id].refs("precondition"))
-        result: list[Precondition] = []
-        for precondition_id in dict.fromkeys(ids):
-            pre = self.pipeline.objects[precondition_id]
-            if pre.type != "S3KeyExists":
-                self.reasons.setdefault(obj.id, f"its precondition {pre.id} is a {pre.type}, which is not mapped")
-                continue
-            key = self.evaluator.field_text(pre, "s3Key", node=obj)
-            if key is None:
-                continue
-            first = key.parts[0] if key.parts else ""
-            match = re.match(r"^s3://([^/]+)/(.*)$", first, re.DOTALL) if isinstance(first, str) else None
-            if match is None:
-                self.problems.append(Problem(pre.id, "s3Key", "must start with s3://<bucket>/ known at import time "
-                                             "(the check is allowed on that bucket only)"))
-                continue
-            rest = Text.of(match.group(2), *key.parts[1:])
-            interval = self.period(pre, "retryDelay") or self.options.precondition_interval_seconds
-            timeout = self.period(pre, "preconditionTimeout")
-            checks = max(1, timeout // interval) if timeout else self.options.precondition_max_checks
-            result.append(Precondition(pre.id, match.group(1), rest, interval, checks))
-            self.targets[pre.id] = f"bounded check loop: s3:headObject every {interval} s, at most {checks} times"
-        return result
-
-    def alarms(self, obj: PipelineObject, key: str) -> list[Alarm]:
-        result: list[Alarm] = []
-        for alarm_id in obj.refs(key):
-            alarm = self.pipeline.objects[alarm_id]
-            if alarm.type != "SnsAlarm":
-                self.reasons.setdefault(alarm.id, f"{alarm.type} actions are not mapped")
-                continue
-            topic = self.evaluator.static_field(alarm, "topicArn", purpose="the workflow may publish to it only")
-            subject = self.evaluator.field_text(alarm, "subject", node=obj)
-            message = self.evaluator.field_text(alarm, "message", node=obj)
-            if topic is None or subject is None or message is None:
-                continue
-            if not topic.startswith("arn:"):
-                self.problems.append(Problem(alarm.id, "topicArn", f"must be an SNS topic ARN, got {topic!r}"))
-                continue
-            result.append(Alarm(alarm.id, topic, subject, message))
-            when = "fails" if key == "onFail" else "succeeds"
-            previous = self.targets.get(alarm.id, "SNS publish (SnsPublish) when")
-            self.targets[alarm.id] = f"{previous} {obj.id} {when};"
-        return result
+    # -- schedule ------------------------------------------------------------------------------------------------------
 
     def schedule(self) -> Schedule | None:
         activities = self.pipeline.of_kind(schema.ACTIVITY)

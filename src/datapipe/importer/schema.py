@@ -97,7 +97,6 @@ _RDBMS_REASON = (
     "relational databases (RDS, Redshift, JDBC) need a network path and credentials that a state machine "
     "cannot hold faithfully; move this step to a Batch job or an EMR step that you write"
 )
-_DYNAMO_REASON = "DynamoDB import/export through Data Pipeline's own EMR tooling has no faithful mapping"
 
 TYPES: dict[str, ObjectType] = {
     "ShellCommandActivity": _type(
@@ -199,27 +198,18 @@ TYPES: dict[str, ObjectType] = {
         refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
     ),
     "S3KeyExists": _type(PRECONDITION, set(), base=_PRECONDITION, required=("s3Key",), refs=_RESOURCE_REFS),
-    "S3PrefixNotEmpty": _type(
-        PRECONDITION, set(), base=_PRECONDITION, required=("s3Prefix",), refs=_RESOURCE_REFS,
-        unsupported="only S3KeyExists preconditions are mapped (to a bounded check loop); test the prefix "
-        "in the command itself",
-    ),
+    "S3PrefixNotEmpty": _type(PRECONDITION, set(), base=_PRECONDITION, required=("s3Prefix",), refs=_RESOURCE_REFS),
+    "Exists": _type(PRECONDITION, set(), base=_PRECONDITION, refs=_RESOURCE_REFS),
     "ShellCommandPrecondition": _type(
         PRECONDITION, {"command", "scriptUri", "scriptArgument", "stdout", "stderr"}, base=_PRECONDITION,
-        refs=_RESOURCE_REFS,
-        unsupported="only S3KeyExists preconditions are mapped; make the check part of the activity's command",
+        one_of=(("command", "scriptUri"),), refs=_RESOURCE_REFS,
     ),
-    "DynamoDBTableExists": _type(
-        PRECONDITION, {"tableName"}, base=_PRECONDITION, refs=_RESOURCE_REFS, unsupported=_DYNAMO_REASON
-    ),
-    "DynamoDBDataExists": _type(
-        PRECONDITION, {"tableName"}, base=_PRECONDITION, refs=_RESOURCE_REFS, unsupported=_DYNAMO_REASON
-    ),
+    "DynamoDBTableExists": _type(PRECONDITION, set(), base=_PRECONDITION, required=("tableName",),
+                                 refs=_RESOURCE_REFS),
+    "DynamoDBDataExists": _type(PRECONDITION, set(), base=_PRECONDITION, required=("tableName",),
+                                refs=_RESOURCE_REFS),
     "SnsAlarm": _type(ACTION, {"role"}, required=("topicArn", "subject", "message")),
-    "Terminate": _type(
-        ACTION, set(),
-        unsupported="a Terminate action cancels the pending run; Step Functions ends a run through its timeouts",
-    ),
+    "Terminate": _type(ACTION, set()),
     # maxActiveInstances on a Schedule is not in the reference, but AWS's own samples set it; it changes nothing here.
     "Schedule": _type(
         SCHEDULE, {"startAt", "startDateTime", "endDateTime", "occurrences", "maxActiveInstances"}, required=("period",)

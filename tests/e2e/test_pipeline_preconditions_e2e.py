@@ -1,0 +1,292 @@
+"""Preconditions, alarms, lateness and Terminate of imported pipelines, run on the emulator.
+
+Definitions written here are imported, built by the same construct the pipelines stack uses, deployed beside the
+app under a stage of their own, and run. Alarms go to an SNS topic with an SQS queue subscribed, where the test
+reads them back. Wait states run at 1/20 of their time: a retryDelay or lateAfterTimeout of 1 minute takes 3 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from datapipe.naming import Naming
+from tests.e2e.helpers import ended_execution, start_execution, wait_for
+
+pytestmark = pytest.mark.e2e
+
+NAMING = Naming(stage="precond")
+APP_NAMING = Naming()  # the app's Batch queue runs the jobs
+BUCKET = "precond-landing"
+TABLE, EMPTY_TABLE = "precond-orders", "precond-empty"
+TOPIC = "precond-alarms"
+# Batch jobs run as local processes here: a file the test creates is what their commands test.
+CASCADE_MARKER = f"/tmp/datapipe-e2e-cascade-{uuid.uuid4().hex}"
+SHELL_MARKER = f"/tmp/datapipe-e2e-shell-check-{uuid.uuid4().hex}"
+
+
+def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
+    """Each a small pipeline whose one Batch job echoes; what differs is what gates it."""
+
+    def pipeline(name: str, *objects: dict[str, Any], **load: Any) -> dict[str, Any]:
+        alarm = {"id": "Tell", "type": "SnsAlarm", "topicArn": topic_arn, "subject": "#{node.@id}",
+                 "message": f"{name}: #{{node.@id}} of #{{format(node.@scheduledStartTime, 'YYYY-MM-dd')}}"}
+        return {"objects": [
+            {"id": "Default", "scheduleType": "ondemand"}, alarm,
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Load", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo loaded",
+             **load},
+            *objects]}
+
+    waiting = {"retryDelay": "1 minutes", "preconditionTimeout": "10 minutes"}
+    return {
+        "wait-for-key": pipeline(
+            "wait-for-key",
+            {"id": "Ready", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/ready/#{{format(@scheduledStartTime, "
+             "'YYYY-MM-dd')}/_SUCCESS", **waiting},
+            precondition={"ref": "Ready"}),
+        "never-there": pipeline(
+            "never-there",
+            {"id": "Parts", "type": "S3PrefixNotEmpty", "s3Prefix": f"s3://{BUCKET}/never/", "retryDelay": "1 minutes",
+             "maximumRetries": "1", "onFail": {"ref": "Tell"}},
+            precondition={"ref": "Parts"}),
+        "tables": pipeline(
+            "tables",
+            {"id": "Orders", "type": "DynamoDBTableExists", "tableName": TABLE},
+            {"id": "HasOrders", "type": "DynamoDBDataExists", "tableName": TABLE},
+            precondition=[{"ref": "Orders"}, {"ref": "HasOrders"}]),
+        "empty-table": pipeline(
+            "empty-table",
+            {"id": "HasRows", "type": "DynamoDBDataExists", "tableName": EMPTY_TABLE, "retryDelay": "1 minutes",
+             "maximumRetries": "1"},
+            precondition={"ref": "HasRows"}),
+        "late": pipeline(
+            "late",
+            {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/_SUCCESS", **waiting},
+            precondition={"ref": "Late"}, lateAfterTimeout="1 minutes", onLateAction={"ref": "Tell"}),
+        "shell-check": pipeline(
+            "shell-check",
+            {"id": "Marked", "type": "ShellCommandPrecondition", "command": f"test -f {SHELL_MARKER}", **waiting},
+            precondition={"ref": "Marked"}),
+        "cascade": {"objects": [
+            {"id": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Extract", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"},
+             "command": f"test -f {CASCADE_MARKER}"},
+            {"id": "Publish", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo published",
+             "dependsOn": {"ref": "Extract"}}]},
+        "terminated": pipeline(
+            "terminated",
+            {"id": "Stop", "type": "Terminate"},
+            {"id": "NotYet", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/not-yet/_SUCCESS", **waiting},
+            precondition={"ref": "NotYet"}, lateAfterTimeout="1 minutes", onLateAction=[{"ref": "Tell"},
+                                                                                        {"ref": "Stop"}]),
+    }
+
+
+@pytest.fixture(scope="module")
+def alarms(emulator: Any) -> tuple[str, str]:
+    """The alarms' topic with a queue subscribed: (topic ARN, queue URL)."""
+    sns, sqs = emulator.client("sns"), emulator.client("sqs")
+    topic_arn = sns.create_topic(Name=TOPIC)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=TOPIC)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    return topic_arn, queue_url
+
+
+@pytest.fixture(scope="module")
+def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.TempPathFactory,
+              cdk_json_context: dict[str, object]) -> dict[str, str]:
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+
+    from datapipe.bundles.names import job_queue_name
+    from datapipe.importer import import_file
+    from datapipe.local.deploy import Deployer
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelineWorkflow, ShellJobDefinition, batch_buckets
+
+    emulator.client("s3").create_bucket(Bucket=BUCKET,
+                                        CreateBucketConfiguration={"LocationConstraint": emulator.region})
+    dynamodb = emulator.client("dynamodb")
+    for table in (TABLE, EMPTY_TABLE):
+        dynamodb.create_table(TableName=table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")
+    dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "order-1"}})
+    folder = tmp_path_factory.mktemp("preconditions")
+    plans = []
+    for name, definition in definitions(alarms[0]).items():
+        (folder / f"{name}.json").write_text(json.dumps(definition))
+        plans.append(import_file(folder / f"{name}.json"))
+    assert all(plan.deployable for plan in plans), [plan.errors for plan in plans]
+    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
+    stack = cdk.Stack(app, "PreconditionPipelines", stack_name=NAMING.stack("pipelines"),
+                      env=cdk.Environment(account=emulator.account, region=emulator.region))
+    jobs = ShellJobDefinition(stack, "Jobs", naming=NAMING, image="amazonlinux:2023", fargate=False,
+                              buckets=batch_buckets(plans), removal_policy=cdk.RemovalPolicy.DESTROY)
+    queue = f"arn:aws:batch:{emulator.region}:{emulator.account}:job-queue/{job_queue_name(APP_NAMING)}"
+    for plan in plans:
+        PipelineWorkflow(stack, plan.name, naming=NAMING, plan=plan, settings=PipelineSettings(),
+                         worker_groups=WorkerGroupSettings(), job_queue_arn=queue,
+                         job_definition_arn=jobs.job_definition.job_definition_arn,
+                         log_bucket=s3.Bucket.from_bucket_name(stack, f"Logs{plan.name}", BUCKET),
+                         removal_policy=cdk.RemovalPolicy.DESTROY)
+    app.synth()
+    Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
+    return {plan.name: NAMING.state_machine_arn(f"pipeline-{plan.name}", account=emulator.account,
+                                                region=emulator.region) for plan in plans}
+
+
+RUN_TIME = "2026-11-21T06:00:00Z"
+STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "late", "terminated", "shell-check")
+
+
+@pytest.fixture(scope="module")
+def runs(emulator: Any, workflows: dict[str, str]) -> dict[str, tuple[str, float]]:
+    """One run of each pipeline, all started at once (their waits overlap): name -> (execution ARN, start time)."""
+    sfn = emulator.client("stepfunctions")
+    return {name: (start_execution(sfn, workflows[name], {"scheduledStartTime": RUN_TIME}), time.monotonic())
+            for name in STARTED_TOGETHER}
+
+
+class Inbox:
+    """The alarms read from the queue so far: several runs publish at once, so none is dropped unread."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self.sqs, self.queue_url, self.bodies = sqs, queue_url, list[str]()
+
+    def wait(self, prefix: str, timeout: float = 20.0) -> str:
+        """The first alarm whose message starts with `prefix`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = next((body for body in self.bodies if body.startswith(prefix)), None)
+            if found is not None:
+                return found
+            for message in self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                    WaitTimeSeconds=1).get("Messages", []):
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self.bodies.append(message["Body"])
+        raise AssertionError(f"no alarm starting with {prefix!r} within {timeout} s (got {self.bodies})")
+
+
+@pytest.fixture(scope="module")
+def inbox(emulator: Any, alarms: tuple[str, str]) -> Inbox:
+    return Inbox(emulator.client("sqs"), alarms[1])
+
+
+def states_entered(sfn: Any, execution: str) -> list[str]:
+    events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs: dict[str, tuple[str, float]]
+                                                             ) -> None:
+    sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
+    execution, _ = runs["wait-for-key"]
+    wait_for("a check that finds no key and waits",
+             lambda: "Wait_Before_Checking_Ready_Load" in states_entered(sfn, execution), timeout=20)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    s3.put_object(Bucket=BUCKET, Key="ready/2026-11-21/_SUCCESS", Body=b"")  # the run's own date, worked by hand
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert "Run_Load" in states_entered(sfn, execution)
+
+
+def test_a_shell_precondition_on_an_ec2_resource_is_a_batch_job_whose_exit_code_decides(
+    emulator: Any, runs: dict[str, tuple[str, float]]
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, _ = runs["shell-check"]
+    wait_for("a check whose command exits non-zero, and a wait",
+             lambda: "Wait_Before_Checking_Marked_Load" in states_entered(sfn, execution), timeout=20)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    with open(SHELL_MARKER, "w"):
+        pass
+    try:
+        result = ended_execution(sfn, execution, timeout=60)
+    finally:
+        os.remove(SHELL_MARKER)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    entered = states_entered(sfn, execution)
+    assert entered.count("Run_Marked_Load") >= 2 and "Run_Load" in entered
+
+
+def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
+    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, _ = runs["never-there"]
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
+    assert "precondition Parts" in result["cause"] and f"s3://{BUCKET}/never/" in result["cause"]
+    assert "2 checks" in result["cause"]  # maximumRetries 1: the first check and one retry
+    assert "Run_Load" not in states_entered(sfn, execution)
+    # The precondition's onFail, with the expressions evaluated for the activity it gates.
+    assert inbox.wait("never-there:") == "never-there: Load of 2026-11-21"
+
+
+def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dict[str, tuple[str, float]]) -> None:
+    sfn = emulator.client("stepfunctions")
+    result = ended_execution(sfn, runs["tables"][0], timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    result = ended_execution(sfn, runs["empty-table"][0], timeout=60)
+    assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
+    assert f"DynamoDB table {EMPTY_TABLE}" in result["cause"]
+
+
+def test_a_late_activity_alarms_while_its_run_goes_on(
+    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+) -> None:
+    sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
+    execution, _ = runs["late"]
+    assert inbox.wait("late:") == "late: Load of 2026-11-21"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    s3.put_object(Bucket=BUCKET, Key="late/_SUCCESS", Body=b"")
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert "Notify_Tell_Load_late" in states_entered(sfn, execution)
+
+
+def test_terminate_on_a_late_activity_ends_the_run(
+    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, started = runs["terminated"]
+    result = ended_execution(sfn, execution, timeout=60)
+    ended = time.monotonic()
+    assert result["status"] == "FAILED" and result["error"] == "Terminated", result
+    assert "terminated by Stop" in result["cause"]
+    assert ended - started < 25  # long before the precondition's own timeout (10 checks 3 s apart)
+    assert "Run_Load" not in states_entered(sfn, execution)
+    assert inbox.wait("terminated:") == "terminated: Load of 2026-11-21"
+
+
+def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, workflows: dict[str, str]) -> None:
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["cascade"], {})
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and "Run_Publish" not in states_entered(sfn, execution)
+    with open(CASCADE_MARKER, "w"):
+        pass
+    try:
+        rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond", "--json"])
+        assert rerun.exit_code == 0, rerun.output
+        assert json.loads(rerun.output)["action"] == "redriven"
+        result = ended_execution(sfn, execution, timeout=60)
+        assert result["status"] == "SUCCEEDED", result.get("cause")
+        # The redrive resumed at the failed activity and ran its cascade-failed consumer.
+        assert states_entered(sfn, execution).count("Run_Extract") == 2
+        assert states_entered(sfn, execution).count("Run_Publish") == 1
+    finally:
+        os.remove(CASCADE_MARKER)

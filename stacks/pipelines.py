@@ -45,6 +45,7 @@ from constructs import Construct
 from datapipe.bundles.names import job_queue_name
 from datapipe.errors import DatapipeError
 from datapipe.importer import PlanOptions, companion_values, import_file
+from datapipe.importer.databases import REDSHIFT_DATA
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, RuntimePath, Text
 from datapipe.importer.plan import (
     ACTIVITY_TASK,
@@ -58,6 +59,7 @@ from datapipe.importer.plan import (
 )
 from datapipe.importer.plan import Precondition as PreconditionPlan
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
+from stacks import pipeline_sql
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -476,7 +478,7 @@ class PipelineWorkflow(Construct):
             failure = self._alarms(activity.on_fail, activity.id, "on_fail").next(after)
         work = self._work(activity)
         for task in work:
-            if not isinstance(task, sfn.TaskStateBase):
+            if not isinstance(task, sfn.TaskStateBase | sfn.Parallel):
                 continue
             if activity.retries:
                 task.add_retry(errors=["States.ALL"], max_attempts=activity.retries, backoff_rate=1,
@@ -500,6 +502,9 @@ class PipelineWorkflow(Construct):
         bounds = [t for t in (activity.attempt_timeout_seconds, activity.resource_timeout_seconds) if t]
         timeout = min(bounds) if bounds else None
         task_timeout = sfn.Timeout.duration(cdk.Duration.seconds(timeout)) if timeout else None
+        if activity.target == REDSHIFT_DATA:
+            return [pipeline_sql.redshift_statement_states(self, activity, timeout_seconds=timeout,
+                                                           state_key=_key(activity.id))]
         if activity.target == ACTIVITY_TASK:
             return [self._activity_task(activity, timeout)]
         if activity.target == BATCH_JOB:
@@ -525,8 +530,17 @@ class PipelineWorkflow(Construct):
         return steps
 
     def _activity_task(self, activity: Activity, timeout: int | None) -> Any:
+        assert activity.worker_group is not None
+        worker_activity = sfn.Activity.from_activity_arn(
+            self, f"WorkerGroup{_key(activity.id)}",
+            self._naming.activity_arn(activity.worker_group, account=self._stack.account, region=self._stack.region,
+                                      partition=self._stack.partition),
+        )
+        if activity.sql is not None:
+            return pipeline_sql.sql_task(self, activity, worker_activity=worker_activity, timeout_seconds=timeout,
+                                         state_name=self._name(activity.id))
         shell = activity.shell
-        assert shell is not None and activity.worker_group is not None
+        assert shell is not None
         fields: dict[str, Any] = {
             "scriptArgument": self.render_list(shell.arguments),
             "stage": shell.stage,
@@ -541,11 +555,6 @@ class PipelineWorkflow(Construct):
             fields["environment"] = {name: self.render(text) for name, text in shell.environment.items()}
         if shell.secrets:  # references only: the runner reads each value with its own credentials
             fields["secrets"] = dict(shell.secrets)
-        worker_activity = sfn.Activity.from_activity_arn(
-            self, f"WorkerGroup{_key(activity.id)}",
-            self._naming.activity_arn(activity.worker_group, account=self._stack.account, region=self._stack.region,
-                                      partition=self._stack.partition),
-        )
         settings = self._worker_groups
         if timeout:  # attemptTimeout bounds each attempt; the heartbeat must stay shorter than it
             settings = dataclasses.replace(settings, task_timeout_seconds=max(timeout, settings.heartbeat_seconds + 1))
@@ -671,6 +680,7 @@ class PipelineWorkflow(Construct):
             findings[nag_arn(self, "batch", "job-definition/*")] = (
                 "Batch submitJob names the job definition by name; its revision is chosen when the job is submitted"
             )
+        pipeline_sql.acknowledge_data_api(findings, self.plan.activities, nag_arn, self)
         for bucket in sorted({p.bucket for a in self.plan.activities for p in a.preconditions}):
             findings[nag_bucket_arn(bucket) + "/*"] = (
                 "a precondition checks for a key, known at run time, under the bucket its definition names"

@@ -21,7 +21,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from datapipe.importer import schema
+from datapipe.importer import databases, schema
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
@@ -118,6 +118,7 @@ class Activity:
     preconditions: list[Precondition] = field(default_factory=list)
     on_fail: list[Alarm] = field(default_factory=list)
     on_success: list[Alarm] = field(default_factory=list)
+    sql: databases.SqlWork | None = None  # the database work of SqlActivity, RedshiftCopyActivity, SQL copies
 
 
 @dataclass
@@ -202,6 +203,8 @@ class Plan:
                 found.update(activity.shell.secrets)
             for step in activity.steps:
                 found.update(step.secrets)
+            if activity.sql is not None:
+                found.update(activity.sql.secrets)
         return found
 
     @property
@@ -423,6 +426,9 @@ class _Planner:
     def activity(self, obj: PipelineObject, clusters: dict[str, Cluster]) -> Activity | None:
         resource = self.pipeline.objects.get(obj.ref("runsOn") or "")
         worker_group = obj.text("workerGroup")
+        if databases.is_database_activity(obj, self.pipeline):
+            sql_activity = databases.database_activity(self, obj, resource=resource, worker_group=worker_group)
+            return self.settle(obj, sql_activity, resource, clusters) if sql_activity is not None else None
         emr_family = obj.type in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")
         if resource is not None and resource.type == "EmrCluster":
             target = EMR_STEPS
@@ -451,7 +457,18 @@ class _Planner:
             if shell is None:
                 return None
             activity.shell = shell
-        if resource is not None and resource.type == "Ec2Resource":
+        where = {
+            ACTIVITY_TASK: f"activity task for worker group '{worker_group}' (StepFunctionsInvokeActivity)",
+            BATCH_JOB: f"Batch job (BatchSubmitJob) for resource {activity.resource}",
+            EMR_STEPS: f"{len(activity.steps)} EMR step(s) (EmrAddStep) on cluster {activity.resource}",
+        }[target]
+        self.targets[obj.id] = where
+        return self.settle(obj, activity, resource, clusters)
+
+    def settle(self, obj: PipelineObject, activity: Activity, resource: PipelineObject | None,
+               clusters: dict[str, Cluster]) -> Activity:
+        """What every activity takes from its definition whatever it runs on: timeouts, retries, checks, alarms."""
+        if resource is not None and resource.type == "Ec2Resource" and activity.target == BATCH_JOB:
             activity.resource_timeout_seconds = self.period(resource, "terminateAfter")
         elif resource is not None and resource.id in clusters:
             activity.resource_timeout_seconds = clusters[resource.id].terminate_after_seconds
@@ -464,12 +481,6 @@ class _Planner:
         if obj.fields.get("onLateAction"):
             self.note(obj.id, "onLateAction is not mapped (Step Functions has no lateness alarm); use a CloudWatch "
                       "alarm on execution time")
-        where = {
-            ACTIVITY_TASK: f"activity task for worker group '{worker_group}' (StepFunctionsInvokeActivity)",
-            BATCH_JOB: f"Batch job (BatchSubmitJob) for resource {activity.resource}",
-            EMR_STEPS: f"{len(activity.steps)} EMR step(s) (EmrAddStep) on cluster {activity.resource}",
-        }[target]
-        self.targets[obj.id] = where
         return activity
 
     def data_paths(self, obj: PipelineObject, key: str) -> list[Text] | None:

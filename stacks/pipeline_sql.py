@@ -8,22 +8,33 @@
   `Redshift.StatementFailed` and the statement's `Error` as cause.
 - Other databases: a task of the worker-group contract (`SqlActivity` or `CopyActivity`) for the group's runner, whose
   SQL, tables and database fields are literal in the state: only `scriptArgument` values and S3 paths may come from
-  the execution (`check_fixed_sql_fields`).
+  the execution (`check_fixed_sql_fields`). On an Ec2Resource, the same task runs as a Batch job: a job definition of
+  the pipeline's own runs `datapipe taskrunner exec-task`, the task's JSON in `DATAPIPE_TASK`; its job role (which the
+  task's boto3 uses) reads the pipeline's database secrets and the buckets its S3 data nodes name, nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
 
+from datapipe.errors import DatapipeError
 from datapipe.importer.databases import RedshiftStatements, SqlTask
 from datapipe.importer.expressions import Text
-from datapipe.importer.plan import Activity
-from stacks.worker_groups import worker_group_task
+from datapipe.importer.plan import BATCH_JOB, Activity, Plan
+from datapipe.naming import BUCKET_NAME_PATTERN, Naming
+from stacks.common import acknowledge_wildcards, bucket_arn, nag_bucket_arn
+from stacks.worker_groups import task_envelope, worker_group_task
 
 if TYPE_CHECKING:
     from stacks.pipelines import PipelineWorkflow
@@ -36,6 +47,9 @@ STATEMENT_UNFINISHED = "Redshift.StatementTimedOut"
 # Fields of a SQL task that may hold values of the execution: arguments bound to `?`, and S3 data nodes' paths.
 RUNTIME_FIELDS = frozenset({"scriptArgument", "filePath", "directoryPath"})
 ENVELOPE_PATHS = frozenset({"workflow.$", "execution.$", "attempt.$"})
+# The Batch job's command; the task's JSON arrives in this environment variable (the contract's).
+EXEC_TASK_COMMAND = ["datapipe", "taskrunner", "exec-task"]
+TASK_VARIABLE = "DATAPIPE_TASK"
 
 
 def redshift_statement_states(
@@ -111,16 +125,21 @@ def max_statement_checks(timeout_seconds: int | None) -> int:
     return max(1, -(-seconds // STATEMENT_POLL_SECONDS))
 
 
-def sql_task(workflow: PipelineWorkflow, activity: Activity, *, worker_activity: sfn.IActivity,
-             timeout_seconds: int | None, state_name: str) -> tasks.StepFunctionsInvokeActivity:
-    """A SqlActivity or CopyActivity task of the worker-group contract for the activity's worker group."""
-    assert activity.sql is not None and activity.sql.task is not None
-    task: SqlTask = activity.sql.task
+def _task_fields(workflow: PipelineWorkflow, task: SqlTask) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, values in task.objects.items():
         fields[key] = {name: _rendered(workflow, value) for name, value in values.items()}
     if task.data_format is not None:
         fields["dataFormat"] = task.data_format
+    return fields
+
+
+def sql_task(workflow: PipelineWorkflow, activity: Activity, *, worker_activity: sfn.IActivity,
+             timeout_seconds: int | None, state_name: str) -> tasks.StepFunctionsInvokeActivity:
+    """A SqlActivity or CopyActivity task of the worker-group contract for the activity's worker group."""
+    assert activity.sql is not None and activity.sql.task is not None
+    task: SqlTask = activity.sql.task
+    fields = _task_fields(workflow, task)
     settings = workflow._worker_groups
     if timeout_seconds:  # attemptTimeout bounds each attempt; the heartbeat must stay shorter than it
         settings = dataclasses.replace(settings, task_timeout_seconds=max(timeout_seconds,
@@ -129,6 +148,98 @@ def sql_task(workflow: PipelineWorkflow, activity: Activity, *, worker_activity:
                               task_type=task.task_type, fields=fields)
     check_fixed_sql_fields(state_name, state.to_state_json()["Parameters"])
     return state
+
+
+def sql_batch_job(workflow: PipelineWorkflow, activity: Activity, *, task_timeout: sfn.Timeout | None,
+                  state_key: str) -> list[sfn.State]:
+    """The contract's task built in the state, then a Batch job running it with `datapipe taskrunner exec-task`."""
+    assert activity.sql is not None and activity.sql.task is not None
+    task: SqlTask = activity.sql.task
+    task_path = f"$.sqlTasks.{state_key}"
+    prepare = sfn.Pass(workflow, f"SqlTask{state_key}", state_name=workflow._name(f"Prepare_{activity.id}"),
+                       parameters={**task_envelope(task.task_type, activity.id), **_task_fields(workflow, task)},
+                       result_path=task_path)
+    check_fixed_sql_fields(activity.id, prepare.to_state_json()["Parameters"])
+    job = tasks.BatchSubmitJob(
+        workflow, f"SqlBatch{state_key}", state_name=workflow._name(f"Run_{activity.id}"),
+        job_name=re.sub(r"[^A-Za-z0-9_-]", "_", f"{workflow.plan.name}-{activity.id}")[:128],
+        job_queue_arn=workflow._job_queue_arn or "",
+        job_definition_arn=sql_job_definition_name(workflow._naming, workflow.plan),
+        container_overrides=tasks.BatchContainerOverrides(
+            environment={TASK_VARIABLE: sfn.JsonPath.json_to_string(sfn.JsonPath.object_at(task_path))}),
+        attempts=1, result_path=sfn.JsonPath.DISCARD, task_timeout=task_timeout,
+    )
+    return [prepare, job]
+
+
+def runs_sql_on_batch(plan: Plan) -> bool:
+    return any(a.target == BATCH_JOB and a.sql is not None for a in plan.activities)
+
+
+def sql_job_definition_name(naming: Naming, plan: Plan) -> str:
+    return naming.name(f"pipeline-{plan.name}-sql-job-definition")
+
+
+def sql_buckets(plan: Plan) -> list[str]:
+    """Buckets named literally at the start of the S3 paths and script URIs of the plan's SQL Batch jobs."""
+    found: set[str] = set()
+    for activity in plan.activities:
+        if activity.target != BATCH_JOB or activity.sql is None or activity.sql.task is None:
+            continue
+        for values in activity.sql.task.objects.values():
+            for key in ("filePath", "directoryPath", "scriptUri"):
+                value = values.get(key)
+                first = value.parts[0] if isinstance(value, Text) and value.parts else None
+                match = re.match(rf"s3://({BUCKET_NAME_PATTERN})/", first) if isinstance(first, str) else None
+                if match:
+                    found.add(match.group(1))
+    return sorted(found)
+
+
+class SqlJobDefinitions(Construct):
+    """A Batch job definition per pipeline that runs SQL on an Ec2Resource: `datapipe taskrunner exec-task` in an image
+    with `datapipe[sql]`; its job role may read the pipeline's database secrets and its S3 data nodes' buckets only."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming, image: str, fargate: bool,
+                 plans: list[Plan], removal_policy: cdk.RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        if not image:
+            raise DatapipeError(f"pipeline {plans[0].source} runs SQL on an Ec2Resource (AWS Batch): set "
+                                "'pipelines.sqlImage' to an image with datapipe[sql] installed")
+        from stacks.pipelines import secret_read_statements
+
+        log_group = logs.LogGroup(self, "Logs", log_group_name=f"/datapipe/{naming.name('pipeline-sql-jobs')}",
+                                  retention=logs.RetentionDays.ONE_YEAR, removal_policy=removal_policy)
+        self.job_definitions: dict[str, batch.EcsJobDefinition] = {}
+        for plan in plans:
+            scope_of_plan = Construct(self, plan.name)
+            role = iam.Role(scope_of_plan, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                            description=f"SQL of the imported pipeline {plan.name}: its database secrets and buckets")
+            secrets = [a.sql.secret_id for a in plan.activities if a.target == BATCH_JOB and a.sql is not None]
+            for statement in secret_read_statements(scope_of_plan, secrets):
+                role.add_to_policy(statement)
+            buckets = sql_buckets(plan)
+            if buckets:
+                arns = [bucket_arn(b) for b in buckets]
+                role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns))
+                role.add_to_policy(iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[f"{arn}/*" for arn in arns]))
+                acknowledge_wildcards(role, dict.fromkeys(
+                    (f"{nag_bucket_arn(bucket)}/*" for bucket in buckets),
+                    "the SQL copies read and write objects under the buckets their S3 data nodes name; the keys "
+                    "are known at run time"))
+            properties: dict[str, Any] = {
+                "image": ecs.ContainerImage.from_registry(image), "cpu": 1, "memory": cdk.Size.mebibytes(2048),
+                "command": EXEC_TASK_COMMAND, "job_role": role,
+                "logging": ecs.LogDriver.aws_logs(stream_prefix="sql", log_group=log_group),
+            }
+            container: batch.IEcsContainerDefinition = (
+                batch.EcsFargateContainerDefinition(scope_of_plan, "Container", assign_public_ip=False, **properties)
+                if fargate else batch.EcsEc2ContainerDefinition(scope_of_plan, "Container", **properties))
+            self.job_definitions[plan.name] = batch.EcsJobDefinition(
+                scope_of_plan, "JobDefinition", job_definition_name=sql_job_definition_name(naming, plan),
+                container=container)
 
 
 def _rendered(workflow: PipelineWorkflow, value: Text | list[Text]) -> Any:

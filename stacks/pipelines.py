@@ -507,6 +507,8 @@ class PipelineWorkflow(Construct):
                                                            state_key=_key(activity.id))]
         if activity.target == ACTIVITY_TASK:
             return [self._activity_task(activity, timeout)]
+        if activity.target == BATCH_JOB and activity.sql is not None:
+            return pipeline_sql.sql_batch_job(self, activity, task_timeout=task_timeout, state_key=_key(activity.id))
         if activity.target == BATCH_JOB:
             return [self._batch_job(activity, task_timeout)]
         steps: list[Any] = []
@@ -1097,7 +1099,12 @@ class PipelinesStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         deployable = [plan for plan in plans if plan.deployable]
-        if any(a.target == BATCH_JOB for plan in deployable for a in plan.activities):
+        sql_plans = [plan for plan in deployable if pipeline_sql.runs_sql_on_batch(plan)]
+        if sql_plans:
+            self.sql_jobs = pipeline_sql.SqlJobDefinitions(self, "SqlJobs", naming=naming, image=settings.sql_image,
+                                                           fargate=batch_fargate, plans=sql_plans,
+                                                           removal_policy=removal_policy)
+        if any(a.target == BATCH_JOB and a.sql is None for plan in deployable for a in plan.activities):
             self.shell_jobs = ShellJobDefinition(
                 self, "ShellJobs", naming=naming, image=settings.batch_image, fargate=batch_fargate,
                 buckets=batch_buckets(deployable), removal_policy=removal_policy,

@@ -115,6 +115,17 @@ def shell_command_task(
     return task
 
 
+def task_envelope(task_type: str, activity_id: str) -> dict[str, Any]:
+    """The fields every task of the contract carries, from the context object (docs/taskrunner.md)."""
+    return {
+        "type": task_type,
+        "workflow": sfn.JsonPath.string_at("$$.StateMachine.Name"),
+        "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+        "activityId": activity_id,
+        "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
+    }
+
+
 def worker_group_task(
     scope: Construct,
     construct_id: str,
@@ -132,15 +143,8 @@ def worker_group_task(
         scope,
         construct_id,
         activity=activity,
-        parameters={
-            "type": task_type,
-            "workflow": sfn.JsonPath.string_at("$$.StateMachine.Name"),
-            "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
-            "activityId": construct_id,
-            "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
-            "heartbeatSeconds": settings.heartbeat_seconds,
-            **fields,
-        },
+        parameters={**task_envelope(task_type, construct_id), "heartbeatSeconds": settings.heartbeat_seconds,
+                    **fields},
         heartbeat_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.heartbeat_seconds)),
         task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.task_timeout_seconds)),
         result_path=f"$.{construct_id}",

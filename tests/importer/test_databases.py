@@ -16,7 +16,7 @@ import pytest
 from datapipe.importer.databases import REDSHIFT_DATA
 from datapipe.importer.expressions import RuntimePath, Text
 from datapipe.importer.model import build_model
-from datapipe.importer.plan import ACTIVITY_TASK, MAPPED, Plan, make_plan
+from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, MAPPED, Plan, make_plan
 from datapipe.importer.reader import parse_definition
 
 DEFAULT = {"id": "Default", "scheduleType": "ondemand"}
@@ -155,12 +155,24 @@ def test_a_mysql_data_node_is_its_own_database() -> None:
     assert any(e.startswith("Src.jdbcDriverClass: com.mysql.jdbc.Driver is a mysql driver") for e in refused.errors)
 
 
-def test_a_sql_activity_on_an_ec2_resource_is_reported_not_dropped() -> None:
-    sql = {"id": "Run", "type": "SqlActivity", "database": {"ref": "SalesDb"}, "script": "select 1",
-           "runsOn": {"ref": "Host"}}
-    plan = plan_of(SALES_DB, sql, HOST)
-    report = next(o for o in plan.objects if o.id == "Run")
-    assert report.status == "unsupported" and "workerGroup" in report.reason and not plan.deployable
+def batch_sql_plan(name: str | None = None) -> Plan:
+    sql = {"id": "Run", "type": "SqlActivity", "database": {"ref": "SalesDb"}, "script": "delete from t where d < ?",
+           "scriptArgument": "#{myDay}", "runsOn": {"ref": "Host"}}
+    return plan_of(SALES_DB, sql, HOST, {"id": "Report", "type": "S3DataNode", "filePath": "s3://reports/x.sql"},
+                   name=name, parameters=[{"id": "myDay", "type": "String"}])
+
+
+def test_sql_on_an_ec2_resource_is_a_batch_job_and_elsewhere_is_reported_not_dropped() -> None:
+    plan = batch_sql_plan()
+    assert plan.deployable, plan.errors
+    assert plan.activities[0].target == BATCH_JOB and plan.activities[0].resource == "Host"
+    assert plan.secrets(BATCH_JOB) == {}  # no secret in the job's environment: its job role reads it
+    cluster = {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0"}
+    sql = {"id": "Run", "type": "SqlActivity", "database": {"ref": "SalesDb"}, "script": "select 1"}
+    for where, reason in (({"runsOn": {"ref": "Cluster"}}, "not on a EmrCluster"), ({}, "needs a workerGroup")):
+        refused = plan_of(SALES_DB, {**sql, **where}, cluster)
+        report = next(o for o in refused.objects if o.id == "Run")
+        assert report.status == "unsupported" and reason in report.reason and not refused.deployable
 
 
 def test_many_database_activities_plan_in_linear_time() -> None:
@@ -185,17 +197,26 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
 
     from datapipe.naming import Naming
     from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipeline_sql import SqlJobDefinitions
     from stacks.pipelines import PipelineWorkflow
 
     outdir = tmp_path_factory.mktemp("databases")
     app = cdk.App(context=cdk_json_context, outdir=str(outdir))
     stack = cdk.Stack(app, "Databases", env=cdk.Environment(account="123456789012", region="eu-west-1"))
     logs = s3.Bucket.from_bucket_name(stack, "Logs", "db-logs")
+    batch_plan = batch_sql_plan("batchsql")
     for name, plan in (("warehouse", redshift_plan("warehouse")),
-                       ("export", plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, EXPORT, name="export"))):
+                       ("export", plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, EXPORT, name="export")),
+                       ("batchsql", batch_plan)):
         PipelineWorkflow(stack, name, naming=Naming(stage="db"), plan=plan, settings=PipelineSettings(),
                          worker_groups=WorkerGroupSettings(names=("wg-1",)), log_bucket=logs,
-                         removal_policy=cdk.RemovalPolicy.DESTROY)
+                         job_queue_arn="arn:aws:batch:eu-west-1:123456789012:job-queue/db",
+                         job_definition_arn="unused-shell-job-definition", removal_policy=cdk.RemovalPolicy.DESTROY)
+    on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "runsOn": {"ref": "Host"}}
+    batch_copy = plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, on_host, HOST, name="batchcopy")
+    assert batch_copy.deployable and batch_plan.deployable
+    SqlJobDefinitions(stack, "SqlJobs", naming=Naming(stage="db"), image="example.com/datapipe-sql:1", fargate=False,
+                      plans=[batch_plan, batch_copy], removal_policy=cdk.RemovalPolicy.DESTROY)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
     return dict(json.loads((Path(outdir) / "Databases.template.json").read_text()))
@@ -268,3 +289,44 @@ def test_the_worker_group_task_carries_the_contract(database_template: dict) -> 
     assert parameters["database"]["secretId"] == "db/sales"
     assert set(parameters["output"]) == {"id", "type", "directoryPath.$"}
     assert parameters["output"]["directoryPath.$"].startswith("States.Format(")
+
+
+def test_sql_on_batch_runs_exec_task_with_the_task_in_its_environment(database_template: dict) -> None:
+    states = _states(database_template, "batchsql")
+    prepared = states["Prepare_Run"]["Parameters"]
+    assert prepared == {"type": "SqlActivity", "workflow.$": "$$.StateMachine.Name", "execution.$": "$$.Execution.Name",
+                        "activityId": "Run", "attempt.$": "$$.State.RetryCount",
+                        "activity": {"id": "Run", "type": "SqlActivity", "script": "delete from t where d < ?",
+                                     "scriptArgument.$": "States.Array($.parameters.myDay)"},
+                        "database": {"id": "SalesDb", "type": "JdbcDatabase", "connectionString":
+                                     "jdbc:postgresql://db.internal:5432/sales", "jdbcDriverClass":
+                                     "org.postgresql.Driver", "secretId": "db/sales"}}
+    job = states["Run_Run"]
+    assert job["Parameters"]["JobDefinition"] == "datapipe-db-pipeline-batchsql-sql-job-definition"
+    assert job["Parameters"]["ContainerOverrides"]["Environment"] == [
+        {"Name": "DATAPIPE_TASK", "Value.$": "States.JsonToString($.sqlTasks.Run)"}]
+    definitions = {r["Properties"]["JobDefinitionName"]: r for r in database_template["Resources"].values()
+                   if r["Type"] == "AWS::Batch::JobDefinition"}
+    container = definitions["datapipe-db-pipeline-batchsql-sql-job-definition"]["Properties"]["ContainerProperties"]
+    assert container["Command"] == ["datapipe", "taskrunner", "exec-task"]
+    assert container["Image"] == "example.com/datapipe-sql:1"
+    # Each pipeline's job role reads its own database secret; the copy's role also its S3 node's bucket.
+    roles = {key: s for key, r in database_template["Resources"].items() if r["Type"] == "AWS::IAM::Policy"
+             and key.startswith("SqlJobs") for s in r["Properties"]["PolicyDocument"]["Statement"]}
+    texts = {key: json.dumps(statement) for key, statement in roles.items()}
+    assert any("batchsql" in key and "secret:db/sales-??????" in text for key, text in texts.items())
+    assert any("batchcopy" in key and "exports" in text for key, text in texts.items())
+    assert not any("batchsql" in key and "s3:" in text for key, text in texts.items())
+
+
+def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:
+    import aws_cdk as cdk
+
+    from datapipe.errors import DatapipeError
+    from datapipe.naming import Naming
+    from stacks.pipeline_sql import SqlJobDefinitions
+
+    stack = cdk.Stack(cdk.App(), "NoImage")
+    with pytest.raises(DatapipeError, match=r"set 'pipelines.sqlImage' to an image with datapipe\[sql\] installed"):
+        SqlJobDefinitions(stack, "SqlJobs", naming=Naming(), image="", fargate=False, plans=[batch_sql_plan()],
+                          removal_policy=cdk.RemovalPolicy.DESTROY)

@@ -179,7 +179,7 @@ class _Mapper:
     # -- the activity -------------------------------------------------------------------------------------------------
 
     def activity(self, resource: PipelineObject | None, worker_group: str | None) -> Activity:
-        from datapipe.importer.plan import ACTIVITY_TASK, Activity
+        from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity
 
         obj = self.obj
         if obj.type == "RedshiftCopyActivity":
@@ -205,13 +205,16 @@ class _Mapper:
             self.planner.targets[obj.id] = (f"{work.task.task_type if work.task else obj.type} task for worker "
                                             f"group '{worker_group}' (StepFunctionsInvokeActivity)")
             return Activity(id=obj.id, type=obj.type, target=ACTIVITY_TASK, worker_group=worker_group, sql=work)
+        if resource is not None and resource.type == "Ec2Resource":
+            self.planner.targets[obj.id] = (f"Batch job (BatchSubmitJob) running datapipe taskrunner exec-task for "
+                                            f"resource {resource.id}")
+            return Activity(id=obj.id, type=obj.type, target=BATCH_JOB, resource=resource.id, sql=work)
         if resource is not None:
-            self.planner.reasons[obj.id] = (f"{obj.type} on {work.database_id} is mapped to a worker group's task "
-                                            "runner (workerGroup); as a Batch job on an Ec2Resource it is not mapped "
-                                            "yet")
+            self.planner.reasons[obj.id] = f"{obj.type} on {work.database_id} runs on a worker group or an " \
+                f"Ec2Resource, not on a {resource.type}"
         else:
-            self.planner.reasons[obj.id] = f"{obj.type} on {work.database_id} needs a workerGroup whose task runner " \
-                "reaches the database"
+            self.planner.reasons[obj.id] = f"{obj.type} on {work.database_id} needs a workerGroup whose task " \
+                "runner reaches the database, or runsOn an Ec2Resource (a Batch job)"
         raise _Refused()
 
     # -- Redshift through the Data API --------------------------------------------------------------------------------

@@ -203,7 +203,7 @@ class Plan:
                 found.update(activity.shell.secrets)
             for step in activity.steps:
                 found.update(step.secrets)
-            if activity.sql is not None:
+            if activity.sql is not None and activity.target == ACTIVITY_TASK:  # Batch: the SQL job role reads it
                 found.update(activity.sql.secrets)
         return found
 

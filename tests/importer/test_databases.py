@@ -127,6 +127,8 @@ def test_a_database_is_refused_naming_its_object_and_field(change: dict[str, Any
          "Audit.scriptArgument: the script has 1 ? placeholders but 2 arguments"),
         ({"script": "select '#{myBatch}'"}, "Audit.script: must be known at import time"),
         ({"script": "select 'unclosed"}, "Audit.script: "),
+        ({"script": "select 1;" * 41}, "Audit.script: holds 41 statements; the Redshift Data API runs at most 40"),
+        ({"script": "select '" + "x" * 200_000 + "'"}, "Audit.script: holds a statement over 100 kB"),
     ],
 )
 def test_sql_that_an_execution_could_change_or_that_cannot_bind_is_refused(
@@ -179,10 +181,18 @@ def test_many_database_activities_plan_in_linear_time() -> None:
     objects: list[dict[str, Any]] = [WAREHOUSE]
     for index in range(400):
         objects.append({"id": f"Sql{index}", "type": "SqlActivity", "database": {"ref": "Warehouse"},
-                        "script": "select 1; " * 50})
+                        "script": "select 1; " * 40})
     plan = plan_of(*objects)
     assert plan.deployable and len(plan.activities) == 400
-    assert all(len(a.sql.redshift.sqls) == 50 for a in plan.activities)  # type: ignore[union-attr]
+    assert all(len(a.sql.redshift.sqls) == 40 for a in plan.activities)  # type: ignore[union-attr]
+
+
+def test_a_workgroup_endpoint_names_the_serverless_workgroup() -> None:
+    serverless = {**WAREHOUSE, "connectionString":
+                  "jdbc:redshift://etl.123456789012.eu-west-1.redshift-serverless.amazonaws.com:5439/analytics"}
+    load = next(a for a in plan_of(serverless, ORDERS_IN, TSV, ORDERS, LOAD, HOST).activities if a.id == "Load")
+    assert load.sql.redshift.target == {"WorkgroupName": "etl", "Database": "sales",  # type: ignore[union-attr]
+                                        "SecretArn": "redshift/loader"}
 
 
 # -- the synthesized states -------------------------------------------------------------------------------------------
@@ -330,3 +340,53 @@ def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:
     with pytest.raises(DatapipeError, match=r"set 'pipelines.sqlImage' to an image with datapipe\[sql\] installed"):
         SqlJobDefinitions(stack, "SqlJobs", naming=Naming(), image="", fargate=False, plans=[batch_sql_plan()],
                           removal_policy=cdk.RemovalPolicy.DESTROY)
+
+
+# -- the corpus -------------------------------------------------------------------------------------------------------
+
+CORPUS_VALUES = {
+    "myRedshiftDbName": "dev", "myRedshiftTableName": "t", "myDestRedshiftTable_1": "t1", "myDestRedshiftTable_2": "t2",
+    "myRedshiftJdbcConnectStr": "jdbc:redshift://sales.abc123.us-east-1.redshift.amazonaws.com:5439/dev",
+    "myInputTsvFilesS3Loc": "s3://in/a.tsv", "myInputTsvFilesS3Loc_1": "s3://in/a.tsv",
+    "myInputTsvFilesS3Loc_2": "s3://in/b.tsv", "myRDSConnectStr": "jdbc:mysql://db:3306/shop",
+    "myRDSTableName": "orders", "myOutputS3Path": "s3://out/x", "myRDSId": "db-1", "myS3StagingLoc": "s3://stage/x",
+    "myS3BillingLogLoc": "s3://billing/x",
+}
+PASSWORD_HINT = ("*password: passwords are not read from definitions; store the credentials in a Secrets Manager "
+                 "secret (username, password) and name it in secretId")
+KNOWN_AT_IMPORT = "must be known at import time"
+# Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and
+# once every such parameter has a value (the password in the definition; billing's COPY reads a prefix that holds the
+# run's time, which may not reach SQL text).
+CORPUS_REASONS = {
+    "LoadTsvFilesInS3ToRedshift/LoadTsvFilesInS3ToRedshift.json":
+        (f"Input_S3_Tsv_Files.filePath: {KNOWN_AT_IMPORT}", f"RedshiftCluster.{PASSWORD_HINT}"),
+    "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", f"SourceRDSTable.{PASSWORD_HINT}"),
+    "S3TsvFilesToRedshiftTablesIfReady/S3TsvFilesToRedshiftTablesIfReady.json":
+        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", f"RedshiftCluster.{PASSWORD_HINT}"),
+    "SQLActivityWithTimeout/pipeline.json":
+        (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}", f"DatabaseId_rAZmM.{PASSWORD_HINT}"),
+    "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}",
+                              f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}"),
+    "oracle-backup/definition.json": (f"OracleDatabase.{PASSWORD_HINT}", f"OracleDatabase.{PASSWORD_HINT}"),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(CORPUS_REASONS))
+def test_the_corpus_database_definitions_are_refused_each_with_its_reason(sample: str, tmp_path: Path) -> None:
+    from .conftest import CORPUS_DIR, import_sample
+
+    path = CORPUS_DIR / sample
+    if not path.is_file():
+        pytest.skip(f"the Data Pipeline samples are not at {CORPUS_DIR}")
+    as_shipped, with_values = CORPUS_REASONS[sample]
+    plan = import_sample(path)
+    assert not plan.deployable and plan.errors[0].startswith(as_shipped), plan.errors
+    declared = {p["id"] for p in json.loads(path.read_text()).get("parameters", [])}
+    if declared:
+        values = tmp_path / "values.json"
+        values.write_text(json.dumps({"values": {k: v for k, v in CORPUS_VALUES.items() if k in declared}}))
+        from datapipe.importer import import_file
+
+        given = import_file(path, values_path=values)
+        assert given.errors[0].startswith(with_values), given.errors

@@ -47,6 +47,9 @@ DATABASE_FIELDS = ("connectionString", "jdbcDriverClass", "databaseName", "rdsIn
 SQL_NODE_FIELDS = ("table", "schemaName", "selectQuery", "insertQuery", "createTableSql")
 S3_NODE_PATHS = ("filePath", "directoryPath")
 MYSQL_DRIVER = "com.mysql.jdbc.Driver"
+# The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
+MAX_BATCH_STATEMENTS = 40
+MAX_STATEMENT_BYTES = 100_000
 
 TextValue = Text | list[Text]
 
@@ -260,6 +263,12 @@ class _Mapper:
             raise self.refused(error, obj.id) from None
         if not statements:
             raise self.problem(obj.id, "script", "holds no SQL statement")
+        if len(statements) > MAX_BATCH_STATEMENTS:
+            raise self.problem(obj.id, "script", f"holds {len(statements)} statements; the Redshift Data API runs at "
+                               f"most {MAX_BATCH_STATEMENTS} in one transaction (BatchExecuteStatement)")
+        if max(len(statement.encode()) for statement in statements) > MAX_STATEMENT_BYTES:
+            raise self.problem(obj.id, "script", f"holds a statement over {MAX_STATEMENT_BYTES // 1000} kB, the "
+                               "Redshift Data API's limit")
         if sum(placeholders) != len(arguments):
             raise self.problem(obj.id, "scriptArgument", f"the script has {sum(placeholders)} ? placeholders but "
                                f"{len(arguments)} arguments")

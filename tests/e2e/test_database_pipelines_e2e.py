@@ -100,6 +100,7 @@ def database_pipelines(
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import add_pipeline_stacks
 
+    started = time.perf_counter()
     folder = tmp_path_factory.mktemp("redshift")
     (folder / "definitions").mkdir()
     migrated_corpus_pipeline(folder / "definitions")
@@ -121,6 +122,7 @@ def database_pipelines(
     Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
     # The worker group's activity belongs to the worker-groups stack, which this stage does not deploy.
     emulator.client("stepfunctions").create_activity(name=NAMING.activity(WORKER_GROUP))
+    print(f"database pipelines synthesized and deployed in {time.perf_counter() - started:.1f} s")
     return {name: NAMING.state_machine_arn(f"pipeline-{name}", account=emulator.account, region=emulator.region)
             for name in ("load-tsv-to-redshift", "rds-to-s3")}
 

@@ -390,3 +390,21 @@ def test_the_corpus_database_definitions_are_refused_each_with_its_reason(sample
 
         given = import_file(path, values_path=values)
         assert given.errors[0].startswith(with_values), given.errors
+
+
+def test_a_copy_from_dynamodb_with_transform_and_options_keeps_the_definitions_sql() -> None:
+    table = {"id": "Source", "type": "DynamoDBDataNode", "tableName": "Orders", "readThroughputPercent": "0.5"}
+    load = {**LOAD, "input": {"ref": "Source"}, "insertMode": "APPEND", "commandOptions": ["TIMEFORMAT 'auto'"],
+            "transformSql": "select id, amount * 2 as amount from staging"}
+    orders = {k: v for k, v in ORDERS.items() if k not in ("primaryKeys", "createTableSql")}
+    plan = plan_of(WAREHOUSE, table, orders, load, HOST)
+    assert plan.deployable, plan.errors
+    # APPEND needs no key; readThroughputPercent 0.5 is READRATIO 50; the options follow the source, in order.
+    assert plan.activities[0].sql.redshift.sqls == [  # type: ignore[union-attr]
+        "CREATE TEMP TABLE staging (LIKE orders)",
+        "COPY staging FROM 'dynamodb://Orders' IAM_ROLE default TIMEFORMAT 'auto' READRATIO 50",
+        "CREATE TEMP TABLE staging2 AS select id, amount * 2 as amount from staging",
+        "INSERT INTO orders SELECT * FROM staging2",
+        "DROP TABLE staging",
+        "DROP TABLE staging2",
+    ]

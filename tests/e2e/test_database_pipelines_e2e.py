@@ -44,6 +44,16 @@ OUTPUT_BUCKET = "datapipe-e2e-rds-output"
 RUN_TIME = "2026-11-21T06:00:00Z"
 # The runner's side of the SQL contract is on another branch; this is its error name in the agreed contract.
 RUNNER_RUNS_SQL = hasattr(contract, "SQL_FAILED")
+# A SqlActivity on Redshift whose argument is given when the run starts: it reaches SQL as a bound parameter.
+AUDIT_PIPELINE = {
+    "objects": [
+        {"id": "Default", "scheduleType": "ondemand"},
+        {"id": "Warehouse", "type": "RedshiftDatabase", "clusterId": "local", "secretId": "redshift/loader"},
+        {"id": "Audit", "type": "SqlActivity", "database": {"ref": "Warehouse"},
+         "script": "INSERT INTO audit_log VALUES (?, ?)", "scriptArgument": ["#{myBatch}", "loaded"]},
+    ],
+    "parameters": [{"id": "myBatch", "type": "String"}],
+}
 BUCKET = "datapipe-e2e-redshift-input"
 CLUSTER = {"ClusterIdentifier": "local", "Database": "dev", "SecretArn": "redshift/loader"}
 
@@ -105,6 +115,7 @@ def database_pipelines(
     (folder / "definitions").mkdir()
     migrated_corpus_pipeline(folder / "definitions")
     migrated_rds_pipeline(folder / "definitions", rds_port)
+    (folder / "definitions" / "redshift-audit.json").write_text(json.dumps(AUDIT_PIPELINE))
     app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
     env = cdk.Environment(account=emulator.account, region=emulator.region)
 
@@ -124,7 +135,7 @@ def database_pipelines(
     emulator.client("stepfunctions").create_activity(name=NAMING.activity(WORKER_GROUP))
     print(f"database pipelines synthesized and deployed in {time.perf_counter() - started:.1f} s")
     return {name: NAMING.state_machine_arn(f"pipeline-{name}", account=emulator.account, region=emulator.region)
-            for name in ("load-tsv-to-redshift", "rds-to-s3")}
+            for name in ("load-tsv-to-redshift", "rds-to-s3", "redshift-audit")}
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +277,15 @@ def test_the_runner_copies_the_mariadb_table_to_s3_as_csv(
     # As PostgreSQL's COPY ... CSV writes them (docs/databases.md): NULL unquoted empty, quotes doubled, no header.
     assert body.read().decode().splitlines() == ["1,apple,10", '2,"pear, ""green""",']
     assert list(csv.reader(io.StringIO('2,"pear, ""green""",'))) == [["2", 'pear, "green"', ""]]
+
+
+def test_a_run_parameter_reaches_redshift_sql_as_data(emulator: Any, database_pipelines: dict[str, str]) -> None:
+    data = emulator.client("redshift-data")
+    run_sql(data, "CREATE TABLE audit_log (batch varchar(80), note varchar(20))")
+    hostile = "b1'); DROP TABLE audit_log; --"
+    sfn = emulator.client("stepfunctions")
+    result = ended_execution(sfn, start_execution(sfn, database_pipelines["redshift-audit"],
+                                                  {"parameters": {"myBatch": hostile}}), timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    rows = data.get_statement_result(Id=run_sql(data, "SELECT batch, note FROM audit_log")["Id"])["Records"]
+    assert rows == [[{"stringValue": hostile}, {"stringValue": "loaded"}]]

@@ -8,6 +8,8 @@ ClusterIdentifier / Database / SecretArn).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +202,8 @@ def test_a_workgroup_endpoint_names_the_serverless_workgroup() -> None:
 
 @pytest.fixture(scope="module")
 def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]) -> dict:
-    """One stack with both pipelines, cdk-nag registered (synthesis fails on an unacknowledged finding)."""
+    """One stack with the three pipelines and the SQL job definitions, cdk-nag registered (synthesis fails on an
+    unacknowledged finding), the template clean for cfn-lint."""
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
     from cdk_nag import AwsSolutionsChecks
@@ -229,7 +232,11 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
                       plans=[batch_plan, batch_copy], removal_policy=cdk.RemovalPolicy.DESTROY)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
-    return dict(json.loads((Path(outdir) / "Databases.template.json").read_text()))
+    template = Path(outdir) / "Databases.template.json"
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    linted = subprocess.run([str(cfn_lint), "--format", "parseable", str(template)], capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    return dict(json.loads(template.read_text()))
 
 
 def _states(template: dict, fragment: str) -> dict[str, Any]:

@@ -141,6 +141,12 @@ def test_sql_that_an_execution_could_change_or_that_cannot_bind_is_refused(
     assert any(error.startswith(expected) for error in plan.errors), plan.errors
 
 
+def test_a_table_name_that_is_not_a_plain_name_is_refused_naming_the_field() -> None:
+    plan = plan_of(WAREHOUSE, ORDERS_IN, TSV, {**ORDERS, "tableName": "orders; drop table x"}, LOAD, HOST)
+    assert plan.errors[0] == ("Load.output tableName: 'orders; drop table x' is not a plain table or column name "
+                              "(letters, digits, _ and $)")
+
+
 def test_a_table_name_from_the_run_cannot_reach_a_copy() -> None:
     export_in = {**EXPORT_IN, "table": "#{myTable}"}
     plan = plan_of(SALES_DB, export_in, EXPORT_OUT, EXPORT, parameters=[{"id": "myTable", "type": "String"}])

@@ -127,7 +127,7 @@ class _Mapper:
     def refused(self, error: DatapipeError, fallback: str) -> _Refused:
         """A one-line error of datapipe.databases (`Object.field: message`) as the problem of that object and field."""
         text = str(error)
-        match = re.match(r"^([^.:\s]+)\.([^:\s]+): (.*)$", text, re.DOTALL)
+        match = re.match(r"^([^.:\s]+)\.([^:\n]+): (.*)$", text, re.DOTALL)
         if match and match.group(1) in self.pipeline.objects:
             return self.problem(match.group(1), match.group(2), match.group(3))
         match = re.match(r"^([^.:\s]+): (.*)$", text, re.DOTALL)

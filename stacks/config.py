@@ -335,6 +335,9 @@ class PipelineSettings:
     precondition_max_checks: int = field(default=60, metadata=_rule(minimum=1, maximum=1000))
     # The image of the shell job definition that runs ShellCommandActivity/CopyActivity of an Ec2Resource on Batch.
     batch_image: str = "amazonlinux:2023"
+    # The image of the job definitions that run SqlActivity/CopyActivity of an Ec2Resource on Batch: it must have
+    # datapipe[sql] installed (`datapipe taskrunner exec-task`). Required once a pipeline does.
+    sql_image: str = ""
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def _gated_work(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChainab
                                   failed(wf, activity.id, on_error, activity.cascade_failed))
     work = wf._work(activity)
     for task in work:
-        if not isinstance(task, sfn.TaskStateBase):
+        if not isinstance(task, sfn.TaskStateBase | sfn.Parallel):
             continue
         if activity.retries:
             task.add_retry(errors=["States.ALL"], max_attempts=activity.retries, backoff_rate=1,

@@ -44,6 +44,7 @@ from constructs import Construct
 from datapipe.bundles.names import job_queue_name
 from datapipe.errors import DatapipeError
 from datapipe.importer import PlanOptions, companion_values, import_file
+from datapipe.importer.databases import REDSHIFT_DATA
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, RuntimePath, Text
 from datapipe.importer.plan import (
     ACTIVITY_TASK,
@@ -58,6 +59,7 @@ from datapipe.importer.plan import (
 from datapipe.importer.preconditions import S3_KEY
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from datapipe.taskrunner.contract import SHELL_COMMAND_ACTIVITY
+from stacks import pipeline_sql
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -484,8 +486,13 @@ class PipelineWorkflow(Construct):
         bounds = [t for t in (activity.attempt_timeout_seconds, activity.resource_timeout_seconds) if t]
         timeout = min(bounds) if bounds else None
         task_timeout = sfn.Timeout.duration(cdk.Duration.seconds(timeout)) if timeout else None
+        if activity.target == REDSHIFT_DATA:
+            return [pipeline_sql.redshift_statement_states(self, activity, timeout_seconds=timeout,
+                                                           state_key=_key(activity.id))]
         if activity.target == ACTIVITY_TASK:
             return [self._activity_task(activity, timeout)]
+        if activity.target == BATCH_JOB and activity.sql is not None:
+            return pipeline_sql.sql_batch_job(self, activity, task_timeout=task_timeout, state_key=_key(activity.id))
         if activity.target == BATCH_JOB:
             return [self._batch_job(activity, task_timeout)]
         steps: list[Any] = []
@@ -509,8 +516,20 @@ class PipelineWorkflow(Construct):
         return steps
 
     def _activity_task(self, activity: Activity, timeout: int | None) -> Any:
+        assert activity.worker_group is not None
+        if activity.sql is not None:
+            worker_activity = self._worker_activity(activity.worker_group, activity.id)
+            return pipeline_sql.sql_task(self, activity, worker_activity=worker_activity, timeout_seconds=timeout,
+                                         state_name=self._name(activity.id))
         assert activity.shell is not None
         return self._worker_task(activity, self._name(activity.id), activity.shell, timeout=timeout)
+
+    def _worker_activity(self, worker_group: str, key: str) -> sfn.IActivity:
+        return sfn.Activity.from_activity_arn(
+            self, f"WorkerGroup{_key(key)}",
+            self._naming.activity_arn(worker_group, account=self._stack.account, region=self._stack.region,
+                                      partition=self._stack.partition),
+        )
 
     def _worker_task(self, activity: Activity, name: str, shell: Shell, *, timeout: int | None = None,
                      task_type: str = SHELL_COMMAND_ACTIVITY) -> Any:
@@ -530,11 +549,7 @@ class PipelineWorkflow(Construct):
             fields["environment"] = {name: self.render(text) for name, text in shell.environment.items()}
         if shell.secrets:  # references only: the runner reads each value with its own credentials
             fields["secrets"] = dict(shell.secrets)
-        worker_activity = sfn.Activity.from_activity_arn(
-            self, f"WorkerGroup{_key(name)}",
-            self._naming.activity_arn(activity.worker_group, account=self._stack.account, region=self._stack.region,
-                                      partition=self._stack.partition),
-        )
+        worker_activity = self._worker_activity(activity.worker_group, name)
         settings = self._worker_groups
         if activity.heartbeat_seconds and task_type == SHELL_COMMAND_ACTIVITY:  # reportProgressTimeout
             settings = dataclasses.replace(settings, heartbeat_seconds=activity.heartbeat_seconds, task_timeout_seconds=
@@ -615,6 +630,7 @@ class PipelineWorkflow(Construct):
             findings[nag_arn(self, "batch", "job-definition/*")] = (
                 "Batch submitJob names the job definition by name; its revision is chosen when the job is submitted"
             )
+        pipeline_sql.acknowledge_data_api(findings, self.plan.activities, nag_arn, self)
         for bucket in sorted({p.bucket for a in self.plan.activities for p in a.preconditions if p.kind == S3_KEY}):
             findings[nag_bucket_arn(bucket) + "/*"] = (
                 "a precondition checks for a key, known at run time, under the bucket its definition names"
@@ -1033,7 +1049,12 @@ class PipelinesStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         deployable = [plan for plan in plans if plan.deployable]
-        if any(a.target == BATCH_JOB for plan in deployable for a in plan.activities):
+        sql_plans = [plan for plan in deployable if pipeline_sql.runs_sql_on_batch(plan)]
+        if sql_plans:
+            self.sql_jobs = pipeline_sql.SqlJobDefinitions(self, "SqlJobs", naming=naming, image=settings.sql_image,
+                                                           fargate=batch_fargate, plans=sql_plans,
+                                                           removal_policy=removal_policy)
+        if any(a.target == BATCH_JOB and a.sql is None for plan in deployable for a in plan.activities):
             self.shell_jobs = ShellJobDefinition(
                 self, "ShellJobs", naming=naming, image=settings.batch_image, fargate=batch_fargate,
                 buckets=batch_buckets(deployable), removal_policy=removal_policy,

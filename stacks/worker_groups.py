@@ -104,39 +104,59 @@ def shell_command_task(
     `construct_id` is also the state name, the task's `activityId` and where the result goes (`$.<construct_id>`):
     letters, digits and `_`.
     """
-    if re.fullmatch(r"[A-Za-z0-9_]{1,80}", construct_id) is None:
-        raise ValueError(f"shell command task id {construct_id!r} must be 1-80 letters, digits or '_'")
     _check_shell_fields(construct_id, shell)
+    task = worker_group_task(scope, construct_id, activity=activity, settings=settings,
+                             task_type=task_type, fields=shell)
+    _check_fixed(construct_id, task.to_state_json()["Parameters"])
+    if settings.command_retries:
+        task.add_retry(
+            errors=[COMMAND_FAILED],
+            max_attempts=settings.command_retries,
+            interval=cdk.Duration.seconds(settings.retry_interval_seconds),
+            backoff_rate=2,
+        )
+    return task
+
+
+def task_envelope(task_type: str, activity_id: str) -> dict[str, Any]:
+    """The fields every task of the contract carries, from the context object (docs/taskrunner.md)."""
+    return {
+        "type": task_type,
+        "workflow": sfn.JsonPath.string_at("$$.StateMachine.Name"),
+        "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+        "activityId": activity_id,
+        "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
+    }
+
+
+def worker_group_task(
+    scope: Construct,
+    construct_id: str,
+    *,
+    activity: sfn.IActivity,
+    settings: WorkerGroupSettings,
+    task_type: str,
+    fields: Mapping[str, Any],
+) -> tasks.StepFunctionsInvokeActivity:
+    """A Task state sending a task of `task_type` to a worker group: the contract's envelope (from the context object),
+    the task's own `fields`, the heartbeat and task timeouts, and the retries when a runner is lost."""
+    if re.fullmatch(r"[A-Za-z0-9_]{1,80}", construct_id) is None:
+        raise ValueError(f"worker group task id {construct_id!r} must be 1-80 letters, digits or '_'")
     task = tasks.StepFunctionsInvokeActivity(
         scope,
         construct_id,
         activity=activity,
-        parameters={
-            "type": task_type,
-            "workflow": sfn.JsonPath.string_at("$$.StateMachine.Name"),
-            "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
-            "activityId": construct_id,
-            "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
-            "heartbeatSeconds": settings.heartbeat_seconds,
-            **shell,
-        },
+        parameters={**task_envelope(task_type, construct_id), "heartbeatSeconds": settings.heartbeat_seconds,
+                    **fields},
         heartbeat_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.heartbeat_seconds)),
         task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(settings.task_timeout_seconds)),
         result_path=f"$.{construct_id}",
     )
-    _check_fixed(construct_id, task.to_state_json()["Parameters"])
     if settings.retries:
         # The runner was lost (no heartbeat), ran out of time, or was stopped: another runner may take the task.
         task.add_retry(
             errors=["States.HeartbeatTimeout", "States.Timeout", RUNNER_INTERRUPTED],
             max_attempts=settings.retries,
-            interval=cdk.Duration.seconds(settings.retry_interval_seconds),
-            backoff_rate=2,
-        )
-    if settings.command_retries:
-        task.add_retry(
-            errors=[COMMAND_FAILED],
-            max_attempts=settings.command_retries,
             interval=cdk.Duration.seconds(settings.retry_interval_seconds),
             backoff_rate=2,
         )

@@ -157,7 +157,8 @@ def test_a_stopped_run_has_its_cluster_reaped(emulator: Any) -> None:
 
 # -- samples of the corpus as they are, deployed beside the app ------------------------------------------------------
 
-CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "data-pipeline-samples"
+from tests.importer.conftest import CORPUS_DIR, samples_absent  # noqa: E402 (beside the tests that use it)
+
 CORPUS_NAMING = Naming(stage="corpus")
 CORPUS_VALUES = {
     "HadoopTerasort/TeraSortHadoopBenchmark.json": {"myS3Path": "s3://corpus-terasort/run"},
@@ -173,7 +174,7 @@ def corpus_pipelines(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
                      cdk_json_context: dict[str, object]) -> dict[str, str]:
     """Two samples imported unchanged (with a values file for their parameters) and deployed: name -> workflow."""
     if not CORPUS_DIR.is_dir():
-        pytest.skip(f"the Data Pipeline samples are not at {CORPUS_DIR}")
+        samples_absent()
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
 

@@ -10,18 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from datapipe.cli import cli
 from datapipe.importer.plan import MAPPED
 
-from .conftest import companions, corpus_definitions, import_sample
+from .conftest import companions, corpus_definitions, import_sample, samples_absent
 
 STATUSES = {"mapped", "unsupported", "error"}
 
 
-def test_each_definition_parses_and_deploys_or_says_why_not(corpus_definition: Path) -> None:
+def test_each_definition_parses_and_deploys_or_says_why_not(corpus_definition: Path | None) -> None:
+    if corpus_definition is None:
+        samples_absent()
+        return
     plan = import_sample(corpus_definition)
     assert plan.objects, "no object was read"
     assert {o.status for o in plan.objects} <= STATUSES
@@ -31,7 +33,10 @@ def test_each_definition_parses_and_deploys_or_says_why_not(corpus_definition: P
         assert plan.errors or any(o.status != MAPPED for o in plan.objects)
 
 
-def test_the_cli_gives_no_traceback_on_any_definition(corpus_definition: Path) -> None:
+def test_the_cli_gives_no_traceback_on_any_definition(corpus_definition: Path | None) -> None:
+    if corpus_definition is None:
+        samples_absent()
+        return
     args = ["import", str(corpus_definition), "--json"]
     for option, path in (("--values", companions(corpus_definition)["values_path"]),
                          ("--parameters", companions(corpus_definition)["parameters_path"])):
@@ -47,7 +52,7 @@ def test_the_cli_gives_no_traceback_on_any_definition(corpus_definition: Path) -
 def test_the_share_of_mapped_objects_over_the_corpus() -> None:
     definitions = corpus_definitions()
     if not definitions:
-        pytest.skip("the Data Pipeline samples are not beside the checkout")
+        samples_absent()
     plans = [import_sample(path) for path in definitions]
     objects = [o for plan in plans for o in plan.objects]
     mapped = sum(o.status == MAPPED for o in objects)
@@ -55,13 +60,13 @@ def test_the_share_of_mapped_objects_over_the_corpus() -> None:
     print(f"corpus: {mapped}/{len(objects)} objects mapped ({mapped / len(objects):.0%}), "
           f"{deployable}/{len(plans)} definitions deployable")
     # What the samples hold today; a drop means a mapping was lost.
-    assert mapped / len(objects) >= 0.8 and deployable >= 12
+    assert mapped / len(objects) >= 0.86 and deployable >= 12  # 117 of 135 objects with the database objects
 
 
 def test_the_deployable_definitions_synthesize_clean(tmp_path: Path, cdk_json_context: dict[str, object]) -> None:
     definitions = corpus_definitions()
     if not definitions:
-        pytest.skip("the Data Pipeline samples are not beside the checkout")
+        samples_absent()
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
     from cdk_nag import AwsSolutionsChecks

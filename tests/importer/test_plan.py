@@ -98,8 +98,8 @@ def test_unsupported_objects_are_reported_with_reasons_and_block_deployment() ->
         {"id": "Pig", "type": "PigActivity", "workerGroup": "w", "script": "x"},
     )
     statuses = {o.id: (o.status, o.reason) for o in plan.objects}
-    assert statuses["Query"][0] == "unsupported" and "relational databases" in statuses["Query"][1]
-    assert statuses["Db"][0] == "unsupported"
+    assert statuses["Db"][0] == "error" and statuses["Db"][1].startswith("*password: passwords are not read")
+    assert statuses["Query"][0] == "error" and "cannot be planned: Db.*password" in statuses["Query"][1]
     assert statuses["Pig"][0] == "unsupported" and "runsOn an EmrCluster" in statuses["Pig"][1]
     assert statuses["Default"] == ("mapped", "")
     assert not plan.deployable

@@ -20,6 +20,8 @@ from datapipe.errors import DatapipeError
 INSERT_MODES = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")
 DATA_FORMATS = {"CSV": "CSV", "TSV": "DELIMITER '\\t'"}
 SOURCE = re.compile(r"(s3://[^'\s]+|dynamodb://[A-Za-z0-9_.-]{3,255})")
+# `IAM_ROLE default`: the role the cluster or workgroup has as its default.
+DEFAULT_ROLE = "default"
 PRIMARY_KEY = re.compile(r"\bprimary\s+key\b", re.IGNORECASE)
 
 
@@ -113,8 +115,10 @@ def copy_statements(copy: RedshiftCopy) -> list[str]:
     bare_table = table.split(".")[-1]
     if not SOURCE.fullmatch(copy.source):
         raise DatapipeError(f"{where}.input: {copy.source[:120]!r} is not an s3:// or dynamodb:// location")
-    if "'" in copy.iam_role or not copy.iam_role.startswith("arn:"):
-        raise DatapipeError(f"{where}: the IAM role for COPY must be a role ARN, got {copy.iam_role[:120]!r}")
+    if copy.iam_role != DEFAULT_ROLE and ("'" in copy.iam_role or not copy.iam_role.startswith("arn:")):
+        raise DatapipeError(
+            f"{where}: the IAM role for COPY must be a role ARN or {DEFAULT_ROLE}, got {copy.iam_role[:120]!r}"
+        )
     if copy.data_format is not None and copy.data_format not in DATA_FORMATS:
         raise DatapipeError(f"{where}.input dataFormat: {copy.data_format!r} is not one of {', '.join(DATA_FORMATS)}")
     for option in copy.command_options:
@@ -129,13 +133,14 @@ def copy_statements(copy: RedshiftCopy) -> list[str]:
             "or a createTableSql with a PRIMARY KEY"
         )
 
+    role = DEFAULT_ROLE if copy.iam_role == DEFAULT_ROLE else f"'{copy.iam_role}'"
     statements = []
     if copy.create_table_sql:
         statements.append(create_if_missing(copy.create_table_sql))
     statements.append(f"CREATE TEMP TABLE staging (LIKE {table})")
     options = [DATA_FORMATS[copy.data_format]] if copy.data_format else []
     statements.append(
-        " ".join([f"COPY staging FROM '{copy.source}' IAM_ROLE '{copy.iam_role}'", *options, *copy.command_options])
+        " ".join([f"COPY staging FROM '{copy.source}' IAM_ROLE {role}", *options, *copy.command_options])
     )
     source = "staging"
     if copy.transform_sql:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from datapipe.importer import schema
+from datapipe.importer import databases, schema
 from datapipe.importer.actions import (
     ON_FAIL,
     ON_SUCCESS,
@@ -116,6 +116,7 @@ class Activity:
     late: Lateness | None = None
     heartbeat_seconds: int | None = None  # reportProgressTimeout, on worker-group tasks
     cascade_failed: list[str] = field(default_factory=list)  # failureAndRerunMode CASCADE: consumers not run
+    sql: databases.SqlWork | None = None  # the database work of SqlActivity, RedshiftCopyActivity, SQL copies
 
 
 @dataclass
@@ -203,6 +204,8 @@ class Plan:
                 found.update(activity.shell.secrets)
             for step in activity.steps:
                 found.update(step.secrets)
+            if activity.sql is not None and activity.target == ACTIVITY_TASK:  # Batch: the SQL job role reads it
+                found.update(activity.sql.secrets)
         return found
 
     @property
@@ -426,6 +429,9 @@ class _Planner:
     def activity(self, obj: PipelineObject, clusters: dict[str, Cluster]) -> Activity | None:
         resource = self.pipeline.objects.get(obj.ref("runsOn") or "")
         worker_group = obj.text("workerGroup")
+        if databases.is_database_activity(obj, self.pipeline):
+            sql_activity = databases.database_activity(self, obj, resource=resource, worker_group=worker_group)
+            return self.settle(obj, sql_activity, resource, clusters) if sql_activity is not None else None
         emr_family = obj.type in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")
         if resource is not None and resource.type == "EmrCluster":
             target = EMR_STEPS
@@ -454,7 +460,18 @@ class _Planner:
             if shell is None:
                 return None
             activity.shell = shell
-        if resource is not None and resource.type == "Ec2Resource":
+        where = {
+            ACTIVITY_TASK: f"activity task for worker group '{worker_group}' (StepFunctionsInvokeActivity)",
+            BATCH_JOB: f"Batch job (BatchSubmitJob) for resource {activity.resource}",
+            EMR_STEPS: f"{len(activity.steps)} EMR step(s) (EmrAddStep) on cluster {activity.resource}",
+        }[target]
+        self.targets[obj.id] = where
+        return self.settle(obj, activity, resource, clusters)
+
+    def settle(self, obj: PipelineObject, activity: Activity, resource: PipelineObject | None,
+               clusters: dict[str, Cluster]) -> Activity:
+        """What every activity takes from its definition whatever it runs on: timeouts, retries, checks, alarms."""
+        if resource is not None and resource.type == "Ec2Resource" and activity.target == BATCH_JOB:
             activity.resource_timeout_seconds = self.period(resource, "terminateAfter")
         elif resource is not None and resource.id in clusters:
             activity.resource_timeout_seconds = clusters[resource.id].terminate_after_seconds
@@ -466,12 +483,6 @@ class _Planner:
         activity.on_success = actions(self, obj, ON_SUCCESS)
         activity.late = lateness(self, obj)
         progress_and_reruns(self, obj, activity)
-        where = {
-            ACTIVITY_TASK: f"activity task for worker group '{worker_group}' (StepFunctionsInvokeActivity)",
-            BATCH_JOB: f"Batch job (BatchSubmitJob) for resource {activity.resource}",
-            EMR_STEPS: f"{len(activity.steps)} EMR step(s) (EmrAddStep) on cluster {activity.resource}",
-        }[target]
-        self.targets[obj.id] = where
         return activity
 
     def data_paths(self, obj: PipelineObject, key: str) -> list[Text] | None:

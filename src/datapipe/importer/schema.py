@@ -93,10 +93,6 @@ _DATA_NODE_REFS = {
     "dependsOn": (ACTIVITY, DATA_NODE),
     "runsOn": (RESOURCE,),
 }
-_RDBMS_REASON = (
-    "relational databases (RDS, Redshift, JDBC) need a network path and credentials that a state machine "
-    "cannot hold faithfully; move this step to a Batch job or an EMR step that you write"
-)
 
 TYPES: dict[str, ObjectType] = {
     "ShellCommandActivity": _type(
@@ -145,11 +141,11 @@ TYPES: dict[str, ObjectType] = {
     ),
     "SqlActivity": _type(
         ACTIVITY, _SQL, base=_ACTIVITY, one_of=(("script", "scriptUri"),),
-        refs={**_ACTIVITY_REFS, "database": (DATABASE,)}, unsupported=_RDBMS_REASON,
+        refs={**_ACTIVITY_REFS, "database": (DATABASE,)},
     ),
     "RedshiftCopyActivity": _type(
         ACTIVITY, {"commandOptions", "queue", "transformSql"}, base=_ACTIVITY, required=("insertMode",),
-        refs=_ACTIVITY_REFS, unsupported=_RDBMS_REASON,
+        refs=_ACTIVITY_REFS,
     ),
     "Ec2Resource": _type(
         RESOURCE,
@@ -186,16 +182,18 @@ TYPES: dict[str, ObjectType] = {
     ),
     "SqlDataNode": _type(
         DATA_NODE, {"table", "selectQuery", "insertQuery", "createTableSql", "database"}, base=_DATA_NODE,
-        refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
+        refs=_DATA_NODE_REFS,
     ),
+    # secretId (a datapipe addition, as on the database objects) names the credentials' Secrets Manager secret.
     "MySqlDataNode": _type(
         DATA_NODE,
-        {"table", "selectQuery", "insertQuery", "createTableSql", "connectionString", "username", "*password"},
-        base=_DATA_NODE, refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
+        {"table", "selectQuery", "insertQuery", "createTableSql", "connectionString", "username", "*password",
+         "secretId"},
+        base=_DATA_NODE, refs=_DATA_NODE_REFS,
     ),
     "RedshiftDataNode": _type(
         DATA_NODE, {"tableName", "schemaName", "createTableSql", "primaryKeys", "database"}, base=_DATA_NODE,
-        refs=_DATA_NODE_REFS, unsupported=_RDBMS_REASON,
+        refs=_DATA_NODE_REFS,
     ),
     "S3KeyExists": _type(PRECONDITION, set(), base=_PRECONDITION, required=("s3Key",), refs=_RESOURCE_REFS),
     "S3PrefixNotEmpty": _type(PRECONDITION, set(), base=_PRECONDITION, required=("s3Prefix",), refs=_RESOURCE_REFS),
@@ -214,17 +212,18 @@ TYPES: dict[str, ObjectType] = {
     "Schedule": _type(
         SCHEDULE, {"startAt", "startDateTime", "endDateTime", "occurrences", "maxActiveInstances"}, required=("period",)
     ),
+    # secretId and workgroupName (Redshift Serverless) are datapipe's additions (docs/databases.md).
     "RdsDatabase": _type(
         DATABASE, {"rdsInstanceId", "username", "*password", "databaseName", "jdbcProperties", "region",
-                   "jdbcDriverJarUri"}, unsupported=_RDBMS_REASON,
+                   "jdbcDriverJarUri", "secretId"},
     ),
     "RedshiftDatabase": _type(
         DATABASE, {"clusterId", "connectionString", "databaseName", "username", "*password", "jdbcProperties",
-                   "region"}, unsupported=_RDBMS_REASON,
+                   "region", "secretId", "workgroupName"},
     ),
     "JdbcDatabase": _type(
         DATABASE, {"connectionString", "jdbcDriverClass", "jdbcDriverJarUri", "username", "*password",
-                   "databaseName", "jdbcProperties"}, unsupported=_RDBMS_REASON,
+                   "databaseName", "jdbcProperties", "secretId"},
     ),
     "EmrConfiguration": _type(
         CONFIGURATION, set(), required=("classification",), refs={"configuration": (CONFIGURATION,),

@@ -9,6 +9,7 @@ backends answer HTTP requests too):
 - activities can be polled and answered by a worker in another process (activities);
 - Lambda functions run their deployed code in-process, no Docker (lambda_runner);
 - Batch jobs run their container command as a local process (batch_runner);
+- the Redshift Data API runs statements on a PostgreSQL server started on first use (redshift_data);
 - EventBridge gets the execution, EMR cluster and EMR step events, and delivers to Lambda, SNS and Step Functions
   targets (events, executions);
 - faults can be injected, in this process or over HTTP (faults);
@@ -46,6 +47,7 @@ class Extensions:
         self.activities = ActivityBoard(self)
         self.lambdas = LambdaRunner(self)
         self.schedules: ScheduleRunner | None = None  # started by install()
+        self.redshift_data: Any = None  # datapipe.local.redshift_data.EmulatedRedshiftData, set by install()
 
     def configure(self, options: EmulatorOptions) -> None:
         """Apply new options to the installed extensions (lifecycles read them on every use)."""
@@ -93,6 +95,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
             integration_casing,
             lambda_runner,
             redrive,
+            redshift_data,
             s3_checksums,
             schedules,
             waits,
@@ -118,6 +121,8 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         batch_runner.install(extensions)
         batch_api.install()
         integration_casing.install()
+        extensions.redshift_data = redshift_data.EmulatedRedshiftData(lambda region: clients.client("s3", region))
+        redshift_data.install(extensions.redshift_data)
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)
         waits.install(lambda: extensions.options.wait_scale)
@@ -137,6 +142,8 @@ def uninstall() -> None:
 
         if _installed.schedules is not None:
             _installed.schedules.stop()
+        if _installed.redshift_data is not None:
+            _installed.redshift_data.stop()
         events.drain()
         clients.uninstall()
         seams.restore_all()

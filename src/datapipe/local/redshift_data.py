@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import gzip
 import json
 import re
@@ -23,12 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 from psycopg import conninfo, sql
 
 from datapipe.databases.operations import S3Location, s3_objects
 from datapipe.databases.sqltext import rewrite_code, segments
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
+from datapipe.local.postgres_server import PostgresServer
+from datapipe.local.seams import seam
 
 PAGE_RECORDS = 1000
 RETENTION = datetime.timedelta(hours=24)
@@ -585,3 +595,99 @@ def _required_text(request: dict[str, Any], name: str) -> str:
 def _one_line(error: BaseException) -> str:
     text = " ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
     return text or type(error).__name__
+
+
+# -- the emulator's Redshift Data API -------------------------------------------------------------------------------
+# moto routes `redshift-data` requests to its own responses (statements that never run); the emulator answers them
+# with a RedshiftDataApi over a PostgreSQL server started on the first request.
+
+CALL_ACTION = seam(
+    RedshiftDataAPIServiceResponse,
+    "call_action",
+    ("self",),
+    "redshift-data requests run their SQL on the emulator's PostgreSQL, COPY reading the emulator's S3",
+)
+SDK_SERVICE_NAME = seam(
+    StateTaskService,
+    "_get_boto_service_name",
+    ("self", "boto_service_name"),
+    "AWS SDK integrations name services without hyphens (aws-sdk:redshiftdata:...); boto3 names them with them",
+)
+SDK_PARAMETERS = seam(
+    StateTaskServiceAwsSdk,
+    "_normalise_parameters",
+    ("self", "parameters", "boto_service_name", "service_action_name"),
+    "redshiftdata tasks name parameters PascalCase at every level (Parameters: [{Name, Value}]); the API's are not",
+)
+# A Redshift cluster comes with the database `dev`: the default of the Data API's Database in datapipe too.
+DEFAULT_DATABASE = "dev"
+
+
+class EmulatedRedshiftData:
+    """The emulator's one RedshiftDataApi: its PostgreSQL server starts with the first request, stops with `stop()`."""
+
+    def __init__(self, s3_client: Callable[[str], Any]) -> None:
+        self._s3_client = s3_client
+        self._server = PostgresServer()
+        self._api: RedshiftDataApi | None = None
+        self._lock = threading.Lock()
+
+    def api(self, region: str) -> RedshiftDataApi:
+        with self._lock:
+            if self._api is None:
+                self._server.start()
+                with psycopg.connect(self._server.dsn, autocommit=True) as connection:
+                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DATABASE)))
+                self._api = RedshiftDataApi(dsn=self._server.dsn, s3=self._s3_client(region))
+            return self._api
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._api is not None:
+                self._api.wait(timeout=5.0)
+                self._api = None
+            self._server.stop()
+
+
+def install(emulated: EmulatedRedshiftData) -> None:
+    def call_action(self: RedshiftDataAPIServiceResponse) -> tuple[int, dict[str, str], str]:
+        action = self._get_action()
+        try:
+            api = emulated.api(self.region)
+        except DatapipeError as error:  # no PostgreSQL here: the API answers, naming why
+            body = json.dumps({"__type": "InternalServerException", "message": str(error)})
+            return 500, {"Content-Type": "application/x-amz-json-1.1"}, body
+        status, body = api.handle(action, self.body)
+        return status, {"Content-Type": "application/x-amz-json-1.1"}, body
+
+    CALL_ACTION.patch(call_action)
+
+    def boto_service_name(self: StateTaskService, boto_service_name: str | None = None) -> str:
+        name = str(SDK_SERVICE_NAME.call_original(self, boto_service_name))
+        return _hyphenated_services().get(name, name)
+
+    SDK_SERVICE_NAME.patch(boto_service_name)
+
+    def normalise_parameters(
+        self: StateTaskServiceAwsSdk,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        SDK_PARAMETERS.call_original(self, parameters, boto_service_name, service_action_name)
+        if self._get_boto_service_name(boto_service_name) == "redshift-data":
+            from datapipe.local.integration_casing import operation_shapes
+
+            action = service_action_name or self.resource.api_action
+            self._to_boto_request(parameters, operation_shapes("redshift-data", action)[0])
+
+    SDK_PARAMETERS.patch(normalise_parameters)
+
+
+@functools.cache
+def _hyphenated_services() -> dict[str, str]:
+    """botocore's service names that hold a hyphen, by the name Step Functions' SDK integrations give them."""
+    import botocore.session
+
+    names = botocore.session.get_session().get_available_services()
+    return {name.replace("-", ""): name for name in names if "-" in name}

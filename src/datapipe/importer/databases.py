@@ -1,0 +1,386 @@
+"""Data Pipeline's database objects in an imported pipeline: SqlActivity, RedshiftCopyActivity and CopyActivity with a
+SqlDataNode or MySqlDataNode on one side.
+
+- On a RedshiftDatabase reachable by the Redshift Data API (clusterId, workgroupName, or a connectionString whose host
+  is a cluster's or workgroup's endpoint), the statements run from the state machine itself (`REDSHIFT_DATA`):
+  datapipe.databases.redshift_copy gives a RedshiftCopyActivity's statements, a SqlActivity's script is split into its
+  statements here.
+- On any other database (RdsDatabase, JdbcDatabase, a MySqlDataNode's own connection), the work is a task of the
+  worker-group contract (docs/taskrunner.md) for the runner of the activity's `workerGroup`, which runs it with
+  datapipe.databases.
+
+The definition fixes every SQL text, table and database field: they must be known at import time. Values known only
+when the run starts reach SQL as bound arguments (`scriptArgument`), and may appear in an S3 data node's path.
+Every check of datapipe.databases.model (secretId, a `*password`, the JDBC URL's engine) runs at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
+from datapipe.databases.model import DatabaseSpec
+from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
+from datapipe.databases.sqltext import rewrite_code, segments, split_statements
+from datapipe.databases.urls import Engine
+from datapipe.errors import DatapipeError
+from datapipe.importer.expressions import Text
+from datapipe.importer.reader import Problem
+
+if TYPE_CHECKING:
+    from datapipe.importer.model import Pipeline, PipelineObject
+    from datapipe.importer.plan import Activity, _Planner
+
+REDSHIFT_DATA = "redshift-data"
+DATABASE_ACTIVITY_TYPES = ("SqlActivity", "RedshiftCopyActivity")
+# COPY runs with the role the cluster (or workgroup) has as its default: no role ARN sits in the definition.
+COPY_ROLE = "default"
+# A cluster's endpoint (<cluster>.<id>.<region>.redshift.amazonaws.com) or a workgroup's (...redshift-serverless...).
+REDSHIFT_HOST = re.compile(
+    r"^(?P<name>[a-z][a-z0-9-]{0,62})\.[a-z0-9]+\.[a-z0-9-]+\.(?P<kind>redshift|redshift-serverless)\.amazonaws\.com$"
+)
+DATABASE_FIELDS = ("connectionString", "jdbcDriverClass", "databaseName", "rdsInstanceId", "clusterId",
+                   "workgroupName", "region", "secretId")
+SQL_NODE_FIELDS = ("table", "schemaName", "selectQuery", "insertQuery", "createTableSql")
+S3_NODE_PATHS = ("filePath", "directoryPath")
+MYSQL_DRIVER = "com.mysql.jdbc.Driver"
+# The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
+MAX_BATCH_STATEMENTS = 40
+MAX_STATEMENT_BYTES = 100_000
+
+TextValue = Text | list[Text]
+
+
+@dataclass
+class RedshiftStatements:
+    """What one Data API call runs: where (`target`), the statements, and `:name` parameters of a single statement."""
+
+    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, Database, SecretArn
+    sqls: list[str]
+    parameters: list[tuple[str, Text]] = field(default_factory=list)
+
+
+@dataclass
+class SqlTask:
+    """A task of the worker-group contract: the definition's objects, resolved, as datapipe.databases takes them."""
+
+    task_type: str  # SqlActivity or CopyActivity
+    objects: dict[str, dict[str, TextValue]]  # activity, input, output, database
+    data_format: str | None = None
+
+
+@dataclass
+class SqlWork:
+    database_id: str
+    secret_id: str
+    redshift: RedshiftStatements | None = None
+    task: SqlTask | None = None
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The database secret, in the form Plan.secrets gives (a name -> the reference)."""
+        return {f"DATABASE_{re.sub(r'[^A-Za-z0-9_]', '_', self.database_id)}": self.secret_id}
+
+
+class _Refused(Exception):
+    """Stops planning one activity; the problem or reason is already recorded."""
+
+
+def is_database_activity(obj: PipelineObject, pipeline: Pipeline) -> bool:
+    if obj.type in DATABASE_ACTIVITY_TYPES:
+        return True
+    if obj.type != "CopyActivity":
+        return False
+    nodes = [pipeline.objects.get(node_id) for key in ("input", "output") for node_id in obj.refs(key)]
+    return any(node is not None and node.type in SQL_NODE_TYPES for node in nodes)
+
+
+def database_activity(
+    planner: _Planner, obj: PipelineObject, *, resource: PipelineObject | None, worker_group: str | None
+) -> Activity | None:
+    """The plan of one database activity, or None (with the problem or the reason recorded)."""
+    try:
+        return _Mapper(planner, obj).activity(resource, worker_group)
+    except _Refused:
+        if obj.id not in planner.reasons and not any(p.object_id == obj.id for p in planner.problems):
+            # the problem is another object's (its database, a data node): the activity says why it is not planned
+            planner.problems.append(Problem(obj.id, "", f"cannot be planned: {planner.problems[-1]}"))
+        return None
+
+
+class _Mapper:
+    def __init__(self, planner: _Planner, obj: PipelineObject) -> None:
+        self.planner = planner
+        self.pipeline = planner.pipeline
+        self.evaluator = planner.evaluator
+        self.obj = obj
+
+    # -- shared -------------------------------------------------------------------------------------------------------
+
+    def problem(self, object_id: str, key: str, message: str) -> _Refused:
+        self.planner.problems.append(Problem(object_id, key, message))
+        return _Refused()
+
+    def refused(self, error: DatapipeError, fallback: str) -> _Refused:
+        """A one-line error of datapipe.databases (`Object.field: message`) as the problem of that object and field."""
+        text = str(error)
+        match = re.match(r"^([^.:\s]+)\.([^:\n]+): (.*)$", text, re.DOTALL)
+        if match and match.group(1) in self.pipeline.objects:
+            return self.problem(match.group(1), match.group(2), match.group(3))
+        match = re.match(r"^([^.:\s]+): (.*)$", text, re.DOTALL)
+        if match and match.group(1) in self.pipeline.objects:
+            return self.problem(match.group(1), "", match.group(2))
+        return self.problem(fallback, "", text)
+
+    def referenced(self, owner: PipelineObject, key: str, wanted: tuple[str, ...]) -> PipelineObject:
+        targets = owner.refs(key)
+        if len(targets) != 1:
+            raise self.problem(owner.id, key, f"{owner.type} needs exactly one {key} ({' or '.join(wanted)})")
+        target = self.pipeline.objects[targets[0]]
+        if target.type not in wanted:
+            raise self.problem(owner.id, key, f"refers to {target.id}, a {target.type}; it must be a "
+                               f"{' or '.join(wanted)}")
+        return target
+
+    def static(self, obj: PipelineObject, keys: tuple[str, ...], purpose: str) -> dict[str, object]:
+        """The object's fields, each known at import time (it shapes the SQL or says where the database is)."""
+        result: dict[str, object] = {"id": obj.id, "type": obj.type}
+        for key in keys:
+            if not obj.fields.get(key):
+                continue
+            texts = self.evaluator.field_texts(obj, key)
+            if texts is None:
+                raise _Refused()
+            if not all(text.is_static for text in texts):
+                raise self.problem(obj.id, key, f"must be known at import time ({purpose}); give its parameters a "
+                                   "value with --values or a default")
+            values = [text.static for text in texts]
+            result[key] = values if len(values) > 1 or key in ("primaryKeys", "commandOptions") else values[0]
+        if obj.fields.get("*password"):
+            result["*password"] = "(given)"  # the model refuses it, naming the field; the value is never read
+        return result
+
+    def data_format(self, node: PipelineObject) -> str | None:
+        format_object = self.pipeline.objects.get(node.ref("dataFormat") or "")
+        return format_object.type if format_object is not None else None
+
+    def database(self, database: dict[str, object]) -> DatabaseSpec:
+        try:
+            spec = DatabaseSpec.from_object(database)
+        except DatapipeError as error:
+            raise self.refused(error, str(database["id"])) from None
+        self.planner.targets[spec.object_id] = f"database reached with the credentials of secret {spec.secret_id}"
+        for key in ("username", "jdbcProperties", "jdbcDriverJarUri"):
+            if self.pipeline.objects[spec.object_id].own.get(key):
+                self.planner.note(spec.object_id, f"{key} is not used (credentials come from secretId; the drivers "
+                                  "are Python's)")
+        return spec
+
+    # -- the activity -------------------------------------------------------------------------------------------------
+
+    def activity(self, resource: PipelineObject | None, worker_group: str | None) -> Activity:
+        from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity
+
+        obj = self.obj
+        if obj.type == "RedshiftCopyActivity":
+            work = self.redshift_copy()
+        elif obj.type == "SqlActivity":
+            database_object = self.referenced(obj, "database", ("RdsDatabase", "JdbcDatabase", "RedshiftDatabase"))
+            database = self.static(database_object, DATABASE_FIELDS, "it says where the database is")
+            spec = self.database(database)
+            work = self.redshift_sql(spec) if self.data_api(spec) is not None else self.sql_task(spec, database)
+        else:
+            work = self.copy_task()
+        if work.redshift is not None:
+            for key in ("runsOn", "workerGroup"):
+                if obj.own.get(key):
+                    self.planner.note(obj.id, f"{key} is not used: the Redshift Data API runs the statements")
+            if obj.fields.get("queue"):
+                self.planner.note(obj.id, "queue (Redshift's query group) is not applied")
+            call = "executeStatement" if len(work.redshift.sqls) == 1 else "batchExecuteStatement"
+            self.planner.targets[obj.id] = (f"Redshift Data API {call} ({len(work.redshift.sqls)} statement(s)) on "
+                                            f"{work.database_id}, then describeStatement until it ends")
+            return Activity(id=obj.id, type=obj.type, target=REDSHIFT_DATA, sql=work)
+        if resource is None and worker_group:
+            self.planner.targets[obj.id] = (f"{work.task.task_type if work.task else obj.type} task for worker "
+                                            f"group '{worker_group}' (StepFunctionsInvokeActivity)")
+            return Activity(id=obj.id, type=obj.type, target=ACTIVITY_TASK, worker_group=worker_group, sql=work)
+        if resource is not None and resource.type == "Ec2Resource":
+            self.planner.targets[obj.id] = (f"Batch job (BatchSubmitJob) running datapipe taskrunner exec-task for "
+                                            f"resource {resource.id}")
+            return Activity(id=obj.id, type=obj.type, target=BATCH_JOB, resource=resource.id, sql=work)
+        if resource is not None:
+            self.planner.reasons[obj.id] = f"{obj.type} on {work.database_id} runs on a worker group or an " \
+                f"Ec2Resource, not on a {resource.type}"
+        else:
+            self.planner.reasons[obj.id] = f"{obj.type} on {work.database_id} needs a workerGroup whose task " \
+                "runner reaches the database, or runsOn an Ec2Resource (a Batch job)"
+        raise _Refused()
+
+    # -- Redshift through the Data API --------------------------------------------------------------------------------
+
+    def data_api(self, spec: DatabaseSpec) -> DatabaseSpec | None:
+        """The spec with its cluster or workgroup, when the Data API reaches it; None for another database."""
+        if spec.object_type != "RedshiftDatabase":
+            return None
+        if spec.endpoint is None:
+            return spec
+        match = REDSHIFT_HOST.match(spec.endpoint.host.lower())
+        if match is None:
+            return None
+        key = "cluster_id" if match.group("kind") == "redshift" else "workgroup_name"
+        changes: dict[str, object] = {key: match.group("name"), "endpoint": None,
+                                      "database_name": spec.database_name or spec.endpoint.database}
+        return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+    def redshift_target(self, spec: DatabaseSpec) -> dict[str, str]:
+        reachable = self.data_api(spec)
+        if reachable is None:
+            raise self.problem(spec.object_id, "connectionString", "the Redshift Data API needs a cluster or "
+                               "workgroup endpoint (<name>.<id>.<region>.redshift.amazonaws.com), or give clusterId "
+                               "or workgroupName")
+        return reachable.data_api_parameters()
+
+    def redshift_sql(self, spec: DatabaseSpec) -> SqlWork:
+        obj = self.obj
+        if obj.fields.get("scriptUri"):
+            self.planner.reasons[obj.id] = ("scriptUri on a RedshiftDatabase is not mapped: the Redshift Data API "
+                                            "takes the SQL text; put the script in the script field")
+            raise _Refused()
+        script = self.evaluator.static_field(obj, "script", purpose="it is the SQL that runs")
+        arguments = self.evaluator.field_texts(obj, "scriptArgument")
+        if script is None or arguments is None:
+            raise _Refused()
+        where = f"{obj.id}.script"
+        try:
+            statements = split_statements(script, Engine.REDSHIFT, where=where)
+            placeholders = [sum(text.count("?") for code, text in segments(s, Engine.REDSHIFT, where=where) if code)
+                            for s in statements]
+        except DatapipeError as error:
+            raise self.refused(error, obj.id) from None
+        if not statements:
+            raise self.problem(obj.id, "script", "holds no SQL statement")
+        if len(statements) > MAX_BATCH_STATEMENTS:
+            raise self.problem(obj.id, "script", f"holds {len(statements)} statements; the Redshift Data API runs at "
+                               f"most {MAX_BATCH_STATEMENTS} in one transaction (BatchExecuteStatement)")
+        if max(len(statement.encode()) for statement in statements) > MAX_STATEMENT_BYTES:
+            raise self.problem(obj.id, "script", f"holds a statement over {MAX_STATEMENT_BYTES // 1000} kB, the "
+                               "Redshift Data API's limit")
+        if sum(placeholders) != len(arguments):
+            raise self.problem(obj.id, "scriptArgument", f"the script has {sum(placeholders)} ? placeholders but "
+                               f"{len(arguments)} arguments")
+        parameters: list[tuple[str, Text]] = []
+        if arguments:
+            if len(statements) > 1:
+                raise self.problem(obj.id, "scriptArgument", "the Redshift Data API binds arguments to a script of "
+                                   "one statement only (BatchExecuteStatement takes no parameters)")
+            numbers = iter(range(1, len(arguments) + 1))
+            statements = [rewrite_code(statements[0], Engine.REDSHIFT,
+                                       lambda code: re.sub(r"\?", lambda _: f":arg{next(numbers)}", code),
+                                       where=where)]
+            parameters = [(f"arg{index}", text) for index, text in enumerate(arguments, start=1)]
+        target = self.redshift_target(spec)
+        return SqlWork(spec.object_id, spec.secret_id, redshift=RedshiftStatements(target, statements, parameters))
+
+    def redshift_copy(self) -> SqlWork:
+        obj = self.obj
+        source = self.referenced(obj, "input", ("S3DataNode", "DynamoDBDataNode"))
+        sink = self.referenced(obj, "output", ("RedshiftDataNode",))
+        database_object = self.referenced(sink, "database", ("RedshiftDatabase",))
+        purpose = "it is part of the COPY's SQL"
+        activity = self.static(obj, ("insertMode", "commandOptions", "transformSql"), purpose)
+        input_node = self.static(source, ("filePath", "directoryPath", "compression", "tableName",
+                                          "readThroughputPercent"), purpose)
+        output_node = self.static(sink, ("tableName", "schemaName", "createTableSql", "primaryKeys"), purpose)
+        spec = self.database(self.static(database_object, DATABASE_FIELDS, "it says where the database is"))
+        target = self.redshift_target(spec)
+        try:
+            copy = RedshiftCopy.from_objects(activity, input_node, output_node, iam_role=COPY_ROLE,
+                                             data_format=self.data_format(source))
+            statements = copy_statements(copy)
+        except DatapipeError as error:
+            raise self.refused(error, obj.id) from None
+        return SqlWork(spec.object_id, spec.secret_id, redshift=RedshiftStatements(target, statements))
+
+    # -- tasks for a worker group's runner ----------------------------------------------------------------------------
+
+    def sql_task(self, spec: DatabaseSpec, database: dict[str, object]) -> SqlWork:
+        obj = self.obj
+        activity: dict[str, TextValue] = {"id": Text.of(obj.id), "type": Text.of(obj.type)}
+        for key in ("script", "scriptUri"):
+            if obj.fields.get(key):
+                value = self.evaluator.static_field(obj, key, purpose="it is the SQL that runs")
+                if value is None:
+                    raise _Refused()
+                activity[key] = Text.of(value)
+        arguments = self.evaluator.field_texts(obj, "scriptArgument")
+        if arguments is None:
+            raise _Refused()
+        activity["scriptArgument"] = arguments
+        objects = {"activity": activity, "database": _texts(database)}
+        return SqlWork(spec.object_id, spec.secret_id, task=SqlTask("SqlActivity", objects))
+
+    def copy_task(self) -> SqlWork:
+        obj = self.obj
+        nodes = ("SqlDataNode", "MySqlDataNode", "S3DataNode")
+        source = self.referenced(obj, "input", nodes)
+        sink = self.referenced(obj, "output", nodes)
+        sql_node, s3_node = (source, sink) if source.type in SQL_NODE_TYPES else (sink, source)
+        if s3_node.type != "S3DataNode":
+            raise self.problem(obj.id, "output" if sink is s3_node else "input", "a SQL CopyActivity copies between "
+                               "a SqlDataNode or MySqlDataNode and an S3DataNode")
+        node = self.static(sql_node, SQL_NODE_FIELDS, "it is part of the SQL that runs")
+        if sql_node.type == "MySqlDataNode":
+            database = self.mysql_database(sql_node)
+        else:
+            database = self.static(self.referenced(sql_node, "database", ("RdsDatabase", "JdbcDatabase",
+                                                                          "RedshiftDatabase")),
+                                   DATABASE_FIELDS, "it says where the database is")
+        spec = self.database(database)
+        s3_fields = self.s3_node(s3_node)
+        data_format = self.data_format(s3_node)
+        try:
+            SqlNode.from_object(node)
+            S3Node.from_object({key: value.describe() if isinstance(value, Text) else value
+                                for key, value in s3_fields.items()}, data_format=data_format)
+        except DatapipeError as error:
+            raise self.refused(error, obj.id) from None
+        sql_texts = _texts(node)
+        objects: dict[str, dict[str, TextValue]] = {
+                   "activity": {"id": Text.of(obj.id), "type": Text.of(obj.type)},
+                   "input": sql_texts if sql_node is source else s3_fields,
+                   "output": sql_texts if sql_node is sink else s3_fields,
+                   "database": _texts(database)}
+        return SqlWork(spec.object_id, spec.secret_id, task=SqlTask("CopyActivity", objects, data_format))
+
+    def mysql_database(self, node: PipelineObject) -> dict[str, object]:
+        """A MySqlDataNode carries its own connection: as the JdbcDatabase it stands for."""
+        fields = self.static(node, ("connectionString", "secretId"), "it says where the database is")
+        database: dict[str, object] = {**fields, "type": "JdbcDatabase", "jdbcDriverClass": MYSQL_DRIVER}
+        if not fields.get("connectionString"):
+            raise self.problem(node.id, "connectionString", "required for a MySqlDataNode (jdbc:mysql://host/db)")
+        return database
+
+    def s3_node(self, node: PipelineObject) -> dict[str, TextValue]:
+        """An S3 data node's path may hold the run's values: it is data, never SQL."""
+        result: dict[str, TextValue] = {"id": Text.of(node.id), "type": Text.of(node.type)}
+        for key in S3_NODE_PATHS:
+            if node.fields.get(key):
+                text = self.evaluator.field_text(node, key)
+                if text is None:
+                    raise _Refused()
+                result[key] = text
+        if node.fields.get("compression"):
+            compression = self.evaluator.static_field(node, "compression", purpose="it says how the data is read")
+            if compression is None:
+                raise _Refused()
+            result["compression"] = Text.of(compression)
+        return result
+
+
+def _texts(fields: dict[str, object]) -> dict[str, TextValue]:
+    return {key: [Text.of(str(v)) for v in value] if isinstance(value, list) else Text.of(str(value))
+            for key, value in fields.items() if key != "*password"}

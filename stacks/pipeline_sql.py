@@ -1,0 +1,270 @@
+"""The states of an imported pipeline's database activities (see datapipe.importer.databases).
+
+- Redshift: the statements go to the Redshift Data API as an AWS SDK integration (executeStatement, or
+  batchExecuteStatement for several statements in one transaction), then describeStatement is asked every
+  `STATEMENT_POLL_SECONDS` until the statement is FINISHED, FAILED or ABORTED, at most `max_statement_checks` times
+  (a Standard workflow keeps 25,000 events). The loop sits in a one-branch Parallel state, so that the activity's
+  retries and catches (onFail, the clusters' cleanup) apply to it as to any task. A failed statement fails it with
+  `Redshift.StatementFailed` and the statement's `Error` as cause.
+- Other databases: a task of the worker-group contract (`SqlActivity` or `CopyActivity`) for the group's runner, whose
+  SQL, tables and database fields are literal in the state: only `scriptArgument` values and S3 paths may come from
+  the execution (`check_fixed_sql_fields`). On an Ec2Resource, the same task runs as a Batch job: a job definition of
+  the pipeline's own runs `datapipe taskrunner exec-task`, the task's JSON in `DATAPIPE_TASK`; its job role (which the
+  task's boto3 uses) reads the pipeline's database secrets and the buckets its S3 data nodes name, nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING, Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from datapipe.errors import DatapipeError
+from datapipe.importer.databases import RedshiftStatements, SqlTask
+from datapipe.importer.expressions import Text
+from datapipe.importer.plan import BATCH_JOB, Activity, Plan
+from datapipe.naming import BUCKET_NAME_PATTERN, Naming
+from stacks.common import acknowledge_wildcards, bucket_arn, nag_bucket_arn
+from stacks.worker_groups import task_envelope, worker_group_task
+
+if TYPE_CHECKING:
+    from stacks.pipelines import PipelineWorkflow
+
+STATEMENT_POLL_SECONDS = 30
+# The Data API runs a statement for at most 24 hours; 2,880 checks of 4 states stay far below 25,000 events.
+MAX_STATEMENT_SECONDS = 24 * 3600
+STATEMENT_FAILED = "Redshift.StatementFailed"
+STATEMENT_UNFINISHED = "Redshift.StatementTimedOut"
+# Fields of a SQL task that may hold values of the execution: arguments bound to `?`, and S3 data nodes' paths.
+RUNTIME_FIELDS = frozenset({"scriptArgument", "filePath", "directoryPath"})
+ENVELOPE_PATHS = frozenset({"workflow.$", "execution.$", "attempt.$"})
+# The Batch job's command; the task's JSON arrives in this environment variable (the contract's).
+EXEC_TASK_COMMAND = ["datapipe", "taskrunner", "exec-task"]
+TASK_VARIABLE = "DATAPIPE_TASK"
+
+
+def redshift_statement_states(
+    workflow: PipelineWorkflow, activity: Activity, *, timeout_seconds: int | None, state_key: str
+) -> sfn.Parallel:
+    """Submit the activity's statements, then wait for their end; fails with the statement's error."""
+    assert activity.sql is not None and activity.sql.redshift is not None
+    work: RedshiftStatements = activity.sql.redshift
+    name = workflow._name  # unique state names within the pipeline's machine
+    stack = cdk.Stack.of(workflow)
+    target = dict(work.target)
+    if "ClusterIdentifier" in target:
+        where = stack.format_arn(service="redshift", resource="cluster", resource_name=target["ClusterIdentifier"],
+                                 arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+    else:  # a workgroup's ARN holds its id, which the definition does not know: any workgroup of this account
+        where = stack.format_arn(service="redshift-serverless", resource="workgroup", resource_name="*")
+    from stacks.pipelines import secret_read_statements
+
+    secret_statements = secret_read_statements(workflow, [activity.sql.secret_id])
+    if len(work.sqls) == 1:
+        parameters: dict[str, Any] = {**target, "Sql": work.sqls[0]}
+        if work.parameters:
+            parameters["Parameters"] = [{"Name": key, "Value": workflow.render(text)} for key, text in work.parameters]
+        action = "executeStatement"
+    else:
+        parameters = {**target, "Sqls": list(work.sqls)}
+        action = "batchExecuteStatement"
+    statement_path = f"$.statements.{state_key}"
+    submit = tasks.CallAwsService(
+        workflow, f"Submit{state_key}", state_name=name(f"Submit_{activity.id}"),
+        service="redshiftdata", action=action, iam_action=f"redshift-data:{action[0].upper()}{action[1:]}",
+        iam_resources=[where], additional_iam_statements=secret_statements, parameters=parameters,
+        result_selector={"Id.$": "$.Id", "checks": 0}, result_path=statement_path,
+    )
+    describe = tasks.CallAwsService(
+        workflow, f"Describe{state_key}", state_name=name(f"Describe_{activity.id}"),
+        service="redshiftdata", action="describeStatement", iam_action="redshift-data:DescribeStatement",
+        iam_resources=["*"], parameters={"Id": sfn.JsonPath.string_at(f"{statement_path}.Id")},
+        result_path=f"{statement_path}.described",
+    )
+    count = sfn.Pass(workflow, f"Count{state_key}", state_name=name(f"Count_Checks_{activity.id}"),
+                     parameters={"Id.$": f"{statement_path}.Id",
+                                 "checks.$": f"States.MathAdd({statement_path}.checks, 1)"},
+                     result_path=statement_path)
+    wait = sfn.Wait(workflow, f"Wait{state_key}", state_name=name(f"Wait_For_{activity.id}"),
+                    time=sfn.WaitTime.duration(cdk.Duration.seconds(STATEMENT_POLL_SECONDS)))
+    failed = sfn.Fail(workflow, f"Failed{state_key}", state_name=name(f"Statement_Failed_{activity.id}"),
+                      error=STATEMENT_FAILED, cause_path=f"{statement_path}.described.Error")
+    checks = max_statement_checks(timeout_seconds)
+    unfinished = sfn.Fail(workflow, f"Unfinished{state_key}", state_name=name(f"Statement_Unfinished_{activity.id}"),
+                          error=STATEMENT_UNFINISHED, cause=f"the statements of {activity.id} did not end after "
+                          f"{checks} checks, {STATEMENT_POLL_SECONDS} s apart")
+    finished = sfn.Succeed(workflow, f"Finished{state_key}", state_name=name(f"Statement_Finished_{activity.id}"))
+    status = f"{statement_path}.described.Status"
+    ended = sfn.Choice(workflow, f"Ended{state_key}", state_name=name(f"Statement_Ended_{activity.id}"))
+    ended.when(sfn.Condition.string_equals(status, "FINISHED"), finished)
+    ended.when(sfn.Condition.or_(sfn.Condition.string_equals(status, "FAILED"),
+                                 sfn.Condition.string_equals(status, "ABORTED")), failed)
+    ended.when(sfn.Condition.number_greater_than_equals(f"{statement_path}.checks", checks), unfinished)
+    ended.otherwise(count)
+    count.next(wait).next(describe)
+    describe.next(ended)
+    branch = sfn.Chain.start(submit).next(describe)
+    statement = sfn.Parallel(workflow, f"Run{state_key}", state_name=name(f"Run_{activity.id}"),
+                             result_path=sfn.JsonPath.DISCARD)
+    statement.branch(branch)
+    return statement
+
+
+def max_statement_checks(timeout_seconds: int | None) -> int:
+    """How often describeStatement is asked: the attempt's timeout (else the Data API's 24 hours) over the interval."""
+    seconds = min(timeout_seconds or MAX_STATEMENT_SECONDS, MAX_STATEMENT_SECONDS)
+    return max(1, -(-seconds // STATEMENT_POLL_SECONDS))
+
+
+def _task_fields(workflow: PipelineWorkflow, task: SqlTask) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, values in task.objects.items():
+        fields[key] = {name: _rendered(workflow, value) for name, value in values.items()}
+    if task.data_format is not None:
+        fields["dataFormat"] = task.data_format
+    return fields
+
+
+def sql_task(workflow: PipelineWorkflow, activity: Activity, *, worker_activity: sfn.IActivity,
+             timeout_seconds: int | None, state_name: str) -> tasks.StepFunctionsInvokeActivity:
+    """A SqlActivity or CopyActivity task of the worker-group contract for the activity's worker group."""
+    assert activity.sql is not None and activity.sql.task is not None
+    task: SqlTask = activity.sql.task
+    fields = _task_fields(workflow, task)
+    settings = workflow._worker_groups
+    if timeout_seconds:  # attemptTimeout bounds each attempt; the heartbeat must stay shorter than it
+        settings = dataclasses.replace(settings, task_timeout_seconds=max(timeout_seconds,
+                                                                          settings.heartbeat_seconds + 1))
+    state = worker_group_task(workflow._activity_scope, state_name, activity=worker_activity, settings=settings,
+                              task_type=task.task_type, fields=fields)
+    check_fixed_sql_fields(state_name, state.to_state_json()["Parameters"])
+    return state
+
+
+def sql_batch_job(workflow: PipelineWorkflow, activity: Activity, *, task_timeout: sfn.Timeout | None,
+                  state_key: str) -> list[sfn.State]:
+    """The contract's task built in the state, then a Batch job running it with `datapipe taskrunner exec-task`."""
+    assert activity.sql is not None and activity.sql.task is not None
+    task: SqlTask = activity.sql.task
+    task_path = f"$.sqlTasks.{state_key}"
+    prepare = sfn.Pass(workflow, f"SqlTask{state_key}", state_name=workflow._name(f"Prepare_{activity.id}"),
+                       parameters={**task_envelope(task.task_type, activity.id), **_task_fields(workflow, task)},
+                       result_path=task_path)
+    check_fixed_sql_fields(activity.id, prepare.to_state_json()["Parameters"])
+    job = tasks.BatchSubmitJob(
+        workflow, f"SqlBatch{state_key}", state_name=workflow._name(f"Run_{activity.id}"),
+        job_name=re.sub(r"[^A-Za-z0-9_-]", "_", f"{workflow.plan.name}-{activity.id}")[:128],
+        job_queue_arn=workflow._job_queue_arn or "",
+        job_definition_arn=sql_job_definition_name(workflow._naming, workflow.plan),
+        container_overrides=tasks.BatchContainerOverrides(
+            environment={TASK_VARIABLE: sfn.JsonPath.json_to_string(sfn.JsonPath.object_at(task_path))}),
+        attempts=1, result_path=sfn.JsonPath.DISCARD, task_timeout=task_timeout,
+    )
+    return [prepare, job]
+
+
+def runs_sql_on_batch(plan: Plan) -> bool:
+    return any(a.target == BATCH_JOB and a.sql is not None for a in plan.activities)
+
+
+def sql_job_definition_name(naming: Naming, plan: Plan) -> str:
+    return naming.name(f"pipeline-{plan.name}-sql-job-definition")
+
+
+def sql_buckets(plan: Plan) -> list[str]:
+    """Buckets named literally at the start of the S3 paths and script URIs of the plan's SQL Batch jobs."""
+    found: set[str] = set()
+    for activity in plan.activities:
+        if activity.target != BATCH_JOB or activity.sql is None or activity.sql.task is None:
+            continue
+        for values in activity.sql.task.objects.values():
+            for key in ("filePath", "directoryPath", "scriptUri"):
+                value = values.get(key)
+                first = value.parts[0] if isinstance(value, Text) and value.parts else None
+                match = re.match(rf"s3://({BUCKET_NAME_PATTERN})/", first) if isinstance(first, str) else None
+                if match:
+                    found.add(match.group(1))
+    return sorted(found)
+
+
+class SqlJobDefinitions(Construct):
+    """A Batch job definition per pipeline that runs SQL on an Ec2Resource: `datapipe taskrunner exec-task` in an image
+    with `datapipe[sql]`; its job role may read the pipeline's database secrets and its S3 data nodes' buckets only."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, naming: Naming, image: str, fargate: bool,
+                 plans: list[Plan], removal_policy: cdk.RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        if not image:
+            raise DatapipeError(f"pipeline {plans[0].source} runs SQL on an Ec2Resource (AWS Batch): set "
+                                "'pipelines.sqlImage' to an image with datapipe[sql] installed")
+        from stacks.pipelines import secret_read_statements
+
+        log_group = logs.LogGroup(self, "Logs", log_group_name=f"/datapipe/{naming.name('pipeline-sql-jobs')}",
+                                  retention=logs.RetentionDays.ONE_YEAR, removal_policy=removal_policy)
+        self.job_definitions: dict[str, batch.EcsJobDefinition] = {}
+        for plan in plans:
+            scope_of_plan = Construct(self, plan.name)
+            role = iam.Role(scope_of_plan, "JobRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                            description=f"SQL of the imported pipeline {plan.name}: its database secrets and buckets")
+            secrets = [a.sql.secret_id for a in plan.activities if a.target == BATCH_JOB and a.sql is not None]
+            for statement in secret_read_statements(scope_of_plan, secrets):
+                role.add_to_policy(statement)
+            buckets = sql_buckets(plan)
+            if buckets:
+                arns = [bucket_arn(b) for b in buckets]
+                role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=arns))
+                role.add_to_policy(iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[f"{arn}/*" for arn in arns]))
+                acknowledge_wildcards(role, dict.fromkeys(
+                    (f"{nag_bucket_arn(bucket)}/*" for bucket in buckets),
+                    "the SQL copies read and write objects under the buckets their S3 data nodes name; the keys "
+                    "are known at run time"))
+            properties: dict[str, Any] = {
+                "image": ecs.ContainerImage.from_registry(image), "cpu": 1, "memory": cdk.Size.mebibytes(2048),
+                "command": EXEC_TASK_COMMAND, "job_role": role,
+                "logging": ecs.LogDriver.aws_logs(stream_prefix="sql", log_group=log_group),
+            }
+            container: batch.IEcsContainerDefinition = (
+                batch.EcsFargateContainerDefinition(scope_of_plan, "Container", assign_public_ip=False, **properties)
+                if fargate else batch.EcsEc2ContainerDefinition(scope_of_plan, "Container", **properties))
+            self.job_definitions[plan.name] = batch.EcsJobDefinition(
+                scope_of_plan, "JobDefinition", job_definition_name=sql_job_definition_name(naming, plan),
+                container=container)
+
+
+def _rendered(workflow: PipelineWorkflow, value: Text | list[Text]) -> Any:
+    return workflow.render_list(value) if isinstance(value, list) else workflow.render(value)
+
+
+def check_fixed_sql_fields(state_name: str, parameters: dict[str, Any]) -> None:
+    """Refuse a SQL task whose SQL, tables or database an execution could choose (checked on the rendered state)."""
+    for key, value in parameters.items():
+        if key.endswith(".$") and key not in ENVELOPE_PATHS:
+            raise ValueError(f"SQL task {state_name}: field '{key[:-2]}' must be fixed in the definition")
+        if isinstance(value, dict):
+            for name in value:
+                if name.endswith(".$") and name[:-2] not in RUNTIME_FIELDS:
+                    raise ValueError(f"SQL task {state_name}: field '{key}.{name[:-2]}' must be fixed in the "
+                                     "definition; only scriptArgument values and S3 paths may come from the run")
+
+
+def acknowledge_data_api(findings: dict[str, str], activities: list[Activity], nag_arn: Any, scope: Any) -> None:
+    """The wildcards the Data API states put in the state machine's policy, each with its reason."""
+    redshift = [a.sql.redshift for a in activities if a.sql is not None and a.sql.redshift is not None]
+    if not redshift:
+        return
+    findings["*"] = findings["*"] + "; Redshift Data API DescribeStatement has no resource-level permission (AWS " \
+        "scopes it to the statements the caller ran)"
+    if any("WorkgroupName" in work.target for work in redshift):
+        findings[nag_arn(scope, "redshift-serverless", "workgroup/*")] = (
+            "a workgroup's ARN holds its generated id, which the definition (naming the workgroup) does not know")

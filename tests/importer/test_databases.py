@@ -1,0 +1,423 @@
+"""Database objects in imported pipelines: the plan of each activity, the refusals, and the synthesized states.
+
+Expected statements are worked by hand from the reference of RedshiftCopyActivity (OVERWRITE_EXISTING: delete the
+table's rows whose key is staged, then insert every staged row) and of the Redshift Data API (`:name` parameters,
+ClusterIdentifier / Database / SecretArn).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datapipe.importer.databases import REDSHIFT_DATA
+from datapipe.importer.expressions import RuntimePath, Text
+from datapipe.importer.model import build_model
+from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, MAPPED, Plan, make_plan
+from datapipe.importer.reader import parse_definition
+
+DEFAULT = {"id": "Default", "scheduleType": "ondemand"}
+WAREHOUSE = {"id": "Warehouse", "type": "RedshiftDatabase", "databaseName": "sales", "secretId": "redshift/loader",
+             "connectionString": "jdbc:redshift://sales.abc123xyz.eu-west-1.redshift.amazonaws.com:5439/dev"}
+ORDERS_IN = {"id": "Input", "type": "S3DataNode", "filePath": "s3://incoming/orders.tsv", "dataFormat": {"ref": "Tsv"}}
+TSV = {"id": "Tsv", "type": "TSV"}
+ORDERS = {"id": "Orders", "type": "RedshiftDataNode", "database": {"ref": "Warehouse"}, "tableName": "orders",
+          "primaryKeys": "id", "createTableSql": "create table orders (id int, amount int)"}
+LOAD = {"id": "Load", "type": "RedshiftCopyActivity", "input": {"ref": "Input"}, "output": {"ref": "Orders"},
+        "insertMode": "OVERWRITE_EXISTING", "runsOn": {"ref": "Host"}}
+HOST = {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"}
+AUDIT = {"id": "Audit", "type": "SqlActivity", "database": {"ref": "Warehouse"}, "dependsOn": {"ref": "Load"},
+         "script": "insert into audit values (?, ?) -- a '?' here is no placeholder", "scriptArgument":
+         ["#{myBatch}", "loaded"]}
+SALES_DB = {"id": "SalesDb", "type": "JdbcDatabase", "connectionString": "jdbc:postgresql://db.internal:5432/sales",
+            "jdbcDriverClass": "org.postgresql.Driver", "secretId": "db/sales"}
+EXPORT_IN = {"id": "Orders2", "type": "SqlDataNode", "database": {"ref": "SalesDb"}, "table": "orders",
+             "selectQuery": "select * from orders"}
+EXPORT_OUT = {"id": "Out", "type": "S3DataNode",
+              "directoryPath": "s3://exports/#{format(@scheduledStartTime, 'YYYY-MM-dd')}/"}
+EXPORT = {"id": "Export", "type": "CopyActivity", "input": {"ref": "Orders2"}, "output": {"ref": "Out"},
+          "workerGroup": "wg-1"}
+
+
+def plan_of(*objects: dict[str, Any], name: str | None = None, **sections: Any) -> Plan:
+    text = json.dumps({"objects": [DEFAULT, *objects], **sections})
+    return make_plan(build_model(parse_definition(text, source="db-pipeline.json")), name=name)
+
+
+def redshift_plan(name: str | None = None) -> Plan:
+    return plan_of(WAREHOUSE, ORDERS_IN, TSV, ORDERS, LOAD, HOST, AUDIT, name=name,
+                   parameters=[{"id": "myBatch", "type": "String"}])
+
+
+def test_a_redshift_copy_becomes_one_batch_of_statements_through_the_data_api() -> None:
+    plan = redshift_plan()
+    assert plan.deployable, plan.errors
+    load = next(a for a in plan.activities if a.id == "Load")
+    assert load.target == REDSHIFT_DATA and load.sql is not None and load.sql.redshift is not None
+    # The cluster is the first label of the endpoint's host; databaseName wins over the URL's database.
+    assert load.sql.redshift.target == {"ClusterIdentifier": "sales", "Database": "sales",
+                                        "SecretArn": "redshift/loader"}
+    assert load.sql.redshift.sqls == [
+        "create table IF NOT EXISTS orders (id int, amount int)",  # the definition's text, IF NOT EXISTS added
+        "CREATE TEMP TABLE staging (LIKE orders)",
+        "COPY staging FROM 's3://incoming/orders.tsv' IAM_ROLE default DELIMITER '\\t'",
+        "DELETE FROM orders USING staging WHERE orders.id = staging.id",
+        "INSERT INTO orders SELECT * FROM staging",
+        "DROP TABLE staging",
+    ]
+    reports = {o.id: o for o in plan.objects}
+    assert all(o.status == MAPPED for o in plan.objects)
+    assert "runsOn is not used" in reports["Load"].reason
+
+
+def test_a_redshift_sql_activity_binds_its_arguments_as_data_api_parameters() -> None:
+    audit = next(a for a in redshift_plan().activities if a.id == "Audit")
+    assert audit.sql is not None and audit.sql.redshift is not None
+    assert audit.sql.redshift.sqls == ["insert into audit values (:arg1, :arg2) -- a '?' here is no placeholder"]
+    assert audit.sql.redshift.parameters == [("arg1", Text.of(RuntimePath("$.parameters.myBatch"))),
+                                             ("arg2", Text.of("loaded"))]
+
+
+def test_a_sql_copy_on_a_worker_group_is_a_task_of_the_contract() -> None:
+    plan = plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, EXPORT)
+    assert plan.deployable, plan.errors
+    export = plan.activities[0]
+    assert export.target == ACTIVITY_TASK and export.worker_group == "wg-1"
+    assert export.sql is not None and export.sql.task is not None
+    task = export.sql.task
+    assert task.task_type == "CopyActivity" and task.data_format is None
+    assert {k: v.static for k, v in task.objects["database"].items()} == {  # type: ignore[union-attr]
+        "id": "SalesDb", "type": "JdbcDatabase", "connectionString": "jdbc:postgresql://db.internal:5432/sales",
+        "jdbcDriverClass": "org.postgresql.Driver", "secretId": "db/sales"}
+    assert not task.objects["output"]["directoryPath"].is_static  # type: ignore[union-attr]
+    assert plan.secrets(ACTIVITY_TASK, "wg-1") == {"DATABASE_SalesDb": "db/sales"}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"*password": "hunter2"}, "Warehouse.*password: passwords are not read from definitions; store the "
+         "credentials in a Secrets Manager secret (username, password) and name it in secretId"),
+        ({"secretId": None}, "Warehouse.secretId: required: the ARN or name of a Secrets Manager secret"),
+        ({"connectionString": "jdbc:oracle:thin:@db:1521:orcl"},
+         "Warehouse.connectionString: jdbc:oracle: URLs are not supported: they would need an Oracle driver"),
+        ({"connectionString": "jdbc:redshift://10.0.0.5:5439/dev"},
+         "Warehouse.connectionString: the Redshift Data API needs a cluster or workgroup endpoint"),
+        ({"connectionString": "jdbc:redshift://#{myHost}:5439/dev"},
+         "Warehouse.connectionString: must be known at import time"),
+    ],
+)
+def test_a_database_is_refused_naming_its_object_and_field(change: dict[str, Any], expected: str) -> None:
+    warehouse = {k: v for k, v in {**WAREHOUSE, **change}.items() if v is not None}
+    plan = plan_of(warehouse, ORDERS_IN, TSV, ORDERS, LOAD, HOST, parameters=[{"id": "myHost", "type": "String"}])
+    assert not plan.deployable
+    assert any(error.startswith(expected) for error in plan.errors), plan.errors
+    assert "hunter2" not in json.dumps([o.as_dict() for o in plan.objects]) + "".join(plan.errors)
+
+
+@pytest.mark.parametrize(
+    ("activity", "expected"),
+    [
+        ({"script": "delete from a where x = ?; delete from b", "scriptArgument": "1"},
+         "Audit.scriptArgument: the Redshift Data API binds arguments to a script of one statement only"),
+        ({"script": "select ?", "scriptArgument": ["1", "2"]},
+         "Audit.scriptArgument: the script has 1 ? placeholders but 2 arguments"),
+        ({"script": "select '#{myBatch}'"}, "Audit.script: must be known at import time"),
+        ({"script": "select 'unclosed"}, "Audit.script: "),
+        ({"script": "select 1;" * 41}, "Audit.script: holds 41 statements; the Redshift Data API runs at most 40"),
+        ({"script": "select '" + "x" * 200_000 + "'"}, "Audit.script: holds a statement over 100 kB"),
+    ],
+)
+def test_sql_that_an_execution_could_change_or_that_cannot_bind_is_refused(
+    activity: dict[str, Any], expected: str
+) -> None:
+    audit = {"id": "Audit", "type": "SqlActivity", "database": {"ref": "Warehouse"}, **activity}
+    plan = plan_of(WAREHOUSE, audit, parameters=[{"id": "myBatch", "type": "String"}])
+    assert any(error.startswith(expected) for error in plan.errors), plan.errors
+
+
+def test_a_table_name_that_is_not_a_plain_name_is_refused_naming_the_field() -> None:
+    plan = plan_of(WAREHOUSE, ORDERS_IN, TSV, {**ORDERS, "tableName": "orders; drop table x"}, LOAD, HOST)
+    assert plan.errors[0] == ("Load.output tableName: 'orders; drop table x' is not a plain table or column name "
+                              "(letters, digits, _ and $)")
+
+
+def test_a_table_name_from_the_run_cannot_reach_a_copy() -> None:
+    export_in = {**EXPORT_IN, "table": "#{myTable}"}
+    plan = plan_of(SALES_DB, export_in, EXPORT_OUT, EXPORT, parameters=[{"id": "myTable", "type": "String"}])
+    assert any(e.startswith("Orders2.table: must be known at import time") for e in plan.errors), plan.errors
+
+
+def test_a_mysql_data_node_is_its_own_database() -> None:
+    node = {"id": "Src", "type": "MySqlDataNode", "connectionString": "jdbc:mysql://db.internal:3306/shop",
+            "secretId": "rds/shop", "table": "orders"}
+    plan = plan_of(node, {**EXPORT, "input": {"ref": "Src"}}, EXPORT_OUT)
+    assert plan.deployable, plan.errors
+    task = plan.activities[0].sql.task  # type: ignore[union-attr]
+    assert task is not None and task.objects["database"]["jdbcDriverClass"] == Text.of("com.mysql.jdbc.Driver")
+    postgres = {**node, "connectionString": "jdbc:postgresql://db.internal/shop"}
+    refused = plan_of(postgres, {**EXPORT, "input": {"ref": "Src"}}, EXPORT_OUT)
+    assert any(e.startswith("Src.jdbcDriverClass: com.mysql.jdbc.Driver is a mysql driver") for e in refused.errors)
+
+
+def batch_sql_plan(name: str | None = None) -> Plan:
+    sql = {"id": "Run", "type": "SqlActivity", "database": {"ref": "SalesDb"}, "script": "delete from t where d < ?",
+           "scriptArgument": "#{myDay}", "runsOn": {"ref": "Host"}}
+    return plan_of(SALES_DB, sql, HOST, {"id": "Report", "type": "S3DataNode", "filePath": "s3://reports/x.sql"},
+                   name=name, parameters=[{"id": "myDay", "type": "String"}])
+
+
+def test_sql_on_an_ec2_resource_is_a_batch_job_and_elsewhere_is_reported_not_dropped() -> None:
+    plan = batch_sql_plan()
+    assert plan.deployable, plan.errors
+    assert plan.activities[0].target == BATCH_JOB and plan.activities[0].resource == "Host"
+    assert plan.secrets(BATCH_JOB) == {}  # no secret in the job's environment: its job role reads it
+    cluster = {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0"}
+    sql = {"id": "Run", "type": "SqlActivity", "database": {"ref": "SalesDb"}, "script": "select 1"}
+    for where, reason in (({"runsOn": {"ref": "Cluster"}}, "not on a EmrCluster"), ({}, "needs a workerGroup")):
+        refused = plan_of(SALES_DB, {**sql, **where}, cluster)
+        report = next(o for o in refused.objects if o.id == "Run")
+        assert report.status == "unsupported" and reason in report.reason and not refused.deployable
+
+
+def test_many_database_activities_plan_in_linear_time() -> None:
+    objects: list[dict[str, Any]] = [WAREHOUSE]
+    for index in range(400):
+        objects.append({"id": f"Sql{index}", "type": "SqlActivity", "database": {"ref": "Warehouse"},
+                        "script": "select 1; " * 40})
+    plan = plan_of(*objects)
+    assert plan.deployable and len(plan.activities) == 400
+    assert all(len(a.sql.redshift.sqls) == 40 for a in plan.activities)  # type: ignore[union-attr]
+
+
+def test_a_workgroup_endpoint_names_the_serverless_workgroup() -> None:
+    serverless = {**WAREHOUSE, "connectionString":
+                  "jdbc:redshift://etl.123456789012.eu-west-1.redshift-serverless.amazonaws.com:5439/analytics"}
+    load = next(a for a in plan_of(serverless, ORDERS_IN, TSV, ORDERS, LOAD, HOST).activities if a.id == "Load")
+    assert load.sql.redshift.target == {"WorkgroupName": "etl", "Database": "sales",  # type: ignore[union-attr]
+                                        "SecretArn": "redshift/loader"}
+
+
+# -- the synthesized states -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]) -> dict:
+    """One stack with the three pipelines and the SQL job definitions, cdk-nag registered (synthesis fails on an
+    unacknowledged finding), the template clean for cfn-lint."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    from datapipe.naming import Naming
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipeline_sql import SqlJobDefinitions
+    from stacks.pipelines import PipelineWorkflow
+
+    outdir = tmp_path_factory.mktemp("databases")
+    app = cdk.App(context=cdk_json_context, outdir=str(outdir))
+    stack = cdk.Stack(app, "Databases", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    logs = s3.Bucket.from_bucket_name(stack, "Logs", "db-logs")
+    batch_plan = batch_sql_plan("batchsql")
+    for name, plan in (("warehouse", redshift_plan("warehouse")),
+                       ("export", plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, EXPORT, name="export")),
+                       ("batchsql", batch_plan)):
+        PipelineWorkflow(stack, name, naming=Naming(stage="db"), plan=plan, settings=PipelineSettings(),
+                         worker_groups=WorkerGroupSettings(names=("wg-1",)), log_bucket=logs,
+                         job_queue_arn="arn:aws:batch:eu-west-1:123456789012:job-queue/db",
+                         job_definition_arn="unused-shell-job-definition", removal_policy=cdk.RemovalPolicy.DESTROY)
+    on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "runsOn": {"ref": "Host"}}
+    batch_copy = plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, on_host, HOST, name="batchcopy")
+    assert batch_copy.deployable and batch_plan.deployable
+    SqlJobDefinitions(stack, "SqlJobs", naming=Naming(stage="db"), image="example.com/datapipe-sql:1", fargate=False,
+                      plans=[batch_plan, batch_copy], removal_policy=cdk.RemovalPolicy.DESTROY)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    template = Path(outdir) / "Databases.template.json"
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    linted = subprocess.run([str(cfn_lint), "--format", "parseable", str(template)], capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    return dict(json.loads(template.read_text()))
+
+
+def _states(template: dict, fragment: str) -> dict[str, Any]:
+    machine = next(r for key, r in template["Resources"].items()
+                   if r["Type"] == "AWS::StepFunctions::StateMachine" and fragment in key)
+    definition = machine["Properties"]["DefinitionString"]
+    parts = definition["Fn::Join"][1] if isinstance(definition, dict) else [definition]
+    text = "".join(p if isinstance(p, str) else "REF" for p in parts)
+    found: dict[str, Any] = {}
+    pending = [json.loads(text)]
+    while pending:
+        graph = pending.pop()
+        for name, state in graph["States"].items():
+            found[name] = state
+            pending.extend(state.get("Branches", []))
+    return found
+
+
+def _policy(template: dict, fragment: str) -> list[dict[str, Any]]:
+    return [s for key, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Policy" and fragment in key
+            for s in r["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_the_data_api_states_submit_then_wait_for_the_end(database_template: dict) -> None:
+    states = _states(database_template, "warehouse")
+    submit = states["Submit_Load"]
+    assert submit["Resource"].endswith(":states:::aws-sdk:redshiftdata:batchExecuteStatement")
+    assert submit["Parameters"]["ClusterIdentifier"] == "sales" and submit["Parameters"]["Database"] == "sales"
+    assert submit["Parameters"]["SecretArn"] == "redshift/loader" and len(submit["Parameters"]["Sqls"]) == 6
+    audit = states["Submit_Audit"]
+    assert audit["Resource"].endswith(":states:::aws-sdk:redshiftdata:executeStatement")
+    assert audit["Parameters"]["Parameters"] == [{"Name": "arg1", "Value.$": "$.parameters.myBatch"},
+                                                 {"Name": "arg2", "Value": "loaded"}]
+    ended = states["Statement_Ended_Load"]["Choices"]
+    assert ended[0] == {"Variable": "$.statements.Load.described.Status", "StringEquals": "FINISHED",
+                        "Next": "Statement_Finished_Load"}
+    # 24 hours at 30 s: 2,880 checks at most, a bounded loop.
+    assert ended[2]["NumericGreaterThanEquals"] == 2880
+    assert states["Statement_Failed_Load"] == {"Type": "Fail", "Error": "Redshift.StatementFailed",
+                                               "CausePath": "$.statements.Load.described.Error"}
+    assert states["Run_Load"]["Type"] == "Parallel"
+
+
+def test_the_data_api_policy_names_the_cluster_and_the_secret_only(database_template: dict) -> None:
+    statements = _policy(database_template, "warehouse")
+    by_action: dict[str, Any] = {}
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            by_action[action] = statement["Resource"]
+    cluster = "arn:{}:redshift:eu-west-1:123456789012:cluster:sales"
+    assert json.dumps(by_action["redshift-data:BatchExecuteStatement"]).replace('{"Ref": "AWS::Partition"}', "") \
+        .count("cluster:sales") == 1
+    assert cluster.split(":", 2)[2] in json.dumps(by_action["redshift-data:ExecuteStatement"])
+    assert by_action["redshift-data:DescribeStatement"] == "*"
+    assert "secret:redshift/loader-??????" in json.dumps(by_action["secretsmanager:GetSecretValue"])
+    assert "password" not in json.dumps(database_template).lower().replace("passwords", "")
+
+
+def test_the_worker_group_task_carries_the_contract(database_template: dict) -> None:
+    task = _states(database_template, "export")["Export"]
+    parameters = task["Parameters"]
+    assert parameters["type"] == "CopyActivity" and parameters["activityId"] == "Export"
+    assert parameters["activity"] == {"id": "Export", "type": "CopyActivity"}
+    assert parameters["input"] == {"id": "Orders2", "type": "SqlDataNode", "table": "orders",
+                                   "selectQuery": "select * from orders"}
+    assert parameters["database"]["secretId"] == "db/sales"
+    assert set(parameters["output"]) == {"id", "type", "directoryPath.$"}
+    assert parameters["output"]["directoryPath.$"].startswith("States.Format(")
+
+
+def test_sql_on_batch_runs_exec_task_with_the_task_in_its_environment(database_template: dict) -> None:
+    states = _states(database_template, "batchsql")
+    prepared = states["Prepare_Run"]["Parameters"]
+    assert prepared == {"type": "SqlActivity", "workflow.$": "$$.StateMachine.Name", "execution.$": "$$.Execution.Name",
+                        "activityId": "Run", "attempt.$": "$$.State.RetryCount",
+                        "activity": {"id": "Run", "type": "SqlActivity", "script": "delete from t where d < ?",
+                                     "scriptArgument.$": "States.Array($.parameters.myDay)"},
+                        "database": {"id": "SalesDb", "type": "JdbcDatabase", "connectionString":
+                                     "jdbc:postgresql://db.internal:5432/sales", "jdbcDriverClass":
+                                     "org.postgresql.Driver", "secretId": "db/sales"}}
+    job = states["Run_Run"]
+    assert job["Parameters"]["JobDefinition"] == "datapipe-db-pipeline-batchsql-sql-job-definition"
+    assert job["Parameters"]["ContainerOverrides"]["Environment"] == [
+        {"Name": "DATAPIPE_TASK", "Value.$": "States.JsonToString($.sqlTasks.Run)"}]
+    definitions = {r["Properties"]["JobDefinitionName"]: r for r in database_template["Resources"].values()
+                   if r["Type"] == "AWS::Batch::JobDefinition"}
+    container = definitions["datapipe-db-pipeline-batchsql-sql-job-definition"]["Properties"]["ContainerProperties"]
+    assert container["Command"] == ["datapipe", "taskrunner", "exec-task"]
+    assert container["Image"] == "example.com/datapipe-sql:1"
+    # Each pipeline's job role reads its own database secret; the copy's role also its S3 node's bucket.
+    roles = {key: s for key, r in database_template["Resources"].items() if r["Type"] == "AWS::IAM::Policy"
+             and key.startswith("SqlJobs") for s in r["Properties"]["PolicyDocument"]["Statement"]}
+    texts = {key: json.dumps(statement) for key, statement in roles.items()}
+    assert any("batchsql" in key and "secret:db/sales-??????" in text for key, text in texts.items())
+    assert any("batchcopy" in key and "exports" in text for key, text in texts.items())
+    assert not any("batchsql" in key and "s3:" in text for key, text in texts.items())
+
+
+def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:
+    import aws_cdk as cdk
+
+    from datapipe.errors import DatapipeError
+    from datapipe.naming import Naming
+    from stacks.pipeline_sql import SqlJobDefinitions
+
+    stack = cdk.Stack(cdk.App(), "NoImage")
+    with pytest.raises(DatapipeError, match=r"set 'pipelines.sqlImage' to an image with datapipe\[sql\] installed"):
+        SqlJobDefinitions(stack, "SqlJobs", naming=Naming(), image="", fargate=False, plans=[batch_sql_plan()],
+                          removal_policy=cdk.RemovalPolicy.DESTROY)
+
+
+# -- the corpus -------------------------------------------------------------------------------------------------------
+
+CORPUS_VALUES = {
+    "myRedshiftDbName": "dev", "myRedshiftTableName": "t", "myDestRedshiftTable_1": "t1", "myDestRedshiftTable_2": "t2",
+    "myRedshiftJdbcConnectStr": "jdbc:redshift://sales.abc123.us-east-1.redshift.amazonaws.com:5439/dev",
+    "myInputTsvFilesS3Loc": "s3://in/a.tsv", "myInputTsvFilesS3Loc_1": "s3://in/a.tsv",
+    "myInputTsvFilesS3Loc_2": "s3://in/b.tsv", "myRDSConnectStr": "jdbc:mysql://db:3306/shop",
+    "myRDSTableName": "orders", "myOutputS3Path": "s3://out/x", "myRDSId": "db-1", "myS3StagingLoc": "s3://stage/x",
+    "myS3BillingLogLoc": "s3://billing/x",
+}
+PASSWORD_HINT = ("*password: passwords are not read from definitions; store the credentials in a Secrets Manager "
+                 "secret (username, password) and name it in secretId")
+KNOWN_AT_IMPORT = "must be known at import time"
+# Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and
+# once every such parameter has a value (the password in the definition; billing's COPY reads a prefix that holds the
+# run's time, which may not reach SQL text).
+CORPUS_REASONS = {
+    "LoadTsvFilesInS3ToRedshift/LoadTsvFilesInS3ToRedshift.json":
+        (f"Input_S3_Tsv_Files.filePath: {KNOWN_AT_IMPORT}", f"RedshiftCluster.{PASSWORD_HINT}"),
+    "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", f"SourceRDSTable.{PASSWORD_HINT}"),
+    "S3TsvFilesToRedshiftTablesIfReady/S3TsvFilesToRedshiftTablesIfReady.json":
+        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", f"RedshiftCluster.{PASSWORD_HINT}"),
+    "SQLActivityWithTimeout/pipeline.json":
+        (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}", f"DatabaseId_rAZmM.{PASSWORD_HINT}"),
+    "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}",
+                              f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}"),
+    "oracle-backup/definition.json": (f"OracleDatabase.{PASSWORD_HINT}", f"OracleDatabase.{PASSWORD_HINT}"),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(CORPUS_REASONS))
+def test_the_corpus_database_definitions_are_refused_each_with_its_reason(sample: str, tmp_path: Path) -> None:
+    from .conftest import CORPUS_DIR, import_sample, samples_absent
+
+    path = CORPUS_DIR / sample
+    if not path.is_file():
+        samples_absent()
+    as_shipped, with_values = CORPUS_REASONS[sample]
+    plan = import_sample(path)
+    assert not plan.deployable and plan.errors[0].startswith(as_shipped), plan.errors
+    declared = {p["id"] for p in json.loads(path.read_text()).get("parameters", [])}
+    if declared:
+        values = tmp_path / "values.json"
+        values.write_text(json.dumps({"values": {k: v for k, v in CORPUS_VALUES.items() if k in declared}}))
+        from datapipe.importer import import_file
+
+        given = import_file(path, values_path=values)
+        assert given.errors[0].startswith(with_values), given.errors
+
+
+def test_a_copy_from_dynamodb_with_transform_and_options_keeps_the_definitions_sql() -> None:
+    table = {"id": "Source", "type": "DynamoDBDataNode", "tableName": "Orders", "readThroughputPercent": "0.5"}
+    load = {**LOAD, "input": {"ref": "Source"}, "insertMode": "APPEND", "commandOptions": ["TIMEFORMAT 'auto'"],
+            "transformSql": "select id, amount * 2 as amount from staging"}
+    orders = {k: v for k, v in ORDERS.items() if k not in ("primaryKeys", "createTableSql")}
+    plan = plan_of(WAREHOUSE, table, orders, load, HOST)
+    assert plan.deployable, plan.errors
+    # APPEND needs no key; readThroughputPercent 0.5 is READRATIO 50; the options follow the source, in order.
+    assert plan.activities[0].sql.redshift.sqls == [  # type: ignore[union-attr]
+        "CREATE TEMP TABLE staging (LIKE orders)",
+        "COPY staging FROM 'dynamodb://Orders' IAM_ROLE default TIMEFORMAT 'auto' READRATIO 50",
+        "CREATE TEMP TABLE staging2 AS select id, amount * 2 as amount from staging",
+        "INSERT INTO orders SELECT * FROM staging2",
+        "DROP TABLE staging",
+        "DROP TABLE staging2",
+    ]

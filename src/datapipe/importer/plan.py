@@ -20,9 +20,11 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from datapipe.importer import schema
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
+from datapipe.importer.fields import FieldAccount, account
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.reader import Problem
@@ -165,9 +167,11 @@ class ObjectReport:
     status: str
     target: str = ""
     reason: str = ""
+    fields: FieldAccount = field(default_factory=FieldAccount)  # each own field: applied, or not and why
 
-    def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "type": self.type, "status": self.status, "target": self.target, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "status": self.status, "target": self.target, "reason": self.reason,
+                "fields": self.fields.as_dict()}
 
 
 @dataclass
@@ -849,9 +853,10 @@ class _Planner:
                     target = getattr(value, "target", None)
                     if target:
                         used_by.setdefault(target, []).append(obj.id)
+        accounts = account(pipeline, self.reasons)
         for obj in pipeline.objects.values():
             object_type = obj.type or ("Default" if obj.id == DEFAULT_ID else "")
-            report = ObjectReport(id=obj.id, type=object_type, status=MAPPED)
+            report = ObjectReport(id=obj.id, type=object_type, status=MAPPED, fields=accounts[obj.id])
             if obj.id in by_object:
                 report.status, report.reason = ERROR, "; ".join(by_object[obj.id])
             elif obj.id in self.reasons:

@@ -22,6 +22,7 @@ APPLIED = "applied"
 # The fallback when nothing explains a field: the walk over the reference (tests/importer/test_fields.py) fails on it.
 UNEXPLAINED = "the importer has no mapping for this field"
 UNUSED_OBJECT = "no mapped activity uses this object"
+RUNS_ON_WINS = "runsOn is given too, and Data Pipeline ignores workerGroup then"
 
 # Fields that shape the definition itself: the type chose the mapping, parent gave the inherited fields.
 STRUCTURAL = frozenset({"type", "parent"})
@@ -41,6 +42,36 @@ _PROXY_REFERENCE = (
     "Batch jobs and EMR clusters reach AWS through the deployment's network, not through a proxy; the HttpProxy "
     "object lists the task runner options that apply it on a worker group's host"
 )
+
+_FOLLOWS_ACTIVITY = "the activities' schedule decides when a run starts; this object is used within the activity's run"
+_ALARMS_ON_ACTIVITIES = "alarms fire for activities only: put the alarm on the activity that uses this object"
+_RUN_BY_ACTIVITY = "the activity's attemptTimeout, maximumRetries and retryDelay bound and retry its task; this " \
+    "object has no task of its own"
+_CHECK_LOOP = "the check loop runs every retryDelay until preconditionTimeout (or the pipelines settings' bound)"
+_NO_STAGING = "the tables Data Pipeline generated from data formats are not generated; the script gets the paths as " \
+    "variables (input1.., output1..)"
+_NO_FORMAT = "files are read and written as they are: data formats are not applied"
+_DYNAMODB_NODE = "an EMR step reads it through an expression (#{input.tableName}); the importer sets nothing from it"
+_TASK_CONFIG = "a ShellScriptConfig around an EMR activity is not run; run the script as a bootstrap action or a " \
+    "step of its own"
+
+KIND_REASONS: dict[tuple[str, str], str] = {
+    **{(kind, key): _FOLLOWS_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)
+       for key in ("schedule", "scheduleType")},
+    **{(kind, key): _ALARMS_ON_ACTIVITIES for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)
+       for key in ("onFail", "onSuccess")},
+    **{(kind, key): _RUN_BY_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE)
+       for key in ("attemptTimeout", "maximumRetries", "retryDelay")},
+    **{(schema.PRECONDITION, key): _CHECK_LOOP for key in ("attemptTimeout", "maximumRetries")},
+    **{(kind, key): "only an activity runs on a resource or worker group here; this object is used by the activity "
+       "that refers to it" for kind in (schema.DATA_NODE, schema.PRECONDITION) for key in ("runsOn", "workerGroup")},
+    **{(kind, "dependsOn"): "only activities wait for others: an activity that reads a data node waits for the "
+       "activities that write it" for kind in (schema.RESOURCE, schema.DATA_NODE)},
+    **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("column", "columnSeparator", "escapeChar", "recordSeparator",
+                                                          "inputRegEx", "outputFormat")},
+    **{(schema.ACTIVITY, key): _TASK_CONFIG for key in ("preActivityTaskConfig", "postActivityTaskConfig")},
+}
+
 
 REASONS: dict[str, str] = {
     "attemptStatus": _STATUS_ONLY,
@@ -69,9 +100,6 @@ REASONS: dict[str, str] = {
     "role": "the workflow acts with the role of its state machine, scoped to the deployment's own resources",
     "runAsUser": _BATCH_HOST,
     "securityGroups": "security groups by name belong to EC2-Classic; " + _BATCH_NETWORK,
-    "runsOn": "only an activity runs on a resource here; a data node is read by the activity that uses it",
-    "workerGroup": "runsOn is given, and Data Pipeline ignores workerGroup then",
-    "dependsOn": "only activities wait for others: an activity that reads a data node waits for its producers",
     "jdbcProperties": _JAVA,
     "jdbcDriverJarUri": _JAVA,
     "jdbcDriverClass": _JAVA,
@@ -79,19 +107,47 @@ REASONS: dict[str, str] = {
     "emrLogUri": _OLD_LOGS,
 }
 
+# Fields a type applies although the same field of other types is not.
+APPLIED_BY_TYPE = frozenset({("EmrCluster", "pipelineLogUri"), ("EmrCluster", "keyPair"),
+                             ("EmrCluster", "subnetId")})
+
 TYPE_REASONS: dict[tuple[str, str], str] = {
     **{(resource, key): _NOT_ON_OBJECT for resource in ("Ec2Resource", "EmrCluster")
        for key in ("runsOn", "workerGroup")},
     ("EmrCluster", "role"): _EMR_ROLES,
     ("EmrCluster", "resourceRole"): _EMR_ROLES,
-    ("EmrCluster", "keyPair"): "nobody logs into the cluster's instances",
     ("EmrCluster", "enableDebugging"): "EMR's debugging tool (SimpleDB) is gone; step logs go to the log bucket",
     ("EmrCluster", "supportedProducts"): "third-party products (MapR) of the AMI 3.x platform do not exist on EMR "
     "releases",
     ("EmrCluster", "securityGroupIds"): _EMR_NETWORK,
     ("EmrCluster", "region"): _REGION,
     ("EmrCluster", "availabilityZone"): "EMR picks the zone from the subnet",
-    ("EmrCluster", "installHive"): "an older field: list Hive in applications (it is installed when listed)",
+    ("EmrCluster", "amiVersion"): "releaseLabel is given, and chooses the release",
+    ("Ec2Resource", "imageId"): "Batch runs the job in a container image on the compute environment's ECS-optimized "
+    "AMI",
+    ("Ec2Resource", "subnetId"): "Batch jobs run in the subnets of the Batch compute environment (batch settings)",
+    ("Ec2Resource", "securityGroupIds"): "Batch jobs run with the security groups of the Batch compute environment",
+    ("Ec2Resource", "spotBidPrice"): "Batch's Spot capacity takes no bid price: the job queue uses Spot capacity "
+    "first when batch.spot is on (the default), then On-Demand",
+    ("Ec2Resource", "useOnDemandOnLastAttempt"): "the job queue moves to On-Demand capacity by itself when Spot has "
+    "none",
+    ("HttpProxy", "s3NoProxy"): "the task runner has no option for it: set NO_PROXY to the S3 endpoint in the "
+    "runner's environment (the AWS SDK reads it)",
+    **{("ShellScriptConfig", key): _TASK_CONFIG for key in ("scriptUri", "scriptArgument")},
+    **{("DynamoDBDataNode", key): _DYNAMODB_NODE for key in ("tableName", "readThroughputPercent",
+                                                            "writeThroughputPercent", "dataFormat")},
+    ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "
+    "the script",
+    ("HiveActivity", "stage"): _NO_STAGING,
+    ("PigActivity", "stage"): _NO_STAGING,
+    ("S3DataNode", "compression"): "the data is read and copied as it is; the command decompresses it itself",
+    ("S3DataNode", "dataFormat"): "files are read and written as they are: the format's columns and separators are "
+    "not applied",
+    ("S3DataNode", "filePath"): "directoryPath is given too, and names the data",
+    ("S3DataNode", "manifestFilePath"): "a manifest is read by Redshift's COPY, which is not mapped",
+    ("S3DataNode", "s3EncryptionType"): "objects are encrypted by the bucket's default encryption",
+    ("Schedule", "startAt"): "FIRST_ACTIVATION_DATE_TIME, its only value: the schedule starts once the pipeline is "
+    "deployed",
 }
 
 
@@ -107,11 +163,13 @@ class FieldAccount:
 
 def reason_for(object_type: str, key: str) -> str | None:
     """Why this field of this type is not applied, from the table; None when the planner applies it."""
-    if key in STRUCTURAL:
+    if key in STRUCTURAL or (object_type, key) in APPLIED_BY_TYPE:
         return None
     if schema.is_user_field(key):
         return "a user-defined value: no expression that the importer maps refers to it"
-    return TYPE_REASONS.get((object_type, key), REASONS.get(key))
+    spec = schema.TYPES.get(object_type)
+    by_kind = KIND_REASONS.get((spec.kind, key)) if spec else None
+    return TYPE_REASONS.get((object_type, key)) or by_kind or REASONS.get(key)
 
 
 def account(pipeline: Pipeline, unmapped: dict[str, str]) -> dict[str, FieldAccount]:
@@ -133,7 +191,7 @@ def account(pipeline: Pipeline, unmapped: dict[str, str]) -> dict[str, FieldAcco
     for obj in pipeline.objects.values():
         result = FieldAccount()
         for key, values in obj.own.items():
-            if key in STRUCTURAL or (id(values) in read_lists and id(values) not in skipped):
+            if key in STRUCTURAL or (id(values) in read_lists and id(values) not in skipped and obj.id not in unmapped):
                 result.applied.append(key)
                 continue
             reason = skipped.get(id(values)) or _own_reason(obj, key, unmapped)
@@ -186,3 +244,7 @@ def types_table() -> str:
         shown = ", ".join(f"`{key}`" for key in applied) or "-"
         lines.append(f"| {object_type} | {spec.kind} | {shown} | {why.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # the table for docs/importer.md, between its types-table markers
+    print(types_table(), end="")

@@ -1167,9 +1167,10 @@ def pipeline_stack_id(plan: Plan) -> str:
     return f"Pipeline-{plan.name}"
 
 
-def import_definitions(folder: Path, settings: PipelineSettings) -> list[Plan]:
+def import_definitions(folder: Path, settings: PipelineSettings, *, batch_fargate: bool = False,
+                       batch_max_vcpus: int = 16) -> list[Plan]:
     """The plans of every definition in the folder; two definitions that would share a stack are refused."""
-    options = plan_options(settings)
+    options = dataclasses.replace(plan_options(settings), batch_fargate=batch_fargate, batch_max_vcpus=batch_max_vcpus)
     plans = [import_file(path, values_path=companion_values(path), options=options)
              for path in definition_files(folder)]
     seen: dict[str, str] = {}
@@ -1190,6 +1191,7 @@ def add_pipeline_stacks(
     worker_groups: WorkerGroupSettings,
     definitions_dir: Path,
     batch_fargate: bool = False,
+    batch_max_vcpus: int = 16,
     powertools_layer_version: int = 27,
 ) -> tuple[PipelinesStack | None, list[PipelineStack]]:
     """The shared pipelines stack (None when they share nothing), and a stack per definition (only `settings.only`'s
@@ -1199,7 +1201,7 @@ def add_pipeline_stacks(
     removal_policy), as app.py gives them to every stack. The shared stack is always built from every definition,
     so that deploying it while working on one pipeline never narrows the grants the others need.
     """
-    plans = import_definitions(definitions_dir, settings)
+    plans = import_definitions(definitions_dir, settings, batch_fargate=batch_fargate, batch_max_vcpus=batch_max_vcpus)
     selected = plans
     if settings.only:
         selected = [plan for plan in plans if plan.name == settings.only]

@@ -218,7 +218,7 @@ def _check_object(obj: PipelineObject, pipeline: Pipeline) -> None:
 
 
 def _article(noun: str) -> str:
-    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def _check_values(obj: PipelineObject, key: str, values: list[Value], pipeline: Pipeline) -> None:

@@ -273,10 +273,7 @@ def configuration(planner: _Planner, config_id: str, seen: tuple[str, ...]) -> E
 def ebs_settings(planner: _Planner, ebs_id: str) -> EbsSettings | None:
     """An EbsConfiguration: EBS optimisation, and the volumes of its EbsBlockDeviceConfig objects."""
     obj = planner.pipeline.objects.get(ebs_id)
-    if obj is None or obj.type != "EbsConfiguration":
-        if obj is not None:
-            planner.problems.append(Problem(ebs_id, "type", "an instance group's EBS field must refer to an "
-                                            "EbsConfiguration"))
+    if obj is None or obj.type != "EbsConfiguration":  # the model reports a reference to another kind
         return None
     result = EbsSettings()
     optimized = obj.text("ebsOptimized")
@@ -397,8 +394,12 @@ def batch_size(planner: _Planner, obj: PipelineObject) -> BatchSize | None:
             obj.not_applied("instanceType", f"Fargate offers no task of {vcpus} vCPUs and {memory} MiB "
                             f"({instance_type}); the job keeps the job definition's size")
             return None
-        return BatchSize(instance_type, vcpus, request)
-    return BatchSize(instance_type, vcpus, int(memory * ECS_MEMORY_SHARE))
+        result = BatchSize(instance_type, vcpus, request)
+    else:
+        result = BatchSize(instance_type, vcpus, int(memory * ECS_MEMORY_SHARE))
+    planner.targets[obj.id] = f"the size of its Batch jobs: {vcpus} vCPUs and {result.memory_mib} MiB " \
+        f"({instance_type}), on the job queue"
+    return result
 
 
 # -- HttpProxy -------------------------------------------------------------------------------------------------------

@@ -92,6 +92,8 @@ REASONS: dict[str, str] = {
     "maxActiveInstances": "one execution starts per schedule tick; Step Functions does not cap concurrent executions",
     "myComment": "a comment",
     "name": "a display name: states and resources are named after the object's id",
+    "generatedScriptsPath": "the staging scripts Data Pipeline generated are not generated: there is nothing to "
+    "keep there",
     "pipelineLogUri": "task runner and Batch logs go to the deployment's log bucket",
     "region": _REGION,
     "reportProgressTimeout": "the task runner heartbeats every task; the worker groups' heartbeat timeout ends a "
@@ -194,22 +196,36 @@ def account(pipeline: Pipeline, unmapped: dict[str, str]) -> dict[str, FieldAcco
             if key in STRUCTURAL or (id(values) in read_lists and id(values) not in skipped and obj.id not in unmapped):
                 result.applied.append(key)
                 continue
-            reason = skipped.get(id(values)) or _own_reason(obj, key, unmapped)
+            reason = skipped.get(id(values))
             heirs = inheritors.get(id(values), [])
-            if obj.id == DEFAULT_ID or (heirs and not obj.type):  # a template: why its heirs did not use it
-                reasons = list(dict.fromkeys(_own_reason(heir, key, unmapped) or UNEXPLAINED for heir in heirs))
-                reason = (f"{reasons[0]} (in each object that inherits it)" if len(reasons) == 1 else
-                          "the objects that inherit it do not use it: " + "; ".join(reasons[:3]) if reasons else
-                          "every object that would inherit it sets its own value")
+            if reason is None and obj.id == DEFAULT_ID:  # why the objects that inherit it did not use it
+                reason = _heirs_reason(key, heirs, unmapped)
+            reason = reason or _own_reason(obj, key, unmapped)
             result.not_applied.append((key, reason or UNEXPLAINED))
         accounts[obj.id] = result
     return accounts
+
+
+def _heirs_reason(key: str, heirs: list[PipelineObject], unmapped: dict[str, str]) -> str:
+    """Why a field of Default did not apply: the reasons of the objects that inherit it and have such a field."""
+    if not heirs:
+        return reason_for("", key) or "every object that would inherit it sets its own value"
+    having = [h for h in heirs if h.spec is None or key in h.spec.fields or schema.is_user_field(key)]
+    if not having:
+        return reason_for("", key) or "no object that inherits it has such a field"
+    reasons = list(dict.fromkeys(_own_reason(heir, key, unmapped) or UNEXPLAINED for heir in having))
+    if len(reasons) == 1:
+        return f"{reasons[0]} (in each object that inherits it)"
+    return "the objects that inherit it do not use it: " + "; ".join(reasons[:3])
 
 
 def _own_reason(obj: PipelineObject, key: str, unmapped: dict[str, str]) -> str | None:
     """Why `key` of this object (own or inherited) is not applied, when nobody read it there."""
     if obj.id in unmapped:
         return f"{obj.type or 'this object'} is not mapped: {unmapped[obj.id]}"
+    spec = schema.TYPES.get(obj.type)
+    if spec is not None and key not in spec.fields and not schema.is_user_field(key):
+        return f"{obj.type} has no such field: it only inherits it"
     reason = reason_for(obj.type, key)
     if reason is None and not obj.fields.read:
         return UNUSED_OBJECT

@@ -1,4 +1,5 @@
-"""Resources through `datapipe import`: what an Ec2Resource, an EmrCluster and an HttpProxy become, field by field.
+"""Resources through `datapipe import`: what an Ec2Resource, an EmrCluster and an HttpProxy become, field by field
+(the state machine they become: tests/infra/test_pipeline_resources.py).
 
 Expected sizes come from Amazon EC2's instance type tables (m5.xlarge: 4 vCPUs, 16 GiB; c5.large: 2 vCPUs, 4 GiB;
 t3.micro: 2 vCPUs, 1 GiB; m5.8xlarge: 32 vCPUs) and the Step Functions EMR integration's request syntax.
@@ -7,7 +8,7 @@ t3.micro: 2 vCPUs, 1 GiB; m5.8xlarge: 32 vCPUs) and the Step Functions EMR integ
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,100 +41,6 @@ def not_applied(entry: dict[str, Any]) -> dict[str, str]:
 def on_box(**box: str) -> list[dict[str, Any]]:
     return [DEFAULT, {"id": "Box", "type": "Ec2Resource", **ROLES, **box},
             {"id": "Shell", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"}, "command": "echo hi"}]
-
-
-def states_of(asl: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in asl["States"].items():
-        yield name, state
-        for branch in state.get("Branches", []):
-            yield from states_of(branch)
-
-
-# One synthesis for every template check below: an EMR cluster with each mapped field, and a Batch activity.
-EVERYTHING: list[dict[str, Any]] = [
-    DEFAULT,
-    {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-6.15.0", "coreInstanceCount": "2",
-     "coreInstanceBidPrice": "0.30", "useOnDemandOnLastAttempt": "true",
-     "additionalMasterSecurityGroupIds": "sg-0aa11", "additionalSlaveSecurityGroupIds": ["sg-0bb22", "sg-0cc33"],
-     "emrManagedMasterSecurityGroupId": "sg-0dd44", "serviceAccessSecurityGroupId": "sg-0ee55",
-     "coreGroupConfiguration": {"ref": "CoreYarn"}, "coreEbsConfiguration": {"ref": "CoreEbs"}},
-    {"id": "CoreYarn", "type": "EmrConfiguration", "classification": "yarn-site", "property": {"ref": "NoVmemCheck"}},
-    {"id": "NoVmemCheck", "type": "Property", "key": "yarn.nodemanager.vmem-check-enabled", "value": "false"},
-    {"id": "CoreEbs", "type": "EbsConfiguration", "ebsOptimized": "true", "ebsBlockDeviceConfig": {"ref": "Block"}},
-    {"id": "Block", "type": "EbsBlockDeviceConfig", "volumesPerInstance": "2", "volumeSpecification": {"ref": "Io1"}},
-    {"id": "Io1", "type": "VolumeSpecification", "volumeType": "io1", "sizeInGB": "500", "iops": "1000"},
-    {"id": "Count", "type": "EmrActivity", "runsOn": {"ref": "Cluster"}, "step": "command-runner.jar,echo,hi",
-     "resizeClusterBeforeRunning": "true", "resizeClusterMaxInstances": "5"},
-    {"id": "Box", "type": "Ec2Resource", **ROLES, "instanceType": "m5.xlarge"},
-    {"id": "Shell", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"}, "command": "echo hi",
-     "dependsOn": {"ref": "Count"}},
-]
-
-
-@pytest.fixture(scope="module")
-def asl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    folder = tmp_path_factory.mktemp("resources")
-    definition = folder / "everything.json"
-    definition.write_text(json.dumps({"objects": EVERYTHING}))
-    code, output = run(definition, "--asl", str(folder / "out.json"))
-    assert code == 0, output
-    return dict(states_of(json.loads((folder / "out.json").read_text())))
-
-
-def test_the_instance_type_sizes_the_batch_job_with_90_percent_of_its_memory(
-    asl: dict[str, dict[str, Any]],
-) -> None:
-    requirements = asl["Run_Shell"]["Parameters"]["ContainerOverrides"]["ResourceRequirements"]
-    # m5.xlarge: 4 vCPUs and 16 GiB; ECS registers a little less, so the job asks for 90% (16384 * 0.9).
-    assert {r["Type"]: r["Value"] for r in requirements} == {"VCPU": "4", "MEMORY": "14745"}
-
-
-def test_the_cluster_gets_its_security_groups_and_the_core_group_its_configuration_and_volumes(
-    asl: dict[str, dict[str, Any]],
-) -> None:
-    instances = asl["Create_Cluster_Cluster"]["Parameters"]["Instances"]
-    assert instances["AdditionalMasterSecurityGroups"] == ["sg-0aa11"]
-    assert instances["AdditionalSlaveSecurityGroups"] == ["sg-0bb22", "sg-0cc33"]
-    assert instances["EmrManagedMasterSecurityGroup"] == "sg-0dd44"
-    assert instances["ServiceAccessSecurityGroup"] == "sg-0ee55"
-    core = next(g for g in instances["InstanceGroups"] if g["InstanceRole"] == "CORE")
-    assert core["Configurations"] == [{"Classification": "yarn-site",
-                                       "Properties": {"yarn.nodemanager.vmem-check-enabled": "false"}}]
-    assert core["EbsConfiguration"] == {
-        "EbsOptimized": True,
-        "EbsBlockDeviceConfigs": [{"VolumeSpecification": {"VolumeType": "io1", "SizeInGB": 500, "Iops": 1000},
-                                   "VolumesPerInstance": 2}],
-    }
-    assert core["Market"] == "SPOT" and core["BidPrice"] == "0.30" and core["Name"] == "core"
-    master = next(g for g in instances["InstanceGroups"] if g["InstanceRole"] == "MASTER")
-    assert "EbsConfiguration" not in master and "Configurations" not in master
-
-
-def test_a_failed_spot_creation_is_followed_by_an_on_demand_one_that_meets_the_same_path(
-    asl: dict[str, dict[str, Any]],
-) -> None:
-    spot = asl["Create_Cluster_Cluster"]
-    on_demand = asl["Create_Cluster_Cluster_On_Demand"]
-    assert spot["Catch"][0]["ErrorEquals"] == ["States.TaskFailed"]
-    assert spot["Catch"][0]["Next"] == "Create_Cluster_Cluster_On_Demand"
-    assert spot["Catch"][-1]["ErrorEquals"] == ["States.ALL"]  # anything else: the cleanup, as before
-    groups = on_demand["Parameters"]["Instances"]["InstanceGroups"]
-    assert {g["Market"] for g in groups} == {"ON_DEMAND"} and not any("BidPrice" in g for g in groups)
-    # the last attempt keeps everything else: volumes, configuration, security groups
-    assert next(g for g in groups if g["InstanceRole"] == "CORE")["EbsConfiguration"]["EbsOptimized"] is True
-    assert on_demand["Parameters"]["Instances"]["AdditionalSlaveSecurityGroups"] == ["sg-0bb22", "sg-0cc33"]
-    assert spot["Next"] == on_demand["Next"] == "Cluster_Cluster_Ready"
-    assert on_demand["Catch"][0]["ErrorEquals"] == ["States.ALL"]
-    assert on_demand["Parameters"]["Tags"] == spot["Parameters"]["Tags"]  # the reaper finds either cluster
-
-
-def test_the_core_group_is_resized_before_the_activity_that_asks_for_it(asl: dict[str, dict[str, Any]]) -> None:
-    resize = asl["Resize_Core_Before_Count"]
-    assert resize["Resource"].endswith(":elasticmapreduce:modifyInstanceGroupByName")
-    assert resize["Parameters"] == {"ClusterId.$": "$.clusters.Cluster.ClusterId", "InstanceGroupName": "core",
-                                    "InstanceGroup": {"InstanceCount": 5}}
-    assert resize["Next"] == "Run_Count_1"
-    assert resize["Catch"][0]["Next"].startswith("Cleanup_")  # a failed resize still terminates the cluster
 
 
 @pytest.mark.parametrize(("instance_type", "vcpus", "memory"), [

@@ -322,3 +322,14 @@ def test_the_report_lists_applied_fields_and_each_field_not_applied_with_its_rea
     assert "Fields not applied" in lines
     assert "Box imageId Batch runs the job in a container image on the compute environment's ECS-optimized AMI" \
         in lines
+
+
+def test_no_field_of_a_corpus_definition_is_left_without_a_reason(corpus_definition: Path) -> None:
+    from tests.importer.conftest import import_sample
+
+    plan = import_sample(corpus_definition)
+    silent = [f"{o.id}.{key}" for o in plan.objects for key, reason in o.fields.not_applied if reason == UNEXPLAINED]
+    assert silent == []
+    for report in plan.objects:  # every own field is in one of the two lists, once
+        listed = report.fields.applied + [key for key, _ in report.fields.not_applied]
+        assert len(listed) == len(set(listed))

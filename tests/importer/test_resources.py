@@ -83,6 +83,7 @@ def test_what_picks_an_instance_is_reported_per_field_with_its_reason(write_defi
     assert "security groups of the Batch compute environment" in reasons["securityGroupIds"]
     assert "no bid price" in reasons["spotBidPrice"] and "Spot capacity first" in reasons["spotBidPrice"]
     assert "older field" in reasons["logUri"]
+    assert "logUri (an older field) is not applied" in objects["Box"]["reason"]
 
 
 def test_older_emr_fields_are_accepted_with_a_note(write_definition: Callable[..., Path]) -> None:

@@ -368,6 +368,9 @@ def batch_size(planner: _Planner, obj: PipelineObject) -> BatchSize | None:
     for key in ("imageId", "subnetId", "securityGroupIds", "spotBidPrice", "useOnDemandOnLastAttempt"):
         if obj.fields.get(key):  # what picks the instance belongs to the Batch compute environment
             obj.not_applied(key, reason_for(obj.type, key) or "")
+    if obj.fields.get("logUri"):
+        planner.note(obj.id, "logUri (an older field) is not applied: logs go to the deployment's log bucket")
+        obj.not_applied("logUri", reason_for(obj.type, "logUri") or "")
     if not obj.fields.get("instanceType"):
         return None
     text = planner.evaluator.static_field(obj, "instanceType", purpose="it sizes the Batch job")

@@ -130,7 +130,7 @@ def test_an_http_proxy_is_reported_as_the_task_runner_options_and_never_repeats_
     code, found, _ = objects_of(path)
     assert code == 0
     assert found["Proxy"]["target"] == (
-        "task runner proxy: start the runner of worker group(s) wg-12345 with: datapipe taskrunner "
+        "task runner proxy: start the runner with: datapipe taskrunner --workerGroup wg-12345 "
         "--proxyHost proxy.example.com --proxyPort 3128 --proxyUsername svc-pipeline --proxyDomain CORP "
         "--proxyWorkstation WS01")
     reasons = not_applied(found["Proxy"])

@@ -440,5 +440,6 @@ def http_proxy(planner: _Planner, obj: PipelineObject, worker_groups: list[str])
             shown += f' --proxyPassword "$({secret_command(reference)})"'
     if obj.fields.get("s3NoProxy"):
         obj.not_applied("s3NoProxy", reason_for(obj.type, "s3NoProxy") or "")
-    where = f"the runner of worker group(s) {', '.join(worker_groups)}" if worker_groups else "a worker group's runner"
-    planner.targets[obj.id] = f"task runner proxy: start {where} with: datapipe taskrunner {shown}"
+    commands = [f"datapipe taskrunner --workerGroup {shlex.quote(group)} {shown}" for group in worker_groups]
+    planner.targets[obj.id] = "task runner proxy: start the runner with: " + (
+        "; ".join(commands) if commands else f"datapipe taskrunner --workerGroup <group> {shown}")

@@ -183,3 +183,21 @@ def test_bad_resource_fields_are_one_line_naming_the_object_and_field(
     assert code == 1
     assert any(line.startswith(expected) for line in errors), errors
     assert all(len(line) < 400 for line in output.splitlines())
+
+
+def test_a_task_config_runs_its_script_around_the_activity_whose_code_no_starter_chooses(
+    write_definition: Callable[..., Path],
+) -> None:
+    objects = [DEFAULT, {"id": "C", "type": "EmrCluster", "releaseLabel": "emr-6.15.0"},
+               {"id": "Prep", "type": "ShellScriptConfig", "scriptUri": "s3://scripts/prep.sh",
+                "scriptArgument": "x"},
+               {"id": "Hive", "type": "HiveActivity", "runsOn": {"ref": "C"}, "hiveScript": "SELECT 1;",
+                "preActivityTaskConfig": {"ref": "Prep"}, "postActivityTaskConfig": {"ref": "Prep"}}]
+    code, found, _ = objects_of(write_definition(objects))
+    assert code == 0
+    assert found["Prep"]["target"] == "an EMR step that runs s3://scripts/prep.sh before Hive, after Hive"
+    assert found["Hive"]["target"] == "3 EMR step(s) (EmrAddStep) on cluster C"
+    assert {"preActivityTaskConfig", "postActivityTaskConfig"} <= set(found["Hive"]["fields"]["applied"])
+    objects[2] = {**objects[2], "scriptUri": "#{myScript}"}
+    code, output = run(write_definition(objects, parameters=[{"id": "myScript", "type": "String"}]))
+    assert code == 1 and "Prep.scriptUri: the code that runs may not depend on myScript" in output

@@ -7,6 +7,7 @@ Step Functions EMR and Batch integrations.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -38,6 +39,10 @@ EVERYTHING: list[dict[str, Any]] = [
     {"id": "Io1", "type": "VolumeSpecification", "volumeType": "io1", "sizeInGB": "500", "iops": "1000"},
     {"id": "Count", "type": "EmrActivity", "runsOn": {"ref": "Cluster"}, "step": "command-runner.jar,echo,hi",
      "resizeClusterBeforeRunning": "true", "resizeClusterMaxInstances": "5"},
+    {"id": "Prepare", "type": "ShellScriptConfig", "scriptUri": "s3://scripts/prepare.sh",
+     "scriptArgument": ["--day", "#{format(@scheduledStartTime,'YYYY-MM-dd')}"]},
+    {"id": "Crunch", "type": "HadoopActivity", "runsOn": {"ref": "Cluster"}, "jarUri": "s3://jars/crunch.jar",
+     "preActivityTaskConfig": {"ref": "Prepare"}, "dependsOn": {"ref": "Count"}},
     {"id": "Box", "type": "Ec2Resource", **ROLES, "instanceType": "m5.xlarge"},
     {"id": "Shell", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"}, "command": "echo hi",
      "dependsOn": {"ref": "Count"}},
@@ -156,3 +161,26 @@ def test_the_core_group_is_resized_before_the_activity_that_asks_for_it(asl: dic
     assert resize["Catch"][0]["Next"].startswith("Cleanup_")  # a failed resize still terminates the cluster
 
 
+
+
+def constant(asl: dict[str, dict[str, Any]], path: str) -> str:
+    """The text of a `$.const.cN` piece, as Set_Constants gives it (base64 when it holds `${`)."""
+    key = path.removeprefix("$.const.")
+    parameters = asl["Set_Constants"]["Parameters"]
+    if key in parameters:
+        return str(parameters[key])
+    encoded = parameters[f"{key}.$"].removeprefix("States.Base64Decode('").removesuffix("')")
+    return base64.b64decode(encoded).decode()
+
+
+def test_a_pre_activity_script_runs_as_an_emr_step_before_the_activity(asl: dict[str, dict[str, Any]]) -> None:
+    step = asl["Run_Crunch_pre_config"]
+    assert step["Next"] == "Run_Crunch"
+    assert step["Parameters"]["Step"]["HadoopJarStep"]["Jar"] == "command-runner.jar"
+    args = asl["Prepare_Crunch_pre_config"]["Parameters"]["args.$"]
+    pieces = args.removeprefix("States.Array(").split(", ")
+    texts = [constant(asl, piece) for piece in pieces[:6]]
+    assert texts[:2] == ["bash", "-c"] and texts[3:] == ["datapipe", "s3://scripts/prepare.sh", "--day"]
+    assert texts[2].endswith('aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script "$@"')
+    # the run's day reaches the script as an argument, data from the execution's input
+    assert pieces[6].startswith("States.Format(") and "$.run.year" in args

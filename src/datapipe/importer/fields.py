@@ -52,8 +52,6 @@ _NO_STAGING = "the tables Data Pipeline generated from data formats are not gene
     "variables (input1.., output1..)"
 _NO_FORMAT = "files are read and written as they are: data formats are not applied"
 _DYNAMODB_NODE = "an EMR step reads it through an expression (#{input.tableName}); the importer sets nothing from it"
-_TASK_CONFIG = "a ShellScriptConfig around an EMR activity is not run; run the script as a bootstrap action or a " \
-    "step of its own"
 
 KIND_REASONS: dict[tuple[str, str], str] = {
     **{(kind, key): _FOLLOWS_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)
@@ -69,7 +67,6 @@ KIND_REASONS: dict[tuple[str, str], str] = {
        "activities that write it" for kind in (schema.RESOURCE, schema.DATA_NODE)},
     **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("column", "columnSeparator", "escapeChar", "recordSeparator",
                                                           "inputRegEx", "outputFormat")},
-    **{(schema.ACTIVITY, key): _TASK_CONFIG for key in ("preActivityTaskConfig", "postActivityTaskConfig")},
 }
 
 
@@ -135,7 +132,6 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     "none",
     ("HttpProxy", "s3NoProxy"): "the task runner has no option for it: set NO_PROXY to the S3 endpoint in the "
     "runner's environment (the AWS SDK reads it)",
-    **{("ShellScriptConfig", key): _TASK_CONFIG for key in ("scriptUri", "scriptArgument")},
     **{("DynamoDBDataNode", key): _DYNAMODB_NODE for key in ("tableName", "readThroughputPercent",
                                                             "writeThroughputPercent", "dataFormat")},
     ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "

@@ -28,7 +28,17 @@ from datapipe.importer.fields import RUNS_ON_WINS, FieldAccount, account, reason
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.reader import Problem
-from datapipe.importer.resources import BatchSize, Cluster, EmrConfiguration, batch_size, cluster, http_proxy, resize
+from datapipe.importer.resources import (
+    RUN_SCRIPT,
+    BatchSize,
+    Cluster,
+    EmrConfiguration,
+    batch_size,
+    cluster,
+    http_proxy,
+    resize,
+    task_config,
+)
 
 __all__ = ["Cluster", "EmrConfiguration"]  # the resource types live in resources.py; the construct reads them here
 
@@ -544,6 +554,8 @@ class _Planner:
 
         for index, command in enumerate(evaluator.field_texts(obj, "preStepCommand", secrets=True) or [], start=1):
             steps.append(command_step(f"{obj.id}-pre-{index}", command))
+        for script in task_config(self, obj, "preActivityTaskConfig"):
+            steps.append(command_step(f"{obj.id}-pre-config", RUN_SCRIPT, script))
         variables: list[Text] = []
         inputs = self.data_paths(obj, "input") or []
         outputs = self.data_paths(obj, "output") or []
@@ -588,8 +600,7 @@ class _Planner:
                     steps.append(command_step(obj.id, shell.command, shell.arguments, shell.environment,
                                               shell.secrets))
                 elif shell.script_uri is not None:
-                    fetch = 'aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script'
-                    steps.append(command_step(obj.id, fetch, [shell.script_uri, *shell.arguments]))
+                    steps.append(command_step(obj.id, RUN_SCRIPT, [shell.script_uri, *shell.arguments]))
                 if shell.stage:
                     self.note(obj.id, "stage is not applied on EMR; the command reads its S3 paths directly")
         elif obj.type == "CopyActivity":
@@ -598,6 +609,8 @@ class _Planner:
                 steps.append(command_step(obj.id, shell.command, environment=shell.environment))
         for index, command in enumerate(evaluator.field_texts(obj, "postStepCommand", secrets=True) or [], start=1):
             steps.append(command_step(f"{obj.id}-post-{index}", command))
+        for script in task_config(self, obj, "postActivityTaskConfig"):
+            steps.append(command_step(f"{obj.id}-post-config", RUN_SCRIPT, script))
         if not steps:
             self.problems.append(Problem(obj.id, "step", f"{obj.type} has nothing to run"))
         return steps

@@ -19,6 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from datapipe.importer.expressions import Text
 from datapipe.importer.fields import reason_for
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import PipelineObject
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from datapipe.importer.plan import _Planner
 
 MAX_CONFIGURATION_DEPTH = 16
+# An EMR command step that fetches a script from S3 ($1) and runs it with the remaining arguments.
+RUN_SCRIPT = 'aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script'
 GROUPS = ("master", "core", "task")
 EBS_VOLUME_TYPES = ("gp2", "gp3", "io1", "st1", "sc1", "standard")  # what EmrCreateCluster takes
 MAX_VOLUMES_PER_INSTANCE = 25  # what EMR takes per instance group (EbsBlockDeviceConfig.VolumesPerInstance)
@@ -325,6 +328,22 @@ def _boolean(planner: _Planner, obj: PipelineObject, key: str, text: str) -> boo
         planner.problems.append(Problem(obj.id, key, f"must be true or false, got {printable(text)!r}"))
         return None
     return value == "true"
+
+
+def task_config(planner: _Planner, obj: PipelineObject, key: str) -> list[list[Text]]:
+    """pre/postActivityTaskConfig: the ShellScriptConfig's script and arguments, run as an EMR step (or nothing)."""
+    config = planner.pipeline.objects.get(obj.ref(key) or "")
+    if config is None or config.type != "ShellScriptConfig":  # the model reports a reference to another kind
+        return []
+    script = planner.code_field(config, "scriptUri")
+    arguments = planner.evaluator.field_texts(config, "scriptArgument")
+    if script is None or arguments is None:
+        return []
+    when = "before" if key.startswith("pre") else "after"
+    done = planner.targets.get(config.id)
+    planner.targets[config.id] = f"{done}, {when} {obj.id}" if done else \
+        f"an EMR step that runs {script.describe()} {when} {obj.id}"
+    return [[script, *arguments]]
 
 
 def resize(planner: _Planner, obj: PipelineObject, cluster_of_activity: Cluster | None) -> int | None:

@@ -188,7 +188,8 @@ def test_bad_resource_fields_are_one_line_naming_the_object_and_field(
 def test_a_task_config_runs_its_script_around_the_activity_whose_code_no_starter_chooses(
     write_definition: Callable[..., Path],
 ) -> None:
-    objects = [DEFAULT, {"id": "C", "type": "EmrCluster", "releaseLabel": "emr-6.15.0"},
+    objects: list[dict[str, Any]] = [
+               DEFAULT, {"id": "C", "type": "EmrCluster", "releaseLabel": "emr-6.15.0"},
                {"id": "Prep", "type": "ShellScriptConfig", "scriptUri": "s3://scripts/prep.sh",
                 "scriptArgument": "x"},
                {"id": "Hive", "type": "HiveActivity", "runsOn": {"ref": "C"}, "hiveScript": "SELECT 1;",

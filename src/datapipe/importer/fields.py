@@ -1,13 +1,13 @@
 """Nothing dropped in silence: every field of every object is either applied or reported with the reason it is not.
 
 A field is applied when the planner read it through the model (`PipelineObject.fields` records each lookup) and did
-not call `PipelineObject.not_applied` for it. Every other field gets its reason from one table, `REASONS` (by field,
-`TYPE_REASONS` where one type differs), so a planner that starts reading a field turns it into "applied" without
-touching this module. A field written on a parent or on Default is accounted where it is written, and counts as
-applied when any object that inherits it read it.
+not call `PipelineObject.not_applied` for it. Every other field gets its reason from one table (`REASONS` by field,
+`KIND_REASONS` by kind of object, `TYPE_REASONS` by type), so a planner that starts reading a field turns it into
+"applied" without touching this module. A field written on Default is accounted there, and counts as applied when
+any object that inherits it applied it.
 
-The same table gives the status of each field of each type in docs/importer.md (`types_table`); a test checks that
-the page and the table agree, and that the table agrees with what the planner reads.
+The same table gives the status of each field of each type in docs/importer.md (`types_table`); tests check that
+the page shows the table, and that no field the planner applies is called "not applied" by the table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 from datapipe.importer import schema
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 
-APPLIED = "applied"
 # The fallback when nothing explains a field: the walk over the reference (tests/importer/test_fields.py) fails on it.
 UNEXPLAINED = "the importer has no mapping for this field"
 UNUSED_OBJECT = "no mapped activity uses this object"
@@ -172,8 +171,8 @@ def reason_for(object_type: str, key: str) -> str | None:
 
 def account(pipeline: Pipeline, unmapped: dict[str, str]) -> dict[str, FieldAccount]:
     """Object id -> its own fields, applied or not with a reason; `unmapped`: objects with no mapping, and why."""
-    read_lists: set[int] = set()  # ids of the value lists somebody read: an inherited list is the parent's own
-    skipped: dict[int, str] = {}
+    read_lists: set[int] = set()  # ids of the value lists an object applied: an inherited list is the parent's own
+    skipped: dict[int, str] = {}  # ids of the value lists an object read and said it did not apply, with why
     for obj in pipeline.objects.values():
         for key, values in obj.fields.items():
             if key in obj.unapplied:
@@ -189,7 +188,7 @@ def account(pipeline: Pipeline, unmapped: dict[str, str]) -> dict[str, FieldAcco
     for obj in pipeline.objects.values():
         result = FieldAccount()
         for key, values in obj.own.items():
-            if key in STRUCTURAL or (id(values) in read_lists and id(values) not in skipped and obj.id not in unmapped):
+            if key in STRUCTURAL or (id(values) in read_lists and obj.id not in unmapped):
                 result.applied.append(key)
                 continue
             reason = skipped.get(id(values))

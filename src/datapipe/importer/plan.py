@@ -28,19 +28,9 @@ from datapipe.importer.fields import RUNS_ON_WINS, FieldAccount, account, reason
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.reader import Problem
-from datapipe.importer.resources import (
-    RUN_SCRIPT,
-    BatchSize,
-    Cluster,
-    EmrConfiguration,
-    batch_size,
-    cluster,
-    http_proxy,
-    resize,
-    task_config,
-)
-
-__all__ = ["Cluster", "EmrConfiguration"]  # the resource types live in resources.py; the construct reads them here
+from datapipe.importer.resources import RUN_SCRIPT, BatchSize, batch_size, cluster, http_proxy, resize, task_config
+from datapipe.importer.resources import Cluster as Cluster  # the construct reads the plan's types from here
+from datapipe.importer.resources import EmrConfiguration as EmrConfiguration
 
 MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
 ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"

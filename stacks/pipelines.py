@@ -315,6 +315,9 @@ class PipelineWorkflow(Construct):
             created_before = self.plan.clusters[:index]
             cleanup_before = self._cleanup(created_before, failed, f"after_create_{index}")
             steps.append(create)
+            if cluster.creation_retries:  # maximumRetries: a failed creation is tried again (Spot, when bid)
+                create.add_retry(errors=["States.TaskFailed"], max_attempts=cluster.creation_retries, backoff_rate=1,
+                                 interval=cdk.Duration.seconds(cluster.retry_delay_seconds))
             if cluster.on_demand_last_attempt:  # a failed Spot creation is followed by one without bid prices
                 on_demand = self._create_cluster(cluster, bids=False)
                 create.add_catch(on_demand, errors=["States.TaskFailed"], result_path="$.spotCreationError")

@@ -131,7 +131,8 @@ def fixture_ref(object_type: str, key: str) -> dict[str, str]:
         return {"ref": "FxVolume"}
     if key == "ebsBlockDeviceConfig":
         return {"ref": "FxBlock"}
-    return {"ref": FIXTURE_OF_KIND[spec.refs[key][0]]}
+    kinds = spec.refs.get(key) or next(t.refs[key] for t in schema.TYPES.values() if key in t.refs)
+    return {"ref": FIXTURE_OF_KIND[kinds[0]]}
 
 
 def users_of(tested: str, object_type: str) -> list[dict[str, Any]]:
@@ -231,7 +232,8 @@ def test_each_field_of_each_type_used_in_a_definition_is_applied_or_not_applied_
         if key_type[:1].isupper():
             walked[key_type] = {key: "String" for key in schema.TYPES[key_type].fields}
             del walked["EmrCluster"][key_type]
-    walked.setdefault("EbsConfiguration", {key: "String" for key in schema.TYPES["EbsConfiguration"].fields})
+    for object_type, spec in schema.TYPES.items():  # and what the schema has beyond the reference (the docs show it)
+        walked[object_type] = {**{key: "String" for key in spec.fields}, **walked.get(object_type, {})}
     silent: list[str] = []
     disagree: list[str] = []
     for object_type, fields in sorted(walked.items()):

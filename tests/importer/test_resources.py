@@ -202,3 +202,16 @@ def test_a_task_config_runs_its_script_around_the_activity_whose_code_no_starter
     objects[2] = {**objects[2], "scriptUri": "#{myScript}"}
     code, output = run(write_definition(objects, parameters=[{"id": "myScript", "type": "String"}]))
     assert code == 1 and "Prep.scriptUri: the code that runs may not depend on myScript" in output
+
+
+def test_with_no_retry_the_only_attempt_is_the_last_and_so_on_demand(write_definition: Callable[..., Path]) -> None:
+    objects = [DEFAULT, {"id": "Once", "type": "EmrCluster", "releaseLabel": "emr-6.15.0", "maximumRetries": "0",
+                         "coreInstanceBidPrice": "0.2", "useOnDemandOnLastAttempt": "true"},
+               {"id": "Step", "type": "EmrActivity", "runsOn": {"ref": "Once"}, "step": "command-runner.jar,ls"}]
+    code, found, _ = objects_of(write_definition(objects))
+    assert code == 0
+    assert "Spot" not in found["Once"]["target"]
+    assert "maximumRetries 0 with useOnDemandOnLastAttempt: the one attempt is the last, so every instance group is " \
+        "On-Demand" in found["Once"]["reason"]
+    assert {"maximumRetries", "useOnDemandOnLastAttempt"} <= set(found["Once"]["fields"]["applied"])
+    assert "the only attempt is On-Demand" in not_applied(found["Once"])["coreInstanceBidPrice"]

@@ -28,7 +28,8 @@ ROLES = {"role": "DataPipelineDefaultRole", "resourceRole": "DataPipelineDefault
 EVERYTHING: list[dict[str, Any]] = [
     DEFAULT,
     {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-6.15.0", "coreInstanceCount": "2",
-     "coreInstanceBidPrice": "0.30", "useOnDemandOnLastAttempt": "true",
+     "coreInstanceBidPrice": "0.30", "useOnDemandOnLastAttempt": "true", "maximumRetries": "2",
+     "retryDelay": "5 minutes",
      "additionalMasterSecurityGroupIds": "sg-0aa11", "additionalSlaveSecurityGroupIds": ["sg-0bb22", "sg-0cc33"],
      "emrManagedMasterSecurityGroupId": "sg-0dd44", "serviceAccessSecurityGroupId": "sg-0ee55",
      "coreGroupConfiguration": {"ref": "CoreYarn"}, "coreEbsConfiguration": {"ref": "CoreEbs"}},
@@ -139,6 +140,10 @@ def test_a_failed_spot_creation_is_followed_by_an_on_demand_one_that_meets_the_s
 ) -> None:
     spot = asl["Create_Cluster_Cluster"]
     on_demand = asl["Create_Cluster_Cluster_On_Demand"]
+    # maximumRetries 2: three attempts, two with Spot (one retry, 5 minutes later), the last On-Demand
+    assert spot["Retry"] == [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 300, "MaxAttempts": 1,
+                              "BackoffRate": 1}]
+    assert "Retry" not in on_demand
     assert spot["Catch"][0]["ErrorEquals"] == ["States.TaskFailed"]
     assert spot["Catch"][0]["Next"] == "Create_Cluster_Cluster_On_Demand"
     assert spot["Catch"][-1]["ErrorEquals"] == ["States.ALL"]  # anything else: the cleanup, as before

@@ -62,6 +62,8 @@ KIND_REASONS: dict[tuple[str, str], str] = {
     **{(schema.PRECONDITION, key): _CHECK_LOOP for key in ("attemptTimeout", "maximumRetries")},
     **{(kind, key): "only an activity runs on a resource or worker group here; this object is used by the activity "
        "that refers to it" for kind in (schema.DATA_NODE, schema.PRECONDITION) for key in ("runsOn", "workerGroup")},
+    (schema.RESOURCE, "precondition"): "preconditions are checked before activities and on their input data nodes; "
+    "a resource has none",
     **{(kind, "dependsOn"): "only activities wait for others: an activity that reads a data node waits for the "
        "activities that write it" for kind in (schema.RESOURCE, schema.DATA_NODE)},
     **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("column", "columnSeparator", "escapeChar", "recordSeparator",
@@ -107,7 +109,8 @@ REASONS: dict[str, str] = {
 
 # Fields a type applies although the same field of other types is not.
 APPLIED_BY_TYPE = frozenset({("EmrCluster", "pipelineLogUri"), ("EmrCluster", "keyPair"),
-                             ("EmrCluster", "subnetId")})
+                             ("EmrCluster", "subnetId"), ("EmrCluster", "maximumRetries"),
+                             ("EmrCluster", "retryDelay")})
 
 TYPE_REASONS: dict[tuple[str, str], str] = {
     **{(resource, key): _NOT_ON_OBJECT for resource in ("Ec2Resource", "EmrCluster")
@@ -121,6 +124,11 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     ("EmrCluster", "region"): _REGION,
     ("EmrCluster", "availabilityZone"): "EMR picks the zone from the subnet",
     ("EmrCluster", "amiVersion"): "releaseLabel is given, and chooses the release",
+    ("EmrCluster", "resizeClusterBeforeRunning"): "set on an EMR activity, it resizes the core group before the "
+    "activity's steps; on the cluster it has no effect",
+    ("EmrCluster", "actionOnResourceFailure"): "a cluster that fails while activities run is not replaced: the run "
+    "fails and the cluster is terminated (maximumRetries retries only its creation)",
+    **{(node, "database"): "only SQL data nodes use a database" for node in ("S3DataNode", "DynamoDBDataNode")},
     ("Ec2Resource", "imageId"): "Batch runs the job in a container image on the compute environment's ECS-optimized "
     "AMI",
     ("Ec2Resource", "subnetId"): "Batch jobs run in the subnets of the Batch compute environment (batch settings)",

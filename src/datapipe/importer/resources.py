@@ -106,6 +106,8 @@ class Cluster:
     group_configurations: dict[str, list[EmrConfiguration]] = field(default_factory=dict)  # "core" -> ...
     group_ebs: dict[str, EbsSettings] = field(default_factory=dict)
     on_demand_last_attempt: bool = False  # a failed Spot creation is followed by one without bid prices
+    creation_retries: int = 0  # maximumRetries: creations tried again after a failed one (the last On-Demand)
+    retry_delay_seconds: int = 60
 
     @property
     def has_bid_price(self) -> bool:
@@ -210,15 +212,37 @@ def cluster(planner: _Planner, obj: PipelineObject) -> Cluster | None:
             ebs = ebs_settings(planner, ebs_id)
             if ebs is not None:
                 result.group_ebs[group] = ebs
-    if (obj.text("useOnDemandOnLastAttempt") or "").strip().lower() == "true":
-        if result.has_bid_price:
-            result.on_demand_last_attempt = True
-        else:
-            obj.not_applied("useOnDemandOnLastAttempt", "no bid price is set: every instance group is On-Demand")
+    _attempts(planner, obj, result)
     spot = " (Spot; On-Demand if that creation fails)" if result.on_demand_last_attempt else ""
     planner.targets[obj.id] = f"EmrCreateCluster ({result.release_label}, 1+{result.core_instance_count} " \
         f"instances){spot}, terminated at the end and on any failure"
     return result
+
+
+def _attempts(planner: _Planner, obj: PipelineObject, result: Cluster) -> None:
+    """maximumRetries, retryDelay and useOnDemandOnLastAttempt: how often a failed creation is tried again.
+
+    Data Pipeline makes maximumRetries + 1 attempts, the last one On-Demand with useOnDemandOnLastAttempt; without
+    maximumRetries the Spot creation is tried once, then the On-Demand one.
+    """
+    given = bool(obj.fields.get("maximumRetries"))
+    result.creation_retries = planner.integer(obj, "maximumRetries", 0)
+    result.retry_delay_seconds = planner.period(obj, "retryDelay") or result.retry_delay_seconds
+    if (obj.text("useOnDemandOnLastAttempt") or "").strip().lower() != "true":
+        return
+    if not result.has_bid_price:
+        obj.not_applied("useOnDemandOnLastAttempt", "no bid price is set: every instance group is On-Demand")
+    elif given and result.creation_retries == 0:  # the only attempt is the last one
+        result.master_bid_price = result.core_bid_price = result.task_bid_price = None
+        planner.note(obj.id, "maximumRetries 0 with useOnDemandOnLastAttempt: the one attempt is the last, so every "
+                     "instance group is On-Demand")
+        for key in ("masterInstanceBidPrice", "coreInstanceBidPrice", "taskInstanceBidPrice"):
+            if obj.fields.get(key):
+                obj.not_applied(key, "maximumRetries is 0 and useOnDemandOnLastAttempt true: the only attempt is "
+                                "On-Demand")
+    else:
+        result.on_demand_last_attempt = True
+        result.creation_retries = max(0, result.creation_retries - 1)  # the last attempt is the On-Demand creation
 
 
 def _network(planner: _Planner, obj: PipelineObject, result: Cluster) -> None:

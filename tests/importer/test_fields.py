@@ -261,7 +261,7 @@ def test_the_docs_show_the_table_the_code_uses() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert TABLE_START in text and TABLE_END in text, f"{DOC.name} has no generated table of types"
     shown = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
-    assert shown == types_table().strip(), "regenerate it: python -m datapipe.importer.fields"
+    assert shown == types_table().strip(), "regenerate it from datapipe.importer.fields.types_table()"
 
 
 def import_json(path: Path) -> dict[str, dict[str, Any]]:

@@ -263,7 +263,3 @@ def types_table() -> str:
         shown = ", ".join(f"`{key}`" for key in applied) or "-"
         lines.append(f"| {object_type} | {spec.kind} | {shown} | {why.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":  # the table for docs/importer.md, between its types-table markers
-    print(types_table(), end="")

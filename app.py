@@ -107,6 +107,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         worker_groups=settings.worker_groups,
         definitions_dir=PROJECT_DIR / settings.pipelines.folder,
         batch_fargate=settings.batch.compute == "fargate",
+        batch_max_vcpus=settings.batch.max_vcpus,
         powertools_layer_version=settings.emr.powertools_layer_version,
     )
     TriggersStack(

@@ -52,14 +52,13 @@ from datapipe.importer.plan import (
     EMR_STEPS,
     Activity,
     Cluster,
-    EmrConfiguration,
     Plan,
     Shell,
 )
 from datapipe.importer.preconditions import S3_KEY
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from datapipe.taskrunner.contract import SHELL_COMMAND_ACTIVITY
-from stacks import pipeline_sql
+from stacks import pipeline_resources, pipeline_sql
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -317,14 +316,27 @@ class PipelineWorkflow(Construct):
         cleanup = self._cleanup(self.plan.clusters, failed, "after_failure")
         stages = self._stages(on_error=cleanup)
         creates: list[sfn.TaskStateBase] = [self._create_cluster(c) for c in self.plan.clusters]
-        for index, create in enumerate(creates):
-            cluster = self.plan.clusters[index]
-            cleanup_before = self._cleanup(self.plan.clusters[:index], failed, f"after_create_{index}")
-            create.add_catch(failure_actions(self, cluster.on_fail, cluster.id, "on_fail", cleanup_before),
-                             result_path="$.error")
-        chain = sfn.Chain.start(creates[0])
-        for create in creates[1:]:
-            chain = chain.next(create)
+        steps: list[sfn.IChainable] = []
+        for index, (cluster, create) in enumerate(zip(self.plan.clusters, creates, strict=True)):
+            created_before = self.plan.clusters[:index]
+            cleanup_before = self._cleanup(created_before, failed, f"after_create_{index}")
+            creation_failed = failure_actions(self, cluster.on_fail, cluster.id, "on_fail", cleanup_before)
+            steps.append(create)
+            if cluster.creation_retries:  # maximumRetries: a failed creation is tried again (Spot, when bid)
+                create.add_retry(errors=["States.TaskFailed"], max_attempts=cluster.creation_retries, backoff_rate=1,
+                                 interval=cdk.Duration.seconds(cluster.retry_delay_seconds))
+            if cluster.on_demand_last_attempt:  # a failed Spot creation is followed by one without bid prices
+                on_demand = self._create_cluster(cluster, bids=False)
+                create.add_catch(on_demand, errors=["States.TaskFailed"], result_path="$.spotCreationError")
+                on_demand.add_catch(creation_failed, result_path="$.error")
+                ready = sfn.Pass(self, f"Ready{_key(cluster.id)}", state_name=self._name(f"Cluster_{cluster.id}_Ready"))
+                create.next(ready)
+                on_demand.next(ready)
+                steps[-1] = sfn.Chain.custom(create, [ready], ready)
+            create.add_catch(creation_failed, result_path="$.error")
+        chain = sfn.Chain.start(steps[0])
+        for step in steps[1:]:
+            chain = chain.next(step)
         chain = chain.next(stages)
         for cluster in self.plan.clusters:
             chain = chain.next(self._terminate(cluster, "end"))
@@ -368,26 +380,17 @@ class PipelineWorkflow(Construct):
     def _cluster_path(self, cluster_id: str) -> str:
         return f"{CLUSTERS_PATH}.{_key(cluster_id)}"
 
-    def _create_cluster(self, cluster: Cluster) -> tasks.EmrCreateCluster:
-        groups = [self._group("MASTER", cluster.master_instance_type, 1, cluster.master_bid_price),
-                  self._group("CORE", cluster.core_instance_type, cluster.core_instance_count, cluster.core_bid_price)]
-        if cluster.task_instance_count:
-            groups.append(self._group("TASK", cluster.task_instance_type or cluster.core_instance_type,
-                                      cluster.task_instance_count, cluster.task_bid_price))
+    def _create_cluster(self, cluster: Cluster, *, bids: bool = True) -> tasks.EmrCreateCluster:
         log_uri = cluster.log_uri or f"s3://{self._log_bucket.bucket_name}/{EMR_LOG_PREFIX}{self.plan.name}/"
+        last = "" if bids else "_On_Demand"  # useOnDemandOnLastAttempt: the creation after a failed Spot one
         return tasks.EmrCreateCluster(
             self,
-            f"Create{_key(cluster.id)}",
-            state_name=self._name(f"Create_Cluster_{cluster.id}"),
+            f"Create{_key(cluster.id)}{last}",
+            state_name=self._name(f"Create_Cluster_{cluster.id}{last}"),
             name=self._naming.name(f"{self.plan.name}-{cluster.id}")[:256],
             release_label=cluster.release_label,
             applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name=a) for a in cluster.applications],
-            instances=tasks.EmrCreateCluster.InstancesConfigProperty(
-                instance_groups=groups,
-                termination_protected=False,
-                ec2_subnet_id=cluster.subnet_id,
-                ec2_key_name=cluster.key_pair,
-            ),
+            instances=pipeline_resources.instances(cluster, bids=bids),
             bootstrap_actions=[
                 tasks.EmrCreateCluster.BootstrapActionConfigProperty(
                     name=f"bootstrap-{index}",
@@ -398,7 +401,7 @@ class PipelineWorkflow(Construct):
                 for index, (path, args) in enumerate(cluster.bootstrap_actions, start=1)
             ]
             or None,
-            configurations=[self._configuration(c) for c in cluster.configurations] or None,
+            configurations=[pipeline_resources.configuration(c) for c in cluster.configurations] or None,
             log_uri=log_uri,
             cluster_role=self._emr_roles.instance_role if self._emr_roles else None,
             service_role=self._emr_roles.service_role if self._emr_roles else None,
@@ -410,24 +413,6 @@ class PipelineWorkflow(Construct):
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"ClusterId.$": "$.ClusterId"},
             result_path=self._cluster_path(cluster.id),
-        )
-
-    @staticmethod
-    def _group(role: str, instance_type: str, count: int, bid: str | None) -> Any:
-        return tasks.EmrCreateCluster.InstanceGroupConfigProperty(
-            instance_role=getattr(tasks.EmrCreateCluster.InstanceRoleType, role),
-            instance_type=instance_type,
-            instance_count=count,
-            market=getattr(tasks.EmrCreateCluster.InstanceMarket, "SPOT" if bid else "ON_DEMAND"),
-            bid_price=bid,
-            name=role.lower(),
-        )
-
-    def _configuration(self, config: EmrConfiguration) -> Any:
-        return tasks.EmrCreateCluster.ConfigurationProperty(
-            classification=config.classification,
-            properties=config.properties or None,
-            configurations=[self._configuration(c) for c in config.configurations] or None,
         )
 
     def _cluster_id(self, cluster_id: str) -> str:
@@ -497,6 +482,10 @@ class PipelineWorkflow(Construct):
             return [self._batch_job(activity, task_timeout)]
         steps: list[Any] = []
         cluster_id = self._cluster_id(activity.resource or "")
+        if activity.resize_core_to:  # resizeClusterBeforeRunning
+            steps.append(pipeline_resources.core_resize(
+                self, f"Resize{_key(activity.id)}", state_name=self._name(f"Resize_Core_Before_{activity.id}"),
+                cluster_id=cluster_id, count=activity.resize_core_to))
         for step in activity.steps:
             args: Any = self.render_list(step.args)
             prepare = None
@@ -579,7 +568,8 @@ class PipelineWorkflow(Construct):
             job_name=_key(f"{self.plan.name}-{activity.id}")[:128],
             job_queue_arn=self._job_queue_arn or "",
             job_definition_arn=self._job_definition_arn or "",
-            container_overrides=tasks.BatchContainerOverrides(command=["sh", "-c", script], environment=environment),
+            container_overrides=tasks.BatchContainerOverrides(command=["sh", "-c", script], environment=environment,
+                                                              **pipeline_resources.batch_size_overrides(activity.batch_size)),
             attempts=1,
             result_path=sfn.JsonPath.DISCARD,
             task_timeout=task_timeout,
@@ -1150,9 +1140,10 @@ def pipeline_stack_id(plan: Plan) -> str:
     return f"Pipeline-{plan.name}"
 
 
-def import_definitions(folder: Path, settings: PipelineSettings) -> list[Plan]:
+def import_definitions(folder: Path, settings: PipelineSettings, *, batch_fargate: bool = False,
+                       batch_max_vcpus: int = 16) -> list[Plan]:
     """The plans of every definition in the folder; two definitions that would share a stack are refused."""
-    options = plan_options(settings)
+    options = dataclasses.replace(plan_options(settings), batch_fargate=batch_fargate, batch_max_vcpus=batch_max_vcpus)
     plans = [import_file(path, values_path=companion_values(path), options=options)
              for path in definition_files(folder)]
     seen: dict[str, str] = {}
@@ -1173,6 +1164,7 @@ def add_pipeline_stacks(
     worker_groups: WorkerGroupSettings,
     definitions_dir: Path,
     batch_fargate: bool = False,
+    batch_max_vcpus: int = 16,
     powertools_layer_version: int = 27,
 ) -> tuple[PipelinesStack | None, list[PipelineStack]]:
     """The shared pipelines stack (None when they share nothing), and a stack per definition (only `settings.only`'s
@@ -1182,7 +1174,7 @@ def add_pipeline_stacks(
     removal_policy), as app.py gives them to every stack. The shared stack is always built from every definition,
     so that deploying it while working on one pipeline never narrows the grants the others need.
     """
-    plans = import_definitions(definitions_dir, settings)
+    plans = import_definitions(definitions_dir, settings, batch_fargate=batch_fargate, batch_max_vcpus=batch_max_vcpus)
     selected = plans
     if settings.only:
         selected = [plan for plan in plans if plan.name == settings.only]

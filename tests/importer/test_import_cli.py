@@ -52,7 +52,7 @@ def test_json_has_every_object_with_status_target_and_reason(
     assert code == 0 and report["pipeline"] == "pipeline" and report["errors"] == []
     assert report["runtimeParameters"] == []  # the values file gave it
     by_id = {o["id"]: o for o in report["objects"]}
-    assert set(by_id["Say"]) == {"id", "type", "status", "target", "reason"}
+    assert set(by_id["Say"]) == {"id", "type", "status", "target", "reason", "fields"}
     assert by_id["Copy"]["status"] == "mapped" and "worker group 'wg-12345'" in by_id["Copy"]["target"]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from datapipe.errors import DatapipeError
@@ -39,15 +40,24 @@ def _summary(plan: Plan) -> str:
 
 def _print_report(plan: Plan, console: Console) -> None:
     table = Table(title=f"{plan.source} -> pipeline-{plan.name}", show_lines=False)
-    for column in ("id", "type", "status", "becomes / reason"):
+    for column in ("id", "type", "status", "becomes / reason", "fields applied"):
         table.add_column(column, overflow="fold")
     for report in plan.objects:
         style = _STATUS_STYLE.get(report.status, "")
         detail = report.target if report.status == MAPPED else report.reason
         if report.status == MAPPED and report.reason:
             detail = f"{detail} (note: {report.reason})"
-        table.add_row(report.id, report.type, f"[{style}]{report.status}[/{style}]", detail)
+        table.add_row(escape(report.id), escape(report.type), f"[{style}]{report.status}[/{style}]", escape(detail),
+                      escape(", ".join(report.fields.applied)))
     console.print(table)
+    skipped = Table(title="Fields not applied", show_lines=False)
+    for column in ("id", "field", "why"):
+        skipped.add_column(column, overflow="fold")
+    for report in plan.objects:
+        for key, reason in report.fields.not_applied:
+            skipped.add_row(escape(report.id), escape(key), escape(reason))
+    if skipped.rows:
+        console.print(skipped)
     if plan.stages:
         order = " -> ".join("[" + ", ".join(a.id for a in stage) + "]" for stage in plan.stages)
         console.print(f"Order: {order}", markup=False)

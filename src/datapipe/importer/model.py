@@ -7,6 +7,7 @@ fields, inheritance and dependency cycles), each naming the object id and the fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from datapipe.importer import schema
 from datapipe.importer.laxjson import printable
@@ -16,13 +17,43 @@ from datapipe.importer.secrets import SECRET_REFERENCE_HINT, secret_reference
 DEFAULT_ID = "Default"
 
 
+class ReadFields(dict[str, list[Value]]):
+    """An object's fields that remember which keys were looked up (`read`): what the planner reads, it applies.
+
+    The field accounting (`datapipe.importer.fields`) reports every field nobody read as not applied, so a planner
+    that reads a field through the model is accounted for without doing anything more.
+    """
+
+    def __init__(self, values: dict[str, list[Value]]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> list[Value]:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+
 @dataclass
 class PipelineObject:
     id: str
     name: str
     type: str
     own: dict[str, list[Value]]
-    fields: dict[str, list[Value]]  # own fields over inherited ones
+    fields: ReadFields  # own fields over inherited ones
+    unapplied: dict[str, str] = field(default_factory=dict)  # field -> why a planner that read it did not apply it
+
+    def not_applied(self, key: str, reason: str) -> None:
+        """Say that a field was read but has no effect here, and why; the report lists it with the reason."""
+        self.unapplied.setdefault(key, reason)
 
     @property
     def spec(self) -> schema.ObjectType | None:
@@ -93,13 +124,15 @@ def build_model(raw: RawDefinition) -> Pipeline:
         type_values = raw_object.fields.get("type") or effective.get("type") or []
         object_type = type_values[0] if type_values and isinstance(type_values[0], str) else ""
         objects[raw_object.id] = PipelineObject(
-            raw_object.id, raw_object.name, object_type, raw_object.fields, effective
+            raw_object.id, raw_object.name, object_type, raw_object.fields, ReadFields(effective)
         )
     pipeline = Pipeline(raw.source, objects, dict(raw.parameters), dict(raw.values), problems)
     for obj in objects.values():
         _check_object(obj, pipeline)
     _check_parameters(pipeline)
     _check_cycles(pipeline)
+    for obj in objects.values():  # what validation looked at is not applied: only what the planner reads counts
+        obj.fields.read.clear()
     return pipeline
 
 
@@ -185,7 +218,7 @@ def _check_object(obj: PipelineObject, pipeline: Pipeline) -> None:
 
 
 def _article(noun: str) -> str:
-    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def _check_values(obj: PipelineObject, key: str, values: list[Value], pipeline: Pipeline) -> None:

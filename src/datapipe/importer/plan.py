@@ -34,15 +34,18 @@ from datapipe.importer.actions import (
     progress_and_reruns,
 )
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
+from datapipe.importer.fields import RUNS_ON_WINS, FieldAccount, account
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.preconditions import Precondition, preconditions
 from datapipe.importer.reader import Problem
+from datapipe.importer.resources import RUN_SCRIPT, BatchSize, batch_size, cluster, http_proxy, resize, task_config
+from datapipe.importer.resources import Cluster as Cluster  # the construct reads the plan's types from here
+from datapipe.importer.resources import EmrConfiguration as EmrConfiguration
 
 MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
 ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"
 COMMAND_RUNNER = "command-runner.jar"
-MAX_CONFIGURATION_DEPTH = 16
 MAX_PERIOD_SECONDS = 365 * 86400  # a Standard workflow's run lasts at most a year: no timeout or delay is longer
 
 _PERIOD = re.compile(r"^\s*([0-9]{1,9})\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
@@ -58,6 +61,8 @@ class PlanOptions:
     default_instance_type: str = "m5.xlarge"
     precondition_interval_seconds: int = 60
     precondition_max_checks: int = 60
+    batch_max_vcpus: int = 16  # the Batch compute environment's maxVcpus: no job may ask for more
+    batch_fargate: bool = False
 
 
 @dataclass
@@ -118,36 +123,8 @@ class Activity:
     cascade_failed: list[str] = field(default_factory=list)  # failureAndRerunMode CASCADE: consumers not run
     sql: databases.SqlWork | None = None  # the database work of SqlActivity, RedshiftCopyActivity, SQL copies
 
-
-@dataclass
-class EmrConfiguration:
-    classification: str
-    properties: dict[str, str]
-    configurations: list[EmrConfiguration] = field(default_factory=list)
-
-
-@dataclass
-class Cluster:
-    id: str
-    name: str
-    release_label: str
-    applications: list[str]
-    master_instance_type: str
-    core_instance_type: str
-    core_instance_count: int
-    task_instance_type: str | None = None
-    task_instance_count: int = 0
-    master_bid_price: str | None = None
-    core_bid_price: str | None = None
-    task_bid_price: str | None = None
-    bootstrap_actions: list[tuple[str, list[str]]] = field(default_factory=list)
-    configurations: list[EmrConfiguration] = field(default_factory=list)
-    log_uri: str | None = None
-    terminate_after_seconds: int | None = None
-    subnet_id: str | None = None
-    key_pair: str | None = None
-    on_fail: list[Action] = field(default_factory=list)
-    on_success: list[Action] = field(default_factory=list)
+    batch_size: BatchSize | None = None  # of the Ec2Resource's instance type
+    resize_core_to: int | None = None  # resizeClusterBeforeRunning: core instances before the steps
 
 
 @dataclass
@@ -166,9 +143,11 @@ class ObjectReport:
     status: str
     target: str = ""
     reason: str = ""
+    fields: FieldAccount = field(default_factory=FieldAccount)  # each own field: applied, or not and why
 
-    def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "type": self.type, "status": self.status, "target": self.target, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "status": self.status, "target": self.target, "reason": self.reason,
+                "fields": self.fields.as_dict()}
 
 
 @dataclass
@@ -386,6 +365,10 @@ class _Planner:
             if activity is not None:
                 activities[obj.id] = activity
         self.plan.clusters = list(clusters.values())
+        worker_groups = sorted({a.worker_group for a in activities.values() if a.worker_group})
+        for proxy in pipeline.objects.values():
+            if proxy.type == "HttpProxy":
+                http_proxy(self, proxy, worker_groups)
         self.plan.stages = self.stages(activities)
         finish(self, activities)
         self.plan.schedule = self.schedule()
@@ -446,15 +429,18 @@ class _Planner:
         else:
             self.reasons[obj.id] = "it runs neither on an Ec2Resource or EmrCluster nor on a worker group"
             return None
+        if resource is not None and worker_group:
+            obj.not_applied("workerGroup", RUNS_ON_WINS)
         activity = Activity(id=obj.id, type=obj.type, target=target, worker_group=worker_group,
                             resource=resource.id if resource is not None else None)
         if target == EMR_STEPS and resource is not None:
             if resource.id not in clusters:
-                cluster = self.cluster(resource)
-                if cluster is None:
+                created = cluster(self, resource)
+                if created is None:
                     return None
-                clusters[resource.id] = cluster
+                clusters[resource.id] = created
             activity.steps = self.emr_steps(obj)
+            activity.resize_core_to = resize(self, obj, clusters[resource.id])
         else:
             shell = self.shell(obj)
             if shell is None:
@@ -473,6 +459,7 @@ class _Planner:
         """What every activity takes from its definition whatever it runs on: timeouts, retries, checks, alarms."""
         if resource is not None and resource.type == "Ec2Resource" and activity.target == BATCH_JOB:
             activity.resource_timeout_seconds = self.period(resource, "terminateAfter")
+            activity.batch_size = batch_size(self, resource)
         elif resource is not None and resource.id in clusters:
             activity.resource_timeout_seconds = clusters[resource.id].terminate_after_seconds
         activity.retries = self.integer(obj, "maximumRetries", 0)
@@ -567,6 +554,8 @@ class _Planner:
 
         for index, command in enumerate(evaluator.field_texts(obj, "preStepCommand", secrets=True) or [], start=1):
             steps.append(command_step(f"{obj.id}-pre-{index}", command))
+        for script in task_config(self, obj, "preActivityTaskConfig"):
+            steps.append(command_step(f"{obj.id}-pre-config", RUN_SCRIPT, script))
         variables: list[Text] = []
         inputs = self.data_paths(obj, "input") or []
         outputs = self.data_paths(obj, "output") or []
@@ -611,8 +600,7 @@ class _Planner:
                     steps.append(command_step(obj.id, shell.command, shell.arguments, shell.environment,
                                               shell.secrets))
                 elif shell.script_uri is not None:
-                    fetch = 'aws s3 cp "$1" ./datapipe-script && shift && bash ./datapipe-script'
-                    steps.append(command_step(obj.id, fetch, [shell.script_uri, *shell.arguments]))
+                    steps.append(command_step(obj.id, RUN_SCRIPT, [shell.script_uri, *shell.arguments]))
                 if shell.stage:
                     self.note(obj.id, "stage is not applied on EMR; the command reads its S3 paths directly")
         elif obj.type == "CopyActivity":
@@ -621,6 +609,8 @@ class _Planner:
                 steps.append(command_step(obj.id, shell.command, environment=shell.environment))
         for index, command in enumerate(evaluator.field_texts(obj, "postStepCommand", secrets=True) or [], start=1):
             steps.append(command_step(f"{obj.id}-post-{index}", command))
+        for script in task_config(self, obj, "postActivityTaskConfig"):
+            steps.append(command_step(f"{obj.id}-post-config", RUN_SCRIPT, script))
         if not steps:
             self.problems.append(Problem(obj.id, "step", f"{obj.type} has nothing to run"))
         return steps
@@ -631,101 +621,6 @@ class _Planner:
         return not self.depends_on_parameters(obj, key, pieces[:4] if shell else pieces[:1])
 
     # -- resources ----------------------------------------------------------------------------------------------------
-
-    def cluster(self, obj: PipelineObject) -> Cluster | None:
-        ev = self.evaluator
-        purpose = "it configures the cluster"
-        release = ev.static_field(obj, "releaseLabel", purpose=purpose) if obj.fields.get("releaseLabel") else None
-        if release is None:
-            release = self.options.default_release_label
-            ami = obj.text("amiVersion")
-            reason = f"amiVersion {ami} (AMI 3.x) clusters can no longer be created" if ami else "no releaseLabel"
-            self.note(obj.id, f"{reason}; using release {release}")
-        applications: list[str] = []
-        for value in ev.field_texts(obj, "applications") or []:
-            if not value.is_static:
-                self.problems.append(Problem(obj.id, "applications", f"must be known at import time; {purpose}"))
-                continue
-            applications.extend(a.strip().capitalize() for a in value.static.split(",") if a.strip())
-        master = ev.static_field(obj, "masterInstanceType", purpose=purpose) if obj.fields.get("masterInstanceType") \
-            else self.options.default_instance_type
-        core = ev.static_field(obj, "coreInstanceType", purpose=purpose) if obj.fields.get("coreInstanceType") \
-            else master
-        cluster = Cluster(
-            id=obj.id,
-            name=obj.name,
-            release_label=release,
-            applications=applications,
-            master_instance_type=master or self.options.default_instance_type,
-            core_instance_type=core or self.options.default_instance_type,
-            core_instance_count=self.integer(obj, "coreInstanceCount", 1),
-            task_instance_type=ev.static_field(obj, "taskInstanceType", purpose=purpose)
-            if obj.fields.get("taskInstanceType") else None,
-            task_instance_count=self.integer(obj, "taskInstanceCount", 0),
-            terminate_after_seconds=self.period(obj, "terminateAfter"),
-        )
-        for key, attribute in (("masterInstanceBidPrice", "master_bid_price"), ("coreInstanceBidPrice",
-                               "core_bid_price"), ("taskInstanceBidPrice", "task_bid_price"),
-                               ("subnetId", "subnet_id"), ("keyPair", "key_pair")):
-            if obj.fields.get(key):
-                setattr(cluster, attribute, ev.static_field(obj, key, purpose=purpose))
-        for action in ev.field_texts(obj, "bootstrapAction") or []:
-            pieces = split_commas(action)
-            if not all(p.is_static for p in pieces):
-                self.problems.append(Problem(obj.id, "bootstrapAction", f"must be known at import time; {purpose}"))
-                continue
-            cluster.bootstrap_actions.append((pieces[0].static, [p.static for p in pieces[1:]]))
-        for config_id in obj.refs("configuration"):
-            config = self.configuration(config_id, seen=(obj.id,))
-            if config is not None:
-                cluster.configurations.append(config)
-        scheduler = (obj.text("hadoopSchedulerType") or "").upper()
-        if scheduler in ("PARALLEL_FAIR_SCHEDULING", "PARALLEL_CAPACITY_SCHEDULING"):
-            kind = "fair.FairScheduler" if "FAIR" in scheduler else "capacity.CapacityScheduler"
-            cluster.configurations.append(EmrConfiguration("yarn-site", {
-                "yarn.resourcemanager.scheduler.class":
-                    f"org.apache.hadoop.yarn.server.resourcemanager.scheduler.{kind}"}))
-        if obj.fields.get("pipelineLogUri"):
-            known = len(self.problems)
-            text = ev.field_text(obj, "pipelineLogUri")
-            del self.problems[known:]  # logs have a fallback: a value that cannot be mapped is a note, not an error
-            if text is not None and text.is_static and text.static.startswith("s3://"):
-                cluster.log_uri = text.static.rstrip("/") + f"/{obj.id}/"
-            else:
-                self.note(obj.id, "pipelineLogUri is not known at import time; EMR logs go to the log bucket")
-        for key in ("enableDebugging", "region", "securityGroupIds", "availabilityZone", "supportedProducts"):
-            if obj.own.get(key):
-                self.note(obj.id, f"{key} is not applied (the cluster runs in the stack's region and network)")
-        cluster.on_fail = actions(self, obj, ON_FAIL)
-        cluster.on_success = actions(self, obj, ON_SUCCESS)
-        self.targets[obj.id] = f"EmrCreateCluster ({cluster.release_label}, 1+{cluster.core_instance_count} " \
-            "instances), terminated at the end and on any failure"
-        return cluster
-
-    def configuration(self, config_id: str, seen: tuple[str, ...]) -> EmrConfiguration | None:
-        obj = self.pipeline.objects.get(config_id)
-        if obj is None or obj.type != "EmrConfiguration" or config_id in seen:
-            if config_id in seen:
-                self.problems.append(Problem(config_id, "configuration", "configurations refer to each other"))
-            return None
-        if len(seen) > MAX_CONFIGURATION_DEPTH:  # EMR nests a few levels; this keeps the walk off Python's limit
-            self.problems.append(Problem(config_id, "configuration", "configurations are nested deeper than "
-                                         f"{MAX_CONFIGURATION_DEPTH} levels"))
-            return None
-        properties: dict[str, str] = {}
-        for property_id in obj.refs("property"):
-            prop = self.pipeline.objects.get(property_id)
-            if prop is None or prop.type != "Property":
-                continue
-            key = self.evaluator.static_field(prop, "key", purpose="it configures the cluster")
-            value = self.evaluator.static_field(prop, "value", purpose="it configures the cluster")
-            if key is not None and value is not None:
-                properties[key] = value
-                self.targets[prop.id] = f"property of configuration {config_id}"
-        nested = [c for c in (self.configuration(i, (*seen, config_id)) for i in obj.refs("configuration")) if c]
-        classification = self.evaluator.static_field(obj, "classification", purpose="it configures the cluster")
-        self.targets[obj.id] = "configuration of the EMR cluster"
-        return EmrConfiguration(classification or "", properties, nested)
 
     # -- schedule ------------------------------------------------------------------------------------------------------
 
@@ -816,9 +711,10 @@ class _Planner:
                     target = getattr(value, "target", None)
                     if target:
                         used_by.setdefault(target, []).append(obj.id)
+        accounts = account(pipeline, self.reasons)
         for obj in pipeline.objects.values():
             object_type = obj.type or ("Default" if obj.id == DEFAULT_ID else "")
-            report = ObjectReport(id=obj.id, type=object_type, status=MAPPED)
+            report = ObjectReport(id=obj.id, type=object_type, status=MAPPED, fields=accounts[obj.id])
             if obj.id in by_object:
                 report.status, report.reason = ERROR, "; ".join(by_object[obj.id])
             elif obj.id in self.reasons:

@@ -19,6 +19,9 @@ DATABASE = "database"
 DATA_FORMAT = "data format"
 CONFIGURATION = "configuration"
 PROPERTY = "property"
+PROXY = "proxy"
+SCRIPT_CONFIG = "script configuration"
+EBS = "EBS configuration"
 DEFAULT = "default"
 
 USER_FIELD = re.compile(r"^my[A-Z_]")
@@ -86,6 +89,14 @@ _ACTIVITY_REFS: dict[str, tuple[str, ...]] = {
     "schedule": (SCHEDULE,),
 }
 _RESOURCE_REFS = {key: _ACTIVITY_REFS[key] for key in ("onFail", "onSuccess", "onLateAction", "schedule")}
+_PROXY_REFS: dict[str, tuple[str, ...]] = {"httpProxy": (PROXY,)}
+_TASK_CONFIG_REFS: dict[str, tuple[str, ...]] = {
+    "preActivityTaskConfig": (SCRIPT_CONFIG,), "postActivityTaskConfig": (SCRIPT_CONFIG,),
+}
+_GROUP_REFS: dict[str, tuple[str, ...]] = {
+    **{f"{group}GroupConfiguration": (CONFIGURATION,) for group in ("master", "core", "task")},
+    **{f"{group}EbsConfiguration": (EBS,) for group in ("master", "core", "task")},
+}
 _DATA_NODE_REFS = {
     **{key: _ACTIVITY_REFS[key] for key in ("precondition", "onFail", "onSuccess", "onLateAction", "schedule")},
     "dataFormat": (DATA_FORMAT,),
@@ -112,30 +123,29 @@ TYPES: dict[str, ObjectType] = {
     ),
     "HadoopActivity": _type(
         ACTIVITY,
-        {"argument", "hadoopQueue", "mainClass", "preActivityTaskConfig", "postActivityTaskConfig"},
+        {"argument", "hadoopQueue", "mainClass"},
         base=_ACTIVITY,
         required=("jarUri",),
         one_of=(("runsOn", "workerGroup"),),
-        refs=_ACTIVITY_REFS,
+        refs={**_ACTIVITY_REFS, **_TASK_CONFIG_REFS},
     ),
     "HiveActivity": _type(
         ACTIVITY,
-        {"hadoopQueue", "scriptVariable", "stage", "preActivityTaskConfig", "postActivityTaskConfig",
-         "resizeClusterBeforeRunning", "resizeClusterMaxInstances"},
+        {"hadoopQueue", "scriptVariable", "stage", "resizeClusterBeforeRunning", "resizeClusterMaxInstances"},
         base=_ACTIVITY,
         one_of=(("hiveScript", "scriptUri"), ("runsOn", "workerGroup")),
-        refs=_ACTIVITY_REFS,
+        refs={**_ACTIVITY_REFS, **_TASK_CONFIG_REFS},
     ),
     "PigActivity": _type(
         ACTIVITY,
-        {"scriptVariable", "stage", "preActivityTaskConfig", "postActivityTaskConfig",
-         "resizeClusterBeforeRunning", "resizeClusterMaxInstances", "generatedScriptsPath"},
+        {"scriptVariable", "stage", "resizeClusterBeforeRunning", "resizeClusterMaxInstances", "generatedScriptsPath"},
         base=_ACTIVITY,
         one_of=(("script", "scriptUri"), ("runsOn", "workerGroup")),
-        refs=_ACTIVITY_REFS,
+        refs={**_ACTIVITY_REFS, **_TASK_CONFIG_REFS},
     ),
     "HiveCopyActivity": _type(
-        ACTIVITY, {"filterSql", "generatedScriptsPath"}, base=_ACTIVITY, refs=_ACTIVITY_REFS,
+        ACTIVITY, {"filterSql", "generatedScriptsPath", "resizeClusterBeforeRunning", "resizeClusterMaxInstances"},
+        base=_ACTIVITY, refs={**_ACTIVITY_REFS, **_TASK_CONFIG_REFS},
         unsupported="HiveCopyActivity copies between DynamoDB and S3 through Data Pipeline's own Hive tooling; "
         "write the copy as a HiveActivity",
     ),
@@ -150,22 +160,23 @@ TYPES: dict[str, ObjectType] = {
     "Ec2Resource": _type(
         RESOURCE,
         {"associatePublicIpAddress", "imageId", "instanceCount", "instanceType", "minInstanceCount",
-         "runAsUser", "securityGroupIds", "securityGroups", "spotBidPrice"},
+         "runAsUser", "securityGroupIds", "securityGroups", "spotBidPrice", "logUri"},  # logUri: older definitions
         base=_RESOURCE,
         required=("role", "resourceRole"),
-        refs=_RESOURCE_REFS,
+        refs={**_RESOURCE_REFS, **_PROXY_REFS},
     ),
     "EmrCluster": _type(
         RESOURCE,
         {"additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds", "amiVersion", "applications",
-         "bootstrapAction", "configuration", "coreInstanceBidPrice", "coreInstanceCount", "coreInstanceType",
-         "coreGroupConfiguration", "coreEbsConfiguration", "emrManagedMasterSecurityGroupId",
-         "emrManagedSlaveSecurityGroupId", "enableDebugging", "hadoopSchedulerType", "masterInstanceBidPrice",
-         "masterInstanceType", "masterGroupConfiguration", "masterEbsConfiguration", "releaseLabel",
+         "bootstrapAction", "coreInstanceBidPrice", "coreInstanceCount", "coreInstanceType",
+         "emrManagedMasterSecurityGroupId", "emrManagedSlaveSecurityGroupId", "enableDebugging",
+         "hadoopSchedulerType", "masterInstanceBidPrice", "masterInstanceType", "releaseLabel",
          "serviceAccessSecurityGroupId", "supportedProducts", "taskInstanceBidPrice", "taskInstanceCount",
-         "taskInstanceType", "taskGroupConfiguration", "taskEbsConfiguration", "resizeClusterBeforeRunning"},
+         "taskInstanceType", "resizeClusterBeforeRunning",
+         # older definitions still carry these; they are accepted with a note
+         "emrLogUri", "installHive"},
         base=_RESOURCE,
-        refs={**_RESOURCE_REFS, "configuration": (CONFIGURATION,)},
+        refs={**_RESOURCE_REFS, **_PROXY_REFS, **_GROUP_REFS, "configuration": (CONFIGURATION,)},
     ),
     "S3DataNode": _type(
         DATA_NODE,
@@ -181,14 +192,14 @@ TYPES: dict[str, ObjectType] = {
         refs=_DATA_NODE_REFS,
     ),
     "SqlDataNode": _type(
-        DATA_NODE, {"table", "selectQuery", "insertQuery", "createTableSql", "database"}, base=_DATA_NODE,
+        DATA_NODE, {"table", "selectQuery", "insertQuery", "createTableSql", "database", "schemaName"}, base=_DATA_NODE,
         refs=_DATA_NODE_REFS,
     ),
     # secretId (a datapipe addition, as on the database objects) names the credentials' Secrets Manager secret.
     "MySqlDataNode": _type(
         DATA_NODE,
         {"table", "selectQuery", "insertQuery", "createTableSql", "connectionString", "username", "*password",
-         "secretId"},
+         "secretId", "schemaName"},
         base=_DATA_NODE, refs=_DATA_NODE_REFS,
     ),
     "RedshiftDataNode": _type(
@@ -230,6 +241,15 @@ TYPES: dict[str, ObjectType] = {
                                                                   "property": (PROPERTY,)},
     ),
     "Property": _type(PROPERTY, set(), required=("key", "value")),
+    "HttpProxy": _type(PROXY, {"username", "*password", "windowsDomain", "windowsWorkgroup", "s3NoProxy"},
+                       required=("hostname", "port")),
+    "ShellScriptConfig": _type(SCRIPT_CONFIG, {"scriptArgument"}, required=("scriptUri",)),
+    # The EBS objects have no page of their own in the reference (the EmrCluster page lists them as rows); their
+    # fields are those of Data Pipeline's developer guide (EmrCluster examples, "Configure Amazon EBS volumes").
+    "EbsConfiguration": _type(EBS, {"ebsOptimized"}, refs={"ebsBlockDeviceConfig": (EBS,)}),
+    "EbsBlockDeviceConfig": _type(EBS, {"volumesPerInstance"}, required=("volumeSpecification",),
+                                  refs={"volumeSpecification": (EBS,)}),
+    "VolumeSpecification": _type(EBS, {"iops"}, required=("sizeInGB", "volumeType")),
 }
 for _format in ("CSV", "TSV", "Custom", "RegEx", "DynamoDBDataFormat", "DynamoDBExportDataFormat"):
     TYPES[_format] = _type(DATA_FORMAT, {"column", "columnSeparator", "recordSeparator", "escapeChar", "inputRegEx",
@@ -241,12 +261,15 @@ LIST_FIELDS = frozenset({
     "input", "output", "precondition", "onFail", "onSuccess", "onLateAction", "applications", "bootstrapAction",
     "configuration", "property", "securityGroupIds", "securityGroups", "column", "primaryKeys", "commandOptions",
     "supportedProducts", "additionalMasterSecurityGroupIds", "additionalSlaveSecurityGroupIds",
+    "ebsBlockDeviceConfig",
 })
 
 # Fields that hold a reference; a plain string there is an error, as is a reference in any other field.
 REFERENCE_FIELDS = frozenset(
     {"parent", "runsOn", "dependsOn", "input", "output", "precondition", "onFail", "onSuccess", "onLateAction",
-     "schedule", "dataFormat", "database", "configuration", "property"}
+     "schedule", "dataFormat", "database", "configuration", "property", "httpProxy", "preActivityTaskConfig",
+     "postActivityTaskConfig", "ebsBlockDeviceConfig", "volumeSpecification",
+     *(f"{group}{what}Configuration" for group in ("master", "core", "task") for what in ("Group", "Ebs"))}
 )
 
 # Fields whose values are periods ("N units").
@@ -256,7 +279,7 @@ PERIOD_FIELDS = frozenset(
 )
 INTEGER_FIELDS = frozenset(
     {"maximumRetries", "occurrences", "coreInstanceCount", "taskInstanceCount", "instanceCount",
-     "maxActiveInstances", "minInstanceCount"}
+     "maxActiveInstances", "minInstanceCount", "volumesPerInstance", "sizeInGB", "iops"}
 )
 
 

@@ -155,6 +155,9 @@ def users_of(tested: str, object_type: str) -> list[dict[str, Any]]:
                          "hiveScript": "SELECT 1;", "input": ref}]
     if kind == schema.DATA_NODE:
         return [{**runner, "input": ref}]
+    if object_type == "Exists":  # it checks the data node it guards
+        return [{**runner, "input": {"ref": "FxGuarded"}},
+                {"id": "FxGuarded", "type": "S3DataNode", "filePath": "s3://bucket/in.csv", "precondition": ref}]
     if kind == schema.PRECONDITION:
         return [{**runner, "precondition": ref}]
     if kind == schema.ACTION:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -105,7 +105,8 @@ class PipelineSchedules(Construct):
                 schedule=scheduler.ScheduleExpression.expression(planned.expression),
                 description=planned.description[:512],
                 start=_utc(planned.start),
-                end=_utc(planned.end),
+                # The last interval starts at `end`: one second more lets it fire (and start < end, as CDK requires).
+                end=_utc(planned.end + timedelta(seconds=1)) if planned.end else None,
                 target=scheduler_targets.StepFunctionsStartExecution(
                     state_machine,
                     input=scheduler.ScheduleTargetInput.from_object(

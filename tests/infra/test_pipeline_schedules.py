@@ -79,9 +79,9 @@ def test_each_schedule_object_is_a_scheduler_schedule_naming_itself_in_the_run_i
     daily = schedules[NAMING.name("pipeline-two-schedules-Daily")]
     hourly = schedules[NAMING.name("pipeline-two-schedules-Hourly")]
     assert len(schedules) == 2  # the ondemand pipeline has none
-    # Ten daily occurrences from 2024-01-01: the last starts on 2024-01-10.
+    # Ten daily occurrences from 2024-01-01: the last starts on 2024-01-10 (the end is a second after it).
     assert (daily["ScheduleExpression"], daily["StartDate"], daily["EndDate"]) == (
-        "rate(1 day)", "2024-01-01T00:00:00.000Z", "2024-01-10T00:00:00.000Z")
+        "rate(1 day)", "2024-01-01T00:00:00.000Z", "2024-01-10T00:00:01.000Z")
     assert json.loads(daily["Target"]["Input"]) == {"scheduledStartTime": "<aws.scheduler.scheduled-time>",
                                                     "schedule": "Daily"}
     assert hourly["ScheduleExpression"] == "rate(1 hour)" and "StartDate" not in hourly  # from the deployment

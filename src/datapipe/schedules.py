@@ -329,12 +329,14 @@ def catch_up(
     limit = limit or int(record.get("catchUpLimit", 100))
     if policy not in CATCH_UP_POLICIES:
         raise DatapipeError(f"the catch-up policy must be one of {', '.join(CATCH_UP_POLICIES)}, got {policy!r}")
-    state_machine = str(record.get("stateMachine", ""))
+    where = SCHEDULE_RECORD.format(prefix=naming.prefix, stage=naming.stage, name=pipeline)
+    schedules = [_recorded_schedule(entry if isinstance(entry, dict) else {}, where) for entry in record["schedules"]]
+    state_machine = record.get("stateMachine")
+    if not isinstance(state_machine, str) or not state_machine:
+        raise DatapipeError(f"the schedule record {where} names no state machine: redeploy the pipeline")
     arn = _state_machine_arn(sfn, state_machine)
     runs: list[CatchUpRun] = []
-    where = SCHEDULE_RECORD.format(prefix=naming.prefix, stage=naming.stage, name=pipeline)
-    for entry in record["schedules"]:
-        planned = _recorded_schedule(entry if isinstance(entry, dict) else {}, where)
+    for planned in schedules:
         for moment in missed_runs(planned, now, policy=policy, limit=limit):
             start_time = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
             name = catch_up_execution_name(planned.id, moment)

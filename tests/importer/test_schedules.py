@@ -135,6 +135,15 @@ def test_a_wrong_schedule_is_one_line_naming_its_object_and_field(
     assert any(e.startswith(error) for e in plan.errors), plan.errors
 
 
+def test_hundreds_of_schedules_are_one_problem_quickly() -> None:
+    objects = [obj for i in range(500) for obj in (daily(f"S{i:04}"), shell(f"A{i:04}", schedule={"ref": f"S{i:04}"}))]
+    began = time.perf_counter()
+    plan = plan_of(*objects)
+    assert time.perf_counter() - began < 5
+    assert [e for e in plan.errors if "schedules" in e] == [
+        "S0020.type: a pipeline has at most 20 schedules, this one 500: split it"]
+
+
 def test_ondemand_with_a_scheduled_activity_is_refused_and_two_types_on_one_schedule_too() -> None:
     mixed = plan_of(daily(), shell("Load", schedule={"ref": "Daily"}), shell("Ad", scheduleType="ondemand"))
     assert any(e.startswith("Load.scheduleType: an ondemand pipeline has no schedules") for e in mixed.errors)

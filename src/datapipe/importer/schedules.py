@@ -38,6 +38,9 @@ FIRST_ACTIVATION = "FIRST_ACTIVATION_DATE_TIME"
 # placeholder) and nothing after 9999.
 EARLIEST = datetime(2000, 1, 1)
 LATEST = datetime(9999, 12, 31, 23, 59, 59)
+# A Scheduler schedule, two states and a record entry each: a CloudFormation stack holds 500 resources, the record
+# (an SSM parameter) 8 KB.
+MAX_SCHEDULES = 20
 MAX_ACTIVE_RUNS = 1000  # Step Functions' ListExecutions returns at most 1000 runs in a page: the check reads one page
 PERIOD = re.compile(r"^\s*([0-9]{1,9})\s*(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 FIXED_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
@@ -180,6 +183,10 @@ def plan_schedules(planner: _Planner) -> list[Schedule]:
             first = sorted(followers)[0]
             planner.problems.append(Problem(followers[first][0], "scheduleType", "an ondemand pipeline has no "
                                             "schedules: set scheduleType ondemand on the Default, for every object"))
+        return []
+    if len(followers) > MAX_SCHEDULES:
+        planner.problems.append(Problem(sorted(followers)[MAX_SCHEDULES], "type", f"a pipeline has at most "
+                                        f"{MAX_SCHEDULES} schedules, this one {len(followers)}: split it"))
         return []
     schedules = []
     for schedule_id in sorted(followers):

@@ -68,15 +68,29 @@ def test_the_deployments_policy_starts_the_last_missed_interval_with_its_time(aw
          f"Error: the schedule record {RECORD} has an entry that cannot be read"),
         (["daily-load"], '{"schedules": [{"id": "S", "type": "cron", "period": "1 day", "start": "yesterday"}]}', 2,
          f"Error: the schedule record {RECORD} has an entry that cannot be read"),
-        (["Daily Load"], None, 2, "Error: PIPELINE must be a lower-case name"),
-        (["daily-load", "--limit", "0"], None, 2, "Error: Invalid value for '--limit'"),
-        (["daily-load", "--policy", "some"], None, 2, "Error: Invalid value for '--policy'"),
     ],
 )
-def test_bad_input_is_one_line(aws: str, args: list[str], setup: str | None, code: int, message: str) -> None:
+def test_a_missing_or_damaged_record_is_one_line(
+    aws: str, args: list[str], setup: str | None, code: int, message: str
+) -> None:
     if setup is not None:
         record(setup)
-    result = catch_up(*args)
+    assert_one_line(catch_up(*args), code, message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Daily Load"], "Error: PIPELINE must be a lower-case name"),
+        (["daily-load", "--limit", "0"], "Error: Invalid value for '--limit'"),
+        (["daily-load", "--policy", "some"], "Error: Invalid value for '--policy'"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_request(args: list[str], message: str) -> None:
+    assert_one_line(catch_up(*args), 2, message)
+
+
+def assert_one_line(result: Any, code: int, message: str) -> None:
     assert result.exit_code == code, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and lines[0].startswith(message), result.output

@@ -1,13 +1,15 @@
 """Schedules of imported pipelines on the emulator: several schedules, catch-up, timeseries, maxActiveInstances.
 
-A small app of its own (prefix `sched`) holds two pipelines: `two-schedules` (a daily cron Schedule for A, an
-hourly timeseries Schedule for B, both ended in 2024, so the emulator's Scheduler never fires them) and `one-at-a-time`
-(maxActiveInstances 1). Their activities wait for a worker of the app's own worker group, which no runner polls:
+A small app of its own (prefix `sched`) holds three pipelines: `two-schedules` (a daily cron Schedule for A, an
+hourly timeseries Schedule for B, both ended in 2024, so the emulator's Scheduler never fires them), `one-at-a-time`
+(maxActiveInstances 1) and `fires-now` (one occurrence, when the test deploys it, which the emulator's Scheduler
+starts). Their activities wait for a worker of the app's own worker group, which no runner polls:
 a run stays at its first activity until the test stops it.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -42,9 +44,23 @@ ONE_AT_A_TIME = {"objects": [
 ]}
 
 
+def fires_now(start: str) -> dict[str, Any]:
+    return {"objects": [
+        {"id": "Default", "scheduleType": "cron", "workerGroup": GROUP, "schedule": {"ref": "Once"}},
+        {"id": "Once", "type": "Schedule", "period": "1 hour", "startDateTime": start, "occurrences": "1"},
+        {"id": "Now", "type": "ShellCommandActivity", "command": "echo now"},
+    ]}
+
+
+@pytest.fixture(scope="module")
+def deployed_at() -> str:
+    """The start of `fires-now`: when the module deploys (seconds precision, as Data Pipeline writes it)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 @pytest.fixture(scope="module")
 def schedule_app(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
-                 cdk_json_context: dict[str, object]) -> dict[str, str]:
+                 cdk_json_context: dict[str, object], deployed_at: str) -> dict[str, str]:
     """The two pipelines deployed: pipeline name -> state machine ARN."""
     import aws_cdk as cdk
     from aws_cdk import aws_s3 as s3
@@ -57,7 +73,8 @@ def schedule_app(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
 
     folder = tmp_path_factory.mktemp("schedule-app")
     plans = []
-    for name, definition in (("two-schedules", TWO_SCHEDULES), ("one-at-a-time", ONE_AT_A_TIME)):
+    for name, definition in (("two-schedules", TWO_SCHEDULES), ("one-at-a-time", ONE_AT_A_TIME),
+                             ("fires-now", fires_now(deployed_at))):
         path = folder / f"{name}.json"
         path.write_text(json.dumps(definition))
         plans.append(import_file(path))
@@ -168,3 +185,14 @@ def test_schedule_ls_shows_each_schedule_of_a_pipeline(schedule_app: dict[str, s
     assert json.loads(hourly["target"]["input"]) == {"scheduledStartTime": "<aws.scheduler.scheduled-time>",
                                                      "schedule": "Hourly"}
     assert listed["pipeline-one-at-a-time"]["target"]["name"] == "pipeline-one-at-a-time"
+
+
+def test_the_emulators_scheduler_starts_a_run_with_its_occurrences_time(
+    sfn: Any, schedule_app: dict[str, str], deployed_at: str
+) -> None:
+    arn = schedule_app["fires-now"]
+    [execution] = wait_for("the schedule to start a run",
+                           lambda: sfn.list_executions(stateMachineArn=arn)["executions"] or None)
+    given = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert given == {"scheduledStartTime": f"{deployed_at}Z", "schedule": "Once"}
+    wait_for("the run to reach its activity", lambda: "Now" in entered(sfn, execution["executionArn"]))

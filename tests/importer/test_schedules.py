@@ -76,7 +76,8 @@ def test_a_timeseries_day_waits_out_its_interval_and_a_cron_day_does_not() -> No
         ("1 hour", "2024-01-01T00:00:00", "rate(1 hour)"),
         ("3 Days", "2024-01-01T00:00:00", "rate(3 days)"),
         ("2 weeks", "2024-01-01T00:00:00", "rate(14 days)"),
-        ("1 month", "2024-01-31T06:30:00", "cron(30 6 31 * ? *)"),
+        ("1 month", "2024-01-31T06:30:00", "cron(30 6 L * ? *)"),  # 31st: each month's last day, as DP clamps
+        ("1 month", "2024-01-15T06:30:00", "cron(30 6 15 * ? *)"),
         ("3 months", "2024-02-15T00:00:00", "cron(0 0 15 2/3 ? *)"),
         ("1 year", "2024-07-04T12:00:00", "cron(0 12 4 7 ? *)"),
         ("2 years", "2024-07-04T12:00:00", "cron(0 12 4 7 ? 2024/2)"),

@@ -259,7 +259,8 @@ def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: l
 def scheduler_expression(period: Period, start: datetime | None) -> str:
     """The expression that fires at every interval's start; months and years as a cron on the start's day and time.
 
-    A month schedule that starts on the 31st fires in the months that have one (EventBridge cron has no clamping).
+    A month schedule from the 31st fires on each month's last day (`L`), as Data Pipeline's months clamp; one from
+    the 29th or 30th skips the months without that day (EventBridge cron cannot clamp to it).
     """
     if period.unit in ("minute", "hour", "day"):
         return f"rate({period.count} {period.unit}{'s' if period.count > 1 else ''})"
@@ -272,7 +273,8 @@ def scheduler_expression(period: Period, start: datetime | None) -> str:
     else:
         months = str(at.month)
         years = "*" if period.count == 1 else f"{at.year}/{period.count}"
-    return f"cron({at.minute} {at.hour} {at.day} {months} ? {years})"
+    day = "L" if period.unit == "month" and at.day == 31 else str(at.day)
+    return f"cron({at.minute} {at.hour} {day} {months} ? {years})"
 
 
 def datetime_field(planner: _Planner, obj: PipelineObject, key: str) -> datetime | None:

@@ -8,7 +8,8 @@ One background thread looks at every schedule twice a second and invokes the tar
   `StartDate`, a period after the moment the emulator first saw the schedule, then every period;
 - `cron(minutes hours day-of-month month day-of-week year)` in the schedule's time zone, once in each minute it
   matches: numbers, names (JAN, MON), `*`, `?`, lists, ranges and `/` steps; day-of-week 1-7 is SUN-SAT as in
-  EventBridge. `L`, `W` and `#` are not supported: such a schedule is logged once and never fires.
+  EventBridge; `L` alone in day-of-month is the month's last day. Other uses of `L`, and `W` and `#`, are not
+  supported: such a schedule is logged once and never fires.
 A DISABLED schedule, one before its `StartDate` or after its `EndDate`, does
 not fire. Targets: SQS queues (the target's `Input` is the message body), Lambda functions, Step Functions state
 machines, SNS topics; the target's `Input` (default `{}`) is what they receive, with EventBridge Scheduler's context
@@ -18,6 +19,7 @@ attributes replaced as in AWS: `<aws.scheduler.scheduled-time>` (the occurrence'
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import logging
 import re
@@ -76,9 +78,15 @@ def cron_matches(expression: str, moment: datetime.datetime) -> bool:
     fields = CRON_EXPRESSION.match(expression)
     if fields is None:
         raise ValueError(f"{expression!r} is not cron(minutes hours day-of-month month day-of-week year)")
+    texts = list(fields.groups())
+    last_day = texts[2] == "L"
+    if last_day:
+        texts[2] = "*"
     minutes, hours, days, months, weekdays, years = (
-        cron_field(text, *limits) for text, limits in zip(fields.groups(), CRON_FIELDS, strict=True)
+        cron_field(text, *limits) for text, limits in zip(texts, CRON_FIELDS, strict=True)
     )
+    if last_day:
+        days = {calendar.monthrange(moment.year, moment.month)[1]}
     weekday = (moment.weekday() + 1) % 7 + 1  # Monday is 0 in Python, 2 in EventBridge (SUN is 1)
     return (
         moment.minute in minutes

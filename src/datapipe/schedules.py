@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from datapipe.aws import client, explain, resolve_target
 from datapipe.errors import DatapipeError
 from datapipe.importer.schedules import CATCH_UP_POLICIES, SCHEDULE_TYPES, Schedule, missed_runs, parse_period
-from datapipe.jsontext import parse_json
+from datapipe.jsontext import parse_json, shown
 from datapipe.listing import print_listing
 from datapipe.naming import NAME_PATTERN, Naming
 
@@ -325,11 +325,16 @@ def catch_up(
 ) -> list[CatchUpRun]:
     """Start the missed runs of every schedule of `pipeline` (policy and limit: the deployment's unless given)."""
     record = read_schedule_record(ssm, naming, pipeline)
-    policy = policy or str(record.get("catchUp", "none"))
-    limit = limit or int(record.get("catchUpLimit", 100))
-    if policy not in CATCH_UP_POLICIES:
-        raise DatapipeError(f"the catch-up policy must be one of {', '.join(CATCH_UP_POLICIES)}, got {policy!r}")
     where = SCHEDULE_RECORD.format(prefix=naming.prefix, stage=naming.stage, name=pipeline)
+    policy = policy or str(record.get("catchUp", "none"))
+    if policy not in CATCH_UP_POLICIES:
+        raise DatapipeError(f"the catch-up policy of {where} must be one of {', '.join(CATCH_UP_POLICIES)}, got "
+                            f"{shown(policy)}: redeploy the pipeline, or give --policy")
+    recorded_limit = record.get("catchUpLimit", 100)
+    if limit is None and (type(recorded_limit) is not int or not 1 <= recorded_limit <= MAX_CATCH_UP_RUNS):
+        raise DatapipeError(f"the catch-up limit of {where} must be a number from 1 to {MAX_CATCH_UP_RUNS}, got "
+                            f"{shown(recorded_limit)}: redeploy the pipeline, or give --limit")
+    limit = limit or int(recorded_limit)
     schedules = [_recorded_schedule(entry if isinstance(entry, dict) else {}, where) for entry in record["schedules"]]
     state_machine = record.get("stateMachine")
     if not isinstance(state_machine, str) or not state_machine:

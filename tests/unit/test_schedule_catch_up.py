@@ -68,6 +68,10 @@ def test_the_deployments_policy_starts_the_last_missed_interval_with_its_time(aw
          f"Error: the schedule record {RECORD} has an entry that cannot be read"),
         (["daily-load"], '{"schedules": [{"id": "S", "type": "cron", "period": "1 day", "start": "yesterday"}]}', 2,
          f"Error: the schedule record {RECORD} has an entry that cannot be read"),
+        (["daily-load"], '{"schedules": [], "catchUpLimit": "9" }', 2, f"Error: the catch-up limit of {RECORD} must "
+         "be a number from 1 to 1000, got '9'"),
+        (["daily-load"], '{"schedules": [], "catchUp": "everything"}', 2, f"Error: the catch-up policy of {RECORD} "
+         "must be one of none, last, all, got 'everything'"),
     ],
 )
 def test_a_missing_or_damaged_record_is_one_line(

@@ -91,13 +91,13 @@ class PipelineSchedules(Construct):
         super().__init__(scope, construct_id)
         only = len(plan.schedules) == 1
         self.schedules: list[scheduler.Schedule] = []
-        names: set[str] = set()
+        names: dict[str, str] = {}
         for index, planned in enumerate(plan.schedules):
             name = schedule_name(naming, workflow_name, planned.id, only=only)
             if name in names:
-                raise DatapipeError(f"pipeline {plan.source}: schedules {planned.id} and another are both named "
-                                    f"{name}; rename one of them")
-            names.add(name)
+                raise DatapipeError(f"pipeline {plan.source}: schedules {names[name]} and {planned.id} would both be "
+                                    f"named {name}; rename one of them")
+            names[name] = planned.id
             self.schedules.append(scheduler.Schedule(
                 self,
                 "Schedule" if only else f"Schedule{index}",

@@ -129,3 +129,32 @@ def test_the_schedule_record_holds_what_catch_up_needs(template: Template) -> No
              "end": "2024-01-10T00:00:00"},
             {"id": "Hourly", "type": "timeseries", "period": "1 hour", "start": None, "end": None},
         ]}
+
+
+def test_two_schedules_whose_names_would_collide_are_one_line(
+    tmp_path: Path, cdk_json_context: dict[str, object]
+) -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+
+    from datapipe.errors import DatapipeError
+    from datapipe.importer import import_file
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import PipelineWorkflow
+
+    path = tmp_path / "colliding.json"
+    path.write_text(json.dumps({"objects": [
+        {"id": "Default", "scheduleType": "cron", "workerGroup": "wg-12345"},
+        *({"id": schedule_id, "type": "Schedule", "period": "1 day", "startAt": "FIRST_ACTIVATION_DATE_TIME"}
+          for schedule_id in ("Daily!", "Daily?")),
+        {"id": "A", "type": "ShellCommandActivity", "command": "echo a", "schedule": {"ref": "Daily!"}},
+        {"id": "B", "type": "ShellCommandActivity", "command": "echo b", "schedule": {"ref": "Daily?"}},
+    ]}))
+    stack = cdk.Stack(cdk.App(context=cdk_json_context), "Colliding",
+                      env=cdk.Environment(account=ACCOUNT, region=REGION))
+    with pytest.raises(DatapipeError) as raised:
+        PipelineWorkflow(stack, "Colliding", naming=NAMING, plan=import_file(path), settings=PipelineSettings(),
+                         worker_groups=WorkerGroupSettings(),
+                         log_bucket=s3.Bucket.from_bucket_name(stack, "Logs", "logs"))
+    assert str(raised.value) == ("pipeline colliding.json: schedules Daily! and Daily? would both be named "
+                                 "datapipe-dev-pipeline-colliding-Daily-; rename one of them")

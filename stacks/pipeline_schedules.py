@@ -183,6 +183,8 @@ def _active_runs_gate(
         result_selector={"oldest.$": f"$.Executions[-{limit}:].ExecutionArn"},
         result_path=f"{ACTIVE_RUNS_PATH}.listed",
     )
+    # A throttled or failed listing is tried again before it fails the run.
+    listing.add_retry(errors=["States.TaskFailed"], max_attempts=3, interval=cdk.Duration.seconds(2), backoff_rate=2)
     checks = settings.active_runs_max_checks
     mine = sfn.Pass(scope, "IsAmongOldest", state_name=name("Is_Among_Oldest_Active_Runs"),
                     parameters={"mine.$": f"States.ArrayContains({ACTIVE_RUNS_PATH}.listed.oldest, $$.Execution.Id)",

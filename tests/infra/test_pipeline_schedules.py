@@ -112,6 +112,8 @@ def test_max_active_instances_lists_the_runs_of_its_own_state_machine_only(templ
     listing = states["List_Active_Runs"]
     assert listing["Resource"].endswith(":states:::aws-sdk:sfn:listExecutions")
     assert listing["ResultSelector"] == {"oldest.$": "$.Executions[-2:].ExecutionArn"}
+    assert listing["Retry"] == [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
+                                 "BackoffRate": 2}]
     assert states["May_Run"]["Choices"][1]["NumericGreaterThanEquals"] == 1000
     machine = NAMING.state_machine("pipeline-gated")
     template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([{

@@ -58,6 +58,16 @@ def test_each_schedule_object_becomes_a_schedule_for_the_activities_that_follow_
     assert report["Hourly"] == "EventBridge Scheduler schedule rate(2 hours) (cron) for Poll"
 
 
+def test_an_activity_waiting_for_one_of_another_schedule_is_noted() -> None:
+    plan = plan_of(daily(), {"id": "Hourly", "type": "Schedule", "period": "1 hour",
+                             "startAt": "FIRST_ACTIVATION_DATE_TIME"},
+                   shell("Poll", schedule={"ref": "Hourly"}), shell("Load", dependsOn={"ref": "Poll"}),
+                   default={**DEFAULT, "schedule": {"ref": "Daily"}})
+    [load] = [o for o in plan.objects if o.id == "Load"]
+    assert plan.deployable and load.reason == ("it waits for Poll of another schedule, which its runs (schedule "
+                                               "Daily) do not do: it goes on without them")
+
+
 def test_a_timeseries_day_waits_out_its_interval_and_a_cron_day_does_not() -> None:
     timeseries = plan_of(daily(), shell("Load"),
                          default={**DEFAULT, "scheduleType": "timeseries", "schedule": {"ref": "Daily"}})

@@ -188,6 +188,7 @@ def plan_schedules(planner: _Planner) -> list[Schedule]:
         planner.problems.append(Problem(sorted(followers)[MAX_SCHEDULES], "type", f"a pipeline has at most "
                                         f"{MAX_SCHEDULES} schedules, this one {len(followers)}: split it"))
         return []
+    _note_dependencies_across_schedules(planner, followers)
     schedules = []
     for schedule_id in sorted(followers):
         kinds = types[schedule_id]
@@ -199,6 +200,18 @@ def plan_schedules(planner: _Planner) -> list[Schedule]:
         if schedule is not None:
             schedules.append(schedule)
     return schedules
+
+
+def _note_dependencies_across_schedules(planner: _Planner, followers: dict[str, list[str]]) -> None:
+    """A run does its own schedule's activities only: one that waits for an activity of another schedule goes on
+    without it in its runs (Data Pipeline waited for that activity's instance of the same time)."""
+    schedule_of = {activity: schedule_id for schedule_id, ids in followers.items() for activity in ids}
+    for activity, needed in planner.pipeline.activity_dependencies().items():
+        own = schedule_of.get(activity)
+        others = sorted({d for d in needed if schedule_of.get(d, own) != own})
+        if own is not None and others:
+            planner.note(activity, f"it waits for {', '.join(others)} of another schedule, which its runs (schedule "
+                         f"{own}) do not do: it goes on without them")
 
 
 def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: list[str]) -> Schedule | None:

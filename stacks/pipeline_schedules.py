@@ -1,7 +1,7 @@
 """The schedules of an imported pipeline (see datapipe.importer.schedules and docs/importer.md, "Schedules").
 
-- `PipelineSchedules`: one EventBridge Scheduler schedule per Schedule object, firing at each interval's start and
-  starting the state machine with `{"scheduledStartTime": <the interval's start>, "schedule": "<Schedule id>"}`,
+- `add_pipeline_schedules`: one EventBridge Scheduler schedule per Schedule object, firing at each interval's start
+  and starting the state machine with `{"scheduledStartTime": <the interval's start>, "schedule": "<Schedule id>"}`,
   and the pipeline's schedule record (an SSM parameter) that `datapipe schedule catch-up` reads.
 - `schedule_entry`: the states in front of the run: the run's schedule must be one of the pipeline's; a timeseries
   run waits out its interval (not a catch-up run: its interval is over); with maxActiveInstances, the run waits
@@ -73,57 +73,57 @@ def schedule_record(plan: Plan, *, state_machine: str, settings: PipelineSetting
     }, separators=(",", ":"))
 
 
-class PipelineSchedules(Construct):
-    """Every schedule of one pipeline, all started with the one shared role, and the pipeline's schedule record."""
+def add_pipeline_schedules(
+    scope: Construct,
+    *,
+    naming: Naming,
+    plan: Plan,
+    workflow_name: str,
+    state_machine: sfn.IStateMachine,
+    settings: PipelineSettings,
+    role: iam.IRole | None,
+) -> list[scheduler.Schedule]:
+    """Every schedule of one pipeline, all started with `role`, and the pipeline's schedule record, in `scope`.
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        naming: Naming,
-        plan: Plan,
-        workflow_name: str,
-        state_machine: sfn.IStateMachine,
-        settings: PipelineSettings,
-        role: iam.IRole | None,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        only = len(plan.schedules) == 1
-        self.schedules: list[scheduler.Schedule] = []
-        names: dict[str, str] = {}
-        for index, planned in enumerate(plan.schedules):
-            name = schedule_name(naming, workflow_name, planned.id, only=only)
-            if name in names:
-                raise DatapipeError(f"pipeline {plan.source}: schedules {names[name]} and {planned.id} would both be "
-                                    f"named {name}; rename one of them")
-            names[name] = planned.id
-            self.schedules.append(scheduler.Schedule(
-                self,
-                "Schedule" if only else f"Schedule{index}",
-                schedule_name=name,
-                schedule=scheduler.ScheduleExpression.expression(planned.expression),
-                description=planned.description[:512],
-                start=_utc(planned.start),
-                # The last interval starts at `end`: one second more lets it fire (and start < end, as CDK requires).
-                end=_utc(planned.end + timedelta(seconds=1)) if planned.end else None,
-                target=scheduler_targets.StepFunctionsStartExecution(
-                    state_machine,
-                    input=scheduler.ScheduleTargetInput.from_object(
-                        {"scheduledStartTime": scheduler.ContextAttribute.scheduled_time, "schedule": planned.id}
-                    ),
-                    role=role,
+    A pipeline's only schedule keeps the construct id `Schedule` it always had in its workflow: a new logical id
+    would make CloudFormation create a second schedule of the same name before deleting the first, which fails.
+    """
+    only = len(plan.schedules) == 1
+    schedules: list[scheduler.Schedule] = []
+    names: dict[str, str] = {}
+    for index, planned in enumerate(plan.schedules):
+        name = schedule_name(naming, workflow_name, planned.id, only=only)
+        if name in names:
+            raise DatapipeError(f"pipeline {plan.source}: schedules {names[name]} and {planned.id} would both be "
+                                f"named {name}; rename one of them")
+        names[name] = planned.id
+        schedules.append(scheduler.Schedule(
+            scope,
+            "Schedule" if only else f"Schedule{index}",
+            schedule_name=name,
+            schedule=scheduler.ScheduleExpression.expression(planned.expression),
+            description=planned.description[:512],
+            start=_utc(planned.start),
+            # The last interval starts at `end`: one second more lets it fire (and start < end, as CDK requires).
+            end=_utc(planned.end + timedelta(seconds=1)) if planned.end else None,
+            target=scheduler_targets.StepFunctionsStartExecution(
+                state_machine,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"scheduledStartTime": scheduler.ContextAttribute.scheduled_time, "schedule": planned.id}
                 ),
-            ))
-        record = schedule_record(plan, state_machine=naming.state_machine(workflow_name), settings=settings)
-        if len(record) > ADVANCED_PARAMETER_LIMIT:
-            raise DatapipeError(f"pipeline {plan.source}: its {len(plan.schedules)} schedules do not fit in one "
-                                f"schedule record ({ADVANCED_PARAMETER_LIMIT} characters); use fewer Schedule objects")
-        ssm.StringParameter(
-            self, "Record", parameter_name=schedule_record_name(naming, plan.name), string_value=record,
-            description=f"datapipe: the schedules of pipeline {plan.name}, for datapipe schedule catch-up",
-            tier=ssm.ParameterTier.ADVANCED if len(record) > STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.STANDARD,
-        )
+                role=role,
+            ),
+        ))
+    record = schedule_record(plan, state_machine=naming.state_machine(workflow_name), settings=settings)
+    if len(record) > ADVANCED_PARAMETER_LIMIT:
+        raise DatapipeError(f"pipeline {plan.source}: its {len(plan.schedules)} schedules do not fit in one "
+                            f"schedule record ({ADVANCED_PARAMETER_LIMIT} characters); use fewer Schedule objects")
+    ssm.StringParameter(
+        scope, "ScheduleRecord", parameter_name=schedule_record_name(naming, plan.name), string_value=record,
+        description=f"datapipe: the schedules of pipeline {plan.name}, for datapipe schedule catch-up",
+        tier=ssm.ParameterTier.ADVANCED if len(record) > STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.STANDARD,
+    )
+    return schedules
 
 
 # -- states ------------------------------------------------------------------------------------------------------------

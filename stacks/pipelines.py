@@ -72,7 +72,7 @@ from stacks.common import (
 )
 from stacks.config import PipelineSettings, SettingsError, WorkerGroupSettings
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
-from stacks.pipeline_schedules import PipelineSchedules, on_its_schedule, own_state_machine_arn, schedule_entry
+from stacks.pipeline_schedules import add_pipeline_schedules, on_its_schedule, own_state_machine_arn, schedule_entry
 from stacks.worker_groups import shell_command_task
 
 CONSTANTS_PATH = "$.const"
@@ -175,9 +175,9 @@ class PipelineWorkflow(Construct):
             role=self._emr_scoped_role(),
         )
         self._acknowledge_wildcards()
-        self.schedules = PipelineSchedules(
-            self, "Schedules", naming=naming, plan=plan, workflow_name=self.workflow_name,
-            state_machine=self.state_machine, settings=settings, role=schedule_role) if plan.schedules else None
+        self.schedules = add_pipeline_schedules(
+            self, naming=naming, plan=plan, workflow_name=self.workflow_name, state_machine=self.state_machine,
+            settings=settings, role=schedule_role) if plan.schedules else []
 
     # -- run time, parameters, constants ------------------------------------------------------------------------------
 

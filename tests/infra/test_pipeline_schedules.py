@@ -8,6 +8,7 @@ schedule, and one with maxActiveInstances 2.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,11 @@ def test_two_schedules_whose_names_would_collide_are_one_line(
                          log_bucket=s3.Bucket.from_bucket_name(stack, "Logs", "logs"))
     assert str(raised.value) == ("pipeline colliding.json: schedules Daily! and Daily? would both be named "
                                  "datapipe-dev-pipeline-colliding-Daily-; rename one of them")
+
+
+def test_a_pipelines_only_schedule_keeps_its_logical_id(template_of: Callable[[str], Template]) -> None:
+    """A deployed pipeline's schedule must not be replaced: a new schedule of the same name could not be created."""
+    shell_pipeline = template_of("Pipeline-shell-with-dependencies")
+    # CDK's logical id of the path Workflow/Schedule/Resource, where it always was: the path's names, then the first 8
+    # hex digits of the MD5 of "Workflow/Schedule/Resource".
+    assert list(shell_pipeline.find_resources("AWS::Scheduler::Schedule")) == ["WorkflowScheduleF6749A87"]

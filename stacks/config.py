@@ -338,6 +338,12 @@ class PipelineSettings:
     # The image of the job definitions that run SqlActivity/CopyActivity of an Ec2Resource on Batch: it must have
     # datapipe[sql] installed (`datapipe taskrunner exec-task`). Required once a pipeline does.
     sql_image: str = ""
+    # Schedules whose start is in the past (docs/importer.md, "Schedules"): what `datapipe schedule catch-up` starts.
+    catch_up: Literal["none", "last", "all"] = "none"
+    catch_up_limit: int = field(default=100, metadata=_rule(minimum=1, maximum=1000))  # the most runs `all` starts
+    # maxActiveInstances: a run over the limit checks again this often, this many times, then fails.
+    active_runs_check_seconds: int = field(default=60, metadata=_rule(minimum=1, maximum=3600))
+    active_runs_max_checks: int = field(default=1000, metadata=_rule(minimum=1, maximum=1500))
 
 
 @dataclass(frozen=True)

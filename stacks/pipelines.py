@@ -23,7 +23,6 @@ import dataclasses
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
@@ -77,6 +74,7 @@ from stacks.common import (
 from stacks.config import PipelineSettings, SettingsError, WorkerGroupSettings
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
 from stacks.pipeline_checks import activity_chain, failure_actions, notify, state_key
+from stacks.pipeline_schedules import add_pipeline_schedules, on_its_schedule, own_state_machine_arn, schedule_entry
 from stacks.run_values import PipelineRunValues, run_values_state, run_values_wildcards
 from stacks.worker_groups import shell_command_task
 
@@ -165,7 +163,8 @@ class PipelineWorkflow(Construct):
         self._stack = stack
 
         body = self._body()
-        start = self._prologue(body)
+        start = schedule_entry(self, self._prologue(body), plan=plan, name=self._name, settings=settings,
+                               state_machine_arn=own_state_machine_arn(self, naming.state_machine(self.workflow_name)))
         self.state_machine = logged_state_machine(
             self,
             "StateMachine",
@@ -177,7 +176,9 @@ class PipelineWorkflow(Construct):
             role=self._emr_scoped_role(),
         )
         self._acknowledge_wildcards()
-        self.schedule = self._schedule()
+        self.schedules = add_pipeline_schedules(
+            self, naming=naming, plan=plan, workflow_name=self.workflow_name, state_machine=self.state_machine,
+            settings=settings, role=schedule_role) if plan.schedules else []
 
     # -- run time, parameters, constants ------------------------------------------------------------------------------
 
@@ -464,7 +465,8 @@ class PipelineWorkflow(Construct):
 
     def _activity(self, activity: Activity, on_error: sfn.IChainable | None) -> sfn.IChainable:
         """Preconditions, the work, and the activity's actions, as one chain; a failure goes on to `on_error`."""
-        return activity_chain(self, activity, on_error)
+        return on_its_schedule(self, activity_chain(self, activity, on_error), plan=self.plan, activity_id=activity.id,
+                               key=_key(activity.id), name=self._name)
 
     def _work(self, activity: Activity) -> list[Any]:
         # terminateAfter of the resource bounds each of its tasks; attemptTimeout, when shorter, bounds it more.
@@ -575,29 +577,7 @@ class PipelineWorkflow(Construct):
             task_timeout=task_timeout,
         )
 
-    # -- schedule and findings ----------------------------------------------------------------------------------------
-
-    def _schedule(self) -> scheduler.Schedule | None:
-        plan_schedule = self.plan.schedule
-        if plan_schedule is None:
-            return None
-        return scheduler.Schedule(
-            self,
-            "Schedule",
-            schedule_name=self._naming.name(self.workflow_name)[:64],
-            schedule=scheduler.ScheduleExpression.expression(plan_schedule.expression),
-            description=plan_schedule.description[:512],
-            # Data Pipeline's date-times are UTC.
-            start=plan_schedule.start.replace(tzinfo=UTC) if plan_schedule.start else None,
-            end=plan_schedule.end.replace(tzinfo=UTC) if plan_schedule.end else None,
-            target=scheduler_targets.StepFunctionsStartExecution(
-                self.state_machine,
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {"scheduledStartTime": scheduler.ContextAttribute.scheduled_time}
-                ),
-                role=self._schedule_role,
-            ),
-        )
+    # -- findings -----------------------------------------------------------------------------------------------------
 
     def _acknowledge_wildcards(self) -> None:
         """Name each wildcard the service integrations put in the state machine's policy, with its reason."""

@@ -2,10 +2,13 @@
 
 Everything is found by physical name (`Naming`), the way the triggers stack named it, so the command works the
 same against an AWS account and against the embedded emulator (see datapipe.aws for how it is chosen).
+`datapipe schedule catch-up PIPELINE` starts the runs an imported pipeline's schedules missed before it was
+deployed (a startDateTime in the past), under the catch-up policy of its deployment or `--policy`.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -16,11 +19,16 @@ from botocore.exceptions import ClientError
 
 from datapipe.aws import client, explain, resolve_target
 from datapipe.errors import DatapipeError
-from datapipe.jsontext import parse_json
+from datapipe.importer.schedules import CATCH_UP_POLICIES, SCHEDULE_TYPES, Schedule, missed_runs, parse_period
+from datapipe.jsontext import parse_json, shown
 from datapipe.listing import print_listing
 from datapipe.naming import NAME_PATTERN, Naming
 
 DEFAULT_SCHEDULE_GROUP = "default"  # where a schedule made without a group lives (an imported pipeline's)
+# Where the pipelines stack writes a pipeline's schedules (stacks.pipeline_schedules.schedule_record_name).
+SCHEDULE_RECORD = "/{prefix}/{stage}/pipelines/{name}/schedules"
+MAX_CATCH_UP_RUNS = 1000
+EXECUTION_NAME_LIMIT = 80
 
 
 @dataclass(frozen=True)
@@ -262,3 +270,158 @@ def list_triggers(as_json: bool, prefix: str, stage: str, endpoint_url: str | No
         click.echo(json.dumps(_as_json(triggers), indent=2))
     else:
         _print_listings(triggers)
+
+
+# -- catch-up ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatchUpRun:
+    schedule: str
+    scheduled_start_time: str
+    execution: str
+    started: bool  # False: a run of that name existed already (catch-up ran before)
+
+
+def catch_up_execution_name(schedule_id: str, moment: datetime.datetime) -> str:
+    """One name per schedule and interval, so that catching up twice starts nothing twice."""
+    key = re.sub(r"[^A-Za-z0-9_-]", "-", schedule_id)[:50]
+    return f"catch-up-{key}-{moment:%Y%m%dT%H%M%S}"[:EXECUTION_NAME_LIMIT]
+
+
+def read_schedule_record(ssm: Any, naming: Naming, pipeline: str) -> dict[str, Any]:
+    name = SCHEDULE_RECORD.format(prefix=naming.prefix, stage=naming.stage, name=pipeline)
+    try:
+        text = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
+            raise
+        raise DatapipeError(f"pipeline {pipeline} has no schedules deployed (no parameter {name}): check the name, "
+                            "--prefix and --stage, or whether its definition has a schedule", exit_code=1) from None
+    record = parse_json(text, what=f"the schedule record {name}")
+    if not isinstance(record, dict) or not isinstance(record.get("schedules"), list):
+        raise DatapipeError(f"the schedule record {name} is not what the pipelines stack writes: redeploy it")
+    return record
+
+
+def _recorded_schedule(entry: Any, where: str) -> Schedule:
+    def moment(key: str) -> datetime.datetime | None:
+        text = entry.get(key)
+        return None if text is None else datetime.datetime.fromisoformat(str(text))
+
+    try:
+        period = parse_period(str(entry["period"]))
+        kind = str(entry["type"])
+        if period is None or kind not in SCHEDULE_TYPES:
+            raise ValueError(f"period {entry['period']!r}, type {kind!r}")
+        return Schedule(str(entry["id"]), "", moment("start"), moment("end"), schedule_type=kind, period=period)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DatapipeError(f"the schedule record {where} has an entry that cannot be read ({error}): redeploy "
+                            "the pipeline") from None
+
+
+def catch_up(
+    naming: Naming, pipeline: str, *, sfn: Any, ssm: Any, now: datetime.datetime, policy: str | None, limit: int | None
+) -> list[CatchUpRun]:
+    """Start the missed runs of every schedule of `pipeline` (policy and limit: the deployment's unless given)."""
+    record = read_schedule_record(ssm, naming, pipeline)
+    where = SCHEDULE_RECORD.format(prefix=naming.prefix, stage=naming.stage, name=pipeline)
+    policy = policy or str(record.get("catchUp", "none"))
+    if policy not in CATCH_UP_POLICIES:
+        raise DatapipeError(f"the catch-up policy of {where} must be one of {', '.join(CATCH_UP_POLICIES)}, got "
+                            f"{shown(policy)}: redeploy the pipeline, or give --policy")
+    recorded_limit = record.get("catchUpLimit", 100)
+    if limit is None and (type(recorded_limit) is not int or not 1 <= recorded_limit <= MAX_CATCH_UP_RUNS):
+        raise DatapipeError(f"the catch-up limit of {where} must be a number from 1 to {MAX_CATCH_UP_RUNS}, got "
+                            f"{shown(recorded_limit)}: redeploy the pipeline, or give --limit")
+    limit = limit or int(recorded_limit)
+    schedules = [_recorded_schedule(entry if isinstance(entry, dict) else {}, where) for entry in record["schedules"]]
+    state_machine = record.get("stateMachine")
+    if not isinstance(state_machine, str) or not state_machine:
+        raise DatapipeError(f"the schedule record {where} names no state machine: redeploy the pipeline")
+    arn = _state_machine_arn(sfn, state_machine)
+    runs: list[CatchUpRun] = []
+    for planned in schedules:
+        for moment in missed_runs(planned, now, policy=policy, limit=limit):
+            start_time = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            name = catch_up_execution_name(planned.id, moment)
+            payload = {"scheduledStartTime": start_time, "schedule": planned.id, "catchUp": True}
+            if _execution_exists(sfn, arn, name):  # StartExecution of a running run's name and input succeeds
+                runs.append(CatchUpRun(planned.id, start_time, name, started=False))
+                continue
+            try:
+                sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                    raise
+                runs.append(CatchUpRun(planned.id, start_time, name, started=False))
+            else:
+                runs.append(CatchUpRun(planned.id, start_time, name, started=True))
+    return runs
+
+
+def _execution_exists(sfn: Any, state_machine_arn: str, name: str) -> bool:
+    execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+    try:
+        sfn.describe_execution(executionArn=execution_arn)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+            raise
+        return False
+    return True
+
+
+def _state_machine_arn(sfn: Any, name: str) -> str:
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == name:
+                return str(machine["stateMachineArn"])
+    raise DatapipeError(f"the state machine {name} of the schedule record is not deployed: deploy the pipeline",
+                        exit_code=1)
+
+
+@schedule.command("catch-up")
+@click.argument("pipeline")
+@click.option("--policy", type=click.Choice(CATCH_UP_POLICIES), default=None,
+              help="none, last (the latest missed interval) or all (every missed one, at most --limit) "
+              "[the deployment's pipelines.catchUp].")
+@click.option("--limit", type=click.IntRange(1, MAX_CATCH_UP_RUNS), default=None,
+              help="With --policy all: start at most this many runs per schedule, the latest [pipelines.catchUpLimit].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--prefix", envvar="DATAPIPE_PREFIX", default="datapipe", show_default=True, help="Deployed prefix.")
+@click.option("--stage", envvar="DATAPIPE_STAGE", default="dev", show_default=True, help="Deployed stage.")
+@click.option("--endpoint-url", default=None, help="Send requests here (an emulator) instead of AWS.")
+@click.option("--region", default=None, help="AWS region [the environment's, or the emulator's].")
+def catch_up_command(
+    pipeline: str, policy: str | None, limit: int | None, as_json: bool, prefix: str, stage: str,
+    endpoint_url: str | None, region: str | None,
+) -> None:
+    """Start the runs PIPELINE's schedules missed before now (its startDateTime lies in the past).
+
+    Each run gets its interval's start as scheduledStartTime and is named after its schedule and that time, so a
+    second catch-up starts only what the first did not.
+    """
+    _check_name("--prefix", prefix)
+    _check_name("--stage", stage)
+    _check_name("PIPELINE", pipeline)
+    naming = Naming(prefix=prefix, stage=stage)
+    target = resolve_target(endpoint_url, region)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+    try:
+        runs = catch_up(naming, pipeline, sfn=client("stepfunctions", target), ssm=client("ssm", target), now=now,
+                        policy=policy, limit=limit)
+    except DatapipeError:
+        raise
+    except Exception as error:
+        explained = explain(error, target=target, doing="catching up")
+        if explained is None:
+            raise
+        raise explained from None
+    if as_json:
+        click.echo(json.dumps([{"schedule": r.schedule, "scheduledStartTime": r.scheduled_start_time,
+                                "execution": r.execution, "started": r.started} for r in runs], indent=2))
+        return
+    print_listing(("schedule", "scheduledStartTime", "run", "started"),
+                  [(r.schedule, r.scheduled_start_time, r.execution, "yes" if r.started else "no: it exists")
+                   for r in runs],
+                  title=f"Catch-up of {pipeline}: {sum(r.started for r in runs)} runs started")

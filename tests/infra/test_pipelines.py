@@ -125,7 +125,8 @@ def test_the_shell_pipeline_has_its_daily_schedule_with_the_run_time(
     shell_pipeline.has_resource_properties("AWS::Scheduler::Schedule", {
         "Name": NAMING.name("pipeline-shell-with-dependencies"),
         "ScheduleExpression": "rate(1 day)",
-        "Target": Match.object_like({"Input": '{"scheduledStartTime":"<aws.scheduler.scheduled-time>"}'}),
+        "Target": Match.object_like(
+            {"Input": '{"scheduledStartTime":"<aws.scheduler.scheduled-time>","schedule":"DefaultSchedule"}'}),
     })
     assert len(emr_pipeline.find_resources("AWS::Scheduler::Schedule")) == 0  # the EMR example is on demand
 

@@ -53,7 +53,7 @@ def test_at_and_rate_schedules_fire_and_a_broken_one_does_not_stop_them(aws: Cal
     schedule(aws, f"at({soon})", arn, "once")
     rate = schedule(aws, "rate(1 minute)", arn, "rate", StartDate=two_minutes_ago)
     every_minute = schedule(aws, "cron(* * * * ? *)", arn, "cron")
-    unsupported = schedule(aws, "cron(0 12 L * ? *)", arn, "last-day")  # L: logged once, never fired
+    unsupported = schedule(aws, "cron(0 12 LW * ? *)", arn, "last-weekday")  # LW: logged once, never fired
     far = schedule(aws, "cron(0 0 1 1 ? 2199)", arn, "far")
     received = bodies(aws, url, 3)
     assert sorted(body["from"] for body in received) == ["cron", "once", "rate"]
@@ -82,6 +82,10 @@ MONDAY_0200 = datetime.datetime(2026, 11, 30, 2, 0, tzinfo=datetime.UTC)
         ("cron(0 2 30 NOV ? 2026)", MONDAY_0200, True),
         ("cron(0 2 30 DEC ? 2026)", MONDAY_0200, False),
         ("cron(0 1-3 * * ? 2025-2027)", MONDAY_0200, True),
+        # L: the month's last day (30 in November, 29 in February 2024).
+        ("cron(0 2 L * ? *)", MONDAY_0200, True),
+        ("cron(0 2 L * ? *)", MONDAY_0200.replace(day=29), False),
+        ("cron(0 2 L * ? *)", MONDAY_0200.replace(year=2024, month=2, day=29), True),
     ],
 )
 def test_cron_expressions_name_the_minutes_eventbridge_names(
@@ -90,7 +94,8 @@ def test_cron_expressions_name_the_minutes_eventbridge_names(
     assert cron_matches(expression, moment) is expected
 
 
-@pytest.mark.parametrize("expression", ["cron(0 12 L * ? *)", "cron(0 2 ? * 2#1 *)", "cron(61 * * * ? *)", "cron(0 2)"])
+@pytest.mark.parametrize("expression", ["cron(0 12 LW * ? *)", "cron(0 2 ? * 2#1 *)", "cron(61 * * * ? *)",
+                                        "cron(0 2)"])
 def test_cron_expressions_the_emulator_cannot_run_are_refused(expression: str) -> None:
     with pytest.raises(ValueError):
         cron_matches(expression, MONDAY_0200)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from datapipe.importer import databases, schema
@@ -42,6 +41,7 @@ from datapipe.importer.reader import Problem
 from datapipe.importer.resources import RUN_SCRIPT, BatchSize, batch_size, cluster, http_proxy, resize, task_config
 from datapipe.importer.resources import Cluster as Cluster  # the construct reads the plan's types from here
 from datapipe.importer.resources import EmrConfiguration as EmrConfiguration
+from datapipe.importer.schedules import Schedule, max_active_runs, plan_schedules
 
 MAPPED, UNSUPPORTED, ERROR = "mapped", "unsupported", "error"
 ACTIVITY_TASK, BATCH_JOB, EMR_STEPS = "activity", "batch", "emr"
@@ -128,15 +128,6 @@ class Activity:
 
 
 @dataclass
-class Schedule:
-    id: str
-    expression: str  # rate(...) or cron(...)
-    start: datetime | None = None
-    end: datetime | None = None
-    description: str = ""
-
-
-@dataclass
 class ObjectReport:
     id: str
     type: str
@@ -156,7 +147,8 @@ class Plan:
     source: str
     stages: list[list[Activity]] = field(default_factory=list)
     clusters: list[Cluster] = field(default_factory=list)
-    schedule: Schedule | None = None
+    schedules: list[Schedule] = field(default_factory=list)  # one per Schedule object an activity follows
+    max_active_runs: int | None = None  # maxActiveInstances: at most this many runs at once
     runtime_parameters: list[str] = field(default_factory=list)
     allowed_values: dict[str, list[str]] = field(default_factory=dict)  # of runtime parameters that declare them
     uses_run_time: bool = False
@@ -168,6 +160,15 @@ class Plan:
     @property
     def deployable(self) -> bool:
         return not self.errors and all(o.status == MAPPED for o in self.objects) and bool(self.stages)
+
+    @property
+    def schedule(self) -> Schedule | None:
+        """The first schedule (most pipelines have one); None when the pipeline is started on demand."""
+        return self.schedules[0] if self.schedules else None
+
+    @schedule.setter
+    def schedule(self, value: Schedule | None) -> None:
+        self.schedules = [] if value is None else [value]
 
     @property
     def activities(self) -> list[Activity]:
@@ -371,7 +372,8 @@ class _Planner:
                 http_proxy(self, proxy, worker_groups)
         self.plan.stages = self.stages(activities)
         finish(self, activities)
-        self.plan.schedule = self.schedule()
+        self.plan.schedules = plan_schedules(self)
+        self.plan.max_active_runs = max_active_runs(self)
         self.plan.runtime_parameters = sorted(self.evaluator.runtime_parameters)
         declared = {name: pipeline.parameters[name].allowed_values for name in self.plan.runtime_parameters}
         self.plan.allowed_values = {name: values for name, values in declared.items() if values}
@@ -624,76 +626,6 @@ class _Planner:
 
     # -- schedule ------------------------------------------------------------------------------------------------------
 
-    def schedule(self) -> Schedule | None:
-        activities = self.pipeline.of_kind(schema.ACTIVITY)
-        types = {(a.text("scheduleType") or "cron").lower() for a in activities}
-        schedule_ids = {a.ref("schedule") for a in activities if a.ref("schedule")}
-        for schedule_obj in self.pipeline.of_kind(schema.SCHEDULE):
-            if schedule_obj.id not in schedule_ids:
-                self.targets[schedule_obj.id] = "not used by any activity"
-        if "ondemand" in types or not schedule_ids:
-            for schedule_id in schedule_ids:
-                self.targets[schedule_id or ""] = "not used: the pipeline is started on demand"
-            return None
-        if len(schedule_ids) > 1:
-            self.problems.append(Problem(sorted(s for s in schedule_ids if s)[0], "schedule",
-                                         "activities use different schedules; one schedule per pipeline is mapped"))
-            return None
-        obj = self.pipeline.objects[next(iter(schedule_ids)) or ""]
-        period = self.evaluator.static_field(obj, "period", purpose="it becomes the schedule expression") or ""
-        match = _PERIOD.match(period)
-        if match is None:
-            self.problems.append(Problem(obj.id, "period", f"'{printable(period)}' is not a period such as '1 day'"))
-            return None
-        count, unit = int(match.group(1)), match.group(2).lower()
-        start = self.datetime_field(obj, "startDateTime")
-        end = self.datetime_field(obj, "endDateTime")
-        occurrences = self.integer(obj, "occurrences", 0)
-        if occurrences == 1 and start is None:
-            self.targets[obj.id] = "runs once per start (occurrences 1 from activation): start it on demand"
-            return None
-        if "timeseries" in types:
-            self.note(obj.id, "timeseries runs start at the end of each interval; the schedule starts them at its "
-                      "beginning")
-        if occurrences > 1:
-            if start is not None:
-                try:
-                    end = start + (occurrences - 1) * _timedelta(count, unit)
-                except OverflowError:
-                    self.problems.append(Problem(obj.id, "occurrences", f"{occurrences} runs every {period} end "
-                                                 "after the year 9999"))
-                    return None
-            else:
-                self.note(obj.id, f"occurrences {occurrences} is not enforced without a startDateTime")
-        if unit in ("minute", "hour", "day"):
-            expression = f"rate({count} {unit}{'s' if count > 1 else ''})"
-        elif unit == "week":
-            expression = f"rate({7 * count} days)"
-        else:
-            at = start or datetime(2000, 1, 1)
-            months = "*" if (unit == "month" and count == 1) else (
-                f"{at.month}/{count}" if unit == "month" else str(at.month))
-            years = f"*/{count}" if unit == "year" and count > 1 else "*"
-            expression = f"cron({at.minute} {at.hour} {at.day} {months} ? {years})"
-        if start is not None and start < datetime(2000, 1, 2):
-            start = None
-        schedule = Schedule(obj.id, expression, start, end, f"{obj.name}: every {period}")
-        self.targets[obj.id] = f"EventBridge Scheduler schedule {expression}"
-        return schedule
-
-    def datetime_field(self, obj: PipelineObject, key: str) -> datetime | None:
-        if not obj.fields.get(key):
-            return None
-        text = self.evaluator.static_field(obj, key, purpose="it sets when the schedule runs")
-        if text is None:
-            return None
-        try:
-            return datetime.fromisoformat(text.rstrip("Zz"))
-        except ValueError:
-            self.problems.append(
-                Problem(obj.id, key, f"'{printable(text)}' is not a date-time such as 2024-01-31T00:00:00"))
-            return None
-
     # -- the report ---------------------------------------------------------------------------------------------------
 
     def report(self) -> None:
@@ -743,12 +675,6 @@ class _Planner:
 
 def make_plan(pipeline: Pipeline, *, options: PlanOptions | None = None, name: str | None = None) -> Plan:
     return _Planner(pipeline, options or PlanOptions(), name or pipeline_name(pipeline.source)).build()
-
-
-def _timedelta(count: int, unit: str):
-    from datetime import timedelta
-
-    return timedelta(seconds=count * _UNIT_SECONDS[unit])
 
 
 def secret_command(reference: str) -> str:

@@ -1,4 +1,5 @@
-"""Parameter and result casing of the optimized integrations whose AWS API is camelCase (Batch, Step Functions, ECS).
+"""Parameter and result casing of the integrations whose AWS API is camelCase (Batch, Step Functions, ECS, and the
+AWS SDK integrations such as `aws-sdk:sfn:listExecutions`).
 
 A state passes `JobName`, `StateMachineArn`, `TaskDefinition`; the APIs take `jobName`, `stateMachineArn`,
 `taskDefinition`, and Step Functions hands results back PascalCase (`JobId`, `ExecutionArn`, `Status`). moto's
@@ -13,6 +14,9 @@ from functools import cache
 from typing import Any
 
 from botocore.session import get_session
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
     StateTaskServiceBatch,
 )
@@ -36,6 +40,7 @@ SEAMS: list[tuple[Seam, Seam]] = [
         ("batch", StateTaskServiceBatch),
         ("states", StateTaskServiceSfn),
         ("ecs", StateTaskServiceEcs),
+        ("aws-sdk", StateTaskServiceAwsSdk),
     )
 ]
 

@@ -3,22 +3,28 @@
 One background thread looks at every schedule twice a second and invokes the target of each one that is due:
 - `at(yyyy-mm-ddThh:mm:ss)` once, at that time in the schedule's `ScheduleExpressionTimezone` (UTC by default);
   with `ActionAfterCompletion: DELETE` the schedule is deleted afterwards, as in AWS;
-- `rate(N minute|minutes|hour|hours|day|days)` every period, counted from `StartDate` or the moment the emulator
-  first saw the schedule;
+- `rate(N minute|minutes|hour|hours|day|days)` every period: at `StartDate` and each period after it, as in AWS (an
+  occurrence more than a minute before the emulator first saw the schedule is not fired: no backfill); without a
+  `StartDate`, a period after the moment the emulator first saw the schedule, then every period;
 - `cron(minutes hours day-of-month month day-of-week year)` in the schedule's time zone, once in each minute it
   matches: numbers, names (JAN, MON), `*`, `?`, lists, ranges and `/` steps; day-of-week 1-7 is SUN-SAT as in
-  EventBridge. `L`, `W` and `#` are not supported: such a schedule is logged once and never fires.
+  EventBridge; `L` alone in day-of-month is the month's last day. Other uses of `L`, and `W` and `#`, are not
+  supported: such a schedule is logged once and never fires.
 A DISABLED schedule, one before its `StartDate` or after its `EndDate`, does
 not fire. Targets: SQS queues (the target's `Input` is the message body), Lambda functions, Step Functions state
-machines, SNS topics; the target's `Input` (default `{}`) is what they receive.
+machines, SNS topics; the target's `Input` (default `{}`) is what they receive, with EventBridge Scheduler's context
+attributes replaced as in AWS: `<aws.scheduler.scheduled-time>` (the occurrence's time, not the moment it fired),
+`<aws.scheduler.schedule-arn>`, `<aws.scheduler.execution-id>` and `<aws.scheduler.attempt-number>`.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import logging
 import re
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +39,8 @@ TICK_SECONDS = 0.5
 AT_EXPRESSION = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 RATE_EXPRESSION = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+MISSED = datetime.timedelta(minutes=1)  # EventBridge Scheduler's precision: an occurrence older than this is missed
+CONTEXT_ATTRIBUTE = re.compile(r"<aws\.scheduler\.(scheduled-time|schedule-arn|execution-id|attempt-number)>")
 CRON_EXPRESSION = re.compile(r"^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)$")
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
@@ -70,9 +78,15 @@ def cron_matches(expression: str, moment: datetime.datetime) -> bool:
     fields = CRON_EXPRESSION.match(expression)
     if fields is None:
         raise ValueError(f"{expression!r} is not cron(minutes hours day-of-month month day-of-week year)")
+    texts = list(fields.groups())
+    last_day = texts[2] == "L"
+    if last_day:
+        texts[2] = "*"
     minutes, hours, days, months, weekdays, years = (
-        cron_field(text, *limits) for text, limits in zip(fields.groups(), CRON_FIELDS, strict=True)
+        cron_field(text, *limits) for text, limits in zip(texts, CRON_FIELDS, strict=True)
     )
+    if last_day:
+        days = {calendar.monthrange(moment.year, moment.month)[1]}
     weekday = (moment.weekday() + 1) % 7 + 1  # Monday is 0 in Python, 2 in EventBridge (SUN is 1)
     return (
         moment.minute in minutes
@@ -122,8 +136,15 @@ def next_fire(schedule: Schedule, tracked: _Tracked, now: datetime.datetime) -> 
     rate = RATE_EXPRESSION.match(expression)
     if rate:
         period = datetime.timedelta(seconds=int(rate.group(1)) * RATE_UNIT_SECONDS[rate.group(2).rstrip("s")])
-        start = _parse_date(schedule.start_date) or tracked.first_seen
-        return (tracked.last_fired or start) + period
+        start = _parse_date(schedule.start_date)
+        if start is None:
+            return (tracked.last_fired or tracked.first_seen) + period
+        if now < start:
+            return start
+        latest = start + (now - start) // period * period  # occurrences are StartDate + k periods
+        if (tracked.last_fired is not None and tracked.last_fired >= latest) or latest < tracked.first_seen - MISSED:
+            return latest + period
+        return latest
     return None
 
 
@@ -170,18 +191,29 @@ class ScheduleRunner:
         if start is not None and due < start:
             return
         tracked.last_fired = now
-        self._invoke(schedule)
+        self._invoke(schedule, due)
         if AT_EXPRESSION.match(schedule.schedule_expression.strip()) and schedule.action_after_completion == "DELETE":
             backend.delete_schedule(group_name, schedule.name)
             self._tracked.pop(schedule.arn, None)
 
-    def _invoke(self, schedule: Schedule) -> None:
+    def _invoke(self, schedule: Schedule, due: datetime.datetime) -> None:
         target = schedule.target
         arn = parse_arn(target["Arn"])
-        payload = str(target.get("Input") or "{}")
+        payload = with_context(str(target.get("Input") or "{}"), schedule.arn, due)
         try:
             events.deliver(
                 arn.service, target["Arn"], payload, account=arn.account, region=arn.region, invoke=self._invoke_lambda
             )
         except Exception:
             LOG.exception("schedule %s could not invoke %s", schedule.arn, target["Arn"])
+
+
+def with_context(text: str, schedule_arn: str, due: datetime.datetime) -> str:
+    """The target's input with the context attributes EventBridge Scheduler fills in."""
+    values = {
+        "scheduled-time": due.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "schedule-arn": schedule_arn,
+        "execution-id": str(uuid.uuid4()),
+        "attempt-number": "1",
+    }
+    return CONTEXT_ATTRIBUTE.sub(lambda match: values[match.group(1)], text)

@@ -28,9 +28,6 @@ from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
-    StateTaskServiceAwsSdk,
-)
 from psycopg import conninfo, sql
 
 from datapipe.databases.operations import S3Location, s3_objects
@@ -613,12 +610,6 @@ SDK_SERVICE_NAME = seam(
     ("self", "boto_service_name"),
     "AWS SDK integrations name services without hyphens (aws-sdk:redshiftdata:...); boto3 names them with them",
 )
-SDK_PARAMETERS = seam(
-    StateTaskServiceAwsSdk,
-    "_normalise_parameters",
-    ("self", "parameters", "boto_service_name", "service_action_name"),
-    "redshiftdata tasks name parameters PascalCase at every level (Parameters: [{Name, Value}]); the API's are not",
-)
 # A Redshift cluster comes with the database `dev`: the default of the Data API's Database in datapipe too.
 DEFAULT_DATABASE = "dev"
 
@@ -667,21 +658,6 @@ def install(emulated: EmulatedRedshiftData) -> None:
         return _hyphenated_services().get(name, name)
 
     SDK_SERVICE_NAME.patch(boto_service_name)
-
-    def normalise_parameters(
-        self: StateTaskServiceAwsSdk,
-        parameters: dict[str, Any],
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        SDK_PARAMETERS.call_original(self, parameters, boto_service_name, service_action_name)
-        if self._get_boto_service_name(boto_service_name) == "redshift-data":
-            from datapipe.local.integration_casing import operation_shapes
-
-            action = service_action_name or self.resource.api_action
-            self._to_boto_request(parameters, operation_shapes("redshift-data", action)[0])
-
-    SDK_PARAMETERS.patch(normalise_parameters)
 
 
 @functools.cache

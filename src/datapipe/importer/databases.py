@@ -28,6 +28,7 @@ from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
 from datapipe.importer.expressions import Text
+from datapipe.importer.fields import reason_for
 from datapipe.importer.reader import Problem
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class _Mapper:
             result[key] = values if len(values) > 1 or key in ("primaryKeys", "commandOptions") else values[0]
         if obj.fields.get("*password"):
             result["*password"] = "(given)"  # the model refuses it, naming the field; the value is never read
+            obj.not_applied("*password", reason_for(obj.type, "*password") or "")
         return result
 
     def data_format(self, node: PipelineObject) -> str | None:
@@ -173,6 +175,8 @@ class _Mapper:
         except DatapipeError as error:
             raise self.refused(error, str(database["id"])) from None
         self.planner.targets[spec.object_id] = f"database reached with the credentials of secret {spec.secret_id}"
+        if spec.region is not None:  # read for the model's checks; nothing is sent to another region
+            self.pipeline.objects[spec.object_id].not_applied("region", reason_for(spec.object_type, "region") or "")
         for key in ("username", "jdbcProperties", "jdbcDriverJarUri"):
             if self.pipeline.objects[spec.object_id].own.get(key):
                 self.planner.note(spec.object_id, f"{key} is not used (credentials come from secretId; the drivers "
@@ -198,8 +202,10 @@ class _Mapper:
             for key in ("runsOn", "workerGroup"):
                 if obj.own.get(key):
                     self.planner.note(obj.id, f"{key} is not used: the Redshift Data API runs the statements")
+                obj.not_applied(key, "the Redshift Data API runs the statements from the state machine")
             if obj.fields.get("queue"):
                 self.planner.note(obj.id, "queue (Redshift's query group) is not applied")
+                obj.not_applied("queue", reason_for(obj.type, "queue") or "")
             call = "executeStatement" if len(work.redshift.sqls) == 1 else "batchExecuteStatement"
             self.planner.targets[obj.id] = (f"Redshift Data API {call} ({len(work.redshift.sqls)} statement(s)) on "
                                             f"{work.database_id}, then describeStatement until it ends")

@@ -643,7 +643,7 @@ class _Planner:
                     target = getattr(value, "target", None)
                     if target:
                         used_by.setdefault(target, []).append(obj.id)
-        accounts = account(pipeline, self.reasons)
+        accounts = account(pipeline, self.reasons, planning_stopped=bool(problems))
         for obj in pipeline.objects.values():
             object_type = obj.type or ("Default" if obj.id == DEFAULT_ID else "")
             report = ObjectReport(id=obj.id, type=object_type, status=MAPPED, fields=accounts[obj.id])

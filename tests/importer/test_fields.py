@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from datapipe.cli import cli
 from datapipe.importer import schema
-from datapipe.importer.fields import UNEXPLAINED, type_status, types_table
+from datapipe.importer.fields import RUNS_ON_WINS, UNEXPLAINED, UNREACHED, type_status, types_table
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "datapipeline"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "importer.md"
@@ -422,3 +422,60 @@ def test_no_field_of_a_corpus_definition_is_left_without_a_reason(corpus_definit
     for report in plan.objects:  # every own field is in one of the two lists, once
         listed = report.fields.applied + [key for key, _ in report.fields.not_applied]
         assert len(listed) == len(set(listed))
+
+
+def reasons_of(entry: dict[str, Any]) -> dict[str, str]:
+    return {item["field"]: item["reason"] for item in entry["fields"]["notApplied"]}
+
+
+def test_a_field_an_error_kept_the_planner_from_reaching_is_reported_as_not_reached(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand"},
+        {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large"},
+        {"id": "Db", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "s", "*password": "written-here"},
+        {"id": "Load", "type": "SqlActivity", "database": {"ref": "Db"}, "script": "SELECT 1", "runsOn": {"ref": "Box"},
+         "maximumRetries": "2"},
+    ]))
+    assert objects["Db"]["status"] == "error" and "*password: passwords are not read" in objects["Db"]["reason"]
+    assert reasons_of(objects["Box"])["instanceType"] == UNREACHED  # Batch sizes the job by it once Load is planned
+    assert reasons_of(objects["Load"])["maximumRetries"] == UNREACHED
+    assert reasons_of(objects["Db"])["*password"].startswith("refused: passwords are not read from definitions")
+
+
+def test_a_field_applied_in_some_uses_only_is_applied_in_the_table_and_says_why_not_in_another(
+    write_definition: Any,
+) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-1"},
+        {"id": "In", "type": "S3DataNode", "filePath": "s3://bucket/in.csv.gz", "compression": "gzip"},
+        {"id": "Out", "type": "S3DataNode", "directoryPath": "s3://bucket/out/", "precondition": {"ref": "Ready"}},
+        {"id": "Ready", "type": "S3KeyExists", "s3Key": "s3://bucket/ready"},
+        {"id": "Run", "type": "ShellCommandActivity", "command": "zcat in.csv.gz", "input": {"ref": "In"},
+         "output": {"ref": "Out"}},
+    ]))
+    assert reasons_of(objects["In"])["compression"].startswith("applied by Redshift COPY and SQL copies")
+    assert reasons_of(objects["Out"])["precondition"].startswith("checked before each activity that reads this "
+                                                                 "data node")
+    applied, _ = type_status("S3DataNode")
+    assert {"compression", "precondition", "filePath", "dataFormat"} <= set(applied)
+
+
+def test_the_fields_a_database_activity_reads_without_applying_are_reported(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand"},
+        {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr"},
+        {"id": "Warehouse", "type": "RedshiftDatabase", "clusterId": "warehouse", "secretId": "s",
+         "region": "eu-west-1"},
+        {"id": "App", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "s"},
+        {"id": "OnRedshift", "type": "SqlActivity", "database": {"ref": "Warehouse"}, "script": "SELECT 1",
+         "runsOn": {"ref": "Box"}, "workerGroup": "wg-1", "queue": "etl"},
+        {"id": "OnRds", "type": "SqlActivity", "database": {"ref": "App"}, "script": "SELECT 1",
+         "runsOn": {"ref": "Box"}, "workerGroup": "wg-1"},
+    ]))
+    redshift = reasons_of(objects["OnRedshift"])
+    assert redshift["runsOn"] == redshift["workerGroup"] == "the Redshift Data API runs the statements from the " \
+        "state machine"
+    assert "default WLM queue" in redshift["queue"]
+    assert "stack's region" in reasons_of(objects["Warehouse"])["region"]
+    assert reasons_of(objects["OnRds"])["workerGroup"] == RUNS_ON_WINS
+    assert "runsOn" in objects["OnRds"]["fields"]["applied"]

@@ -28,7 +28,7 @@ from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
 from datapipe.importer.expressions import Text
-from datapipe.importer.fields import reason_for
+from datapipe.importer.fields import RUNS_ON_WINS, reason_for
 from datapipe.importer.reader import Problem
 
 if TYPE_CHECKING:
@@ -215,6 +215,8 @@ class _Mapper:
                                             f"group '{worker_group}' (StepFunctionsInvokeActivity)")
             return Activity(id=obj.id, type=obj.type, target=ACTIVITY_TASK, worker_group=worker_group, sql=work)
         if resource is not None and resource.type == "Ec2Resource":
+            if worker_group:
+                obj.not_applied("workerGroup", RUNS_ON_WINS)
             self.planner.targets[obj.id] = (f"Batch job (BatchSubmitJob) running datapipe taskrunner exec-task for "
                                             f"resource {resource.id}")
             return Activity(id=obj.id, type=obj.type, target=BATCH_JOB, resource=resource.id, sql=work)

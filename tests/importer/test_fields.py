@@ -432,6 +432,7 @@ def test_a_field_an_error_kept_the_planner_from_reaching_is_reported_as_not_reac
     objects = import_json(write_definition([
         {"id": "Default", "scheduleType": "ondemand"},
         {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large"},
+        {"id": "Spare", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large"},
         {"id": "Db", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "s", "*password": "written-here"},
         {"id": "Load", "type": "SqlActivity", "database": {"ref": "Db"}, "script": "SELECT 1", "runsOn": {"ref": "Box"},
          "maximumRetries": "2"},
@@ -439,6 +440,7 @@ def test_a_field_an_error_kept_the_planner_from_reaching_is_reported_as_not_reac
     assert objects["Db"]["status"] == "error" and "*password: passwords are not read" in objects["Db"]["reason"]
     assert reasons_of(objects["Box"])["instanceType"] == UNREACHED  # Batch sizes the job by it once Load is planned
     assert reasons_of(objects["Load"])["maximumRetries"] == UNREACHED
+    assert reasons_of(objects["Spare"])["instanceType"] == "no mapped activity uses this object"  # nothing refers to it
     assert reasons_of(objects["Db"])["*password"].startswith("refused: passwords are not read from definitions")
 
 
@@ -479,3 +481,14 @@ def test_the_fields_a_database_activity_reads_without_applying_are_reported(writ
     assert "stack's region" in reasons_of(objects["Warehouse"])["region"]
     assert reasons_of(objects["OnRds"])["workerGroup"] == RUNS_ON_WINS
     assert "runsOn" in objects["OnRds"]["fields"]["applied"]
+
+
+def test_the_fields_of_an_object_nothing_refers_to_say_so(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-1"},
+        {"id": "Spare", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large",
+         "lateAfterTimeout": "1 hour"},  # the planner looks at its lateness fields to report them, and at no other
+        {"id": "Run", "type": "ShellCommandActivity", "command": "echo 1"},
+    ]))
+    assert objects["Spare"]["status"] == "mapped"
+    assert reasons_of(objects["Spare"])["instanceType"] == "no mapped activity uses this object"

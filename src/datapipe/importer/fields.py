@@ -22,6 +22,7 @@ from typing import Any
 
 from datapipe.importer import schema
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
+from datapipe.importer.reader import Ref
 
 # The fallback when nothing explains a field: the walk over the reference (tests/importer/test_fields.py) fails on it.
 UNEXPLAINED = "the importer has no mapping for this field"
@@ -159,7 +160,7 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     "none",
     ("HttpProxy", "s3NoProxy"): "the task runner has no option for it: set NO_PROXY to the S3 endpoint in the "
     "runner's environment (the AWS SDK reads it)",
-    **{("DynamoDBDataNode", key): _DYNAMODB_NODE for key in ("writeThroughputPercent", "dataFormat")},
+    ("DynamoDBDataNode", "writeThroughputPercent"): _DYNAMODB_NODE,
     **{(node, "dataFormat"): _SQL_NODE_FORMAT for node in ("SqlDataNode", "MySqlDataNode", "RedshiftDataNode")},
     ("MySqlDataNode", "database"): "a MySqlDataNode is reached through its own connectionString and secretId",
     ("MySqlDataNode", "username"): _CREDENTIALS,
@@ -170,7 +171,8 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     "the script",
     ("HiveActivity", "stage"): _NO_STAGING,
     ("PigActivity", "stage"): _NO_STAGING,
-    ("S3DataNode", "manifestFilePath"): "a manifest is read by Redshift's COPY, which is not mapped",
+    ("S3DataNode", "manifestFilePath"): "Redshift COPY and SQL copies read the files of filePath or directoryPath; "
+    "a manifest is not read",
     ("S3DataNode", "s3EncryptionType"): "objects are encrypted by the bucket's default encryption",
 }
 
@@ -187,6 +189,7 @@ UNREAD_REASONS: dict[tuple[str, str], str] = {
     ("S3DataNode", "filePath"): "directoryPath is given too, and names the data",
     **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY (tableName by an Exists precondition too); "
        + _DYNAMODB_NODE for key in ("tableName", "readThroughputPercent")},
+    ("DynamoDBDataNode", "dataFormat"): "given to a RedshiftCopyActivity's COPY; " + _DYNAMODB_NODE,
 }
 
 
@@ -230,6 +233,12 @@ def account(pipeline: Pipeline, unmapped: dict[str, str], *, planning_stopped: b
                 skipped.setdefault(id(values), obj.unapplied[key])
             elif key in obj.fields.read:
                 read_lists.add(id(values))
+    used = {o.id for o in pipeline.of_kind(schema.ACTIVITY)}  # activities, and what mapped objects refer to
+    for obj in pipeline.objects.values():
+        if obj.id not in unmapped:
+            used.update(v.target for key, values in obj.own.items() if key != "parent" for v in values
+                        if isinstance(v, Ref))
+    unreached = used if planning_stopped else set()  # what an error may have kept the planner from
     inheritors: dict[int, list[PipelineObject]] = {}  # a value list -> the other objects that inherit it
     for obj in pipeline.objects.values():
         for key, values in obj.fields.items():
@@ -245,28 +254,30 @@ def account(pipeline: Pipeline, unmapped: dict[str, str], *, planning_stopped: b
             reason = skipped.get(id(values))
             heirs = inheritors.get(id(values), [])
             if reason is None and obj.id == DEFAULT_ID:  # why the objects that inherit it did not use it
-                reason = _heirs_reason(key, heirs, unmapped, planning_stopped)
-            reason = reason or _own_reason(obj, key, unmapped, planning_stopped)
+                reason = _heirs_reason(key, heirs, unmapped, used, unreached)
+            reason = reason or _own_reason(obj, key, unmapped, used, unreached)
             result.not_applied.append((key, reason or UNEXPLAINED))
         accounts[obj.id] = result
     return accounts
 
 
-def _heirs_reason(key: str, heirs: list[PipelineObject], unmapped: dict[str, str], planning_stopped: bool) -> str:
+def _heirs_reason(key: str, heirs: list[PipelineObject], unmapped: dict[str, str], used: set[str],
+                  unreached: set[str]) -> str:
     """Why a field of Default did not apply: the reasons of the objects that inherit it and have such a field."""
     if not heirs:
         return reason_for("", key) or "every object that would inherit it sets its own value"
     having = [h for h in heirs if h.spec is None or key in h.spec.fields or schema.is_user_field(key)]
     if not having:
         return reason_for("", key) or "no object that inherits it has such a field"
-    reasons = list(dict.fromkeys(_own_reason(heir, key, unmapped, planning_stopped) or UNEXPLAINED
+    reasons = list(dict.fromkeys(_own_reason(heir, key, unmapped, used, unreached) or UNEXPLAINED
                                  for heir in having))
     if len(reasons) == 1:
         return f"{reasons[0]} (in each object that inherits it)"
     return "the objects that inherit it do not use it: " + "; ".join(reasons[:3])
 
 
-def _own_reason(obj: PipelineObject, key: str, unmapped: dict[str, str], planning_stopped: bool) -> str | None:
+def _own_reason(obj: PipelineObject, key: str, unmapped: dict[str, str], used: set[str],
+                unreached: set[str]) -> str | None:
     """Why `key` of this object (own or inherited) is not applied, when nobody read it there."""
     if obj.id in unmapped:
         return f"{obj.type or 'this object'} is not mapped: {unmapped[obj.id]}"
@@ -274,9 +285,9 @@ def _own_reason(obj: PipelineObject, key: str, unmapped: dict[str, str], plannin
     if spec is not None and key not in spec.fields and not schema.is_user_field(key):
         return f"{obj.type} has no such field: it only inherits it"
     reason = reason_for(obj.type, key) or unread_reason(obj.type, key)
-    if reason is None and planning_stopped:
+    if reason is None and obj.id in unreached:
         return UNREACHED
-    if reason is None and not obj.fields.read:
+    if reason is None and (obj.id not in used or not obj.fields.read):
         return UNUSED_OBJECT
     return reason
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from datapipe.cli import cli
 from datapipe.importer import schema
-from datapipe.importer.fields import RUNS_ON_WINS, UNEXPLAINED, UNREACHED, type_status, types_table
+from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, UNEXPLAINED, UNREACHED, type_status, types_table
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "datapipeline"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "importer.md"
@@ -492,3 +492,30 @@ def test_the_fields_of_an_object_nothing_refers_to_say_so(write_definition: Any)
     ]))
     assert objects["Spare"]["status"] == "mapped"
     assert reasons_of(objects["Spare"])["instanceType"] == "no mapped activity uses this object"
+
+
+def test_fields_the_planner_notes_as_not_applied_are_not_counted_applied(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+        {"id": "Daily", "type": "Schedule", "period": "1 day", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+         "occurrences": "3"},
+        {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0"},
+        {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr"},
+        {"id": "Batch", "type": "ShellCommandActivity", "command": "echo 1", "runsOn": {"ref": "Box"},
+         "stdout": "s3://bucket/out.txt", "stderr": "s3://bucket/err.txt"},
+        {"id": "OnEmr", "type": "ShellCommandActivity", "command": "echo 2", "runsOn": {"ref": "Cluster"},
+         "stage": "true"},
+    ]))
+    assert all(o["status"] == "mapped" for o in objects.values()), objects
+    batch = reasons_of(objects["Batch"])
+    assert batch["stdout"] == batch["stderr"] == "not redirected: the task runner and Batch keep a task's output in " \
+        "their logs"
+    assert reasons_of(objects["OnEmr"])["stage"].startswith("not applied on EMR")
+    assert reasons_of(objects["Daily"])["occurrences"].startswith("not enforced from the first activation")
+    assert {"period", "startAt"} <= set(objects["Daily"]["fields"]["applied"])
+
+
+def test_the_table_says_a_redshift_copy_runs_from_the_state_machine_whatever_it_runs_on() -> None:
+    applied, not_applied = type_status("RedshiftCopyActivity")
+    assert dict(not_applied)["runsOn"] == dict(not_applied)["workerGroup"] == DATA_API
+    assert {"insertMode", "transformSql", "commandOptions"} <= set(applied)

@@ -28,7 +28,7 @@ from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
 from datapipe.importer.expressions import Text
-from datapipe.importer.fields import RUNS_ON_WINS, reason_for
+from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, reason_for
 from datapipe.importer.reader import Problem
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class _Mapper:
             for key in ("runsOn", "workerGroup"):
                 if obj.own.get(key):
                     self.planner.note(obj.id, f"{key} is not used: the Redshift Data API runs the statements")
-                obj.not_applied(key, "the Redshift Data API runs the statements from the state machine")
+                obj.not_applied(key, DATA_API)
             if obj.fields.get("queue"):
                 self.planner.note(obj.id, "queue (Redshift's query group) is not applied")
                 obj.not_applied("queue", reason_for(obj.type, "queue") or "")

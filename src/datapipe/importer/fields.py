@@ -29,6 +29,7 @@ UNEXPLAINED = "the importer has no mapping for this field"
 UNUSED_OBJECT = "no mapped activity uses this object"
 UNREACHED = "not reached: an error stopped the planning of what uses it (see the errors)"
 RUNS_ON_WINS = "runsOn is given too, and Data Pipeline ignores workerGroup then"
+DATA_API = "the Redshift Data API runs the statements from the state machine"
 
 # Fields that shape the definition itself: the type chose the mapping, parent gave the inherited fields.
 STRUCTURAL = frozenset({"type", "parent"})
@@ -119,6 +120,8 @@ REASONS: dict[str, str] = {
     "resourceRole": "the Batch job runs with the job definition's role, scoped to the deployment's own resources",
     "role": "the workflow acts with the role of its state machine, scoped to the deployment's own resources",
     "runAsUser": _BATCH_HOST,
+    **{key: "not redirected: the task runner and Batch keep a task's output in their logs"
+       for key in ("stdout", "stderr")},
     "securityGroups": "security groups by name belong to EC2-Classic; " + _BATCH_NETWORK,
     "jdbcProperties": _JAVA,
     "jdbcDriverJarUri": _JAVA,
@@ -167,6 +170,7 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     ("MySqlDataNode", "*password"): _PASSWORD_REFUSED,
     **{(activity, "queue"): "Redshift's query group is not set: the statements run in the default WLM queue"
        for activity in ("SqlActivity", "RedshiftCopyActivity")},
+    **{("RedshiftCopyActivity", key): DATA_API for key in ("runsOn", "workerGroup")},
     ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "
     "the script",
     ("HiveActivity", "stage"): _NO_STAGING,

@@ -504,13 +504,15 @@ def test_fields_the_planner_notes_as_not_applied_are_not_counted_applied(write_d
         {"id": "Batch", "type": "ShellCommandActivity", "command": "echo 1", "runsOn": {"ref": "Box"},
          "stdout": "s3://bucket/out.txt", "stderr": "s3://bucket/err.txt"},
         {"id": "OnEmr", "type": "ShellCommandActivity", "command": "echo 2", "runsOn": {"ref": "Cluster"},
-         "stage": "true"},
+         "stage": "true", "lateAfterTimeout": "1 hour"},
     ]))
     assert all(o["status"] == "mapped" for o in objects.values()), objects
     batch = reasons_of(objects["Batch"])
     assert batch["stdout"] == batch["stderr"] == "not redirected: the task runner and Batch keep a task's output in " \
         "their logs"
-    assert reasons_of(objects["OnEmr"])["stage"].startswith("not applied on EMR")
+    on_emr = reasons_of(objects["OnEmr"])
+    assert on_emr["stage"].startswith("not applied on EMR")
+    assert on_emr["lateAfterTimeout"] == "it has no onLateAction: nothing happens when it is late"
     assert reasons_of(objects["Daily"])["occurrences"].startswith("not enforced from the first activation")
     assert {"period", "startAt"} <= set(objects["Daily"]["fields"]["applied"])
 

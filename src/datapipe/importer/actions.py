@@ -90,6 +90,7 @@ def lateness(planner: _Planner, obj: PipelineObject) -> Lateness | None:
         return Lateness(seconds, late_actions)
     if seconds and not obj.fields.get(ON_LATE):
         planner.note(obj.id, "lateAfterTimeout has no onLateAction: nothing happens when it is late")
+        obj.not_applied("lateAfterTimeout", "it has no onLateAction: nothing happens when it is late")
     elif obj.fields.get(ON_LATE) and not seconds:
         planner.problems.append(Problem(obj.id, "lateAfterTimeout", "onLateAction needs a lateAfterTimeout, the "
                                         "period after which the object is late"))

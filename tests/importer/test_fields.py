@@ -521,3 +521,6 @@ def test_the_table_says_a_redshift_copy_runs_from_the_state_machine_whatever_it_
     applied, not_applied = type_status("RedshiftCopyActivity")
     assert dict(not_applied)["runsOn"] == dict(not_applied)["workerGroup"] == DATA_API
     assert {"insertMode", "transformSql", "commandOptions"} <= set(applied)
+    for emr_activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity"):  # only on an EmrCluster
+        applied, not_applied = type_status(emr_activity)
+        assert {"reportProgressTimeout", "workerGroup"} <= dict(not_applied).keys() and "runsOn" in applied

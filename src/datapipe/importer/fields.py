@@ -66,7 +66,9 @@ _NO_STAGING = "the tables Data Pipeline generated from data formats are not gene
     "variables (input1.., output1..)"
 _NO_FORMAT = "only the format's type (CSV or TSV) is applied, by Redshift COPY and SQL copies; its columns, " \
     "separators and expressions are not"
-_DYNAMODB_NODE = "an EMR step reads it through an expression (#{input.tableName}); the importer sets nothing from it"
+_DYNAMODB_IN_EMR = "an EMR step reads this node only through its expressions (#{input.tableName})"
+_DYNAMODB_NODE = _DYNAMODB_IN_EMR + "; the importer sets nothing from it"
+_EMR_ONLY = "EMR activities run on the EmrCluster of runsOn"
 
 KIND_REASONS: dict[tuple[str, str], str] = {
     **{(kind, key): _FOLLOWS_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)
@@ -171,6 +173,12 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     **{(activity, "queue"): "Redshift's query group is not set: the statements run in the default WLM queue"
        for activity in ("SqlActivity", "RedshiftCopyActivity")},
     **{("RedshiftCopyActivity", key): DATA_API for key in ("runsOn", "workerGroup")},
+    ("RedshiftCopyActivity", "reportProgressTimeout"): DATA_API + ", which waits for them: no task reports progress",
+    **{(activity, "reportProgressTimeout"): _EMR_ONLY + ", whose steps report no progress: attemptTimeout bounds them"
+       for activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")},
+    **{(activity, "workerGroup"): _EMR_ONLY + " (without one they are not mapped: a worker group's own cluster is "
+       "not reachable from Step Functions)" for activity in ("EmrActivity", "HadoopActivity", "HiveActivity",
+                                                              "PigActivity")},
     ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "
     "the script",
     ("HiveActivity", "stage"): _NO_STAGING,
@@ -192,8 +200,8 @@ UNREAD_REASONS: dict[tuple[str, str], str] = {
     "reads the files as they are",
     ("S3DataNode", "filePath"): "directoryPath is given too, and names the data",
     **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY (tableName by an Exists precondition too); "
-       + _DYNAMODB_NODE for key in ("tableName", "readThroughputPercent")},
-    ("DynamoDBDataNode", "dataFormat"): "given to a RedshiftCopyActivity's COPY; " + _DYNAMODB_NODE,
+       + _DYNAMODB_IN_EMR for key in ("tableName", "readThroughputPercent")},
+    ("DynamoDBDataNode", "dataFormat"): "given to a RedshiftCopyActivity's COPY; " + _DYNAMODB_IN_EMR,
 }
 
 

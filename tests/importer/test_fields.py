@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from datapipe.cli import cli
 from datapipe.importer import schema
-from datapipe.importer.fields import UNEXPLAINED, type_status, types_table
+from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, UNEXPLAINED, UNREACHED, type_status, types_table
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "datapipeline"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "importer.md"
@@ -74,11 +74,20 @@ VALUES: dict[str, str] = {
     "taskInstanceBidPrice": "0.5", "compression": "none", "s3EncryptionType": "SERVER_SIDE_ENCRYPTION",
     "tableName": "table", "resizeClusterMaxInstances": "4", "maximumRetries": "1", "occurrences": "3",
     "startAt": "FIRST_ACTIVATION_DATE_TIME", "terminateAfter": "2 hours", "*password": "ssm:/proxy/password",
+    "connectionString": "jdbc:postgresql://db.example.com:5432/app", "jdbcDriverClass": "org.postgresql.Driver",
+    "secretId": "app-database", "table": "events", "selectQuery": "SELECT * FROM events",
+    "insertQuery": "INSERT INTO events VALUES (?)", "createTableSql": "CREATE TABLE events (id int)",
+    "schemaName": "public", "primaryKeys": "id", "clusterId": "warehouse",
+    "workgroupName": "analytics",
 }
+# Values of one type that differ from the others' (a MySqlDataNode's connection is MySQL's).
+TYPE_VALUES: dict[tuple[str, str], str] = {("MySqlDataNode", "connectionString"): "jdbc:mysql://db.example.com/app"}
 SLOT_VALUES = {"Period": "1 hours", "Integer": "1", "Boolean": "true", "DateTime": "2024-01-01T00:00:00"}
 
 
-def value_for(key: str, slot: str) -> str:
+def value_for(object_type: str, key: str, slot: str) -> str:
+    if (object_type, key) in TYPE_VALUES:
+        return TYPE_VALUES[(object_type, key)]
     if key in VALUES:
         return VALUES[key]
     for prefix, value in SLOT_VALUES.items():
@@ -99,7 +108,10 @@ FIXTURES: list[dict[str, Any]] = [
     {"id": "FxPrecondition", "type": "S3KeyExists", "s3Key": "s3://bucket/ready"},
     {"id": "FxAlarm", "type": "SnsAlarm", "topicArn": "arn:aws:sns:us-east-1:123456789012:t", "subject": "s",
      "message": "m"},
-    {"id": "FxDatabase", "type": "RdsDatabase", "rdsInstanceId": "db", "username": "u"},
+    {"id": "FxDatabase", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "app-database"},
+    {"id": "FxRedshift", "type": "RedshiftDatabase", "clusterId": "warehouse", "secretId": "warehouse-secret"},
+    {"id": "FxTable", "type": "RedshiftDataNode", "tableName": "events", "primaryKeys": "id",
+     "database": {"ref": "FxRedshift"}},
     {"id": "FxFormat", "type": "CSV"},
     {"id": "FxConfiguration", "type": "EmrConfiguration", "classification": "core-site"},
     {"id": "FxProperty", "type": "Property", "key": "fs.x", "value": "1"},
@@ -123,6 +135,10 @@ def fixture_ref(object_type: str, key: str) -> dict[str, str]:
         return {"ref": "Default"}
     if key == "runsOn":
         return {"ref": "FxCluster" if object_type in EMR_FAMILY else "FxEc2"}
+    if object_type == "RedshiftCopyActivity" and key == "output":
+        return {"ref": "FxTable"}
+    if object_type == "RedshiftDataNode" and key == "database":
+        return {"ref": "FxRedshift"}
     if key in ("input", "output"):
         return {"ref": "FxIn" if key == "input" else "FxOut"}
     if key == "dependsOn":
@@ -153,6 +169,12 @@ def users_of(tested: str, object_type: str) -> list[dict[str, Any]]:
     if object_type == "DynamoDBDataNode":  # read by EMR steps
         return [runner, {"id": "FxHive", "type": "HiveActivity", "runsOn": {"ref": "FxCluster"},
                          "hiveScript": "SELECT 1;", "input": ref}]
+    if object_type in ("SqlDataNode", "MySqlDataNode"):  # copied to S3 by a SQL CopyActivity
+        return [runner, {"id": "FxCopy", "type": "CopyActivity", "input": ref, "output": {"ref": "FxOut"},
+                         "runsOn": {"ref": "FxEc2"}}]
+    if object_type == "RedshiftDataNode":  # loaded by COPY
+        return [runner, {"id": "FxLoad", "type": "RedshiftCopyActivity", "input": {"ref": "FxIn"}, "output": ref,
+                         "insertMode": "KEEP_EXISTING"}]
     if kind == schema.DATA_NODE:
         return [{**runner, "input": ref}]
     if object_type == "Exists":  # it checks the data node it guards
@@ -205,7 +227,8 @@ def definition(object_type: str, fields: dict[str, str]) -> dict[str, Any]:
     for key, slot in fields.items():
         if key in ("id", "type") or key.startswith("@"):
             continue
-        tested[key] = fixture_ref(object_type, key) if key in schema.REFERENCE_FIELDS else value_for(key, slot)
+        tested[key] = fixture_ref(object_type, key) if key in schema.REFERENCE_FIELDS else value_for(object_type, key,
+                                                                                                    slot)
     users = {o["id"]: o for o in users_of("Tested", object_type)}
     fixtures = [f for f in FIXTURES if f["id"] not in users]
     return {"objects": [*fixtures, *users.values(), tested]}
@@ -227,37 +250,98 @@ def test_every_field_of_every_type_in_the_reference_is_in_the_schema() -> None:
     assert missing == []
 
 
-def test_each_field_of_each_type_used_in_a_definition_is_applied_or_not_applied_with_its_reason(
-    tmp_path: Path,
-) -> None:
+# Fields of which a definition gives one only: the walk uses the first of each group, then each other one in its
+# place, in a definition of its own (the schedule and the RedshiftDatabase refuse two of them, naming the field).
+EXCLUSIVE: dict[str, list[tuple[str, ...]]] = {
+    "Schedule": [("startDateTime", "startAt"), ("endDateTime", "occurrences")],
+    "RedshiftDatabase": [("clusterId", "connectionString", "workgroupName")],
+}
+# Fields a mapping refuses on purpose: passwords are never read from a definition (the credentials come from the
+# secret named in secretId). Given, the import fails with an error that names the field, and the field is reported
+# as not applied with the reason.
+REFUSED: dict[str, str] = {"*password": "passwords are not read from definitions"}
+REFUSING_TYPES = ("JdbcDatabase", "RdsDatabase", "RedshiftDatabase", "MySqlDataNode")
+
+
+def walked_types() -> dict[str, dict[str, str]]:
+    """Type -> {field: slot type}: the reference's fields, and the schema's beyond them (the docs show them too)."""
     walked = reference_fields()
     for key_type in list(walked["EmrCluster"]):  # the EBS objects: their fields are the schema's (no page)
         if key_type[:1].isupper():
             walked[key_type] = {key: "String" for key in schema.TYPES[key_type].fields}
             del walked["EmrCluster"][key_type]
-    for object_type, spec in schema.TYPES.items():  # and what the schema has beyond the reference (the docs show it)
+    for object_type, spec in schema.TYPES.items():
         walked[object_type] = {**{key: "String" for key in spec.fields}, **walked.get(object_type, {})}
+    return walked
+
+
+def variants(object_type: str, fields: dict[str, str]) -> list[dict[str, str]]:
+    """The definitions of one type the walk imports: every field once, each exclusive one in place of its group's
+    first."""
+    groups = EXCLUSIVE.get(object_type, [])
+    left_out = {key for group in groups for key in group[1:]}
+    base = {key: slot for key, slot in fields.items() if key not in left_out}
+    if object_type in REFUSING_TYPES:
+        base = {key: slot for key, slot in base.items() if key not in REFUSED}
+    result = [base]
+    for group in groups:
+        for other in group[1:]:
+            if other in fields:
+                result.append({**{k: v for k, v in base.items() if k != group[0]}, other: fields[other]})
+    return result
+
+
+def import_tested(tmp_path: Path, object_type: str, fields: dict[str, str]) -> dict[str, Any]:
+    path = tmp_path / f"{object_type}.json"
+    path.write_text(json.dumps(definition(object_type, fields)))
+    result = CliRunner().invoke(cli, ["import", str(path), "--json"])
+    assert "Traceback" not in result.output and result.exit_code in (0, 1), f"{object_type}: {result.output}"
+    [tested] = [o for o in json.loads(result.output)["objects"] if o["id"] == "Tested"]
+    return tested
+
+
+def test_each_field_of_each_type_used_in_a_definition_is_applied_or_not_applied_with_its_reason(
+    tmp_path: Path,
+) -> None:
     silent: list[str] = []
     disagree: list[str] = []
-    for object_type, fields in sorted(walked.items()):
-        path = tmp_path / f"{object_type}.json"
-        path.write_text(json.dumps(definition(object_type, fields)))
-        result = CliRunner().invoke(cli, ["import", str(path), "--json"])
-        assert "Traceback" not in result.output and result.exit_code in (0, 1), f"{object_type}: {result.output}"
-        [tested] = [o for o in json.loads(result.output)["objects"] if o["id"] == "Tested"]
-        applied = set(tested["fields"]["applied"])
-        reasons = {entry["field"]: entry["reason"] for entry in tested["fields"]["notApplied"]}
+    walked: set[str] = set()
+    expected: set[str] = set()
+    for object_type, all_fields in sorted(walked_types().items()):
+        refused = REFUSED if object_type in REFUSING_TYPES else {}
+        expected.update(f"{object_type}.{key}" for key in all_fields
+                        if key not in refused and key != "id" and not key.startswith("@"))
         static_applied, _ = type_status(object_type)
-        for key in fields:
-            if key.startswith("@") or key == "id":
-                continue
-            if key not in applied and (not reasons.get(key) or reasons[key] == UNEXPLAINED):
-                silent.append(f"{object_type}.{key}")
-            elif key in applied and key not in static_applied:
-                disagree.append(f"{object_type}.{key}")
-        assert tested["status"] != "error", f"{object_type}: {tested['reason']}"
+        for fields in variants(object_type, all_fields):
+            tested = import_tested(tmp_path, object_type, fields)
+            applied = set(tested["fields"]["applied"])
+            reasons = {entry["field"]: entry["reason"] for entry in tested["fields"]["notApplied"]}
+            for key in fields:
+                if key.startswith("@") or key == "id":
+                    continue
+                walked.add(f"{object_type}.{key}")
+                if key not in applied and (not reasons.get(key) or reasons[key] == UNEXPLAINED):
+                    silent.append(f"{object_type}.{key}")
+                elif key in applied and key not in static_applied:
+                    disagree.append(f"{object_type}.{key}")
+            assert tested["status"] != "error", f"{object_type}: {tested['reason']}"
+    assert walked == expected  # every field of every type, the exclusive ones included
     assert silent == [], f"fields neither applied nor reported with a reason: {silent}"
     assert disagree == [], f"applied, but the table of fields.py (and so docs/importer.md) says not: {disagree}"
+
+
+@pytest.mark.parametrize("object_type", REFUSING_TYPES)
+def test_a_refused_field_fails_the_import_naming_it_and_is_reported_with_its_reason(
+    tmp_path: Path, object_type: str,
+) -> None:
+    all_fields = walked_types()[object_type]
+    for key, refusal in REFUSED.items():
+        assert key in all_fields
+        tested = import_tested(tmp_path, object_type, {**variants(object_type, all_fields)[0], key: all_fields[key]})
+        assert tested["status"] == "error" and f"{key}: {refusal}" in tested["reason"], tested["reason"]
+        reasons = {entry["field"]: entry["reason"] for entry in tested["fields"]["notApplied"]}
+        assert key not in tested["fields"]["applied"]
+        assert reasons.get(key, UNEXPLAINED).startswith("refused: passwords are not read from definitions"), reasons
 
 
 def test_the_docs_show_the_table_the_code_uses() -> None:
@@ -338,3 +422,105 @@ def test_no_field_of_a_corpus_definition_is_left_without_a_reason(corpus_definit
     for report in plan.objects:  # every own field is in one of the two lists, once
         listed = report.fields.applied + [key for key, _ in report.fields.not_applied]
         assert len(listed) == len(set(listed))
+
+
+def reasons_of(entry: dict[str, Any]) -> dict[str, str]:
+    return {item["field"]: item["reason"] for item in entry["fields"]["notApplied"]}
+
+
+def test_a_field_an_error_kept_the_planner_from_reaching_is_reported_as_not_reached(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand"},
+        {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large"},
+        {"id": "Spare", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large"},
+        {"id": "Db", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "s", "*password": "written-here"},
+        {"id": "Load", "type": "SqlActivity", "database": {"ref": "Db"}, "script": "SELECT 1", "runsOn": {"ref": "Box"},
+         "maximumRetries": "2"},
+    ]))
+    assert objects["Db"]["status"] == "error" and "*password: passwords are not read" in objects["Db"]["reason"]
+    assert reasons_of(objects["Box"])["instanceType"] == UNREACHED  # Batch sizes the job by it once Load is planned
+    assert reasons_of(objects["Load"])["maximumRetries"] == UNREACHED
+    assert reasons_of(objects["Spare"])["instanceType"] == "no mapped activity uses this object"  # nothing refers to it
+    assert reasons_of(objects["Db"])["*password"].startswith("refused: passwords are not read from definitions")
+
+
+def test_a_field_applied_in_some_uses_only_is_applied_in_the_table_and_says_why_not_in_another(
+    write_definition: Any,
+) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-1"},
+        {"id": "In", "type": "S3DataNode", "filePath": "s3://bucket/in.csv.gz", "compression": "gzip"},
+        {"id": "Out", "type": "S3DataNode", "directoryPath": "s3://bucket/out/", "precondition": {"ref": "Ready"}},
+        {"id": "Ready", "type": "S3KeyExists", "s3Key": "s3://bucket/ready"},
+        {"id": "Run", "type": "ShellCommandActivity", "command": "zcat in.csv.gz", "input": {"ref": "In"},
+         "output": {"ref": "Out"}},
+    ]))
+    assert reasons_of(objects["In"])["compression"].startswith("applied by Redshift COPY and SQL copies")
+    assert reasons_of(objects["Out"])["precondition"].startswith("checked before each activity that reads this "
+                                                                 "data node")
+    applied, _ = type_status("S3DataNode")
+    assert {"compression", "precondition", "filePath", "dataFormat"} <= set(applied)
+
+
+def test_the_fields_a_database_activity_reads_without_applying_are_reported(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand"},
+        {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr"},
+        {"id": "Warehouse", "type": "RedshiftDatabase", "clusterId": "warehouse", "secretId": "s",
+         "region": "eu-west-1"},
+        {"id": "App", "type": "RdsDatabase", "rdsInstanceId": "db", "secretId": "s"},
+        {"id": "OnRedshift", "type": "SqlActivity", "database": {"ref": "Warehouse"}, "script": "SELECT 1",
+         "runsOn": {"ref": "Box"}, "workerGroup": "wg-1", "queue": "etl"},
+        {"id": "OnRds", "type": "SqlActivity", "database": {"ref": "App"}, "script": "SELECT 1",
+         "runsOn": {"ref": "Box"}, "workerGroup": "wg-1"},
+    ]))
+    redshift = reasons_of(objects["OnRedshift"])
+    assert redshift["runsOn"] == redshift["workerGroup"] == "the Redshift Data API runs the statements from the " \
+        "state machine"
+    assert "default WLM queue" in redshift["queue"]
+    assert "stack's region" in reasons_of(objects["Warehouse"])["region"]
+    assert reasons_of(objects["OnRds"])["workerGroup"] == RUNS_ON_WINS
+    assert "runsOn" in objects["OnRds"]["fields"]["applied"]
+
+
+def test_the_fields_of_an_object_nothing_refers_to_say_so(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-1"},
+        {"id": "Spare", "type": "Ec2Resource", "role": "r", "resourceRole": "rr", "instanceType": "m5.large",
+         "lateAfterTimeout": "1 hour"},  # the planner looks at its lateness fields to report them, and at no other
+        {"id": "Run", "type": "ShellCommandActivity", "command": "echo 1"},
+    ]))
+    assert objects["Spare"]["status"] == "mapped"
+    assert reasons_of(objects["Spare"])["instanceType"] == "no mapped activity uses this object"
+
+
+def test_fields_the_planner_notes_as_not_applied_are_not_counted_applied(write_definition: Any) -> None:
+    objects = import_json(write_definition([
+        {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+        {"id": "Daily", "type": "Schedule", "period": "1 day", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+         "occurrences": "3"},
+        {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0"},
+        {"id": "Box", "type": "Ec2Resource", "role": "r", "resourceRole": "rr"},
+        {"id": "Batch", "type": "ShellCommandActivity", "command": "echo 1", "runsOn": {"ref": "Box"},
+         "stdout": "s3://bucket/out.txt", "stderr": "s3://bucket/err.txt"},
+        {"id": "OnEmr", "type": "ShellCommandActivity", "command": "echo 2", "runsOn": {"ref": "Cluster"},
+         "stage": "true", "lateAfterTimeout": "1 hour"},
+    ]))
+    assert all(o["status"] == "mapped" for o in objects.values()), objects
+    batch = reasons_of(objects["Batch"])
+    assert batch["stdout"] == batch["stderr"] == "not redirected: the task runner and Batch keep a task's output in " \
+        "their logs"
+    on_emr = reasons_of(objects["OnEmr"])
+    assert on_emr["stage"].startswith("not applied on EMR")
+    assert on_emr["lateAfterTimeout"] == "it has no onLateAction: nothing happens when it is late"
+    assert reasons_of(objects["Daily"])["occurrences"].startswith("not enforced from the first activation")
+    assert {"period", "startAt"} <= set(objects["Daily"]["fields"]["applied"])
+
+
+def test_the_table_says_a_redshift_copy_runs_from_the_state_machine_whatever_it_runs_on() -> None:
+    applied, not_applied = type_status("RedshiftCopyActivity")
+    assert dict(not_applied)["runsOn"] == dict(not_applied)["workerGroup"] == DATA_API
+    assert {"insertMode", "transformSql", "commandOptions"} <= set(applied)
+    for emr_activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity"):  # only on an EmrCluster
+        applied, not_applied = type_status(emr_activity)
+        assert {"reportProgressTimeout", "workerGroup"} <= dict(not_applied).keys() and "runsOn" in applied

@@ -219,3 +219,7 @@ def test_actions_and_lateness_that_are_not_applied_are_reported() -> None:
     assert "lateAfterTimeout/onLateAction of a data node is not applied" in reasons["Raw"]
     assert "onFail/onSuccess of an Ec2Resource are not applied" in reasons["Host"]
     assert "attemptTimeout is not applied" in reasons["Ready"] and "role is not assumed" in reasons["Ready"]
+    fields = {o.id: o.fields for o in plan.objects}  # and the field accounting lists each of them as not applied
+    assert {key for key, _ in fields["Raw"].not_applied} == {"lateAfterTimeout", "onLateAction"}
+    assert "onFail" in {key for key, _ in fields["Host"].not_applied}
+    assert {key for key, _ in fields["Ready"].not_applied} == {"role", "attemptTimeout"}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from datapipe.importer import schema
 from datapipe.importer.expressions import Text
+from datapipe.importer.fields import reason_for
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, PipelineObject
 from datapipe.importer.reader import Problem
@@ -89,6 +90,7 @@ def lateness(planner: _Planner, obj: PipelineObject) -> Lateness | None:
         return Lateness(seconds, late_actions)
     if seconds and not obj.fields.get(ON_LATE):
         planner.note(obj.id, "lateAfterTimeout has no onLateAction: nothing happens when it is late")
+        obj.not_applied("lateAfterTimeout", "it has no onLateAction: nothing happens when it is late")
     elif obj.fields.get(ON_LATE) and not seconds:
         planner.problems.append(Problem(obj.id, "lateAfterTimeout", "onLateAction needs a lateAfterTimeout, the "
                                         "period after which the object is late"))
@@ -108,6 +110,8 @@ def progress_and_reruns(planner: _Planner, obj: PipelineObject, activity: Activi
     elif timeout:
         planner.note(obj.id, "reportProgressTimeout is not applied: only a worker group's task runner reports "
                      "progress (Batch and EMR steps are bounded by attemptTimeout)")
+        obj.not_applied("reportProgressTimeout", "only a worker group's task runner reports progress (Batch and EMR "
+                        "steps are bounded by attemptTimeout)")
     mode = obj.text("failureAndRerunMode")
     if mode is not None and mode.lower() not in (CASCADE, "none"):
         planner.problems.append(Problem(obj.id, "failureAndRerunMode", f"must be CASCADE or NONE, got "
@@ -131,9 +135,13 @@ def finish(planner: _Planner, activities: dict[str, Activity]) -> None:
                 obj.fields.get("lateAfterTimeout") or obj.fields.get(ON_LATE)):
             planner.note(obj.id, f"lateAfterTimeout/onLateAction of a {obj.kind} is not applied: the lateness of the "
                          "activity that uses it is watched; set them there")
+            for key in ("lateAfterTimeout", ON_LATE):
+                obj.not_applied(key, reason_for(obj.type, key) or "")
         if obj.type == "Ec2Resource" and (obj.fields.get(ON_FAIL) or obj.fields.get(ON_SUCCESS)):
             planner.note(obj.id, "onFail/onSuccess of an Ec2Resource are not applied: it is the Batch queue, "
                          "which neither fails nor ends; the activities' own onFail/onSuccess fire")
+            for key in (ON_FAIL, ON_SUCCESS):
+                obj.not_applied(key, reason_for(obj.type, key) or "")
 
 
 def cascade(planner: _Planner, activities: dict[str, Activity]) -> None:

@@ -28,6 +28,7 @@ from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
 from datapipe.importer.expressions import Text
+from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, reason_for
 from datapipe.importer.reader import Problem
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class _Mapper:
             result[key] = values if len(values) > 1 or key in ("primaryKeys", "commandOptions") else values[0]
         if obj.fields.get("*password"):
             result["*password"] = "(given)"  # the model refuses it, naming the field; the value is never read
+            obj.not_applied("*password", reason_for(obj.type, "*password") or "")
         return result
 
     def data_format(self, node: PipelineObject) -> str | None:
@@ -173,6 +175,8 @@ class _Mapper:
         except DatapipeError as error:
             raise self.refused(error, str(database["id"])) from None
         self.planner.targets[spec.object_id] = f"database reached with the credentials of secret {spec.secret_id}"
+        if spec.region is not None:  # read for the model's checks; nothing is sent to another region
+            self.pipeline.objects[spec.object_id].not_applied("region", reason_for(spec.object_type, "region") or "")
         for key in ("username", "jdbcProperties", "jdbcDriverJarUri"):
             if self.pipeline.objects[spec.object_id].own.get(key):
                 self.planner.note(spec.object_id, f"{key} is not used (credentials come from secretId; the drivers "
@@ -198,8 +202,10 @@ class _Mapper:
             for key in ("runsOn", "workerGroup"):
                 if obj.own.get(key):
                     self.planner.note(obj.id, f"{key} is not used: the Redshift Data API runs the statements")
+                obj.not_applied(key, DATA_API)
             if obj.fields.get("queue"):
                 self.planner.note(obj.id, "queue (Redshift's query group) is not applied")
+                obj.not_applied("queue", reason_for(obj.type, "queue") or "")
             call = "executeStatement" if len(work.redshift.sqls) == 1 else "batchExecuteStatement"
             self.planner.targets[obj.id] = (f"Redshift Data API {call} ({len(work.redshift.sqls)} statement(s)) on "
                                             f"{work.database_id}, then describeStatement until it ends")
@@ -209,6 +215,8 @@ class _Mapper:
                                             f"group '{worker_group}' (StepFunctionsInvokeActivity)")
             return Activity(id=obj.id, type=obj.type, target=ACTIVITY_TASK, worker_group=worker_group, sql=work)
         if resource is not None and resource.type == "Ec2Resource":
+            if worker_group:
+                obj.not_applied("workerGroup", RUNS_ON_WINS)
             self.planner.targets[obj.id] = (f"Batch job (BatchSubmitJob) running datapipe taskrunner exec-task for "
                                             f"resource {resource.id}")
             return Activity(id=obj.id, type=obj.type, target=BATCH_JOB, resource=resource.id, sql=work)

@@ -33,7 +33,7 @@ from datapipe.importer.actions import (
     progress_and_reruns,
 )
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
-from datapipe.importer.fields import RUNS_ON_WINS, FieldAccount, account
+from datapipe.importer.fields import RUNS_ON_WINS, FieldAccount, account, reason_for
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.preconditions import Precondition, preconditions
@@ -516,6 +516,7 @@ class _Planner:
         for key in ("stdout", "stderr"):
             if obj.fields.get(key):
                 self.note(obj.id, f"{key} is not redirected; the task runner and Batch keep the output in their logs")
+                obj.not_applied(key, reason_for(obj.type, key) or "")
         return Shell(command=code.text if code else None, script_uri=script_uri, arguments=arguments, stage=stage,
                      inputs=inputs, outputs=outputs, environment=code.environment if code else {},
                      secrets=code.secrets if code else {})
@@ -605,6 +606,7 @@ class _Planner:
                     steps.append(command_step(obj.id, RUN_SCRIPT, [shell.script_uri, *shell.arguments]))
                 if shell.stage:
                     self.note(obj.id, "stage is not applied on EMR; the command reads its S3 paths directly")
+                    obj.not_applied("stage", "not applied on EMR: the command reads its S3 paths directly")
         elif obj.type == "CopyActivity":
             shell = self.shell(obj)
             if shell is not None and shell.command is not None:
@@ -643,7 +645,7 @@ class _Planner:
                     target = getattr(value, "target", None)
                     if target:
                         used_by.setdefault(target, []).append(obj.id)
-        accounts = account(pipeline, self.reasons)
+        accounts = account(pipeline, self.reasons, planning_stopped=bool(problems))
         for obj in pipeline.objects.values():
             object_type = obj.type or ("Default" if obj.id == DEFAULT_ID else "")
             report = ObjectReport(id=obj.id, type=object_type, status=MAPPED, fields=accounts[obj.id])

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from datapipe.importer.actions import ON_FAIL, ON_SUCCESS, Action, actions
 from datapipe.importer.expressions import Text
+from datapipe.importer.fields import reason_for
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import PipelineObject
 from datapipe.importer.reader import Problem
@@ -147,9 +148,12 @@ def _check(planner: _Planner, pre: PipelineObject, owner: PipelineObject, activi
         if pre.fields.get(unapplied):
             planner.note(pre.id, f"{unapplied} is not applied: each check is one call, bounded by "
                          "preconditionTimeout, retryDelay and maximumRetries")
-    if pre.fields.get("role") and check.kind != SHELL:
-        planner.note(pre.id, "role is not assumed: the state machine's own role checks, allowed to read only what "
-                     "the check names")
+            pre.not_applied(unapplied, reason_for(pre.type, unapplied) or "")
+    if pre.fields.get("role"):
+        if check.kind != SHELL:
+            planner.note(pre.id, "role is not assumed: the state machine's own role checks, allowed to read only "
+                         "what the check names")
+        pre.not_applied("role", reason_for(pre.type, "role") or "")
     check.on_fail = actions(planner, pre, ON_FAIL, node=activity_obj)
     check.on_success = actions(planner, pre, ON_SUCCESS, node=activity_obj)
     if node is not None:

@@ -251,6 +251,8 @@ def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: l
         if start is None:
             planner.note(obj.id, f"occurrences {occurrences} from the first activation is not enforced: the schedule "
                          "runs until the pipeline is removed")
+            obj.not_applied("occurrences", "not enforced from the first activation: the schedule runs until the "
+                            "pipeline is removed")
         else:
             try:
                 end = add_periods(start, period, occurrences - 1)

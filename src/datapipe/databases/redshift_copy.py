@@ -138,7 +138,9 @@ def copy_statements(copy: RedshiftCopy) -> list[str]:
     if copy.create_table_sql:
         statements.append(create_if_missing(copy.create_table_sql))
     statements.append(f"CREATE TEMP TABLE staging (LIKE {table})")
-    options = [DATA_FORMATS[copy.data_format]] if copy.data_format else []
+    # Redshift reads DynamoDB items by attribute name: a COPY from DynamoDB takes no format option.
+    from_s3 = copy.source.startswith("s3://")
+    options = [DATA_FORMATS[copy.data_format]] if copy.data_format and from_s3 else []
     statements.append(
         " ".join([f"COPY staging FROM '{copy.source}' IAM_ROLE {role}", *options, *copy.command_options])
     )

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datapipe.naming import Naming
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
@@ -59,3 +63,42 @@ def clusters_of(emr: Any, execution_arn: str) -> dict[str, str]:
 def cluster_of(emr: Any, execution_arn: str) -> str | None:
     """The id of a cluster the execution created, once there is one."""
     return next(iter(clusters_of(emr, execution_arn)), None)
+
+
+def synth_pipelines(
+    emulator: Any,
+    cdk_json_context: dict[str, object],
+    definitions_dir: Path,
+    out_dir: Path,
+    *,
+    naming: Naming,
+    worker_groups: Sequence[str] = (),
+    nag: bool = False,
+) -> Path:
+    """The imported pipelines of `definitions_dir` grouped as app.py groups them (`add_pipeline_stacks`), under
+    `naming`'s stage so that the session's app is not touched, synthesized into `out_dir` (with cdk-nag: clean or
+    this raises). Deploy it with `Deployer(...).deploy(out_dir)`."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    from stacks.common import encrypt_log_groups
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import add_pipeline_stacks
+
+    app = cdk.App(context=cdk_json_context, outdir=str(out_dir))
+    env = cdk.Environment(account=emulator.account, region=emulator.region)
+
+    def stack_props(unit: str, description: str) -> dict[str, Any]:
+        return {"stack_name": naming.stack(unit), "description": description, "env": env, "naming": naming,
+                "removal_policy": cdk.RemovalPolicy.DESTROY}
+
+    groups = WorkerGroupSettings(names=tuple(worker_groups)) if worker_groups else WorkerGroupSettings()
+    add_pipeline_stacks(app, stack_props=stack_props, naming=naming, settings=PipelineSettings(),
+                        worker_groups=groups, definitions_dir=definitions_dir)
+    for stack in app.node.children:
+        if isinstance(stack, cdk.Stack):
+            encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.DESTROY)
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return out_dir

@@ -28,7 +28,7 @@ import pytest
 from datapipe.naming import Naming
 from stacks.config import WorkerGroupSettings
 from tests.database_servers import PASSWORD, USER, Server
-from tests.e2e.helpers import ended_execution, start_execution, wait_for
+from tests.e2e.helpers import ended_execution, start_execution, synth_pipelines, wait_for
 from tests.importer.conftest import CORPUS_DIR, samples_absent
 
 pytestmark = pytest.mark.e2e
@@ -96,12 +96,8 @@ def database_pipelines(
     """Both migrated corpus pipelines deployed under a stage of their own (the session's app is not touched)."""
     if not (CORPUS_PIPELINE.is_file() and RDS_PIPELINE.is_file()):
         samples_absent()
-    import aws_cdk as cdk
 
     from datapipe.local.deploy import Deployer
-    from stacks.common import encrypt_log_groups
-    from stacks.config import PipelineSettings, WorkerGroupSettings
-    from stacks.pipelines import add_pipeline_stacks
 
     started = time.perf_counter()
     folder = tmp_path_factory.mktemp("redshift")
@@ -109,20 +105,8 @@ def database_pipelines(
     migrated_corpus_pipeline(folder / "definitions")
     migrated_rds_pipeline(folder / "definitions", rds_port)
     (folder / "definitions" / "redshift-audit.json").write_text(json.dumps(AUDIT_PIPELINE))
-    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
-    env = cdk.Environment(account=emulator.account, region=emulator.region)
-
-    def stack_props(unit: str, description: str) -> dict[str, Any]:
-        return {"stack_name": NAMING.stack(unit), "description": description, "env": env, "naming": NAMING,
-                "removal_policy": cdk.RemovalPolicy.DESTROY}
-
-    add_pipeline_stacks(app, stack_props=stack_props, naming=NAMING, settings=PipelineSettings(),
-                        worker_groups=WorkerGroupSettings(names=(WORKER_GROUP,)),
-                        definitions_dir=folder / "definitions")
-    for stack in app.node.children:
-        if isinstance(stack, cdk.Stack):
-            encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.DESTROY)
-    app.synth()
+    synth_pipelines(emulator, cdk_json_context, folder / "definitions", folder / "out", naming=NAMING,
+                    worker_groups=(WORKER_GROUP,))
     Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
     # The worker group's activity belongs to the worker-groups stack, which this stage does not deploy.
     emulator.client("stepfunctions").create_activity(name=NAMING.activity(WORKER_GROUP))

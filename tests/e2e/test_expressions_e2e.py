@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from datapipe.naming import Naming
-from tests.e2e.helpers import ended_execution, start_execution
+from tests.e2e.helpers import ended_execution, start_execution, synth_pipelines
 
 pytestmark = pytest.mark.e2e
 
@@ -35,32 +35,14 @@ DEFINITION = {"objects": [
 
 @pytest.fixture(scope="module")
 def deployed(emulator: Any, tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]) -> Path:
-    import aws_cdk as cdk
-    from cdk_nag import AwsSolutionsChecks
 
     from datapipe.local.deploy import Deployer
-    from stacks.common import encrypt_log_groups
-    from stacks.config import PipelineSettings, WorkerGroupSettings
-    from stacks.pipelines import add_pipeline_stacks
 
     folder = tmp_path_factory.mktemp("expressions")
     (folder / "definitions").mkdir()
     (folder / "definitions" / "yesterday.json").write_text(json.dumps(DEFINITION))
-    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
-    env = cdk.Environment(account=emulator.account, region=emulator.region)
-
-    def stack_props(unit: str, description: str) -> dict[str, Any]:
-        return {"stack_name": NAMING.stack(unit), "description": description, "env": env, "naming": NAMING,
-                "removal_policy": cdk.RemovalPolicy.DESTROY}
-
-    add_pipeline_stacks(app, stack_props=stack_props, naming=NAMING, settings=PipelineSettings(),
-                        worker_groups=WorkerGroupSettings(names=(WORKER_GROUP,)),
-                        definitions_dir=folder / "definitions")
-    for stack in app.node.children:
-        if isinstance(stack, cdk.Stack):
-            encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.DESTROY)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()  # cdk-nag clean, or this raises
+    synth_pipelines(emulator, cdk_json_context, folder / "definitions", folder / "out", naming=NAMING,
+                    worker_groups=(WORKER_GROUP,), nag=True)
     Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
     emulator.client("stepfunctions").create_activity(name=NAMING.activity(WORKER_GROUP))
     emulator.client("s3").create_bucket(Bucket="expressions-runner-logs",

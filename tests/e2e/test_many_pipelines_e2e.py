@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from bench.pipelines_scale import write_definitions
 from datapipe.cli import cli
 from datapipe.naming import Naming
-from tests.e2e.helpers import cluster_of, ended_execution, start_execution, wait_for
+from tests.e2e.helpers import cluster_of, ended_execution, start_execution, synth_pipelines, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -28,28 +28,12 @@ NAMING = Naming(stage="scale")
 def many_pipelines(
     emulator: Any, tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]
 ) -> dict[str, Any]:
-    import aws_cdk as cdk
 
     from datapipe.local.deploy import Deployer
-    from stacks.common import encrypt_log_groups
-    from stacks.config import PipelineSettings, WorkerGroupSettings
-    from stacks.pipelines import add_pipeline_stacks
 
     folder = tmp_path_factory.mktemp("many")
     names = write_definitions(folder / "definitions", COUNT)
-    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
-    env = cdk.Environment(account=emulator.account, region=emulator.region)
-
-    def stack_props(unit: str, description: str) -> dict[str, Any]:
-        return {"stack_name": NAMING.stack(unit), "description": description, "env": env, "naming": NAMING,
-                "removal_policy": cdk.RemovalPolicy.DESTROY}
-
-    add_pipeline_stacks(app, stack_props=stack_props, naming=NAMING, settings=PipelineSettings(),
-                        worker_groups=WorkerGroupSettings(), definitions_dir=folder / "definitions")
-    for stack in app.node.children:
-        if isinstance(stack, cdk.Stack):
-            encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.DESTROY)
-    app.synth()
+    synth_pipelines(emulator, cdk_json_context, folder / "definitions", folder / "out", naming=NAMING)
     started = time.perf_counter()
     deployment = Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(folder / "out")
     return {"names": names, "deployment": deployment, "seconds": time.perf_counter() - started}

@@ -43,7 +43,7 @@ def deploy_worker_groups(emulator: Any, outdir: Path) -> tuple[str, str]:
     os.environ.update({k: v for k, v in jsii_environment().items() if k.startswith("JSII")})
     import aws_cdk as cdk
 
-    from app import cdk_json_context
+    from app import cdk_app, cdk_json_context
     from datapipe.naming import Naming
     from stacks.config import load_settings
     from stacks.storage import StorageStack
@@ -52,7 +52,7 @@ def deploy_worker_groups(emulator: Any, outdir: Path) -> tuple[str, str]:
     context = {**cdk_json_context(), "account": emulator.account, "region": emulator.region}
     settings = load_settings(context)
     naming = Naming(prefix=settings.prefix, stage=settings.stage)
-    app = cdk.App(context=context, outdir=str(outdir))
+    app = cdk_app(context, str(outdir))
     env = cdk.Environment(account=emulator.account, region=emulator.region)
     storage = StorageStack(
         app, "Storage", env=env, naming=naming, settings=settings.storage, removal_policy=cdk.RemovalPolicy.DESTROY

@@ -25,6 +25,7 @@ from stacks.config import Settings, SettingsError, load_settings
 from stacks.emr_workflow import EmrWorkflowStack
 from stacks.pipelines import add_pipeline_stacks
 from stacks.storage import StorageStack
+from stacks.synthesis import BUILTIN_CLOUDFORMATION_VALIDATION
 from stacks.triggers import TriggersStack
 from stacks.worker_groups import WorkerGroupsStack
 
@@ -50,12 +51,24 @@ def cdk_json_context() -> dict[str, Any]:
     return dict(json.loads((PROJECT_DIR / "cdk.json").read_text()).get("context", {}))
 
 
+def cdk_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    """An empty App with cdk.json's context overlaid by `context`, synthesizing as every synthesis of this project does.
+
+    Context that the CDK CLI passes (`-c`) takes precedence over both.
+    """
+    return cdk.App(
+        context={**cdk_json_context(), **(context or {})},
+        outdir=outdir,
+        builtin_cloud_formation_validation=BUILTIN_CLOUDFORMATION_VALIDATION,
+    )
+
+
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """Build the app with every stack and cdk-nag registered.
 
-    `context` overlays cdk.json's; context that the CDK CLI passes (`-c`) takes precedence over both.
+    `context` overlays cdk.json's (see `cdk_app`).
     """
-    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
+    app = cdk_app(context, outdir)
     settings = read_settings(app.node.get_all_context())
     naming = Naming(prefix=settings.prefix, stage=settings.stage)
     env = cdk.Environment(

@@ -7,7 +7,8 @@ upload stdout and stderr to S3 (written once), report with SendTaskSuccess. The 
 for the same result: GetActivityTask, create a folder, start the same `bash -c <command>` with the task's
 environment, upload the same two logs with PutObject on the same client, SendTaskSuccess. Both run `--tasks 1` and
 `--tasks 4` on the same emulator and activity; rounds alternate floor and runner so that both see the same machine
-load, and the ratio is of medians. Goal: the runner at most 1.2x the floor.
+load, and the ratio is the median of the rounds' ratios, beside the fastest runs' ratio. Goal: the runner at most
+1.2x the floor.
 
 Run: `python -m bench.taskrunner` (TASKS=N tasks per measurement, default 200; ROUNDS=N, default 3).
 """
@@ -43,7 +44,7 @@ def deploy_worker_groups(emulator: Any, outdir: Path) -> tuple[str, str]:
     os.environ.update({k: v for k, v in jsii_environment().items() if k.startswith("JSII")})
     import aws_cdk as cdk
 
-    from app import cdk_json_context
+    from app import cdk_app, cdk_json_context
     from datapipe.naming import Naming
     from stacks.config import load_settings
     from stacks.storage import StorageStack
@@ -52,7 +53,7 @@ def deploy_worker_groups(emulator: Any, outdir: Path) -> tuple[str, str]:
     context = {**cdk_json_context(), "account": emulator.account, "region": emulator.region}
     settings = load_settings(context)
     naming = Naming(prefix=settings.prefix, stage=settings.stage)
-    app = cdk.App(context=context, outdir=str(outdir))
+    app = cdk_app(context, str(outdir))
     env = cdk.Environment(account=emulator.account, region=emulator.region)
     storage = StorageStack(
         app, "Storage", env=env, naming=naming, settings=settings.storage, removal_policy=cdk.RemovalPolicy.DESTROY
@@ -235,11 +236,15 @@ def main() -> None:
         floor, ours = results[f"floor-{threads}"], results[f"tasks-{threads}"]
         print(describe(f"floor: same command and logs x{threads} (peer)", floor))
         print(describe(f"datapipe taskrunner --tasks {threads}", ours))
-        value = statistics.median(ours) / statistics.median(floor)
+        # A round's floor and runner ran back to back, so their ratio sees the same machine load; the medians of the
+        # two sides drift apart with other work on a shared machine. The fastest runs are the least disturbed.
+        paired = statistics.median(o / f for o, f in zip(ours, floor, strict=True))
+        best = min(ours) / min(floor)
         overhead = (statistics.median(ours) - statistics.median(floor)) / TASK_COUNT * 1000
-        verdict = "met" if value <= GOAL else "NOT met"
-        print(f"  ratio runner/floor: {value:.2f}x median, {min(ours) / min(floor):.2f}x fastest "
-              f"(goal <= {GOAL:.1f}x) -> {verdict}; overhead per task {overhead:+.1f} ms")
+        verdict = "met" if max(paired, best) <= GOAL else "NOT met"
+        print(f"  ratio runner/floor: {paired:.2f}x median of rounds, {best:.2f}x fastest, "
+              f"{statistics.median(ours) / statistics.median(floor):.2f}x of medians (goal <= {GOAL:.1f}x) -> "
+              f"{verdict}; overhead per task {overhead:+.1f} ms (medians)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def time_command(
 
 
 def describe(label: str, seconds: list[float]) -> str:
-    return f"{label:<34} median {statistics.median(seconds):7.3f} s  (min {min(seconds):.3f}, n={len(seconds)})"
+    return f"{label:<44} median {statistics.median(seconds):7.3f} s  (min {min(seconds):.3f}, n={len(seconds)})"
 
 
 def ratio(ours: list[float], peer: list[float]) -> float:

@@ -7,9 +7,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from aws_cdk.assertions import Template
+
+from stacks.synthesis import BUILTIN_CLOUDFORMATION_VALIDATION
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
@@ -33,6 +38,10 @@ _node = Path(sys.executable).with_name("node")
 if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+# Every App a test builds synthesizes as the project's do (decision 0001). jsii's Node process takes its environment
+# (this, and JSII_NODE above) once, when aws_cdk is first imported: nothing above imports it.
+if not BUILTIN_CLOUDFORMATION_VALIDATION:
+    os.environ.setdefault("CDK_VALIDATION", "false")
 
 # Real database servers, one of each per session for every test folder (started only when a test asks).
 pytest_plugins = ["tests.database_servers"]
@@ -70,6 +79,8 @@ def templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
 @pytest.fixture(scope="session")
 def template_of(templates: dict[str, dict[str, object]]) -> Callable[[str], Template]:
     """`template_of("Storage")` -> aws_cdk.assertions.Template of that stack."""
+    from aws_cdk.assertions import Template
+
     cache: dict[str, Template] = {}
 
     def get(stack_id: str) -> Template:

@@ -24,7 +24,10 @@ logger = Logger()
 metrics = Metrics(namespace="datapipe")
 # Importing the X-Ray SDK costs more than importing boto3, and a Tracer imports it even when it will not trace:
 # the Tracer exists only where Powertools traces (in Lambda, unless POWERTOOLS_TRACE_DISABLED is true).
-tracer = None if Tracer._is_tracer_disabled() else Tracer()
+# It patches botocore only, the one library this function calls out with: Powertools' default patches every library
+# the X-Ray SDK supports that can be imported, importing each (HTTP clients, database drivers) on a cold start.
+TRACED_LIBRARIES = ("botocore",)
+tracer = None if Tracer._is_tracer_disabled() else Tracer(patch_modules=TRACED_LIBRARIES)
 
 EmrClient = Any  # a boto3 EMR client; no EMR stubs ship with this project's type packages
 # The keys the workflows tag their clusters with: the execution ARN, and the state machine's name.

@@ -42,9 +42,10 @@ def pipeline_definition(plan: Plan, *, account: str, region: str) -> dict[str, A
     from datapipe.naming import Naming
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import PipelineWorkflow, secret_job_definition_name
+    from stacks.synthesis import BUILTIN_CLOUDFORMATION_VALIDATION
 
     context = json.loads((project_dir / "cdk.json").read_text()).get("context", {})
-    app = cdk.App(context=context)
+    app = cdk.App(context=context, builtin_cloud_formation_validation=BUILTIN_CLOUDFORMATION_VALIDATION)
     stack = cdk.Stack(app, "ImportedPipeline", env=cdk.Environment(account=account, region=region))
     naming = Naming()
     groups = sorted({a.worker_group for a in plan.activities if a.worker_group}) or ["wg-12345"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from datapipe.local.emr import next_sync_check
 from datapipe.local.extensions import Extensions
 from datapipe.local.faults import EMR_CALLS
 
@@ -158,6 +159,48 @@ def wait_for_cluster(aws: Callable[[str], Any], cluster_id: str, states: tuple[s
     while aws("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] not in states:
         assert time.monotonic() < deadline, f"cluster {cluster_id} never reached {states}"
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _sync_checks_at_a_small_scale(emulator: Extensions) -> None:
+    """A .sync task checks EMR when Step Functions does, every 60 s and later 300 s, times wait_scale: 0.12 s here."""
+    emulator.configure(dataclasses.replace(emulator.options, wait_scale=0.002))
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "next_check"),
+    [(0, 60), (59.9, 60), (60, 120), (599, 600), (600, 900), (899, 900), (900, 1200), (3600, 3900)],
+)
+def test_sync_checks_follow_step_functions_cadence(elapsed: float, next_check: float) -> None:
+    """Every 60 s for the first 10 minutes, then every 300 s (Step Functions developer guide, "Create and manage
+    Amazon EMR clusters with Step Functions")."""
+    assert next_sync_check(elapsed) == next_check
+
+
+@pytest.mark.parametrize(
+    ("boot_seconds", "scale", "cadence"),
+    # time_scale 0.2: a boot of 1 s ends 0.2 s after the call, 20 s at Step Functions' scale (wait_scale 0.01), within
+    # the first 10 minutes, when checks come every 60 s; one of 10 s ends after 2 s, 1000 s at wait_scale 0.002, when
+    # they come every 300 s.
+    [(1.0, 0.01, 60), (10.0, 0.002, 300)],
+)
+def test_a_sync_wait_notices_a_change_at_the_next_scaled_check(
+    aws: Callable[[str], Any], emulator: Extensions, boot_seconds: float, scale: float, cadence: int
+) -> None:
+    emulator.configure(dataclasses.replace(emulator.options, wait_scale=scale, emr_boot_seconds=boot_seconds))
+    definition = {"StartAt": "Create", "States": {"Create": task("createCluster.sync", CLUSTER_PARAMETERS, End=True)}}
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    when = {e["type"]: e["timestamp"].timestamp() for e in history(aws, execution_arn)}
+    ready = json.loads(described["output"])["Status"]["Timeline"]["ReadyDateTime"] / 1000
+    # The first check at or after the change, on the cadence counted from the submission.
+    changed_after = (ready - when["TaskSubmitted"]) / scale
+    first_check = ((changed_after - 600) // cadence + 1) * cadence + 600 if cadence == 300 else (
+        (changed_after // cadence + 1) * cadence)
+    noticed_after = when["TaskSucceeded"] - when["TaskSubmitted"]
+    # Never before Step Functions would look, and not as late as the check after (the check's own reads take time).
+    assert first_check * scale - 0.01 <= noticed_after < (first_check + cadence) * scale, (changed_after, noticed_after)
 
 
 def test_seed_flow_runs_to_success_and_emr_sees_the_same_cluster(aws: Callable[[str], Any]) -> None:

@@ -11,8 +11,9 @@ Two kinds of request reach this function:
 
 A wait is answered with what the native `.sync` integration gives, so that the states after it are the same in
 both modes: SendTaskSuccess with the described cluster (plus `ClusterId`) or step (plus `StepId`), or
-SendTaskFailure with the error `States.TaskFailed` and that description as JSON for its cause (a failed step's
-FailureDetails carry its log file).
+SendTaskFailure with that description as JSON for its cause (a failed step's FailureDetails carry its log file) and
+the error `datapipe.EmrTaskFailed`: .sync's `States.TaskFailed`, under a name of our own, since the `States.` prefix
+is Step Functions' own and a callback may not use it.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ FAILS: dict[str, tuple[str, ...]] = {
     STEP_ENDED: ("CANCELLED", "FAILED", "INTERRUPTED"),
     CLUSTER_TERMINATED: ("TERMINATED_WITH_ERRORS",),
 }
-TASK_FAILED = "States.TaskFailed"
+TASK_FAILED = "datapipe.EmrTaskFailed"
 CLUSTER_EVENT = "EMR Cluster State Change"
 STEP_EVENT = "EMR Step Status Change"
 CLUSTER_ID = re.compile(r"j-[0-9A-Z]{1,13}")

@@ -147,7 +147,7 @@ def test_a_failed_step_fails_the_wait_as_sync_does_with_its_description_as_cause
     serve(aws, emr_event("EMR Step Status Change", stepId=step_id, clusterId=cluster_id, state="FAILED"))
 
     [failure] = aws["sfn"].answers
-    assert failure["error"] == "States.TaskFailed"
+    assert failure["error"] == "datapipe.EmrTaskFailed"
     cause = json.loads(failure["cause"])
     assert (cause["StepId"], cause["Name"], cause["Status"]["State"]) == (step_id, "Step_One", "FAILED")
     assert kept(aws) == []
@@ -169,7 +169,7 @@ def test_cluster_waits_succeed_and_fail_on_the_states_sync_uses(aws: dict[str, A
     set_cluster_state(cluster_id, "TERMINATED_WITH_ERRORS")
     serve(aws, emr_event("EMR Cluster State Change", clusterId=cluster_id, state="TERMINATED_WITH_ERRORS"))
     failure = aws["sfn"].answers[1]
-    assert (failure["taskToken"], failure["error"]) == ("gone", "States.TaskFailed")
+    assert (failure["taskToken"], failure["error"]) == ("gone", "datapipe.EmrTaskFailed")
     assert json.loads(failure["cause"])["Status"]["State"] == "TERMINATED_WITH_ERRORS"
 
 
@@ -177,7 +177,7 @@ def test_a_cluster_that_terminates_while_starting_fails_the_ready_wait(aws: dict
     cluster_id = make_cluster(aws["emr"])
     set_cluster_state(cluster_id, "TERMINATING")
     assert serve(aws, await_request("ClusterReady", cluster_id))["answered"] is True
-    assert aws["sfn"].answers[0]["error"] == "States.TaskFailed"
+    assert aws["sfn"].answers[0]["error"] == "datapipe.EmrTaskFailed"
 
 
 def test_a_recheck_replaces_the_token_of_the_same_wait(aws: dict[str, Any]) -> None:

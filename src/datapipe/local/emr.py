@@ -11,7 +11,8 @@ calls the EMR API of the same server, returns what the Step Functions integratio
 errors AWS reports: `EMR.AmazonElasticMapReduceException` when EMR rejects a call, `States.TaskFailed` when a
 `.sync` ends badly (terminated with errors, step failed or cancelled). A `.sync` task looks at EMR when Step Functions
 does: every 60 s for its first 10 minutes, then every 300 s (Step Functions developer guide, "Create and manage
-Amazon EMR clusters with Step Functions"), times the emulator's `wait_scale` (at 0, at once on every change).
+Amazon EMR clusters with Step Functions"), times the emulator's `wait_scale` (or `sync_check_scale` when set; at 0,
+at once on every change).
 """
 
 from __future__ import annotations
@@ -711,7 +712,9 @@ class EmrTask(StateTaskServiceCallback):
         cluster_id = submitted["ClusterId"] if action == "createcluster" else normalised_parameters["ClusterId"]
         submitted_at = time.monotonic()
         while env.is_running():
-            scale = self.extensions.options.wait_scale
+            scale = self.extensions.options.sync_check_scale
+            if scale is None:
+                scale = self.extensions.options.wait_scale
             if scale > 0:  # the next of Step Functions' checks, scaled; ends early when the execution stops
                 elapsed = (time.monotonic() - submitted_at) / scale
                 waits.scaled_wait(env, next_sync_check(elapsed) - elapsed, scale)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from datapipe.local.extensions import Extensions
 from datapipe.local.faults import EMR_CALLS
 
 from .conftest import history, run_state_machine, wait_for_execution
+from .test_lambda import code_zip, lambda_role
 
 EMR = "arn:aws:states:::elasticmapreduce"
 
@@ -607,3 +610,47 @@ def test_cancel_steps_cancels_a_pending_step_and_reports_the_others(aws: Callabl
     with pytest.raises(ClientError) as unknown:
         emr.cancel_steps(ClusterId=UNKNOWN_CLUSTER, StepIds=[running])
     assert unknown.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+def test_a_lost_event_is_caught_by_the_bounded_recheck_of_an_event_driven_wait(
+    aws: Callable[[str], Any], emulator: Extensions
+) -> None:
+    """The EMR workflow's event-driven wait with no EventBridge rule (every event lost) and a 1 s timeout: the
+    re-invoked emr_waits function reads the step once and answers; a step that never ends fails the wait with
+    States.Timeout once the retries are spent, rather than hang."""
+    emulator.configure(dataclasses.replace(emulator.options, emr_step_duration=5.0))  # 1 s at time_scale 0.2
+    table = f"waits-{uuid.uuid4().hex[:8]}"
+    aws("dynamodb").create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "WaitFor", "KeyType": "HASH"}, {"AttributeName": "Waiter", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "WaitFor", "AttributeType": "S"},
+                              {"AttributeName": "Waiter", "AttributeType": "S"}],
+    )
+    function = f"emr-waits-{uuid.uuid4().hex[:8]}"
+    handler = (Path(__file__).resolve().parents[2] / "lambdas" / "emr_waits" / "handler.py").read_text()
+    aws("lambda").create_function(
+        FunctionName=function, Runtime="python3.13", Role=lambda_role(aws), Handler="handler.handler",
+        Code={"ZipFile": code_zip({"handler.py": handler})}, Timeout=30,
+        Environment={"Variables": {"WAITS_TABLE": table, "POWERTOOLS_TRACE_DISABLED": "true"}},
+    )
+    cluster_id = create_cluster_directly(aws)
+    ending = aws("emr").add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("ends")])["StepIds"][0]
+
+    def waiting(until: str, attempts: int) -> dict[str, Any]:
+        payload = {"Action": "Await", "TaskToken.$": "$$.Task.Token", "Until": until, "ClusterId": cluster_id,
+                   "StepId": ending, "Execution.$": "$$.Execution.Id", "State.$": "$$.State.Name"}
+        return {"StartAt": "Wait_For_EMR", "States": {"Wait_For_EMR": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": function, "Payload": payload}, "TimeoutSeconds": 1,
+            "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": attempts,
+                       "BackoffRate": 1.0}],
+            "End": True}}}
+
+    _, found = run_state_machine(aws, waiting("StepEnded", attempts=3))
+    _, never = run_state_machine(aws, waiting("ClusterTerminated", attempts=1))  # the cluster keeps running
+    found_result, never_result = wait_for_execution(aws, found), wait_for_execution(aws, never)
+    assert found_result["status"] == "SUCCEEDED", found_result
+    assert json.loads(found_result["output"])["StepId"] == ending
+    assert "TaskTimedOut" in [e["type"] for e in history(aws, found)]  # answered by a re-check, not by an event
+    assert (never_result["status"], never_result["error"]) == ("FAILED", "States.Timeout")
+    assert [e["type"] for e in history(aws, never)].count("TaskTimedOut") == 2  # the wait, then its one re-check

@@ -452,13 +452,25 @@ def test_cluster_and_step_events_follow_the_lifecycle(aws: Callable[[str], Any])
         aws("emr").add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("only")])
         deadline = time.monotonic() + 10
         seen: list[tuple[str, str]] = []
+        details: dict[str, list[dict[str, Any]]] = {}
         while ("EMR Step Status Change", "COMPLETED") not in seen:
             assert time.monotonic() < deadline, seen
             for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
                 event = json.loads(message["Body"])
                 if event["detail"]["clusterId"] == cluster_id:
                     seen.append((event["detail-type"], event["detail"]["state"]))
+                    details.setdefault(event["detail-type"], []).append(event["detail"])
+                    assert (event["source"], event["resources"]) == ("aws.emr", [])
             time.sleep(0.05)
+        # The fields of EMR's events as the Amazon EMR Management Guide shows them ("Monitoring Amazon EMR events").
+        for detail in details["EMR Cluster State Change"]:
+            assert set(detail) == {"severity", "stateChangeReason", "name", "clusterId", "state", "message"}
+            assert isinstance(json.loads(detail["stateChangeReason"]), dict)  # a JSON object as text
+        completed = details["EMR Step Status Change"][-1]
+        assert set(completed) == {"severity", "actionOnFailure", "stepId", "name", "clusterId", "state", "message"}
+        assert (completed["name"], completed["severity"], completed["actionOnFailure"]) == ("only", "INFO", "CONTINUE")
+        assert completed["message"].startswith(f"Step {completed['stepId']} (only) in Amazon EMR cluster {cluster_id} "
+                                               "(direct)")
         cluster_states = [state for kind, state in seen if kind == "EMR Cluster State Change"]
         assert cluster_states[:3] == ["STARTING", "BOOTSTRAPPING", "WAITING"]
         assert "RUNNING" in cluster_states

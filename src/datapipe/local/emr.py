@@ -342,8 +342,8 @@ class EmrSimulator:
                 "name": step.name,
                 "clusterId": record.cluster.id,
                 "state": state,
-                "message": f"Step {step.id} ({step.name}) in Amazon EMR cluster {record.cluster.id} is {state}"
-                + (f": {reason}" if reason else ""),
+                "message": f"Step {step.id} ({step.name}) in Amazon EMR cluster {record.cluster.id} "
+                f"({record.cluster.name}) is {state}" + (f": {reason}" if reason else ""),
             },
             resources=[],
         )

@@ -432,6 +432,10 @@ def test_sync_mode_succeeds_and_a_failed_step_is_cleaned_up_with_its_cause(
     emulator: Any, faults: Any, sync_workflow: str
 ) -> None:
     sfn = emulator.client("stepfunctions")
+    faults.fail_emr_step("The first step", reason="Hive query failed", times=1)
+    failing = start_execution(sfn, sync_workflow, CREATE_AND_TERMINATE, execution_name())
+    # The fault goes to the first step of that name to run: the happy run starts once the failing run's step took it.
+    wait_for("the failing run's Step_One to take the fault", lambda: not faults.list(), interval=0.05)
     happy = finish(emulator, start_execution(sfn, sync_workflow, CREATE_AND_TERMINATE, execution_name()))
     assert happy.status == "SUCCEEDED", happy.cause
     assert not set(EVENT_WAITS) & set(entered(happy))
@@ -439,8 +443,7 @@ def test_sync_mode_succeeds_and_a_failed_step_is_cleaned_up_with_its_cause(
         "The first step", "The second step", "The third step"]
     assert list(assert_nothing_left_running(emulator, happy.execution_arn).values()) == ["TERMINATED"]
 
-    faults.fail_emr_step("The first step", reason="Hive query failed")
-    failed = finish(emulator, start_execution(sfn, sync_workflow, CREATE_AND_TERMINATE, execution_name()))
+    failed = finish(emulator, failing)
     assert failed.status == "FAILED"
     assert "step 'The first step'" in failed.cause and "Hive query failed" in failed.cause
     assert "/steps/" in failed.cause

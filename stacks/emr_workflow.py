@@ -533,6 +533,7 @@ class EmrWorkflow(Construct):
             return task
         payload: dict[str, Any] = {
             "Action": "Await",
+            "Task": task.node.id,  # the EMR task it waits for: runs and logs report a failed wait as that task's
             "TaskToken": sfn.JsonPath.task_token,
             "Until": until,
             "ClusterId": sfn.JsonPath.string_at(cluster_id_path),

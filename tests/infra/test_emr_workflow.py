@@ -422,7 +422,8 @@ def test_each_seed_wait_waits_for_the_callback_of_the_emr_waits_function(
         assert wait["Parameters"]["FunctionName"] == "TOKEN"  # the waits function's ARN: see below
         payload = wait["Parameters"]["Payload"]
         cluster_path = "$.CreateClusterResult.ClusterId" if task == "Create_A_Cluster" else "$.ClusterId"
-        expected = {"Action": "Await", "TaskToken.$": "$$.Task.Token", "Until": until, "ClusterId.$": cluster_path,
+        expected = {"Action": "Await", "Task": task, "TaskToken.$": "$$.Task.Token", "Until": until,
+                    "ClusterId.$": cluster_path,
                     "Execution.$": "$$.Execution.Id", "State.$": "$$.State.Name"}
         if until == "StepEnded":
             expected["StepId.$"] = "$.AddedStep.StepId"

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "emulator_deploy",
     "emulator_waits",
     "emr_transitions",
+    "emr_waits",
     "taskrunner",
     "bundles",
 ]

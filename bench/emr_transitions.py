@@ -1,8 +1,9 @@
 """State transitions and wall time of a happy EMR workflow run against the seed's, in the same run, on the emulator.
 
 The peer is the seed's machine: our synthesized definition with every state the seed does not have taken out
-(validation, cleanup, summary), the Catch and Retry fields removed and Wrapping_Up ending the run again; the infra
-tests check that the remaining states and transitions are the seed's. Both run side by side with
+(validation, cleanup, summary, the Wait_For_* states of event-driven waits, whose tasks become .sync again), the
+Catch and Retry fields removed and Wrapping_Up ending the run again; the infra tests check that the remaining states
+and transitions are the seed's. Both run side by side with
 `{"CreateCluster": true, "TerminateCluster": true}` on an emulator holding the Storage and EmrWorkflow stacks.
 Run: `python -m bench emr_transitions` (about 40 s: a synthesis, a deployment and two 20 s runs).
 """
@@ -38,6 +39,7 @@ def seed_shape(definition: dict[str, Any]) -> dict[str, Any]:
     seed = copy.deepcopy(definition)
     seed["StartAt"] = SEED_START
     seed.pop("TimeoutSeconds", None)
+    _as_sync(seed["States"])
     seed["States"] = {name: state for name, state in seed["States"].items() if name in SEED_STATES}
     for state in seed["States"].values():
         state.pop("Catch", None)
@@ -56,6 +58,18 @@ def seed_shape(definition: dict[str, Any]) -> dict[str, Any]:
     wrapping_up.pop("Next", None)
     wrapping_up["End"] = True
     return seed
+
+
+def _as_sync(states: dict[str, Any]) -> None:
+    """The seed waited with .sync: a task followed by its Wait_For_* state (emr.waitMode=events) becomes .sync again."""
+    for state in states.values():
+        for branch in state.get("Branches", []):
+            _as_sync(branch["States"])
+        wait = states.get(state.get("Next", ""), {})
+        if "waitForTaskToken" in wait.get("Resource", ""):
+            state["Resource"] += ".sync"
+            state.pop("Next")
+            state.update({"Next": wait["Next"]} if "Next" in wait else {"End": True})
 
 
 def only_stacks(assembly: Path, keep: tuple[str, ...], into: Path) -> Path:
@@ -84,7 +98,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-emr-") as folder:
         assembly = synthesize(project_dir, Path(folder) / "full", {"account": "123456789012", "region": "eu-west-1"})
         deployable = only_stacks(assembly, STACKS, Path(folder) / "emr")
-        with Emulator(region="eu-west-1", options=EmulatorOptions(time_scale=0.2)) as emulator:
+        # The seed's .sync checks at 1/100 of Step Functions' cadence (0.6 s): the figure is transitions, not waiting.
+        options = EmulatorOptions(time_scale=0.2, sync_check_scale=0.01)
+        with Emulator(region="eu-west-1", options=options) as emulator:
             emulator.deploy(deployable)
             sfn = emulator.client("stepfunctions")
             ours = state_machine_arn(sfn, "emr-workflow", Naming())

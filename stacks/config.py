@@ -124,6 +124,9 @@ class EmrSettings:
     resize_core_spot_capacity: int = field(default=0, metadata=_rule(minimum=0, maximum=1000))
     # Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer used by the workflow's functions.
     powertools_layer_version: int = field(default=27, metadata=_rule(minimum=1, maximum=1000))
+    # How the workflow waits for its cluster and steps: EMR's events through a callback (within seconds), or the
+    # native .sync integrations, which Step Functions checks every 60 s, then every 300 s (docs/emr-workflow.md).
+    wait_mode: Literal["events", "sync"] = "events"
 
     def __post_init__(self) -> None:
         if not self.primary_instance_types or not self.core_instance_types:

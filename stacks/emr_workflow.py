@@ -13,16 +13,24 @@ Added for safety, each with a name that says what it is for:
   protection off and terminates the cluster only when this execution created it, and fails with the cause;
 - the cluster reaper: an EventBridge rule on executions that were stopped, timed out or failed, and a Lambda
   that terminates the clusters tagged with that execution (a stopped execution runs no Catch);
-- Resize_Core_Fleet (optional, before a heavy step) and Summarize_Run (the final summary).
+- Resize_Core_Fleet (optional, before a heavy step) and Summarize_Run (the final summary);
+- with `emr.waitMode=events` (the default), the waits of the seed's `.sync` tasks end on EMR's events: the task
+  becomes request-response and a Wait_For_* state waits for a task token that the emr_waits Lambda answers when
+  EventBridge brings it the "EMR Cluster State Change" or "EMR Step Status Change" event (docs/emr-workflow.md).
 """
 
 from __future__ import annotations
 
+import math
 import typing
 from typing import Any, TypeVar
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
@@ -49,13 +57,25 @@ OPTED_IN_SCOPE = "opted-in"
 # a step or cluster that ends badly is States.TaskFailed and is not retried.
 EMR_CALL_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
 EMR_RETRY_ATTEMPTS = 3  # after 1 s, 2 s and 4 s at most (full jitter)
-READER_RAISED_ERROR = "ClientError"  # the error name Lambda reports for an exception the reader lets through
+READER_RAISED_ERROR = "ClientError"  # the error name Lambda reports for an exception a function lets through
 INVALID_INPUT = "datapipe.InvalidInput"
 CLUSTER_NOT_ALLOWED = "datapipe.ClusterNotAllowed"
 CLUSTER_UNAVAILABLE = "datapipe.ClusterUnavailable"
 WORKFLOW_FAILED = "datapipe.WorkflowFailed"
 PRIMARY_FLEET = "Primary"
 CORE_FLEET = "Core"
+# Event-driven waits: a wait that hears nothing for RECHECK_SECONDS (a lost event) is invoked again, which re-reads
+# the cluster or step once; at most MAX_RECHECKS times per execution, so that a Standard workflow stays far below
+# its 25,000 history events (a re-check costs four) whatever the execution timeout.
+RECHECK_SECONDS = 300
+MAX_RECHECKS = 1000
+# What each wait waits for (the emr_waits Lambda's `Until`).
+CLUSTER_READY = "ClusterReady"
+STEP_ENDED = "StepEnded"
+CLUSTER_TERMINATED = "ClusterTerminated"
+# The EMR states that can end a wait: only these events invoke the Lambda.
+WAIT_ENDING_STATES = ["WAITING", "RUNNING", "TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS", "COMPLETED",
+                      "CANCELLED", "FAILED", "INTERRUPTED"]
 Task = TypeVar("Task", bound=sfn.TaskStateBase)
 Guarded = TypeVar("Guarded", sfn.TaskStateBase, sfn.Parallel)
 
@@ -159,6 +179,10 @@ class EmrWorkflow(Construct):
         self._grant_emr_reads(self.reader)
         self.reaper = self._function("ClusterReaper", "cluster_reaper", "Terminates clusters of failed executions")
         self._grant_reaper(self.reaper)
+        self.waits_table: dynamodb.Table | None = None
+        self.waiter: lambda_.Function | None = None
+        if settings.wait_mode == "events":
+            self.waiter = self._event_waits()
         self.state_machine_role = ClusterTagScopedRole(
             self,
             "StateMachineRole",
@@ -186,8 +210,11 @@ class EmrWorkflow(Construct):
             state_machines=[self.state_machine],
             reaper=self.reaper,
         )
-        for function in (self.reader, self.reaper):
-            common.depend_on_policy_only(function, function.role)
+        if self.waiter is not None:
+            self._subscribe_to_emr_events(self.waiter)
+        for function in (self.reader, self.reaper, self.waiter):
+            if function is not None:
+                common.depend_on_policy_only(function, function.role)
 
     # -----------------------------------------------------------------------------------------------------------------
     # The definition
@@ -224,12 +251,19 @@ class EmrWorkflow(Construct):
             tags={EXECUTION_TAG: sfn.JsonPath.execution_id, WORKFLOW_TAG: self.state_machine_name},
             visible_to_all_users=True,
             result_path="$.CreateClusterResult",
+            integration_pattern=self._pattern(),
         )
         # No retry here: a RunJobFlow that failed on the client side may still have created a cluster, and a
         # second call would leave the first one running; both carry the execution tag for the reaper though.
         # No cluster id is known yet; the reaper terminates whatever carries this execution's tag.
         create.add_catch(failed, result_path="$.Failure")
         self._service_role = create.service_role
+        # Events mode: the same outcome as .sync, the described cluster in $.CreateClusterResult.
+        cluster_ready = self._then_wait(create, "Wait_For_Cluster_Ready", CLUSTER_READY,
+                                        cluster_id_path="$.CreateClusterResult.ClusterId",
+                                        result_path="$.CreateClusterResult")
+        if cluster_ready is not create:
+            cluster_ready.add_catch(failed, result_path="$.Failure")
 
         merge = sfn.Pass(
             self,
@@ -249,6 +283,7 @@ class EmrWorkflow(Construct):
         )
 
         step_one = self._step("Step_One", s.step_one)
+        self._then_wait(step_one, "Wait_For_Step_One", STEP_ENDED, step_id_path="$.AddedStep.StepId")
         wait_first = sfn.Wait(self, "Wait_10_Seconds", time=sfn.WaitTime.duration(cdk.Duration.seconds(10)))
         step_two = self._step("Step_Two (async)", s.step_two, result_path="$.AddStepsResult")
         wait_again = sfn.Wait(self, "Wait_Another_10_Seconds", time=sfn.WaitTime.duration(cdk.Duration.seconds(10)))
@@ -267,6 +302,10 @@ class EmrWorkflow(Construct):
         self._guard(parallel, cleanup)
 
         step_three = self._guard(self._step("Step_Three", s.step_three), cleanup)
+        step_three_ended = self._then_wait(step_three, "Wait_For_Step_Three", STEP_ENDED,
+                                           step_id_path="$.AddedStep.StepId")
+        if step_three_ended is not step_three:
+            step_three_ended.add_catch(cleanup, result_path="$.Failure")
         check_handed_in = self._check_handed_in_cluster(parallel)
         disable_protection = self._guard(
             tasks.EmrSetClusterTerminationProtection(
@@ -278,10 +317,14 @@ class EmrWorkflow(Construct):
         terminate = self._guard(
             # The state keeps ClusterId for the summary (the seed let the termination result replace it).
             tasks.EmrTerminateCluster(
-                self, "Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD
+                self, "Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD,
+                integration_pattern=self._pattern(),
             ),
             cleanup,
         )
+        terminated = self._then_wait(terminate, "Wait_For_Cluster_Termination", CLUSTER_TERMINATED)
+        if terminated is not terminate:
+            terminated.add_catch(cleanup, result_path="$.Failure")
         wrapping_up = sfn.Pass(self, "Wrapping_Up")
         done = sfn.Succeed(self, "Done")
         summarize = self._read(
@@ -298,7 +341,7 @@ class EmrWorkflow(Construct):
             .when(sfn.Condition.boolean_equals("$.TerminateCluster", False), wrapping_up)
             .otherwise(wrapping_up)
         )
-        terminate.next(wrapping_up)
+        terminated.next(wrapping_up)
         wrapping_up.next(summarize)
         summarize.next(done)
 
@@ -316,10 +359,10 @@ class EmrWorkflow(Construct):
             after_parallel = self._resize(cleanup)
             after_parallel.next(step_three)
         parallel.next(after_parallel)
-        step_three.next(should_disable_protection)
+        step_three_ended.next(should_disable_protection)
         disable_protection.next(should_terminate)
         enable_protection.next(parallel)
-        create.next(merge)
+        cluster_ready.next(merge)
         merge.next(enable_protection)
 
         should_create = (
@@ -417,9 +460,11 @@ class EmrWorkflow(Construct):
         )
         terminate = self._retry(
             tasks.EmrTerminateCluster(
-                self, "Cleanup_Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD
+                self, "Cleanup_Terminate_Cluster", cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD,
+                integration_pattern=self._pattern(),
             )
         )
+        terminated = self._then_wait(terminate, "Cleanup_Wait_For_Termination", CLUSTER_TERMINATED)
         # A handed-in cluster keeps its protection and is never terminated by a failed run.
         created_here = (
             sfn.Choice(self, "Created_By_This_Execution")
@@ -435,10 +480,12 @@ class EmrWorkflow(Construct):
         describe.add_catch(created_here, result_path="$.FailureReportError")
         disable.add_catch(terminate, result_path="$.CleanupError")
         terminate.add_catch(failed, result_path="$.CleanupError")
+        if terminated is not terminate:
+            terminated.add_catch(failed, result_path="$.CleanupError")
         describe.next(has_report)
         use_report.next(created_here)
         disable.next(terminate)
-        terminate.next(failed)
+        terminated.next(failed)
         return describe
 
     # -----------------------------------------------------------------------------------------------------------------
@@ -447,7 +494,9 @@ class EmrWorkflow(Construct):
     def _step(self, state_name: str, step: EmrStepSettings, result_path: str | None = None) -> tasks.EmrAddStep:
         kebab = state_name.split(" ")[0].lower().replace("_", "-")
         args = [self._fill(arg, kebab) for arg in step.args]
-        pattern = sfn.IntegrationPattern.REQUEST_RESPONSE if step.asynchronous else sfn.IntegrationPattern.RUN_JOB
+        pattern = sfn.IntegrationPattern.REQUEST_RESPONSE if step.asynchronous else self._pattern()
+        if not step.asynchronous and self._settings.wait_mode == "events":
+            result_path = "$.AddedStep"  # the id its Wait_For_* state waits on
         task = tasks.EmrAddStep(
             self,
             state_name,
@@ -461,6 +510,64 @@ class EmrWorkflow(Construct):
             result_path=result_path or sfn.JsonPath.DISCARD,
         )
         return self._retry(task)
+
+    def _pattern(self) -> sfn.IntegrationPattern:
+        """How the tasks that the seed ran with .sync run: .sync, or request-response followed by a Wait_For_*."""
+        if self._settings.wait_mode == "sync":
+            return sfn.IntegrationPattern.RUN_JOB
+        return sfn.IntegrationPattern.REQUEST_RESPONSE
+
+    def _then_wait(
+        self,
+        task: Task,
+        state_name: str,
+        until: str,
+        *,
+        cluster_id_path: str = "$.ClusterId",
+        step_id_path: str | None = None,
+        result_path: str = sfn.JsonPath.DISCARD,
+    ) -> sfn.TaskStateBase:
+        """In events mode, the state after `task` that waits for EMR's event (the state to chain on and to catch);
+        in sync mode `task` itself, whose .sync does the waiting."""
+        if self.waiter is None:
+            return task
+        payload: dict[str, Any] = {
+            "Action": "Await",
+            "Task": task.node.id,  # the EMR task it waits for: runs and logs report a failed wait as that task's
+            "TaskToken": sfn.JsonPath.task_token,
+            "Until": until,
+            "ClusterId": sfn.JsonPath.string_at(cluster_id_path),
+            "Execution": sfn.JsonPath.execution_id,
+            "State": sfn.JsonPath.string_at("$$.State.Name"),
+        }
+        if step_id_path:
+            payload["StepId"] = sfn.JsonPath.string_at(step_id_path)
+        wait = tasks.LambdaInvoke(
+            self,
+            state_name,
+            lambda_function=self.waiter,
+            payload=sfn.TaskInput.from_object(payload),
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(self._recheck_seconds())),
+            result_path=result_path,
+            retry_on_service_exceptions=True,
+        )
+        # A wait that heard nothing (a lost event) is invoked again: the Lambda re-reads the state once and answers,
+        # or keeps the new token. Bounded: the re-checks of all waits fit in the execution timeout.
+        wait.add_retry(errors=[sfn.Errors.TIMEOUT], interval=cdk.Duration.seconds(1),
+                       max_attempts=self._max_rechecks(), backoff_rate=1.0)
+        # The function raises EMR's and DynamoDB's throttling and service faults (botocore's ClientError).
+        wait.add_retry(errors=[READER_RAISED_ERROR], interval=cdk.Duration.seconds(1), max_attempts=EMR_RETRY_ATTEMPTS,
+                       backoff_rate=2.0, jitter_strategy=sfn.JitterType.FULL)
+        task.next(wait)
+        return wait
+
+    def _recheck_seconds(self) -> int:
+        timeout = self._settings.execution_timeout_minutes * 60
+        return max(RECHECK_SECONDS, math.ceil(timeout / MAX_RECHECKS))
+
+    def _max_rechecks(self) -> int:
+        return math.ceil(self._settings.execution_timeout_minutes * 60 / self._recheck_seconds())
 
     def _resize(self, cleanup: sfn.IChainable | None = None) -> tasks.EmrModifyInstanceFleetByName:
         resize = self._retry(
@@ -587,6 +694,73 @@ class EmrWorkflow(Construct):
             id_prefix=construct_id,
         )
 
+    def _event_waits(self) -> lambda_.Function:
+        """The table of task tokens and the Lambda that answers them (it is subscribed once the machine exists)."""
+        key = kms.Key(
+            self,
+            "WaitsTableKey",
+            description="Encrypts the task tokens of the EMR workflow's waits",
+            enable_key_rotation=True,
+            removal_policy=self._removal_policy,
+        )
+        table = dynamodb.Table(
+            self,
+            "WaitsTable",
+            table_name=self._naming.name("emr-waits"),
+            partition_key=dynamodb.Attribute(name="WaitFor", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="Waiter", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            time_to_live_attribute="ExpiresAt",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=self._removal_policy,
+        )
+        self.waits_table = table
+        function = self._function("EmrWaits", "emr_waits", "Ends the EMR workflow's waits on EMR's events")
+        function.add_environment("WAITS_TABLE", table.table_name)
+        # A token cannot outlive its execution.
+        function.add_environment("WAIT_TTL_SECONDS", str(self._settings.execution_timeout_minutes * 60))
+        table.grant(function, "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem")
+        key.grant(function, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        # The answers go to this workflow's executions only (the ARN by name: the machine invokes the function).
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+            resources=[cdk.Stack.of(self).format_arn(service="states", resource="stateMachine",
+                                                     resource_name=self.state_machine_name,
+                                                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+        ))
+        # Reads of the clusters the workflow may act on, with the tags of its own role's statements.
+        for tag, value in ((WORKFLOW_TAG, self.state_machine_name), (REUSE_TAG, reuse_tag_value(self._naming))):
+            function.add_to_role_policy(iam.PolicyStatement(
+                actions=["elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep"],
+                resources=[self._cluster_arn()],
+                conditions={"StringEquals": {f"elasticmapreduce:ResourceTag/{tag}": value}},
+            ))
+        self._acknowledge_wildcards(function, [self._nag_cluster_arn()], reason=(
+            "Reads (DescribeCluster, DescribeStep) of the cluster a wait is about, whose id comes from createCluster "
+            f"or the input: only clusters tagged {WORKFLOW_TAG}={self.state_machine_name} or opted in with "
+            f"{REUSE_TAG}={reuse_tag_value(self._naming)}."))
+        self._acknowledge_wildcards(function, ["*"], reason="X-Ray writes have no resource-level permission.")
+        return function
+
+    def _subscribe_to_emr_events(self, function: lambda_.Function) -> None:
+        """EMR's state changes that can end a wait go to the function; EventBridge retries a failed delivery."""
+        rule = events.Rule(
+            self,
+            "EmrWaitEvents",
+            rule_name=self._naming.name("emr-wait-events"),
+            description="EMR cluster and step state changes that can end a wait of the EMR workflow",
+            event_pattern=events.EventPattern(
+                source=["aws.emr"],
+                detail_type=["EMR Cluster State Change", "EMR Step Status Change"],
+                detail={"state": WAIT_ENDING_STATES},
+            ),
+        )
+        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=cdk.Duration.hours(1)))
+
     def _grant_emr_reads(self, function: lambda_.Function) -> None:
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep", "elasticmapreduce:ListSteps"],
@@ -632,6 +806,10 @@ class EmrWorkflow(Construct):
         stack = cdk.Stack.of(self)
         account = common.nag_account(self)
         reader = stack.resolve(stack.get_logical_id(typing.cast(cdk.CfnElement, self.reader.node.default_child)))
+        waiter_versions = []
+        if self.waiter is not None:
+            waiter = stack.resolve(stack.get_logical_id(typing.cast(cdk.CfnElement, self.waiter.node.default_child)))
+            waiter_versions.append(f"<{waiter}.Arn>:*")
         self._acknowledge_wildcards(self.state_machine_role, ["*"], reason=(
             "RunJobFlow has no cluster before it runs: it is allowed only with the tag "
             f"{WORKFLOW_TAG}={self.state_machine_name} in the request; X-Ray and log delivery have no resource-level "
@@ -643,10 +821,11 @@ class EmrWorkflow(Construct):
             f"({REUSE_TAG}={reuse_tag_value(self._naming)}); AddTags only with the workflow's tag in the request."))
         self._acknowledge_wildcards(
             self.state_machine_role,
-            [f"<{reader}.Arn>:*",
+            [f"<{reader}.Arn>:*", *waiter_versions,
              f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
              "/AWSServiceRoleForEMRCleanup*"],
-            reason="Lambda invoke includes the versions of the workflow's own reader function; EMR may create its "
+            reason="Lambda invoke includes the versions of the workflow's own functions (reader, waits); EMR may "
+            "create its "
             "cleanup service-linked role.",
         )
         cdk.Validations.of(self._service_role).acknowledge(

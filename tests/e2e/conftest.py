@@ -33,8 +33,8 @@ BIN = Path(sys.executable).parent
 
 
 # Wait states at 1/20 of their time: the seed's two 10-second waits take 0.5 s each. Simulated EMR and Batch keep
-# their default (already short) durations.
-E2E_OPTIONS = EmulatorOptions(wait_scale=0.05)
+# their default (already short) durations. EMR's .sync tasks check every 0.3 s (Step Functions' 60 s at 1/200).
+E2E_OPTIONS = EmulatorOptions(wait_scale=0.05, sync_check_scale=0.005)
 
 
 @pytest.fixture(scope="package")

@@ -1,5 +1,6 @@
 """The EMR workflow on the emulator, with the whole app deployed: both seed inputs, injected failures, a stop, and
-clusters handed in that the workflow may or may not act on.
+clusters handed in that the workflow may or may not act on. The app waits on EMR's events (emr.waitMode=events, the
+default); a second deployment of the workflow alone, under the stage `sync`, runs with emr.waitMode=sync.
 
 After every run, no cluster that the execution created is left in a non-terminated state; a handed-in cluster is
 acted on only when its owner opted it in (tag datapipe:reuse=datapipe-dev). Runs that do not disturb each other run
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from datapipe.cli import cli
+from datapipe.local.deploy.deployer import Deployer
 from datapipe.naming import Naming
 from datapipe.workflows import RunResult, describe_result, follow_execution, start_execution
 from tests.e2e.helpers import clusters_of, execution_name, wait_for
@@ -28,6 +30,9 @@ OPTED_IN = {"datapipe:reuse": "datapipe-dev"}  # the documented opt-in tag, for 
 ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 CREATE_AND_TERMINATE = {"CreateCluster": True, "TerminateCluster": True}
 RUN_TIMEOUT = 120.0
+# The states that wait for EMR's events (emr.waitMode=events), after Create_A_Cluster, Step_One, Step_Three and
+# Terminate_Cluster.
+EVENT_WAITS = ("Wait_For_Cluster_Ready", "Wait_For_Step_One", "Wait_For_Step_Three", "Wait_For_Cluster_Termination")
 
 
 @pytest.fixture()
@@ -176,6 +181,7 @@ def test_both_seed_inputs_succeed_and_a_stopped_run_is_reaped(emulator: Any, fau
         assert state in states, state
     summary = created["output"]["Summary"]["result"]
     assert [s["Name"] for s in summary["Steps"]] == ["The first step", "The second step", "The third step"]
+    assert_waits_ended_on_emr_events(emulator, created["executionArn"], states)
     assert list(assert_nothing_left_running(emulator, created["executionArn"]).values()) == ["TERMINATED"]
 
     reused = finish(emulator, reuse)
@@ -379,3 +385,67 @@ def test_a_malformed_or_unknown_cluster_id_fails_in_one_line_before_any_emr_call
     assert len(result.cause) < 300 and "\n" not in result.cause
     assert set(entered(result)) <= {"Validate_Input", "Should_Create_Cluster", "Check_Handed_In_Cluster",
                                     "Is_Cluster_Allowed", "Reject_Malformed_ClusterId", "Cluster_Unavailable"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# How the waits end: EMR's events (the default) or the native .sync
+
+
+def assert_waits_ended_on_emr_events(emulator: Any, execution: str, states: list[str]) -> None:
+    """Each wait of the run came after its task and was answered by the emr_waits function, which kept no token."""
+    tasks = ("Create_A_Cluster", "Step_One", "Step_Three", "Terminate_Cluster")
+    for task, wait in zip(tasks, EVENT_WAITS, strict=True):
+        assert states.index(wait) > states.index(task), wait
+    history = emulator.client("stepfunctions").get_execution_history(executionArn=execution, maxResults=1000)
+    callbacks = [e for e in history["events"] if e["type"] == "TaskSucceeded"
+                 and e["taskSucceededEventDetails"]["resource"] == "invoke.waitForTaskToken"]
+    assert len(callbacks) == len(EVENT_WAITS)
+    ready = json.loads(callbacks[0]["taskSucceededEventDetails"]["output"])  # what createCluster.sync outputs
+    assert ready["Status"]["State"] in ("WAITING", "RUNNING") and ready["ClusterId"].startswith("j-")
+    table = emulator.client("dynamodb").scan(TableName=NAMING.name("emr-waits"))
+    assert [i for i in table["Items"] if i["ClusterId"]["S"] == ready["ClusterId"]] == []
+
+
+SYNC = Naming(stage="sync")
+
+
+@pytest.fixture(scope="module")
+def sync_workflow(emulator: Any, cdk_json_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The workflow alone with emr.waitMode=sync, as `datapipe-sync-emr-workflow` next to the app's."""
+    import aws_cdk as cdk
+
+    from stacks.config import load_settings
+    from stacks.emr_workflow import EmrWorkflow
+
+    outdir = tmp_path_factory.mktemp("sync-workflow")
+    app = cdk.App(context=cdk_json_context, outdir=str(outdir))
+    stack = cdk.Stack(app, "SyncWorkflow", stack_name=SYNC.stack("emr-workflow"),
+                      env=cdk.Environment(account=emulator.account, region=emulator.region))
+    EmrWorkflow(stack, "EmrWorkflow", naming=SYNC, settings=load_settings({"emr.waitMode": "sync"}).emr,
+                removal_policy=cdk.RemovalPolicy.DESTROY)
+    app.synth()
+    Deployer(emulator.client, account=emulator.account, region=emulator.region).deploy(outdir)
+    return SYNC.state_machine_arn("emr-workflow", account=emulator.account, region=emulator.region)
+
+
+def test_sync_mode_succeeds_and_a_failed_step_is_cleaned_up_with_its_cause(
+    emulator: Any, faults: Any, sync_workflow: str
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    faults.fail_emr_step("The first step", reason="Hive query failed", times=1)
+    failing = start_execution(sfn, sync_workflow, CREATE_AND_TERMINATE, execution_name())
+    # The fault goes to the first step of that name to run: the happy run starts once the failing run's step took it.
+    wait_for("the failing run's Step_One to take the fault", lambda: not faults.list(), interval=0.05)
+    happy = finish(emulator, start_execution(sfn, sync_workflow, CREATE_AND_TERMINATE, execution_name()))
+    assert happy.status == "SUCCEEDED", happy.cause
+    assert not set(EVENT_WAITS) & set(entered(happy))
+    assert [s["Name"] for s in happy.output["Summary"]["result"]["Steps"]] == [
+        "The first step", "The second step", "The third step"]
+    assert list(assert_nothing_left_running(emulator, happy.execution_arn).values()) == ["TERMINATED"]
+
+    failed = finish(emulator, failing)
+    assert failed.status == "FAILED"
+    assert "step 'The first step'" in failed.cause and "Hive query failed" in failed.cause
+    assert "/steps/" in failed.cause
+    assert {"Cleanup_Disable_Termination_Protection", "Cleanup_Terminate_Cluster"} <= set(entered(failed))
+    assert list(assert_nothing_left_running(emulator, failed.execution_arn).values()) == ["TERMINATED"]

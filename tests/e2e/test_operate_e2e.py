@@ -170,7 +170,8 @@ def test_runs_lists_newest_first_with_the_state_that_failed_and_its_error(emulat
     emr = document(datapipe(emulator, "runs", "emr-workflow", "--status", "failed", "--json"))["runs"]
     (failed,) = [run for run in emr if run["executionArn"] == failed_emr_run]
     assert failed["failedState"] == "Step_One"
-    assert failed["stateError"] == "States.TaskFailed" and "Hive query failed" in failed["stateCause"]
+    # The app waits on EMR's events: the wait fails with .sync's States.TaskFailed under a name of its own.
+    assert failed["stateError"] == "datapipe.EmrTaskFailed" and "Hive query failed" in failed["stateCause"]
     assert failed["error"] == "datapipe.WorkflowFailed"
     assert all(run["status"] == "FAILED" for run in emr)
 

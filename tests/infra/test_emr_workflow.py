@@ -1,8 +1,12 @@
-"""The synthesized EMR workflow: seed parity, cleanup on every failure, validation, safety nets and scoped IAM."""
+"""The synthesized EMR workflow: seed parity, cleanup on every failure, validation, safety nets and scoped IAM, in
+both wait modes: `events` (the default, the session's app) and `sync` (this stack alone, checked by cdk-nag and
+cfn-lint here)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,24 @@ SEED_RESOURCES = {
     "Disable_Termination_Protection": "setClusterTerminationProtection",
     "Terminate_Cluster": "terminateCluster.sync",
 }
+# Events mode: each task that the seed ran with .sync runs request-response, and the state after it waits for the
+# emr_waits Lambda's answer (what it waits for: the Lambda's `Until`).
+WAITS = {
+    "Create_A_Cluster": ("Wait_For_Cluster_Ready", "ClusterReady"),
+    "Step_One": ("Wait_For_Step_One", "StepEnded"),
+    "Step_Three": ("Wait_For_Step_Three", "StepEnded"),
+    "Terminate_Cluster": ("Wait_For_Cluster_Termination", "ClusterTerminated"),
+    "Cleanup_Terminate_Cluster": ("Cleanup_Wait_For_Termination", "ClusterTerminated"),
+}
+LAMBDA_WAIT = "arn:TOKEN:states:::lambda:invoke.waitForTaskToken"
+
+
+def after(states: Mapping[str, Any], name: str) -> str:
+    """The state after `name`, through its Wait_For_* state in events mode."""
+    following = str(states[name].get("Next"))
+    if name in WAITS and following == WAITS[name][0]:
+        following = str(states[following].get("Next"))
+    return following
 
 
 def flatten(value: Any) -> str:
@@ -106,15 +128,44 @@ def template(template_of: Callable[[str], Template]) -> Template:
 # Seed parity
 
 
-def test_every_seed_state_keeps_its_transitions(states: dict[str, dict[str, Any]]) -> None:
+@pytest.fixture(scope="module")
+def sync_template(cdk_json_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This stack alone with `emr.waitMode=sync`, synthesized with cdk-nag (synthesis fails on a finding)."""
+    from cdk_nag import AwsSolutionsChecks
+
+    from datapipe.naming import Naming
+    from stacks.emr_workflow import EmrWorkflow
+
+    outdir = tmp_path_factory.mktemp("sync")
+    app = cdk.App(context=cdk_json_context, outdir=str(outdir))
+    stack = cdk.Stack(app, "SyncWaits", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    EmrWorkflow(stack, "EmrWorkflow", naming=Naming(), settings=load_settings({"emr.waitMode": "sync"}).emr,
+                removal_policy=cdk.RemovalPolicy.DESTROY)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return outdir / "SyncWaits.template.json"
+
+
+@pytest.fixture(scope="module")
+def sync_states(sync_template: Path) -> dict[str, dict[str, Any]]:
+    return dict(all_states(definition_of(json.loads(sync_template.read_text()))))
+
+
+@pytest.mark.parametrize("mode", ["events", "sync"])
+def test_every_seed_state_keeps_its_transitions(
+    mode: str, states: dict[str, dict[str, Any]], sync_states: dict[str, dict[str, Any]]
+) -> None:
+    states = sync_states if mode == "sync" else states
     for name, following in SEED_NEXT.items():
-        assert states[name]["Next"] == following, name
+        assert after(states, name) == following, name
     for name, (variable, by_value, default) in SEED_CHOICES.items():
         choice = states[name]
         assert choice["Type"] == "Choice"
         assert {r["BooleanEquals"]: r["Next"] for r in choice["Choices"] if r["Variable"] == variable} == by_value
         assert choice["Default"] == default
     for name, integration in SEED_RESOURCES.items():
+        if mode == "events":
+            integration = integration.removesuffix(".sync")
         assert states[name]["Resource"] == EMR + integration, name
     assert states["Merge_Results"]["Parameters"] == {
         "CreateCluster.$": "$.CreateCluster",
@@ -129,7 +180,8 @@ def test_every_seed_state_keeps_its_transitions(states: dict[str, dict[str, Any]
 def test_the_parallel_runs_step_one_beside_the_async_step_two_that_is_cancelled(states: dict[str, Any]) -> None:
     branches = states["Add_Steps_Parallel"]["Branches"]
     assert [b["StartAt"] for b in branches] == ["Step_One", "Wait_10_Seconds"]
-    assert states["Step_One"]["End"] is True
+    assert states["Step_One"]["Next"] == "Wait_For_Step_One"
+    assert states["Wait_For_Step_One"]["End"] is True
     assert (states["Wait_10_Seconds"]["Seconds"], states["Wait_10_Seconds"]["Next"]) == (10, "Step_Two (async)")
     assert states["Step_Two (async)"]["ResultPath"] == "$.AddStepsResult"
     assert states["Step_Two (async)"]["Next"] == "Wait_Another_10_Seconds"
@@ -183,10 +235,12 @@ def test_every_task_after_create_a_cluster_is_caught_into_the_cleanup_path(state
             continue
         reachable.add(name)
         frontier += successors(states[name])
-    reachable.discard("Create_A_Cluster")
+    # The cluster is not ready (a failed start fails the run, as .sync does; the reaper acts on the execution's tag).
+    reachable -= {"Create_A_Cluster", "Wait_For_Cluster_Ready"}
+    assert states["Wait_For_Cluster_Ready"]["Catch"][0]["Next"] == "Workflow_Failed"
     guarded = {n for n in reachable if states[n]["Type"] in ("Task", "Parallel") and n != "Summarize_Run"}
-    assert guarded >= {"Enable_Termination_Protection", "Add_Steps_Parallel", "Step_Three",
-                       "Disable_Termination_Protection", "Terminate_Cluster"}
+    assert guarded >= {"Enable_Termination_Protection", "Add_Steps_Parallel", "Step_Three", "Wait_For_Step_Three",
+                       "Disable_Termination_Protection", "Terminate_Cluster", "Wait_For_Cluster_Termination"}
     for name in guarded:
         catches = states[name].get("Catch", [])
         assert [(c["ErrorEquals"], c["Next"], c["ResultPath"]) for c in catches] == [
@@ -215,8 +269,10 @@ def test_cleanup_unprotects_and_terminates_only_a_cluster_this_execution_created
     assert disable["Parameters"]["TerminationProtected"] is False
     assert disable["Next"] == disable["Catch"][0]["Next"] == "Cleanup_Terminate_Cluster"
     terminate = states["Cleanup_Terminate_Cluster"]
-    assert terminate["Resource"] == EMR + "terminateCluster.sync"
-    assert terminate["Next"] == terminate["Catch"][0]["Next"] == "Workflow_Failed"
+    assert terminate["Resource"] == EMR + "terminateCluster"
+    assert terminate["Next"] == "Cleanup_Wait_For_Termination"
+    terminated = states["Cleanup_Wait_For_Termination"]
+    assert terminate["Catch"][0]["Next"] == terminated["Next"] == terminated["Catch"][0]["Next"] == "Workflow_Failed"
     failed = states["Workflow_Failed"]
     assert (failed["Type"], failed["CausePath"]) == ("Fail", "$.Failure.Cause")
     assert failed["Error"] == "datapipe.WorkflowFailed"  # a caught States.* name may not be raised again
@@ -332,7 +388,7 @@ def test_functions_use_the_managed_powertools_layer_and_ship_only_their_folder(
 ) -> None:
     functions = template.find_resources("AWS::Lambda::Function")
     assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
-        "datapipe-dev-emr-reader", "datapipe-dev-cluster-reaper"
+        "datapipe-dev-emr-reader", "datapipe-dev-cluster-reaper", "datapipe-dev-emr-waits"
     }
     for function in functions.values():
         props = function["Properties"]
@@ -343,6 +399,141 @@ def test_functions_use_the_managed_powertools_layer_and_ship_only_their_folder(
         assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:" in json.dumps(layer)
         asset = assembly_dir / f"asset.{props['Code']['S3Key'].removesuffix('.zip')}"
         assert sorted(p.name for p in asset.iterdir()) == ["__init__.py", "handler.py"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Event-driven waits (emr.waitMode=events, the default) and the native .sync (emr.waitMode=sync)
+
+
+def function_id(template: Mapping[str, Any], name: str) -> str:
+    functions = template["Resources"]
+    return next(k for k, v in functions.items()
+                if v["Type"] == "AWS::Lambda::Function" and v["Properties"]["FunctionName"] == name)
+
+
+def test_each_seed_wait_waits_for_the_callback_of_the_emr_waits_function(
+    states: dict[str, Any], templates: dict[str, Any]
+) -> None:
+    waiter = function_id(templates[STACK], "datapipe-dev-emr-waits")
+    for task, (wait_name, until) in WAITS.items():
+        assert states[task]["Next"] == wait_name, task
+        wait = states[wait_name]
+        assert wait["Resource"] == LAMBDA_WAIT
+        assert wait["Parameters"]["FunctionName"] == "TOKEN"  # the waits function's ARN: see below
+        payload = wait["Parameters"]["Payload"]
+        cluster_path = "$.CreateClusterResult.ClusterId" if task == "Create_A_Cluster" else "$.ClusterId"
+        expected = {"Action": "Await", "Task": task, "TaskToken.$": "$$.Task.Token", "Until": until,
+                    "ClusterId.$": cluster_path,
+                    "Execution.$": "$$.Execution.Id", "State.$": "$$.State.Name"}
+        if until == "StepEnded":
+            expected["StepId.$"] = "$.AddedStep.StepId"
+            assert states[task]["ResultPath"] == "$.AddedStep"
+        assert payload == expected, wait_name
+        # A lost event: after 300 s without an answer the function is invoked again (one Describe); 360 minutes of
+        # execution timeout / 300 s = 72 re-checks at most.
+        assert wait["TimeoutSeconds"] == 300
+        retries = {tuple(r["ErrorEquals"]): r for r in wait["Retry"]}
+        assert (retries[("States.Timeout",)]["MaxAttempts"], retries[("States.Timeout",)]["BackoffRate"]) == (72, 1)
+        assert retries[("ClientError",)]["MaxAttempts"] == 3  # the function's throttled reads
+    (machine,) = [r for r in templates[STACK]["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    assert parts.count({"Fn::GetAtt": [waiter, "Arn"]}) == len(WAITS)
+    # The cluster wait hands on what createCluster.sync did: the described cluster, with ClusterId for Merge_Results.
+    assert states["Wait_For_Cluster_Ready"]["ResultPath"] == "$.CreateClusterResult"
+    for wait_name in ("Wait_For_Step_One", "Wait_For_Step_Three", "Wait_For_Cluster_Termination"):
+        assert states[wait_name]["ResultPath"] is None, wait_name  # discarded, as the .sync results were
+
+
+def test_the_waits_table_is_encrypted_expires_its_tokens_and_can_be_recovered(template: Template) -> None:
+    (table,) = template.find_resources("AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["TableName"] == "datapipe-dev-emr-waits"
+    assert props["KeySchema"] == [{"AttributeName": "WaitFor", "KeyType": "HASH"},
+                                  {"AttributeName": "Waiter", "KeyType": "RANGE"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ExpiresAt", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    sse = props["SSESpecification"]
+    assert (sse["SSEEnabled"], sse["SSEType"]) == (True, "KMS")
+    key = sse["KMSMasterKeyId"]["Fn::GetAtt"][0]
+    assert template.to_json()["Resources"][key]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_emr_state_changes_that_can_end_a_wait_reach_the_function(template: Template) -> None:
+    rules = template.find_resources("AWS::Events::Rule")
+    (rule,) = [r for r in rules.values() if r["Properties"].get("Name") == "datapipe-dev-emr-wait-events"]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.emr"]
+    assert sorted(pattern["detail-type"]) == ["EMR Cluster State Change", "EMR Step Status Change"]
+    # Every state that ends one of the waits (sync's outcomes), and no state a cluster or step passes through.
+    assert sorted(pattern["detail"]["state"]) == sorted([
+        "WAITING", "RUNNING", "TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS",
+        "COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED"])
+    waiter = function_id(template.to_json(), "datapipe-dev-emr-waits")
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [waiter, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    permissions = template.find_resources("AWS::Lambda::Permission")
+    assert [p["Properties"]["Principal"] for p in permissions.values()
+            if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [waiter, "Arn"]}] == ["events.amazonaws.com"]
+
+
+def test_the_waits_function_answers_only_this_workflow_and_touches_only_its_own_table(
+    templates: dict[str, Any],
+) -> None:
+    template = templates[STACK]
+    resources = template["Resources"]
+    waiter = function_id(template, "datapipe-dev-emr-waits")
+    role = resources[waiter]["Properties"]["Role"]["Fn::GetAtt"][0]
+    table = next(k for k, v in resources.items() if v["Type"] == "AWS::DynamoDB::Table")
+    key = resources[table]["Properties"]["SSESpecification"]["KMSMasterKeyId"]["Fn::GetAtt"][0]
+    assert resources[waiter]["Properties"]["Environment"]["Variables"]["WAITS_TABLE"] == {"Ref": table}
+    granted = []
+    for policy in resources.values():
+        if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                granted.append((sorted(as_list(statement["Action"])), [flatten(r) if not isinstance(r, dict) or
+                                "Fn::Join" in r else r for r in as_list(statement["Resource"])],
+                                statement.get("Condition")))
+    assert sorted(granted, key=json.dumps) == sorted([
+        (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"], None),
+        (["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"], [{"Fn::GetAtt": [table, "Arn"]}], None),
+        (["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"], [{"Fn::GetAtt": [key, "Arn"]}],
+         None),
+        (["states:SendTaskFailure", "states:SendTaskSuccess"],
+         ["arn:aws:states:eu-west-1:123456789012:stateMachine:datapipe-dev-emr-workflow"], None),
+        (["elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep"], ["arn:aws:elasticmapreduce:eu-west-1:"
+         "123456789012:cluster/*"], {"StringEquals": {"elasticmapreduce:ResourceTag/datapipe:workflow":
+                                               "datapipe-dev-emr-workflow"}}),
+        (["elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep"], ["arn:aws:elasticmapreduce:eu-west-1:"
+         "123456789012:cluster/*"], {"StringEquals": {"elasticmapreduce:ResourceTag/datapipe:reuse": "datapipe-dev"}}),
+    ], key=json.dumps)
+
+
+def test_a_huge_execution_timeout_keeps_the_rechecks_within_the_history_limit(resized: dict[str, Any]) -> None:
+    """525,600 minutes: a re-check every 31,536 s (the timeout / 1000), 1000 at most; at four history events each,
+    4,000 of a Standard workflow's 25,000."""
+    wait = resized["Wait_For_Step_Three"]
+    assert wait["TimeoutSeconds"] == 31536
+    (timeout_retry,) = [r for r in wait["Retry"] if r["ErrorEquals"] == ["States.Timeout"]]
+    assert timeout_retry["MaxAttempts"] == 1000
+
+
+def test_sync_mode_keeps_the_native_sync_states_and_no_event_resources(sync_template: Path) -> None:
+    template = json.loads(sync_template.read_text())
+    states = dict(all_states(definition_of(template)))
+    assert not {wait for wait, _ in WAITS.values()} & set(states)
+    assert states["Cleanup_Terminate_Cluster"]["Resource"] == EMR + "terminateCluster.sync"
+    assert states["Step_One"]["End"] is True
+    types = {r["Type"] for r in template["Resources"].values()}
+    assert "AWS::DynamoDB::Table" not in types
+    names = {r["Properties"].get("FunctionName") for r in template["Resources"].values()
+             if r["Type"] == "AWS::Lambda::Function"}
+    assert names == {"datapipe-dev-emr-reader", "datapipe-dev-cluster-reaper"}
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", str(sync_template)], capture_output=True,
+                            text=True)
+    assert result.returncode in (0, 8), result.stdout + result.stderr  # 8: informational only
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -491,6 +682,7 @@ def resized(cdk_json_context: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "emr.stepThree.args": '["spark-submit", "s3://{data_bucket}/jobs/heavy.py", "--conf", "{\\"a\\": 1}"]',
             "emr.stepThree.actionOnFailure": "CANCEL_AND_WAIT",
             "emr.stepConcurrencyLevel": "4",
+            "emr.executionTimeoutMinutes": "525600",
         }
     ).emr
     app = cdk.App(context=cdk_json_context)

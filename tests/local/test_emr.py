@@ -5,16 +5,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from datapipe.local.emr import next_sync_check
 from datapipe.local.extensions import Extensions
 from datapipe.local.faults import EMR_CALLS
 
 from .conftest import history, run_state_machine, wait_for_execution
+from .test_lambda import code_zip, lambda_role
 
 EMR = "arn:aws:states:::elasticmapreduce"
 
@@ -158,6 +162,48 @@ def wait_for_cluster(aws: Callable[[str], Any], cluster_id: str, states: tuple[s
     while aws("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] not in states:
         assert time.monotonic() < deadline, f"cluster {cluster_id} never reached {states}"
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _sync_checks_at_a_small_scale(emulator: Extensions) -> None:
+    """A .sync task checks EMR when Step Functions does, every 60 s and later 300 s, times wait_scale: 0.12 s here."""
+    emulator.configure(dataclasses.replace(emulator.options, wait_scale=0.002))
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "next_check"),
+    [(0, 60), (59.9, 60), (60, 120), (599, 600), (600, 900), (899, 900), (900, 1200), (3600, 3900)],
+)
+def test_sync_checks_follow_step_functions_cadence(elapsed: float, next_check: float) -> None:
+    """Every 60 s for the first 10 minutes, then every 300 s (Step Functions developer guide, "Create and manage
+    Amazon EMR clusters with Step Functions")."""
+    assert next_sync_check(elapsed) == next_check
+
+
+@pytest.mark.parametrize(
+    ("boot_seconds", "scale", "cadence"),
+    # time_scale 0.2: a boot of 1 s ends 0.2 s after the call, 20 s at Step Functions' scale (wait_scale 0.01), within
+    # the first 10 minutes, when checks come every 60 s; one of 10 s ends after 2 s, 1000 s at wait_scale 0.002, when
+    # they come every 300 s.
+    [(1.0, 0.01, 60), (10.0, 0.002, 300)],
+)
+def test_a_sync_wait_notices_a_change_at_the_next_scaled_check(
+    aws: Callable[[str], Any], emulator: Extensions, boot_seconds: float, scale: float, cadence: int
+) -> None:
+    emulator.configure(dataclasses.replace(emulator.options, wait_scale=scale, emr_boot_seconds=boot_seconds))
+    definition = {"StartAt": "Create", "States": {"Create": task("createCluster.sync", CLUSTER_PARAMETERS, End=True)}}
+    _, execution_arn = run_state_machine(aws, definition)
+    described = wait_for_execution(aws, execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    when = {e["type"]: e["timestamp"].timestamp() for e in history(aws, execution_arn)}
+    ready = json.loads(described["output"])["Status"]["Timeline"]["ReadyDateTime"] / 1000
+    # The first check at or after the change, on the cadence counted from the submission.
+    changed_after = (ready - when["TaskSubmitted"]) / scale
+    first_check = ((changed_after - 600) // cadence + 1) * cadence + 600 if cadence == 300 else (
+        (changed_after // cadence + 1) * cadence)
+    noticed_after = when["TaskSucceeded"] - when["TaskSubmitted"]
+    # Never before Step Functions would look, and not as late as the check after (the check's own reads take time).
+    assert first_check * scale - 0.01 <= noticed_after < (first_check + cadence) * scale, (changed_after, noticed_after)
 
 
 def test_seed_flow_runs_to_success_and_emr_sees_the_same_cluster(aws: Callable[[str], Any]) -> None:
@@ -406,13 +452,25 @@ def test_cluster_and_step_events_follow_the_lifecycle(aws: Callable[[str], Any])
         aws("emr").add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("only")])
         deadline = time.monotonic() + 10
         seen: list[tuple[str, str]] = []
+        details: dict[str, list[dict[str, Any]]] = {}
         while ("EMR Step Status Change", "COMPLETED") not in seen:
             assert time.monotonic() < deadline, seen
             for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
                 event = json.loads(message["Body"])
                 if event["detail"]["clusterId"] == cluster_id:
                     seen.append((event["detail-type"], event["detail"]["state"]))
+                    details.setdefault(event["detail-type"], []).append(event["detail"])
+                    assert (event["source"], event["resources"]) == ("aws.emr", [])
             time.sleep(0.05)
+        # The fields of EMR's events as the Amazon EMR Management Guide shows them ("Monitoring Amazon EMR events").
+        for detail in details["EMR Cluster State Change"]:
+            assert set(detail) == {"severity", "stateChangeReason", "name", "clusterId", "state", "message"}
+            assert isinstance(json.loads(detail["stateChangeReason"]), dict)  # a JSON object as text
+        completed = details["EMR Step Status Change"][-1]
+        assert set(completed) == {"severity", "actionOnFailure", "stepId", "name", "clusterId", "state", "message"}
+        assert (completed["name"], completed["severity"], completed["actionOnFailure"]) == ("only", "INFO", "CONTINUE")
+        assert completed["message"].startswith(f"Step {completed['stepId']} (only) in Amazon EMR cluster {cluster_id} "
+                                               "(direct)")
         cluster_states = [state for kind, state in seen if kind == "EMR Cluster State Change"]
         assert cluster_states[:3] == ["STARTING", "BOOTSTRAPPING", "WAITING"]
         assert "RUNNING" in cluster_states
@@ -564,3 +622,47 @@ def test_cancel_steps_cancels_a_pending_step_and_reports_the_others(aws: Callabl
     with pytest.raises(ClientError) as unknown:
         emr.cancel_steps(ClusterId=UNKNOWN_CLUSTER, StepIds=[running])
     assert unknown.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+def test_a_lost_event_is_caught_by_the_bounded_recheck_of_an_event_driven_wait(
+    aws: Callable[[str], Any], emulator: Extensions
+) -> None:
+    """The EMR workflow's event-driven wait with no EventBridge rule (every event lost) and a 1 s timeout: the
+    re-invoked emr_waits function reads the step once and answers; a step that never ends fails the wait with
+    States.Timeout once the retries are spent, rather than hang."""
+    emulator.configure(dataclasses.replace(emulator.options, emr_step_duration=5.0))  # 1 s at time_scale 0.2
+    table = f"waits-{uuid.uuid4().hex[:8]}"
+    aws("dynamodb").create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "WaitFor", "KeyType": "HASH"}, {"AttributeName": "Waiter", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "WaitFor", "AttributeType": "S"},
+                              {"AttributeName": "Waiter", "AttributeType": "S"}],
+    )
+    function = f"emr-waits-{uuid.uuid4().hex[:8]}"
+    handler = (Path(__file__).resolve().parents[2] / "lambdas" / "emr_waits" / "handler.py").read_text()
+    aws("lambda").create_function(
+        FunctionName=function, Runtime="python3.13", Role=lambda_role(aws), Handler="handler.handler",
+        Code={"ZipFile": code_zip({"handler.py": handler})}, Timeout=30,
+        Environment={"Variables": {"WAITS_TABLE": table, "POWERTOOLS_TRACE_DISABLED": "true"}},
+    )
+    cluster_id = create_cluster_directly(aws)
+    ending = aws("emr").add_job_flow_steps(JobFlowId=cluster_id, Steps=[step("ends")])["StepIds"][0]
+
+    def waiting(until: str, attempts: int) -> dict[str, Any]:
+        payload = {"Action": "Await", "TaskToken.$": "$$.Task.Token", "Until": until, "ClusterId": cluster_id,
+                   "StepId": ending, "Execution.$": "$$.Execution.Id", "State.$": "$$.State.Name"}
+        return {"StartAt": "Wait_For_EMR", "States": {"Wait_For_EMR": {
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": function, "Payload": payload}, "TimeoutSeconds": 1,
+            "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": attempts,
+                       "BackoffRate": 1.0}],
+            "End": True}}}
+
+    _, found = run_state_machine(aws, waiting("StepEnded", attempts=3))
+    _, never = run_state_machine(aws, waiting("ClusterTerminated", attempts=1))  # the cluster keeps running
+    found_result, never_result = wait_for_execution(aws, found), wait_for_execution(aws, never)
+    assert found_result["status"] == "SUCCEEDED", found_result
+    assert json.loads(found_result["output"])["StepId"] == ending
+    assert "TaskTimedOut" in [e["type"] for e in history(aws, found)]  # answered by a re-check, not by an event
+    assert (never_result["status"], never_result["error"]) == ("FAILED", "States.Timeout")
+    assert [e["type"] for e in history(aws, never)].count("TaskTimedOut") == 2  # the wait, then its one re-check

@@ -142,7 +142,7 @@ def local() -> None:
     type=click.FloatRange(min=0),
     default=1.0,
     show_default=True,
-    help="Multiply the time of every Wait state (0.1: ten times faster; 1: real time).",
+    help="Multiply the time of every Wait state and of .sync EMR checks (0.1: ten times faster; 1: real time).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint, environment and deployment as JSON.")
 @click.option("--verbose", is_flag=True, help="Show the emulator's internal log on the console too.")

@@ -9,7 +9,10 @@ StepConcurrencyLevel at a time. Every change emits "EMR Cluster State Change" / 
 `EmrTask` is the interpreter's `arn:aws:states:::elasticmapreduce:*` integration (moto marks it unsupported). It
 calls the EMR API of the same server, returns what the Step Functions integration returns, and fails with the
 errors AWS reports: `EMR.AmazonElasticMapReduceException` when EMR rejects a call, `States.TaskFailed` when a
-`.sync` ends badly (terminated with errors, step failed or cancelled).
+`.sync` ends badly (terminated with errors, step failed or cancelled). A `.sync` task looks at EMR when Step Functions
+does: every 60 s for its first 10 minutes, then every 300 s (Step Functions developer guide, "Create and manage
+Amazon EMR clusters with Step Functions"), times the emulator's `wait_scale` (or `sync_check_scale` when set; at 0,
+at once on every change).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails as _EventDetails
 
-from datapipe.local import clients, events
+from datapipe.local import clients, events, waits
 from datapipe.local.seams import addition, seam
 
 EventDetails: Any = _EventDetails  # moto's TypedDict lists every key as required
@@ -96,6 +99,19 @@ SERVICE_FACTORY = seam(
 ACTIVE_CLUSTER_STATES: Final = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
 FINAL_STEP_STATES: Final = ("COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
 EMR_ERROR: Final = "EMR.AmazonElasticMapReduceException"
+# When Step Functions checks a .sync EMR task: every SYNC_EARLY_INTERVAL seconds during its first SYNC_EARLY_PERIOD,
+# then every SYNC_LATE_INTERVAL seconds.
+SYNC_EARLY_INTERVAL: Final = 60.0
+SYNC_EARLY_PERIOD: Final = 600.0
+SYNC_LATE_INTERVAL: Final = 300.0
+
+
+def next_sync_check(elapsed: float) -> float:
+    """Seconds after a .sync task was submitted at which Step Functions next checks it, `elapsed` seconds in."""
+    if elapsed < SYNC_EARLY_PERIOD:
+        return (int(elapsed // SYNC_EARLY_INTERVAL) + 1) * SYNC_EARLY_INTERVAL
+    late = elapsed - SYNC_EARLY_PERIOD
+    return SYNC_EARLY_PERIOD + (int(late // SYNC_LATE_INTERVAL) + 1) * SYNC_LATE_INTERVAL
 
 
 def _now() -> datetime.datetime:
@@ -326,8 +342,8 @@ class EmrSimulator:
                 "name": step.name,
                 "clusterId": record.cluster.id,
                 "state": state,
-                "message": f"Step {step.id} ({step.name}) in Amazon EMR cluster {record.cluster.id} is {state}"
-                + (f": {reason}" if reason else ""),
+                "message": f"Step {step.id} ({step.name}) in Amazon EMR cluster {record.cluster.id} "
+                f"({record.cluster.name}) is {state}" + (f": {reason}" if reason else ""),
             },
             resources=[],
         )
@@ -694,7 +710,16 @@ class EmrTask(StateTaskServiceCallback):
         submitted = env.stack.pop()
         action = self.resource.api_action.lower()
         cluster_id = submitted["ClusterId"] if action == "createcluster" else normalised_parameters["ClusterId"]
+        submitted_at = time.monotonic()
         while env.is_running():
+            scale = self.extensions.options.sync_check_scale
+            if scale is None:
+                scale = self.extensions.options.wait_scale
+            if scale > 0:  # the next of Step Functions' checks, scaled; ends early when the execution stops
+                elapsed = (time.monotonic() - submitted_at) / scale
+                waits.scaled_wait(env, next_sync_check(elapsed) - elapsed, scale)
+                if not env.is_running():
+                    break
             if action == "createcluster":
                 result = self._cluster_ready(env, cluster_id, resource_runtime_part)
             elif action == "addstep":
@@ -704,7 +729,8 @@ class EmrTask(StateTaskServiceCallback):
             if result is not None:
                 env.stack.append(result)
                 return
-            self.simulator.wait_for_change(self.extensions.options.poll_interval)
+            if scale <= 0:
+                self.simulator.wait_for_change(self.extensions.options.poll_interval)
         # Stopped (StopExecution, a timeout of the state): the interpreter discards this value.
         env.stack.append({})
 

@@ -30,6 +30,8 @@ class EmulatorOptions:
     poll_interval: float = 0.05  # how often waiting integrations re-check (no busy loops)
     activity_poll_seconds: float = 60.0  # GetActivityTask long poll, as in AWS
     wait_scale: float = 1.0  # multiplies the time of every Wait state (real time by default; 0.05 in e2e tests)
+    # multiplies the intervals at which .sync EMR tasks check (60 s, then 300 s); None: wait_scale's
+    sync_check_scale: float | None = None
     endpoint_url: str | None = None  # the server's URL; default: AWS_ENDPOINT_URL of this process
     cache_dir: str | None = None  # where Lambda code is extracted; default: a temporary directory
 
@@ -45,6 +47,8 @@ class EmulatorOptions:
         ):
             if getattr(self, name) < 0:
                 raise DatapipeError(f"emulator option '{name}' must be zero or more, got {getattr(self, name)}")
+        if self.sync_check_scale is not None and self.sync_check_scale < 0:
+            raise DatapipeError(f"emulator option 'sync_check_scale' must be zero or more, got {self.sync_check_scale}")
         if not 0 < self.poll_interval <= 1:
             raise DatapipeError(f"emulator option 'poll_interval' must be in (0, 1] seconds, got {self.poll_interval}")
 

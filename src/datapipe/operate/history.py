@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from datapipe.emr_waits import waited_tasks
+
 # Failures of the whole execution, which belong to no task.
 EXECUTION_FAILURES = ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted")
 
@@ -113,7 +115,10 @@ class History:
                 continue  # a retry of the same state succeeded
             last_attempt = [e for e in failures if self._owner.get(int(e["id"]), 0) == owner][-1]
             details = event_details(last_attempt)
-            return StateFailure(self.state_of(event), str(details.get("error", "")), str(details.get("cause", "")))
+            state = self.state_of(event)
+            # A failed event-driven wait is its EMR task's failure, as with .sync (datapipe.emr_waits).
+            state = waited_tasks(self.events, self.state_of).get(state, state)
+            return StateFailure(state, str(details.get("error", "")), str(details.get("cause", "")))
         # Asked of a run that did not succeed: its closing event may not be in the history yet, just after a stop.
         ending = next((e for e in reversed(self.events) if e.get("type") in EXECUTION_FAILURES), None)
         details = event_details(ending) if ending is not None else {}

@@ -7,6 +7,7 @@ from datapipe.local.deploy.resources import (
     awslambda,
     batch,
     cloudwatch,
+    dynamodb,
     ec2,
     ecr,
     eventbridge,
@@ -40,6 +41,7 @@ HANDLERS: dict[str, Handler] = {
     **ec2.HANDLERS,
     **ssm.HANDLERS,
     **kms.HANDLERS,
+    **dynamodb.HANDLERS,
     "AWS::CDK::Metadata": _cdk_metadata,
 }
 

@@ -31,7 +31,9 @@ from typing import Any
 from bench.timing import describe, ratio
 
 GOAL = 1.5
-HANDLERS = ("emr_reader", "cluster_reaper")
+HANDLERS = ("emr_reader", "cluster_reaper")  # import, and import + a first EMR call
+# Import only: emr_waits answers Step Functions tokens from DynamoDB, run_values calls no AWS service.
+IMPORT_ONLY = ("emr_waits", "run_values")
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
 # An event for which each handler makes exactly one EMR call, ListClusters.
 LISTING_EVENT = {
@@ -172,10 +174,14 @@ def main() -> None:
                     sample(f"{name}{suffix}", [TIMED_IMPORT.format(module="handler"), str(folder)], env)
                     sample(f"{name}{suffix} first call",
                            [TIMED_FIRST_INVOCATION, str(folder), json.dumps(LISTING_EVENT[name])], env)
+            for name in IMPORT_ONLY:
+                folder = LAMBDAS_DIR / name
+                env = lambda_environment(folder, tracing=True, emr_endpoint=endpoint, daemon_address=daemon_address)
+                sample(name, [TIMED_IMPORT.format(module="handler"), str(folder)], env)
             drain(daemon)
 
     print(describe("import boto3 (peer)", samples["boto3"]))
-    for name in HANDLERS:
+    for name in (*HANDLERS, *IMPORT_ONLY):
         print(describe(f"import {name} handler, traced", samples[name]))
     print(describe("import boto3 + ListClusters (peer)", samples["boto3 first call"]))
     for name in HANDLERS:
@@ -185,7 +191,8 @@ def main() -> None:
     for name in HANDLERS:
         print(describe(f"  import {name}, untraced", samples[f"{name}, untraced"]))
         print(describe(f"  {name}: import + call, untraced", samples[f"{name}, untraced first call"]))
-    for name, peer in ((name, peer) for name in HANDLERS for peer in ("", " first call")):
+    judged = [(name, "") for name in (*HANDLERS, *IMPORT_ONLY)] + [(name, " first call") for name in HANDLERS]
+    for name, peer in judged:
         ours, theirs = samples[f"{name}{peer}"], samples[f"boto3{peer}"]
         # Each round's samples ran back to back: their ratio sees the same machine load, where other work on a shared
         # machine moves the medians of the two sides apart. The fastest samples are the least disturbed.

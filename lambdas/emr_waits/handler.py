@@ -38,7 +38,10 @@ logger = Logger()
 metrics = Metrics(namespace="datapipe")
 # Importing the X-Ray SDK costs more than importing boto3, and a Tracer imports it even when it will not trace:
 # the Tracer exists only where Powertools traces (in Lambda, unless POWERTOOLS_TRACE_DISABLED is true).
-tracer = None if Tracer._is_tracer_disabled() else Tracer()
+# It patches botocore only, the one library this function calls out with (Powertools' default patches and imports
+# every library the X-Ray SDK supports that can be imported: HTTP clients, database drivers).
+TRACED_LIBRARIES: tuple[str, ...] = ("botocore",)
+tracer = None if Tracer._is_tracer_disabled() else Tracer(patch_modules=TRACED_LIBRARIES)
 
 Client = Any  # boto3 clients (EMR, Step Functions, DynamoDB); no stubs ship with this project's type packages
 Result = dict[str, Any]

@@ -32,9 +32,11 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-# Wait states at 1/20 of their time: the seed's two 10-second waits take 0.5 s each. Simulated EMR and Batch keep
-# their default (already short) durations. EMR's .sync tasks check every 0.3 s (Step Functions' 60 s at 1/200).
-E2E_OPTIONS = EmulatorOptions(wait_scale=0.05, sync_check_scale=0.005)
+# Wait states at 1/20 of their time: the seed's two 10-second waits take 0.5 s each. A simulated cluster boots in
+# 0.5 s and terminates in 0.2 s (no test depends on how long: most runs create one, and the suite has many runs);
+# steps and Batch keep their default durations. EMR's .sync tasks check every 0.3 s (Step Functions' 60 s at 1/200).
+E2E_OPTIONS = EmulatorOptions(wait_scale=0.05, sync_check_scale=0.005, emr_boot_seconds=0.5,
+                              emr_termination_seconds=0.2)
 
 
 @pytest.fixture(scope="package")

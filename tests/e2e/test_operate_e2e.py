@@ -123,6 +123,7 @@ def test_ls_lists_every_deployed_workflow_with_its_kind_triggers_and_last_run(
         "emr-workflow": "emr",
         "create-directory": "worker-group",
         "transform": "transform",
+        "pipeline-daily-report": "imported",
         "pipeline-emr-word-count": "imported",
         "pipeline-shell-with-dependencies": "imported",
     }

@@ -130,10 +130,11 @@ def test_schedule_ls_shows_what_the_app_deployed(emulator: Any) -> None:
 
     # Issue 12 §9: the imported pipelines' schedules (in the default schedule group) were left out.
     imported = [s for s in listing["schedules"] if s["group"] == "default"]
-    assert [(s["physicalName"], s["expression"], s["target"]["kind"]) for s in imported] == [
-        (NAMING.name("pipeline-shell-with-dependencies"), "rate(1 day)", "workflow")
+    found = sorted((s["physicalName"], s["expression"], s["target"]["kind"], s["target"]["name"]) for s in imported)
+    assert found == [
+        (NAMING.name(f"pipeline-{name}"), "rate(1 day)", "workflow", f"pipeline-{name}")
+        for name in ("daily-report", "shell-with-dependencies")
     ], imported
-    assert imported[0]["target"]["name"] == "pipeline-shell-with-dependencies"
 
 
 def test_a_failed_emr_step_sends_an_alert_naming_the_step_cluster_and_cause(

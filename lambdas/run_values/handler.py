@@ -35,7 +35,12 @@ def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, str]:
 
 
 def _handle(event: Mapping[str, Any], context: LambdaContext) -> dict[str, str]:
-    values = run_values(event)
+    try:
+        values = run_values(event)
+    except ExpressionError:
+        # The run fails with this error (its state catches nothing); the count shows refused runs on the dashboard.
+        metrics.add_metric(name="RunValuesRefused", unit=MetricUnit.Count, value=1)
+        raise
     metrics.add_metric(name="RunValues", unit=MetricUnit.Count, value=len(values))
     return values
 

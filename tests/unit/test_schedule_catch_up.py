@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 
 from datapipe.cli import cli
 
 REGION = "eu-west-1"
 RECORD = "/datapipe/dev/pipelines/daily-load/schedules"
 MACHINE = "datapipe-dev-pipeline-daily-load"
-
-
-@pytest.fixture(autouse=True)
-def towards_moto(clean_cwd: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-
-@pytest.fixture()
-def aws() -> Iterator[str]:
-    with mock_aws():
-        yield boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+pytestmark = pytest.mark.usefixtures("towards_moto")  # moto's AWS, never a running emulator
 
 
 def record(value: str) -> None:

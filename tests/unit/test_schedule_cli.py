@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 
 from datapipe.cli import cli
 from datapipe.naming import Naming
@@ -17,6 +15,7 @@ from datapipe.naming import Naming
 REGION = "eu-west-1"
 DEV = Naming()
 OTHER_STAGE = Naming(stage="prod")
+pytestmark = pytest.mark.usefixtures("towards_moto")  # moto's AWS, never a running emulator
 
 
 def deploy_triggers(naming: Naming, account: str) -> None:
@@ -80,18 +79,6 @@ def deploy_triggers(naming: Naming, account: str) -> None:
         Rule=naming.name("alert-workflow-failed"),
         Targets=[{"Id": "Target0", "Arn": f"arn:aws:sns:{REGION}:{account}:{naming.name('alerts')}"}],
     )
-
-
-@pytest.fixture(autouse=True)
-def towards_moto(clean_cwd: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Away from a running emulator's state file and endpoint, so that requests go to moto's AWS."""
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-
-@pytest.fixture()
-def aws() -> Iterator[str]:
-    with mock_aws():
-        yield boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
 
 
 @pytest.fixture()

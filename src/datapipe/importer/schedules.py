@@ -73,6 +73,9 @@ class Schedule:
     schedule_type: str = CRON
     period: Period = field(default_factory=lambda: Period(1, "day"))
     activities: list[str] = field(default_factory=list)  # the ids of the activities a run of this schedule does
+    # Without a start: how many runs the schedule starts from its deployment on (0: no bound). The state machine
+    # counts them, as no end date can be worked out before the schedule exists.
+    occurrences: int = 0
 
     @property
     def wait_seconds(self) -> int:
@@ -247,12 +250,10 @@ def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: l
     if occurrences == 1 and start is None:
         planner.targets[obj.id] = "runs once per start (occurrences 1 from activation): start it on demand"
         return None
+    counted = 0
     if occurrences > 1:
         if start is None:
-            planner.note(obj.id, f"occurrences {occurrences} from the first activation is not enforced: the schedule "
-                         "runs until the pipeline is removed")
-            obj.not_applied("occurrences", "not enforced from the first activation: the schedule runs until the "
-                            "pipeline is removed")
+            counted = occurrences
         else:
             try:
                 end = add_periods(start, period, occurrences - 1)
@@ -266,8 +267,11 @@ def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: l
     expression = scheduler_expression(period, start)
     described = f"{obj.name}: {kind}, every {period}" + (", works at the end of each interval"
                                                           if kind == TIMESERIES else "")
-    schedule = Schedule(obj.id, expression, start, end, described, kind, period, activity_ids)
-    planner.targets[obj.id] = f"EventBridge Scheduler schedule {expression} ({kind}) for {', '.join(activity_ids)}"
+    if counted:
+        described += f", {counted} runs from the deployment on"
+    schedule = Schedule(obj.id, expression, start, end, described, kind, period, activity_ids, counted)
+    planner.targets[obj.id] = (f"EventBridge Scheduler schedule {expression} ({kind}) for {', '.join(activity_ids)}"
+                               + (f"; runs after the first {counted} end at once" if counted else ""))
     return schedule
 
 

@@ -123,6 +123,10 @@ def test_occurrences_from_activation_once_is_on_demand_and_more_are_counted_runs
     # No end date can be known before the deployment: the schedule has none and its runs are counted instead.
     assert thrice.deployable and [(s.start, s.end, s.occurrences) for s in thrice.schedules] == [(None, None, 3)]
     assert not report.reason and report.target.endswith("; runs after the first 3 end at once")
+    # The largest count a definition may give is counted as it is (Step Functions compares numbers up to 2^53).
+    most = plan_of({"id": "S", "type": "Schedule", "period": "1 minute", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+                    "occurrences": "999999999"}, shell("Load", schedule={"ref": "S"}))
+    assert [s.occurrences for s in most.schedules] == [999999999]
     # With a start the end date bounds the runs: nothing is counted.
     dated = plan_of({"id": "S", "type": "Schedule", "period": "1 Day", "startDateTime": "2024-01-01T00:00:00",
                      "occurrences": "3"}, shell("Load", schedule={"ref": "S"}))

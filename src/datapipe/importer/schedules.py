@@ -9,6 +9,10 @@ schedule only. How the two schedule types differ (Data Pipeline's reference, Sch
   The state machine waits out the interval (a fixed length: minutes, hours, days or weeks) before the work.
 - `ondemand`: no schedule; each start is a run (maxActiveInstances of the Default bounds how many at once).
 
+`occurrences` with a start becomes an end date; from the first activation (no start) no end date can be known, so
+the state machine counts the schedule's runs and ends those after the first `occurrences` at once
+(stacks.pipeline_schedules).
+
 The interval arithmetic is calendar arithmetic: a month after 2024-01-31 is 2024-02-29, as in Joda-Time.
 `missed_runs` lists the intervals that a schedule whose start lies in the past has missed (`datapipe schedule
 catch-up` starts them, according to the catch-up policy).

@@ -6,6 +6,9 @@
 - `schedule_entry`: the states in front of the run: the run's schedule must be one of the pipeline's; a timeseries
   run waits out its interval (not a catch-up run: its interval is over); with maxActiveInstances, the run waits
   until it is among the oldest that many running runs.
+- `run_counter_name`: a schedule with `occurrences` and no start counts its runs in an SSM parameter of its own:
+  CloudFormation creates it (version 1), each run of the schedule overwrites it first (`Count_Run_Of_<id>`) and gets
+  the next version back, atomically; a run whose version is past `occurrences + 1` ends at once as a success.
 - `on_its_schedule`: with several schedules, an activity runs only in the runs of its own schedule (a run started
   without a schedule, on demand, does every activity).
 """
@@ -34,6 +37,8 @@ from stacks.config import PipelineSettings
 SCHEDULE_PATH = "$.schedule"  # the input key naming the run's Schedule object
 CATCH_UP_PATH = "$.catchUp"  # present in the runs `datapipe schedule catch-up` starts: their interval is over
 ACTIVE_RUNS_PATH = "$.activeRuns"
+OCCURRENCE_PATH = "$.occurrence"  # the version this run wrote to its schedule's run counter
+RUN_COUNTER = "/{prefix}/{stage}/pipelines/{name}/runs-of/{schedule}"
 SCHEDULE_RECORD = "/{prefix}/{stage}/pipelines/{name}/schedules"
 SCHEDULE_NAME_LIMIT = 64
 STANDARD_PARAMETER_LIMIT = 4096  # characters of a standard SSM parameter; advanced ones take 8192
@@ -53,6 +58,11 @@ def schedule_name(naming: Naming, workflow_name: str, schedule_id: str, *, only:
         return base[:SCHEDULE_NAME_LIMIT]
     suffix = "-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in schedule_id)
     return (base[: SCHEDULE_NAME_LIMIT - min(len(suffix), 24)] + suffix)[:SCHEDULE_NAME_LIMIT]
+
+
+def run_counter_name(naming: Naming, pipeline: str, schedule: str) -> str:
+    """The SSM parameter counting the runs of a schedule (`schedule`: its Scheduler name, unique in the pipeline)."""
+    return RUN_COUNTER.format(prefix=naming.prefix, stage=naming.stage, name=pipeline, schedule=schedule)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -97,6 +107,15 @@ def add_pipeline_schedules(
             raise DatapipeError(f"pipeline {plan.source}: schedules {names[name]} and {planned.id} would both be "
                                 f"named {name}; rename one of them")
         names[name] = planned.id
+        counter = None
+        if planned.occurrences:
+            # Its value never changes in the template: an update by CloudFormation would count as a run.
+            counter = ssm.StringParameter(
+                scope, f"RunCounter{index}", parameter_name=run_counter_name(naming, plan.name, name),
+                string_value="deployed",
+                description=f"datapipe: runs of schedule {planned.id}; each run writes its execution as a new version, "
+                f"version 1 is the deployment, runs after version {planned.occurrences + 1} do nothing"[:1024],
+            )
         schedules.append(scheduler.Schedule(
             scope,
             "Schedule" if only else f"Schedule{index}",
@@ -114,6 +133,8 @@ def add_pipeline_schedules(
                 role=role,
             ),
         ))
+        if counter is not None:  # no run before its counter exists
+            schedules[-1].node.add_dependency(counter)
     record = schedule_record(plan, state_machine=naming.state_machine(workflow_name), settings=settings)
     if len(record) > ADVANCED_PARAMETER_LIMIT:
         raise DatapipeError(f"pipeline {plan.source}: its {len(plan.schedules)} schedules do not fit in one "
@@ -137,13 +158,15 @@ def schedule_entry(
     name: StateName,
     state_machine_arn: str,
     settings: PipelineSettings,
+    naming: Naming,
+    workflow_name: str,
 ) -> sfn.IChainable:
     """The states in front of `start` that a pipeline's schedules and maxActiveInstances need (none otherwise)."""
     entry = start
     if plan.max_active_runs:
         entry = _active_runs_gate(scope, entry, limit=plan.max_active_runs, name=name,
                                   state_machine_arn=state_machine_arn, settings=settings)
-    if len(plan.schedules) < 2 and not any(s.wait_seconds for s in plan.schedules):
+    if len(plan.schedules) < 2 and not any(s.wait_seconds or s.occurrences for s in plan.schedules):
         return entry  # one cron schedule: the run does not depend on which schedule started it
     unknown = sfn.Fail(scope, "UnknownSchedule", state_name=name("Unknown_Schedule"), error="UnknownSchedule",
                        cause="the input's schedule must be one of: " + ", ".join(s.id for s in plan.schedules))
@@ -155,16 +178,56 @@ def schedule_entry(
     choice = (sfn.Choice(scope, "WhichSchedule", state_name=name("Which_Schedule"))
               .when(sfn.Condition.is_not_present(SCHEDULE_PATH), on_demand)
               .when(sfn.Condition.not_(sfn.Condition.is_string(SCHEDULE_PATH)), unknown))
+    only = len(plan.schedules) == 1
     for index, planned in enumerate(plan.schedules):
         its_runs = sfn.Condition.string_equals(SCHEDULE_PATH, planned.id)
+        its_entry = entry
         if planned.schedule_type == TIMESERIES and planned.wait_seconds:
             wait = sfn.Wait(scope, f"WaitForIntervalEnd{index}", state_name=name(f"Wait_For_End_Of_{planned.id}"),
                             time=sfn.WaitTime.duration(cdk.Duration.seconds(planned.wait_seconds)))
             wait.next(entry)
-            choice.when(sfn.Condition.and_(its_runs, sfn.Condition.is_not_present(CATCH_UP_PATH)), wait,
-                        comment=f"a timeseries run works at the end of its {planned.period} interval")
-        choice.when(its_runs, entry)
+            if planned.occurrences:  # no catch-up without a start: every run of the schedule waits
+                its_entry = wait
+            else:
+                choice.when(sfn.Condition.and_(its_runs, sfn.Condition.is_not_present(CATCH_UP_PATH)), wait,
+                            comment=f"a timeseries run works at the end of its {planned.period} interval")
+        if planned.occurrences:
+            counter = run_counter_name(naming, plan.name, schedule_name(naming, workflow_name, planned.id, only=only))
+            its_entry = _run_count_gate(scope, its_entry, index=index, schedule_id=planned.id,
+                                        occurrences=planned.occurrences, counter=counter, name=name)
+        choice.when(its_runs, its_entry)
     return choice.otherwise(unknown)
+
+
+def _run_count_gate(
+    scope: Construct, entry: sfn.IChainable, *, index: int, schedule_id: str, occurrences: int, counter: str,
+    name: StateName,
+) -> sfn.IChainable:
+    """Count this run of the schedule in its counter; go on within the first `occurrences` runs, else end at once.
+
+    SSM gives each write of a parameter the next version, atomically: runs started together get different numbers.
+    No retry: a retried write that had succeeded would count this run twice (a run fewer, never one more); a failed
+    write fails the run, so no run goes uncounted.
+    """
+    count = tasks.CallAwsService(
+        scope, f"CountRun{index}", state_name=name(f"Count_Run_Of_{schedule_id}"),
+        service="ssm", action="putParameter", iam_action="ssm:PutParameter",
+        iam_resources=[cdk.Stack.of(scope).format_arn(service="ssm", resource="parameter",
+                                                      resource_name=counter.lstrip("/"))],
+        parameters={"Name": counter, "Value": sfn.JsonPath.string_at("$$.Execution.Id"), "Type": "String",
+                    "Overwrite": True},
+        result_selector={"version.$": "$.Version"},
+        result_path=OCCURRENCE_PATH,
+    )
+    used_up = sfn.Succeed(scope, f"OccurrencesUsedUp{index}", state_name=name(f"Occurrences_Of_{schedule_id}_Used_Up"),
+                          comment=f"schedule {schedule_id} has started its {occurrences} runs: this one does nothing")
+    # Version 1 is the deployment's: run k writes version k + 1.
+    within = sfn.Condition.number_less_than_equals(f"{OCCURRENCE_PATH}.version", occurrences + 1)
+    return count.next(
+        sfn.Choice(scope, f"WithinOccurrences{index}", state_name=name(f"Is_Within_Occurrences_Of_{schedule_id}"))
+        .when(within, entry)
+        .otherwise(used_up)
+    )
 
 
 def _active_runs_gate(

@@ -164,7 +164,8 @@ class PipelineWorkflow(Construct):
 
         body = self._body()
         start = schedule_entry(self, self._prologue(body), plan=plan, name=self._name, settings=settings,
-                               state_machine_arn=own_state_machine_arn(self, naming.state_machine(self.workflow_name)))
+                               state_machine_arn=own_state_machine_arn(self, naming.state_machine(self.workflow_name)),
+                               naming=naming, workflow_name=self.workflow_name)
         self.state_machine = logged_state_machine(
             self,
             "StateMachine",

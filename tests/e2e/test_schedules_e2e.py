@@ -3,7 +3,8 @@
 A small app of its own (prefix `sched`) holds three pipelines: `two-schedules` (a daily cron Schedule for A, an
 hourly timeseries Schedule for B, both ended in 2024, so the emulator's Scheduler never fires them), `one-at-a-time`
 (maxActiveInstances 1) and `fires-now` (one occurrence, when the test deploys it, which the emulator's Scheduler
-starts). Their activities wait for a worker of the app's own worker group, which no runner polls:
+starts) and `twice` (hourly from its deployment, two occurrences, which a Scheduler of the test's own clock
+fires). Their activities wait for a worker of the app's own worker group, which no runner polls:
 a run stays at its first activity until the test stops it.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -40,6 +42,14 @@ ONE_AT_A_TIME = {"objects": [
      "maxActiveInstances": "1"},
     {"id": "Hourly", "type": "Schedule", "period": "1 hour", "startDateTime": "2024-01-01T00:00:00",
      "endDateTime": "2024-01-01T00:00:00"},
+    {"id": "Only", "type": "ShellCommandActivity", "command": "echo only"},
+]}
+
+
+TWICE = {"objects": [
+    {"id": "Default", "scheduleType": "cron", "workerGroup": GROUP, "schedule": {"ref": "Twice"}},
+    {"id": "Twice", "type": "Schedule", "period": "1 hour", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+     "occurrences": "2"},
     {"id": "Only", "type": "ShellCommandActivity", "command": "echo only"},
 ]}
 
@@ -74,7 +84,7 @@ def schedule_app(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
     folder = tmp_path_factory.mktemp("schedule-app")
     plans = []
     for name, definition in (("two-schedules", TWO_SCHEDULES), ("one-at-a-time", ONE_AT_A_TIME),
-                             ("fires-now", fires_now(deployed_at))):
+                             ("fires-now", fires_now(deployed_at)), ("twice", TWICE)):
         path = folder / f"{name}.json"
         path.write_text(json.dumps(definition))
         plans.append(import_file(path))
@@ -109,6 +119,15 @@ def sfn(emulator: Any, schedule_app: dict[str, str]) -> Iterator[Any]:
 def entered(sfn: Any, execution_arn: str) -> list[str]:
     events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def has_entered(sfn: Any, execution_arn: str, state: str) -> bool:
+    return state in entered(sfn, execution_arn)
+
+
+def runs_besides(sfn: Any, state_machine_arn: str, known: list[str]) -> list[str]:
+    return [e["executionArn"] for e in sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+            if e["executionArn"] not in known]
 
 
 def datapipe(*arguments: str) -> Any:
@@ -196,3 +215,41 @@ def test_the_emulators_scheduler_starts_a_run_with_its_occurrences_time(
     given = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert given == {"scheduledStartTime": f"{deployed_at}Z", "schedule": "Once"}
     wait_for("the run to reach its activity", lambda: "Now" in entered(sfn, execution["executionArn"]))
+
+
+def test_a_schedule_of_two_occurrences_from_its_deployment_does_nothing_in_its_third_run(
+    emulator: Any, sfn: Any, schedule_app: dict[str, str]
+) -> None:
+    from datapipe.local.schedules import ScheduleRunner
+
+    arn = schedule_app["twice"]
+    scheduler = emulator.client("scheduler")
+    schedule = scheduler.get_schedule(Name=NAMING.name("pipeline-twice"))
+    assert "EndDate" not in schedule and schedule["ScheduleExpression"] == "rate(1 hour)"
+    # The emulator's Scheduler code on a clock of the test's own, for this schedule only: first seen at t0, an hourly
+    # schedule without a start fires at t0 + 1 h, t0 + 2 h and t0 + 3 h (its first run comes a period after it).
+    runner = ScheduleRunner(emulator.extensions.lambdas.invoke_async)
+    t0 = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    runner.tick(t0, only=frozenset({schedule["Arn"]}))
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+    runs: list[str] = []
+    for hours in (1, 2, 3):
+        runner.tick(t0 + datetime.timedelta(hours=hours), only=frozenset({schedule["Arn"]}))
+        [run] = wait_for(f"the run of t0 + {hours} h", partial(runs_besides, sfn, arn, list(runs)), timeout=10)
+        # Each run has counted itself before the next fires, as an hour apart they would.
+        wait_for("the run to count itself", partial(has_entered, sfn, run, "Is_Within_Occurrences_Of_Twice"))
+        assert json.loads(sfn.describe_execution(executionArn=run)["input"]) == {
+            "scheduledStartTime": (t0 + datetime.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "schedule": "Twice"}
+        runs.append(run)
+    first, second, third = runs
+    for run in (first, second):
+        wait_for("a counted run to reach its activity", partial(has_entered, sfn, run, "Only"))
+    ended = wait_for("the third run to end", lambda: (d := sfn.describe_execution(executionArn=third))["status"]
+                     != "RUNNING" and d)
+    assert ended["status"] == "SUCCEEDED"
+    assert "Occurrences_Of_Twice_Used_Up" in entered(sfn, third) and "Only" not in entered(sfn, third)
+    # The counter: version 1 is the deployment's, then each run wrote its own execution.
+    history = emulator.client("ssm").get_parameter_history(
+        Name=f"/{NAMING.prefix}/{NAMING.stage}/pipelines/twice/runs-of/{NAMING.name('pipeline-twice')}")["Parameters"]
+    assert [(p["Version"], p["Value"]) for p in history] == [(1, "deployed"), (2, first), (3, second), (4, third)]

@@ -113,14 +113,24 @@ def test_occurrences_from_a_start_end_at_the_last_interval_and_an_end_date_is_ke
     assert [(s.start, s.end) for s in ended.schedules] == [(None, at("2014-04-25T22:00:00"))]
 
 
-def test_occurrences_from_activation_once_is_on_demand_and_more_is_noted() -> None:
+def test_occurrences_from_activation_once_is_on_demand_and_more_are_counted_runs() -> None:
     once = plan_of({"id": "S", "type": "Schedule", "period": "1 Day", "startAt": "FIRST_ACTIVATION_DATE_TIME",
                     "occurrences": "1"}, shell("Load", schedule={"ref": "S"}))
     assert once.deployable and once.schedules == []
     thrice = plan_of({"id": "S", "type": "Schedule", "period": "1 Day", "startAt": "FIRST_ACTIVATION_DATE_TIME",
                       "occurrences": "3"}, shell("Load", schedule={"ref": "S"}))
     [report] = [o for o in thrice.objects if o.id == "S"]
-    assert thrice.deployable and "occurrences 3 from the first activation is not enforced" in report.reason
+    # No end date can be known before the deployment: the schedule has none and its runs are counted instead.
+    assert thrice.deployable and [(s.start, s.end, s.occurrences) for s in thrice.schedules] == [(None, None, 3)]
+    assert not report.reason and report.target.endswith("; runs after the first 3 end at once")
+    # The largest count a definition may give is counted as it is (Step Functions compares numbers up to 2^53).
+    most = plan_of({"id": "S", "type": "Schedule", "period": "1 minute", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+                    "occurrences": "999999999"}, shell("Load", schedule={"ref": "S"}))
+    assert [s.occurrences for s in most.schedules] == [999999999]
+    # With a start the end date bounds the runs: nothing is counted.
+    dated = plan_of({"id": "S", "type": "Schedule", "period": "1 Day", "startDateTime": "2024-01-01T00:00:00",
+                     "occurrences": "3"}, shell("Load", schedule={"ref": "S"}))
+    assert [(s.end, s.occurrences) for s in dated.schedules] == [(at("2024-01-03T00:00:00"), 0)]
 
 
 @pytest.mark.parametrize(

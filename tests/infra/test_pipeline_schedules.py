@@ -2,7 +2,8 @@
 schedule and maxActiveInstances put in front of a run, and the schedule record `datapipe schedule catch-up` reads.
 
 One small stack (synthesized once for the module) holds a pipeline with a daily cron and an hourly timeseries
-schedule, and one with maxActiveInstances 2.
+schedule, one with maxActiveInstances 2 and one whose two schedules run three and two
+times from its deployment.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ TWO_SCHEDULES = {"objects": [
     {"id": "B", "type": "ShellCommandActivity", "command": "echo b", "schedule": {"ref": "Hourly"},
      "scheduleType": "timeseries"},
 ]}
+COUNTED = {"objects": [
+    {"id": "Default", "scheduleType": "cron", "workerGroup": "wg-12345", "schedule": {"ref": "Thrice"}},
+    {"id": "Thrice", "type": "Schedule", "period": "5 minutes", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+     "occurrences": "3"},
+    {"id": "Hourly", "type": "Schedule", "period": "1 hour", "startAt": "FIRST_ACTIVATION_DATE_TIME",
+     "occurrences": "2"},
+    {"id": "Only", "type": "ShellCommandActivity", "command": "echo only"},
+    {"id": "Later", "type": "ShellCommandActivity", "command": "echo later", "schedule": {"ref": "Hourly"},
+     "scheduleType": "timeseries"},
+]}
 GATED = {"objects": [
     {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-12345", "maxActiveInstances": "2"},
     {"id": "Only", "type": "ShellCommandActivity", "command": "echo only"},
@@ -47,7 +58,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[st
     folder: Path = tmp_path_factory.mktemp("schedule-templates")
     app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
     stack = cdk.Stack(app, "Schedules", env=cdk.Environment(account=ACCOUNT, region=REGION))
-    for name, definition in (("two-schedules", TWO_SCHEDULES), ("gated", GATED)):
+    for name, definition in (("two-schedules", TWO_SCHEDULES), ("gated", GATED), ("counted", COUNTED)):
         path = folder / f"{name}.json"
         path.write_text(json.dumps(definition))
         plan = import_file(path)
@@ -79,7 +90,7 @@ def test_each_schedule_object_is_a_scheduler_schedule_naming_itself_in_the_run_i
                  for s in template.find_resources("AWS::Scheduler::Schedule").values()}
     daily = schedules[NAMING.name("pipeline-two-schedules-Daily")]
     hourly = schedules[NAMING.name("pipeline-two-schedules-Hourly")]
-    assert len(schedules) == 2  # the ondemand pipeline has none
+    assert len(schedules) == 4  # the ondemand pipeline has none
     # Ten daily occurrences from 2024-01-01: the last starts on 2024-01-10 (the end is a second after it).
     assert (daily["ScheduleExpression"], daily["StartDate"], daily["EndDate"]) == (
         "rate(1 day)", "2024-01-01T00:00:00.000Z", "2024-01-10T00:00:01.000Z")
@@ -120,6 +131,43 @@ def test_max_active_instances_lists_the_runs_of_its_own_state_machine_only(templ
     template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([{
         "Action": "states:ListExecutions", "Effect": "Allow",
         "Resource": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine}"}])}})
+
+
+def test_occurrences_from_activation_count_the_runs_in_a_parameter_of_the_schedule_only(template: Template) -> None:
+    schedule_name = NAMING.name("pipeline-counted") + "-Thrice"
+    counter = f"/datapipe/dev/pipelines/counted/runs-of/{schedule_name}"
+    counters = template.find_resources("AWS::SSM::Parameter", {"Properties": {"Name": counter}})
+    [(counter_id, parameter)] = counters.items()
+    assert parameter["Properties"]["Type"] == "String" and parameter["Properties"]["Value"] == "deployed"
+    [schedule] = template.find_resources("AWS::Scheduler::Schedule", {"Properties": {"Name": schedule_name}}).values()
+    assert "EndDate" not in schedule["Properties"] and "StartDate" not in schedule["Properties"]
+    assert counter_id in schedule["DependsOn"]  # no run before its counter exists
+    asl = definition_of(template, "pipeline-counted")
+    states = asl["States"]
+    assert asl["StartAt"] == "Which_Schedule"
+    assert states["Which_Schedule"]["Choices"][2:] == [
+        {"Variable": "$.schedule", "StringEquals": "Hourly", "Next": "Count_Run_Of_Hourly"},
+        {"Variable": "$.schedule", "StringEquals": "Thrice", "Next": "Count_Run_Of_Thrice"}]
+    count = states["Count_Run_Of_Thrice"]
+    assert count["Resource"].endswith(":states:::aws-sdk:ssm:putParameter")
+    assert count["Parameters"] == {"Name": counter, "Value.$": "$$.Execution.Id", "Type": "String", "Overwrite": True}
+    assert "Retry" not in count  # a retried write that had succeeded would count one run twice
+    assert (count["ResultSelector"], count["ResultPath"]) == ({"version.$": "$.Version"}, "$.occurrence")
+    # Worked by hand: the deployment writes version 1, the three runs versions 2, 3 and 4; the fourth run gets 5.
+    within = states["Is_Within_Occurrences_Of_Thrice"]
+    [go_on] = within["Choices"]
+    assert (go_on["Variable"], go_on["NumericLessThanEquals"]) == ("$.occurrence.version", 4)
+    assert states[within["Default"]]["Type"] == "Succeed"
+    # A run started on demand (no schedule) is not counted: it goes where a counted run goes on.
+    assert states["On_Demand_Run"]["Next"] == go_on["Next"]
+    # A timeseries run counts itself at its interval's start, before it waits out the hour: two runs, versions 2, 3.
+    assert states["Is_Within_Occurrences_Of_Hourly"]["Choices"] == [
+        {"Variable": "$.occurrence.version", "NumericLessThanEquals": 3, "Next": "Wait_For_End_Of_Hourly"}]
+    # Its role may write the counters of its own two schedules only.
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([{
+        "Action": "ssm:PutParameter", "Effect": "Allow",
+        "Resource": [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{counter.replace('Thrice', 'Hourly')}",
+                     f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{counter}"]}])}})
 
 
 def test_the_schedule_record_holds_what_catch_up_needs(template: Template) -> None:

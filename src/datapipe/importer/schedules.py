@@ -9,6 +9,10 @@ schedule only. How the two schedule types differ (Data Pipeline's reference, Sch
   The state machine waits out the interval (a fixed length: minutes, hours, days or weeks) before the work.
 - `ondemand`: no schedule; each start is a run (maxActiveInstances of the Default bounds how many at once).
 
+`occurrences` with a start becomes an end date; from the first activation (no start) no end date can be known, so
+the state machine counts the schedule's runs and ends those after the first `occurrences` at once
+(stacks.pipeline_schedules).
+
 The interval arithmetic is calendar arithmetic: a month after 2024-01-31 is 2024-02-29, as in Joda-Time.
 `missed_runs` lists the intervals that a schedule whose start lies in the past has missed (`datapipe schedule
 catch-up` starts them, according to the catch-up policy).
@@ -73,6 +77,9 @@ class Schedule:
     schedule_type: str = CRON
     period: Period = field(default_factory=lambda: Period(1, "day"))
     activities: list[str] = field(default_factory=list)  # the ids of the activities a run of this schedule does
+    # Without a start: how many runs the schedule starts from its deployment on (0: no bound). The state machine
+    # counts them, as no end date can be worked out before the schedule exists.
+    occurrences: int = 0
 
     @property
     def wait_seconds(self) -> int:
@@ -247,12 +254,10 @@ def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: l
     if occurrences == 1 and start is None:
         planner.targets[obj.id] = "runs once per start (occurrences 1 from activation): start it on demand"
         return None
+    counted = 0
     if occurrences > 1:
         if start is None:
-            planner.note(obj.id, f"occurrences {occurrences} from the first activation is not enforced: the schedule "
-                         "runs until the pipeline is removed")
-            obj.not_applied("occurrences", "not enforced from the first activation: the schedule runs until the "
-                            "pipeline is removed")
+            counted = occurrences
         else:
             try:
                 end = add_periods(start, period, occurrences - 1)
@@ -266,8 +271,11 @@ def _plan_one(planner: _Planner, obj: PipelineObject, kind: str, activity_ids: l
     expression = scheduler_expression(period, start)
     described = f"{obj.name}: {kind}, every {period}" + (", works at the end of each interval"
                                                           if kind == TIMESERIES else "")
-    schedule = Schedule(obj.id, expression, start, end, described, kind, period, activity_ids)
-    planner.targets[obj.id] = f"EventBridge Scheduler schedule {expression} ({kind}) for {', '.join(activity_ids)}"
+    if counted:
+        described += f", {counted} runs from the deployment on"
+    schedule = Schedule(obj.id, expression, start, end, described, kind, period, activity_ids, counted)
+    planner.targets[obj.id] = (f"EventBridge Scheduler schedule {expression} ({kind}) for {', '.join(activity_ids)}"
+                               + (f"; runs after the first {counted} end at once" if counted else ""))
     return schedule
 
 

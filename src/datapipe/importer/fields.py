@@ -134,7 +134,7 @@ REASONS: dict[str, str] = {
 # Fields a type applies although the same field of other types is not.
 APPLIED_BY_TYPE = frozenset({("EmrCluster", "pipelineLogUri"), ("EmrCluster", "keyPair"),
                              ("EmrCluster", "subnetId"), ("EmrCluster", "maximumRetries"),
-                             ("EmrCluster", "retryDelay")})
+                             ("EmrCluster", "retryDelay"), ("HiveCopyActivity", "generatedScriptsPath")})
 
 TYPE_REASONS: dict[tuple[str, str], str] = {
     **{(resource, key): _NOT_ON_OBJECT for resource in ("Ec2Resource", "EmrCluster")
@@ -175,10 +175,10 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     **{("RedshiftCopyActivity", key): DATA_API for key in ("runsOn", "workerGroup")},
     ("RedshiftCopyActivity", "reportProgressTimeout"): DATA_API + ", which waits for them: no task reports progress",
     **{(activity, "reportProgressTimeout"): _EMR_ONLY + ", whose steps report no progress: attemptTimeout bounds them"
-       for activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")},
+       for activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity", "HiveCopyActivity")},
     **{(activity, "workerGroup"): _EMR_ONLY + " (without one they are not mapped: a worker group's own cluster is "
        "not reachable from Step Functions)" for activity in ("EmrActivity", "HadoopActivity", "HiveActivity",
-                                                              "PigActivity")},
+                                                              "PigActivity", "HiveCopyActivity")},
     ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "
     "the script",
     ("HiveActivity", "stage"): _NO_STAGING,

@@ -177,3 +177,33 @@ def test_huge_values_are_refused_or_planned_in_time(write_definition: Callable[.
                            TSV_OUT, TABS)
     assert any(e.startswith("Rows.column: ") and len(e) < 300 for e in errors)
     assert time.perf_counter() - started < 10
+
+
+def test_the_cluster_role_may_read_the_input_table_and_write_the_output_table_only() -> None:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from datapipe.naming import Naming
+    from stacks.pipeline_dynamodb import emr_dynamodb_statements
+    from stacks.pipelines import PipelineEmrRoles, emr_buckets
+
+    restore = {"id": "Restore", "type": "DynamoDBDataNode", "tableName": "restore_table"}
+    plan = make_plan(build_model(parse_definition(definition(
+        copy("RestoreCopy", input={"ref": "Orders"}, output={"ref": "Restore"}), ORDERS, restore), source="c.json")))
+    assert plan.deployable, plan.errors
+    stack = cdk.Stack(cdk.App(), "Roles", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    roles = PipelineEmrRoles(stack, "EmrRoles", naming=Naming(), buckets=emr_buckets([plan]))
+    for statement in emr_dynamodb_statements(stack, [plan]):
+        roles.instance_role.add_to_policy(statement)
+    statements = [s for policy in Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
+                  for s in policy["Properties"]["PolicyDocument"]["Statement"] if "dynamodb" in json.dumps(s)]
+
+    def table_arn(name: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":dynamodb:eu-west-1:123456789012:table/{name}"]]}
+
+    assert statements == [
+        {"Action": ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:Query"], "Effect": "Allow",
+         "Resource": table_arn("Orders")},
+        {"Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem"], "Effect": "Allow",
+         "Resource": table_arn("restore_table")},
+    ]

@@ -64,6 +64,7 @@ class _Generator:
         self.planner = planner
         self.obj = obj
         self.failed = False
+        self.tables: dict[str, str] = {}  # "input"/"output" -> the DynamoDB table of that side
 
     def problem(self, object_id: str, key: str, message: str) -> None:
         self.planner.problems.append(Problem(object_id, key, message))
@@ -157,11 +158,12 @@ class _Generator:
                          "digits, _ . -)")
         return name
 
-    def table(self, name: str, node: PipelineObject, columns: list[Column]) -> Text:
+    def table(self, side: str, name: str, node: PipelineObject, columns: list[Column]) -> Text:
         declared = ", ".join(c.declared() for c in columns) if columns else ITEM_COLUMNS
         head = f"DROP TABLE IF EXISTS {name}; CREATE EXTERNAL TABLE {name} ({declared})"
         if node.type == "DynamoDBDataNode":
-            properties = f'"dynamodb.table.name" = "{self.dynamodb_table(node)}"'
+            self.tables[side] = self.dynamodb_table(node)
+            properties = f'"dynamodb.table.name" = "{self.tables[side]}"'
             if columns:
                 mapping = ",".join(f"{c.name}:{c.name}" for c in columns)
                 properties += f', "dynamodb.column.mapping" = "{mapping}"'
@@ -199,25 +201,26 @@ class _Generator:
         condition = self.filter()
         if condition is not None:
             copy = copy + Text.of(" WHERE ") + condition
-        script = Text.of(*self.table(source_table, source, columns).parts, " ",
-                         *self.table(target_table, target, columns).parts, " ", *copy.parts, ";")
+        script = Text.of(*self.table("input", source_table, source, columns).parts, " ",
+                         *self.table("output", target_table, target, columns).parts, " ", *copy.parts, ";")
         return None if self.failed else script
 
 
-def hive_copy_script(planner: _Planner, obj: PipelineObject) -> Text | None:
-    """The Hive script of a HiveCopyActivity; None, with each problem reported, when the definition is wrong."""
-    return _Generator(planner, obj).script()
 
 
 def hive_copy_steps(planner: _Planner, obj: PipelineObject) -> list[EmrStep]:
     """The EMR steps of a HiveCopyActivity: the script inline, or written to generatedScriptsPath and run from there."""
     from datapipe.importer.plan import COMMAND_RUNNER, EmrStep
 
-    script = hive_copy_script(planner, obj)
+    generator = _Generator(planner, obj)
+    script = generator.script()
     if script is None:
         return []
+    read = [generator.tables["input"]] if "input" in generator.tables else []
+    written = [generator.tables["output"]] if "output" in generator.tables else []
     if not obj.fields.get("generatedScriptsPath"):
-        return [EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER), args=[Text.of("hive"), Text.of("-e"), script])]
+        return [EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER), args=[Text.of("hive"), Text.of("-e"), script],
+                        tables_read=read, tables_written=written)]
     folder = planner.code_field(obj, "generatedScriptsPath")
     if folder is None:
         return []
@@ -233,5 +236,6 @@ def hive_copy_steps(planner: _Planner, obj: PipelineObject) -> list[EmrStep]:
                     args=[Text.of("bash"), Text.of("-c"), Text.of('printf "%s\\n" "$1" | aws s3 cp - "$2"'),
                           Text.of("datapipe"), script, uri])
     run = EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER),
-                  args=[Text.of("hive-script"), Text.of("--run-hive-script"), Text.of("--args"), Text.of("-f"), uri])
+                  args=[Text.of("hive-script"), Text.of("--run-hive-script"), Text.of("--args"), Text.of("-f"), uri],
+                  tables_read=read, tables_written=written)
     return [write, run]

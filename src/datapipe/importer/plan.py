@@ -73,6 +73,8 @@ class EmrStep:
     args: list[Text]
     main_class: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)  # variable -> reference, read on the cluster
+    tables_read: list[str] = field(default_factory=list)  # DynamoDB tables the step reads (HiveCopyActivity)
+    tables_written: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -64,8 +64,8 @@ _RUN_BY_ACTIVITY = "the activity's attemptTimeout, maximumRetries and retryDelay
     "object has no task of its own"
 _NO_STAGING = "the tables Data Pipeline generated from data formats are not generated; the script gets the paths as " \
     "variables (input1.., output1..)"
-_NO_FORMAT = "only the format's type (CSV or TSV) is applied, by Redshift COPY and SQL copies; its columns, " \
-    "separators and expressions are not"
+_NO_FORMAT = "Redshift COPY and SQL copies apply only the format's type (CSV or TSV), and a HiveCopyActivity its " \
+    "columns (and the separator of Custom); this field is applied by none"
 _DYNAMODB_IN_EMR = "an EMR step reads this node only through its expressions (#{input.tableName})"
 _DYNAMODB_NODE = _DYNAMODB_IN_EMR + "; the importer sets nothing from it"
 _EMR_ONLY = "EMR activities run on the EmrCluster of runsOn"
@@ -95,7 +95,7 @@ KIND_REASONS: dict[tuple[str, str], str] = {
     "a resource has none",
     **{(kind, "dependsOn"): "only activities wait for others: an activity that reads a data node waits for the "
        "activities that write it" for kind in (schema.RESOURCE, schema.DATA_NODE)},
-    **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("column", "columnSeparator", "escapeChar", "recordSeparator",
+    **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("columnSeparator", "escapeChar", "recordSeparator",
                                                           "inputRegEx", "outputFormat")},
 }
 
@@ -134,7 +134,8 @@ REASONS: dict[str, str] = {
 # Fields a type applies although the same field of other types is not.
 APPLIED_BY_TYPE = frozenset({("EmrCluster", "pipelineLogUri"), ("EmrCluster", "keyPair"),
                              ("EmrCluster", "subnetId"), ("EmrCluster", "maximumRetries"),
-                             ("EmrCluster", "retryDelay"), ("HiveCopyActivity", "generatedScriptsPath")})
+                             ("EmrCluster", "retryDelay"), ("HiveCopyActivity", "generatedScriptsPath"),
+                             ("Custom", "columnSeparator")})
 
 TYPE_REASONS: dict[tuple[str, str], str] = {
     **{(resource, key): _NOT_ON_OBJECT for resource in ("Ec2Resource", "EmrCluster")
@@ -202,6 +203,10 @@ UNREAD_REASONS: dict[tuple[str, str], str] = {
     **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY (tableName by an Exists precondition too); "
        + _DYNAMODB_IN_EMR for key in ("tableName", "readThroughputPercent")},
     ("DynamoDBDataNode", "dataFormat"): "given to a RedshiftCopyActivity's COPY; " + _DYNAMODB_IN_EMR,
+    (schema.DATA_FORMAT, "column"): "applied by a HiveCopyActivity (the columns of the Hive tables it generates); "
+    "Redshift COPY and SQL copies apply only the format's type",
+    ("Custom", "columnSeparator"): "applied by a HiveCopyActivity (the field separator of the Hive table it "
+    "generates); Redshift COPY and SQL copies apply only the format's type",
 }
 
 

@@ -4,6 +4,8 @@ Data Pipeline reference and EMR's DynamoDB connector documentation), and bad def
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,14 +127,46 @@ def test_the_reference_example_filters_on_the_run_time_read_when_the_run_starts(
     )
 
 
-def test_with_generated_scripts_path_the_script_is_written_there_as_an_argument_then_run_from_there() -> None:
-    activity = planned(copy(generatedScriptsPath="s3://bucket/scripts/"), CSV_IN, ROWS, TSV_OUT, TABS)
+def test_with_generated_scripts_path_the_script_is_written_there_as_arguments_then_run_from_there(
+    tmp_path: Path,
+) -> None:
+    # 1,000 columns of 22 characters ("`column_0000` string, ") in two tables make a script of about 44,400
+    # characters: five pieces of at most 10,280, the most one EMR step argument holds.
+    columns = [f"column_{index:04} STRING" for index in range(1000)]
+    activity = planned(copy(generatedScriptsPath="s3://bucket/scripts/"), CSV_IN, {**ROWS, "column": columns},
+                       TSV_OUT, TABS)
     [write, run] = step_args(activity)
-    assert write[:5] == ["command-runner.jar", "bash", "-c", 'printf "%s\\n" "$1" | aws s3 cp - "$2"', "datapipe"]
-    assert write[5].startswith("DROP TABLE IF EXISTS copy_copycsv_input; ")
-    assert write[6] == "s3://bucket/scripts/copy_copycsv.q"
+    assert write[:5] == ["command-runner.jar", "bash", "-c", 'printf "%s" "${@:1:$#-1}" | aws s3 cp - "${@: -1}"',
+                         "datapipe"]
+    assert write[-1] == "s3://bucket/scripts/copy_copycsv.q"
     assert run == ["command-runner.jar", "hive-script", "--run-hive-script", "--args", "-f",
                    "s3://bucket/scripts/copy_copycsv.q"]
+    pieces = write[5:-1]
+    assert len(pieces) == 5 and all(len(piece) <= 10280 for piece in pieces)
+    # The step's command, run by bash with an `aws` that keeps what it is given, writes the whole script.
+    fake = tmp_path / "aws"
+    fake.write_text('#!/bin/sh\ncat > "$KEPT"\necho "$@" > "$KEPT.args"\n')
+    fake.chmod(0o755)
+    kept = tmp_path / "kept"
+    environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "KEPT": str(kept)}
+    subprocess.run(write[1:], env=environment, check=True, timeout=30)
+    script = kept.read_text()
+    assert script.startswith("DROP TABLE IF EXISTS copy_copycsv_input; CREATE EXTERNAL TABLE copy_copycsv_input "
+                             "(`column_0000` string, `column_0001` string, ")
+    assert script.endswith("`column_0999` string) ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\t' LOCATION "
+                           "'s3://bucket/out/'; INSERT OVERWRITE TABLE copy_copycsv_output SELECT * FROM "
+                           "copy_copycsv_input;")
+    assert script.count("`column_0500` string") == 2
+    assert (tmp_path / "kept.args").read_text().split() == ["s3", "cp", "-", "s3://bucket/scripts/copy_copycsv.q"]
+
+
+def test_a_script_too_long_for_a_step_argument_needs_generated_scripts_path(
+    write_definition: Callable[..., Path],
+) -> None:
+    columns = [f"column_{index:04} STRING" for index in range(1000)]
+    errors = import_errors(write_definition, copy(), CSV_IN, {**ROWS, "column": columns}, TSV_OUT, TABS)
+    assert len(errors) == 1 and errors[0].startswith("CopyCsv.generatedScriptsPath: not given, and the generated "
+                                                     "Hive script (")
 
 
 def test_a_filter_on_a_parameter_given_when_the_run_starts_is_refused(write_definition: Callable[..., Path]) -> None:
@@ -169,13 +203,20 @@ def test_bad_definitions_are_refused_naming_the_object_and_field(write_definitio
 
 
 def test_huge_values_are_refused_or_planned_in_time(write_definition: Callable[..., Path]) -> None:
-    columns = [f"c{index} STRING" for index in range(20_000)]
+    columns = [f"c{index} STRING" for index in range(5_000)]
     started = time.perf_counter()
-    activity = planned(copy(), CSV_IN, {**ROWS, "column": columns}, TSV_OUT, TABS)
-    assert "`c19999` string) ROW FORMAT" in activity.steps[0].args[2].describe()
+    activity = planned(copy(generatedScriptsPath="s3://bucket/scripts"), CSV_IN, {**ROWS, "column": columns},
+                       TSV_OUT, TABS)
+    assert "`c4999` string) ROW FORMAT" in "".join(arg.describe() for arg in activity.steps[0].args[4:-1])
     errors = import_errors(write_definition, copy(), CSV_IN, {**ROWS, "column": ["x" * 1_000_000 + " STRING"]},
                            TSV_OUT, TABS)
     assert any(e.startswith("Rows.column: ") and len(e) < 300 for e in errors)
+    errors = import_errors(write_definition, copy(generatedScriptsPath="s3://bucket/scripts/",
+                                                  filterSql="name = 'x' OR " * 30_000 + "true"),
+                           CSV_IN, ROWS, TSV_OUT, TABS)
+    [error] = errors  # the filter alone is 420,004 characters
+    assert error.startswith("CopyCsv.filterSql: the generated Hive script would be 42") and error.endswith(
+        " characters, more than the 262144 a Step Functions task's input may carry")
     assert time.perf_counter() - started < 10
 
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from datapipe.importer.expressions import Text
+from datapipe.importer.expressions import MAX_EXPANDED_LENGTH, Text
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import PipelineObject
 from datapipe.importer.reader import Problem
@@ -43,6 +43,10 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # DynamoDB's own rule for ta
 _UNSAFE_IN_PATH = re.compile(r"['\"\\$`;\x00-\x1f\x7f]")
 _SEPARATORS = {"CSV": ",", "TSV": "\\t"}  # as written inside a HiveQL string
 _TAB = "\\t"
+MAX_STEP_ARGUMENT = 10280  # characters in one argument of an EMR step (HadoopJarStepConfig Args)
+_VALUE_ROOM = 64  # what a value read at run time may take in an argument (the parts of a time: a few digits)
+# Writes its arguments but the last, joined, to the S3 object the last names.
+WRITE_SCRIPT = 'printf "%s" "${@:1:$#-1}" | aws s3 cp - "${@: -1}"'
 
 
 @dataclass(frozen=True)
@@ -216,9 +220,19 @@ def hive_copy_steps(planner: _Planner, obj: PipelineObject) -> list[EmrStep]:
     script = generator.script()
     if script is None:
         return []
+    if _room(script) > MAX_EXPANDED_LENGTH:  # the script travels in the run's data, which Step Functions bounds
+        planner.problems.append(Problem(obj.id, "filterSql" if obj.fields.get("filterSql") else "input",
+                                        f"the generated Hive script would be {_room(script)} characters, more than "
+                                        f"the {MAX_EXPANDED_LENGTH} a Step Functions task's input may carry"))
+        return []
     read = [generator.tables["input"]] if "input" in generator.tables else []
     written = [generator.tables["output"]] if "output" in generator.tables else []
     if not obj.fields.get("generatedScriptsPath"):
+        if _room(script) > MAX_STEP_ARGUMENT:
+            planner.problems.append(Problem(obj.id, "generatedScriptsPath", f"not given, and the generated Hive script "
+                                            f"({script.length} characters) is longer than the {MAX_STEP_ARGUMENT} an "
+                                            "EMR step argument may hold: give an s3:// folder to write it to"))
+            return []
         return [EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER), args=[Text.of("hive"), Text.of("-e"), script],
                         tables_read=read, tables_written=written)]
     folder = planner.code_field(obj, "generatedScriptsPath")
@@ -233,9 +247,39 @@ def hive_copy_steps(planner: _Planner, obj: PipelineObject) -> list[EmrStep]:
         parts[-1] = parts[-1].rstrip("/")
     uri = Text.of(*parts, f"/{table_base(obj.id)}.q")
     write = EmrStep(name=f"{obj.id}-script", jar=Text.of(COMMAND_RUNNER),
-                    args=[Text.of("bash"), Text.of("-c"), Text.of('printf "%s\\n" "$1" | aws s3 cp - "$2"'),
-                          Text.of("datapipe"), script, uri])
+                    args=[Text.of("bash"), Text.of("-c"), Text.of(WRITE_SCRIPT), Text.of("datapipe"),
+                          *_pieces(script, MAX_STEP_ARGUMENT), uri])
     run = EmrStep(name=obj.id, jar=Text.of(COMMAND_RUNNER),
                   args=[Text.of("hive-script"), Text.of("--run-hive-script"), Text.of("--args"), Text.of("-f"), uri],
                   tables_read=read, tables_written=written)
     return [write, run]
+
+
+def _room(text: Text) -> int:
+    """The most characters a text may take once its run-time values are in."""
+    return sum(len(part) if isinstance(part, str) else _VALUE_ROOM for part in text.parts)
+
+
+def _pieces(text: Text, limit: int) -> list[Text]:
+    """The text cut into consecutive pieces that each fit one step argument (a run-time value is never cut)."""
+    pieces: list[Text] = []
+    current: list = []
+    room = limit
+    for part in text.parts:
+        if not isinstance(part, str):
+            if room < _VALUE_ROOM:
+                pieces.append(Text.of(*current))
+                current, room = [], limit
+            current.append(part)
+            room -= _VALUE_ROOM
+            continue
+        while part:
+            if room == 0:
+                pieces.append(Text.of(*current))
+                current, room = [], limit
+            current.append(part[:room])
+            part = part[room:]
+            room -= len(current[-1])
+    if current:
+        pieces.append(Text.of(*current))
+    return pieces

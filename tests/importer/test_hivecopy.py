@@ -68,6 +68,12 @@ def test_an_s3_csv_folder_is_copied_to_an_s3_tsv_folder_with_the_input_columns()
     assert step_args(activity) == [["command-runner.jar", "hive", "-e", script]]
 
 
+def test_a_custom_format_gives_its_separator() -> None:
+    activity = planned(copy(), CSV_IN, ROWS, TSV_OUT, {"id": "Tabs", "type": "Custom", "columnSeparator": "|"})
+    assert "CREATE EXTERNAL TABLE copy_copycsv_output (`id` bigint, `name` string) ROW FORMAT DELIMITED FIELDS " \
+        "TERMINATED BY '|' LOCATION 's3://bucket/out/';" in step_args(activity)[0][3]
+
+
 def test_a_dynamodb_table_is_exported_to_s3_as_whole_items_without_columns() -> None:
     out = {"id": "Out", "type": "S3DataNode", "directoryPath": "s3://bucket/orders/"}
     activity = planned(copy("Export", input={"ref": "Orders"}), ORDERS, out)
@@ -190,6 +196,8 @@ def test_bad_definitions_are_refused_naming_the_object_and_field(write_definitio
         ([copy(filterSql="WHERE id > 1"), CSV_IN, ROWS, TSV_OUT, TABS], "CopyCsv.filterSql: give only the predicates"),
         ([copy(output=None), CSV_IN, ROWS], "CopyCsv.output: HiveCopyActivity copies exactly one output data node"),
         ([copy(), CSV_IN, ROWS, TSV_OUT, {**TABS, "column": ["id STRING"]}], "Out.dataFormat: its columns differ"),
+        ([copy(), CSV_IN, ROWS, TSV_OUT, {"id": "Tabs", "type": "Custom", "columnSeparator": "'"}],
+         "Tabs.columnSeparator: must be a tab or one printable character"),
         ([copy(), CSV_IN, ROWS, TSV_OUT, {"id": "Tabs", "type": "RegEx", "inputRegEx": "(.*)"}],
          "Out.dataFormat: Tabs is a RegEx"),
         ([copy(generatedScriptsPath="/tmp/scripts"), CSV_IN, ROWS, TSV_OUT, TABS],

@@ -127,9 +127,11 @@ class _Generator:
         if data_format.type == "Custom":
             separator = self.planner.evaluator.static_field(data_format, "columnSeparator",
                                                             purpose="it separates the fields of the Hive table")
+            if separator == "\t":
+                return _TAB
             if separator is not None and (len(separator) != 1 or _UNSAFE_IN_PATH.search(separator)):
-                self.problem(data_format.id, "columnSeparator", f"must be one printable character other than quotes, "
-                             f"backslash, $, ` and ;, got {printable(separator)!r}")
+                self.problem(data_format.id, "columnSeparator", f"must be a tab or one printable character other than "
+                             f"quotes, backslash, $, ` and ;, got {printable(separator)!r}")
             return separator or ","
         self.problem(node.id, "dataFormat", f"{data_format.id} is a {data_format.type}; a HiveCopyActivity's S3 table "
                      "is read as CSV, TSV, Custom (columnSeparator) or DynamoDB export text")
@@ -208,8 +210,6 @@ class _Generator:
         script = Text.of(*self.table("input", source_table, source, columns).parts, " ",
                          *self.table("output", target_table, target, columns).parts, " ", *copy.parts, ";")
         return None if self.failed else script
-
-
 
 
 def hive_copy_steps(planner: _Planner, obj: PipelineObject) -> list[EmrStep]:

@@ -76,12 +76,12 @@ def test_a_custom_format_gives_its_separator() -> None:
 
 def test_a_dynamodb_table_is_exported_to_s3_as_whole_items_without_columns() -> None:
     out = {"id": "Out", "type": "S3DataNode", "directoryPath": "s3://bucket/orders/"}
-    activity = planned(copy("Export", input={"ref": "Orders"}), ORDERS, out)
+    activity = planned(copy("Export", input={"ref": "Orders"}), {**ORDERS, "readThroughputPercent": "0.25"}, out)
     script = (
         "DROP TABLE IF EXISTS copy_export_input; "
         "CREATE EXTERNAL TABLE copy_export_input (item map<string,string>) "
         "STORED BY 'org.apache.hadoop.hive.dynamodb.DynamoDBStorageHandler' "
-        'TBLPROPERTIES ("dynamodb.table.name" = "Orders"); '
+        'TBLPROPERTIES ("dynamodb.table.name" = "Orders", "dynamodb.throughput.read.percent" = "0.25"); '
         "DROP TABLE IF EXISTS copy_export_output; "
         "CREATE EXTERNAL TABLE copy_export_output (item map<string,string>) "
         "ROW FORMAT DELIMITED FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' LOCATION 's3://bucket/orders/'; "
@@ -92,7 +92,8 @@ def test_a_dynamodb_table_is_exported_to_s3_as_whole_items_without_columns() -> 
 
 def test_an_s3_folder_is_loaded_into_dynamodb_with_a_column_mapping_and_the_filter() -> None:
     activity = planned(copy("Load", output={"ref": "Orders"}, filterSql="`amount` > 100 AND name <> 'x'"),
-                       CSV_IN, {"id": "Rows", "type": "CSV", "column": ["orderId STRING", "amount BIGINT"]}, ORDERS)
+                       CSV_IN, {"id": "Rows", "type": "CSV", "column": ["orderId STRING", "amount BIGINT"]},
+                       {**ORDERS, "writeThroughputPercent": ".5", "readThroughputPercent": "0.9"})
     script = (
         "DROP TABLE IF EXISTS copy_load_input; "
         "CREATE EXTERNAL TABLE copy_load_input (`orderId` string, `amount` bigint) "
@@ -101,7 +102,7 @@ def test_an_s3_folder_is_loaded_into_dynamodb_with_a_column_mapping_and_the_filt
         "CREATE EXTERNAL TABLE copy_load_output (`orderId` string, `amount` bigint) "
         "STORED BY 'org.apache.hadoop.hive.dynamodb.DynamoDBStorageHandler' "
         'TBLPROPERTIES ("dynamodb.table.name" = "Orders", '
-        '"dynamodb.column.mapping" = "orderId:orderId,amount:amount"); '
+        '"dynamodb.column.mapping" = "orderId:orderId,amount:amount", "dynamodb.throughput.write.percent" = ".5"); '
         "INSERT OVERWRITE TABLE copy_load_output SELECT * FROM copy_load_input WHERE `amount` > 100 AND name <> 'x';"
     )
     assert step_args(activity) == [["command-runner.jar", "hive", "-e", script]]
@@ -193,6 +194,8 @@ def test_bad_definitions_are_refused_naming_the_object_and_field(write_definitio
          "In.filePath: a Hive table reads and writes a folder"),
         ([copy(output={"ref": "Orders"}), CSV_IN, ROWS, {**ORDERS, "tableName": "a\"b"}],
          "Orders.tableName: "),
+        ([copy(output={"ref": "Orders"}), CSV_IN, ROWS, {**ORDERS, "writeThroughputPercent": "1.5"}],
+         "Orders.writeThroughputPercent: must be a number from 0.1 to 1.0, got '1.5'"),
         ([copy(filterSql="WHERE id > 1"), CSV_IN, ROWS, TSV_OUT, TABS], "CopyCsv.filterSql: give only the predicates"),
         ([copy(output=None), CSV_IN, ROWS], "CopyCsv.output: HiveCopyActivity copies exactly one output data node"),
         ([copy(), CSV_IN, ROWS, TSV_OUT, {**TABS, "column": ["id STRING"]}], "Out.dataFormat: its columns differ"),

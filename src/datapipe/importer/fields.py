@@ -67,7 +67,6 @@ _NO_STAGING = "the tables Data Pipeline generated from data formats are not gene
 _NO_FORMAT = "Redshift COPY and SQL copies apply only the format's type (CSV or TSV), and a HiveCopyActivity its " \
     "columns (and the separator of Custom); this field is applied by none"
 _DYNAMODB_IN_EMR = "an EMR step reads this node only through its expressions (#{input.tableName})"
-_DYNAMODB_NODE = _DYNAMODB_IN_EMR + "; the importer sets nothing from it"
 _EMR_ONLY = "EMR activities run on the EmrCluster of runsOn"
 
 KIND_REASONS: dict[tuple[str, str], str] = {
@@ -166,7 +165,6 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     "none",
     ("HttpProxy", "s3NoProxy"): "the task runner has no option for it: set NO_PROXY to the S3 endpoint in the "
     "runner's environment (the AWS SDK reads it)",
-    ("DynamoDBDataNode", "writeThroughputPercent"): _DYNAMODB_NODE,
     **{(node, "dataFormat"): _SQL_NODE_FORMAT for node in ("SqlDataNode", "MySqlDataNode", "RedshiftDataNode")},
     ("MySqlDataNode", "database"): "a MySqlDataNode is reached through its own connectionString and secretId",
     ("MySqlDataNode", "username"): _CREDENTIALS,
@@ -200,8 +198,11 @@ UNREAD_REASONS: dict[tuple[str, str], str] = {
     ("S3DataNode", "dataFormat"): "applied by Redshift COPY and SQL copies (CSV or TSV); a shell command or EMR step "
     "reads the files as they are",
     ("S3DataNode", "filePath"): "directoryPath is given too, and names the data",
-    **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY (tableName by an Exists precondition too); "
-       + _DYNAMODB_IN_EMR for key in ("tableName", "readThroughputPercent")},
+    **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY and a HiveCopyActivity that reads it "
+       "(tableName by an Exists precondition too); " + _DYNAMODB_IN_EMR for key in ("tableName",
+                                                                                   "readThroughputPercent")},
+    ("DynamoDBDataNode", "writeThroughputPercent"): "applied by a HiveCopyActivity that writes the table; "
+    + _DYNAMODB_IN_EMR,
     ("DynamoDBDataNode", "dataFormat"): "given to a RedshiftCopyActivity's COPY; " + _DYNAMODB_IN_EMR,
     (schema.DATA_FORMAT, "column"): "applied by a HiveCopyActivity (the columns of the Hive tables it generates); "
     "Redshift COPY and SQL copies apply only the format's type",

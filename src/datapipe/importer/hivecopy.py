@@ -39,6 +39,10 @@ _HIVE_TYPE = re.compile(
     re.IGNORECASE,
 )
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # DynamoDB's own rule for table names
+_PERCENT = re.compile(r"\s*(0?\.[0-9]{1,6}|1(\.0{1,6})?|0)\s*")
+# The node's share of the table's throughput -> the connector's table property that applies it, by side.
+_THROUGHPUT = {"input": ("readThroughputPercent", "dynamodb.throughput.read.percent"),
+               "output": ("writeThroughputPercent", "dynamodb.throughput.write.percent")}
 # Characters that could end the quoted LOCATION, start a Hive variable or break the line: never in a path.
 _UNSAFE_IN_PATH = re.compile(r"['\"\\$`;\x00-\x1f\x7f]")
 _SEPARATORS = {"CSV": ",", "TSV": "\\t"}  # as written inside a HiveQL string
@@ -164,6 +168,19 @@ class _Generator:
                          "digits, _ . -)")
         return name
 
+    def throughput(self, node: PipelineObject, side: str) -> str | None:
+        key = _THROUGHPUT[side][0]
+        if not node.fields.get(key):
+            return None
+        text = self.planner.evaluator.static_field(node, key, purpose="it is a property of the generated Hive table")
+        if text is None:
+            self.failed = True
+            return None
+        if not _PERCENT.fullmatch(text) or not 0.1 <= float(text) <= 1.0:
+            self.problem(node.id, key, f"must be a number from 0.1 to 1.0, got {printable(text)!r}")
+            return None
+        return text.strip()
+
     def table(self, side: str, name: str, node: PipelineObject, columns: list[Column]) -> Text:
         declared = ", ".join(c.declared() for c in columns) if columns else ITEM_COLUMNS
         head = f"DROP TABLE IF EXISTS {name}; CREATE EXTERNAL TABLE {name} ({declared})"
@@ -173,6 +190,9 @@ class _Generator:
             if columns:
                 mapping = ",".join(f"{c.name}:{c.name}" for c in columns)
                 properties += f', "dynamodb.column.mapping" = "{mapping}"'
+            share = self.throughput(node, side)
+            if share is not None:
+                properties += f', "{_THROUGHPUT[side][1]}" = "{share}"'
             return Text.of(f"{head} STORED BY '{DYNAMODB_STORAGE_HANDLER}' TBLPROPERTIES ({properties});")
         separator = self.separator(node)
         lines = " LINES TERMINATED BY '\\n'" if not columns else ""

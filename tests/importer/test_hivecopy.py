@@ -259,3 +259,13 @@ def test_the_cluster_role_may_read_the_input_table_and_write_the_output_table_on
         {"Action": ["dynamodb:DescribeTable", "dynamodb:BatchWriteItem"], "Effect": "Allow",
          "Resource": table_arn("restore_table")},
     ]
+
+
+def test_a_hive_copy_on_a_worker_group_is_reported_unsupported(write_definition: Callable[..., Path]) -> None:
+    on_worker_group = {**copy(), "workerGroup": "wg-1"}
+    del on_worker_group["runsOn"]
+    path = write_definition(json.loads(definition(on_worker_group, CSV_IN, ROWS, TSV_OUT, TABS))["objects"])
+    result = CliRunner().invoke(cli, ["import", str(path)])
+    assert result.exit_code == 1
+    assert "  unsupported: CopyCsv (HiveCopyActivity): HiveCopyActivity is mapped only with runsOn an EmrCluster" \
+        in result.output

@@ -203,7 +203,7 @@ def test_bad_definitions_are_refused_naming_the_object_and_field(write_definitio
          "Tabs.columnSeparator: must be a tab or one printable character"),
         ([copy(), CSV_IN, ROWS, TSV_OUT, {"id": "Tabs", "type": "RegEx", "inputRegEx": "(.*)"}],
          "Out.dataFormat: Tabs is a RegEx"),
-        ([copy(generatedScriptsPath="/tmp/scripts"), CSV_IN, ROWS, TSV_OUT, TABS],
+        ([copy(generatedScriptsPath="hdfs:///scripts"), CSV_IN, ROWS, TSV_OUT, TABS],
          "CopyCsv.generatedScriptsPath: must be an s3:// folder"),
     ]
     for objects, expected in cases:

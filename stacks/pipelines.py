@@ -55,7 +55,7 @@ from datapipe.importer.plan import (
 from datapipe.importer.preconditions import S3_KEY
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from datapipe.taskrunner.contract import SHELL_COMMAND_ACTIVITY
-from stacks import pipeline_resources, pipeline_sql
+from stacks import pipeline_dynamodb, pipeline_resources, pipeline_sql
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -1040,6 +1040,8 @@ class PipelinesStack(cdk.Stack):
             # EMR command steps read the secrets they name on the cluster, with the instance role.
             emr_secrets = [r for plan in deployable for r in plan.secrets(EMR_STEPS).values()]
             for statement in secret_read_statements(self, emr_secrets):
+                emr_roles.instance_role.add_to_policy(statement)
+            for statement in pipeline_dynamodb.emr_dynamodb_statements(self, deployable):  # HiveCopyActivity
                 emr_roles.instance_role.add_to_policy(statement)
             self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,

@@ -81,7 +81,8 @@ VALUES: dict[str, str] = {
     "workgroupName": "analytics",
 }
 # Values of one type that differ from the others' (a MySqlDataNode's connection is MySQL's).
-TYPE_VALUES: dict[tuple[str, str], str] = {("MySqlDataNode", "connectionString"): "jdbc:mysql://db.example.com/app"}
+TYPE_VALUES: dict[tuple[str, str], str] = {("MySqlDataNode", "connectionString"): "jdbc:mysql://db.example.com/app",
+                                           ("HiveCopyActivity", "generatedScriptsPath"): "s3://bucket/scripts/"}
 SLOT_VALUES = {"Period": "1 hours", "Integer": "1", "Boolean": "true", "DateTime": "2024-01-01T00:00:00"}
 
 
@@ -388,12 +389,13 @@ def test_the_fields_of_an_object_without_a_mapping_carry_its_reason(write_defini
     objects = import_json(write_definition([
         {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-1"},
         {"id": "Run", "type": "ShellCommandActivity", "command": "echo 1"},
-        {"id": "Copy", "type": "HiveCopyActivity", "filterSql": "x > 1", "input": {"ref": "In"}},
+        {"id": "Hive", "type": "HiveActivity", "hiveScript": "SELECT 1;", "input": {"ref": "In"}},
         {"id": "In", "type": "S3DataNode", "directoryPath": "s3://bucket/in/"},
     ]))
-    reasons = {entry["field"]: entry["reason"] for entry in objects["Copy"]["fields"]["notApplied"]}
-    assert set(reasons) == {"filterSql", "input"}  # type is structural; input was read for ordering, but in vain
-    assert all(reason.startswith("HiveCopyActivity is not mapped: HiveCopyActivity copies between DynamoDB")
+    reasons = {entry["field"]: entry["reason"] for entry in objects["Hive"]["fields"]["notApplied"]}
+    # type is structural; input was read for ordering, but in vain; workerGroup comes from Default
+    assert set(reasons) == {"hiveScript", "input"}
+    assert all(reason.startswith("HiveActivity is not mapped: HiveActivity is mapped only with runsOn an EmrCluster")
                for reason in reasons.values())
 
 

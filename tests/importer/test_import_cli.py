@@ -60,7 +60,7 @@ def test_errors_and_unsupported_objects_exit_1_with_each_reason(write_definition
     objects = [
         {"id": "Default", "scheduleType": "ondemand", "workerGroup": "wg-12345"},
         {"id": "Say", "type": "ShellCommandActivity", "command": "echo #{myMissing}", "dependsOn": {"ref": "Ghost"}},
-        {"id": "Load", "type": "HiveCopyActivity"},
+        {"id": "Load", "type": "HiveActivity", "hiveScript": "SELECT 1;"},  # on the worker group of Default
     ]
     code, output = invoke(str(write_definition(objects)), "--json")
     report = json.loads(output)
@@ -70,7 +70,7 @@ def test_errors_and_unsupported_objects_exit_1_with_each_reason(write_definition
     assert by_id["Say"]["status"] == "error" and "Ghost" in by_id["Say"]["reason"]
     assert by_id["Load"]["status"] == "unsupported" and by_id["Load"]["reason"]
     code, output = invoke(str(write_definition(objects)))
-    assert code == 1 and "  unsupported: Load (HiveCopyActivity): " in output
+    assert code == 1 and "  unsupported: Load (HiveActivity): " in output
     assert "  error: Say.dependsOn: refers to 'Ghost', which is not defined" in output
 
 

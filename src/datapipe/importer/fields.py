@@ -64,10 +64,9 @@ _RUN_BY_ACTIVITY = "the activity's attemptTimeout, maximumRetries and retryDelay
     "object has no task of its own"
 _NO_STAGING = "the tables Data Pipeline generated from data formats are not generated; the script gets the paths as " \
     "variables (input1.., output1..)"
-_NO_FORMAT = "only the format's type (CSV or TSV) is applied, by Redshift COPY and SQL copies; its columns, " \
-    "separators and expressions are not"
+_NO_FORMAT = "Redshift COPY and SQL copies apply only the format's type (CSV or TSV), and a HiveCopyActivity its " \
+    "columns (and the separator of Custom); this field is applied by none"
 _DYNAMODB_IN_EMR = "an EMR step reads this node only through its expressions (#{input.tableName})"
-_DYNAMODB_NODE = _DYNAMODB_IN_EMR + "; the importer sets nothing from it"
 _EMR_ONLY = "EMR activities run on the EmrCluster of runsOn"
 
 KIND_REASONS: dict[tuple[str, str], str] = {
@@ -95,7 +94,7 @@ KIND_REASONS: dict[tuple[str, str], str] = {
     "a resource has none",
     **{(kind, "dependsOn"): "only activities wait for others: an activity that reads a data node waits for the "
        "activities that write it" for kind in (schema.RESOURCE, schema.DATA_NODE)},
-    **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("column", "columnSeparator", "escapeChar", "recordSeparator",
+    **{(schema.DATA_FORMAT, key): _NO_FORMAT for key in ("columnSeparator", "escapeChar", "recordSeparator",
                                                           "inputRegEx", "outputFormat")},
 }
 
@@ -134,7 +133,8 @@ REASONS: dict[str, str] = {
 # Fields a type applies although the same field of other types is not.
 APPLIED_BY_TYPE = frozenset({("EmrCluster", "pipelineLogUri"), ("EmrCluster", "keyPair"),
                              ("EmrCluster", "subnetId"), ("EmrCluster", "maximumRetries"),
-                             ("EmrCluster", "retryDelay")})
+                             ("EmrCluster", "retryDelay"), ("HiveCopyActivity", "generatedScriptsPath"),
+                             ("Custom", "columnSeparator")})
 
 TYPE_REASONS: dict[tuple[str, str], str] = {
     **{(resource, key): _NOT_ON_OBJECT for resource in ("Ec2Resource", "EmrCluster")
@@ -165,7 +165,6 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     "none",
     ("HttpProxy", "s3NoProxy"): "the task runner has no option for it: set NO_PROXY to the S3 endpoint in the "
     "runner's environment (the AWS SDK reads it)",
-    ("DynamoDBDataNode", "writeThroughputPercent"): _DYNAMODB_NODE,
     **{(node, "dataFormat"): _SQL_NODE_FORMAT for node in ("SqlDataNode", "MySqlDataNode", "RedshiftDataNode")},
     ("MySqlDataNode", "database"): "a MySqlDataNode is reached through its own connectionString and secretId",
     ("MySqlDataNode", "username"): _CREDENTIALS,
@@ -175,10 +174,10 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     **{("RedshiftCopyActivity", key): DATA_API for key in ("runsOn", "workerGroup")},
     ("RedshiftCopyActivity", "reportProgressTimeout"): DATA_API + ", which waits for them: no task reports progress",
     **{(activity, "reportProgressTimeout"): _EMR_ONLY + ", whose steps report no progress: attemptTimeout bounds them"
-       for activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")},
+       for activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity", "HiveCopyActivity")},
     **{(activity, "workerGroup"): _EMR_ONLY + " (without one they are not mapped: a worker group's own cluster is "
        "not reachable from Step Functions)" for activity in ("EmrActivity", "HadoopActivity", "HiveActivity",
-                                                              "PigActivity")},
+                                                              "PigActivity", "HiveCopyActivity")},
     ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "
     "the script",
     ("HiveActivity", "stage"): _NO_STAGING,
@@ -199,9 +198,16 @@ UNREAD_REASONS: dict[tuple[str, str], str] = {
     ("S3DataNode", "dataFormat"): "applied by Redshift COPY and SQL copies (CSV or TSV); a shell command or EMR step "
     "reads the files as they are",
     ("S3DataNode", "filePath"): "directoryPath is given too, and names the data",
-    **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY (tableName by an Exists precondition too); "
-       + _DYNAMODB_IN_EMR for key in ("tableName", "readThroughputPercent")},
+    **{("DynamoDBDataNode", key): "applied by a RedshiftCopyActivity's COPY and a HiveCopyActivity that reads it "
+       "(tableName by an Exists precondition too); " + _DYNAMODB_IN_EMR for key in ("tableName",
+                                                                                   "readThroughputPercent")},
+    ("DynamoDBDataNode", "writeThroughputPercent"): "applied by a HiveCopyActivity that writes the table; "
+    + _DYNAMODB_IN_EMR,
     ("DynamoDBDataNode", "dataFormat"): "given to a RedshiftCopyActivity's COPY; " + _DYNAMODB_IN_EMR,
+    (schema.DATA_FORMAT, "column"): "applied by a HiveCopyActivity (the columns of the Hive tables it generates); "
+    "Redshift COPY and SQL copies apply only the format's type",
+    ("Custom", "columnSeparator"): "applied by a HiveCopyActivity (the field separator of the Hive table it "
+    "generates); Redshift COPY and SQL copies apply only the format's type",
 }
 
 

@@ -4,8 +4,8 @@ Activities are ordered by dependsOn and by data (an activity that reads a data n
 it) into stages; the activities of one stage are independent and run in parallel. Each activity gets a target:
 - ShellCommandActivity / CopyActivity with a workerGroup -> an activity task for our task runner;
 - ShellCommandActivity / CopyActivity on an Ec2Resource -> a Batch job;
-- EmrActivity, HadoopActivity, HiveActivity, PigActivity (and shell commands) on an EmrCluster -> EMR steps on a
-  cluster created once per EmrCluster, terminated at the end and on any failure.
+- EmrActivity, HadoopActivity, HiveActivity, PigActivity, HiveCopyActivity (and shell commands) on an EmrCluster ->
+  EMR steps on a cluster created once per EmrCluster, terminated at the end and on any failure.
 
 An execution's input is data, never code: a value known only when the run starts (a parameter without a value, the
 run's time) reaches a shell command as an environment variable that the command's text refers to, and a secret as a
@@ -34,6 +34,7 @@ from datapipe.importer.actions import (
 )
 from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, Evaluator, Secret, Text
 from datapipe.importer.fields import RUNS_ON_WINS, FieldAccount, account, reason_for
+from datapipe.importer.hivecopy import hive_copy_steps
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import DEFAULT_ID, Pipeline, PipelineObject
 from datapipe.importer.preconditions import Precondition, preconditions
@@ -72,6 +73,8 @@ class EmrStep:
     args: list[Text]
     main_class: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)  # variable -> reference, read on the cluster
+    tables_read: list[str] = field(default_factory=list)  # DynamoDB tables the step reads (HiveCopyActivity)
+    tables_written: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -417,7 +420,7 @@ class _Planner:
         if databases.is_database_activity(obj, self.pipeline):
             sql_activity = databases.database_activity(self, obj, resource=resource, worker_group=worker_group)
             return self.settle(obj, sql_activity, resource, clusters) if sql_activity is not None else None
-        emr_family = obj.type in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity")
+        emr_family = obj.type in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity", "HiveCopyActivity")
         if resource is not None and resource.type == "EmrCluster":
             target = EMR_STEPS
         elif resource is not None and resource.type == "Ec2Resource" and not emr_family:
@@ -479,7 +482,8 @@ class _Planner:
         for node_id in obj.refs(key):
             node = self.pipeline.objects[node_id]
             if node.type != "S3DataNode":
-                if node.type in ("DynamoDBDataNode",) and obj.type in ("EmrActivity", "HiveActivity", "PigActivity"):
+                if node.type in ("DynamoDBDataNode",) and obj.type in ("EmrActivity", "HiveActivity", "PigActivity",
+                                                                   "HiveCopyActivity"):
                     continue  # read through expressions in the step itself
                 self.reasons[obj.id] = f"its {key} {node_id} is a {node.type}; only S3DataNode is mapped for {obj.type}"
                 return None
@@ -596,6 +600,8 @@ class _Planner:
             if inputs or outputs:
                 self.note(obj.id, "the tables Data Pipeline generated from data formats are not generated; the "
                           f"script gets the paths as variables input1.., output1.. ({flag} name=path)")
+        elif obj.type == "HiveCopyActivity":
+            steps.extend(hive_copy_steps(self, obj))
         elif obj.type == "ShellCommandActivity":
             shell = self.shell(obj)
             if shell is not None:
@@ -615,7 +621,7 @@ class _Planner:
             steps.append(command_step(f"{obj.id}-post-{index}", command))
         for script in task_config(self, obj, "postActivityTaskConfig"):
             steps.append(command_step(f"{obj.id}-post-config", RUN_SCRIPT, script))
-        if not steps:
+        if not steps and obj.type != "HiveCopyActivity":  # a HiveCopyActivity without steps reported why
             self.problems.append(Problem(obj.id, "step", f"{obj.type} has nothing to run"))
         return steps
 

@@ -145,9 +145,7 @@ TYPES: dict[str, ObjectType] = {
     ),
     "HiveCopyActivity": _type(
         ACTIVITY, {"filterSql", "generatedScriptsPath", "resizeClusterBeforeRunning", "resizeClusterMaxInstances"},
-        base=_ACTIVITY, refs={**_ACTIVITY_REFS, **_TASK_CONFIG_REFS},
-        unsupported="HiveCopyActivity copies between DynamoDB and S3 through Data Pipeline's own Hive tooling; "
-        "write the copy as a HiveActivity",
+        base=_ACTIVITY, one_of=(("runsOn", "workerGroup"),), refs={**_ACTIVITY_REFS, **_TASK_CONFIG_REFS},
     ),
     "SqlActivity": _type(
         ACTIVITY, _SQL, base=_ACTIVITY, one_of=(("script", "scriptUri"),),

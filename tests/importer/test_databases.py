@@ -165,6 +165,83 @@ def test_a_mysql_data_node_is_its_own_database() -> None:
     assert any(e.startswith("Src.jdbcDriverClass: com.mysql.jdbc.Driver is a mysql driver") for e in refused.errors)
 
 
+# -- *password as Data Pipeline writes it: a secret parameter, whose value given with --values is a reference ----------
+
+PASSWORD_DB = {**{k: v for k, v in SALES_DB.items() if k != "secretId"}, "username": "#{myDbUser}",
+               "*password": "#{*myDbPassword}"}
+PASSWORD_PARAMETERS = [{"id": "myDbUser", "type": "String"}, {"id": "*myDbPassword", "type": "String"}]
+
+
+def password_plan(database: dict[str, Any], password: str | None, *others: dict[str, Any]) -> Plan:
+    values = {"myDbUser": "loader", **({"*myDbPassword": password} if password is not None else {})}
+    return plan_of(database, *(others or (EXPORT_IN, EXPORT_OUT, EXPORT)), parameters=PASSWORD_PARAMETERS,
+                   values=values)
+
+
+@pytest.mark.parametrize(("given", "reference"), [
+    ("secretsmanager:db/sales-password", "db/sales-password"),
+    ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db/pw-AbCdEf",
+     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db/pw-AbCdEf"),
+    ("ssm:/db/sales/password", "ssm:/db/sales/password"),
+])
+def test_a_secret_password_parameter_becomes_the_username_and_a_password_reference(given: str, reference: str) -> None:
+    plan = password_plan(PASSWORD_DB, given)
+    assert plan.deployable, plan.errors
+    task = plan.activities[0].sql.task  # type: ignore[union-attr]
+    assert task is not None
+    assert {k: v.static for k, v in task.objects["database"].items()} == {  # type: ignore[union-attr]
+        "id": "SalesDb", "type": "JdbcDatabase", "connectionString": "jdbc:postgresql://db.internal:5432/sales",
+        "jdbcDriverClass": "org.postgresql.Driver", "username": "loader", "passwordSecret": reference}
+    # the worker group's runner may read exactly this secret (the policy pipelines.py builds from Plan.secrets)
+    assert plan.secrets(ACTIVITY_TASK, "wg-1") == {"DATABASE_SalesDb": reference}
+    [database] = [o for o in plan.objects if o.id == "SalesDb"]
+    assert "*password" not in {entry["field"] for entry in database.as_dict()["fields"]["notApplied"]}
+
+
+def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_it() -> None:
+    node = {"id": "Src", "type": "MySqlDataNode", "connectionString": "jdbc:mysql://db.internal:3306/shop",
+            "table": "orders", "username": "#{myDbUser}", "*password": "#{*myDbPassword}"}
+    on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "input": {"ref": "Src"},
+               "runsOn": {"ref": "Host"}}
+    plan = password_plan(node, "ssm:/shop/password", on_host, EXPORT_OUT, HOST)
+    assert plan.deployable, plan.errors
+    assert plan.activities[0].target == BATCH_JOB
+    work = plan.activities[0].sql
+    assert work is not None and work.task is not None and work.secret_id == "ssm:/shop/password"  # the job role's
+    assert work.task.objects["database"]["passwordSecret"] == Text.of("ssm:/shop/password")
+
+
+@pytest.mark.parametrize(("database", "password", "expected"), [
+    ({**PASSWORD_DB, "*password": "hunter2"}, None,
+     "SalesDb.*password: passwords are not read from definitions: write #{*myPassword}"),
+    ({**PASSWORD_DB, "*password": "#{myDbUser}"}, None,
+     "SalesDb.*password: refers to myDbUser, a plain parameter whose value would be the password itself"),
+    ({**PASSWORD_DB, "*password": "#{*myOther}"}, None,
+     "SalesDb.*password: refers to *myOther, which is not a declared parameter"),
+    (PASSWORD_DB, None, "SalesDb.*password: the secret *myDbPassword needs a reference as its value"),
+    (PASSWORD_DB, "hunter2", "*myDbPassword.value: give a reference to the secret, never the secret itself"),
+    ({k: v for k, v in PASSWORD_DB.items() if k != "username"}, "ssm:/db/pw",
+     "SalesDb.username: required with *password"),
+    ({**PASSWORD_DB, "secretId": "db/sales"}, "ssm:/db/pw",
+     "SalesDb.*password: give either secretId or username and *password, not both"),
+])
+def test_a_password_that_is_not_a_secret_reference_is_refused_never_shown(
+    database: dict[str, Any], password: str | None, expected: str
+) -> None:
+    plan = password_plan(database, password)
+    assert not plan.deployable and any(e.startswith(expected) for e in plan.errors), plan.errors
+    assert "hunter2" not in json.dumps([o.as_dict() for o in plan.objects]) + "".join(plan.errors)
+
+
+def test_redshift_through_the_data_api_keeps_its_secret_id_for_the_credentials() -> None:
+    warehouse = {**{k: v for k, v in WAREHOUSE.items() if k != "secretId"}, "username": "#{myDbUser}",
+                 "*password": "#{*myDbPassword}"}
+    plan = password_plan(warehouse, "secretsmanager:redshift/pw", ORDERS_IN, TSV, ORDERS, LOAD, HOST)
+    assert not plan.deployable
+    assert plan.errors[0].startswith("Warehouse.*password: the Redshift Data API reads a secret holding username and "
+                                     "password: name one in secretId"), plan.errors
+
+
 def batch_sql_plan(name: str | None = None) -> Plan:
     sql = {"id": "Run", "type": "SqlActivity", "database": {"ref": "SalesDb"}, "script": "delete from t where d < ?",
            "scriptArgument": "#{myDay}", "runsOn": {"ref": "Host"}}

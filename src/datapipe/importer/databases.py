@@ -174,6 +174,8 @@ class _Mapper:
 
         The value of `*password` is never repeated in a message: it may be the password itself.
         """
+        if obj.fields.get("secretId"):
+            raise self.problem(obj.id, "*password", "give either secretId or username and *password, not both")
         values = obj.fields["*password"]
         match = PASSWORD_PARAMETER.fullmatch(values[0]) if len(values) == 1 and isinstance(values[0], str) else None
         if match is None:

@@ -174,13 +174,13 @@ class _Mapper:
 
         The value of `*password` is never repeated in a message: it may be the password itself.
         """
-        if obj.fields.get("secretId"):
-            raise self.problem(obj.id, "*password", "give either secretId or username and *password, not both")
         values = obj.fields["*password"]
         match = PASSWORD_PARAMETER.fullmatch(values[0]) if len(values) == 1 and isinstance(values[0], str) else None
         if match is None:
             obj.not_applied("*password", reason_for(obj.type, "*password") or "")
             raise self.problem(obj.id, "*password", PASSWORD_REFUSED)
+        if obj.fields.get("secretId"):
+            raise self.problem(obj.id, "*password", "give either secretId or username and *password, not both")
         parameter_id = match.group("parameter")
         parameter = self.pipeline.parameters.get(parameter_id)
         if parameter is None:

@@ -222,6 +222,9 @@ def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_i
     (PASSWORD_DB, "hunter2", "*myDbPassword.value: give a reference to the secret, never the secret itself"),
     ({k: v for k, v in PASSWORD_DB.items() if k != "username"}, "ssm:/db/pw",
      "SalesDb.username: required with *password"),
+    ({"id": "SalesDb", "type": "RdsDatabase", "rdsInstanceId": "sales", "username": "#{myDbUser}",
+      "*password": "#{*myDbPassword}"}, "ssm:/db/pw",
+     "SalesDb.rdsInstanceId: an RdsDatabase finds its host, port and engine in a secretId secret"),
     ({**PASSWORD_DB, "secretId": "db/sales"}, "ssm:/db/pw",
      "SalesDb.*password: give either secretId or username and *password, not both"),
 ])

@@ -164,6 +164,12 @@ class DatabaseSpec:
         elif self.object_type == "RdsDatabase":
             if self.rds_instance_id is None:
                 raise DatapipeError(f"{where}.rdsInstanceId: required for an RdsDatabase")
+            if self.secret_id is None and self.endpoint is None:  # no secret to find the host and engine in
+                raise DatapipeError(
+                    f"{where}.rdsInstanceId: an RdsDatabase finds its host, port and engine in a {SECRET_FIELD} "
+                    "secret (as RDS writes its managed secrets); with username and a password secret, use a "
+                    "JdbcDatabase and its connectionString"
+                )
         else:
             given = [
                 name

@@ -172,10 +172,20 @@ PASSWORD_DB = {**{k: v for k, v in SALES_DB.items() if k != "secretId"}, "userna
 PASSWORD_PARAMETERS = [{"id": "myDbUser", "type": "String"}, {"id": "*myDbPassword", "type": "String"}]
 
 
-def password_plan(database: dict[str, Any], password: str | None, *others: dict[str, Any]) -> Plan:
+def password_plan(database: dict[str, Any], password: str | None, *others: dict[str, Any],
+                  name: str | None = None) -> Plan:
     values = {"myDbUser": "loader", **({"*myDbPassword": password} if password is not None else {})}
     return plan_of(database, *(others or (EXPORT_IN, EXPORT_OUT, EXPORT)), parameters=PASSWORD_PARAMETERS,
-                   values=values)
+                   values=values, name=name)
+
+
+def mysql_password_plan(name: str | None = None) -> Plan:
+    """A MySqlDataNode with username and *password, copied to S3 by a Batch job (runsOn an Ec2Resource)."""
+    node = {"id": "Src", "type": "MySqlDataNode", "connectionString": "jdbc:mysql://db.internal:3306/shop",
+            "table": "orders", "username": "#{myDbUser}", "*password": "#{*myDbPassword}"}
+    on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "input": {"ref": "Src"},
+               "runsOn": {"ref": "Host"}}
+    return password_plan(node, "ssm:/shop/password", on_host, EXPORT_OUT, HOST, name=name)
 
 
 @pytest.mark.parametrize(("given", "reference"), [
@@ -199,11 +209,7 @@ def test_a_secret_password_parameter_becomes_the_username_and_a_password_referen
 
 
 def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_it() -> None:
-    node = {"id": "Src", "type": "MySqlDataNode", "connectionString": "jdbc:mysql://db.internal:3306/shop",
-            "table": "orders", "username": "#{myDbUser}", "*password": "#{*myDbPassword}"}
-    on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "input": {"ref": "Src"},
-               "runsOn": {"ref": "Host"}}
-    plan = password_plan(node, "ssm:/shop/password", on_host, EXPORT_OUT, HOST)
+    plan = mysql_password_plan()
     assert plan.deployable, plan.errors
     assert plan.activities[0].target == BATCH_JOB
     work = plan.activities[0].sql
@@ -315,7 +321,8 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
     batch_copy = plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, on_host, HOST, name="batchcopy")
     assert batch_copy.deployable and batch_plan.deployable
     SqlJobDefinitions(stack, "SqlJobs", naming=Naming(stage="db"), image="example.com/datapipe-sql:1", fargate=False,
-                      plans=[batch_plan, batch_copy], removal_policy=cdk.RemovalPolicy.DESTROY)
+                      plans=[batch_plan, batch_copy, mysql_password_plan("batchpassword")],
+                      removal_policy=cdk.RemovalPolicy.DESTROY)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
     template = Path(outdir) / "Databases.template.json"
@@ -420,6 +427,14 @@ def test_sql_on_batch_runs_exec_task_with_the_task_in_its_environment(database_t
     assert any("batchsql" in key and "secret:db/sales-??????" in text for key, text in texts.items())
     assert any("batchcopy" in key and "exports" in text for key, text in texts.items())
     assert not any("batchsql" in key and "s3:" in text for key, text in texts.items())
+
+
+def test_a_password_reference_is_all_the_batch_job_role_may_read(database_template: dict) -> None:
+    statements = [s for key, r in database_template["Resources"].items() if r["Type"] == "AWS::IAM::Policy"
+                  and key.startswith("SqlJobsbatchpassword") for s in r["Properties"]["PolicyDocument"]["Statement"]]
+    reads = [s for s in statements if s["Action"] in ("ssm:GetParameter", "secretsmanager:GetSecretValue")]
+    assert [s["Action"] for s in reads] == ["ssm:GetParameter"]
+    assert reads[0]["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/password"
 
 
 def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:

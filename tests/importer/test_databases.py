@@ -185,7 +185,7 @@ def mysql_password_plan(name: str | None = None) -> Plan:
             "table": "orders", "username": "#{myDbUser}", "*password": "#{*myDbPassword}"}
     on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "input": {"ref": "Src"},
                "runsOn": {"ref": "Host"}}
-    return password_plan(node, "ssm:/shop/password", on_host, EXPORT_OUT, HOST, name=name)
+    return password_plan(node, "ssm:/shop/loader", on_host, EXPORT_OUT, HOST, name=name)
 
 
 @pytest.mark.parametrize(("given", "reference"), [
@@ -213,8 +213,8 @@ def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_i
     assert plan.deployable, plan.errors
     assert plan.activities[0].target == BATCH_JOB
     work = plan.activities[0].sql
-    assert work is not None and work.task is not None and work.secret_id == "ssm:/shop/password"  # the job role's
-    assert work.task.objects["database"]["passwordSecret"] == Text.of("ssm:/shop/password")
+    assert work is not None and work.task is not None and work.secret_id == "ssm:/shop/loader"  # the job role's
+    assert work.task.objects["database"]["passwordSecret"] == Text.of("ssm:/shop/loader")
 
 
 @pytest.mark.parametrize(("database", "password", "expected"), [
@@ -321,7 +321,7 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
     batch_copy = plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, on_host, HOST, name="batchcopy")
     assert batch_copy.deployable and batch_plan.deployable
     SqlJobDefinitions(stack, "SqlJobs", naming=Naming(stage="db"), image="example.com/datapipe-sql:1", fargate=False,
-                      plans=[batch_plan, batch_copy, mysql_password_plan("batchpassword")],
+                      plans=[batch_plan, batch_copy, mysql_password_plan("batchmysql")],
                       removal_policy=cdk.RemovalPolicy.DESTROY)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
@@ -386,7 +386,9 @@ def test_the_data_api_policy_names_the_cluster_and_the_secret_only(database_temp
     assert cluster.split(":", 2)[2] in json.dumps(by_action["redshift-data:ExecuteStatement"])
     assert by_action["redshift-data:DescribeStatement"] == "*"
     assert "secret:redshift/loader-??????" in json.dumps(by_action["secretsmanager:GetSecretValue"])
-    assert "password" not in json.dumps(database_template).lower().replace("passwords", "")
+    # no password anywhere: the batchmysql job's task names its password's secret only by reference (passwordSecret)
+    text = json.dumps(database_template).lower().replace("passwords", "").replace("passwordsecret", "")
+    assert "password" not in text
 
 
 def test_the_worker_group_task_carries_the_contract(database_template: dict) -> None:
@@ -431,10 +433,10 @@ def test_sql_on_batch_runs_exec_task_with_the_task_in_its_environment(database_t
 
 def test_a_password_reference_is_all_the_batch_job_role_may_read(database_template: dict) -> None:
     statements = [s for key, r in database_template["Resources"].items() if r["Type"] == "AWS::IAM::Policy"
-                  and key.startswith("SqlJobsbatchpassword") for s in r["Properties"]["PolicyDocument"]["Statement"]]
+                  and key.startswith("SqlJobsbatchmysql") for s in r["Properties"]["PolicyDocument"]["Statement"]]
     reads = [s for s in statements if s["Action"] in ("ssm:GetParameter", "secretsmanager:GetSecretValue")]
     assert [s["Action"] for s in reads] == ["ssm:GetParameter"]
-    assert reads[0]["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/password"
+    assert reads[0]["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/loader"
 
 
 def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:

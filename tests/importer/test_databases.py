@@ -242,6 +242,18 @@ def test_a_password_that_is_not_a_secret_reference_is_refused_never_shown(
     assert "hunter2" not in json.dumps([o.as_dict() for o in plan.objects]) + "".join(plan.errors)
 
 
+def test_a_huge_or_repeated_password_is_refused_at_once_never_shown() -> None:
+    import time
+
+    huge = "#{*myDbPassword}" + " x" * 500_000  # 1 MB: a reference followed by text is no reference
+    for password in (huge, ["#{*myDbPassword}", "#{*myDbPassword}"], "#{" * 100_000 + "*myDbPassword" + "}" * 100_000):
+        started = time.perf_counter()
+        plan = password_plan({**PASSWORD_DB, "*password": password}, "ssm:/db/pw")
+        assert time.perf_counter() - started < 5
+        assert any(e.startswith("SalesDb.*password: passwords are not read from definitions") for e in plan.errors)
+        assert " x x" not in "".join(plan.errors) and "#{#{" not in "".join(plan.errors)
+
+
 def test_redshift_through_the_data_api_keeps_its_secret_id_for_the_credentials() -> None:
     warehouse = {**{k: v for k, v in WAREHOUSE.items() if k != "secretId"}, "username": "#{myDbUser}",
                  "*password": "#{*myDbPassword}"}

@@ -16,7 +16,7 @@ import botocore.exceptions
 import pytest
 
 from datapipe.databases.connections import OpenDatabase, connect
-from datapipe.databases.credentials import read_credentials
+from datapipe.databases.credentials import read_credentials, read_database_credentials
 from datapipe.databases.model import DatabaseSpec
 from datapipe.databases.operations import S3Location, copy_query_to_s3, copy_s3_to_table, run_script
 from datapipe.errors import DatapipeError
@@ -28,7 +28,7 @@ def opened(server: Server, aws: dict[str, Any], **secret_overrides: object) -> I
     """The server as an RdsDatabase whose secret has the RDS shape (engine, host, port, dbname)."""
     aws["secrets"].create_secret(Name="db", SecretString=json.dumps(server.secret(**secret_overrides)))
     spec = DatabaseSpec.from_object({"id": "MyDb", "type": "RdsDatabase", "rdsInstanceId": "db1", "secretId": "db"})
-    credentials = read_credentials(spec.secret_id, secrets=aws["secrets"], where=spec.object_id)
+    credentials = read_database_credentials(spec, secrets=aws["secrets"])
     with connect(spec, credentials) as database:
         yield database
 

@@ -6,9 +6,11 @@ on the data node, the key OVERWRITE_EXISTING merges on) with a values file for i
 machine calls the Redshift Data API, which the emulator runs on its PostgreSQL, COPY reading the emulator's S3.
 Rows are counted with plain boto3 `redshift-data` calls, as a user would.
 
-The corpus pipeline RDStoS3 (CopyActivity from a MySqlDataNode to S3), migrated the same way and moved from its
-Ec2Resource to a worker group, hands its worker group exactly the task of the SQL contract (docs/taskrunner.md);
-run by the task runner against a MariaDB started by the test, its CSV is checked line by line.
+The corpus pipeline RDStoS3 (CopyActivity from a MySqlDataNode to S3) keeps its `username` and `*password:
+#{*myRDSPassword}`: its values file names a Secrets Manager secret holding the password as the value of *myRDSPassword.
+Moved from its Ec2Resource to a worker group, it hands its worker group exactly the task of the SQL contract
+(docs/taskrunner.md: the username and the password's reference, never the password); run by the task runner against a
+MariaDB started by the test, which reads the password from that secret, its CSV is checked line by line.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CORPUS_PIPELINE = CORPUS_DIR / "LoadTsvFilesInS3ToRedshift" / "LoadTsvFilesInS3T
 RDS_PIPELINE = CORPUS_DIR / "RDStoS3" / "RDStoS3Pipeline.json"
 WORKER_GROUP = "wg-databases"
 OUTPUT_BUCKET = "datapipe-e2e-rds-output"
+PASSWORD_SECRET = "rds/shop-password"
 RUN_TIME = "2026-11-21T06:00:00Z"
 # A SqlActivity on Redshift whose argument is given when the run starts: it reaches SQL as a bound parameter.
 AUDIT_PIPELINE = {
@@ -70,15 +73,13 @@ def migrated_corpus_pipeline(folder: Path) -> None:
 def migrated_rds_pipeline(folder: Path, database_port: int) -> None:
     definition = json.loads(RDS_PIPELINE.read_text())
     for obj in definition["objects"]:
-        if obj["id"] == "SourceRDSTable":
-            del obj["username"], obj["*password"]
-            obj["secretId"] = "rds/shop"
         if obj["id"] == "RDStoS3CopyActivity":  # the database is reachable from the worker group's servers
             del obj["runsOn"]
             obj["workerGroup"] = WORKER_GROUP
     (folder / "rds-to-s3.json").write_text(json.dumps(definition))
     values = {"myRDSConnectStr": f"jdbc:mysql://127.0.0.1:{database_port}/datapipe", "myRDSTableName": "orders",
-              "myOutputS3Path": f"s3://{OUTPUT_BUCKET}/exports"}
+              "myOutputS3Path": f"s3://{OUTPUT_BUCKET}/exports", "myRDSUsername": USER,
+              "*myRDSPassword": f"secretsmanager:{PASSWORD_SECRET}"}  # a reference: the definition keeps *password
     (folder / "rds-to-s3.values.json").write_text(json.dumps({"values": values}))
 
 
@@ -200,7 +201,7 @@ def expected_task(execution_name: str, workflow: str, port: int) -> dict[str, An
                    "directoryPath": f"s3://{OUTPUT_BUCKET}/exports/2026-11-21-06-00-00"},
         # a MySqlDataNode carries its own connection: the JdbcDatabase it stands for
         "database": {"id": "SourceRDSTable", "type": "JdbcDatabase", "connectionString":
-                     f"jdbc:mysql://127.0.0.1:{port}/datapipe", "secretId": "rds/shop",
+                     f"jdbc:mysql://127.0.0.1:{port}/datapipe", "username": USER, "passwordSecret": PASSWORD_SECRET,
                      "jdbcDriverClass": "com.mysql.jdbc.Driver"},
     }
 
@@ -241,8 +242,7 @@ def test_the_runner_copies_the_mariadb_table_to_s3_as_csv(
         cursor.execute("DROP TABLE IF EXISTS orders")
         cursor.execute("CREATE TABLE orders (id int PRIMARY KEY, name varchar(40), amount int)")
         cursor.execute("INSERT INTO orders VALUES (1, 'apple', 10), (2, %s, NULL)", ('pear, "green"',))
-    emulator.client("secretsmanager").create_secret(
-        Name="rds/shop", SecretString=json.dumps({"username": USER, "password": PASSWORD}))
+    emulator.client("secretsmanager").create_secret(Name=PASSWORD_SECRET, SecretString=PASSWORD)  # the password alone
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket=OUTPUT_BUCKET, CreateBucketConfiguration={"LocationConstraint": emulator.region})
     sfn = emulator.client("stepfunctions")

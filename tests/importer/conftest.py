@@ -59,6 +59,17 @@ def import_sample(definition: Path, *, name: str | None = None) -> Plan:
                        name=name)
 
 
+# Values files of ours for samples that ship none: every parameter that fixes SQL or a database a value, every secret
+# parameter a reference (`<sample folder>.values.json`).
+CORPUS_VALUES_DIR = Path(__file__).resolve().parent / "corpus_values"
+
+
+def import_with_values(definition: Path) -> Plan:
+    """A sample imported with our values file when there is one, else as it ships."""
+    values = CORPUS_VALUES_DIR / f"{definition.parent.name}.values.json"
+    return import_file(definition, values_path=values) if values.is_file() else import_sample(definition)
+
+
 @pytest.fixture()
 def write_definition(tmp_path: Path) -> Callable[..., Path]:
     """Write a definition (objects form) and return its path; `text=` writes the text as it is."""

@@ -101,8 +101,8 @@ def test_a_sql_copy_on_a_worker_group_is_a_task_of_the_contract() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"*password": "hunter2"}, "Warehouse.*password: passwords are not read from definitions; store the "
-         "credentials in a Secrets Manager secret (username, password) and name it in secretId"),
+        ({"*password": "hunter2"}, "Warehouse.*password: passwords are not read from definitions: write "
+         "#{*myPassword} and give the secret parameter *myPassword a reference"),
         ({"secretId": None}, "Warehouse.secretId: required: the ARN or name of a Secrets Manager secret"),
         ({"connectionString": "jdbc:oracle:thin:@db:1521:orcl"},
          "Warehouse.connectionString: jdbc:oracle: URLs are not supported: they would need an Oracle driver"),
@@ -163,6 +163,104 @@ def test_a_mysql_data_node_is_its_own_database() -> None:
     postgres = {**node, "connectionString": "jdbc:postgresql://db.internal/shop"}
     refused = plan_of(postgres, {**EXPORT, "input": {"ref": "Src"}}, EXPORT_OUT)
     assert any(e.startswith("Src.jdbcDriverClass: com.mysql.jdbc.Driver is a mysql driver") for e in refused.errors)
+
+
+# -- *password as Data Pipeline writes it: a secret parameter, whose value given with --values is a reference ----------
+
+PASSWORD_DB = {**{k: v for k, v in SALES_DB.items() if k != "secretId"}, "username": "#{myDbUser}",
+               "*password": "#{*myDbPassword}"}
+PASSWORD_PARAMETERS = [{"id": "myDbUser", "type": "String"}, {"id": "*myDbPassword", "type": "String"}]
+
+
+def password_plan(database: dict[str, Any], password: str | None, *others: dict[str, Any],
+                  name: str | None = None) -> Plan:
+    values = {"myDbUser": "loader", **({"*myDbPassword": password} if password is not None else {})}
+    return plan_of(database, *(others or (EXPORT_IN, EXPORT_OUT, EXPORT)), parameters=PASSWORD_PARAMETERS,
+                   values=values, name=name)
+
+
+def mysql_password_plan(name: str | None = None) -> Plan:
+    """A MySqlDataNode with username and *password, copied to S3 by a Batch job (runsOn an Ec2Resource)."""
+    node = {"id": "Src", "type": "MySqlDataNode", "connectionString": "jdbc:mysql://db.internal:3306/shop",
+            "table": "orders", "username": "#{myDbUser}", "*password": "#{*myDbPassword}"}
+    on_host = {**{k: v for k, v in EXPORT.items() if k != "workerGroup"}, "input": {"ref": "Src"},
+               "runsOn": {"ref": "Host"}}
+    return password_plan(node, "ssm:/shop/loader", on_host, EXPORT_OUT, HOST, name=name)
+
+
+@pytest.mark.parametrize(("given", "reference"), [
+    ("secretsmanager:db/sales-password", "db/sales-password"),
+    ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db/pw-AbCdEf",
+     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db/pw-AbCdEf"),
+    ("ssm:/db/sales/password", "ssm:/db/sales/password"),
+])
+def test_a_secret_password_parameter_becomes_the_username_and_a_password_reference(given: str, reference: str) -> None:
+    plan = password_plan(PASSWORD_DB, given)
+    assert plan.deployable, plan.errors
+    task = plan.activities[0].sql.task  # type: ignore[union-attr]
+    assert task is not None
+    assert {k: v.static for k, v in task.objects["database"].items()} == {  # type: ignore[union-attr]
+        "id": "SalesDb", "type": "JdbcDatabase", "connectionString": "jdbc:postgresql://db.internal:5432/sales",
+        "jdbcDriverClass": "org.postgresql.Driver", "username": "loader", "passwordSecret": reference}
+    # the worker group's runner may read exactly this secret (the policy pipelines.py builds from Plan.secrets)
+    assert plan.secrets(ACTIVITY_TASK, "wg-1") == {"DATABASE_SalesDb": reference}
+    [database] = [o for o in plan.objects if o.id == "SalesDb"]
+    assert "*password" not in {entry["field"] for entry in database.as_dict()["fields"]["notApplied"]}
+
+
+def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_it() -> None:
+    plan = mysql_password_plan()
+    assert plan.deployable, plan.errors
+    assert plan.activities[0].target == BATCH_JOB
+    work = plan.activities[0].sql
+    assert work is not None and work.task is not None and work.secret_id == "ssm:/shop/loader"  # the job role's
+    assert work.task.objects["database"]["passwordSecret"] == Text.of("ssm:/shop/loader")
+
+
+@pytest.mark.parametrize(("database", "password", "expected"), [
+    ({**PASSWORD_DB, "*password": "hunter2"}, None,
+     "SalesDb.*password: passwords are not read from definitions: write #{*myPassword}"),
+    ({**PASSWORD_DB, "*password": "#{myDbUser}"}, None,
+     "SalesDb.*password: refers to myDbUser, a plain parameter whose value would be the password itself"),
+    ({**PASSWORD_DB, "*password": "#{*myOther}"}, None,
+     "SalesDb.*password: refers to *myOther, which is not a declared parameter"),
+    (PASSWORD_DB, None, "SalesDb.*password: the secret *myDbPassword needs a reference as its value"),
+    (PASSWORD_DB, "hunter2", "*myDbPassword.value: give a reference to the secret, never the secret itself"),
+    ({k: v for k, v in PASSWORD_DB.items() if k != "username"}, "ssm:/db/pw",
+     "SalesDb.username: required with *password"),
+    ({"id": "SalesDb", "type": "RdsDatabase", "rdsInstanceId": "sales", "username": "#{myDbUser}",
+      "*password": "#{*myDbPassword}"}, "ssm:/db/pw",
+     "SalesDb.rdsInstanceId: an RdsDatabase finds its host, port and engine in a secretId secret"),
+    ({**PASSWORD_DB, "secretId": "db/sales"}, "ssm:/db/pw",
+     "SalesDb.*password: give either secretId or username and *password, not both"),
+])
+def test_a_password_that_is_not_a_secret_reference_is_refused_never_shown(
+    database: dict[str, Any], password: str | None, expected: str
+) -> None:
+    plan = password_plan(database, password)
+    assert not plan.deployable and any(e.startswith(expected) for e in plan.errors), plan.errors
+    assert "hunter2" not in json.dumps([o.as_dict() for o in plan.objects]) + "".join(plan.errors)
+
+
+def test_a_huge_or_repeated_password_is_refused_at_once_never_shown() -> None:
+    import time
+
+    huge = "#{*myDbPassword}" + " x" * 500_000  # 1 MB: a reference followed by text is no reference
+    for password in (huge, ["#{*myDbPassword}", "#{*myDbPassword}"], "#{" * 100_000 + "*myDbPassword" + "}" * 100_000):
+        started = time.perf_counter()
+        plan = password_plan({**PASSWORD_DB, "*password": password}, "ssm:/db/pw")
+        assert time.perf_counter() - started < 5
+        assert any(e.startswith("SalesDb.*password: passwords are not read from definitions") for e in plan.errors)
+        assert " x x" not in "".join(plan.errors) and "#{#{" not in "".join(plan.errors)
+
+
+def test_redshift_through_the_data_api_keeps_its_secret_id_for_the_credentials() -> None:
+    warehouse = {**{k: v for k, v in WAREHOUSE.items() if k != "secretId"}, "username": "#{myDbUser}",
+                 "*password": "#{*myDbPassword}"}
+    plan = password_plan(warehouse, "secretsmanager:redshift/pw", ORDERS_IN, TSV, ORDERS, LOAD, HOST)
+    assert not plan.deployable
+    assert plan.errors[0].startswith("Warehouse.*password: the Redshift Data API reads a secret holding username and "
+                                     "password: name one in secretId"), plan.errors
 
 
 def batch_sql_plan(name: str | None = None) -> Plan:
@@ -235,7 +333,8 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
     batch_copy = plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, on_host, HOST, name="batchcopy")
     assert batch_copy.deployable and batch_plan.deployable
     SqlJobDefinitions(stack, "SqlJobs", naming=Naming(stage="db"), image="example.com/datapipe-sql:1", fargate=False,
-                      plans=[batch_plan, batch_copy], removal_policy=cdk.RemovalPolicy.DESTROY)
+                      plans=[batch_plan, batch_copy, mysql_password_plan("batchmysql")],
+                      removal_policy=cdk.RemovalPolicy.DESTROY)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
     template = Path(outdir) / "Databases.template.json"
@@ -299,7 +398,9 @@ def test_the_data_api_policy_names_the_cluster_and_the_secret_only(database_temp
     assert cluster.split(":", 2)[2] in json.dumps(by_action["redshift-data:ExecuteStatement"])
     assert by_action["redshift-data:DescribeStatement"] == "*"
     assert "secret:redshift/loader-??????" in json.dumps(by_action["secretsmanager:GetSecretValue"])
-    assert "password" not in json.dumps(database_template).lower().replace("passwords", "")
+    # no password anywhere: the batchmysql job's task names its password's secret only by reference (passwordSecret)
+    text = json.dumps(database_template).lower().replace("passwords", "").replace("passwordsecret", "")
+    assert "password" not in text
 
 
 def test_the_worker_group_task_carries_the_contract(database_template: dict) -> None:
@@ -342,6 +443,14 @@ def test_sql_on_batch_runs_exec_task_with_the_task_in_its_environment(database_t
     assert not any("batchsql" in key and "s3:" in text for key, text in texts.items())
 
 
+def test_a_password_reference_is_all_the_batch_job_role_may_read(database_template: dict) -> None:
+    statements = [s for key, r in database_template["Resources"].items() if r["Type"] == "AWS::IAM::Policy"
+                  and key.startswith("SqlJobsbatchmysql") for s in r["Properties"]["PolicyDocument"]["Statement"]]
+    reads = [s for s in statements if s["Action"] in ("ssm:GetParameter", "secretsmanager:GetSecretValue")]
+    assert [s["Action"] for s in reads] == ["ssm:GetParameter"]
+    assert reads[0]["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/loader"
+
+
 def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:
     import aws_cdk as cdk
 
@@ -357,37 +466,39 @@ def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:
 
 # -- the corpus -------------------------------------------------------------------------------------------------------
 
-CORPUS_VALUES = {
-    "myRedshiftDbName": "dev", "myRedshiftTableName": "t", "myDestRedshiftTable_1": "t1", "myDestRedshiftTable_2": "t2",
-    "myRedshiftJdbcConnectStr": "jdbc:redshift://sales.abc123.us-east-1.redshift.amazonaws.com:5439/dev",
-    "myInputTsvFilesS3Loc": "s3://in/a.tsv", "myInputTsvFilesS3Loc_1": "s3://in/a.tsv",
-    "myInputTsvFilesS3Loc_2": "s3://in/b.tsv", "myRDSConnectStr": "jdbc:mysql://db:3306/shop",
-    "myRDSTableName": "orders", "myOutputS3Path": "s3://out/x", "myRDSId": "db-1", "myS3StagingLoc": "s3://stage/x",
-    "myS3BillingLogLoc": "s3://billing/x",
-}
-PASSWORD_HINT = ("*password: passwords are not read from definitions; store the credentials in a Secrets Manager "
-                 "secret (username, password) and name it in secretId")
 KNOWN_AT_IMPORT = "must be known at import time"
-# Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and
-# once every such parameter has a value (the password in the definition; billing's COPY reads a prefix that holds the
-# run's time, which may not reach SQL text).
-CORPUS_REASONS = {
+PLAIN_PASSWORD = "*password: refers to {0}, a plain parameter whose value would be the password itself: declare it " \
+    "as the secret parameter *{0}"
+DATA_API_PASSWORD = "RedshiftCluster.*password: the Redshift Data API reads a secret holding username and password: " \
+    "name one in secretId"
+# Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and once
+# every parameter has a value and the secret ones a reference (tests/importer/corpus_values; None: it deploys). The rest
+# are the samples' own faults: LoadTsvFilesInS3ToRedshift's *password names myRedshiftPassword where it declares
+# *myRedshiftPassword; the other Redshift samples give a password alone, which the Data API cannot take;
+# SQLActivityWithTimeout and oracle-backup keep the password in a plain parameter; billing's COPY reads a prefix that
+# holds the run's time, which may not reach SQL text; oracle-backup names an Oracle database besides.
+CORPUS_REASONS: dict[str, tuple[str, str | None]] = {
     "LoadTsvFilesInS3ToRedshift/LoadTsvFilesInS3ToRedshift.json":
-        (f"Input_S3_Tsv_Files.filePath: {KNOWN_AT_IMPORT}", f"RedshiftCluster.{PASSWORD_HINT}"),
-    "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", f"SourceRDSTable.{PASSWORD_HINT}"),
+        (f"Input_S3_Tsv_Files.filePath: {KNOWN_AT_IMPORT}", "RedshiftCluster.*password: refers to myRedshiftPassword, "
+         "which is not a declared parameter (*myRedshiftPassword is: write #{*myRedshiftPassword})"),
+    "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", None),
     "S3TsvFilesToRedshiftTablesIfReady/S3TsvFilesToRedshiftTablesIfReady.json":
-        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", f"RedshiftCluster.{PASSWORD_HINT}"),
+        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", DATA_API_PASSWORD),
     "SQLActivityWithTimeout/pipeline.json":
-        (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}", f"DatabaseId_rAZmM.{PASSWORD_HINT}"),
+        (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}",
+         "DatabaseId_rAZmM." + PLAIN_PASSWORD.format("myRDSPassword")),
     "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}",
                               f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}"),
-    "oracle-backup/definition.json": (f"OracleDatabase.{PASSWORD_HINT}", f"OracleDatabase.{PASSWORD_HINT}"),
+    "oracle-backup/definition.json": ("OracleDatabase." + PLAIN_PASSWORD.format("myOraclePassword"),
+                                      "OracleDatabase." + PLAIN_PASSWORD.format("myOraclePassword")),
 }
 
 
 @pytest.mark.parametrize("sample", sorted(CORPUS_REASONS))
-def test_the_corpus_database_definitions_are_refused_each_with_its_reason(sample: str, tmp_path: Path) -> None:
-    from .conftest import CORPUS_DIR, import_sample, samples_absent
+def test_the_corpus_database_definitions_deploy_with_references_or_are_refused_each_with_its_reason(
+    sample: str, tmp_path: Path
+) -> None:
+    from .conftest import CORPUS_DIR, import_sample, import_with_values, samples_absent
 
     path = CORPUS_DIR / sample
     if not path.is_file():
@@ -395,13 +506,10 @@ def test_the_corpus_database_definitions_are_refused_each_with_its_reason(sample
     as_shipped, with_values = CORPUS_REASONS[sample]
     plan = import_sample(path)
     assert not plan.deployable and plan.errors[0].startswith(as_shipped), plan.errors
-    declared = {p["id"] for p in json.loads(path.read_text()).get("parameters", [])}
-    if declared:
-        values = tmp_path / "values.json"
-        values.write_text(json.dumps({"values": {k: v for k, v in CORPUS_VALUES.items() if k in declared}}))
-        from datapipe.importer import import_file
-
-        given = import_file(path, values_path=values)
+    given = import_with_values(path)  # tests/importer/corpus_values: secret parameters get references
+    if with_values is None:
+        assert given.deployable, given.errors
+    else:
         assert given.errors[0].startswith(with_values), given.errors
 
 

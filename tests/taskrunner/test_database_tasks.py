@@ -552,3 +552,42 @@ def test_a_script_from_s3_runs_and_an_unreadable_one_is_sql_failed(setup: Setup)
     assert described["cause"].startswith(
         "Scripted: An error occurred (NoSuchBucket) when calling the GetObject operation"
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The definition's username with a secret holding the password alone (what the importer makes of `*password`)
+
+
+def password_database(server: Server, reference: str) -> dict[str, Any]:
+    database = {**jdbc_database(server), "username": USER, "passwordSecret": reference}
+    del database["secretId"]
+    return database
+
+
+@pytest.mark.parametrize("store", ["secretsmanager", "ssm"])
+def test_the_password_is_read_from_the_referenced_secret_or_securestring(setup: Setup, store: str) -> None:
+    if store == "ssm":
+        reference = "ssm:/rds/sales/password"
+        setup.client("ssm").put_parameter(Name="/rds/sales/password", Value=PASSWORD, Type="SecureString",
+                                          Overwrite=True)
+    else:
+        reference = "rds/sales-password"
+        if not setup.client("secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": [reference]}])[
+                "SecretList"]:
+            setup.client("secretsmanager").create_secret(Name=reference, SecretString=PASSWORD)
+    sql(setup.postgres, "CREATE TABLE IF NOT EXISTS logins (store text, who text)")
+    activity = {"id": "Login", "type": "SqlActivity", "script": "INSERT INTO logins VALUES (?, current_user)",
+                "scriptArgument": [store]}
+    described = setup.run(task("SqlActivity", "Login", activity=activity,
+                               database=password_database(setup.postgres, reference)))
+    assert described["status"] == "SUCCEEDED", described
+    assert sql(setup.postgres, "SELECT who FROM logins WHERE store = %s", store) == [(USER,)]
+    assert PASSWORD not in setup.log_text(json.loads(described["output"])["stdout"])
+
+
+def test_a_missing_password_parameter_is_secret_unavailable_naming_it(setup: Setup) -> None:
+    activity = {"id": "Nothing", "type": "SqlActivity", "script": "SELECT 1"}
+    database = password_database(setup.postgres, "ssm:/rds/missing")
+    described = setup.run(task("SqlActivity", "Nothing", activity=activity, database=database))
+    assert (described["status"], described["error"]) == ("FAILED", "TaskRunner.SecretUnavailable")
+    assert described["cause"].startswith("SalesDb: SSM parameter '/rds/missing' does not exist")

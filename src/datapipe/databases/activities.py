@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datapipe.databases.connections import connect
-from datapipe.databases.credentials import read_credentials
+from datapipe.databases.credentials import read_database_credentials
 from datapipe.databases.model import DatabaseSpec, text_field, text_list_field
 from datapipe.databases.operations import S3Location, copy_query_to_s3, copy_s3_to_table, run_script
 from datapipe.databases.sqltext import checked_identifier, create_if_missing
@@ -80,7 +80,7 @@ class S3Node:
 
 
 def run_sql_activity(
-    activity: Mapping[str, object], database: Mapping[str, object], *, secrets: Any, s3: Any
+    activity: Mapping[str, object], database: Mapping[str, object], *, secrets: Any, s3: Any, ssm: Any = None
 ) -> list[int]:
     """SqlActivity: `script` or the object at `scriptUri`, with `scriptArgument` values bound to its `?`."""
     activity_id = str(activity.get("id") or "SqlActivity")
@@ -91,7 +91,7 @@ def run_sql_activity(
         script = _read_script(s3, S3Location.parse(script_uri, where=f"{activity_id}.scriptUri"), where=activity_id)
     arguments = text_list_field(activity, "scriptArgument")
     spec = DatabaseSpec.from_object(database)
-    credentials = read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
+    credentials = read_database_credentials(spec, secrets=secrets, ssm=ssm)
     with connect(spec, credentials) as open_database:
         return run_script(open_database, str(script), arguments, where=activity_id)
 
@@ -120,6 +120,7 @@ def run_copy_activity(
     secrets: Any,
     s3: Any,
     data_format: str | None = None,
+    ssm: Any = None,
 ) -> int:
     """CopyActivity between a SQL data node and an S3 data node, either way; returns the rows copied.
 
@@ -136,7 +137,7 @@ def run_copy_activity(
         if target.is_directory:
             suffix = ".csv.gz" if target.gzipped else ".csv"
             destination = S3Location(destination.bucket, f"{destination.key}{activity_id}{suffix}")
-        credentials = read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
+        credentials = read_database_credentials(spec, secrets=secrets, ssm=ssm)
         with connect(spec, credentials) as open_database:
             query = source.select_query or f"SELECT * FROM {source.table}"
             return copy_query_to_s3(
@@ -153,7 +154,7 @@ def run_copy_activity(
         sink = SqlNode.from_object(output_node)
         if sink.insert_query is None:
             raise DatapipeError(f"{sink.object_id}.insertQuery: required to copy into {sink.table} (one ? per field)")
-        credentials = read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
+        credentials = read_database_credentials(spec, secrets=secrets, ssm=ssm)
         with connect(spec, credentials) as open_database:
             if sink.create_table_sql:
                 run_script(

@@ -1,17 +1,24 @@
-"""Database credentials read from a Secrets Manager secret at run time, never from a definition or a template.
+"""Database credentials read from a secret at run time, never from a definition or a template.
 
-The secret holds the JSON that RDS and Redshift write for their managed secrets:
-`{"username": ..., "password": ..., "host": ..., "port": ..., "dbname": ..., "engine": ...}`; only username and
-password are required. The password never appears in a message, a log or a repr.
+Either a Secrets Manager secret (`secretId`) holding the JSON that RDS and Redshift write for their managed secrets:
+`{"username": ..., "password": ..., "host": ..., "port": ..., "dbname": ..., "engine": ...}` (only username and
+password are required); or the definition's `username` with a secret holding the password alone (`passwordSecret`:
+a Secrets Manager secret whose SecretString is the password, or `ssm:<name>`, an SSM SecureString). The password never
+appears in a message, a log or a repr.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datapipe.errors import DatapipeError
+
+if TYPE_CHECKING:
+    from datapipe.databases.model import DatabaseSpec
+
+SSM_PREFIX = "ssm:"
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,48 @@ def read_credentials(secret_id: str, *, secrets: Any, where: str) -> Credentials
         dbname=optional["dbname"],
         engine=optional["engine"],
     )
+
+
+def read_database_credentials(spec: DatabaseSpec, *, secrets: Any, ssm: Any = None) -> Credentials:
+    """The credentials of a database object, through the injected Secrets Manager (`secrets`) and SSM clients."""
+    if spec.secret_id is not None:
+        return read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
+    assert spec.username is not None and spec.password_secret is not None  # DatabaseSpec.from_object checks both
+    return Credentials(username=spec.username,
+                       password=read_password(spec.password_secret, secrets=secrets, ssm=ssm, where=spec.object_id))
+
+
+def read_password(reference: str, *, secrets: Any, ssm: Any, where: str) -> str:
+    """The password behind `reference`: an SSM SecureString (`ssm:<name>`, decrypted) or a Secrets Manager secret
+    whose SecretString is the password (or, as RDS writes its managed secrets, a JSON object with `password`)."""
+    if reference.startswith(SSM_PREFIX):
+        name = reference.removeprefix(SSM_PREFIX)
+        if ssm is None:
+            raise DatapipeError(f"{where}: cannot read SSM parameter {name!r}: no SSM client was given")
+        try:
+            text = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            raise DatapipeError(f"{where}: SSM parameter {name!r} does not exist") from None
+        except Exception as error:  # ClientError and connection errors: their text holds no secret value
+            raise DatapipeError(f"{where}: cannot read SSM parameter {name!r}: {_first_line(error)}") from None
+    else:
+        try:
+            text = secrets.get_secret_value(SecretId=reference).get("SecretString")
+        except secrets.exceptions.ResourceNotFoundException:
+            raise DatapipeError(f"{where}: secret {reference!r} does not exist in Secrets Manager") from None
+        except Exception as error:
+            raise DatapipeError(f"{where}: cannot read secret {reference!r}: {_first_line(error)}") from None
+        if text is None:
+            raise DatapipeError(f"{where}: secret {reference!r} is binary; it must hold the password as a string")
+        try:
+            document = json.loads(text) if text.lstrip().startswith("{") else None
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("password"), str):
+            text = document["password"]
+    if not isinstance(text, str) or not text:
+        raise DatapipeError(f"{where}: the password secret {reference!r} is empty")
+    return text
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,7 +1,9 @@
 """RdsDatabase, JdbcDatabase and RedshiftDatabase objects of a Data Pipeline definition, and where they lead.
 
-A definition names its database the way Data Pipeline did; datapipe adds one field, `secretId` (the ARN or name of
-a Secrets Manager secret with the credentials), and refuses a `*password` written into the definition.
+A definition names its database the way Data Pipeline did. The credentials are either `secretId` (datapipe's field: the
+ARN or name of a Secrets Manager secret holding username and password), or `username` with `passwordSecret` (a
+reference to a secret holding the password alone: a Secrets Manager ARN or name, or `ssm:<SecureString name>`; the
+importer writes it for a `*password` of `#{*myParameter}`). A `*password` written into the object is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from datapipe.errors import DatapipeError
 
 DATABASE_TYPES = ("RdsDatabase", "JdbcDatabase", "RedshiftDatabase")
 SECRET_FIELD = "secretId"
+PASSWORD_SECRET_FIELD = "passwordSecret"
+# A reference is a name, an ARN or ssm:<name>; SSM parameter names are the longest (2,048 characters).
+MAX_REFERENCE_CHARACTERS = 2100
 # Java driver classes of the supported engines, to catch a connectionString and a jdbcDriverClass that disagree.
 DRIVER_CLASS_ENGINES = {
     "org.postgresql.Driver": Engine.POSTGRESQL,
@@ -35,6 +40,17 @@ RDS_ENGINES = {
     "aurora-postgresql": Engine.POSTGRESQL,
     "redshift": Engine.REDSHIFT,
 }
+PASSWORD_REFUSED = (
+    "passwords are not read from definitions: write #{*myPassword} and give the secret parameter *myPassword a "
+    "reference with --values ('secretsmanager:<name>', a secret ARN or 'ssm:<SecureString name>'), or name a secret "
+    f"holding username and password in {SECRET_FIELD}"
+)
+# The Data API takes a secret holding username and password (or temporary credentials of an IAM identity); a password
+# secret on its own cannot be handed to it.
+DATA_API_CREDENTIALS = (
+    f"the Redshift Data API reads a secret holding username and password: name one in {SECRET_FIELD} (as Redshift "
+    "writes its managed secrets) instead of username and *password"
+)
 DEFAULT_DATABASE = {Engine.POSTGRESQL: "postgres", Engine.REDSHIFT: "dev"}
 
 
@@ -63,13 +79,20 @@ class DatabaseSpec:
 
     object_id: str
     object_type: str
-    secret_id: str
+    secret_id: str | None  # a secret with username and password; else username and password_secret
     endpoint: Endpoint | None = None  # from connectionString
     database_name: str | None = None
     rds_instance_id: str | None = None
     cluster_id: str | None = None
     workgroup_name: str | None = None
     region: str | None = None
+    username: str | None = None
+    password_secret: str | None = None  # a reference to a secret holding the password alone
+
+    @property
+    def credentials_reference(self) -> str:
+        """The one secret the credentials are read from: who runs the SQL must be allowed to read it."""
+        return str(self.secret_id or self.password_secret)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, object]) -> DatabaseSpec:
@@ -84,13 +107,25 @@ class DatabaseSpec:
             return value.strip() if value is not None else None
 
         if obj.get("*password"):
+            raise DatapipeError(f"{object_id}.*password: {PASSWORD_REFUSED}")
+        secret_id, username, password_secret = text(SECRET_FIELD), text("username"), text(PASSWORD_SECRET_FIELD)
+        if secret_id is not None and password_secret is not None:
             raise DatapipeError(
-                f"{object_id}.*password: passwords are not read from definitions; store the credentials in a Secrets "
-                f"Manager secret (username, password) and name it in {SECRET_FIELD}"
+                f"{object_id}.{PASSWORD_SECRET_FIELD}: give either {SECRET_FIELD} or username with a password "
+                "secret, not both"
             )
-        secret_id = text(SECRET_FIELD)
-        if secret_id is None:
-            raise DatapipeError(f"{object_id}.{SECRET_FIELD}: required: the ARN or name of a Secrets Manager secret")
+        if secret_id is None and password_secret is None:
+            raise DatapipeError(
+                f"{object_id}.{SECRET_FIELD}: required: the ARN or name of a Secrets Manager secret (or username with "
+                f"{PASSWORD_SECRET_FIELD})"
+            )
+        if password_secret is not None and username is None:
+            raise DatapipeError(f"{object_id}.username: required with a password secret (the secret holds the "
+                                "password alone)")
+        for name, reference in ((SECRET_FIELD, secret_id), (PASSWORD_SECRET_FIELD, password_secret)):
+            if reference is not None and len(reference) > MAX_REFERENCE_CHARACTERS:
+                raise DatapipeError(f"{object_id}.{name}: a secret reference of at most {MAX_REFERENCE_CHARACTERS} "
+                                    f"characters, got {len(reference)}")
         connection_string = text("connectionString")
         endpoint = (
             parse_jdbc_url(connection_string, where=f"{object_id}.connectionString") if connection_string else None
@@ -105,6 +140,8 @@ class DatabaseSpec:
             cluster_id=text("clusterId"),
             workgroup_name=text("workgroupName"),
             region=text("region"),
+            username=username if password_secret is not None else None,
+            password_secret=password_secret,
         )
         spec._check(driver_class=text("jdbcDriverClass"))
         return spec
@@ -127,6 +164,12 @@ class DatabaseSpec:
         elif self.object_type == "RdsDatabase":
             if self.rds_instance_id is None:
                 raise DatapipeError(f"{where}.rdsInstanceId: required for an RdsDatabase")
+            if self.secret_id is None and self.endpoint is None:  # no secret to find the host and engine in
+                raise DatapipeError(
+                    f"{where}.rdsInstanceId: an RdsDatabase finds its host, port and engine in a {SECRET_FIELD} "
+                    "secret (as RDS writes its managed secrets); with username and a password secret, use a "
+                    "JdbcDatabase and its connectionString"
+                )
         else:
             given = [
                 name
@@ -155,8 +198,8 @@ class DatabaseSpec:
         engine = RDS_ENGINES.get((credentials.engine or "").lower())
         if engine is None:
             raise DatapipeError(
-                f"{self.object_id}: secret {self.secret_id!r} must give 'engine' (mysql, mariadb, postgres, "
-                f"aurora-mysql or aurora-postgresql) for an RdsDatabase, got {credentials.engine!r}"
+                f"{self.object_id}: secret {self.credentials_reference!r} must give 'engine' (mysql, mariadb, "
+                f"postgres, aurora-mysql or aurora-postgresql) for an RdsDatabase, got {credentials.engine!r}"
             )
         return engine
 
@@ -167,7 +210,7 @@ class DatabaseSpec:
         if not host:
             raise DatapipeError(
                 f"{self.object_id}: no host to connect to: give connectionString, "
-                f"or a secret {self.secret_id!r} with 'host'"
+                f"or a secret {self.credentials_reference!r} with 'host'"
             )
         port = self.endpoint.port if self.endpoint else (credentials.port or engine.default_port)
         database = (
@@ -184,6 +227,8 @@ class DatabaseSpec:
             raise DatapipeError(
                 f"{self.object_id}: the Redshift Data API needs a RedshiftDatabase with clusterId or workgroupName"
             )
+        if self.secret_id is None:
+            raise DatapipeError(f"{self.object_id}.*password: {DATA_API_CREDENTIALS}")
         where = (
             {"ClusterIdentifier": self.cluster_id} if self.cluster_id else {"WorkgroupName": str(self.workgroup_name)}
         )

@@ -11,7 +11,9 @@ SqlDataNode or MySqlDataNode on one side.
 
 The definition fixes every SQL text, table and database field: they must be known at import time. Values known only
 when the run starts reach SQL as bound arguments (`scriptArgument`), and may appear in an S3 data node's path.
-Every check of datapipe.databases.model (secretId, a `*password`, the JDBC URL's engine) runs at import time.
+Every check of datapipe.databases.model (the credentials, the JDBC URL's engine) runs at import time. A `*password`
+of `#{*myParameter}` (a secret parameter whose value is a reference) with `username` becomes the database's
+`username` and `passwordSecret`: whoever runs the SQL reads the password at run time; any other `*password` is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
-from datapipe.databases.model import DatabaseSpec
+from datapipe.databases.model import PASSWORD_REFUSED, PASSWORD_SECRET_FIELD, DatabaseSpec
 from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
 from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine
@@ -30,6 +32,7 @@ from datapipe.errors import DatapipeError
 from datapipe.importer.expressions import Text
 from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, reason_for
 from datapipe.importer.reader import Problem
+from datapipe.importer.secrets import SECRET_REFERENCE_HINT, secret_reference
 
 if TYPE_CHECKING:
     from datapipe.importer.model import Pipeline, PipelineObject
@@ -48,6 +51,8 @@ DATABASE_FIELDS = ("connectionString", "jdbcDriverClass", "databaseName", "rdsIn
 SQL_NODE_FIELDS = ("table", "schemaName", "selectQuery", "insertQuery", "createTableSql")
 S3_NODE_PATHS = ("filePath", "directoryPath")
 MYSQL_DRIVER = "com.mysql.jdbc.Driver"
+# `*password` as Data Pipeline's definitions write it: a reference to one parameter (a secret one: `*my...`).
+PASSWORD_PARAMETER = re.compile(r"\s*#\{\s*(?P<parameter>\*?[A-Za-z][A-Za-z0-9_]{0,255})\s*\}\s*")
 # The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
 MAX_BATCH_STATEMENTS = 40
 MAX_STATEMENT_BYTES = 100_000
@@ -160,10 +165,44 @@ class _Mapper:
                                    "value with --values or a default")
             values = [text.static for text in texts]
             result[key] = values if len(values) > 1 or key in ("primaryKeys", "commandOptions") else values[0]
-        if obj.fields.get("*password"):
-            result["*password"] = "(given)"  # the model refuses it, naming the field; the value is never read
-            obj.not_applied("*password", reason_for(obj.type, "*password") or "")
+        if obj.fields.get("*password") and "secretId" in keys:  # a database object's, or a MySqlDataNode's
+            result.update(self.password_credentials(obj))
         return result
+
+    def password_credentials(self, obj: PipelineObject) -> dict[str, object]:
+        """`username` and `*password: #{*myParameter}` -> username and the reference of the password's secret.
+
+        The value of `*password` is never repeated in a message: it may be the password itself.
+        """
+        values = obj.fields["*password"]
+        match = PASSWORD_PARAMETER.fullmatch(values[0]) if len(values) == 1 and isinstance(values[0], str) else None
+        if match is None:
+            obj.not_applied("*password", reason_for(obj.type, "*password") or "")
+            raise self.problem(obj.id, "*password", PASSWORD_REFUSED)
+        if obj.fields.get("secretId"):
+            raise self.problem(obj.id, "*password", "give either secretId or username and *password, not both")
+        parameter_id = match.group("parameter")
+        parameter = self.pipeline.parameters.get(parameter_id)
+        if parameter is None:
+            secret = f"*{parameter_id}"
+            hint = f" ({secret} is: write #{{{secret}}})" if secret in self.pipeline.parameters else ""
+            raise self.problem(obj.id, "*password", f"refers to {parameter_id}, which is not a declared "
+                               f"parameter{hint}")
+        if not parameter_id.startswith("*"):
+            raise self.problem(obj.id, "*password", f"refers to {parameter_id}, a plain parameter whose value would "
+                               f"be the password itself: declare it as the secret parameter *{parameter_id} and give "
+                               "it a reference with --values")
+        given = self.pipeline.values.get(parameter_id) or parameter.default
+        reference = secret_reference(given[0]) if given else None
+        if reference is None:  # a value that is not a reference is reported on the parameter, never repeated
+            raise self.problem(obj.id, "*password", f"the secret {parameter_id} needs a reference as its value: "
+                               f"{SECRET_REFERENCE_HINT}")
+        if not obj.fields.get("username"):
+            raise self.problem(obj.id, "username", "required with *password: the secret holds the password alone")
+        username = self.evaluator.static_field(obj, "username", purpose="it says who connects to the database")
+        if username is None:
+            raise _Refused()
+        return {"username": username, PASSWORD_SECRET_FIELD: reference}
 
     def data_format(self, node: PipelineObject) -> str | None:
         format_object = self.pipeline.objects.get(node.ref("dataFormat") or "")
@@ -174,10 +213,14 @@ class _Mapper:
             spec = DatabaseSpec.from_object(database)
         except DatapipeError as error:
             raise self.refused(error, str(database["id"])) from None
-        self.planner.targets[spec.object_id] = f"database reached with the credentials of secret {spec.secret_id}"
+        self.planner.targets[spec.object_id] = (
+            f"database reached with the credentials of secret {spec.secret_id}" if spec.secret_id is not None else
+            f"database reached as user {spec.username}, the password read at run time from {spec.password_secret}")
         if spec.region is not None:  # read for the model's checks; nothing is sent to another region
             self.pipeline.objects[spec.object_id].not_applied("region", reason_for(spec.object_type, "region") or "")
         for key in ("username", "jdbcProperties", "jdbcDriverJarUri"):
+            if key == "username" and spec.secret_id is None:  # the credentials' own username
+                continue
             if self.pipeline.objects[spec.object_id].own.get(key):
                 self.planner.note(spec.object_id, f"{key} is not used (credentials come from secretId; the drivers "
                                   "are Python's)")
@@ -250,7 +293,10 @@ class _Mapper:
             raise self.problem(spec.object_id, "connectionString", "the Redshift Data API needs a cluster or "
                                "workgroup endpoint (<name>.<id>.<region>.redshift.amazonaws.com), or give clusterId "
                                "or workgroupName")
-        return reachable.data_api_parameters()
+        try:
+            return reachable.data_api_parameters()
+        except DatapipeError as error:  # a password secret alone: the Data API takes username and password together
+            raise self.refused(error, spec.object_id) from None
 
     def redshift_sql(self, spec: DatabaseSpec) -> SqlWork:
         obj = self.obj
@@ -291,7 +337,8 @@ class _Mapper:
                                        where=where)]
             parameters = [(f"arg{index}", text) for index, text in enumerate(arguments, start=1)]
         target = self.redshift_target(spec)
-        return SqlWork(spec.object_id, spec.secret_id, redshift=RedshiftStatements(target, statements, parameters))
+        return SqlWork(spec.object_id, spec.credentials_reference,
+                       redshift=RedshiftStatements(target, statements, parameters))
 
     def redshift_copy(self) -> SqlWork:
         obj = self.obj
@@ -311,7 +358,7 @@ class _Mapper:
             statements = copy_statements(copy)
         except DatapipeError as error:
             raise self.refused(error, obj.id) from None
-        return SqlWork(spec.object_id, spec.secret_id, redshift=RedshiftStatements(target, statements))
+        return SqlWork(spec.object_id, spec.credentials_reference, redshift=RedshiftStatements(target, statements))
 
     # -- tasks for a worker group's runner ----------------------------------------------------------------------------
 
@@ -329,7 +376,7 @@ class _Mapper:
             raise _Refused()
         activity["scriptArgument"] = arguments
         objects = {"activity": activity, "database": _texts(database)}
-        return SqlWork(spec.object_id, spec.secret_id, task=SqlTask("SqlActivity", objects))
+        return SqlWork(spec.object_id, spec.credentials_reference, task=SqlTask("SqlActivity", objects))
 
     def copy_task(self) -> SqlWork:
         obj = self.obj
@@ -362,7 +409,7 @@ class _Mapper:
                    "input": sql_texts if sql_node is source else s3_fields,
                    "output": sql_texts if sql_node is sink else s3_fields,
                    "database": _texts(database)}
-        return SqlWork(spec.object_id, spec.secret_id, task=SqlTask("CopyActivity", objects, data_format))
+        return SqlWork(spec.object_id, spec.credentials_reference, task=SqlTask("CopyActivity", objects, data_format))
 
     def mysql_database(self, node: PipelineObject) -> dict[str, object]:
         """A MySqlDataNode carries its own connection: as the JdbcDatabase it stands for."""

@@ -171,7 +171,8 @@ class DatabaseTask:
             if values:  # refused rather than ignored: no process runs to receive them
                 raise InvalidTask(
                     f"field '{name}': a {kind} task runs no command; run-time values reach its SQL only as "
-                    "activity.scriptArgument, and the database's credentials through database.secretId"
+                    "activity.scriptArgument, and the database's credentials through database.secretId (or "
+                    "database.username with database.passwordSecret)"
                 )
         activity = _definition_object(data, "activity", types=(kind,))
         database = _definition_object(data, "database", types=DATABASE_OBJECT_TYPES)

@@ -351,6 +351,7 @@ class TaskExecutor:
                 session_name=self.identity.runner_id,
                 stdout_path=stdout_path,
                 stderr_path=stderr_path,
+                ssm=self._ssm,
             )
         outcome = self._run(running, task, attempt_dir, stdout_path, stderr_path)
         if task.precondition:

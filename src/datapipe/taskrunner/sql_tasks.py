@@ -1,6 +1,7 @@
 """SqlActivity and CopyActivity tasks on the task runner: datapipe.databases does the SQL work; this module reads the
-database secret first (so that an unreadable secret is `TaskRunner.SecretUnavailable`), writes what ran to the
-attempt's stdout and the error to its stderr, and keeps the password out of both and out of the cause.
+database's secret first (a Secrets Manager secret, or an SSM SecureString holding the password), so that an unreadable
+secret is `TaskRunner.SecretUnavailable`, writes what ran to the attempt's stdout and the error to its stderr, and keeps
+the password out of both and out of the cause.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from datapipe.databases.activities import run_copy_activity, run_sql_activity
-from datapipe.databases.credentials import read_credentials
+from datapipe.databases.credentials import read_database_credentials
 from datapipe.databases.model import DatabaseSpec
 from datapipe.errors import DatapipeError
 from datapipe.taskrunner.contract import (
@@ -63,13 +64,32 @@ class RememberedSecrets:
         return masked_texts(values)
 
 
+class RememberedParameters:
+    """The SSM client as datapipe.databases calls it (a SecureString holding a password), remembered like secrets."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.exceptions = client.exceptions if client is not None else None
+        self._values: list[str] = []
+
+    def get_parameter(self, *, Name: str, WithDecryption: bool) -> dict[str, Any]:
+        answer: dict[str, Any] = self._client.get_parameter(Name=Name, WithDecryption=WithDecryption)
+        value = answer.get("Parameter", {}).get("Value")
+        if isinstance(value, str):
+            self._values.append(value)
+        return answer
+
+    def sensitive_texts(self) -> list[bytes]:
+        return masked_texts(self._values)
+
+
 def clients_for_task(
-    *, s3: Any, secrets_manager: Any, task_role: TaskRole | None, sts: Any, session_name: str
-) -> tuple[Any, Any]:
-    """S3 and Secrets Manager clients for a task's own work: the runner's, or with `--taskRoleArn` the same endpoint,
-    region and settings (the proxy included) with short-lived keys of that role."""
+    *, s3: Any, secrets_manager: Any, task_role: TaskRole | None, sts: Any, session_name: str, ssm: Any = None
+) -> tuple[Any, Any, Any]:
+    """S3, Secrets Manager and SSM clients for a task's own work: the runner's, or with `--taskRoleArn` the same
+    endpoint, region and settings (the proxy included) with short-lived keys of that role."""
     if task_role is None:
-        return s3, secrets_manager
+        return s3, secrets_manager, ssm
     keys = task_role.credentials(sts=sts, session_name=session_name)
     session = boto3.Session(
         aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
@@ -89,7 +109,7 @@ def clients_for_task(
             tell_proxy_refusals(twin)
         return twin
 
-    return like(s3), like(secrets_manager)
+    return like(s3), like(secrets_manager), like(ssm) if ssm is not None else None
 
 
 def run_database_task(
@@ -102,22 +122,25 @@ def run_database_task(
     session_name: str,
     stdout_path: Path,
     stderr_path: Path,
+    ssm: Any = None,
 ) -> Outcome:
     """Run the task; (None, success details) or ((error name, one-line cause), {})."""
     with stdout_path.open("w", encoding="utf-8") as stdout, stderr_path.open("w", encoding="utf-8") as stderr:
         try:
-            task_s3, task_secrets = clients_for_task(
-                s3=s3, secrets_manager=secrets_manager, task_role=task_role, sts=sts, session_name=session_name
+            task_s3, task_secrets, task_ssm = clients_for_task(
+                s3=s3, secrets_manager=secrets_manager, task_role=task_role, sts=sts, session_name=session_name, ssm=ssm
             )
         except (ClientError, BotoCoreError) as error:
             assert task_role is not None
             stderr.write(f"cannot assume the task role {task_role.arn}\n")
             return (STAGING_FAILED, f"cannot assume the task role {task_role.arn}: {error}"), {}
         secrets = RememberedSecrets(task_secrets)
+        parameters = RememberedParameters(task_ssm) if task_ssm is not None else None
         try:
-            outcome = _run(task, s3=task_s3, secrets=secrets, stdout=stdout, stderr=stderr)
+            outcome = _run(task, s3=task_s3, secrets=secrets, ssm=parameters, stdout=stdout, stderr=stderr)
         finally:
-            sensitive = secrets.sensitive_texts()
+            sensitive = sorted({*secrets.sensitive_texts(), *(parameters.sensitive_texts() if parameters else [])},
+                               key=len, reverse=True)
     for path in (stdout_path, stderr_path):
         mask_file(path, sensitive)
     failure, details = outcome
@@ -126,12 +149,20 @@ def run_database_task(
     return failure, details
 
 
-def _run(task: DatabaseTask, *, s3: Any, secrets: RememberedSecrets, stdout: Any, stderr: Any) -> Outcome:
+def _run(
+    task: DatabaseTask,
+    *,
+    s3: Any,
+    secrets: RememberedSecrets,
+    ssm: RememberedParameters | None,
+    stdout: Any,
+    stderr: Any,
+) -> Outcome:
     spec = DatabaseSpec.from_object(task.database)  # checked when the task was parsed
     where = f"{task.kind} {task.activity['id']}"
     stdout.write(f"{where} on {spec.object_type} {spec.object_id}\n")
     try:
-        read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
+        read_database_credentials(spec, secrets=secrets, ssm=ssm)
     except DatapipeError as error:
         stderr.write(f"{where}: {error}\n")
         return (SECRET_UNAVAILABLE, str(error)), {}
@@ -139,14 +170,15 @@ def _run(task: DatabaseTask, *, s3: Any, secrets: RememberedSecrets, stdout: Any
         if task.kind == SQL_ACTIVITY:
             _describe_script(task.activity, stdout)
             stdout.flush()
-            counts = run_sql_activity(task.activity, task.database, secrets=secrets, s3=s3)
+            counts = run_sql_activity(task.activity, task.database, secrets=secrets, s3=s3, ssm=ssm)
             stdout.write(f"statements run: {len(counts)}; row counts: {counts}\n")
             return None, {"statementsRun": len(counts), "rowCounts": counts}
         assert task.input is not None and task.output is not None
         stdout.write(f"copying {_describe_node(task.input)} to {_describe_node(task.output)}\n")
         stdout.flush()
         rows = run_copy_activity(
-            task.activity, task.input, task.output, task.database, secrets=secrets, s3=s3, data_format=task.data_format
+            task.activity, task.input, task.output, task.database, secrets=secrets, s3=s3, ssm=ssm,
+            data_format=task.data_format,
         )
         stdout.write(f"rows copied: {rows}\n")
         return None, {"rowsCopied": rows}

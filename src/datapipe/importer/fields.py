@@ -43,8 +43,10 @@ _EMR_ROLES = "the cluster uses the EMR roles the deployment creates, scoped to i
 _EMR_NETWORK = "the cluster runs in the network of the deployment (EMR managed security groups)"
 _JAVA = "a setting of Data Pipeline's Java runtime and JDBC drivers: the task runner reaches the database with " \
     "Python's drivers"
-_CREDENTIALS = "the credentials (username and password) come from the Secrets Manager secret named in secretId"
-_PASSWORD_REFUSED = "refused: passwords are not read from definitions (the import fails naming it); " + _CREDENTIALS
+_CREDENTIALS = "with secretId, the credentials (username and password) come from that Secrets Manager secret; " \
+    "username applies beside a *password that refers to a secret parameter"
+_PASSWORD_REFUSED = "refused: passwords are not read from definitions (the import fails naming it); write " \
+    "#{*myPassword}, a secret parameter whose value names the secret, or give secretId"
 _SQL_NODE_FORMAT = "the database reads and writes the rows; the S3DataNode's dataFormat sets the file format"
 _NOT_ON_OBJECT = "Data Pipeline does not allow this field on this object; it is ignored"
 _DEPRECATED = "deprecated in Data Pipeline; one Batch job runs per activity attempt"

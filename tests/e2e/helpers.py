@@ -102,3 +102,20 @@ def synth_pipelines(
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
     return out_dir
+
+
+def imported_state_machine(emulator: Any, folder: Path, name: str, definition: Mapping[str, Any]) -> str:
+    """A Data Pipeline definition through `datapipe import --asl`, created as a state machine in the emulator (no
+    stack: only its states); its ARN."""
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    source, asl = folder / f"{name}.json", folder / f"{name}.asl.json"
+    source.write_text(json.dumps(definition))
+    result = CliRunner().invoke(cli, ["import", str(source), "--asl", str(asl), "--account", emulator.account,
+                                      "--region", emulator.region])
+    assert result.exit_code == 0, result.output
+    return str(emulator.client("stepfunctions").create_state_machine(
+        name=f"{name}-{uuid.uuid4().hex[:8]}", definition=asl.read_text(),
+        roleArn=f"arn:aws:iam::{emulator.account}:role/{name}")["stateMachineArn"])

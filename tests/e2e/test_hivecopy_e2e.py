@@ -4,15 +4,12 @@ with the run's time filled in, and the cluster is terminated at the end."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from datapipe.cli import cli
-from tests.e2e.helpers import ended_execution, start_execution
+from tests.e2e.helpers import ended_execution, imported_state_machine, start_execution
 
 pytestmark = pytest.mark.e2e
 
@@ -47,14 +44,8 @@ SCRIPT = (  # written by hand for the run of 2013-06-04T00:00:00Z
 def test_a_hive_copy_runs_its_generated_script_on_its_cluster_which_is_then_terminated(
     emulator: Any, tmp_path: Path
 ) -> None:
-    (tmp_path / "hive-copy.json").write_text(json.dumps(DEFINITION))
-    asl = tmp_path / "hive-copy.asl.json"
-    result = CliRunner().invoke(cli, ["import", str(tmp_path / "hive-copy.json"), "--asl", str(asl), "--account",
-                                      emulator.account, "--region", emulator.region])
-    assert result.exit_code == 0, result.output
     sfn = emulator.client("stepfunctions")
-    machine = sfn.create_state_machine(name=f"hive-copy-{uuid.uuid4().hex[:8]}", definition=asl.read_text(),
-                                       roleArn=f"arn:aws:iam::{emulator.account}:role/hive-copy")["stateMachineArn"]
+    machine = imported_state_machine(emulator, tmp_path, "hive-copy", DEFINITION)
     ended = ended_execution(sfn, start_execution(sfn, machine, {"scheduledStartTime": "2013-06-04T00:00:00Z"}),
                             timeout=90)
     assert ended["status"] == "SUCCEEDED", ended.get("cause")

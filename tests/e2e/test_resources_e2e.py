@@ -5,15 +5,12 @@ cluster terminated at the end."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from datapipe.cli import cli
-from tests.e2e.helpers import ended_execution, start_execution
+from tests.e2e.helpers import ended_execution, imported_state_machine, start_execution
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +26,8 @@ DEFINITION = {"objects": [
 def test_a_failed_spot_creation_falls_back_to_on_demand_and_the_core_group_is_resized(
     emulator: Any, tmp_path: Path
 ) -> None:
-    (tmp_path / "spotty.json").write_text(json.dumps(DEFINITION))
-    asl = tmp_path / "spotty.asl.json"
-    result = CliRunner().invoke(cli, ["import", str(tmp_path / "spotty.json"), "--asl", str(asl), "--account",
-                                      emulator.account, "--region", emulator.region])
-    assert result.exit_code == 0, result.output
     sfn = emulator.client("stepfunctions")
-    machine = sfn.create_state_machine(name=f"spotty-{uuid.uuid4().hex[:8]}", definition=asl.read_text(),
-                                       roleArn=f"arn:aws:iam::{emulator.account}:role/spotty")["stateMachineArn"]
+    machine = imported_state_machine(emulator, tmp_path, "spotty", DEFINITION)
     # Spot capacity is not there: the first creation fails as a .sync creation does when its cluster fails.
     emulator.faults.fail_emr_call("createCluster", error="States.TaskFailed", cause="no Spot capacity", times=1)
     execution = start_execution(sfn, machine, {})

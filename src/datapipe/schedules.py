@@ -233,7 +233,7 @@ def _target_label(target: Target) -> str:
 
 def _check_name(option: str, value: str) -> None:
     if re.fullmatch(NAME_PATTERN, value) is None:
-        raise DatapipeError(f"{option} must be a lower-case name (letters, digits, dashes), got {value!r}")
+        raise DatapipeError(f"{option} must be a lower-case name (letters, digits, dashes), got {shown(value)}")
 
 
 @click.group()

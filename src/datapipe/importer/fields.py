@@ -318,8 +318,7 @@ def type_status(object_type: str) -> tuple[list[str], list[tuple[str, str]]]:
     applied: list[str] = []
     not_applied: list[tuple[str, str]] = []
     for key in sorted(spec.fields, key=str.lower):
-        reason = f"{object_type} is not mapped" if spec.unsupported and key not in STRUCTURAL else None
-        reason = reason or reason_for(object_type, key)
+        reason = reason_for(object_type, key)
         if reason is None:
             applied.append(key)
         else:
@@ -333,10 +332,7 @@ def types_table() -> str:
     for object_type in sorted(schema.TYPES, key=str.lower):
         spec = schema.TYPES[object_type]
         applied, not_applied = type_status(object_type)
-        if spec.unsupported:
-            why = f"every field: {spec.unsupported}"
-        else:
-            why = "; ".join(f"`{key}`: {reason}" for key, reason in not_applied) or "-"
+        why = "; ".join(f"`{key}`: {reason}" for key, reason in not_applied) or "-"
         shown = ", ".join(f"`{key}`" for key in applied) or "-"
         lines.append(f"| {object_type} | {spec.kind} | {shown} | {why.replace('|', '/')} |")
     return "\n".join(lines) + "\n"

@@ -356,10 +356,6 @@ class _Planner:
 
     def build(self) -> Plan:
         pipeline = self.pipeline
-        for obj in pipeline.objects.values():
-            spec = obj.spec
-            if spec is not None and spec.unsupported:
-                self.reasons[obj.id] = spec.unsupported
         clusters: dict[str, Cluster] = {}
         activities: dict[str, Activity] = {}
         for obj in pipeline.of_kind(schema.ACTIVITY):

@@ -52,7 +52,6 @@ class ObjectType:
     required: tuple[str, ...] = ()
     one_of: tuple[tuple[str, ...], ...] = ()  # each group: at least one of these fields
     refs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> kinds it may point to
-    unsupported: str = ""  # why there is no faithful mapping, when there is none
 
 
 def _type(
@@ -63,7 +62,6 @@ def _type(
     required: tuple[str, ...] = (),
     one_of: tuple[tuple[str, ...], ...] = (),
     refs: dict[str, tuple[str, ...]] | None = None,
-    unsupported: str = "",
 ) -> ObjectType:
     return ObjectType(
         kind=kind,
@@ -73,7 +71,6 @@ def _type(
         required=required,
         one_of=one_of,
         refs=refs or {},
-        unsupported=unsupported,
     )
 
 

@@ -227,6 +227,8 @@ def test_hostile_requests_are_refused_with_the_api_limits(data: Any) -> None:
     assert len(ended(data, batch["Id"])["SubStatements"]) == 40
     assert refused(data.batch_execute_statement, Sqls=["select 1", "select 1 --" + "x" * 200_000], **sign_in)[1] == \
         "Cannot process query string larger than 100kB"
+    assert refused(data.execute_statement, Sql="select 1", ResultFormat="CSV", **sign_in) == (
+        "ValidationException", "ResultFormat: only JSON results are emulated")
 
 
 def test_copy_from_dynamodb_scans_the_table(data: Any, aws: Callable[[str], Any]) -> None:

@@ -13,12 +13,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from psycopg import conninfo
+
+from datapipe.local.extensions import Extensions
+from tests.database_servers import PASSWORD, USER, Server
+from tests.local.conftest import run_state_machine, wait_for_execution
 
 CLUSTER = "analytics"
 SECRET_NAME = "redshift/analytics-loader"
@@ -30,6 +35,16 @@ SUB_STATEMENT = {"Id", "Status", "QueryString", "CreatedAt", "UpdatedAt", "Durat
 STATEMENT_DATA = {"Id", "QueryString", "QueryStrings", "SecretArn", "Status", "StatementName", "CreatedAt",
                   "UpdatedAt", "QueryParameters", "IsBatchStatement", "ResultFormat", "SessionId"}
 AWS_CLI = Path(sys.executable).with_name("aws")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _on_the_tests_postgres(extensions: Extensions, postgres_server: Server) -> Iterator[None]:
+    """The emulator's Data API on the session's PostgreSQL, running already when the database tests ran first."""
+    dsn = conninfo.make_conninfo(host=postgres_server.host, port=postgres_server.port, user=USER, password=PASSWORD,
+                                 dbname="postgres")
+    extensions.redshift_data.use_database(dsn)
+    yield
+    extensions.redshift_data.use_database(None)
 
 
 @pytest.fixture()
@@ -297,3 +312,16 @@ def test_differences_from_aws_that_the_emulator_keeps(data: Any) -> None:
     assert ended(data, signed_in["Id"])["Status"] == "FINISHED"
     assert data.get_statement_result(Id=signed_in["Id"])["Records"] == [[{"stringValue": as_user}]]
     assert as_user != "analyst"
+
+
+def test_a_refused_request_fails_a_step_functions_task_with_the_api_error(aws: Callable[[str], Any]) -> None:
+    """An aws-sdk:redshiftdata task whose secret does not exist fails as a task (catchable), not the interpreter."""
+    task = {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:redshiftdata:executeStatement", "End": True,
+            "Parameters": {"ClusterIdentifier": CLUSTER, "Database": "dev", "SecretArn": "redshift/no-such-secret",
+                           "Sql": "select 1"}}
+    _, execution = run_state_machine(aws, {"StartAt": "Submit", "States": {"Submit": task}})
+    ended_execution = wait_for_execution(aws, execution)
+    assert ended_execution["status"] == "FAILED"
+    # the casing of the service prefix is not settled by the documentation (see docs/emulator.md)
+    assert ended_execution["error"].lower() == "redshiftdata.validationexception"
+    assert "Secrets Manager can't find the specified secret" in ended_execution["cause"]

@@ -837,17 +837,29 @@ class EmulatedRedshiftData:
     def __init__(self, client: Callable[[str, str], Any]) -> None:
         self._client = client  # (service, region) -> a client of the emulator: S3, Secrets Manager, DynamoDB
         self._server = PostgresServer()
+        self._given_dsn: str | None = None
         self._api: RedshiftDataApi | None = None
         self._lock = threading.Lock()
+
+    def use_database(self, dsn: str | None) -> None:
+        """Run the API on a PostgreSQL that is already running (its owner stops it), such as the tests' own server;
+        None: on the emulator's server again. Statements under way end first."""
+        with self._lock:
+            if self._api is not None:
+                self._api.wait(timeout=5.0)
+                self._api = None
+            self._given_dsn = dsn
 
     def api(self, region: str) -> RedshiftDataApi:
         with self._lock:
             if self._api is None:
-                self._server.start()
-                with psycopg.connect(self._server.dsn, autocommit=True) as connection:
-                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DATABASE)))
+                dsn = self._given_dsn or self._server.start().dsn
+                with psycopg.connect(dsn, autocommit=True) as connection:
+                    known = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DATABASE,))
+                    if known.fetchone() is None:
+                        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DATABASE)))
                 self._api = RedshiftDataApi(
-                    dsn=self._server.dsn,
+                    dsn=dsn,
                     s3=self._client("s3", region),
                     secrets=self._client("secretsmanager", region),
                     dynamodb=self._client("dynamodb", region),
@@ -865,13 +877,14 @@ class EmulatedRedshiftData:
 def install(emulated: EmulatedRedshiftData) -> None:
     def call_action(self: RedshiftDataAPIServiceResponse) -> tuple[int, dict[str, str], str]:
         action = self._get_action()
+        # every AWS answer carries a request id: Step Functions quotes it in a failed task's cause
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
         try:
             api = emulated.api(self.region)
         except DatapipeError as error:  # no PostgreSQL here: the API answers, naming why
-            body = json.dumps({"__type": "InternalServerException", "message": str(error)})
-            return 500, {"Content-Type": "application/x-amz-json-1.1"}, body
+            return 500, headers, json.dumps({"__type": "InternalServerException", "message": str(error)})
         status, body = api.handle(action, self.body)
-        return status, {"Content-Type": "application/x-amz-json-1.1"}, body
+        return status, headers, body
 
     CALL_ACTION.patch(call_action)
 

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -238,12 +240,18 @@ def test_hostile_requests_are_refused_with_the_api_limits(data: Any) -> None:
     assert ended(data, data.execute_statement(Sql=at_limit, **sign_in)["Id"])["Status"] == "FINISHED"
     code, message = refused(data.batch_execute_statement, Sqls=["select 1"] * 41, **sign_in)
     assert code == "ValidationException" and "less than or equal to 40" in message
-    batch = data.batch_execute_statement(Sqls=["select 1"] * 40, **sign_in)
+    assert refused(data.batch_execute_statement, Sqls=["select 1"], ExecutionMode="AUTO_COMMIT", **sign_in)[1] == \
+        "ExecutionMode: not emulated (see docs/emulator.md)"
+    batch = data.batch_execute_statement(Sqls=["select 1"] * 40, ExecutionMode="TRANSACTION", **sign_in)
     assert len(ended(data, batch["Id"])["SubStatements"]) == 40
     assert refused(data.batch_execute_statement, Sqls=["select 1", "select 1 --" + "x" * 200_000], **sign_in)[1] == \
         "Cannot process query string larger than 100kB"
-    assert refused(data.execute_statement, Sql="select 1", ResultFormat="CSV", **sign_in) == (
-        "ValidationException", "ResultFormat: only JSON results are emulated")
+    for unemulated in ({"ResultFormat": "CSV"}, {"WaitTimeSeconds": 5}, {"SessionKeepAliveSeconds": 60},
+                       {"WithEvent": True}):
+        assert refused(data.execute_statement, Sql="select 1", **unemulated, **sign_in) == (
+            "ValidationException", f"{next(iter(unemulated))}: not emulated (see docs/emulator.md)")
+    assert ended(data, data.execute_statement(Sql="select 1", ResultFormat="JSON", **sign_in)["Id"])["Status"] == \
+        "FINISHED"
 
 
 def test_copy_from_dynamodb_scans_the_table(data: Any, aws: Callable[[str], Any]) -> None:
@@ -325,3 +333,17 @@ def test_a_refused_request_fails_a_step_functions_task_with_the_api_error(aws: C
     # the casing of the service prefix is not settled by the documentation (see docs/emulator.md)
     assert ended_execution["error"].lower() == "redshiftdata.validationexception"
     assert "Secrets Manager can't find the specified secret" in ended_execution["cause"]
+
+
+def test_a_request_nested_past_reason_is_refused_in_one_line(endpoint: str) -> None:
+    """A raw JSON 1.1 request (as any SDK sends it) whose body nests 100,000 levels deep: a 400, not a server error."""
+    body = ('{"Sql": ' + "[" * 100_000 + "]" * 100_000 + "}").encode()
+    request = urllib.request.Request(endpoint, data=body, method="POST", headers={
+        "X-Amz-Target": "RedshiftData.ExecuteStatement", "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261130/eu-west-1/redshift-data/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read()) == {"__type": "ValidationException",
+                                               "message": "the request body is not JSON"}

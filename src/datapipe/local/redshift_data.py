@@ -50,6 +50,16 @@ STATUSES = ("SUBMITTED", "PICKED", "STARTED", "FINISHED", "ABORTED", "FAILED", "
 MAX_SQL_BYTES = 100 * 1024  # the Data API's limit on a query string
 MAX_BATCH_STATEMENTS = 40
 MAX_LISTED = 100
+# Request members of the API the emulator does not reproduce, with the values it does (the API's defaults): any
+# other value is refused by name rather than ignored.
+NOT_EMULATED: dict[str, tuple[object, ...]] = {
+    "SessionId": (),
+    "SessionKeepAliveSeconds": (),
+    "WaitTimeSeconds": (),
+    "WithEvent": (False,),
+    "ResultFormat": ("JSON",),
+    "ExecutionMode": ("TRANSACTION",),
+}
 # The patterns of botocore's model of the API (the service checks them; botocore does not).
 CLUSTER_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 WORKGROUP_NAME = re.compile(
@@ -325,10 +335,13 @@ class RedshiftDataApi:
             request = json.loads(body or b"{}")
             if not isinstance(request, dict):
                 raise DataApiError("ValidationException", "the request body must be a JSON object")
+            unemulated = [key for key, kept in NOT_EMULATED.items() if key in request and request[key] not in kept]
+            if unemulated:
+                raise DataApiError("ValidationException", f"{unemulated[0]}: not emulated (see docs/emulator.md)")
             answer = getattr(self, method)(request)
         except DataApiError as error:
             return 400, json.dumps({"__type": error.code, "message": str(error)})
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what a request of this API can hold
             return 400, json.dumps({"__type": "ValidationException", "message": "the request body is not JSON"})
         return 200, json.dumps(answer, default=_json_value)
 
@@ -381,8 +394,6 @@ class RedshiftDataApi:
     ) -> dict[str, Any]:
         target = authentication(request, self._secrets)
         database = _required_text(request, "Database")
-        if request.get("ResultFormat", "JSON") != "JSON":
-            raise DataApiError("ValidationException", "ResultFormat: only JSON results are emulated")
         main_id = str(uuid.uuid4())
         now = self._clock()
         parts = [

@@ -135,7 +135,7 @@ class _Statement:
     pid: int = 0
     query_id: int = 0  # Redshift's query id: one per statement the database ran
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, now: datetime.datetime) -> dict[str, Any]:
         """The fields of SubStatementData, which DescribeStatement's answer shares: `Error` only when one happened,
         sizes and counts -1 (the API's null) until the statement finished."""
         finished = self.status == "FINISHED"
@@ -145,7 +145,7 @@ class _Statement:
             "QueryString": self.query,
             "CreatedAt": self.created,
             "UpdatedAt": self.updated,
-            "Duration": self._duration(),
+            "Duration": self._duration(now),
             "HasResultSet": self.records is not None,
             "ResultRows": self.row_count if finished else -1,
             "ResultSize": self._result_size() if finished else -1,
@@ -155,11 +155,11 @@ class _Statement:
             described["Error"] = self.error
         return described
 
-    def _duration(self) -> int:
+    def _duration(self, now: datetime.datetime) -> int:
         """Nanoseconds the statement ran: from its start to its end (or to now while it runs)."""
         if self.started is None:
             return 0
-        end = self.updated if self.status in TERMINAL else _utc_now()
+        end = self.updated if self.status in TERMINAL else now
         return max(0, int((end - self.started).total_seconds() * 1e9))
 
     def _result_size(self) -> int:
@@ -236,18 +236,19 @@ class RedshiftDataApi:
 
     def describe_statement(self, request: dict[str, Any]) -> dict[str, Any]:
         submission, part = self._find(_statement_id(request))
+        now = self._clock()
         with self._lock:
             if part is not None:  # a batch's sub-statement, described on its own
-                described = part.describe()
+                described = part.describe(now)
                 described["RedshiftPid"] = part.pid
                 described.update(self._credentials(submission))
                 return described
             main = submission.main
-            described = main.describe()
+            described = main.describe(now)
             described["RedshiftPid"] = main.pid
             described.update(self._credentials(submission))
             if submission.is_batch:  # its rows and sizes are its sub-statements': its own are the API's null
-                described["SubStatements"] = [sub.describe() for sub in submission.parts]
+                described["SubStatements"] = [sub.describe(now) for sub in submission.parts]
                 described["HasResultSet"] = any(sub.records is not None for sub in submission.parts)
                 described["ResultRows"] = described["ResultSize"] = -1
             elif main.parameters:

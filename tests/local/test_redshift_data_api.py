@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from psycopg import conninfo
@@ -347,3 +348,13 @@ def test_a_request_nested_past_reason_is_refused_in_one_line(endpoint: str) -> N
     assert caught.value.code == 400
     assert json.loads(caught.value.read()) == {"__type": "ValidationException",
                                                "message": "the request body is not JSON"}
+
+
+def test_statements_and_secrets_belong_to_their_region(endpoint: str, data: Any, secret: str) -> None:
+    """A statement is found only in the region that ran it; a secret only from its own region."""
+    statement_id = run(data, "select 1", ClusterIdentifier=CLUSTER, Database="dev", SecretArn=secret)["Id"]
+    elsewhere = boto3.session.Session().client("redshift-data", region_name="us-east-1", endpoint_url=endpoint)
+    assert refused(elsewhere.describe_statement, Id=statement_id)[0] == "ResourceNotFoundException"
+    code, message = refused(elsewhere.execute_statement, Sql="select 1", ClusterIdentifier=CLUSTER, Database="dev",
+                            SecretArn=SECRET_NAME)
+    assert code == "ValidationException" and "can't find the specified secret" in message

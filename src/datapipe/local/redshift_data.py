@@ -844,46 +844,53 @@ DEFAULT_DATABASE = "dev"
 
 
 class EmulatedRedshiftData:
-    """The emulator's one RedshiftDataApi: its PostgreSQL server starts with the first request, stops with `stop()`."""
+    """The emulator's Data API, one per region as in AWS (a statement, a secret, a table belong to their region), all
+    on one PostgreSQL server that starts with the first request and stops with `stop()`."""
 
     def __init__(self, client: Callable[[str, str], Any]) -> None:
         self._client = client  # (service, region) -> a client of the emulator: S3, Secrets Manager, DynamoDB
         self._server = PostgresServer()
         self._given_dsn: str | None = None
-        self._api: RedshiftDataApi | None = None
+        self._dsn: str | None = None
+        self._apis: dict[str, RedshiftDataApi] = {}
         self._lock = threading.Lock()
 
     def use_database(self, dsn: str | None) -> None:
         """Run the API on a PostgreSQL that is already running (its owner stops it), such as the tests' own server;
         None: on the emulator's server again. Statements under way end first."""
         with self._lock:
-            if self._api is not None:
-                self._api.wait(timeout=5.0)
-                self._api = None
-            self._given_dsn = dsn
+            self._forget_apis()
+            self._given_dsn, self._dsn = dsn, None
 
     def api(self, region: str) -> RedshiftDataApi:
         with self._lock:
-            if self._api is None:
+            if self._dsn is None:
                 dsn = self._given_dsn or self._server.start().dsn
                 with psycopg.connect(dsn, autocommit=True) as connection:
                     known = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DATABASE,))
                     if known.fetchone() is None:
                         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DATABASE)))
-                self._api = RedshiftDataApi(
-                    dsn=dsn,
+                self._dsn = dsn
+            api = self._apis.get(region)
+            if api is None:
+                api = self._apis[region] = RedshiftDataApi(
+                    dsn=self._dsn,
                     s3=self._client("s3", region),
                     secrets=self._client("secretsmanager", region),
                     dynamodb=self._client("dynamodb", region),
                 )
-            return self._api
+            return api
 
     def stop(self) -> None:
         with self._lock:
-            if self._api is not None:
-                self._api.wait(timeout=5.0)
-                self._api = None
+            self._forget_apis()
+            self._dsn = None
             self._server.stop()
+
+    def _forget_apis(self) -> None:
+        for api in self._apis.values():
+            api.wait(timeout=5.0)
+        self._apis.clear()
 
 
 def install(emulated: EmulatedRedshiftData) -> None:

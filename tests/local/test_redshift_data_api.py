@@ -239,6 +239,8 @@ def test_hostile_requests_are_refused_with_the_api_limits(data: Any) -> None:
         "ValidationException", "Cannot process query string larger than 100kB")
     at_limit = "select 1 --" + "x" * (100 * 1024 - len("select 1 --"))
     assert ended(data, data.execute_statement(Sql=at_limit, **sign_in)["Id"])["Status"] == "FINISHED"
+    code, message = refused(data.execute_statement, Sql="select 1", StatementName="n" * 2049, **sign_in)
+    assert code == "ValidationException" and "'statementName'" in message and "less than or equal to 2048" in message
     code, message = refused(data.batch_execute_statement, Sqls=["select 1"] * 41, **sign_in)
     assert code == "ValidationException" and "less than or equal to 40" in message
     assert refused(data.batch_execute_statement, Sqls=["select 1"], ExecutionMode="AUTO_COMMIT", **sign_in)[1] == \

@@ -50,6 +50,7 @@ STATUSES = ("SUBMITTED", "PICKED", "STARTED", "FINISHED", "ABORTED", "FAILED", "
 MAX_SQL_BYTES = 100 * 1024  # the Data API's limit on a query string
 MAX_BATCH_STATEMENTS = 40
 MAX_LISTED = 100
+MAX_STATEMENT_NAME = 2048
 # Request members of the API the emulator does not reproduce, with the values it does (the API's defaults): any
 # other value is refused by name rather than ignored.
 NOT_EMULATED: dict[str, tuple[object, ...]] = {
@@ -395,6 +396,13 @@ class RedshiftDataApi:
     ) -> dict[str, Any]:
         target = authentication(request, self._secrets)
         database = _required_text(request, "Database")
+        name = request.get("StatementName")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_STATEMENT_NAME):
+            raise DataApiError(
+                "ValidationException",
+                f"1 validation error detected: Value at 'statementName' failed to satisfy constraint: Member must have "
+                f"length less than or equal to {MAX_STATEMENT_NAME}",
+            )
         main_id = str(uuid.uuid4())
         now = self._clock()
         parts = [
@@ -412,7 +420,7 @@ class RedshiftDataApi:
             main=main,
             database=database,
             target=target,
-            name=request.get("StatementName"),
+            name=name,
             parts=parts,
             is_batch=is_batch,
         )

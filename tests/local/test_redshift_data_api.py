@@ -360,3 +360,6 @@ def test_statements_and_secrets_belong_to_their_region(endpoint: str, data: Any,
     code, message = refused(elsewhere.execute_statement, Sql="select 1", ClusterIdentifier=CLUSTER, Database="dev",
                             SecretArn=SECRET_NAME)
     assert code == "ValidationException" and "can't find the specified secret" in message
+    # the difference docs/emulator.md states: every region's Data API runs on the one server, tables and all
+    assert run(data, "create table if not exists seen_from_every_region (n int)")["Status"] == "FINISHED"
+    assert run(elsewhere, "select count(*) from seen_from_every_region")["Status"] == "FINISHED"

@@ -121,7 +121,7 @@ def install(options: EmulatorOptions | None = None) -> Extensions:
         batch_runner.install(extensions)
         batch_api.install()
         integration_casing.install()
-        extensions.redshift_data = redshift_data.EmulatedRedshiftData(lambda region: clients.client("s3", region))
+        extensions.redshift_data = redshift_data.EmulatedRedshiftData(clients.client)
         redshift_data.install(extensions.redshift_data)
         events.install(extensions.lambdas.invoke_async)
         faults.install_route(lambda: current().faults)

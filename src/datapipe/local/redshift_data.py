@@ -5,8 +5,10 @@ behave as AWS documents them: a statement is accepted at once (SUBMITTED), runs 
 background (STARTED), and ends FINISHED, FAILED (with the database's message in `Error`) or ABORTED. A batch runs in
 one transaction. Redshift's own SQL is translated where PostgreSQL differs: `COPY t FROM 's3://bucket/prefix' ...`
 reads every object under the prefix from S3 (the injected client: the emulator's S3) and loads it with PostgreSQL's
-COPY FROM STDIN, and CREATE TABLE drops DISTKEY, SORTKEY, DISTSTYLE, ENCODE and BACKUP. `Database` names the
-PostgreSQL database; credentials (SecretArn, DbUser) are accepted and not checked, like the rest of the emulator.
+COPY FROM STDIN, `COPY t FROM 'dynamodb://table' ... READRATIO n` scans the emulator's DynamoDB table
+(redshift_dynamodb), and CREATE TABLE drops DISTKEY, SORTKEY, DISTSTYLE, ENCODE and BACKUP. `Database` names the
+PostgreSQL database. Authentication is checked as AWS checks it (`authentication`): one way to sign in, and a secret
+that exists and holds a username and a password; the statements then run as the server's own user.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import datetime
 import functools
 import gzip
+import itertools
 import json
 import re
 import threading
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.exceptions
 import psycopg
 from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
@@ -34,12 +38,38 @@ from datapipe.databases.operations import S3Location, s3_objects
 from datapipe.databases.sqltext import rewrite_code, segments
 from datapipe.databases.urls import Engine
 from datapipe.errors import DatapipeError
+from datapipe.jsontext import shown
 from datapipe.local.postgres_server import PostgresServer
+from datapipe.local.redshift_dynamodb import CopyRefused, copy_from_dynamodb
 from datapipe.local.seams import seam
 
 PAGE_RECORDS = 1000
 RETENTION = datetime.timedelta(hours=24)
 TERMINAL = ("FINISHED", "FAILED", "ABORTED")
+STATUSES = ("SUBMITTED", "PICKED", "STARTED", "FINISHED", "ABORTED", "FAILED", "ALL")
+MAX_SQL_BYTES = 100 * 1024  # the Data API's limit on a query string
+MAX_BATCH_STATEMENTS = 40
+MAX_LISTED = 100
+MAX_STATEMENT_NAME = 2048
+# Request members of the API the emulator does not reproduce, with the values it does (the API's defaults): any
+# other value is refused by name rather than ignored.
+NOT_EMULATED: dict[str, tuple[object, ...]] = {
+    "SessionId": (),
+    "SessionKeepAliveSeconds": (),
+    "WaitTimeSeconds": (),
+    "WithEvent": (False,),
+    "ResultFormat": ("JSON",),
+    "ExecutionMode": ("TRANSACTION",),
+}
+# The patterns of botocore's model of the API (the service checks them; botocore does not).
+CLUSTER_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+WORKGROUP_NAME = re.compile(
+    r"([a-z0-9-]{3,63}|arn:(aws(-[a-z]+)*):redshift-serverless:([a-z]{2}(-gov|(-iso[a-z]?))?|eusc-[a-z]+)-[a-z]+-\d{1}"
+    r":\d{12}:workgroup/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9-]{1,63}/[a-z0-9-]{1,63}))"
+)
+STATEMENT_ID = re.compile(r"[a-z0-9]{8}(-[a-z0-9]{4}){3}-[a-z0-9]{12}(:\d{0,2})?")
+# GetClusterCredentials' DbUser: a letter, then letters, digits, _ + . @ -, 64 at most; never PUBLIC.
+DB_USER = re.compile(r"[A-Za-z][A-Za-z0-9_+.@-]{0,63}")
 COPY = re.compile(
     r"\s*copy\s+(?P<table>[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?)\s*(?:\((?P<columns>[^)]*)\))?\s*from\s+'(?P<source>[^']*)'"
     r"(?P<options>.*)",
@@ -102,30 +132,47 @@ class _Statement:
     row_count: int = -1
     created: datetime.datetime = field(default_factory=_utc_now)
     updated: datetime.datetime = field(default_factory=_utc_now)
+    started: datetime.datetime | None = None
     pid: int = 0
+    query_id: int = 0  # Redshift's query id: one per statement the database ran
 
-    def describe(self) -> dict[str, Any]:
-        return {
+    def describe(self, now: datetime.datetime) -> dict[str, Any]:
+        """The fields of SubStatementData, which DescribeStatement's answer shares: `Error` only when one happened,
+        sizes and counts -1 (the API's null) until the statement finished."""
+        finished = self.status == "FINISHED"
+        described: dict[str, Any] = {
             "Id": self.id,
             "Status": self.status,
             "QueryString": self.query,
-            "Error": self.error or "",
-            "HasResultSet": self.records is not None,
-            "ResultRows": self.row_count,
-            "ResultSize": sum(len(str(record)) for record in self.records or []),
             "CreatedAt": self.created,
             "UpdatedAt": self.updated,
-            "RedshiftQueryId": 0,
-            "RedshiftPid": self.pid,
-            "Duration": int((self.updated - self.created).total_seconds() * 1e9),
+            "Duration": self._duration(now),
+            "HasResultSet": self.records is not None,
+            "ResultRows": self.row_count if finished else -1,
+            "ResultSize": self._result_size() if finished else -1,
+            "RedshiftQueryId": self.query_id,
         }
+        if self.error is not None:
+            described["Error"] = self.error
+        return described
+
+    def _duration(self, now: datetime.datetime) -> int:
+        """Nanoseconds the statement ran: from its start to its end (or to now while it runs)."""
+        if self.started is None:
+            return 0
+        end = self.updated if self.status in TERMINAL else now
+        return max(0, int((end - self.started).total_seconds() * 1e9))
+
+    def _result_size(self) -> int:
+        """Bytes of the result: each value's text in UTF-8 (how Redshift counts them is not documented)."""
+        return sum(_size(value) for record in self.records or [] for value in record)
 
 
 @dataclass
 class _Submission:
     main: _Statement
     database: str
-    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, SecretArn or DbUser
+    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, SecretArn or DbUser: as the request gave them
     name: str | None
     parts: list[_Statement]  # one for ExecuteStatement, each sub-statement of a batch
     is_batch: bool
@@ -134,19 +181,35 @@ class _Submission:
 
 
 class RedshiftDataApi:
-    """The API's operations as methods taking and returning the API's JSON shapes (boto3's parameter names)."""
+    """The API's operations as methods taking and returning the API's JSON shapes (boto3's parameter names).
 
-    def __init__(self, *, dsn: str, s3: Any, clock: Callable[[], datetime.datetime] = _utc_now) -> None:
+    `secrets` (a Secrets Manager client) is where SecretArn is looked up, `dynamodb` what COPY from DynamoDB scans;
+    without `secrets` a secret is not read (for callers that hold none), only the combination of parameters checked.
+    """
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        s3: Any,
+        secrets: Any = None,
+        dynamodb: Any = None,
+        clock: Callable[[], datetime.datetime] = _utc_now,
+    ) -> None:
         self._dsn = dsn
         self._s3 = s3
+        self._secrets = secrets
+        self._dynamodb = dynamodb
         self._clock = clock
         self._lock = threading.Lock()
         self._submissions: dict[str, _Submission] = {}
         self._threads: list[threading.Thread] = []
+        self._query_ids = itertools.count(100_001)
 
     # -- the operations
     def execute_statement(self, request: dict[str, Any]) -> dict[str, Any]:
         sql_text = _required_text(request, "Sql")
+        _check_size(sql_text)
         parameters = request.get("Parameters")
         named = None
         if parameters is not None:
@@ -162,28 +225,41 @@ class RedshiftDataApi:
         sqls = request.get("Sqls")
         if not isinstance(sqls, list) or not sqls or not all(isinstance(s, str) and s.strip() for s in sqls):
             raise DataApiError("ValidationException", "Sqls must be a list of 1 to 40 SQL statements")
-        if len(sqls) > 40:
-            raise DataApiError("ValidationException", "Sqls must be a list of 1 to 40 SQL statements")
+        if len(sqls) > MAX_BATCH_STATEMENTS:
+            raise DataApiError(
+                "ValidationException",
+                f"1 validation error detected: Value at 'sqls' failed to satisfy constraint: Member must have length "
+                f"less than or equal to {MAX_BATCH_STATEMENTS} (got {len(sqls)} statements)",
+            )
+        for text in sqls:
+            _check_size(text)
         return self._submit(request, sqls, None, is_batch=True)
 
     def describe_statement(self, request: dict[str, Any]) -> dict[str, Any]:
-        submission, part = self._find(_required_text(request, "Id"))
+        submission, part = self._find(_statement_id(request))
+        now = self._clock()
         with self._lock:
-            described = (part or submission.main).describe()
-            if part is None:
-                described.update(self._common(submission))
-                if submission.is_batch:
-                    described["SubStatements"] = [sub.describe() for sub in submission.parts]
-                    described["HasResultSet"] = False
-                    described["ResultRows"] = sum(max(sub.row_count, 0) for sub in submission.parts)
-                elif submission.main.parameters:
-                    described["QueryParameters"] = [
-                        {"name": name, "value": value} for name, value in submission.main.parameters.items()
-                    ]
+            if part is not None:  # a batch's sub-statement, described on its own
+                described = part.describe(now)
+                described["RedshiftPid"] = part.pid
+                described.update(self._credentials(submission))
+                return described
+            main = submission.main
+            described = main.describe(now)
+            described["RedshiftPid"] = main.pid
+            described.update(self._credentials(submission))
+            if submission.is_batch:  # its rows and sizes are its sub-statements': its own are the API's null
+                described["SubStatements"] = [sub.describe(now) for sub in submission.parts]
+                described["HasResultSet"] = any(sub.records is not None for sub in submission.parts)
+                described["ResultRows"] = described["ResultSize"] = -1
+            elif main.parameters:
+                described["QueryParameters"] = [
+                    {"name": name, "value": value} for name, value in main.parameters.items()
+                ]
         return described
 
     def get_statement_result(self, request: dict[str, Any]) -> dict[str, Any]:
-        submission, part = self._find(_required_text(request, "Id"))
+        submission, part = self._find(_statement_id(request))
         statement = part or submission.main
         if submission.is_batch and part is None:
             raise DataApiError("ValidationException", "a batch has no result: ask for a sub-statement (Id:N)")
@@ -196,8 +272,7 @@ class RedshiftDataApi:
                 raise DataApiError(
                     "ResourceNotFoundException", "Query does not have result. Please check query status."
                 )
-            token = request.get("NextToken")
-            start = int(token) if isinstance(token, str) and token.isdigit() else 0
+            start = _page_start(request)
             page = statement.records[start : start + PAGE_RECORDS]
             answer: dict[str, Any] = {
                 "Records": page,
@@ -209,11 +284,18 @@ class RedshiftDataApi:
         return answer
 
     def list_statements(self, request: dict[str, Any]) -> dict[str, Any]:
-        status = request.get("Status", "ALL")
+        """Newest first; by default only FINISHED statements, as the API documents."""
+        status = request.get("Status", "FINISHED")
+        if status not in STATUSES:
+            raise DataApiError("ValidationException", f"Status {shown(status)} is not one of {', '.join(STATUSES)}")
+        maximum = request.get("MaxResults") or MAX_LISTED
+        if not isinstance(maximum, int) or not 0 < maximum <= MAX_LISTED:
+            raise DataApiError("ValidationException", f"MaxResults must be an integer from 0 to {MAX_LISTED}")
+        filters = {key: request[key] for key in ("ClusterIdentifier", "WorkgroupName", "Database") if key in request}
+        if "ClusterIdentifier" in filters and "WorkgroupName" in filters:
+            raise DataApiError("ValidationException", "ClusterIdentifier and WorkgroupName can't both be specified")
         name = request.get("StatementName")
-        maximum = int(request.get("MaxResults", 100))
-        token = request.get("NextToken")
-        start = int(token) if isinstance(token, str) and token.isdigit() else 0
+        start = _page_start(request)
         with self._lock:
             chosen = []
             for submission in sorted(self._submissions.values(), key=lambda s: s.main.created, reverse=True):
@@ -221,27 +303,24 @@ class RedshiftDataApi:
                     continue
                 if name and not (submission.name or "").startswith(name):
                     continue
-                entry = {
-                    key: value
-                    for key, value in submission.main.describe().items()
-                    if key in ("Id", "Status", "QueryString", "CreatedAt", "UpdatedAt")
-                }
-                entry.update(self._common(submission))
-                if submission.is_batch:
-                    entry["QueryStrings"] = [part.query for part in submission.parts]
-                    entry.pop("QueryString")
-                chosen.append(entry)
+                where = {**submission.target, "Database": submission.database}
+                if any(where.get(key) != value for key, value in filters.items()):
+                    continue
+                chosen.append(self._listed(submission))
         answer: dict[str, Any] = {"Statements": chosen[start : start + maximum]}
         if start + maximum < len(chosen):
             answer["NextToken"] = str(start + maximum)
         return answer
 
     def cancel_statement(self, request: dict[str, Any]) -> dict[str, Any]:
-        submission, _ = self._find(_required_text(request, "Id"))
+        statement_id = _statement_id(request)
+        submission, _ = self._find(statement_id)
         with self._lock:
             if submission.main.status in TERMINAL:
                 raise DataApiError(
-                    "ValidationException", f"Could not cancel a query that is already in {submission.main.status} state"
+                    "ValidationException",
+                    f"Could not cancel a query that is already in {submission.main.status} state with ID: "
+                    f"{statement_id}",
                 )
             submission.cancelled = True
             connection = submission.connection
@@ -258,10 +337,13 @@ class RedshiftDataApi:
             request = json.loads(body or b"{}")
             if not isinstance(request, dict):
                 raise DataApiError("ValidationException", "the request body must be a JSON object")
+            unemulated = [key for key, kept in NOT_EMULATED.items() if key in request and request[key] not in kept]
+            if unemulated:
+                raise DataApiError("ValidationException", f"{unemulated[0]}: not emulated (see docs/emulator.md)")
             answer = getattr(self, method)(request)
         except DataApiError as error:
             return 400, json.dumps({"__type": error.code, "message": str(error)})
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what a request of this API can hold
             return 400, json.dumps({"__type": "ValidationException", "message": "the request body is not JSON"})
         return 200, json.dumps(answer, default=_json_value)
 
@@ -271,15 +353,31 @@ class RedshiftDataApi:
             thread.join(timeout)
 
     # -- internals
-    def _common(self, submission: _Submission) -> dict[str, Any]:
-        common: dict[str, Any] = {
-            "Database": submission.database,
+    def _credentials(self, submission: _Submission) -> dict[str, Any]:
+        """What DescribeStatement tells of where and as whom the statement ran."""
+        return {"Database": submission.database, **submission.target}
+
+    def _listed(self, submission: _Submission) -> dict[str, Any]:
+        """A statement as ListStatements gives it (StatementData: no cluster, database or user)."""
+        main = submission.main
+        entry: dict[str, Any] = {
+            "Id": main.id,
+            "Status": main.status,
+            "CreatedAt": main.created,
+            "UpdatedAt": main.updated,
             "IsBatchStatement": submission.is_batch,
-            **submission.target,
         }
+        if submission.is_batch:
+            entry["QueryStrings"] = [part.query for part in submission.parts]
+        else:
+            entry["QueryString"] = main.query
+        if main.parameters:
+            entry["QueryParameters"] = [{"name": name, "value": value} for name, value in main.parameters.items()]
+        if "SecretArn" in submission.target:
+            entry["SecretArn"] = submission.target["SecretArn"]
         if submission.name:
-            common["StatementName"] = submission.name
-        return common
+            entry["StatementName"] = submission.name
+        return entry
 
     def _find(self, statement_id: str) -> tuple[_Submission, _Statement | None]:
         main_id, _, number = statement_id.partition(":")
@@ -296,14 +394,15 @@ class RedshiftDataApi:
     def _submit(
         self, request: dict[str, Any], sqls: list[str], parameters: dict[str, str] | None, *, is_batch: bool
     ) -> dict[str, Any]:
+        target = authentication(request, self._secrets)
         database = _required_text(request, "Database")
-        target = {
-            key: request[key]
-            for key in ("ClusterIdentifier", "WorkgroupName", "SecretArn", "DbUser")
-            if isinstance(request.get(key), str)
-        }
-        if ("ClusterIdentifier" in target) == ("WorkgroupName" in target):
-            raise DataApiError("ValidationException", "give exactly one of ClusterIdentifier and WorkgroupName")
+        name = request.get("StatementName")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_STATEMENT_NAME):
+            raise DataApiError(
+                "ValidationException",
+                f"1 validation error detected: Value at 'statementName' failed to satisfy constraint: Member must have "
+                f"length less than or equal to {MAX_STATEMENT_NAME}",
+            )
         main_id = str(uuid.uuid4())
         now = self._clock()
         parts = [
@@ -321,7 +420,7 @@ class RedshiftDataApi:
             main=main,
             database=database,
             target=target,
-            name=request.get("StatementName"),
+            name=name,
             parts=parts,
             is_batch=is_batch,
         )
@@ -349,6 +448,11 @@ class RedshiftDataApi:
             statement.status = status
             statement.error = error
             statement.updated = self._clock()
+            if status == "STARTED":
+                statement.started = statement.updated
+                statement.query_id = next(self._query_ids)
+            elif statement.started is None and status in TERMINAL:  # ended before it began: it ran for no time
+                statement.started = statement.updated
 
     def _run(self, submission: _Submission) -> None:
         statements = [submission.main, *(submission.parts if submission.is_batch else [])]
@@ -366,6 +470,8 @@ class RedshiftDataApi:
         for statement in statements:
             statement.pid = pid
         self._set(submission.main, "STARTED")  # a batch's sub-statements start one by one
+        if submission.is_batch:
+            submission.main.query_id = 0  # a batch is no query of its own: its sub-statements are
         current = submission.parts[0]
         try:
             with connection.transaction():
@@ -400,7 +506,7 @@ class RedshiftDataApi:
         text = statement.query
         copy = COPY.fullmatch(text.strip().rstrip(";"))
         if copy is not None:
-            statement.row_count = self._copy_from_s3(connection, copy)
+            statement.row_count = self._copy(connection, copy)
             return
         if CREATE_TABLE.match(text):
             text = rewrite_code(
@@ -451,15 +557,31 @@ class RedshiftDataApi:
                 statement.records = [[_field(value) for value in row] for row in cursor.fetchall()]
                 statement.row_count = len(statement.records)
 
-    def _copy_from_s3(self, connection: psycopg.Connection[Any], copy: re.Match[str]) -> int:
+    def _copy(self, connection: psycopg.Connection[Any], copy: re.Match[str]) -> int:
         options = _copy_options(copy["options"])
         source = copy["source"]
+        columns = [name.strip() for name in (copy["columns"] or "").split(",") if name.strip()]
+        if source.startswith("dynamodb://"):
+            if self._dynamodb is None:
+                raise DataApiError("ValidationException", "COPY from DynamoDB: this Data API has no DynamoDB")
+            try:
+                return copy_from_dynamodb(connection, table=copy["table"], columns=columns, source=source,
+                                          options=options, dynamodb=self._dynamodb)
+            except CopyRefused as error:
+                raise DataApiError("ValidationException", str(error)) from None
         if not source.startswith("s3://"):
             raise DataApiError(
-                "ValidationException", f"COPY from {source.split(':')[0]}: only s3:// sources are emulated"
+                "ValidationException", f"COPY from {source.split(':')[0]}: only s3:// and dynamodb:// are emulated"
             )
-        table = sql.SQL(copy["table"])
-        columns = [name.strip() for name in (copy["columns"] or "").split(",") if name.strip()]
+        if "READRATIO" in options:
+            raise DataApiError("ValidationException", "COPY: READRATIO is an option of a DynamoDB source, not of S3")
+        return self._copy_from_s3(connection, copy["table"], columns, source, options)
+
+    def _copy_from_s3(
+        self, connection: psycopg.Connection[Any], table_name: str, columns: list[str], source: str,
+        options: dict[str, str],
+    ) -> int:
+        table = sql.SQL(table_name)
         csv = options.get("CSV") is not None or options.get("FORMAT") == "CSV"
         settings = [sql.SQL("FORMAT {}").format(sql.SQL("csv" if csv else "text"))]
         delimiter = options.get("DELIMITER", "," if csv else "|")
@@ -524,7 +646,7 @@ def _copy_options(text: str) -> dict[str, str]:
     if text[consumed:].strip():
         raise DataApiError("ValidationException", f"COPY: cannot read the options {text.strip()[:80]!r}")
     options: dict[str, str] = {}
-    with_value = {"DELIMITER", "IGNOREHEADER", "NULL", "QUOTE", "FORMAT", *IGNORED_OPTIONS}
+    with_value = {"DELIMITER", "IGNOREHEADER", "NULL", "QUOTE", "FORMAT", "READRATIO", *IGNORED_OPTIONS}
     flags = {
         "CSV",
         "EMPTYASNULL",
@@ -573,6 +695,16 @@ def _field(value: object) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
+def _size(value: dict[str, Any]) -> int:
+    """Bytes of one field of a record: none for a null, one for a boolean, else its text or bytes."""
+    kind, inner = next(iter(value.items()))
+    if kind == "isNull":
+        return 0
+    if kind == "booleanValue":
+        return 1
+    return len(inner) if isinstance(inner, bytes) else len(str(inner).encode())
+
+
 def _json_value(value: object) -> object:
     """Timestamps as epoch seconds and blobs as base64, as the JSON protocol carries them."""
     if isinstance(value, datetime.datetime):
@@ -587,6 +719,111 @@ def _required_text(request: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DataApiError("ValidationException", f"{name} is required")
     return value
+
+
+def authentication(request: dict[str, Any], secrets: Any) -> dict[str, str]:
+    """The request's way to sign in, checked as the Data API checks it; what its answers echo.
+
+    One of: SecretArn (with ClusterIdentifier, or the cluster the secret names, or WorkgroupName); ClusterIdentifier
+    + DbUser (temporary credentials); ClusterIdentifier alone or WorkgroupName alone (the caller's IAM identity).
+    """
+    given: dict[str, str] = {}
+    for key in ("ClusterIdentifier", "WorkgroupName", "SecretArn", "DbUser"):
+        value = request.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise DataApiError("ValidationException", f"{key} must be a non-empty string")
+        given[key] = value
+    if "ClusterIdentifier" in given and "WorkgroupName" in given:
+        raise DataApiError("ValidationException", "ClusterIdentifier and WorkgroupName can't both be specified")
+    if "SecretArn" in given and "DbUser" in given:
+        raise DataApiError(
+            "ValidationException", "SecretArn and DbUser can't both be specified: give one way to authenticate"
+        )
+    if "WorkgroupName" in given and "DbUser" in given:
+        raise DataApiError(
+            "ValidationException", "DbUser is for a cluster: a workgroup's user is the IAM identity or the secret's"
+        )
+    _check_pattern(given, "ClusterIdentifier", CLUSTER_IDENTIFIER, maximum=63)
+    _check_pattern(given, "WorkgroupName", WORKGROUP_NAME, maximum=128)
+    user = given.get("DbUser")
+    if user is not None and (not DB_USER.fullmatch(user) or user.upper() == "PUBLIC"):
+        raise DataApiError(
+            "ValidationException",
+            f"DbUser {shown(user)} is not a database user name: a letter, then letters, digits, _ + . @ or -, "
+            "64 characters at most, not PUBLIC",
+        )
+    cluster = given.get("ClusterIdentifier")
+    if "SecretArn" in given and secrets is not None:
+        cluster = _secret_cluster(secrets, given["SecretArn"], cluster) or cluster
+    if cluster is None and "WorkgroupName" not in given:
+        raise DataApiError("ValidationException", "Either ClusterIdentifier or WorkgroupName needs to be specified.")
+    return given
+
+
+def _secret_cluster(secrets: Any, secret_id: str, cluster: str | None) -> str | None:
+    """Reads the secret as the Data API does: it must exist and hold a username and a password; a cluster it names
+    (dbClusterIdentifier) must be the one asked for. That cluster, if any."""
+    try:
+        text = secrets.get_secret_value(SecretId=secret_id).get("SecretString")
+    except secrets.exceptions.ResourceNotFoundException:
+        raise DataApiError(
+            "ValidationException", f"Secrets Manager can't find the specified secret: {shown(secret_id)}"
+        ) from None
+    except botocore.exceptions.ClientError as error:
+        raise DataApiError("ValidationException", f"SecretArn {shown(secret_id)}: {_one_line(error)}") from None
+    try:
+        value = json.loads(text or "")
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(key), str) and value[key] for key in ("username", "password")
+    ):
+        raise DataApiError("ValidationException", "username and password in secret cannot be empty")
+    named = value.get("dbClusterIdentifier")
+    if isinstance(named, str) and named and cluster is not None and named != cluster:
+        raise DataApiError(
+            "ValidationException",
+            f"ClusterIdentifier {shown(cluster)} is not the cluster of the secret ({shown(named)})",
+        )
+    return named if isinstance(named, str) and named else None
+
+
+def _check_pattern(given: dict[str, str], key: str, pattern: re.Pattern[str], *, maximum: int) -> None:
+    value = given.get(key)
+    if value is not None and (len(value) > maximum or not pattern.fullmatch(value)):
+        field_name = key[0].lower() + key[1:]
+        raise DataApiError(
+            "ValidationException",
+            f"1 validation error detected: Value {shown(value)} at '{field_name}' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {pattern.pattern} (length 1 to {maximum})",
+        )
+
+
+def _check_size(sql_text: str) -> None:
+    if len(sql_text.encode()) > MAX_SQL_BYTES:
+        raise DataApiError("ValidationException", "Cannot process query string larger than 100kB")
+
+
+def _statement_id(request: dict[str, Any]) -> str:
+    statement_id = _required_text(request, "Id")
+    if not STATEMENT_ID.fullmatch(statement_id):
+        raise DataApiError(
+            "ValidationException",
+            f"1 validation error detected: Value {shown(statement_id)} at 'id' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {STATEMENT_ID.pattern}",
+        )
+    return statement_id
+
+
+def _page_start(request: dict[str, Any]) -> int:
+    token = request.get("NextToken")
+    if token is None:
+        return 0
+    if not isinstance(token, str) or not token.isdigit() or len(token) > 12:
+        raise DataApiError("ValidationException", f"NextToken {shown(str(token))} is not a token this API gave")
+    return int(token)
 
 
 def _one_line(error: BaseException) -> str:
@@ -615,41 +852,66 @@ DEFAULT_DATABASE = "dev"
 
 
 class EmulatedRedshiftData:
-    """The emulator's one RedshiftDataApi: its PostgreSQL server starts with the first request, stops with `stop()`."""
+    """The emulator's Data API, one per region as in AWS (a statement, a secret, a table belong to their region), all
+    on one PostgreSQL server that starts with the first request and stops with `stop()`."""
 
-    def __init__(self, s3_client: Callable[[str], Any]) -> None:
-        self._s3_client = s3_client
+    def __init__(self, client: Callable[[str, str], Any]) -> None:
+        self._client = client  # (service, region) -> a client of the emulator: S3, Secrets Manager, DynamoDB
         self._server = PostgresServer()
-        self._api: RedshiftDataApi | None = None
+        self._given_dsn: str | None = None
+        self._dsn: str | None = None
+        self._apis: dict[str, RedshiftDataApi] = {}
         self._lock = threading.Lock()
+
+    def use_database(self, dsn: str | None) -> None:
+        """Run the API on a PostgreSQL that is already running (its owner stops it), such as the tests' own server;
+        None: on the emulator's server again. Statements under way end first."""
+        with self._lock:
+            self._forget_apis()
+            self._given_dsn, self._dsn = dsn, None
 
     def api(self, region: str) -> RedshiftDataApi:
         with self._lock:
-            if self._api is None:
-                self._server.start()
-                with psycopg.connect(self._server.dsn, autocommit=True) as connection:
-                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DATABASE)))
-                self._api = RedshiftDataApi(dsn=self._server.dsn, s3=self._s3_client(region))
-            return self._api
+            if self._dsn is None:
+                dsn = self._given_dsn or self._server.start().dsn
+                with psycopg.connect(dsn, autocommit=True) as connection:
+                    known = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEFAULT_DATABASE,))
+                    if known.fetchone() is None:
+                        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEFAULT_DATABASE)))
+                self._dsn = dsn
+            api = self._apis.get(region)
+            if api is None:
+                api = self._apis[region] = RedshiftDataApi(
+                    dsn=self._dsn,
+                    s3=self._client("s3", region),
+                    secrets=self._client("secretsmanager", region),
+                    dynamodb=self._client("dynamodb", region),
+                )
+            return api
 
     def stop(self) -> None:
         with self._lock:
-            if self._api is not None:
-                self._api.wait(timeout=5.0)
-                self._api = None
+            self._forget_apis()
+            self._dsn = None
             self._server.stop()
+
+    def _forget_apis(self) -> None:
+        for api in self._apis.values():
+            api.wait(timeout=5.0)
+        self._apis.clear()
 
 
 def install(emulated: EmulatedRedshiftData) -> None:
     def call_action(self: RedshiftDataAPIServiceResponse) -> tuple[int, dict[str, str], str]:
         action = self._get_action()
+        # every AWS answer carries a request id: Step Functions quotes it in a failed task's cause
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
         try:
             api = emulated.api(self.region)
         except DatapipeError as error:  # no PostgreSQL here: the API answers, naming why
-            body = json.dumps({"__type": "InternalServerException", "message": str(error)})
-            return 500, {"Content-Type": "application/x-amz-json-1.1"}, body
+            return 500, headers, json.dumps({"__type": "InternalServerException", "message": str(error)})
         status, body = api.handle(action, self.body)
-        return status, {"Content-Type": "application/x-amz-json-1.1"}, body
+        return status, headers, body
 
     CALL_ACTION.patch(call_action)
 

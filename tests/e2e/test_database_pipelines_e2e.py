@@ -128,6 +128,14 @@ def input_bucket(emulator: Any) -> str:
     return BUCKET
 
 
+@pytest.fixture(scope="module", autouse=True)
+def loader_secret(emulator: Any) -> None:
+    """The secret CLUSTER and the pipelines name, as Secrets Manager holds one for a Redshift cluster: the emulator's
+    Data API, like AWS's, refuses a SecretArn that does not exist."""
+    emulator.client("secretsmanager").create_secret(Name="redshift/loader", SecretString=json.dumps(
+        {"username": "loader", "password": "loader-pa55", "dbClusterIdentifier": "local"}))
+
+
 def run_sql(data: Any, sql: str) -> dict[str, Any]:
     """One statement through the Data API, as a user runs it with boto3: submit, poll, read the result."""
     statement = data.execute_statement(Sql=sql, **CLUSTER)

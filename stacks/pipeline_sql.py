@@ -66,9 +66,7 @@ def redshift_statement_states(
                                  arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
     else:  # a workgroup's ARN holds its id, which the definition does not know: any workgroup of this account
         where = stack.format_arn(service="redshift-serverless", resource="workgroup", resource_name="*")
-    from stacks.pipelines import secret_read_statements
-
-    secret_statements = secret_read_statements(workflow, [activity.sql.secret_id])
+    sign_in = sign_in_statements(workflow, target, secret_id=activity.sql.secret_id)
     if len(work.sqls) == 1:
         parameters: dict[str, Any] = {**target, "Sql": work.sqls[0]}
         if work.parameters:
@@ -81,7 +79,7 @@ def redshift_statement_states(
     submit = tasks.CallAwsService(
         workflow, f"Submit{state_key}", state_name=name(f"Submit_{activity.id}"),
         service="redshiftdata", action=action, iam_action=f"redshift-data:{action[0].upper()}{action[1:]}",
-        iam_resources=[where], additional_iam_statements=secret_statements, parameters=parameters,
+        iam_resources=[where], additional_iam_statements=sign_in, parameters=parameters,
         result_selector={"Id.$": "$.Id", "checks": 0}, result_path=statement_path,
     )
     describe = tasks.CallAwsService(
@@ -117,6 +115,25 @@ def redshift_statement_states(
                              result_path=sfn.JsonPath.DISCARD)
     statement.branch(branch)
     return statement
+
+
+def sign_in_statements(scope: Construct, target: dict[str, str], *, secret_id: str) -> list[iam.PolicyStatement]:
+    """What the state machine needs to sign in to the database: read the secret, or get temporary credentials for
+    exactly the definition's database user and database (cluster), or for its IAM identity (workgroup)."""
+    if "SecretArn" in target:
+        from stacks.pipelines import secret_read_statements
+
+        return secret_read_statements(scope, [secret_id])
+    stack = cdk.Stack.of(scope)
+    if "DbUser" in target:
+        cluster = target["ClusterIdentifier"]
+        resources = [stack.format_arn(service="redshift", resource=kind, resource_name=f"{cluster}/{name}",
+                                      arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+                     for kind, name in (("dbuser", target["DbUser"]), ("dbname", target["Database"]))]
+        return [iam.PolicyStatement(actions=["redshift:GetClusterCredentials"], resources=resources)]
+    # a workgroup's ARN holds its generated id, which the definition (naming the workgroup) does not know
+    return [iam.PolicyStatement(actions=["redshift-serverless:GetCredentials"], resources=[
+        stack.format_arn(service="redshift-serverless", resource="workgroup", resource_name="*")])]
 
 
 def max_statement_checks(timeout_seconds: int | None) -> int:

@@ -12,8 +12,11 @@ SqlDataNode or MySqlDataNode on one side.
 The definition fixes every SQL text, table and database field: they must be known at import time. Values known only
 when the run starts reach SQL as bound arguments (`scriptArgument`), and may appear in an S3 data node's path.
 Every check of datapipe.databases.model (the credentials, the JDBC URL's engine) runs at import time. A `*password`
-of `#{*myParameter}` (a secret parameter whose value is a reference) with `username` becomes the database's
-`username` and `passwordSecret`: whoever runs the SQL reads the password at run time; any other `*password` is refused.
+of `#{*myParameter}` (a secret parameter whose value is a reference), or of `#{myParameter}` (a plain one whose value,
+from --values or its default, is a reference), with `username` becomes the database's `username` and
+`passwordSecret`: whoever runs the SQL reads the password at run time; any other `*password` is refused, its value
+never repeated. On Redshift through the Data API, username without a secretId signs in with temporary credentials
+(DbUser on a cluster, the workflow's IAM identity on a workgroup) and the password is not read.
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
-from datapipe.databases.model import PASSWORD_REFUSED, PASSWORD_SECRET_FIELD, DatabaseSpec
+from datapipe.databases.model import (
+    DATA_API_PASSWORD_UNUSED,
+    PASSWORD_REFUSED,
+    PASSWORD_SECRET_FIELD,
+    DatabaseSpec,
+)
 from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
 from datapipe.databases.sqltext import rewrite_code, segments, split_statements
-from datapipe.databases.urls import Engine
+from datapipe.databases.urls import Engine, parse_jdbc_url
 from datapipe.errors import DatapipeError
 from datapipe.importer.expressions import Text
 from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, reason_for
@@ -64,7 +72,7 @@ TextValue = Text | list[Text]
 class RedshiftStatements:
     """What one Data API call runs: where (`target`), the statements, and `:name` parameters of a single statement."""
 
-    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, Database, SecretArn
+    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, Database, and SecretArn or DbUser (or neither)
     sqls: list[str]
     parameters: list[tuple[str, Text]] = field(default_factory=list)
 
@@ -166,6 +174,11 @@ class _Mapper:
             values = [text.static for text in texts]
             result[key] = values if len(values) > 1 or key in ("primaryKeys", "commandOptions") else values[0]
         if obj.fields.get("*password") and "secretId" in keys:  # a database object's, or a MySqlDataNode's
+            if isinstance(result.get("connectionString"), str):  # an engine no driver reaches says so first
+                try:
+                    parse_jdbc_url(str(result["connectionString"]), where=f"{obj.id}.connectionString")
+                except DatapipeError as error:
+                    raise self.refused(error, obj.id) from None
             result.update(self.password_credentials(obj))
         return result
 
@@ -188,12 +201,12 @@ class _Mapper:
             hint = f" ({secret} is: write #{{{secret}}})" if secret in self.pipeline.parameters else ""
             raise self.problem(obj.id, "*password", f"refers to {parameter_id}, which is not a declared "
                                f"parameter{hint}")
-        if not parameter_id.startswith("*"):
-            raise self.problem(obj.id, "*password", f"refers to {parameter_id}, a plain parameter whose value would "
-                               f"be the password itself: declare it as the secret parameter *{parameter_id} and give "
-                               "it a reference with --values")
-        given = self.pipeline.values.get(parameter_id) or parameter.default
-        reference = secret_reference(given[0]) if given else None
+        given = self.pipeline.values.get(parameter_id) or parameter.default or []
+        reference = secret_reference(given[0]) if len(given) == 1 and isinstance(given[0], str) else None
+        if reference is None and not parameter_id.startswith("*"):  # probably the password itself: never repeated
+            raise self.problem(obj.id, "*password", f"refers to {parameter_id}, a plain parameter whose value (from "
+                               "--values or its default) is not a reference to a secret, so it would be the password "
+                               f"itself: {SECRET_REFERENCE_HINT}")
         if reference is None:  # a value that is not a reference is reported on the parameter, never repeated
             raise self.problem(obj.id, "*password", f"the secret {parameter_id} needs a reference as its value: "
                                f"{SECRET_REFERENCE_HINT}")
@@ -294,9 +307,18 @@ class _Mapper:
                                "workgroup endpoint (<name>.<id>.<region>.redshift.amazonaws.com), or give clusterId "
                                "or workgroupName")
         try:
-            return reachable.data_api_parameters()
-        except DatapipeError as error:  # a password secret alone: the Data API takes username and password together
+            target = reachable.data_api_parameters()
+        except DatapipeError as error:  # a user or database name GetClusterCredentials refuses
             raise self.refused(error, spec.object_id) from None
+        if "SecretArn" not in target:
+            database = self.pipeline.objects[spec.object_id]
+            database.not_applied("*password", DATA_API_PASSWORD_UNUSED)
+            self.planner.targets[spec.object_id] = (
+                f"database reached through the Redshift Data API as {target['DbUser']} with temporary credentials "
+                "(redshift:GetClusterCredentials)" if "DbUser" in target else
+                "database reached through the Redshift Data API as the workflow's IAM identity, with temporary "
+                "credentials (redshift-serverless:GetCredentials)")
+        return target
 
     def redshift_sql(self, spec: DatabaseSpec) -> SqlWork:
         obj = self.obj

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
+from datapipe.databases.literal_values import literal_characters
 from datapipe.databases.model import (
     DATA_API_PASSWORD_UNUSED,
     PASSWORD_REFUSED,
@@ -36,8 +37,9 @@ from datapipe.databases.model import (
 from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
 from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine, parse_jdbc_url
+from datapipe.datefunctions import ExpressionError
 from datapipe.errors import DatapipeError
-from datapipe.importer.expressions import Text
+from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, RUN_VALUES_PATH, RuntimePath, Text
 from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, reason_for
 from datapipe.importer.reader import Problem
 from datapipe.importer.secrets import SECRET_REFERENCE_HINT, secret_reference
@@ -63,6 +65,10 @@ MYSQL_DRIVER = "com.mysql.jdbc.Driver"
 PASSWORD_PARAMETER = re.compile(r"\s*#\{\s*(?P<parameter>\*?[A-Za-z][A-Za-z0-9_]{0,255})\s*\}\s*")
 # The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
 MAX_BATCH_STATEMENTS = 40
+# Stands for a value of the run in a COPY's source while its statements are written (no S3 location holds it).
+RUN_VALUE_MARK = "\x00"
+# The parts of the run's split time (expressions.RUN_PATH), as a Joda-Time pattern prints each of them.
+RUN_TIME_PATTERNS = {"year": "YYYY", "month": "MM", "day": "dd", "hour": "HH", "minute": "mm", "second": "ss"}
 MAX_STATEMENT_BYTES = 100_000
 
 TextValue = Text | list[Text]
@@ -73,8 +79,12 @@ class RedshiftStatements:
     """What one Data API call runs: where (`target`), the statements, and `:name` parameters of a single statement."""
 
     target: dict[str, str]  # ClusterIdentifier or WorkgroupName, Database, and SecretArn or DbUser (or neither)
-    sqls: list[str]
+    sqls: list[str]  # as the report shows them; a run's value as {$.runtime.<name>}
     parameters: list[tuple[str, Text]] = field(default_factory=list)
+    # statements holding values of the run (a COPY's source prefix): index -> the statement with those values
+    run_time_sqls: dict[int, Text] = field(default_factory=dict)
+    # the run values they hold, which the run-values Lambda checks against their patterns before any SQL runs
+    checked_values: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -369,18 +379,74 @@ class _Mapper:
         database_object = self.referenced(sink, "database", ("RedshiftDatabase",))
         purpose = "it is part of the COPY's SQL"
         activity = self.static(obj, ("insertMode", "commandOptions", "transformSql"), purpose)
-        input_node = self.static(source, ("filePath", "directoryPath", "compression", "tableName",
-                                          "readThroughputPercent"), purpose)
+        input_node = self.static(source, ("compression", "tableName", "readThroughputPercent"), purpose)
+        paths, run_values = self.copy_source(source)
         output_node = self.static(sink, ("tableName", "schemaName", "createTableSql", "primaryKeys"), purpose)
         spec = self.database(self.static(database_object, DATABASE_FIELDS, "it says where the database is"))
         target = self.redshift_target(spec)
         try:
-            copy = RedshiftCopy.from_objects(activity, input_node, output_node, iam_role=COPY_ROLE,
+            copy = RedshiftCopy.from_objects(activity, {**input_node, **paths}, output_node, iam_role=COPY_ROLE,
                                              data_format=self.data_format(source))
             statements = copy_statements(copy)
         except DatapipeError as error:
             raise self.refused(error, obj.id) from None
-        return SqlWork(spec.object_id, spec.credentials_reference, redshift=RedshiftStatements(target, statements))
+        run_time = {index: _unmarked(sql, run_values) for index, sql in enumerate(statements) if RUN_VALUE_MARK in sql}
+        shown = [run_time[index].describe() if index in run_time else sql for index, sql in enumerate(statements)]
+        checked = [path.path.removeprefix(f"{RUN_VALUES_PATH}.") for path in run_values]
+        return SqlWork(spec.object_id, spec.credentials_reference,
+                       redshift=RedshiftStatements(target, shown, run_time_sqls=run_time,
+                                                   checked_values=list(dict.fromkeys(checked))))
+
+    def copy_source(self, node: PipelineObject) -> tuple[dict[str, object], list[RuntimePath]]:
+        """An S3 input's path for the COPY's FROM literal: known at import time, or with values that the run-values
+        Lambda computes from the run's times through a pattern the definition fixes, and checks before any SQL runs
+        (datapipe.databases.literal_values). Each such value stands in the text as a mark: its index in the list."""
+        paths: dict[str, object] = {}
+        run_values: list[RuntimePath] = []
+        for key in S3_NODE_PATHS:
+            if not node.fields.get(key):
+                continue
+            texts = self.evaluator.field_texts(node, key)
+            if texts is None:
+                raise _Refused()
+            if len(texts) != 1:
+                raise self.problem(node.id, key, "the COPY reads one location: give one path")
+            pieces: list[str] = []
+            for part in texts[0].parts:
+                if isinstance(part, str):
+                    if RUN_VALUE_MARK in part:
+                        raise self.problem(node.id, key, "holds a NUL character, which no S3 location has")
+                    pieces.append(part)
+                else:
+                    pieces.append(f"{RUN_VALUE_MARK}{len(run_values)}{RUN_VALUE_MARK}")
+                    run_values.append(self.literal_run_value(node, key, part))
+            paths[key] = "".join(pieces)
+        return paths, run_values
+
+    def literal_run_value(self, node: PipelineObject, key: str, part: object) -> RuntimePath:
+        """The run-values Lambda's value for a part of the run, when it may be written into the COPY's SQL."""
+        tree = None
+        if isinstance(part, RuntimePath) and part.path.startswith(f"{RUN_PATH}."):
+            # a component of the split run time: the Lambda computes it too, so that it is checked like the rest
+            component = part.path.removeprefix(f"{RUN_PATH}.")
+            if component in RUN_TIME_PATTERNS:
+                tree = {"function": "format",
+                        "arguments": [{"time": "scheduledStartTime"}, RUN_TIME_PATTERNS[component]]}
+        elif isinstance(part, RuntimePath) and part.path.startswith(f"{RUN_VALUES_PATH}."):
+            tree = self.evaluator.run_expressions.get(part.path.removeprefix(f"{RUN_VALUES_PATH}."))
+        if tree is None:
+            given = part.path.removeprefix(f"{PARAMETERS_PATH}.") if isinstance(part, RuntimePath) else "a secret"
+            raise self.problem(node.id, key, "must be known at import time (it is part of the COPY's SQL): give "
+                               f"{given} a value with --values or a default; only the run's time, through a format "
+                               "pattern of the definition, may be computed when the run starts")
+        try:
+            literal_characters(tree)
+        except ExpressionError as error:
+            raise self.problem(node.id, key, f"the COPY's SQL may hold the run's time formatted only with digits and "
+                               f"literal characters: {error}") from None
+        value = self.evaluator.run_value(tree).parts[0]
+        assert isinstance(value, RuntimePath)
+        return value
 
     # -- tasks for a worker group's runner ----------------------------------------------------------------------------
 
@@ -456,6 +522,12 @@ class _Mapper:
                 raise _Refused()
             result["compression"] = Text.of(compression)
         return result
+
+
+def _unmarked(sql: str, run_values: list[RuntimePath]) -> Text:
+    """A statement with the marks of copy_source replaced by the run values they stand for."""
+    pieces = sql.split(RUN_VALUE_MARK)  # text, index, text, index, ..., text
+    return Text.of(*(piece if position % 2 == 0 else run_values[int(piece)] for position, piece in enumerate(pieces)))
 
 
 def _texts(fields: dict[str, object]) -> dict[str, TextValue]:

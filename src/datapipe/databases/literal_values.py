@@ -48,12 +48,17 @@ def literal_characters(tree: Any) -> frozenset[str]:
                 raise ExpressionError(f"the pattern letters '{text}' print text, not a number: only numbers and "
                                       "literal characters may be written into SQL")
             continue
-        refused = sorted({c for c in text if c in REFUSED_LITERALS or c.isspace() or not c.isprintable()})
+        refused = refused_characters(text)
         if refused:
-            raise ExpressionError(f"the pattern's literal text holds {''.join(refused)!r}, which may not be written "
-                                  "into SQL (a quote, backslash, semicolon or blank)")
+            raise ExpressionError(f"the pattern's literal text holds {refused!r}, which may not be written into SQL "
+                                  "(a quote, backslash, semicolon or blank)")
         allowed.update(text)
     return frozenset(allowed)
+
+
+def refused_characters(text: str) -> str:
+    """The characters of `text` that may not stand in a SQL literal beside a run's value, each once, in order."""
+    return "".join(sorted({c for c in text if c in REFUSED_LITERALS or c.isspace() or not c.isprintable()}))
 
 
 def check_literal_values(checked: Any, expressions_json: str, values: Mapping[str, str]) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
-from datapipe.databases.literal_values import literal_characters
+from datapipe.databases.literal_values import literal_characters, refused_characters
 from datapipe.databases.model import (
     DATA_API_PASSWORD_UNUSED,
     PASSWORD_REFUSED,
@@ -65,7 +65,7 @@ MYSQL_DRIVER = "com.mysql.jdbc.Driver"
 PASSWORD_PARAMETER = re.compile(r"\s*#\{\s*(?P<parameter>\*?[A-Za-z][A-Za-z0-9_]{0,255})\s*\}\s*")
 # The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
 MAX_BATCH_STATEMENTS = 40
-# Stands for a value of the run in a COPY's source while its statements are written (no S3 location holds it).
+# Stands for a value of the run in a COPY's source while its statements are written (refused in the source's text).
 RUN_VALUE_MARK = "\x00"
 # The parts of the run's split time (expressions.RUN_PATH), as a Joda-Time pattern prints each of them.
 RUN_TIME_PATTERNS = {"year": "YYYY", "month": "MM", "day": "dd", "hour": "HH", "minute": "mm", "second": "ss"}
@@ -388,8 +388,9 @@ class _Mapper:
             copy = RedshiftCopy.from_objects(activity, {**input_node, **paths}, output_node, iam_role=COPY_ROLE,
                                              data_format=self.data_format(source))
             statements = copy_statements(copy)
-        except DatapipeError as error:
-            raise self.refused(error, obj.id) from None
+        except DatapipeError as error:  # a run's value is shown as its path, not as its mark
+            shown_error = re.sub(r"\\x00(\d+)\\x00", lambda m: "{" + run_values[int(m.group(1))].path + "}", str(error))
+            raise self.refused(DatapipeError(shown_error), obj.id) from None
         run_time = {index: _unmarked(sql, run_values) for index, sql in enumerate(statements) if RUN_VALUE_MARK in sql}
         shown = [run_time[index].describe() if index in run_time else sql for index, sql in enumerate(statements)]
         checked = [path.path.removeprefix(f"{RUN_VALUES_PATH}.") for path in run_values]
@@ -414,8 +415,10 @@ class _Mapper:
             pieces: list[str] = []
             for part in texts[0].parts:
                 if isinstance(part, str):
-                    if RUN_VALUE_MARK in part:
-                        raise self.problem(node.id, key, "holds a NUL character, which no S3 location has")
+                    refused = refused_characters(part)  # the pattern's literal text too, which the run's split
+                    if refused:  # time leaves as text of the definition
+                        raise self.problem(node.id, key, f"holds {refused!r}, which the COPY's source may not (a "
+                                           "quote, backslash, semicolon or blank)")
                     pieces.append(part)
                 else:
                     pieces.append(f"{RUN_VALUE_MARK}{len(run_values)}{RUN_VALUE_MARK}")

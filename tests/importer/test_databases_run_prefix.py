@@ -1,0 +1,119 @@
+"""A RedshiftCopyActivity reading a prefix of the run's time, as the corpus sample billing does:
+`#{myS3StagingLoc}/#{format(@scheduledStartTime, 'YYYY-MM-dd-HH-mm-ss')}`. The run-values Lambda computes each value
+of the run in the COPY's FROM literal through a pattern the definition fixes and checks it before any SQL runs; a
+pattern that could write a quote, backslash, semicolon, blank or text, and any value given when the run starts, are
+refused at import time, naming the object and field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from datapipe.cli import cli
+from datapipe.importer.expressions import RuntimePath, Text
+from datapipe.importer.plan import Plan
+
+from .test_databases import HOST, LOAD, ORDERS, TSV, WAREHOUSE, plan_of
+
+PREFIX = "#{myStage}/#{format(@scheduledStartTime, 'YYYY-MM-dd-HH-mm-ss')}"
+STAGING: dict[str, Any] = {"id": "Input", "type": "S3DataNode", "dataFormat": {"ref": "Tsv"},
+           "directoryPath": PREFIX}
+PARAMETERS = [{"id": "myStage", "type": "String", "default": "s3://stage/billing"}]
+
+
+def copy_plan(path: str, parameters: list[dict[str, Any]] = PARAMETERS) -> Plan:
+    return plan_of(WAREHOUSE, {**STAGING, "directoryPath": path}, TSV, ORDERS, LOAD, HOST, parameters=parameters)
+
+
+def value(name: str) -> RuntimePath:
+    return RuntimePath(f"$.runtime.{name}")
+
+
+def test_the_run_values_of_the_prefix_are_computed_and_checked_by_the_lambda() -> None:
+    plan = copy_plan(PREFIX)
+    assert plan.deployable, plan.errors
+    assert plan.activities[0].sql is not None
+    work = plan.activities[0].sql.redshift
+    assert work is not None
+    # each part of the run's time as the Lambda prints it: 'YYYY', 'MM', ... of the scheduled start
+    start = {"time": "scheduledStartTime"}
+    assert plan.run_expressions == {f"value{n}": {"function": "format", "arguments": [start, letters]}
+                                    for n, letters in enumerate(("YYYY", "MM", "dd", "HH", "mm", "ss"), start=1)}
+    assert work.checked_values == [f"value{n}" for n in range(1, 7)]
+    assert work.run_time_sqls == {2: Text.of("COPY staging FROM 's3://stage/billing/", value("value1"), "-",
+                                             value("value2"), "-", value("value3"), "-", value("value4"), "-",
+                                             value("value5"), "-", value("value6"), "/' IAM_ROLE default "
+                                             "DELIMITER '\\t'")}
+    assert work.sqls[2] == ("COPY staging FROM 's3://stage/billing/{$.runtime.value1}-{$.runtime.value2}-"
+                            "{$.runtime.value3}-{$.runtime.value4}-{$.runtime.value5}-{$.runtime.value6}/' IAM_ROLE "
+                            "default DELIMITER '\\t'")
+
+
+def test_a_pattern_the_lambda_evaluates_is_one_checked_value() -> None:
+    plan = copy_plan("s3://stage/#{format(minusDays(@scheduledStartTime, 1), 'YYYY/DDD')}/")
+    assert plan.deployable, plan.errors
+    assert plan.activities[0].sql is not None
+    work = plan.activities[0].sql.redshift
+    assert work is not None
+    assert work.checked_values == ["value1"] and plan.run_expressions["value1"]["arguments"][1] == "YYYY/DDD"
+    assert work.sqls[2].startswith("COPY staging FROM 's3://stage/{$.runtime.value1}/' IAM_ROLE default")
+
+
+FORMATTED_ONLY = "the COPY's SQL may hold the run's time formatted only with digits and literal characters: "
+PLAIN_SOURCE = "which the COPY's source may not (a quote, backslash, semicolon or blank)"
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    # patterns the Lambda evaluates (DDD, E, MMM: not the run's split time)
+    ("s3://stage/#{format(@scheduledStartTime, 'YYYY;DDD')}", FORMATTED_ONLY + "the pattern's literal text holds ';'"),
+    ("s3://stage/#{format(@scheduledStartTime, 'DDD\\\\MM')}",
+     FORMATTED_ONLY + "the pattern's literal text holds '\\\\'"),
+    ("s3://stage/#{format(@scheduledStartTime, 'DDD MM')}", FORMATTED_ONLY + "the pattern's literal text holds ' '"),
+    ('s3://stage/#{format(@scheduledStartTime, "YYYY\'\'DDD")}',
+     FORMATTED_ONLY + "the pattern's literal text holds \"'\""),
+    ("s3://stage/#{format(@scheduledStartTime, 'YYYY-EEE')}", FORMATTED_ONLY + "the pattern letters 'EEE' print text"),
+    ("s3://stage/#{format(@scheduledStartTime, 'dd-MMM')}", FORMATTED_ONLY + "the pattern letters 'MMM' print text"),
+    # patterns of the run's split time: their literal text is the definition's text in the path
+    ("s3://stage/#{format(@scheduledStartTime, 'YYYY;MM')}", f"holds ';', {PLAIN_SOURCE}"),
+    ("s3://stage/#{format(@scheduledStartTime, 'YYYY\\\\MM')}", f"holds '\\\\', {PLAIN_SOURCE}"),
+    ("s3://stage/#{format(@scheduledStartTime, 'YYYY MM')}", f"holds ' ', {PLAIN_SOURCE}"),
+    ('s3://stage/#{format(@scheduledStartTime, "YYYY\'\'MM")}', f"holds \"'\", {PLAIN_SOURCE}"),
+    ("s3://stage/x;y/#{format(@scheduledStartTime, 'YYYY')}", f"holds ';', {PLAIN_SOURCE}"),
+])
+def test_a_pattern_that_could_write_more_than_digits_and_plain_characters_is_refused(path: str, expected: str) -> None:
+    plan = copy_plan(path)
+    assert not plan.deployable and plan.errors[0].startswith(f"Input.directoryPath: {expected}"), plan.errors
+
+
+def test_a_value_given_when_the_run_starts_never_reaches_the_copy() -> None:
+    plan = copy_plan(PREFIX, parameters=[{"id": "myStage", "type": "String"}])
+    assert plan.errors[0] == ("Input.directoryPath: must be known at import time (it is part of the COPY's SQL): give "
+                              "myStage a value with --values or a default; only the run's time, through a format "
+                              "pattern of the definition, may be computed when the run starts")
+
+
+def test_the_state_machine_asks_the_lambda_to_check_the_values_and_builds_the_copy_from_them(tmp_path: Path) -> None:
+    definition = {"objects": [{"id": "Default", "scheduleType": "ondemand"}, WAREHOUSE, STAGING, TSV, ORDERS, LOAD,
+                              HOST], "parameters": PARAMETERS}
+    path, out = tmp_path / "billing.json", tmp_path / "asl.json"
+    path.write_text(json.dumps(definition))
+    result = CliRunner().invoke(cli, ["import", str(path), "--asl", str(out)])
+    assert result.exit_code == 0, result.output
+    states: dict[str, Any] = {}
+    pending = [json.loads(out.read_text())]
+    while pending:
+        graph = pending.pop()
+        states.update(graph["States"])
+        pending.extend(branch for state in graph["States"].values() for branch in state.get("Branches", []))
+    evaluate = next(s for name, s in states.items() if name.startswith("Evaluate_Run_Time_Expressions"))
+    assert evaluate["Parameters"]["checked"] == [f"value{n}" for n in range(1, 7)]
+    sqls = states["Submit_Load"]["Parameters"]["Sqls.$"]
+    assert sqls.startswith("States.Array(") and sqls.count("States.Format(") == 1
+    # the run's values in the SQL are the checked ones only; every other piece is a constant of the definition
+    paths = {p for p in sqls.replace("(", " ").replace(")", " ").replace(",", " ").split() if p.startswith("$.")}
+    assert {p for p in paths if not p.startswith("$.const.")} == {f"$.runtime.value{n}" for n in range(1, 7)}

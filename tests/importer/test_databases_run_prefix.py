@@ -117,3 +117,14 @@ def test_the_state_machine_asks_the_lambda_to_check_the_values_and_builds_the_co
     # the run's values in the SQL are the checked ones only; every other piece is a constant of the definition
     paths = {p for p in sqls.replace("(", " ").replace(")", " ").replace(",", " ").split() if p.startswith("$.")}
     assert {p for p in paths if not p.startswith("$.const.")} == {f"$.runtime.value{n}" for n in range(1, 7)}
+
+
+def test_a_source_with_thousands_of_run_values_is_refused_at_once() -> None:
+    import time
+
+    started = time.perf_counter()
+    plan = copy_plan("s3://stage/" + "#{format(@scheduledStartTime, 'YYYY')}-#{format(@scheduledStartTime, 'DDD')}/"
+                     * 5000)
+    assert time.perf_counter() - started < 5
+    assert plan.errors[0] == ("Input.directoryPath: holds 10000 values of the run; a COPY's source takes at most 20 "
+                              "(each is one argument of the statement's States.Format)")

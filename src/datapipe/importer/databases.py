@@ -67,6 +67,8 @@ PASSWORD_PARAMETER = re.compile(r"\s*#\{\s*(?P<parameter>\*?[A-Za-z][A-Za-z0-9_]
 MAX_BATCH_STATEMENTS = 40
 # Stands for a value of the run in a COPY's source while its statements are written (refused in the source's text).
 RUN_VALUE_MARK = "\x00"
+# Values of the run in one COPY source: real ones hold a date or its six parts; the bound keeps the state small.
+MAX_SOURCE_RUN_VALUES = 20
 # The parts of the run's split time (expressions.RUN_PATH), as a Joda-Time pattern prints each of them.
 RUN_TIME_PATTERNS = {"year": "YYYY", "month": "MM", "day": "dd", "hour": "HH", "minute": "mm", "second": "ss"}
 MAX_STATEMENT_BYTES = 100_000
@@ -424,6 +426,10 @@ class _Mapper:
                     pieces.append(f"{RUN_VALUE_MARK}{len(run_values)}{RUN_VALUE_MARK}")
                     run_values.append(self.literal_run_value(node, key, part))
             paths[key] = "".join(pieces)
+        if len(run_values) > MAX_SOURCE_RUN_VALUES:
+            raise self.problem(node.id, next(k for k in S3_NODE_PATHS if node.fields.get(k)), "holds "
+                               f"{len(run_values)} values of the run; a COPY's source takes at most "
+                               f"{MAX_SOURCE_RUN_VALUES} (each is one argument of the statement's States.Format)")
         return paths, run_values
 
     def literal_run_value(self, node: PipelineObject, key: str, part: object) -> RuntimePath:

@@ -7,9 +7,12 @@ which must be the definition's. Against the PostgreSQL server the tests start, t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from datapipe.databases.activities import run_sql_activity
 from datapipe.errors import DatapipeError
@@ -22,11 +25,18 @@ ACTIVITY = {"id": "ActivityId_wRpKi", "type": "SqlActivity",
             "scriptArgument": ["0"]}
 
 
-def test_the_password_secret_says_where_the_instance_is(postgres_server: Server, aws: dict[str, Any]) -> None:
+@pytest.fixture()
+def secrets() -> Iterator[Any]:
+    """moto's Secrets Manager alone (the script is inline: no S3)."""
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="eu-west-1")
+
+
+def test_the_password_secret_says_where_the_instance_is(postgres_server: Server, secrets: Any) -> None:
     secret = {**postgres_server.secret(), "dbInstanceIdentifier": "db-1"}
-    aws["secrets"].create_secret(Name="rds/db-1", SecretString=json.dumps(secret))
+    secrets.create_secret(Name="rds/db-1", SecretString=json.dumps(secret))
     # the definition's username, the secret's password, host, port and engine: two rows inserted, two deleted
-    assert run_sql_activity(ACTIVITY, DATABASE, secrets=aws["secrets"], s3=aws["s3"])[-2:] == [2, 2]
+    assert run_sql_activity(ACTIVITY, DATABASE, secrets=secrets, s3=None)[-2:] == [2, 2]
 
 
 @pytest.mark.parametrize(("stored", "expected"), [
@@ -39,11 +49,11 @@ def test_the_password_secret_says_where_the_instance_is(postgres_server: Server,
      "give 'engine' (mysql, mariadb, postgres, aurora-mysql or aurora-postgresql) for an RdsDatabase, got 'oracle-ee'"),
 ])
 def test_a_secret_that_does_not_say_where_the_instance_is_is_named_never_shown(
-    aws: dict[str, Any], stored: Any, expected: str
+    secrets: Any, stored: Any, expected: str
 ) -> None:
     text = stored if isinstance(stored, str) else json.dumps(stored)
-    aws["secrets"].create_secret(Name="rds/db-1", SecretString=text)
+    secrets.create_secret(Name="rds/db-1", SecretString=text)
     with pytest.raises(DatapipeError) as raised:
-        run_sql_activity(ACTIVITY, DATABASE, secrets=aws["secrets"], s3=aws["s3"])
+        run_sql_activity(ACTIVITY, DATABASE, secrets=secrets, s3=None)
     assert str(raised.value).startswith(expected) and PASSWORD not in str(raised.value)
     assert "\n" not in str(raised.value)

@@ -8,6 +8,7 @@ ClusterIdentifier / Database / SecretArn).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -426,7 +427,8 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
                        ("export", plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, EXPORT, name="export")),
                        ("batchsql", batch_plan), ("signin", sign_in_plan(name="signin")),
                        ("serverless", sign_in_plan({**SIGN_IN_WAREHOUSE, "connectionString": SERVERLESS_URL},
-                                                   name="serverless"))):
+                                                   name="serverless")),
+                       ("prefix", plan_of(WAREHOUSE, STAGING_IN, TSV, ORDERS, LOAD, HOST, name="prefix"))):
         PipelineWorkflow(stack, name, naming=Naming(stage="db"), plan=plan, settings=PipelineSettings(),
                          worker_groups=WorkerGroupSettings(names=("wg-1",)), log_bucket=logs,
                          job_queue_arn="arn:aws:batch:eu-west-1:123456789012:job-queue/db",
@@ -542,6 +544,22 @@ def test_a_workgroup_is_signed_in_to_as_the_state_machines_identity(database_tem
     assert not {"redshift:GetClusterCredentials", "secretsmanager:GetSecretValue", "ssm:GetParameter"} & set(granted)
     submit = _states(database_template, "serverless")["Submit_Load"]["Parameters"]
     assert {k: v for k, v in submit.items() if k != "Sqls"} == {"WorkgroupName": "etl", "Database": "sales"}
+
+
+# billing's staging prefix: the run's time through a fixed pattern (tests/importer/test_databases_run_prefix.py)
+STAGING_IN = {**{k: v for k, v in ORDERS_IN.items() if k != "filePath"},
+              "directoryPath": "s3://stage/#{format(@scheduledStartTime, 'YYYY-MM-dd-HH-mm-ss')}"}
+
+
+def test_the_lambda_checks_the_run_values_and_the_copy_is_built_from_them_alone(database_template: dict) -> None:
+    states = _states(database_template, "prefix")
+    evaluate = states["Evaluate_Run_Time_Expressions"]["Parameters"]
+    assert evaluate["checked"] == [f"value{n}" for n in range(1, 7)]
+    sqls = states["Submit_Load"]["Parameters"]["Sqls.$"]
+    assert sqls.startswith("States.Array(") and sqls.count("States.Format(") == 1
+    # the run's values in the SQL are the checked ones only; every other piece is a constant of the definition
+    paths = {p for p in re.split(r"[(), ]+", sqls) if p.startswith("$.")}
+    assert {p for p in paths if not p.startswith("$.const.")} == {f"$.runtime.value{n}" for n in range(1, 7)}
 
 
 def test_the_worker_group_task_carries_the_contract(database_template: dict) -> None:

@@ -61,17 +61,18 @@ DATABASE_FIELDS = ("connectionString", "jdbcDriverClass", "databaseName", "rdsIn
 SQL_NODE_FIELDS = ("table", "schemaName", "selectQuery", "insertQuery", "createTableSql")
 S3_NODE_PATHS = ("filePath", "directoryPath")
 MYSQL_DRIVER = "com.mysql.jdbc.Driver"
-# `*password` as Data Pipeline's definitions write it: a reference to one parameter (a secret one: `*my...`).
+# `*password` as Data Pipeline's definitions write it: a reference to one parameter, a secret one (`*my...`) or a plain
+# one whose value must then be a reference too.
 PASSWORD_PARAMETER = re.compile(r"\s*#\{\s*(?P<parameter>\*?[A-Za-z][A-Za-z0-9_]{0,255})\s*\}\s*")
 # The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
 MAX_BATCH_STATEMENTS = 40
+MAX_STATEMENT_BYTES = 100_000
 # Stands for a value of the run in a COPY's source while its statements are written (refused in the source's text).
 RUN_VALUE_MARK = "\x00"
 # Values of the run in one COPY source: real ones hold a date or its six parts; the bound keeps the state small.
 MAX_SOURCE_RUN_VALUES = 20
 # The parts of the run's split time (expressions.RUN_PATH), as a Joda-Time pattern prints each of them.
 RUN_TIME_PATTERNS = {"year": "YYYY", "month": "MM", "day": "dd", "hour": "HH", "minute": "mm", "second": "ss"}
-MAX_STATEMENT_BYTES = 100_000
 
 TextValue = Text | list[Text]
 
@@ -444,10 +445,12 @@ class _Mapper:
         elif isinstance(part, RuntimePath) and part.path.startswith(f"{RUN_VALUES_PATH}."):
             tree = self.evaluator.run_expressions.get(part.path.removeprefix(f"{RUN_VALUES_PATH}."))
         if tree is None:
-            given = part.path.removeprefix(f"{PARAMETERS_PATH}.") if isinstance(part, RuntimePath) else "a secret"
-            raise self.problem(node.id, key, "must be known at import time (it is part of the COPY's SQL): give "
-                               f"{given} a value with --values or a default; only the run's time, through a format "
-                               "pattern of the definition, may be computed when the run starts")
+            path = part.path if isinstance(part, RuntimePath) else "a secret"
+            fix = (f"give {path.removeprefix(f'{PARAMETERS_PATH}.')} a value with --values or a default; "
+                   if path.startswith(f"{PARAMETERS_PATH}.") else f"{path} is not; ")
+            raise self.problem(node.id, key, f"must be known at import time (it is part of the COPY's SQL): {fix}only "
+                               "the run's time, through a format pattern of the definition, may be computed when the "
+                               "run starts")
         try:
             literal_characters(tree)
         except ExpressionError as error:

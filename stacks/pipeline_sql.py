@@ -30,7 +30,7 @@ from constructs import Construct
 
 from datapipe.errors import DatapipeError
 from datapipe.importer.databases import RedshiftStatements, SqlTask
-from datapipe.importer.expressions import Text
+from datapipe.importer.expressions import RUN_VALUES_PATH, Text
 from datapipe.importer.plan import BATCH_JOB, Activity, Plan
 from datapipe.naming import BUCKET_NAME_PATTERN, Naming
 from stacks.common import acknowledge_wildcards, bucket_arn, nag_bucket_arn
@@ -66,22 +66,23 @@ def redshift_statement_states(
                                  arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
     else:  # a workgroup's ARN holds its id, which the definition does not know: any workgroup of this account
         where = stack.format_arn(service="redshift-serverless", resource="workgroup", resource_name="*")
-    from stacks.pipelines import secret_read_statements
-
-    secret_statements = secret_read_statements(workflow, [activity.sql.secret_id])
+    sign_in = sign_in_statements(workflow, target, secret_id=activity.sql.secret_id)
+    check_run_time_sql(activity.id, work)
+    texts = [work.run_time_sqls.get(index, Text.of(sql)) for index, sql in enumerate(work.sqls)]
     if len(work.sqls) == 1:
-        parameters: dict[str, Any] = {**target, "Sql": work.sqls[0]}
+        sql = texts[0].static if texts[0].is_static else workflow.render(texts[0])
+        parameters: dict[str, Any] = {**target, "Sql": sql}
         if work.parameters:
             parameters["Parameters"] = [{"Name": key, "Value": workflow.render(text)} for key, text in work.parameters]
         action = "executeStatement"
     else:
-        parameters = {**target, "Sqls": list(work.sqls)}
+        parameters = {**target, "Sqls": workflow.render_list(texts) if work.run_time_sqls else list(work.sqls)}
         action = "batchExecuteStatement"
     statement_path = f"$.statements.{state_key}"
     submit = tasks.CallAwsService(
         workflow, f"Submit{state_key}", state_name=name(f"Submit_{activity.id}"),
         service="redshiftdata", action=action, iam_action=f"redshift-data:{action[0].upper()}{action[1:]}",
-        iam_resources=[where], additional_iam_statements=secret_statements, parameters=parameters,
+        iam_resources=[where], additional_iam_statements=sign_in, parameters=parameters,
         result_selector={"Id.$": "$.Id", "checks": 0}, result_path=statement_path,
     )
     describe = tasks.CallAwsService(
@@ -117,6 +118,40 @@ def redshift_statement_states(
                              result_path=sfn.JsonPath.DISCARD)
     statement.branch(branch)
     return statement
+
+
+def check_run_time_sql(activity_id: str, work: RedshiftStatements) -> None:
+    """Refuse SQL text holding anything of the run but the values the run-values Lambda checks before SQL runs."""
+    for text in work.run_time_sqls.values():
+        paths = [p.removeprefix(f"{RUN_VALUES_PATH}.") if p.startswith(f"{RUN_VALUES_PATH}.") else p
+                 for p in text.runtime_paths()]
+        if text.secrets or not set(paths) <= set(work.checked_values):
+            raise ValueError(f"SQL of {activity_id}: only run values checked against their pattern may be part of it")
+
+
+def checked_run_values(plan: Plan) -> list[str]:
+    """The run values that the plan's SQL text holds: the run-values Lambda checks each before any SQL runs."""
+    return sorted({name for activity in plan.activities if activity.sql is not None and activity.sql.redshift
+                   for name in activity.sql.redshift.checked_values})
+
+
+def sign_in_statements(scope: Construct, target: dict[str, str], *, secret_id: str) -> list[iam.PolicyStatement]:
+    """What the state machine needs to sign in to the database: read the secret, or get temporary credentials for
+    exactly the definition's database user and database (cluster), or for its IAM identity (workgroup)."""
+    if "SecretArn" in target:
+        from stacks.pipelines import secret_read_statements
+
+        return secret_read_statements(scope, [secret_id])
+    stack = cdk.Stack.of(scope)
+    if "DbUser" in target:
+        cluster = target["ClusterIdentifier"]
+        resources = [stack.format_arn(service="redshift", resource=kind, resource_name=f"{cluster}/{name}",
+                                      arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+                     for kind, name in (("dbuser", target["DbUser"]), ("dbname", target["Database"]))]
+        return [iam.PolicyStatement(actions=["redshift:GetClusterCredentials"], resources=resources)]
+    # a workgroup's ARN holds its generated id, which the definition (naming the workgroup) does not know
+    return [iam.PolicyStatement(actions=["redshift-serverless:GetCredentials"], resources=[
+        stack.format_arn(service="redshift-serverless", resource="workgroup", resource_name="*")])]
 
 
 def max_statement_checks(timeout_seconds: int | None) -> int:

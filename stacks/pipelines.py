@@ -240,7 +240,8 @@ class PipelineWorkflow(Construct):
         start: sfn.IChainable = body
         if self.plan.run_expressions:
             start = run_values_state(self, naming=self._naming, state_name=self._name("Evaluate_Run_Time_Expressions"),
-                                     expressions=self.plan.run_expressions, constant=self._constant).next(start)
+                                     expressions=self.plan.run_expressions, constant=self._constant,
+                                     checked=pipeline_sql.checked_run_values(self.plan)).next(start)
         if self._constants:
             constants = sfn.Pass(self, "Constants", state_name=self._name("Set_Constants"),
                                  parameters=dict(self._constant_parameters()), result_path=CONSTANTS_PATH)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -52,7 +53,7 @@ class PipelineRunValues(Construct):
             description="Evaluates imported pipelines' expressions on the run's times when a run starts",
             powertools_layer_version=powertools_layer_version,
             removal_policy=removal_policy,
-            modules=["datapipe.datefunctions"],
+            modules=["datapipe.datefunctions", "datapipe.databases.literal_values"],
         )
         acknowledge_wildcards(self.function, {"*": "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource"})
         # checkov reads its suppressions from the resource's metadata: the reason sits next to the function.
@@ -65,12 +66,14 @@ class PipelineRunValues(Construct):
 
 
 def run_values_state(
-    scope: Construct, *, naming: Naming, state_name: str, expressions: dict[str, Any], constant: Any
+    scope: Construct, *, naming: Naming, state_name: str, expressions: dict[str, Any], constant: Any,
+    checked: Sequence[str] = (),
 ) -> tasks.LambdaInvoke:
     """The state that puts each expression's value at `$.runtime.<name>`.
 
     `constant(text)` gives the JSONPath of a literal in the workflow's constants: the expressions' JSON text goes
-    there, so that nothing in it (a `${` in a pattern's literal text) reads as template syntax.
+    there, so that nothing in it (a `${` in a pattern's literal text) reads as template syntax. The `checked` values
+    are written into SQL: the function checks that each holds only what its pattern writes.
     """
     stack = cdk.Stack.of(scope)
     function = lambda_.Function.from_function_arn(
@@ -87,6 +90,7 @@ def run_values_state(
             "time": sfn.JsonPath.string_at(f"{RUN_PATH}.time"),
             "actualStartTime": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             "expressions": sfn.JsonPath.string_at(constant(text)),
+            **({"checked": list(checked)} if checked else {}),
         }),
         payload_response_only=True,
         result_path=RUN_VALUES_PATH,

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from datapipe.databases.literal_values import check_literal_values
 from datapipe.datefunctions import ExpressionError, evaluate_all, parse_time
 
 logger = Logger()
@@ -59,4 +60,6 @@ def run_values(request: Any) -> dict[str, str]:
         raise ExpressionError("field 'expressions' must be the JSON text of the pipeline's expressions")
     times = {"scheduledStartTime": parse_time(request.get("time"), "time"),
              "actualStartTime": parse_time(request.get("actualStartTime"), "actualStartTime")}
-    return evaluate_all(expressions, times)
+    values = evaluate_all(expressions, times)
+    check_literal_values(request.get("checked"), expressions, values)  # values that SQL text holds
+    return values

@@ -126,9 +126,9 @@ def test_redshift_data_api_parameters() -> None:
     )
     assert spec.data_api_parameters() == {"ClusterIdentifier": "analytics", "Database": "sales", "SecretArn": SECRET}
     serverless = DatabaseSpec.from_object(
-        {"id": "R", "type": "RedshiftDatabase", "workgroupName": "wg", "secretId": "s"}
+        {"id": "R", "type": "RedshiftDatabase", "workgroupName": "etl-wg", "secretId": "s"}  # 3 to 64 characters
     )
-    assert serverless.data_api_parameters() == {"WorkgroupName": "wg", "Database": "dev", "SecretArn": "s"}
+    assert serverless.data_api_parameters() == {"WorkgroupName": "etl-wg", "Database": "dev", "SecretArn": "s"}
 
 
 def test_split_script_keeps_quoted_semicolons_and_question_marks() -> None:

@@ -8,6 +8,7 @@ ClusterIdentifier / Database / SecretArn).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -220,8 +221,9 @@ def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_i
 @pytest.mark.parametrize(("database", "password", "expected"), [
     ({**PASSWORD_DB, "*password": "hunter2"}, None,
      "SalesDb.*password: passwords are not read from definitions: write #{*myPassword}"),
-    ({**PASSWORD_DB, "*password": "#{myDbUser}"}, None,
-     "SalesDb.*password: refers to myDbUser, a plain parameter whose value would be the password itself"),
+    ({**PASSWORD_DB, "*password": "#{myDbUser}"}, None,  # its value, loader, is not a reference: never repeated
+     "SalesDb.*password: refers to myDbUser, a plain parameter whose value (from --values or its default) is not a "
+     "reference to a secret, so it would be the password itself"),
     ({**PASSWORD_DB, "*password": "#{*myOther}"}, None,
      "SalesDb.*password: refers to *myOther, which is not a declared parameter"),
     (PASSWORD_DB, None, "SalesDb.*password: the secret *myDbPassword needs a reference as its value"),
@@ -230,7 +232,9 @@ def test_a_mysql_data_node_with_a_secret_password_parameter_runs_on_batch_with_i
      "SalesDb.username: required with *password"),
     ({"id": "SalesDb", "type": "RdsDatabase", "rdsInstanceId": "sales", "username": "#{myDbUser}",
       "*password": "#{*myDbPassword}"}, "ssm:/db/pw",
-     "SalesDb.rdsInstanceId: an RdsDatabase finds its host, port and engine in a secretId secret"),
+     "SalesDb.rdsInstanceId: an RdsDatabase finds its host, port and engine in its secret, as RDS writes a "
+     "database's credentials (username, password, engine, host, port): name a Secrets Manager secret, not an SSM "
+     "parameter"),
     ({**PASSWORD_DB, "secretId": "db/sales"}, "ssm:/db/pw",
      "SalesDb.*password: give either secretId or username and *password, not both"),
 ])
@@ -240,6 +244,63 @@ def test_a_password_that_is_not_a_secret_reference_is_refused_never_shown(
     plan = password_plan(database, password)
     assert not plan.deployable and any(e.startswith(expected) for e in plan.errors), plan.errors
     assert "hunter2" not in json.dumps([o.as_dict() for o in plan.objects]) + "".join(plan.errors)
+
+
+# -- *password in a plain parameter (#{myPassword}), as two corpus samples write it: its value must be a reference ----
+
+PLAIN_DB = {**PASSWORD_DB, "*password": "#{myDbPassword}"}
+
+
+def import_json(tmp_path: Path, parameter: dict[str, Any], values: dict[str, str]) -> tuple[int, str]:
+    """`datapipe import --json` of the export pipeline whose database takes its password from `parameter`."""
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    definition = tmp_path / "plain.json"
+    definition.write_text(json.dumps({"objects": [DEFAULT, PLAIN_DB, EXPORT_IN, EXPORT_OUT, EXPORT],
+                                      "parameters": [{"id": "myDbUser", "type": "String"}, parameter]}))
+    values_path = tmp_path / "values.json"
+    values_path.write_text(json.dumps({"values": {"myDbUser": "loader", **values}}))
+    result = CliRunner().invoke(cli, ["import", str(definition), "--json", "--values", str(values_path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(("parameter", "values", "reference"), [
+    ({"id": "myDbPassword", "type": "String"}, {"myDbPassword": "secretsmanager:db/sales-password"},
+     "db/sales-password"),
+    ({"id": "myDbPassword", "type": "String", "default": "ssm:/db/sales/password"}, {}, "ssm:/db/sales/password"),
+])
+def test_a_plain_password_parameter_whose_value_is_a_reference_is_accepted(
+    tmp_path: Path, parameter: dict[str, str], values: dict[str, str], reference: str
+) -> None:
+    code, output = import_json(tmp_path, parameter, values)
+    report = json.loads(output)
+    assert code == 0 and report["deployable"], report["errors"]
+    plan = plan_of(PLAIN_DB, EXPORT_IN, EXPORT_OUT, EXPORT, parameters=[{"id": "myDbUser", "type": "String"},
+                                                                        parameter],
+                   values={"myDbUser": "loader", **values})
+    task = plan.activities[0].sql.task  # type: ignore[union-attr]
+    assert task is not None and task.objects["database"]["passwordSecret"] == Text.of(reference)
+    assert plan.secrets(ACTIVITY_TASK, "wg-1") == {"DATABASE_SalesDb": reference}
+
+
+@pytest.mark.parametrize(("parameter", "values"), [
+    ({"id": "myDbPassword", "type": "String"}, {"myDbPassword": "hunter2"}),
+    ({"id": "myDbPassword", "type": "String", "default": "hunter2"}, {}),
+    ({"id": "myDbPassword", "type": "String"}, {"myDbPassword": "hunter2" * 20_000}),
+    ({"id": "myDbPassword", "type": "String"}, {}),  # no value: it would come from the execution input
+])
+def test_a_plain_password_parameter_whose_value_is_no_reference_is_refused_never_shown(
+    tmp_path: Path, parameter: dict[str, str], values: dict[str, str]
+) -> None:
+    code, output = import_json(tmp_path, parameter, values)
+    report = json.loads(output)
+    assert code == 1 and not report["deployable"]
+    assert report["errors"][0].startswith("SalesDb.*password: refers to myDbPassword, a plain parameter whose value "
+                                          "(from --values or its default) is not a reference to a secret")
+    assert "hunter2" not in output
 
 
 def test_a_huge_or_repeated_password_is_refused_at_once_never_shown() -> None:
@@ -254,13 +315,53 @@ def test_a_huge_or_repeated_password_is_refused_at_once_never_shown() -> None:
         assert " x x" not in "".join(plan.errors) and "#{#{" not in "".join(plan.errors)
 
 
-def test_redshift_through_the_data_api_keeps_its_secret_id_for_the_credentials() -> None:
-    warehouse = {**{k: v for k, v in WAREHOUSE.items() if k != "secretId"}, "username": "#{myDbUser}",
-                 "*password": "#{*myDbPassword}"}
-    plan = password_plan(warehouse, "secretsmanager:redshift/pw", ORDERS_IN, TSV, ORDERS, LOAD, HOST)
-    assert not plan.deployable
-    assert plan.errors[0].startswith("Warehouse.*password: the Redshift Data API reads a secret holding username and "
-                                     "password: name one in secretId"), plan.errors
+# A RedshiftDatabase with username and *password: the Data API signs in with temporary credentials, as DbUser on a
+# cluster (ClusterIdentifier + Database + DbUser, the Data API's reference), as the caller's IAM identity on a workgroup
+# (WorkgroupName + Database); the password is read by nobody, and the report says so.
+SIGN_IN_WAREHOUSE = {**{k: v for k, v in WAREHOUSE.items() if k != "secretId"}, "username": "#{myDbUser}",
+                     "*password": "#{*myDbPassword}"}
+SERVERLESS_URL = "jdbc:redshift://etl.123456789012.eu-west-1.redshift-serverless.amazonaws.com:5439/analytics"
+
+
+def sign_in_plan(warehouse: dict[str, Any] = SIGN_IN_WAREHOUSE, name: str | None = None) -> Plan:
+    return password_plan(warehouse, "secretsmanager:redshift/pw", ORDERS_IN, TSV, ORDERS, LOAD, HOST, name=name)
+
+
+@pytest.mark.parametrize(("change", "target", "who"), [
+    ({}, {"ClusterIdentifier": "sales", "Database": "sales", "DbUser": "loader"},
+     "as loader with temporary credentials (redshift:GetClusterCredentials)"),
+    ({"connectionString": SERVERLESS_URL}, {"WorkgroupName": "etl", "Database": "sales"},
+     "as the workflow's IAM identity, with temporary credentials (redshift-serverless:GetCredentials)"),
+])
+def test_redshift_without_a_secret_signs_in_with_temporary_credentials(
+    change: dict[str, str], target: dict[str, str], who: str
+) -> None:
+    plan = sign_in_plan({**SIGN_IN_WAREHOUSE, **change})
+    assert plan.deployable, plan.errors
+    load = next(a for a in plan.activities if a.id == "Load")
+    assert load.sql is not None and load.sql.redshift is not None and load.sql.redshift.target == target
+    warehouse = next(o for o in plan.objects if o.id == "Warehouse").as_dict()
+    assert warehouse["status"] == MAPPED and who in warehouse["target"]
+    assert {"field": "*password", "reason": "the Redshift Data API signs in with temporary credentials "
+            "(GetClusterCredentials as username on a cluster, GetCredentials as the workflow's IAM identity on a "
+            "workgroup): no password is read"} in warehouse["fields"]["notApplied"]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"username": "loader*"}, "Warehouse.username: 'loader*' is not a name GetClusterCredentials accepts"),
+    ({"username": "team/loader"}, "Warehouse.username: 'team/loader' is not a name GetClusterCredentials accepts"),
+    ({"username": "x" * 100_000}, "Warehouse.username: 'xxxxxxxx"),
+    ({"databaseName": "sales:*"}, "Warehouse.databaseName: 'sales:*' is not a name GetClusterCredentials accepts"),
+    ({"connectionString": None, "clusterId": "*"}, "Warehouse.clusterId: '*' is not a cluster identifier"),
+    ({"connectionString": None, "clusterId": "a--b"}, "Warehouse.clusterId: 'a--b' is not a cluster identifier"),
+    ({"connectionString": None, "workgroupName": "etl/*"}, "Warehouse.workgroupName: 'etl/*' is not a workgroup"),
+])
+def test_a_name_that_would_widen_the_sign_in_policy_is_refused(change: dict[str, Any], expected: str) -> None:
+    """The user, database, cluster and workgroup become IAM ARNs: a wildcard or a slash never reaches one."""
+    warehouse = {k: v for k, v in {**SIGN_IN_WAREHOUSE, **change}.items() if v is not None}
+    plan = sign_in_plan(warehouse)
+    assert not plan.deployable and plan.errors[0].startswith(expected), plan.errors
+    assert max(len(error) for error in plan.errors) < 500
 
 
 def batch_sql_plan(name: str | None = None) -> Plan:
@@ -324,7 +425,10 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
     batch_plan = batch_sql_plan("batchsql")
     for name, plan in (("warehouse", redshift_plan("warehouse")),
                        ("export", plan_of(SALES_DB, EXPORT_IN, EXPORT_OUT, EXPORT, name="export")),
-                       ("batchsql", batch_plan)):
+                       ("batchsql", batch_plan), ("signin", sign_in_plan(name="signin")),
+                       ("serverless", sign_in_plan({**SIGN_IN_WAREHOUSE, "connectionString": SERVERLESS_URL},
+                                                   name="serverless")),
+                       ("prefix", plan_of(WAREHOUSE, STAGING_IN, TSV, ORDERS, LOAD, HOST, name="prefix"))):
         PipelineWorkflow(stack, name, naming=Naming(stage="db"), plan=plan, settings=PipelineSettings(),
                          worker_groups=WorkerGroupSettings(names=("wg-1",)), log_bucket=logs,
                          job_queue_arn="arn:aws:batch:eu-west-1:123456789012:job-queue/db",
@@ -403,6 +507,61 @@ def test_the_data_api_policy_names_the_cluster_and_the_secret_only(database_temp
     assert "password" not in text
 
 
+def _resources(statement: dict[str, Any]) -> list[str]:
+    """A statement's resources as text, the partition written `aws`."""
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return [json.dumps(r).replace('{"Ref": "AWS::Partition"}', '"aws"') if isinstance(r, dict) else r
+            for r in resources]
+
+
+def test_signing_in_without_a_secret_may_get_credentials_for_that_user_and_database_only(
+    database_template: dict
+) -> None:
+    """redshift:GetClusterCredentials on the dbuser and dbname ARNs (Redshift's IAM reference:
+    arn:aws:redshift:<region>:<account>:dbuser:<cluster>/<user>, ...:dbname:<cluster>/<database>), no wildcard."""
+    statements = _policy(database_template, "signin")
+    [credentials] = [s for s in statements if s["Action"] == "redshift:GetClusterCredentials"]
+    assert sorted(_resources(credentials)) == ["arn:aws:redshift:eu-west-1:123456789012:dbname:sales/sales",
+                                               "arn:aws:redshift:eu-west-1:123456789012:dbuser:sales/loader"]
+    actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert not {a for a in actions if a.startswith(("secretsmanager:", "ssm:"))}  # no secret is read
+    wildcards = {a for s in statements for r in _resources(s) if "*" in r
+                 for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    # DescribeStatement has no resource-level permission; X-Ray and the logs' delivery are every machine's
+    assert "redshift:GetClusterCredentials" not in wildcards and "redshift-data:BatchExecuteStatement" not in wildcards
+    submit = _states(database_template, "signin")["Submit_Load"]["Parameters"]
+    assert {k: v for k, v in submit.items() if k != "Sqls"} == {"ClusterIdentifier": "sales", "Database": "sales",
+                                                                 "DbUser": "loader"}
+
+
+def test_a_workgroup_is_signed_in_to_as_the_state_machines_identity(database_template: dict) -> None:
+    statements = _policy(database_template, "serverless")
+    granted = {a: _resources(s) for s in statements
+               for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    # a workgroup's ARN holds its generated id, which the definition does not know (acknowledged for cdk-nag)
+    assert granted["redshift-serverless:GetCredentials"] == [
+        "arn:aws:redshift-serverless:eu-west-1:123456789012:workgroup/*"]
+    assert not {"redshift:GetClusterCredentials", "secretsmanager:GetSecretValue", "ssm:GetParameter"} & set(granted)
+    submit = _states(database_template, "serverless")["Submit_Load"]["Parameters"]
+    assert {k: v for k, v in submit.items() if k != "Sqls"} == {"WorkgroupName": "etl", "Database": "sales"}
+
+
+# billing's staging prefix: the run's time through a fixed pattern (tests/importer/test_databases_run_prefix.py)
+STAGING_IN = {**{k: v for k, v in ORDERS_IN.items() if k != "filePath"},
+              "directoryPath": "s3://stage/#{format(@scheduledStartTime, 'YYYY-MM-dd-HH-mm-ss')}"}
+
+
+def test_the_lambda_checks_the_run_values_and_the_copy_is_built_from_them_alone(database_template: dict) -> None:
+    states = _states(database_template, "prefix")
+    evaluate = states["Evaluate_Run_Time_Expressions"]["Parameters"]
+    assert evaluate["checked"] == [f"value{n}" for n in range(1, 7)]
+    sqls = states["Submit_Load"]["Parameters"]["Sqls.$"]
+    assert sqls.startswith("States.Array(") and sqls.count("States.Format(") == 1
+    # the run's values in the SQL are the checked ones only; every other piece is a constant of the definition
+    paths = {p for p in re.split(r"[(), ]+", sqls) if p.startswith("$.")}
+    assert {p for p in paths if not p.startswith("$.const.")} == {f"$.runtime.value{n}" for n in range(1, 7)}
+
+
 def test_the_worker_group_task_carries_the_contract(database_template: dict) -> None:
     task = _states(database_template, "export")["Export"]
     parameters = task["Parameters"]
@@ -467,30 +626,26 @@ def test_sql_on_batch_needs_an_image_with_datapipe_sql() -> None:
 # -- the corpus -------------------------------------------------------------------------------------------------------
 
 KNOWN_AT_IMPORT = "must be known at import time"
-PLAIN_PASSWORD = "*password: refers to {0}, a plain parameter whose value would be the password itself: declare it " \
-    "as the secret parameter *{0}"
-DATA_API_PASSWORD = "RedshiftCluster.*password: the Redshift Data API reads a secret holding username and password: " \
-    "name one in secretId"
+ORACLE = "OracleDatabase.connectionString: jdbc:oracle: URLs are not supported: they would need an Oracle driver " \
+    "(python-oracledb)"
 # Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and once
 # every parameter has a value and the secret ones a reference (tests/importer/corpus_values; None: it deploys). The rest
 # are the samples' own faults: LoadTsvFilesInS3ToRedshift's *password names myRedshiftPassword where it declares
-# *myRedshiftPassword; the other Redshift samples give a password alone, which the Data API cannot take;
-# SQLActivityWithTimeout and oracle-backup keep the password in a plain parameter; billing's COPY reads a prefix that
-# holds the run's time, which may not reach SQL text; oracle-backup names an Oracle database besides.
+# *myRedshiftPassword; S3TsvFilesToRedshiftTablesIfReady merges (OVERWRITE_EXISTING) on a key it never names (Data
+# Pipeline read the table's PRIMARY KEY from the cluster when the run started); oracle-backup names an Oracle database.
+# SQLActivityWithTimeout's plain parameter myRDSPassword holds a reference, as billing's *myRedshiftPassword does;
+# billing's COPY reads a prefix of the run's time through a fixed pattern, which the run-values Lambda computes.
 CORPUS_REASONS: dict[str, tuple[str, str | None]] = {
     "LoadTsvFilesInS3ToRedshift/LoadTsvFilesInS3ToRedshift.json":
         (f"Input_S3_Tsv_Files.filePath: {KNOWN_AT_IMPORT}", "RedshiftCluster.*password: refers to myRedshiftPassword, "
          "which is not a declared parameter (*myRedshiftPassword is: write #{*myRedshiftPassword})"),
     "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", None),
     "S3TsvFilesToRedshiftTablesIfReady/S3TsvFilesToRedshiftTablesIfReady.json":
-        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", DATA_API_PASSWORD),
-    "SQLActivityWithTimeout/pipeline.json":
-        (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}",
-         "DatabaseId_rAZmM." + PLAIN_PASSWORD.format("myRDSPassword")),
-    "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}",
-                              f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}"),
-    "oracle-backup/definition.json": ("OracleDatabase." + PLAIN_PASSWORD.format("myOraclePassword"),
-                                      "OracleDatabase." + PLAIN_PASSWORD.format("myOraclePassword")),
+        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", "RedshiftLoadActivity_1.insertMode: OVERWRITE_EXISTING "
+         "merges on a key: give the data node primaryKeys or a createTableSql with a PRIMARY KEY"),
+    "SQLActivityWithTimeout/pipeline.json": (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}", None),
+    "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}", None),
+    "oracle-backup/definition.json": (ORACLE, ORACLE),
 }
 
 

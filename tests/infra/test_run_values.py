@@ -77,12 +77,15 @@ def test_the_functions_asset_carries_the_importers_own_date_functions(templates:
     asset = templates / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     source = PROJECT_DIR / "src" / "datapipe"
     assert sorted(str(p.relative_to(asset)) for p in asset.rglob("*.py")) == [
-        "__init__.py", "datapipe/__init__.py", "datapipe/datefunctions.py", "handler.py"]
-    for name in ("__init__.py", "datefunctions.py"):
+        "__init__.py", "datapipe/__init__.py", "datapipe/databases/__init__.py",
+        "datapipe/databases/literal_values.py", "datapipe/datefunctions.py", "handler.py"]
+    for name in ("__init__.py", "datefunctions.py", "databases/__init__.py", "databases/literal_values.py"):
         assert (asset / "datapipe" / name).read_bytes() == (source / name).read_bytes()
     # Only the standard library beside Powertools: the asset runs without the datapipe package installed.
     probe = subprocess.run(
         [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import datapipe.datefunctions as d; "
+         "import datapipe.databases.literal_values; "
          "print(d.__file__.startswith(sys.argv[1]), sorted(m for m in sys.modules if m.startswith('datapipe')))",
          str(asset)], capture_output=True, text=True, check=True)
-    assert probe.stdout.strip() == "True ['datapipe', 'datapipe.datefunctions']"
+    assert probe.stdout.strip() == ("True ['datapipe', 'datapipe.databases', 'datapipe.databases.literal_values', "
+                                    "'datapipe.datefunctions']")

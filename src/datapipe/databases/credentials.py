@@ -53,6 +53,12 @@ def read_credentials(secret_id: str, *, secrets: Any, where: str) -> Credentials
     for name in ("username", "password"):
         if not isinstance(document.get(name), str) or not document[name]:
             raise DatapipeError(f"{where}: secret {secret_id!r} has no {name!r} (a non-empty string)")
+    return Credentials(username=document["username"], password=document["password"],
+                       **connection_fields(document, secret_id, where=where))
+
+
+def connection_fields(document: dict[str, Any], secret_id: str, *, where: str) -> dict[str, Any]:
+    """host, port, dbname and engine of a secret as RDS writes them (each may be absent), checked."""
     port = document.get("port")
     if port is not None:
         if isinstance(port, str) and port.isdigit():
@@ -63,14 +69,7 @@ def read_credentials(secret_id: str, *, secrets: Any, where: str) -> Credentials
     for name, text_value in optional.items():
         if text_value is not None and not isinstance(text_value, str):
             raise DatapipeError(f"{where}: secret {secret_id!r} has a {name!r} that is not a string")
-    return Credentials(
-        username=document["username"],
-        password=document["password"],
-        host=optional["host"],
-        port=port,
-        dbname=optional["dbname"],
-        engine=optional["engine"],
-    )
+    return {**optional, "port": port}
 
 
 def read_database_credentials(spec: DatabaseSpec, *, secrets: Any, ssm: Any = None) -> Credentials:
@@ -78,13 +77,25 @@ def read_database_credentials(spec: DatabaseSpec, *, secrets: Any, ssm: Any = No
     if spec.secret_id is not None:
         return read_credentials(spec.secret_id, secrets=secrets, where=spec.object_id)
     assert spec.username is not None and spec.password_secret is not None  # DatabaseSpec.from_object checks both
-    return Credentials(username=spec.username,
-                       password=read_password(spec.password_secret, secrets=secrets, ssm=ssm, where=spec.object_id))
+    password, document = read_password_secret(spec.password_secret, secrets=secrets, ssm=ssm, where=spec.object_id)
+    if spec.object_type == "RdsDatabase" and spec.endpoint is None:
+        # the instance's host, port and engine: in the secret, as RDS's console writes a database's credentials
+        fields = connection_fields(document or {}, spec.password_secret, where=spec.object_id)
+        instance = (document or {}).get("dbInstanceIdentifier")
+        if instance is not None and instance != spec.rds_instance_id:
+            raise DatapipeError(f"{spec.object_id}.rdsInstanceId: secret {spec.password_secret!r} is for the instance "
+                                f"{str(instance)[:80]!r}, not {spec.rds_instance_id!r}")
+        return Credentials(username=spec.username, password=password, **fields)
+    return Credentials(username=spec.username, password=password)
 
 
-def read_password(reference: str, *, secrets: Any, ssm: Any, where: str) -> str:
+def read_password_secret(
+    reference: str, *, secrets: Any, ssm: Any, where: str
+) -> tuple[str, dict[str, Any] | None]:
     """The password behind `reference`: an SSM SecureString (`ssm:<name>`, decrypted) or a Secrets Manager secret
-    whose SecretString is the password (or, as RDS writes its managed secrets, a JSON object with `password`)."""
+    whose SecretString is the password (or, as RDS writes its secrets, a JSON object with `password`); and that JSON
+    object, when the secret is one."""
+    document: Any = None
     if reference.startswith(SSM_PREFIX):
         name = reference.removeprefix(SSM_PREFIX)
         if ssm is None:
@@ -106,13 +117,13 @@ def read_password(reference: str, *, secrets: Any, ssm: Any, where: str) -> str:
             raise DatapipeError(f"{where}: secret {reference!r} is binary; it must hold the password as a string")
         try:
             document = json.loads(text) if text.lstrip().startswith("{") else None
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None
         if isinstance(document, dict) and isinstance(document.get("password"), str):
             text = document["password"]
     if not isinstance(text, str) or not text:
         raise DatapipeError(f"{where}: the password secret {reference!r} is empty")
-    return text
+    return text, document if isinstance(document, dict) else None
 
 
 def _first_line(error: BaseException) -> str:

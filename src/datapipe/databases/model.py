@@ -8,10 +8,11 @@ importer writes it for a `*password` of `#{*myParameter}`). A `*password` writte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from datapipe.databases.credentials import Credentials
+from datapipe.databases.credentials import SSM_PREFIX, Credentials
 from datapipe.databases.urls import Endpoint, Engine, parse_jdbc_url
 from datapipe.errors import DatapipeError
 
@@ -45,12 +46,18 @@ PASSWORD_REFUSED = (
     "reference with --values ('secretsmanager:<name>', a secret ARN or 'ssm:<SecureString name>'), or name a secret "
     f"holding username and password in {SECRET_FIELD}"
 )
-# The Data API takes a secret holding username and password (or temporary credentials of an IAM identity); a password
-# secret on its own cannot be handed to it.
-DATA_API_CREDENTIALS = (
-    f"the Redshift Data API reads a secret holding username and password: name one in {SECRET_FIELD} (as Redshift "
-    "writes its managed secrets) instead of username and *password"
+# Without a secretId, the Data API signs in with temporary credentials: on a cluster as DbUser (the caller may call
+# redshift:GetClusterCredentials for exactly that user and database), on a workgroup as the caller's IAM identity
+# (redshift-serverless:GetCredentials). The password is then never read.
+DATA_API_PASSWORD_UNUSED = (
+    "the Redshift Data API signs in with temporary credentials (GetClusterCredentials as username on a cluster, "
+    "GetCredentials as the workflow's IAM identity on a workgroup): no password is read"
 )
+# GetClusterCredentials' constraints on DbUser and DbName (Redshift API reference): both end up in IAM ARNs, so nothing
+# else (a `*`, a `/`) may pass. Cluster identifiers and workgroup names as Redshift accepts them.
+REDSHIFT_SIGN_IN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+.@-]{0,63}")
+CLUSTER_IDENTIFIER = re.compile(r"(?=.{1,63}\Z)[a-z](?:-?[a-z0-9])*")
+WORKGROUP_NAME = re.compile(r"[a-z0-9-]{3,64}")
 DEFAULT_DATABASE = {Engine.POSTGRESQL: "postgres", Engine.REDSHIFT: "dev"}
 
 
@@ -164,11 +171,12 @@ class DatabaseSpec:
         elif self.object_type == "RdsDatabase":
             if self.rds_instance_id is None:
                 raise DatapipeError(f"{where}.rdsInstanceId: required for an RdsDatabase")
-            if self.secret_id is None and self.endpoint is None:  # no secret to find the host and engine in
+            if self.endpoint is None and (self.password_secret or "").startswith(SSM_PREFIX):
+                # an SSM parameter holds the password alone: nothing says where the instance is
                 raise DatapipeError(
-                    f"{where}.rdsInstanceId: an RdsDatabase finds its host, port and engine in a {SECRET_FIELD} "
-                    "secret (as RDS writes its managed secrets); with username and a password secret, use a "
-                    "JdbcDatabase and its connectionString"
+                    f"{where}.rdsInstanceId: an RdsDatabase finds its host, port and engine in its secret, as RDS "
+                    "writes a database's credentials (username, password, engine, host, port): name a Secrets "
+                    "Manager secret, not an SSM parameter, or use a JdbcDatabase and its connectionString"
                 )
         else:
             given = [
@@ -184,6 +192,16 @@ class DatabaseSpec:
                 raise DatapipeError(
                     f"{where}.clusterId: a RedshiftDatabase needs exactly one of clusterId, connectionString, "
                     f"workgroupName (given: {', '.join(given) or 'none'})"
+                )
+            if self.cluster_id is not None and not CLUSTER_IDENTIFIER.fullmatch(self.cluster_id):
+                raise DatapipeError(
+                    f"{where}.clusterId: {self.cluster_id[:80]!r} is not a cluster identifier (lowercase letters, "
+                    "digits and single hyphens, starting with a letter, at most 63 characters)"
+                )
+            if self.workgroup_name is not None and not WORKGROUP_NAME.fullmatch(self.workgroup_name):
+                raise DatapipeError(
+                    f"{where}.workgroupName: {self.workgroup_name[:80]!r} is not a workgroup name (3 to 64 lowercase "
+                    "letters, digits and hyphens)"
                 )
             if self.endpoint is not None and self.endpoint.engine == Engine.MYSQL:
                 raise DatapipeError(
@@ -227,16 +245,21 @@ class DatabaseSpec:
             raise DatapipeError(
                 f"{self.object_id}: the Redshift Data API needs a RedshiftDatabase with clusterId or workgroupName"
             )
-        if self.secret_id is None:
-            raise DatapipeError(f"{self.object_id}.*password: {DATA_API_CREDENTIALS}")
+        database = self.database_name or DEFAULT_DATABASE[Engine.REDSHIFT]
         where = (
             {"ClusterIdentifier": self.cluster_id} if self.cluster_id else {"WorkgroupName": str(self.workgroup_name)}
         )
-        return {
-            **where,
-            "Database": self.database_name or DEFAULT_DATABASE[Engine.REDSHIFT],
-            "SecretArn": self.secret_id,
-        }
+        if self.secret_id is not None:
+            return {**where, "Database": database, "SecretArn": self.secret_id}
+        if self.workgroup_name is not None:  # the database user is the caller's IAM identity
+            return {**where, "Database": database}
+        for name, value in (("username", str(self.username)), ("databaseName", database)):
+            if not REDSHIFT_SIGN_IN_NAME.fullmatch(value):
+                raise DatapipeError(
+                    f"{self.object_id}.{name}: {value[:80]!r} is not a name GetClusterCredentials accepts (a letter, "
+                    "then up to 63 letters, digits, _, +, ., @ or -)"
+                )
+        return {**where, "Database": database, "DbUser": str(self.username)}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from datapipe.errors import DatapipeError
 
 INSERT_MODES = ("KEEP_EXISTING", "OVERWRITE_EXISTING", "TRUNCATE", "APPEND")
 DATA_FORMATS = {"CSV": "CSV", "TSV": "DELIMITER '\\t'"}
-SOURCE = re.compile(r"(s3://[^'\s]+|dynamodb://[A-Za-z0-9_.-]{3,255})")
+# A backslash could escape the literal's closing quote: an S3 location in a COPY holds none.
+SOURCE = re.compile(r"(s3://[^'\\\s]+|dynamodb://[A-Za-z0-9_.-]{3,255})")
 # `IAM_ROLE default`: the role the cluster or workgroup has as its default.
 DEFAULT_ROLE = "default"
 PRIMARY_KEY = re.compile(r"\bprimary\s+key\b", re.IGNORECASE)

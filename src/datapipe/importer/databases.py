@@ -12,8 +12,11 @@ SqlDataNode or MySqlDataNode on one side.
 The definition fixes every SQL text, table and database field: they must be known at import time. Values known only
 when the run starts reach SQL as bound arguments (`scriptArgument`), and may appear in an S3 data node's path.
 Every check of datapipe.databases.model (the credentials, the JDBC URL's engine) runs at import time. A `*password`
-of `#{*myParameter}` (a secret parameter whose value is a reference) with `username` becomes the database's
-`username` and `passwordSecret`: whoever runs the SQL reads the password at run time; any other `*password` is refused.
+of `#{*myParameter}` (a secret parameter whose value is a reference), or of `#{myParameter}` (a plain one whose value,
+from --values or its default, is a reference), with `username` becomes the database's `username` and
+`passwordSecret`: whoever runs the SQL reads the password at run time; any other `*password` is refused, its value
+never repeated. On Redshift through the Data API, username without a secretId signs in with temporary credentials
+(DbUser on a cluster, the workflow's IAM identity on a workgroup) and the password is not read.
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
-from datapipe.databases.model import PASSWORD_REFUSED, PASSWORD_SECRET_FIELD, DatabaseSpec
+from datapipe.databases.literal_values import literal_characters, refused_characters
+from datapipe.databases.model import (
+    DATA_API_PASSWORD_UNUSED,
+    PASSWORD_REFUSED,
+    PASSWORD_SECRET_FIELD,
+    DatabaseSpec,
+)
 from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
 from datapipe.databases.sqltext import rewrite_code, segments, split_statements
-from datapipe.databases.urls import Engine
+from datapipe.databases.urls import Engine, parse_jdbc_url
+from datapipe.datefunctions import ExpressionError
 from datapipe.errors import DatapipeError
-from datapipe.importer.expressions import Text
+from datapipe.importer.expressions import PARAMETERS_PATH, RUN_PATH, RUN_VALUES_PATH, RuntimePath, Text
 from datapipe.importer.fields import DATA_API, RUNS_ON_WINS, reason_for
 from datapipe.importer.reader import Problem
 from datapipe.importer.secrets import SECRET_REFERENCE_HINT, secret_reference
@@ -51,11 +61,18 @@ DATABASE_FIELDS = ("connectionString", "jdbcDriverClass", "databaseName", "rdsIn
 SQL_NODE_FIELDS = ("table", "schemaName", "selectQuery", "insertQuery", "createTableSql")
 S3_NODE_PATHS = ("filePath", "directoryPath")
 MYSQL_DRIVER = "com.mysql.jdbc.Driver"
-# `*password` as Data Pipeline's definitions write it: a reference to one parameter (a secret one: `*my...`).
+# `*password` as Data Pipeline's definitions write it: a reference to one parameter, a secret one (`*my...`) or a plain
+# one whose value must then be a reference too.
 PASSWORD_PARAMETER = re.compile(r"\s*#\{\s*(?P<parameter>\*?[A-Za-z][A-Za-z0-9_]{0,255})\s*\}\s*")
 # The Redshift Data API's limits: statements of one BatchExecuteStatement, and the size of one statement.
 MAX_BATCH_STATEMENTS = 40
 MAX_STATEMENT_BYTES = 100_000
+# Stands for a value of the run in a COPY's source while its statements are written (refused in the source's text).
+RUN_VALUE_MARK = "\x00"
+# Values of the run in one COPY source: real ones hold a date or its six parts; the bound keeps the state small.
+MAX_SOURCE_RUN_VALUES = 20
+# The parts of the run's split time (expressions.RUN_PATH), as a Joda-Time pattern prints each of them.
+RUN_TIME_PATTERNS = {"year": "YYYY", "month": "MM", "day": "dd", "hour": "HH", "minute": "mm", "second": "ss"}
 
 TextValue = Text | list[Text]
 
@@ -64,9 +81,13 @@ TextValue = Text | list[Text]
 class RedshiftStatements:
     """What one Data API call runs: where (`target`), the statements, and `:name` parameters of a single statement."""
 
-    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, Database, SecretArn
-    sqls: list[str]
+    target: dict[str, str]  # ClusterIdentifier or WorkgroupName, Database, and SecretArn or DbUser (or neither)
+    sqls: list[str]  # as the report shows them; a run's value as {$.runtime.<name>}
     parameters: list[tuple[str, Text]] = field(default_factory=list)
+    # statements holding values of the run (a COPY's source prefix): index -> the statement with those values
+    run_time_sqls: dict[int, Text] = field(default_factory=dict)
+    # the run values they hold, which the run-values Lambda checks against their patterns before any SQL runs
+    checked_values: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -166,6 +187,11 @@ class _Mapper:
             values = [text.static for text in texts]
             result[key] = values if len(values) > 1 or key in ("primaryKeys", "commandOptions") else values[0]
         if obj.fields.get("*password") and "secretId" in keys:  # a database object's, or a MySqlDataNode's
+            if isinstance(result.get("connectionString"), str):  # an engine no driver reaches says so first
+                try:
+                    parse_jdbc_url(str(result["connectionString"]), where=f"{obj.id}.connectionString")
+                except DatapipeError as error:
+                    raise self.refused(error, obj.id) from None
             result.update(self.password_credentials(obj))
         return result
 
@@ -188,12 +214,12 @@ class _Mapper:
             hint = f" ({secret} is: write #{{{secret}}})" if secret in self.pipeline.parameters else ""
             raise self.problem(obj.id, "*password", f"refers to {parameter_id}, which is not a declared "
                                f"parameter{hint}")
-        if not parameter_id.startswith("*"):
-            raise self.problem(obj.id, "*password", f"refers to {parameter_id}, a plain parameter whose value would "
-                               f"be the password itself: declare it as the secret parameter *{parameter_id} and give "
-                               "it a reference with --values")
-        given = self.pipeline.values.get(parameter_id) or parameter.default
-        reference = secret_reference(given[0]) if given else None
+        given = self.pipeline.values.get(parameter_id) or parameter.default or []
+        reference = secret_reference(given[0]) if len(given) == 1 and isinstance(given[0], str) else None
+        if reference is None and not parameter_id.startswith("*"):  # probably the password itself: never repeated
+            raise self.problem(obj.id, "*password", f"refers to {parameter_id}, a plain parameter whose value (from "
+                               "--values or its default) is not a reference to a secret, so it would be the password "
+                               f"itself: {SECRET_REFERENCE_HINT}")
         if reference is None:  # a value that is not a reference is reported on the parameter, never repeated
             raise self.problem(obj.id, "*password", f"the secret {parameter_id} needs a reference as its value: "
                                f"{SECRET_REFERENCE_HINT}")
@@ -294,9 +320,18 @@ class _Mapper:
                                "workgroup endpoint (<name>.<id>.<region>.redshift.amazonaws.com), or give clusterId "
                                "or workgroupName")
         try:
-            return reachable.data_api_parameters()
-        except DatapipeError as error:  # a password secret alone: the Data API takes username and password together
+            target = reachable.data_api_parameters()
+        except DatapipeError as error:  # a user or database name GetClusterCredentials refuses
             raise self.refused(error, spec.object_id) from None
+        if "SecretArn" not in target:
+            database = self.pipeline.objects[spec.object_id]
+            database.not_applied("*password", DATA_API_PASSWORD_UNUSED)
+            self.planner.targets[spec.object_id] = (
+                f"database reached through the Redshift Data API as {target['DbUser']} with temporary credentials "
+                "(redshift:GetClusterCredentials)" if "DbUser" in target else
+                "database reached through the Redshift Data API as the workflow's IAM identity, with temporary "
+                "credentials (redshift-serverless:GetCredentials)")
+        return target
 
     def redshift_sql(self, spec: DatabaseSpec) -> SqlWork:
         obj = self.obj
@@ -347,18 +382,83 @@ class _Mapper:
         database_object = self.referenced(sink, "database", ("RedshiftDatabase",))
         purpose = "it is part of the COPY's SQL"
         activity = self.static(obj, ("insertMode", "commandOptions", "transformSql"), purpose)
-        input_node = self.static(source, ("filePath", "directoryPath", "compression", "tableName",
-                                          "readThroughputPercent"), purpose)
+        input_node = self.static(source, ("compression", "tableName", "readThroughputPercent"), purpose)
+        paths, run_values = self.copy_source(source)
         output_node = self.static(sink, ("tableName", "schemaName", "createTableSql", "primaryKeys"), purpose)
         spec = self.database(self.static(database_object, DATABASE_FIELDS, "it says where the database is"))
         target = self.redshift_target(spec)
         try:
-            copy = RedshiftCopy.from_objects(activity, input_node, output_node, iam_role=COPY_ROLE,
+            copy = RedshiftCopy.from_objects(activity, {**input_node, **paths}, output_node, iam_role=COPY_ROLE,
                                              data_format=self.data_format(source))
             statements = copy_statements(copy)
-        except DatapipeError as error:
-            raise self.refused(error, obj.id) from None
-        return SqlWork(spec.object_id, spec.credentials_reference, redshift=RedshiftStatements(target, statements))
+        except DatapipeError as error:  # a run's value is shown as its path, not as its mark
+            shown_error = re.sub(r"\\x00(\d+)\\x00", lambda m: "{" + run_values[int(m.group(1))].path + "}", str(error))
+            raise self.refused(DatapipeError(shown_error), obj.id) from None
+        run_time = {index: _unmarked(sql, run_values) for index, sql in enumerate(statements) if RUN_VALUE_MARK in sql}
+        shown = [run_time[index].describe() if index in run_time else sql for index, sql in enumerate(statements)]
+        checked = [path.path.removeprefix(f"{RUN_VALUES_PATH}.") for path in run_values]
+        return SqlWork(spec.object_id, spec.credentials_reference,
+                       redshift=RedshiftStatements(target, shown, run_time_sqls=run_time,
+                                                   checked_values=list(dict.fromkeys(checked))))
+
+    def copy_source(self, node: PipelineObject) -> tuple[dict[str, object], list[RuntimePath]]:
+        """An S3 input's path for the COPY's FROM literal: known at import time, or with values that the run-values
+        Lambda computes from the run's times through a pattern the definition fixes, and checks before any SQL runs
+        (datapipe.databases.literal_values). Each such value stands in the text as a mark: its index in the list."""
+        paths: dict[str, object] = {}
+        run_values: list[RuntimePath] = []
+        for key in S3_NODE_PATHS:
+            if not node.fields.get(key):
+                continue
+            texts = self.evaluator.field_texts(node, key)
+            if texts is None:
+                raise _Refused()
+            if len(texts) != 1:
+                raise self.problem(node.id, key, "the COPY reads one location: give one path")
+            pieces: list[str] = []
+            for part in texts[0].parts:
+                if isinstance(part, str):
+                    refused = refused_characters(part)  # the pattern's literal text too, which the run's split
+                    if refused:  # time leaves as text of the definition
+                        raise self.problem(node.id, key, f"holds {refused!r}, which the COPY's source may not (a "
+                                           "quote, backslash, semicolon or blank)")
+                    pieces.append(part)
+                else:
+                    pieces.append(f"{RUN_VALUE_MARK}{len(run_values)}{RUN_VALUE_MARK}")
+                    run_values.append(self.literal_run_value(node, key, part))
+            paths[key] = "".join(pieces)
+        if len(run_values) > MAX_SOURCE_RUN_VALUES:
+            raise self.problem(node.id, next(k for k in S3_NODE_PATHS if node.fields.get(k)), "holds "
+                               f"{len(run_values)} values of the run; a COPY's source takes at most "
+                               f"{MAX_SOURCE_RUN_VALUES} (each is one argument of the statement's States.Format)")
+        return paths, run_values
+
+    def literal_run_value(self, node: PipelineObject, key: str, part: object) -> RuntimePath:
+        """The run-values Lambda's value for a part of the run, when it may be written into the COPY's SQL."""
+        tree = None
+        if isinstance(part, RuntimePath) and part.path.startswith(f"{RUN_PATH}."):
+            # a component of the split run time: the Lambda computes it too, so that it is checked like the rest
+            component = part.path.removeprefix(f"{RUN_PATH}.")
+            if component in RUN_TIME_PATTERNS:
+                tree = {"function": "format",
+                        "arguments": [{"time": "scheduledStartTime"}, RUN_TIME_PATTERNS[component]]}
+        elif isinstance(part, RuntimePath) and part.path.startswith(f"{RUN_VALUES_PATH}."):
+            tree = self.evaluator.run_expressions.get(part.path.removeprefix(f"{RUN_VALUES_PATH}."))
+        if tree is None:
+            path = part.path if isinstance(part, RuntimePath) else "a secret"
+            fix = (f"give {path.removeprefix(f'{PARAMETERS_PATH}.')} a value with --values or a default; "
+                   if path.startswith(f"{PARAMETERS_PATH}.") else f"{path} is not; ")
+            raise self.problem(node.id, key, f"must be known at import time (it is part of the COPY's SQL): {fix}only "
+                               "the run's time, through a format pattern of the definition, may be computed when the "
+                               "run starts")
+        try:
+            literal_characters(tree)
+        except ExpressionError as error:
+            raise self.problem(node.id, key, f"the COPY's SQL may hold the run's time formatted only with digits and "
+                               f"literal characters: {error}") from None
+        value = self.evaluator.run_value(tree).parts[0]
+        assert isinstance(value, RuntimePath)
+        return value
 
     # -- tasks for a worker group's runner ----------------------------------------------------------------------------
 
@@ -434,6 +534,12 @@ class _Mapper:
                 raise _Refused()
             result["compression"] = Text.of(compression)
         return result
+
+
+def _unmarked(sql: str, run_values: list[RuntimePath]) -> Text:
+    """A statement with the marks of copy_source replaced by the run values they stand for."""
+    pieces = sql.split(RUN_VALUE_MARK)  # text, index, text, index, ..., text
+    return Text.of(*(piece if position % 2 == 0 else run_values[int(piece)] for position, piece in enumerate(pieces)))
 
 
 def _texts(fields: dict[str, object]) -> dict[str, TextValue]:

@@ -432,6 +432,10 @@ class Evaluator:
             return None
         return text.static
 
+    def run_value(self, tree: Any) -> Text:
+        """A value the run-values Lambda computes from a tree of datapipe.datefunctions when the run starts."""
+        return self._run_value(tree)
+
     # -- evaluation ---------------------------------------------------------------------------------------------------
 
     def expand(self, value: str, scope: Scope) -> list[Text]:

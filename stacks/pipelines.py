@@ -953,12 +953,15 @@ def batch_buckets(plans: list[Plan]) -> list[str]:
 
 
 def emr_buckets(plans: list[Plan]) -> list[str]:
-    """Buckets named literally in the EMR steps of deployable plans."""
+    """Buckets named literally in the EMR steps and bootstrap actions of deployable plans (the nodes fetch bootstrap
+    scripts, and the fair scheduler's allocation file, with the instance role)."""
     found: set[str] = set()
     for plan in plans:
         for activity in plan.activities:
             for step in activity.steps:
                 found |= _buckets_in([step.jar, *step.args])
+        for cluster in plan.clusters:
+            found |= _buckets_in([Text.of(text) for path, args in cluster.bootstrap_actions for text in (path, *args)])
     return sorted(found)
 
 

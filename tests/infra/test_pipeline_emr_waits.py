@@ -10,6 +10,7 @@ the wait's bound in events mode: re-checks every 300 s, so 23 re-checks after th
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from datapipe.importer.asl import flatten_definition
 from datapipe.naming import Naming
 
 from .test_pipelines import ACCOUNT, REGION, all_states, definition, pipeline_app
@@ -163,3 +165,52 @@ def test_with_sync_mode_the_pipeline_keeps_its_sync_tasks_and_shares_no_waits(
     assert "lambda:InvokeFunction" not in json.dumps(sync_templates["Pipeline-emr-word-count"])
     shared_kinds = [r["Type"] for r in sync_templates["Pipelines"]["Resources"].values()]
     assert shared_kinds.count("AWS::Lambda::Function") == 1 and "AWS::DynamoDB::Table" not in shared_kinds
+
+
+@pytest.fixture(scope="module")
+def spot_asl(tmp_path_factory: pytest.TempPathFactory, cdk_json_context: dict[str, object]) -> dict[str, Any]:
+    """test_pipeline_resources.py's cluster (Spot, maximumRetries 2, useOnDemandOnLastAttempt) in events mode."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    from datapipe.importer import import_file
+    from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipelines import ImportedEmrRoles, PipelineWorkflow
+
+    from .test_pipeline_resources import EVERYTHING
+
+    folder = tmp_path_factory.mktemp("spot-events")
+    (folder / "everything.json").write_text(json.dumps({"objects": EVERYTHING}))
+    plan = import_file(folder / "everything.json")
+    app = cdk.App(context=cdk_json_context, outdir=str(folder / "out"))
+    stack = cdk.Stack(app, "Spot", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    workflow = PipelineWorkflow(
+        stack, "Spot", naming=NAMING, plan=plan, settings=PipelineSettings(), worker_groups=WorkerGroupSettings(),
+        log_bucket=s3.Bucket.from_bucket_name(stack, "L", "logs"), emr_roles=ImportedEmrRoles.by_name(stack, NAMING),
+        job_queue_arn=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/q",
+        job_definition_arn=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/d", emr_wait_mode="events")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    template = app.synth().get_stack_by_name("Spot").template  # cdk-nag clean, or this raises
+    machine_id = stack.get_logical_id(typing.cast(cdk.CfnElement, workflow.state_machine.node.default_child))
+    machine = template["Resources"][stack.resolve(machine_id)]
+    result: dict[str, Any] = json.loads(flatten_definition(machine["Properties"]["DefinitionString"]))
+    return result
+
+
+def test_a_failed_spot_creation_is_retried_then_created_on_demand_on_the_wait_s_error_too(
+    spot_asl: dict[str, Any]
+) -> None:
+    states = spot_asl["States"]
+    spot = states["Create_Cluster_Cluster_Until_Ready"]
+    on_demand = states["Create_Cluster_Cluster_On_Demand_Until_Ready"]
+    failed = ["States.TaskFailed", "datapipe.EmrTaskFailed"]  # .sync's error and the wait's, for the same outcome
+    # maximumRetries 2: three attempts, two with Spot (one retry, 5 minutes later), the last On-Demand
+    assert spot["Retry"] == [{"ErrorEquals": failed, "IntervalSeconds": 300, "MaxAttempts": 1, "BackoffRate": 1}]
+    assert spot["Catch"][0] == {"ErrorEquals": failed, "ResultPath": "$.spotCreationError",
+                                "Next": "Create_Cluster_Cluster_On_Demand_Until_Ready"}
+    assert spot["Next"] == on_demand["Next"] == "Cluster_Cluster_Ready"
+    assert on_demand["Catch"][0]["ErrorEquals"] == ["States.ALL"] and "Retry" not in on_demand
+    for unit in (spot, on_demand):
+        [branch] = unit["Branches"]
+        assert all_states(branch["States"])[branch["StartAt"]]["Resource"] == f"{EMR_PREFIX}createCluster"

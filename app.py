@@ -122,6 +122,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         batch_fargate=settings.batch.compute == "fargate",
         batch_max_vcpus=settings.batch.max_vcpus,
         powertools_layer_version=settings.emr.powertools_layer_version,
+        emr_wait_mode=settings.emr.wait_mode,
     )
     TriggersStack(
         app,

@@ -27,10 +27,7 @@ from typing import Any, TypeVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
@@ -40,6 +37,17 @@ from constructs import Construct
 from datapipe.naming import DATA_BUCKET_PURPOSE, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from stacks import common
 from stacks.config import EmrSettings, EmrStepSettings
+from stacks.emr_waits import (
+    CLUSTER_READY,
+    CLUSTER_TERMINATED,
+    MAX_RECHECKS,
+    RECHECK_SECONDS,
+    STEP_ENDED,
+    grant_token_table,
+    subscribe_to_emr_events,
+    wait_task,
+    waits_table,
+)
 
 WORKFLOW = "emr-workflow"
 # Tags the workflow puts on the clusters it creates; the reaper finds an execution's clusters by the first two.
@@ -64,18 +72,6 @@ CLUSTER_UNAVAILABLE = "datapipe.ClusterUnavailable"
 WORKFLOW_FAILED = "datapipe.WorkflowFailed"
 PRIMARY_FLEET = "Primary"
 CORE_FLEET = "Core"
-# Event-driven waits: a wait that hears nothing for RECHECK_SECONDS (a lost event) is invoked again, which re-reads
-# the cluster or step once; at most MAX_RECHECKS times per execution, so that a Standard workflow stays far below
-# its 25,000 history events (a re-check costs four) whatever the execution timeout.
-RECHECK_SECONDS = 300
-MAX_RECHECKS = 1000
-# What each wait waits for (the emr_waits Lambda's `Until`).
-CLUSTER_READY = "ClusterReady"
-STEP_ENDED = "StepEnded"
-CLUSTER_TERMINATED = "ClusterTerminated"
-# The EMR states that can end a wait: only these events invoke the Lambda.
-WAIT_ENDING_STATES = ["WAITING", "RUNNING", "TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS", "COMPLETED",
-                      "CANCELLED", "FAILED", "INTERRUPTED"]
 Task = TypeVar("Task", bound=sfn.TaskStateBase)
 Guarded = TypeVar("Guarded", sfn.TaskStateBase, sfn.Parallel)
 
@@ -531,34 +527,11 @@ class EmrWorkflow(Construct):
         in sync mode `task` itself, whose .sync does the waiting."""
         if self.waiter is None:
             return task
-        payload: dict[str, Any] = {
-            "Action": "Await",
-            "Task": task.node.id,  # the EMR task it waits for: runs and logs report a failed wait as that task's
-            "TaskToken": sfn.JsonPath.task_token,
-            "Until": until,
-            "ClusterId": sfn.JsonPath.string_at(cluster_id_path),
-            "Execution": sfn.JsonPath.execution_id,
-            "State": sfn.JsonPath.string_at("$$.State.Name"),
-        }
-        if step_id_path:
-            payload["StepId"] = sfn.JsonPath.string_at(step_id_path)
-        wait = tasks.LambdaInvoke(
-            self,
-            state_name,
-            lambda_function=self.waiter,
-            payload=sfn.TaskInput.from_object(payload),
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            task_timeout=sfn.Timeout.duration(cdk.Duration.seconds(self._recheck_seconds())),
-            result_path=result_path,
-            retry_on_service_exceptions=True,
-        )
-        # A wait that heard nothing (a lost event) is invoked again: the Lambda re-reads the state once and answers,
-        # or keeps the new token. Bounded: the re-checks of all waits fit in the execution timeout.
-        wait.add_retry(errors=[sfn.Errors.TIMEOUT], interval=cdk.Duration.seconds(1),
-                       max_attempts=self._max_rechecks(), backoff_rate=1.0)
-        # The function raises EMR's and DynamoDB's throttling and service faults (botocore's ClientError).
-        wait.add_retry(errors=[READER_RAISED_ERROR], interval=cdk.Duration.seconds(1), max_attempts=EMR_RETRY_ATTEMPTS,
-                       backoff_rate=2.0, jitter_strategy=sfn.JitterType.FULL)
+        # The re-checks of all waits fit in the execution timeout.
+        wait = wait_task(self, state_name, function=self.waiter, until=until, task_state_name=task.node.id,
+                         cluster_id_path=cluster_id_path, step_id_path=step_id_path,
+                         interval_seconds=self._recheck_seconds(), rechecks=self._max_rechecks(),
+                         result_path=result_path)
         task.next(wait)
         return wait
 
@@ -696,35 +669,13 @@ class EmrWorkflow(Construct):
 
     def _event_waits(self) -> lambda_.Function:
         """The table of task tokens and the Lambda that answers them (it is subscribed once the machine exists)."""
-        key = kms.Key(
-            self,
-            "WaitsTableKey",
-            description="Encrypts the task tokens of the EMR workflow's waits",
-            enable_key_rotation=True,
-            removal_policy=self._removal_policy,
-        )
-        table = dynamodb.Table(
-            self,
-            "WaitsTable",
-            table_name=self._naming.name("emr-waits"),
-            partition_key=dynamodb.Attribute(name="WaitFor", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="Waiter", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=key,
-            time_to_live_attribute="ExpiresAt",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=self._removal_policy,
-        )
+        table, key = waits_table(self, table_name=self._naming.name("emr-waits"),
+                                 key_description="Encrypts the task tokens of the EMR workflow's waits",
+                                 removal_policy=self._removal_policy)
         self.waits_table = table
         function = self._function("EmrWaits", "emr_waits", "Ends the EMR workflow's waits on EMR's events")
-        function.add_environment("WAITS_TABLE", table.table_name)
         # A token cannot outlive its execution.
-        function.add_environment("WAIT_TTL_SECONDS", str(self._settings.execution_timeout_minutes * 60))
-        table.grant(function, "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem")
-        key.grant(function, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+        grant_token_table(function, table, key, ttl_seconds=self._settings.execution_timeout_minutes * 60)
         # The answers go to this workflow's executions only (the ARN by name: the machine invokes the function).
         function.add_to_role_policy(iam.PolicyStatement(
             actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
@@ -748,18 +699,9 @@ class EmrWorkflow(Construct):
 
     def _subscribe_to_emr_events(self, function: lambda_.Function) -> None:
         """EMR's state changes that can end a wait go to the function; EventBridge retries a failed delivery."""
-        rule = events.Rule(
-            self,
-            "EmrWaitEvents",
-            rule_name=self._naming.name("emr-wait-events"),
-            description="EMR cluster and step state changes that can end a wait of the EMR workflow",
-            event_pattern=events.EventPattern(
-                source=["aws.emr"],
-                detail_type=["EMR Cluster State Change", "EMR Step Status Change"],
-                detail={"state": WAIT_ENDING_STATES},
-            ),
-        )
-        rule.add_target(targets.LambdaFunction(function, retry_attempts=8, max_event_age=cdk.Duration.hours(1)))
+        subscribe_to_emr_events(
+            self, "EmrWaitEvents", rule_name=self._naming.name("emr-wait-events"), function=function,
+            description="EMR cluster and step state changes that can end a wait of the EMR workflow")
 
     def _grant_emr_reads(self, function: lambda_.Function) -> None:
         function.add_to_role_policy(iam.PolicyStatement(

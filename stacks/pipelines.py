@@ -72,6 +72,12 @@ from stacks.common import (
     reaper_rule,
 )
 from stacks.config import PipelineSettings, SettingsError, WorkerGroupSettings
+from stacks.emr_waits import (
+    EmrWaitsOfPipeline,
+    PipelineEmrWaits,
+    WaitMode,
+    nag_pipeline_waits_versions,
+)
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
 from stacks.pipeline_checks import activity_chain, failure_actions, notify, state_key
 from stacks.pipeline_schedules import add_pipeline_schedules, on_its_schedule, own_state_machine_arn, schedule_entry
@@ -131,8 +137,11 @@ class PipelineWorkflow(Construct):
         emr_roles: EmrRoles | None = None,
         schedule_role: iam.IRole | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        emr_wait_mode: WaitMode = "sync",
     ) -> None:
-        """`schedule_role`: the role EventBridge Scheduler starts runs with (by default, one of this pipeline's own)."""
+        """`schedule_role`: the role EventBridge Scheduler starts runs with (by default, one of this pipeline's own).
+        `emr_wait_mode`: `events` waits for EMR's events through the pipelines stack's shared function
+        (stacks.emr_waits), which must be deployed; `sync` uses the native .sync integrations."""
         super().__init__(scope, construct_id)
         if not plan.deployable:
             first = plan.errors[0] if plan.errors else next(
@@ -158,6 +167,8 @@ class PipelineWorkflow(Construct):
         self._constants: dict[str, str] = {}
         self._names: set[str] = set()
         self._next_number: dict[str, int] = {}
+        self._emr_waits = EmrWaitsOfPipeline(self, naming=naming, mode=emr_wait_mode if plan.clusters else "sync",
+                                             name=self._name)
         self.workflow_name = f"pipeline-{plan.name}"
         stack = cdk.Stack.of(self)
         self._stack = stack
@@ -318,7 +329,8 @@ class PipelineWorkflow(Construct):
         # failure leaves a cluster running (a stopped execution is the reaper's case).
         cleanup = self._cleanup(self.plan.clusters, failed, "after_failure")
         stages = self._stages(on_error=cleanup)
-        creates: list[sfn.TaskStateBase] = [self._create_cluster(c) for c in self.plan.clusters]
+        # A creation with its wait (events mode) is one state, so that a retry creates the cluster again.
+        creates = [self._create_cluster(c) for c in self.plan.clusters]
         steps: list[sfn.IChainable] = []
         for index, (cluster, create) in enumerate(zip(self.plan.clusters, creates, strict=True)):
             created_before = self.plan.clusters[:index]
@@ -326,11 +338,11 @@ class PipelineWorkflow(Construct):
             creation_failed = failure_actions(self, cluster.on_fail, cluster.id, "on_fail", cleanup_before)
             steps.append(create)
             if cluster.creation_retries:  # maximumRetries: a failed creation is tried again (Spot, when bid)
-                create.add_retry(errors=["States.TaskFailed"], max_attempts=cluster.creation_retries, backoff_rate=1,
-                                 interval=cdk.Duration.seconds(cluster.retry_delay_seconds))
+                create.add_retry(errors=self._emr_waits.failed_errors, max_attempts=cluster.creation_retries,
+                                 backoff_rate=1, interval=cdk.Duration.seconds(cluster.retry_delay_seconds))
             if cluster.on_demand_last_attempt:  # a failed Spot creation is followed by one without bid prices
                 on_demand = self._create_cluster(cluster, bids=False)
-                create.add_catch(on_demand, errors=["States.TaskFailed"], result_path="$.spotCreationError")
+                create.add_catch(on_demand, errors=self._emr_waits.failed_errors, result_path="$.spotCreationError")
                 on_demand.add_catch(creation_failed, result_path="$.error")
                 ready = sfn.Pass(self, f"Ready{_key(cluster.id)}", state_name=self._name(f"Cluster_{cluster.id}_Ready"))
                 create.next(ready)
@@ -383,10 +395,10 @@ class PipelineWorkflow(Construct):
     def _cluster_path(self, cluster_id: str) -> str:
         return f"{CLUSTERS_PATH}.{_key(cluster_id)}"
 
-    def _create_cluster(self, cluster: Cluster, *, bids: bool = True) -> tasks.EmrCreateCluster:
+    def _create_cluster(self, cluster: Cluster, *, bids: bool = True) -> sfn.TaskStateBase | sfn.Parallel:
         log_uri = cluster.log_uri or f"s3://{self._log_bucket.bucket_name}/{EMR_LOG_PREFIX}{self.plan.name}/"
         last = "" if bids else "_On_Demand"  # useOnDemandOnLastAttempt: the creation after a failed Spot one
-        return tasks.EmrCreateCluster(
+        create = tasks.EmrCreateCluster(
             self,
             f"Create{_key(cluster.id)}{last}",
             state_name=self._name(f"Create_Cluster_{cluster.id}{last}"),
@@ -413,10 +425,12 @@ class PipelineWorkflow(Construct):
             # The execution tag lets the reaper find the clusters of a run that was stopped or timed out.
             tags={**EMR_MANAGED_TAG, EXECUTION_TAG: sfn.JsonPath.execution_id,
                   WORKFLOW_TAG: self._naming.state_machine(self.workflow_name), "datapipe:resource": cluster.id},
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            integration_pattern=self._emr_waits.pattern,
             result_selector={"ClusterId.$": "$.ClusterId"},
             result_path=self._cluster_path(cluster.id),
         )
+        return self._emr_waits.cluster_ready(create, construct_id=f"Create{_key(cluster.id)}{last}",
+                                             cluster_path=self._cluster_path(cluster.id))
 
     def _cluster_id(self, cluster_id: str) -> str:
         return sfn.JsonPath.string_at(f"{self._cluster_path(cluster_id)}.ClusterId")
@@ -429,12 +443,15 @@ class PipelineWorkflow(Construct):
         )
         terminate = tasks.EmrTerminateCluster(
             self, f"Terminate{_key(cluster.id)}{when}", state_name=self._name(f"Terminate_Cluster_{cluster.id}_{when}"),
-            cluster_id=self._cluster_id(cluster.id), integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            cluster_id=self._cluster_id(cluster.id), integration_pattern=self._emr_waits.pattern,
             result_path=sfn.JsonPath.DISCARD,
         )
-        for task in (unprotect, terminate):
+        terminated = self._emr_waits.cluster_terminated(terminate,
+                                                        cluster_id_path=f"{self._cluster_path(cluster.id)}.ClusterId")
+        for task in dict.fromkeys((unprotect, terminate, terminated)):
             task.add_retry(errors=["States.ALL"], max_attempts=3, interval=cdk.Duration.seconds(10), backoff_rate=2)
-        return unprotect.next(terminate)
+        unprotect.next(terminate)  # then, in events mode, its wait
+        return sfn.Chain.custom(unprotect, [terminated], terminated)
 
     def _cleanup(self, clusters: list[Cluster], failed: sfn.Fail, when: str) -> sfn.IChainable:
         """Terminate each cluster in turn; a cleanup step that fails still goes on to the next cluster."""
@@ -451,15 +468,18 @@ class PipelineWorkflow(Construct):
             terminate = tasks.EmrTerminateCluster(
                 self, f"CleanupTerminate{_key(cluster.id)}{when}",
                 state_name=self._name(f"Cleanup_Terminate_{cluster.id}_{when}"),
-                cluster_id=self._cluster_id(cluster.id), integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                cluster_id=self._cluster_id(cluster.id), integration_pattern=self._emr_waits.pattern,
                 result_path=sfn.JsonPath.DISCARD,
             )
-            for task in (unprotect, terminate):
+            terminated = self._emr_waits.cluster_terminated(
+                terminate, cluster_id_path=f"{self._cluster_path(cluster.id)}.ClusterId")
+            for task in dict.fromkeys((unprotect, terminate, terminated)):
                 task.add_retry(errors=["States.ALL"], max_attempts=3, interval=cdk.Duration.seconds(10))
+                if task is not unprotect:
+                    task.add_catch(following, result_path="$.cleanupError")
             unprotect.add_catch(terminate, result_path="$.cleanupError")
-            terminate.add_catch(following, result_path="$.cleanupError")
             unprotect.next(terminate)
-            terminate.next(following)
+            terminated.next(following)
             following = unprotect
         return following
 
@@ -485,7 +505,8 @@ class PipelineWorkflow(Construct):
         if activity.target == BATCH_JOB:
             return [self._batch_job(activity, task_timeout)]
         steps: list[Any] = []
-        cluster_id = self._cluster_id(activity.resource or "")
+        cluster_path = self._cluster_path(activity.resource or "")
+        cluster_id = sfn.JsonPath.string_at(f"{cluster_path}.ClusterId")
         if activity.resize_core_to:  # resizeClusterBeforeRunning
             steps.append(pipeline_resources.core_resize(
                 self, f"Resize{_key(activity.id)}", state_name=self._name(f"Resize_Core_Before_{activity.id}"),
@@ -499,13 +520,15 @@ class PipelineWorkflow(Construct):
                                    parameters={"args": args}, result_path=path)
                 args = sfn.JsonPath.list_at(f"{path}.args")
                 steps.append(prepare)
-            steps.append(tasks.EmrAddStep(
+            add = tasks.EmrAddStep(
                 self, f"Step{_key(step.name)}", state_name=self._name(f"Run_{step.name}"),
                 cluster_id=cluster_id, name=step.name, jar=self.render(step.jar), args=args,
                 main_class=step.main_class, action_on_failure=tasks.ActionOnFailure.CONTINUE,
-                integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
-                task_timeout=task_timeout,
-            ))
+                integration_pattern=self._emr_waits.pattern, result_path=self._emr_waits.step_result_path,
+                task_timeout=task_timeout if self._emr_waits.function is None else None,
+            )
+            steps.append(self._emr_waits.step_ended(add, cluster_id_path=f"{cluster_path}.ClusterId",
+                                                    timeout_seconds=timeout))
         return steps
 
     def _activity_task(self, activity: Activity, timeout: int | None) -> Any:
@@ -598,6 +621,8 @@ class PipelineWorkflow(Construct):
             )
             findings[f"arn:<AWS::Partition>:iam::{account}:role/aws-service-role/elasticmapreduce.amazonaws.com*"
                      "/AWSServiceRoleForEMRCleanup*"] = "EMR may create its cleanup service-linked role"
+            if self._emr_waits.function is not None:
+                findings.update(nag_pipeline_waits_versions(self, self._naming))
         if any(a.target == BATCH_JOB for a in self.plan.activities):
             findings[nag_arn(self, "batch", "job-definition/*")] = (
                 "Batch submitJob names the job definition by name; its revision is chosen when the job is submitted"
@@ -929,12 +954,15 @@ def batch_buckets(plans: list[Plan]) -> list[str]:
 
 
 def emr_buckets(plans: list[Plan]) -> list[str]:
-    """Buckets named literally in the EMR steps of deployable plans."""
+    """Buckets named literally in the EMR steps and bootstrap actions of deployable plans (the nodes fetch bootstrap
+    scripts, and the fair scheduler's allocation file, with the instance role)."""
     found: set[str] = set()
     for plan in plans:
         for activity in plan.activities:
             for step in activity.steps:
                 found |= _buckets_in([step.jar, *step.args])
+        for cluster in plan.clusters:
+            found |= _buckets_in([Text.of(text) for path, args in cluster.bootstrap_actions for text in (path, *args)])
     return sorted(found)
 
 
@@ -1017,6 +1045,7 @@ class PipelinesStack(cdk.Stack):
         batch_fargate: bool = False,
         powertools_layer_version: int = 27,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        emr_wait_mode: WaitMode = "events",
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -1047,6 +1076,10 @@ class PipelinesStack(cdk.Stack):
             self.reaper = PipelineClusterReaper(self, "ClusterReaper", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
+            if emr_wait_mode == "events":  # one function, table and rule for every pipeline's EMR waits
+                self.emr_waits = PipelineEmrWaits(self, "EmrWaits", naming=naming, workflow_tag=WORKFLOW_TAG,
+                                                  powertools_layer_version=powertools_layer_version,
+                                                  removal_policy=removal_policy)
         if any(plan.run_expressions for plan in deployable):
             self.run_values = PipelineRunValues(self, "RunValues", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,
@@ -1096,6 +1129,7 @@ class PipelineStack(cdk.Stack):
         settings: PipelineSettings,
         worker_groups: WorkerGroupSettings,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        emr_wait_mode: WaitMode = "events",
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -1110,7 +1144,7 @@ class PipelineStack(cdk.Stack):
             # Immutable: the shared role's own policy allows the start; no grant is added to it from here.
             schedule_role=iam.Role.from_role_name(self, "ScheduleRole", schedule_role_name(naming), mutable=False)
             if plan.schedule else None,
-            removal_policy=removal_policy)
+            removal_policy=removal_policy, emr_wait_mode=emr_wait_mode)
         # The state machine's log group uses the pipelines stack's one key (found through its SSM parameter), so
         # that encrypt_log_groups gives this stack no key of its own.
         key_arn = ssm.StringParameter.value_for_string_parameter(self, log_key_parameter_name(naming))
@@ -1150,6 +1184,7 @@ def add_pipeline_stacks(
     batch_fargate: bool = False,
     batch_max_vcpus: int = 16,
     powertools_layer_version: int = 27,
+    emr_wait_mode: WaitMode = "events",
 ) -> tuple[PipelinesStack | None, list[PipelineStack]]:
     """The shared pipelines stack (None when they share nothing), and a stack per definition (only `settings.only`'s
     when that is set).
@@ -1170,7 +1205,7 @@ def add_pipeline_stacks(
         scope, SHARED_STACK_ID,
         **stack_props("pipelines", "what the imported pipelines share: job definitions, EMR roles, cluster reaper"),
         settings=settings, worker_groups=worker_groups, plans=plans, batch_fargate=batch_fargate,
-        powertools_layer_version=powertools_layer_version)
+        powertools_layer_version=powertools_layer_version, emr_wait_mode=emr_wait_mode)
     # CloudFormation refuses a stack without resources: the pipelines may share nothing (none, or worker groups only).
     if shared is not None and not any(isinstance(node, cdk.CfnResource) for node in shared.node.find_all()):
         scope.node.try_remove_child(SHARED_STACK_ID)
@@ -1182,7 +1217,7 @@ def add_pipeline_stacks(
             raise DatapipeError(f"pipeline {plan.source}: its stack name {props['stack_name']} is longer than "
                                 f"{STACK_NAME_LIMIT} characters; shorten the file name")
         stack = PipelineStack(scope, pipeline_stack_id(plan), **props, plan=plan, settings=settings,
-                              worker_groups=worker_groups)
+                              worker_groups=worker_groups, emr_wait_mode=emr_wait_mode)
         if shared is not None:  # deploy the shared parts first; `cdk deploy <one pipeline>` brings them along
             stack.add_stack_dependency(shared)
         stacks.append(stack)

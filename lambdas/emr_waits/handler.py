@@ -1,5 +1,8 @@
 """Ends the EMR workflow's waits when EMR says so: the callback of its `.waitForTaskToken` tasks.
 
+The same handler serves the imported pipelines' waits, deployed once more in the pipelines stack with its own table
+(stacks/emr_waits.py): each deployment answers only the state machines its role allows.
+
 Two kinds of request reach this function:
 - From the workflow (`Action: Await`), a task token and what it waits for: a cluster ready to run steps, a step
   ended, or a cluster terminated. The token is kept in the waits table under the cluster or step id; then one

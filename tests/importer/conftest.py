@@ -65,8 +65,11 @@ CORPUS_VALUES_DIR = Path(__file__).resolve().parent / "corpus_values"
 
 
 def import_with_values(definition: Path) -> Plan:
-    """A sample imported with our values file when there is one, else as it ships."""
-    values = CORPUS_VALUES_DIR / f"{definition.parent.name}.values.json"
+    """A sample imported with our values file when there is one (named after the sample's file, or its folder), else
+    as it ships."""
+    values = CORPUS_VALUES_DIR / f"{definition.stem}.values.json"
+    if not values.is_file():
+        values = CORPUS_VALUES_DIR / f"{definition.parent.name}.values.json"
     return import_file(definition, values_path=values) if values.is_file() else import_sample(definition)
 
 

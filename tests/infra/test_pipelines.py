@@ -8,7 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aws_cdk.assertions import Match, Template
@@ -154,7 +154,9 @@ def test_the_emr_pipeline_creates_steps_and_terminates_its_cluster_on_every_path
     asl = definition(emr_pipeline, "pipeline-emr-word-count")
     states = all_states(asl["States"])
     create = states["Create_Cluster_WordCountCluster"]
-    assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster.sync"
+    # emr.waitMode=events (the default): request-response EMR tasks, each followed by its wait (see
+    # test_pipeline_emr_waits.py; the .sync form of emr.waitMode=sync is checked there too).
+    assert create["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster"
     parameters = create["Parameters"]
     assert parameters["ReleaseLabel"] == "emr-7.5.0" and parameters["Instances"]["KeepJobFlowAliveWhenNoSteps"]
     assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in parameters["Tags"]
@@ -162,19 +164,20 @@ def test_the_emr_pipeline_creates_steps_and_terminates_its_cluster_on_every_path
     # The shared roles of the pipelines stack, by name.
     assert (parameters["JobFlowRole"], parameters["ServiceRole"], parameters["AutoScalingRole"]) == tuple(
         NAMING.name(f"pipeline-emr-{role}") for role in ("instance", "service", "autoscaling"))
-    steps = [s for s in states.values() if s.get("Resource", "").endswith("addStep.sync")]
+    steps = [s for s in states.values() if s.get("Resource", "").endswith("addStep")]
     assert [s["Parameters"]["Step"]["Name"] for s in steps] == [
         "WordCount-pre-1", "WordCount-1", "WordCount-post-1", "ListOutput"]
-    assert all(s["TimeoutSeconds"] == 2 * 3600 for s in steps)  # terminateAfter of the cluster
     # The cleanup guarantee: the activities' failure, or a failed creation, ends in protection off + terminate.
-    catches = {s["Catch"][0]["Next"] for s in steps}
+    units = [s for s in asl["States"].values() if s["Type"] == "Parallel"
+             and any(b["States"][b["StartAt"]].get("Resource", "").endswith("addStep") for b in s["Branches"])]
+    catches = {s["Catch"][0]["Next"] for s in units}
     assert catches == {"Cleanup_Protection_WordCountCluster_after_failure"}
     cleanup = asl["States"]["Cleanup_Protection_WordCountCluster_after_failure"]
     assert cleanup["Resource"].endswith("elasticmapreduce:setClusterTerminationProtection")
     assert cleanup["Parameters"]["TerminationProtected"] is False
     terminate = asl["States"][cleanup["Next"]]
-    assert terminate["Resource"].endswith("elasticmapreduce:terminateCluster.sync")
-    assert asl["States"][terminate["Next"]]["Type"] == "Fail"
+    assert terminate["Resource"].endswith("elasticmapreduce:terminateCluster")
+    assert asl["States"][asl["States"][terminate["Next"]]["Next"]]["Type"] == "Fail"
     assert {c["Next"] for c in cleanup.get("Catch", [])} == {cleanup["Next"]}  # a failed unprotect still terminates
     assert asl["States"]["Check_Parameters"]["Choices"][0]["Next"] == "Missing_Parameters"
 
@@ -267,7 +270,7 @@ def test_a_monthly_schedule_is_a_cron_from_its_start(checked_template: Template)
 
 def pipeline_app(
     definitions: Path, outdir: Path, context: dict[str, object], *, only: str = "",
-    worker_groups: WorkerGroupSettings | None = None,
+    worker_groups: WorkerGroupSettings | None = None, emr_wait_mode: Literal["events", "sync"] = "events",
 ) -> Any:
     """The pipelines' stacks as app.py groups them, in an app of their own, with cdk-nag."""
     import aws_cdk as cdk
@@ -285,7 +288,8 @@ def pipeline_app(
                 "removal_policy": cdk.RemovalPolicy.DESTROY}
 
     add_pipeline_stacks(app, stack_props=stack_props, naming=NAMING, settings=PipelineSettings(only=only),
-                        worker_groups=worker_groups or WorkerGroupSettings(), definitions_dir=definitions)
+                        worker_groups=worker_groups or WorkerGroupSettings(), definitions_dir=definitions,
+                        emr_wait_mode=emr_wait_mode)
     for stack in app.node.children:
         if isinstance(stack, cdk.Stack):
             encrypt_log_groups(stack, removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -493,7 +497,8 @@ def test_each_pipeline_is_a_stack_named_after_it_beside_one_shared_stack(six_pip
     # The shared parts are there once, whatever the count: 3 of the 6 copies are the EMR example, 3 the shell one.
     shared = templates["Pipelines"]["Resources"]
     types = [r["Type"] for r in shared.values()]
-    assert types.count("AWS::Lambda::Function") == 1 and types.count("AWS::Events::Rule") == 1
+    # The cluster reaper and the EMR waits (emr.waitMode=events), each with its rule.
+    assert types.count("AWS::Lambda::Function") == 2 and types.count("AWS::Events::Rule") == 2
     assert types.count("AWS::Batch::JobDefinition") == 1 and types.count("AWS::IAM::InstanceProfile") == 1
     for stack, template in templates.items():
         if stack != "Pipelines":

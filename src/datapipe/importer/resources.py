@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from datapipe.importer.actions import ON_FAIL, ON_SUCCESS, Action, actions
+from datapipe.importer.bootstrap import BootstrapRefused, MappedBootstrap, apply_to_cluster, map_bootstrap_action
 from datapipe.importer.expressions import Text
 from datapipe.importer.fields import reason_for
 from datapipe.importer.laxjson import printable
@@ -172,6 +173,7 @@ def cluster(planner: _Planner, obj: PipelineObject) -> Cluster | None:
                            ("subnetId", "subnet_id"), ("keyPair", "key_pair")):
         if obj.fields.get(key):
             setattr(result, attribute, ev.static_field(obj, key, purpose=purpose))
+    mapped = MappedBootstrap()  # AMI 3.x bootstrap actions become what they meant (datapipe.importer.bootstrap)
     for action in ev.field_texts(obj, "bootstrapAction") or []:
         from datapipe.importer.plan import split_commas  # plan imports this module: import when used
 
@@ -179,7 +181,10 @@ def cluster(planner: _Planner, obj: PipelineObject) -> Cluster | None:
         if not all(p.is_static for p in pieces):
             planner.problems.append(Problem(obj.id, "bootstrapAction", f"must be known at import time; {purpose}"))
             continue
-        result.bootstrap_actions.append((pieces[0].static, [p.static for p in pieces[1:]]))
+        try:
+            map_bootstrap_action(pieces[0].static, [p.static for p in pieces[1:]], mapped)
+        except BootstrapRefused as refused:
+            planner.problems.append(Problem(obj.id, "bootstrapAction", str(refused)))
     for config_id in obj.refs("configuration"):
         config = configuration(planner, config_id, seen=(obj.id,))
         if config is not None:
@@ -187,9 +192,11 @@ def cluster(planner: _Planner, obj: PipelineObject) -> Cluster | None:
     scheduler = (obj.text("hadoopSchedulerType") or "").upper()
     if scheduler in ("PARALLEL_FAIR_SCHEDULING", "PARALLEL_CAPACITY_SCHEDULING"):
         kind = "fair.FairScheduler" if "FAIR" in scheduler else "capacity.CapacityScheduler"
-        result.configurations.append(EmrConfiguration("yarn-site", {
-            "yarn.resourcemanager.scheduler.class":
-                f"org.apache.hadoop.yarn.server.resourcemanager.scheduler.{kind}"}))
+        mapped.properties.setdefault("yarn-site", {})["yarn.resourcemanager.scheduler.class"] = \
+            f"org.apache.hadoop.yarn.server.resourcemanager.scheduler.{kind}"
+    apply_to_cluster(mapped, result)
+    for note in mapped.notes:
+        planner.note(obj.id, note)
     if obj.fields.get("pipelineLogUri"):
         known = len(planner.problems)
         text = ev.field_text(obj, "pipelineLogUri")

@@ -2,7 +2,10 @@
 
 Definitions written here are imported, built by the same construct the pipelines stack uses, deployed beside the
 app under a stage of their own, and run. Alarms go to an SNS topic with an SQS queue subscribed, where the test
-reads them back. Wait states run at 1/20 of their time: a retryDelay or lateAfterTimeout of 1 minute takes 3 s.
+reads them back. Wait states run at 1/20 of their time: a retryDelay of 1 minute takes 3 s, and a lateness deadline
+30 s ahead 1.5 s. Lateness counts from the run's scheduledStartTime, so the late pipelines are scheduled (a daily
+schedule far in the future, which never fires here) and their runs are started with a scheduledStartTime that puts the
+deadline where a test wants it: just ahead, or long past (a catch-up run).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,11 +37,14 @@ SHELL_MARKER = f"/tmp/datapipe-e2e-shell-check-{uuid.uuid4().hex}"
 def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
     """Each a small pipeline whose one Batch job echoes; what differs is what gates it."""
 
-    def pipeline(name: str, *objects: dict[str, Any], **load: Any) -> dict[str, Any]:
+    def pipeline(name: str, *objects: dict[str, Any], scheduled: bool = False, **load: Any) -> dict[str, Any]:
         alarm = {"id": "Tell", "type": "SnsAlarm", "topicArn": topic_arn, "subject": "#{node.@id}",
                  "message": f"{name}: #{{node.@id}} of #{{format(node.@scheduledStartTime, 'YYYY-MM-dd')}}"}
+        default = ([{"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+                    {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2099-01-01T00:00:00"}]
+                   if scheduled else [{"id": "Default", "scheduleType": "ondemand"}])
         return {"objects": [
-            {"id": "Default", "scheduleType": "ondemand"}, alarm,
+            *default, alarm,
             {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
             {"id": "Load", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo loaded",
              **load},
@@ -68,7 +75,14 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
         "late": pipeline(
             "late",
             {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/_SUCCESS", **waiting},
-            precondition={"ref": "Late"}, lateAfterTimeout="1 minutes", onLateAction={"ref": "Tell"}),
+            precondition={"ref": "Late"}, lateAfterTimeout="30 minutes", onLateAction={"ref": "Tell"}, scheduled=True),
+        "on-time": pipeline("on-time", lateAfterTimeout="30 minutes", onLateAction={"ref": "Tell"}, scheduled=True),
+        "late-node": pipeline(
+            "late-node",
+            {"id": "Arrived", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late-node/_SUCCESS", **waiting},
+            {"id": "Raw", "type": "S3DataNode", "directoryPath": f"s3://{BUCKET}/late-node/",
+             "precondition": {"ref": "Arrived"}, "lateAfterTimeout": "2 hours", "onLateAction": {"ref": "Tell"}},
+            input={"ref": "Raw"}, scheduled=True),
         "shell-check": pipeline(
             "shell-check",
             {"id": "Marked", "type": "ShellCommandPrecondition", "command": f"test -f {SHELL_MARKER}", **waiting},
@@ -84,8 +98,8 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
             "terminated",
             {"id": "Stop", "type": "Terminate"},
             {"id": "NotYet", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/not-yet/_SUCCESS", **waiting},
-            precondition={"ref": "NotYet"}, lateAfterTimeout="1 minutes", onLateAction=[{"ref": "Tell"},
-                                                                                        {"ref": "Stop"}]),
+            precondition={"ref": "NotYet"}, lateAfterTimeout="1 hours", onLateAction=[{"ref": "Tell"}, {"ref": "Stop"}],
+            scheduled=True),
     }
 
 
@@ -111,6 +125,7 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
     from datapipe.local.deploy import Deployer
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import PipelineWorkflow, ShellJobDefinition, batch_buckets
+    from stacks.run_values import PipelineRunValues
 
     emulator.client("s3").create_bucket(Bucket=BUCKET,
                                         CreateBucketConfiguration={"LocationConstraint": emulator.region})
@@ -132,6 +147,9 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
     jobs = ShellJobDefinition(stack, "Jobs", naming=NAMING, image="amazonlinux:2023", fargate=False,
                               buckets=batch_buckets(plans), removal_policy=cdk.RemovalPolicy.DESTROY)
     queue = f"arn:aws:batch:{emulator.region}:{emulator.account}:job-queue/{job_queue_name(APP_NAMING)}"
+    # The lateness deadlines are run values: the stage's own run-values function, as the pipelines stack deploys it.
+    PipelineRunValues(stack, "RunValues", naming=NAMING, powertools_layer_version=27,
+                      removal_policy=cdk.RemovalPolicy.DESTROY)
     for plan in plans:
         PipelineWorkflow(stack, plan.name, naming=NAMING, plan=plan, settings=PipelineSettings(),
                          worker_groups=WorkerGroupSettings(), job_queue_arn=queue,
@@ -145,15 +163,27 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
 
 
 RUN_TIME = "2026-11-21T06:00:00Z"
-STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "late", "terminated", "shell-check")
+STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "terminated", "shell-check")
+LATE_IN = 30  # seconds of real time from a late run's start to its deadline (1.5 s at the tests' wait scale)
+
+
+def scheduled_ago(delta: timedelta) -> str:
+    """A scheduledStartTime `delta` before now, in whole seconds as schedules give it."""
+    return (datetime.now(UTC).replace(microsecond=0) - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
-def runs(emulator: Any, workflows: dict[str, str]) -> dict[str, tuple[str, float]]:
-    """One run of each pipeline, all started at once (their waits overlap): name -> (execution ARN, start time)."""
+def runs(emulator: Any, workflows: dict[str, str]) -> dict[str, tuple[str, float, str]]:
+    """One run of each pipeline, all started at once (their waits overlap): name -> (execution ARN, start time,
+    scheduledStartTime). "terminated" was scheduled days ago (a catch-up run); "late" and "late-node" so that their
+    deadline is LATE_IN s ahead; "on-time" 10 minutes ago, its deadline 20 minutes ahead."""
     sfn = emulator.client("stepfunctions")
-    return {name: (start_execution(sfn, workflows[name], {"scheduledStartTime": RUN_TIME}), time.monotonic())
-            for name in STARTED_TOGETHER}
+    times = {name: RUN_TIME for name in STARTED_TOGETHER}
+    times["late"] = scheduled_ago(timedelta(minutes=30) - timedelta(seconds=LATE_IN))
+    times["late-node"] = scheduled_ago(timedelta(hours=2) - timedelta(seconds=LATE_IN))
+    times["on-time"] = scheduled_ago(timedelta(minutes=10))
+    return {name: (start_execution(sfn, workflows[name], {"scheduledStartTime": when}), time.monotonic(), when)
+            for name, when in times.items()}
 
 
 class Inbox:
@@ -186,10 +216,10 @@ def states_entered(sfn: Any, execution: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
-def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs: dict[str, tuple[str, float]]
+def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs: dict[str, tuple[str, float, str]]
                                                              ) -> None:
     sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
-    execution, _ = runs["wait-for-key"]
+    execution, *_ = runs["wait-for-key"]
     wait_for("a check that finds no key and waits",
              lambda: "Wait_Before_Checking_Ready_Load" in states_entered(sfn, execution), timeout=20)
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
@@ -200,10 +230,10 @@ def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs
 
 
 def test_a_shell_precondition_on_an_ec2_resource_is_a_batch_job_whose_exit_code_decides(
-    emulator: Any, runs: dict[str, tuple[str, float]]
+    emulator: Any, runs: dict[str, tuple[str, float, str]]
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, _ = runs["shell-check"]
+    execution, *_ = runs["shell-check"]
     wait_for("a check whose command exits non-zero, and a wait",
              lambda: "Wait_Before_Checking_Marked_Load" in states_entered(sfn, execution), timeout=20)
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
@@ -219,10 +249,10 @@ def test_a_shell_precondition_on_an_ec2_resource_is_a_batch_job_whose_exit_code_
 
 
 def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
-    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, _ = runs["never-there"]
+    execution, *_ = runs["never-there"]
     result = ended_execution(sfn, execution, timeout=60)
     assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
     assert "precondition Parts" in result["cause"] and f"s3://{BUCKET}/never/" in result["cause"]
@@ -232,7 +262,7 @@ def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
     assert inbox.wait("never-there:") == "never-there: Load of 2026-11-21"
 
 
-def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dict[str, tuple[str, float]]) -> None:
+def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dict[str, tuple[str, float, str]]) -> None:
     sfn = emulator.client("stepfunctions")
     result = ended_execution(sfn, runs["tables"][0], timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
@@ -241,29 +271,81 @@ def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dic
     assert f"DynamoDB table {EMPTY_TABLE}" in result["cause"]
 
 
-def test_a_late_activity_alarms_while_its_run_goes_on(
-    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+def wait_seconds(sfn: Any, execution: str, state: str) -> tuple[float, dict[str, Any]]:
+    """How long a Wait state waited (from the history's timestamps), and the input it received."""
+    events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    entered = next(e for e in events if e.get("stateEnteredEventDetails", {}).get("name") == state)
+    exited = next(e for e in events if e.get("stateExitedEventDetails", {}).get("name") == state)
+    waited = (exited["timestamp"] - entered["timestamp"]).total_seconds()
+    return waited, json.loads(entered["stateEnteredEventDetails"]["input"])
+
+
+def test_a_late_activity_alarms_at_its_deadline_while_its_run_goes_on(
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
 ) -> None:
     sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
-    execution, _ = runs["late"]
-    assert inbox.wait("late:") == "late: Load of 2026-11-21"
+    execution, _, scheduled = runs["late"]
+    day = scheduled[:10]
+    assert inbox.wait("late:") == f"late: Load of {day}"
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    # Late at scheduledStartTime + 30 minutes, worked out here: the Wait read that timestamp, and waited for it.
+    waited, state = wait_seconds(sfn, execution, "Wait_Until_Load_Is_Late")
+    deadline = datetime.strptime(scheduled, "%Y-%m-%dT%H:%M:%SZ") + timedelta(minutes=30)
+    assert deadline.strftime("%Y-%m-%dT%H:%M:%SZ") in state["runtime"].values()
+    assert LATE_IN * 0.05 - 1.2 <= waited <= LATE_IN * 0.05 + 1.5, waited  # moto waits whole seconds, scaled
     s3.put_object(Bucket=BUCKET, Key="late/_SUCCESS", Body=b"")
     result = ended_execution(sfn, execution, timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     assert "Notify_Tell_Load_late" in states_entered(sfn, execution)
 
 
-def test_terminate_on_a_late_activity_ends_the_run(
-    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+def test_an_activity_that_ends_before_its_deadline_is_not_late(
+    emulator: Any, runs: dict[str, tuple[str, float, str]]
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, started = runs["terminated"]
+    execution, started, _ = runs["on-time"]
+    result = ended_execution(sfn, execution, timeout=30)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    entered = states_entered(sfn, execution)
+    # Its end stopped the watcher at once (its deadline, 20 minutes ahead, would be a minute here): no alarm.
+    assert "Wait_Until_Load_Is_Late" in entered and "Notify_Tell_Load_late" not in entered
+    assert time.monotonic() - started < 30
+
+
+def test_a_data_node_not_ready_by_its_deadline_alarms(
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
+) -> None:
+    sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
+    execution, _, scheduled = runs["late-node"]
+    # node.@id is the data node in its own alarm.
+    assert inbox.wait("late-node:") == f"late-node: Raw of {scheduled[:10]}"
+    assert "Run_Load" not in states_entered(sfn, execution)
+    s3.put_object(Bucket=BUCKET, Key="late-node/_SUCCESS", Body=b"")
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert "Notify_Tell_Raw_Load_late" in states_entered(sfn, execution)
+
+
+def test_a_run_started_on_demand_is_never_late(emulator: Any, workflows: dict[str, str]) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["terminated"], {})  # its catch-up run is terminated at once
+    wait_for("the first check, then its wait",
+             lambda: "Wait_Before_Checking_NotYet_Load" in states_entered(sfn, execution), timeout=20)
+    entered = states_entered(sfn, execution)
+    assert "No_Lateness_On_Demand_Load" in entered and "Wait_Until_Load_Is_Late" not in entered
+    sfn.stop_execution(executionArn=execution)
+
+
+def test_a_catch_up_run_is_late_at_once_and_terminate_ends_it(
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, started, _ = runs["terminated"]  # scheduled 2026-11-21 06:00, 1 hour: late since 07:00 that day
     result = ended_execution(sfn, execution, timeout=60)
     ended = time.monotonic()
     assert result["status"] == "FAILED" and result["error"] == "Terminated", result
     assert "terminated by Stop" in result["cause"]
-    assert ended - started < 25  # long before the precondition's own timeout (10 checks 3 s apart)
+    assert ended - started < 15  # at once: not after the hour (3 minutes here), nor the precondition's 10 checks
     assert "Run_Load" not in states_entered(sfn, execution)
     assert inbox.wait("terminated:") == "terminated: Load of 2026-11-21"
 

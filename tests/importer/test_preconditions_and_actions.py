@@ -22,7 +22,8 @@ TELL = {"id": "Tell", "type": "SnsAlarm", "topicArn": TOPIC, "subject": "s", "me
 
 
 def plan_of(*objects: dict[str, Any]) -> Plan:
-    text = json.dumps({"objects": [DEFAULT, *objects]})
+    default = [] if any(o["id"] == "Default" for o in objects) else [DEFAULT]
+    text = json.dumps({"objects": [*default, *objects]})
     return make_plan(build_model(parse_definition(text, source="test-pipeline.json")))
 
 
@@ -121,6 +122,8 @@ def test_alarms_of_preconditions_data_nodes_and_clusters_are_planned() -> None:
 
 def test_lateness_terminate_progress_and_cascade_are_planned() -> None:
     plan = plan_of(
+        {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+        {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2026-11-01T06:00:00"},
         TELL, {"id": "Stop", "type": "Terminate"},
         shell("Load", lateAfterTimeout="2 hours", onLateAction=[{"ref": "Tell"}, {"ref": "Stop"}],
               reportProgressTimeout="10 minutes", failureAndRerunMode="cascade", onFail={"ref": "Stop"}),
@@ -136,8 +139,8 @@ def test_lateness_terminate_progress_and_cascade_are_planned() -> None:
     assert load.cascade_failed == ["Publish"]  # its direct consumers; Publish is in mode NONE
     assert {a.id: a.cascade_failed for a in plan.activities} == {"Load": ["Publish"], "Publish": [], "Audit": []}
     target = next(o.target for o in plan.objects if o.id == "Load")
-    assert target.endswith("; when it fails, cascade-failed (not run): Publish; watched: late 7200 s after it starts "
-                           "(Tell, Stop); heartbeat every 600 s at most")
+    assert target.endswith("; when it fails, cascade-failed (not run): Publish; watched: late when not finished "
+                           "2 hours after the run's scheduled start (Tell, Stop); heartbeat every 600 s at most")
 
 
 def test_report_progress_timeout_off_a_worker_group_is_a_note() -> None:
@@ -216,7 +219,7 @@ def test_actions_and_lateness_that_are_not_applied_are_reported() -> None:
     )
     assert plan.deployable, errors(plan)
     reasons = {o.id: o.reason for o in plan.objects}
-    assert "lateAfterTimeout/onLateAction of a data node is not applied" in reasons["Raw"]
+    assert "lateAfterTimeout/onLateAction are not applied: a data node is late when its preconditions" in reasons["Raw"]
     assert "onFail/onSuccess of an Ec2Resource are not applied" in reasons["Host"]
     assert "attemptTimeout is not applied" in reasons["Ready"] and "role is not assumed" in reasons["Ready"]
     fields = {o.id: o.fields for o in plan.objects}  # and the field accounting lists each of them as not applied

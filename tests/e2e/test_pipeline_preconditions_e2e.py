@@ -94,6 +94,14 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
              "command": f"test -f {CASCADE_MARKER}"},
             {"id": "Publish", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo published",
              "dependsOn": {"ref": "Extract"}}]},
+        "cascade-alarm": {"objects": [
+            {"id": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
+            {"id": "Tell", "type": "SnsAlarm", "topicArn": topic_arn, "subject": "failed", "message": "alarm: failed"},
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Extract", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"},
+             "command": f"test -f {CASCADE_MARKER}", "onFail": {"ref": "Tell"}},
+            {"id": "Publish", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo published",
+             "dependsOn": {"ref": "Extract"}}]},
         "terminated": pipeline(
             "terminated",
             {"id": "Stop", "type": "Terminate"},
@@ -340,12 +348,12 @@ def test_a_catch_up_run_is_late_at_once_and_terminate_ends_it(
     emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, started, _ = runs["terminated"]  # scheduled 2026-11-21 06:00, 1 hour: late since 07:00 that day
+    execution, *_ = runs["terminated"]  # scheduled 2026-11-21 06:00, 1 hour: late since 07:00 that day
     result = ended_execution(sfn, execution, timeout=60)
-    ended = time.monotonic()
     assert result["status"] == "FAILED" and result["error"] == "Terminated", result
     assert "terminated by Stop" in result["cause"]
-    assert ended - started < 15  # at once: not after the hour (3 minutes here), nor the precondition's 10 checks
+    lasted = (result["stopDate"] - result["startDate"]).total_seconds()
+    assert lasted < 10, lasted  # at once: not after the hour (3 minutes here), nor the precondition's 10 checks
     assert "Run_Load" not in states_entered(sfn, execution)
     assert inbox.wait("terminated:") == "terminated: Load of 2026-11-21"
 
@@ -370,5 +378,36 @@ def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, 
         # The redrive resumed at the failed activity and ran its cascade-failed consumer.
         assert states_entered(sfn, execution).count("Run_Extract") == 2
         assert states_entered(sfn, execution).count("Run_Publish") == 1
+    finally:
+        os.remove(CASCADE_MARKER)
+
+
+def test_a_run_that_failed_through_its_on_fail_path_is_rerun_from_the_start_only_when_asked(
+    emulator: Any, workflows: dict[str, str], inbox: Inbox
+) -> None:
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["cascade-alarm"], {})
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and "cascade-failed, not run: Publish" in result["cause"]
+    assert inbox.wait("alarm:") == "alarm: failed"
+    # Its last state is the Fail at the end of Extract's onFail path: a redrive would fail there again at once.
+    rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond"])
+    assert rerun.exit_code == 1 and len(rerun.output.strip().splitlines()) == 1, rerun.output
+    assert "ended in its Fail state Extract_Failed_In_Its_Task" in rerun.output and "--from-start" in rerun.output
+    assert sfn.describe_execution(executionArn=execution).get("redriveCount", 0) == 0
+    with open(CASCADE_MARKER, "w"):
+        pass
+    try:
+        rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond", "--from-start", "--json"])
+        assert rerun.exit_code == 0, rerun.output
+        again = json.loads(rerun.output)
+        assert again["action"] == "started"
+        result = ended_execution(sfn, again["executionArn"], timeout=60)
+        assert result["status"] == "SUCCEEDED", result.get("cause")
+        assert {"Run_Extract", "Run_Publish"} <= set(states_entered(sfn, again["executionArn"]))
     finally:
         os.remove(CASCADE_MARKER)

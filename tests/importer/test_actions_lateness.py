@@ -149,3 +149,14 @@ def test_many_late_objects_plan_in_linear_time() -> None:
 
     small, large = min(seconds(200) for _ in range(2)), min(seconds(800) for _ in range(2))
     assert large / small < 8, (small, large)  # four times the objects: linear about 4x, quadratic 16x
+
+
+def test_a_timeseries_lateness_no_longer_than_its_period_is_noted() -> None:
+    timeseries: list[dict[str, Any]] = [{"id": "Default", "scheduleType": "timeseries", "schedule": {"ref": "Hourly"}},
+                  {"id": "Hourly", "type": "Schedule", "period": "1 hour", "startDateTime": "2026-11-01T06:00:00"}]
+    plan = plan_of(timeseries, shell("Soon", lateAfterTimeout="30 minutes", onLateAction={"ref": "Tell"}),
+                   shell("Later", lateAfterTimeout="90 minutes", onLateAction={"ref": "Tell"}))
+    assert plan.deployable, plan.errors
+    reasons = {o.id: o.reason for o in plan.objects}
+    assert "every run will be late" in reasons["Soon"] and "(1 hour)" in reasons["Soon"]
+    assert "every run will be late" not in reasons["Later"]

@@ -24,7 +24,7 @@ from datapipe.importer.fields import EC2_RESOURCE_LATENESS, NO_PRECONDITION_LATE
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import PipelineObject
 from datapipe.importer.reader import Problem
-from datapipe.importer.schedules import ONDEMAND, schedule_type_of
+from datapipe.importer.schedules import ONDEMAND, TIMESERIES, parse_period, schedule_type_of
 
 if TYPE_CHECKING:
     from datapipe.importer.plan import Activity, _Planner
@@ -115,6 +115,7 @@ def lateness(planner: _Planner, obj: PipelineObject, *, activity: PipelineObject
                 obj.not_applied(key, ON_DEMAND_REASON)
             return None
         period = (planner.evaluator.static_field(obj, "lateAfterTimeout", purpose="it is a period") or "").strip()
+        _note_timeseries(planner, obj, activity or obj, seconds)
         return Lateness(seconds, period, _deadline(planner, period), late_actions)
     if seconds and not obj.fields.get(ON_LATE):
         planner.note(obj.id, "lateAfterTimeout has no onLateAction: nothing happens when it is late")
@@ -123,6 +124,17 @@ def lateness(planner: _Planner, obj: PipelineObject, *, activity: PipelineObject
         planner.problems.append(Problem(obj.id, "lateAfterTimeout", "onLateAction needs a lateAfterTimeout, the "
                                         "period after which the object is late"))
     return None
+
+
+def _note_timeseries(planner: _Planner, obj: PipelineObject, activity: PipelineObject, seconds: int) -> None:
+    """A timeseries run works one period after its scheduled start: a lateness no longer than that always fires."""
+    if schedule_type_of(activity) != TIMESERIES:
+        return
+    schedule = planner.pipeline.objects.get(activity.ref("schedule") or "")
+    period = parse_period(schedule.text("period") or "") if schedule is not None else None
+    if period is not None and period.seconds is not None and seconds <= period.seconds:
+        planner.note(obj.id, f"lateAfterTimeout is no longer than the period of its timeseries schedule ({period}), "
+                     "whose runs work at the end of their interval: every run will be late")
 
 
 def _deadline(planner: _Planner, period: str) -> Text:

@@ -8,7 +8,8 @@ datapipe.importer.actions), built for `PipelineWorkflow`.
 - lateAfterTimeout with onLateAction: the object's part (an activity's checks and work, a data node's or a
   precondition's checks, an EmrCluster's creation) runs in a `Parallel` beside a watcher: in a run with a
   scheduledStartTime, `Wait` until the deadline (the run's scheduled start plus lateAfterTimeout, a run value; a past
-  deadline does not wait), then the actions; in a run started on demand, nothing. When the part ends it fails its
+  deadline does not wait), then the actions; in a run started on demand or by a rerun (redriven, or started anew),
+  nothing. When the part ends it fails its
   branch on purpose with `Datapipe.Finished`, which stops the watcher at once and which the `Parallel` catches to go
   on: the watcher never keeps a run alive, and it fires only while the part is unfinished. A Terminate in the watcher
   fails the `Parallel`, which stops the part (and goes on to the part's failure path).
@@ -28,6 +29,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from datapipe.importer.actions import TERMINATED_ERROR, Action, Alarm, Lateness, Terminate
 from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Cluster
 from datapipe.importer.preconditions import S3_KEY, S3_PREFIX, SHELL, TABLE, TABLE_DATA, Precondition
+from datapipe.operate.runs import RERUN_NAME_INFIX
 from datapipe.taskrunner.contract import SHELL_COMMAND_PRECONDITION
 
 if TYPE_CHECKING:
@@ -202,6 +204,16 @@ def _checks(wf: PipelineWorkflow, activity: Activity, give_up_end: sfn.IChainabl
     return chain
 
 
+def _first_run_of_a_schedule() -> sfn.Condition:
+    """A run with a scheduledStartTime that no rerun started or resumed: lateness is reported once per scheduled run
+    (a rerun is an operator's, on demand; and its deadline has passed, so a Terminate would end it at once)."""
+    redrives = "$$.Execution.RedriveCount"
+    return sfn.Condition.and_(
+        sfn.Condition.is_present("$.scheduledStartTime"),
+        sfn.Condition.not_(sfn.Condition.string_matches("$$.Execution.Name", f"*{RERUN_NAME_INFIX}*")),
+        sfn.Condition.or_(sfn.Condition.is_not_present(redrives), sfn.Condition.number_equals(redrives, 0)))
+
+
 def _reraise(wf: PipelineWorkflow, where: str) -> sfn.Fail:
     """Inside a watch: fail with `$.error` (what a check that gave up, or a Terminate, put there), for the watch's
     `Parallel` to catch and hand on."""
@@ -222,7 +234,7 @@ def _watched(wf: PipelineWorkflow, object_id: str, late: Lateness, part: sfn.ICh
     on_demand = sfn.Succeed(wf, f"NotWatched{key}", state_name=wf._name(f"No_Lateness_On_Demand_{object_id}"),
                             comment="Data Pipeline: lateness applies only to scheduled runs")
     scheduled = sfn.Choice(wf, f"LateScheduled{key}", state_name=wf._name(f"Is_{object_id}_Run_Scheduled"))
-    scheduled.when(sfn.Condition.is_present("$.scheduledStartTime"), wait).otherwise(on_demand)
+    scheduled.when(_first_run_of_a_schedule(), wait).otherwise(on_demand)
     watcher: sfn.Chain = sfn.Chain.start(wait)
     alarms = notify(wf, late.actions, object_id, "late")
     if alarms is not None:

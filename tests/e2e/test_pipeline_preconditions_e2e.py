@@ -356,6 +356,20 @@ def test_a_catch_up_run_is_late_at_once_and_terminate_ends_it(
     assert lasted < 10, lasted  # at once: not after the hour (3 minutes here), nor the precondition's 10 checks
     assert "Run_Load" not in states_entered(sfn, execution)
     assert inbox.wait("terminated:") == "terminated: Load of 2026-11-21"
+    # Rerun from the start (it ended in its Terminate's Fail): the same scheduledStartTime, but a rerun is not watched
+    # again, or it would be terminated at once again.
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond", "--from-start", "--json"])
+    assert rerun.exit_code == 0, rerun.output
+    again = json.loads(rerun.output)["executionArn"]
+    wait_for("the rerun's first check, then its wait",
+             lambda: "Wait_Before_Checking_NotYet_Load" in states_entered(sfn, again), timeout=20)
+    entered = states_entered(sfn, again)
+    assert "No_Lateness_On_Demand_Load" in entered and "Wait_Until_Load_Is_Late" not in entered
+    sfn.stop_execution(executionArn=again)
 
 
 def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, workflows: dict[str, str]) -> None:

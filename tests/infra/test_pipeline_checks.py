@@ -185,10 +185,15 @@ def test_a_late_activity_is_watched_in_parallel_and_terminated(checks: dict[str,
     assert part["StartAt"] == "Watch_Lateness_Of_KeyReady_Load"  # its first check, watched on its own
     assert checks["Load"]["Next"] == "Load_Finished_Before_Late_Watch_Ends"  # ending the part ends the watch
     assert checks["Load_Finished_Before_Late_Watch_Ends"]["Error"] == "Datapipe.Finished"
-    # Only a run with a scheduledStartTime is watched (Data Pipeline: never an on-demand run) ...
+    # Only a run with a scheduledStartTime is watched (Data Pipeline: never an on-demand run), once: not a rerun
+    # (started anew by `datapipe rerun`, or redriven) ...
     assert watcher["StartAt"] == "Is_Load_Run_Scheduled"
-    assert checks["Is_Load_Run_Scheduled"]["Choices"] == [
-        {"Variable": "$.scheduledStartTime", "IsPresent": True, "Next": "Wait_Until_Load_Is_Late"}]
+    assert checks["Is_Load_Run_Scheduled"]["Choices"] == [{"And": [
+        {"Variable": "$.scheduledStartTime", "IsPresent": True},
+        {"Not": {"Variable": "$$.Execution.Name", "StringMatches": "*-rerun-*"}},
+        {"Or": [{"Variable": "$$.Execution.RedriveCount", "IsPresent": False},
+                {"Variable": "$$.Execution.RedriveCount", "NumericEquals": 0}]}],
+        "Next": "Wait_Until_Load_Is_Late"}]
     assert checks["No_Lateness_On_Demand_Load"]["Type"] == "Succeed"
     # ... until the deadline the run-values function gives (the run's scheduled start + lateAfterTimeout).
     wait = checks["Wait_Until_Load_Is_Late"]

@@ -30,6 +30,7 @@ UNSUCCESSFUL_STATUSES = REDRIVABLE_STATUSES
 SINCE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 LIST_PAGE = 100  # ListExecutions' own page limit is 1000; a page of 100 answers `runs --limit 20` in one call
 STOP_ERROR = "datapipe.Stopped"
+RERUN_NAME_INFIX = "-rerun-"  # in the name of a run `rerun` starts anew (imported pipelines do not watch its lateness)
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,7 @@ def rerun(sfn: Any, execution_arn: str, *, from_start: bool = False) -> Rerun:
             return Rerun("redriven", execution_arn, "")
         reason = refused
     state_machine_arn = str(described["stateMachineArn"])
-    new_name = f"{name[:60]}-rerun-{uuid.uuid4().hex[:8]}"
+    new_name = f"{name[:60]}{RERUN_NAME_INFIX}{uuid.uuid4().hex[:8]}"
     started = sfn.start_execution(
         stateMachineArn=state_machine_arn, name=new_name, input=str(described.get("input") or "{}")
     )

@@ -147,7 +147,7 @@ def test_many_late_objects_plan_in_linear_time() -> None:
         assert len(plan.run_expressions) == 51  # one deadline per distinct period: 1 to 50 minutes, 1 hour
         return elapsed
 
-    small, large = min(seconds(200) for _ in range(2)), min(seconds(800) for _ in range(2))
+    small, large = min(seconds(100) for _ in range(3)), min(seconds(400) for _ in range(2))
     assert large / small < 8, (small, large)  # four times the objects: linear about 4x, quadratic 16x
 
 

@@ -415,3 +415,30 @@ def test_a_run_that_failed_through_its_on_fail_path_is_rerun_from_the_start_only
     again = json.loads(rerun.output)
     assert again["action"] == "started" and again["reason"] == "--from-start"
     sfn.stop_execution(executionArn=again["executionArn"])
+
+
+def test_a_cluster_not_running_by_its_deadline_alarms_and_keeps_its_id(
+    emulator: Any, alarms: tuple[str, str], inbox: Inbox, tmp_path: Any
+) -> None:
+    from tests.e2e.helpers import imported_state_machine
+
+    definition = {"objects": [
+        {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+        {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2099-01-01T00:00:00"},
+        {"id": "Tell", "type": "SnsAlarm", "topicArn": alarms[0], "subject": "late", "message": "cluster: #{node.@id}"},
+        {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0", "lateAfterTimeout": "1 hour",
+         "onLateAction": {"ref": "Tell"}},
+        {"id": "Count", "type": "EmrActivity", "runsOn": {"ref": "Cluster"}, "step": "command-runner.jar,echo,hi"}]}
+    sfn = emulator.client("stepfunctions")
+    machine = imported_state_machine(emulator, tmp_path, "late-cluster", definition)
+    # A catch-up run, scheduled days ago: late at once, while its cluster is being created; the run goes on.
+    execution = start_execution(sfn, machine, {"scheduledStartTime": RUN_TIME})
+    assert inbox.wait("cluster:") == "cluster: Cluster"
+    result = ended_execution(sfn, execution, timeout=90)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    entered = states_entered(sfn, execution)
+    assert entered.index("Notify_Tell_Cluster_late") < entered.index("Cluster_Cluster_Running") \
+        < entered.index("Run_Count_1")
+    # The id left the watch as the cause of Datapipe.Finished and was put back: the step and the end used it.
+    cluster_id = json.loads(result["output"])["clusters"]["Cluster"]["ClusterId"]
+    assert emulator.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"

@@ -190,7 +190,8 @@ def _checks(wf: PipelineWorkflow, activity: Activity, give_up_end: sfn.IChainabl
             if alarms is not None:
                 step = step.next(alarms)
             if check_late is not None:
-                step = _watched(wf, where, check_late, step, group_end)
+                step = _watched(wf, where, check_late, step, group_end, what="held",
+                                label=f"precondition {precondition.id} of {activity.id}")
             group = step if group is None else group.next(step)
         assert group is not None
         if owner != activity.id:  # its last precondition held: the data node's onSuccess
@@ -198,7 +199,8 @@ def _checks(wf: PipelineWorkflow, activity: Activity, give_up_end: sfn.IChainabl
             if alarms is not None:
                 group = group.next(alarms)
         if node_late is not None:
-            group = _watched(wf, f"{owner}_{activity.id}", node_late, group, give_up_end, what="ready")
+            group = _watched(wf, f"{owner}_{activity.id}", node_late, group, give_up_end, what="ready",
+                             label=f"data node {owner} (read by {activity.id})")
         chain = group if chain is None else chain.next(group)
     assert chain is not None
     return chain
@@ -222,13 +224,16 @@ def _reraise(wf: PipelineWorkflow, where: str) -> sfn.Fail:
 
 
 def _watched(wf: PipelineWorkflow, object_id: str, late: Lateness, part: sfn.IChainable,
-             on_error: sfn.IChainable | None, *, what: str = "finished", finished_cause_path: str | None = None,
-             finished_result_path: str = "$.lateWatch", ended: sfn.Pass | None = None) -> sfn.Chain:
-    """`part` beside the watcher of `object_id`; the watch ends at `ended` (a Pass) once the part has ended."""
+             on_error: sfn.IChainable | None, *, what: str = "finished", label: str | None = None,
+             finished_cause_path: str | None = None, finished_result_path: str = "$.lateWatch",
+             ended: sfn.Pass | None = None) -> sfn.Chain:
+    """`part` beside the watcher of `object_id` (a state-name fragment; `label` names the object in errors); the watch
+    ends at `ended` (a Pass) once the part has ended."""
+    label = label or object_id
     key = _key(object_id)
     finished = sfn.Fail(wf, f"Finished{key}", state_name=wf._name(f"{object_id}_Finished_Before_Late_Watch_Ends"),
                         error=FINISHED_ERROR, cause_path=finished_cause_path,
-                        cause=None if finished_cause_path else f"{object_id} {what}; its lateness watcher stops")
+                        cause=None if finished_cause_path else f"{label} {what}; its lateness watcher stops")
     wait = sfn.Wait(wf, f"LateWait{key}", state_name=wf._name(f"Wait_Until_{object_id}_Is_Late"),
                     time=sfn.WaitTime.timestamp_path(wf.render(late.deadline)))
     on_demand = sfn.Succeed(wf, f"NotWatched{key}", state_name=wf._name(f"No_Lateness_On_Demand_{object_id}"),
@@ -243,7 +248,7 @@ def _watched(wf: PipelineWorkflow, object_id: str, late: Lateness, part: sfn.ICh
     if terminate is not None:
         watcher = watcher.next(sfn.Fail(
             wf, f"LateTerminate{key}", state_name=wf._name(f"Terminate_{object_id}_Late"), error=TERMINATED_ERROR,
-            cause=f"{object_id} was not {what} {late.period} after the run's scheduled start: terminated by "
+            cause=f"{label} was not {what} {late.period} after the run's scheduled start: terminated by "
             f"{terminate.id}"))
     watch = sfn.Parallel(wf, f"Watch{key}", state_name=wf._name(f"Watch_Lateness_Of_{object_id}"),
                          result_path=sfn.JsonPath.DISCARD)

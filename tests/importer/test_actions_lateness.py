@@ -124,9 +124,10 @@ def test_data_nodes_preconditions_and_clusters_carry_their_own_lateness() -> Non
     assert [type(a) for a in late["Raw", ""].actions] == [Alarm, Terminate]
     assert deadline_at(plan, path_of(late["Cluster", ""].deadline), "2026-11-21T06:00:00Z") == "2026-11-21T06:40:00Z"
     reports = {o.id: o for o in plan.objects}
-    for applied in ("Ready", "Raw", "Cluster"):
+    watched = (("Ready", "finished 20 minutes"), ("Raw", "ready 1 hour"), ("Cluster", "running 40 minutes"))
+    for applied, state in watched:
         assert "lateAfterTimeout" in reports[applied].fields.applied, applied
-        assert "watched: late when not finished" in reports[applied].target
+        assert f"watched: late when not {state} after the run's scheduled start" in reports[applied].target
     # What cannot be watched says why, field by field.
     assert "an Ec2Resource is the Batch job queue" in dict(reports["Host"].fields.not_applied)["lateAfterTimeout"]
     assert "it is never late" in dict(reports["Bare"].fields.not_applied)["onLateAction"]

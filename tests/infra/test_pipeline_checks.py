@@ -220,7 +220,8 @@ def test_a_late_data_node_and_precondition_are_watched_while_they_are_checked(ch
     assert checks["Notify_Tell_Landing_on_success_Load"]["Next"] == "Landing_Load_Finished_Before_Late_Watch_Ends"
     assert [c["Next"] for c in node_watch["Catch"]] == ["Landing_Load_Done", "Notify_Tell_Load_on_fail"]
     assert checks["Notify_Tell_Landing_Load_late"]["Next"] == "Terminate_Landing_Load_Late"
-    assert "was not ready 1 hour after" in checks["Terminate_Landing_Load_Late"]["Cause"]
+    assert checks["Terminate_Landing_Load_Late"]["Cause"] == (
+        "data node Landing (read by Load) was not ready 1 hour after the run's scheduled start: terminated by Stop")
     assert checks["Landing_Load_Done"]["Next"] == "Load"
     # Three deadlines: one run value per period.
     deadlines = {checks[f"Wait_Until_{name}_Is_Late"]["TimestampPath"] for name in ("Load", "KeyReady_Load",

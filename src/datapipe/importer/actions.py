@@ -144,6 +144,7 @@ def _deadline(planner: _Planner, period: str) -> Text:
     assert shift is not None  # planner.period accepted the same text
     function, amount = shift
     later = {"function": function, "arguments": [{"time": "scheduledStartTime"}, amount]}
+    # One of the expressions' own run values: the same Lambda call evaluates it, with the same scheduled time.
     return planner.evaluator._run_value({"function": "format", "arguments": [later, DEADLINE_PATTERN]})
 
 
@@ -186,9 +187,9 @@ def finish(planner: _Planner, activities: dict[str, Activity]) -> None:
                 obj.not_applied(key, reason_for(obj.type, key) or "")
 
 
-def _watched(late: Lateness) -> str:
+def _watched(late: Lateness, state: str = "finished") -> str:
     names = ", ".join(a.id for a in late.actions)
-    return f"watched: late when not finished {late.period} after the run's scheduled start ({names})"
+    return f"watched: late when not {state} {late.period} after the run's scheduled start ({names})"
 
 
 def object_lateness(planner: _Planner, activities: dict[str, Activity]) -> None:
@@ -211,15 +212,15 @@ def object_lateness(planner: _Planner, activities: dict[str, Activity]) -> None:
                     found = lateness(planner, objects[check.owner], activity=objects[activity_id])
                     if found is not None:
                         late[check.owner, ""] = found
-                        planner.targets[check.owner] = planner.targets.get(check.owner, "") + f"; {_watched(found)}"
+                        planner.targets[check.owner] = (planner.targets.get(check.owner, "")
+                                                        + f"; {_watched(found, 'ready')}")
     runs_on = {objects[a].ref("runsOn"): objects[a] for a in activities}
     for cluster in planner.plan.clusters:
         if _has_lateness(objects[cluster.id]):
             found = lateness(planner, objects[cluster.id], activity=runs_on.get(cluster.id))
             if found is not None:
                 late[cluster.id, ""] = found
-                planner.targets[cluster.id] = planner.targets.get(cluster.id, "") + f"; {_watched(found)} (not " \
-                    "running yet)"
+                planner.targets[cluster.id] = planner.targets.get(cluster.id, "") + f"; {_watched(found, 'running')}"
     used = {ref for activity_id in activities for key in ("input", "output", "runsOn")
             for ref in objects[activity_id].refs(key)}
     for object_id in sorted(used):

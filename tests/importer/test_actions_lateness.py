@@ -161,3 +161,11 @@ def test_a_timeseries_lateness_no_longer_than_its_period_is_noted() -> None:
     reasons = {o.id: o.reason for o in plan.objects}
     assert "every run will be late" in reasons["Soon"] and "(1 hour)" in reasons["Soon"]
     assert "every run will be late" not in reasons["Later"]
+
+
+def test_a_bad_lateness_shared_by_many_activities_is_one_error() -> None:
+    shared = {"id": "Ready", "type": "S3KeyExists", "s3Key": "s3://in-bucket/ready", "lateAfterTimeout": "soon",
+              "onLateAction": {"ref": "Tell"}}
+    plan = plan_of(DAILY, shared, *(shell(f"A{i}", precondition={"ref": "Ready"}) for i in range(50)))
+    assert [e for e in plan.errors if "lateAfterTimeout" in e] == [
+        "Ready.lateAfterTimeout: 'soon' is not a period such as '2 hours' or '15 minutes'"]

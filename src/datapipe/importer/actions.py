@@ -199,11 +199,14 @@ def object_lateness(planner: _Planner, activities: dict[str, Activity]) -> None:
     late = planner.plan.late_objects
     objects = planner.pipeline.objects
     watched_nodes: set[str] = set()
+    unwatched: set[str] = set()  # preconditions whose lateness was refused or is not applied: said once, not per use
     for activity_id, activity in activities.items():
         for check in activity.preconditions:
-            if (check.id, activity_id) not in late and _has_lateness(objects[check.id]):
+            if (check.id, activity_id) not in late and check.id not in unwatched and _has_lateness(objects[check.id]):
                 found = lateness(planner, objects[check.id], activity=objects[activity_id], node=objects[activity_id])
-                if found is not None:
+                if found is None:
+                    unwatched.add(check.id)
+                else:
                     late[check.id, activity_id] = found
                     planner.targets[check.id] = planner.targets.get(check.id, "") + f"; {_watched(found)}"
             if check.owner != activity_id and check.owner not in watched_nodes:

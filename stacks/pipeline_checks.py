@@ -9,10 +9,10 @@ datapipe.importer.actions), built for `PipelineWorkflow`.
   precondition's checks, an EmrCluster's creation) runs in a `Parallel` beside a watcher: in a run with a
   scheduledStartTime, `Wait` until the deadline (the run's scheduled start plus lateAfterTimeout, a run value; a past
   deadline does not wait), then the actions; in a run started on demand or by a rerun (redriven, or started anew),
-  nothing. When the part ends it fails its
-  branch on purpose with `Datapipe.Finished`, which stops the watcher at once and which the `Parallel` catches to go
-  on: the watcher never keeps a run alive, and it fires only while the part is unfinished. A Terminate in the watcher
-  fails the `Parallel`, which stops the part (and goes on to the part's failure path).
+  nothing. When the part ends it fails its branch on purpose with `Datapipe.Finished`, which stops the watcher at once
+  and which the `Parallel` catches to go on: the watcher never keeps a run alive, and it fires only while the part is
+  unfinished. A Terminate in the watcher fails the `Parallel`, which stops the part (and goes on to the part's failure
+  path).
 """
 
 from __future__ import annotations

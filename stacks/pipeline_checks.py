@@ -5,11 +5,14 @@ datapipe.importer.actions), built for `PipelineWorkflow`.
   `max_checks` checks, `$.error` names the precondition and the failure path runs (the precondition's onFail, its data
   node's onFail, the activity's onFail), then the run fails with `PreconditionFailed`.
 - An action is an `SnsPublish` (an SnsAlarm) or, for a Terminate, `$.error` set to `Terminated` and the failure path.
-- lateAfterTimeout with onLateAction: the activity's part (its checks and its work) runs in a `Parallel` beside a
-  watcher (`Wait` lateAfterTimeout, then the actions). When the part ends it fails its branch on purpose with
-  `Datapipe.Finished`, which stops the watcher at once and which the `Parallel` catches to go on: the watcher never
-  keeps a run alive, and it fires only while the part is still running. A Terminate in the watcher fails the `Parallel`,
-  which stops the part (and goes to the cluster cleanup when the pipeline has clusters).
+- lateAfterTimeout with onLateAction: the object's part (an activity's checks and work, a data node's or a
+  precondition's checks, an EmrCluster's creation) runs in a `Parallel` beside a watcher: in a run with a
+  scheduledStartTime, `Wait` until the deadline (the run's scheduled start plus lateAfterTimeout, a run value; a past
+  deadline does not wait), then the actions; in a run started on demand or by a rerun (redriven, or started anew),
+  nothing. When the part ends it fails its branch on purpose with `Datapipe.Finished`, which stops the watcher at once
+  and which the `Parallel` catches to go on: the watcher never keeps a run alive, and it fires only while the part is
+  unfinished. A Terminate in the watcher fails the `Parallel`, which stops the part (and goes on to the part's failure
+  path).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 
-from datapipe.importer.actions import TERMINATED_ERROR, Action, Alarm, Terminate
-from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity
+from datapipe.importer.actions import TERMINATED_ERROR, Action, Alarm, Lateness, Terminate
+from datapipe.importer.plan import ACTIVITY_TASK, BATCH_JOB, Activity, Cluster
 from datapipe.importer.preconditions import S3_KEY, S3_PREFIX, SHELL, TABLE, TABLE_DATA, Precondition
+from datapipe.operate.runs import RERUN_NAME_INFIX
 from datapipe.taskrunner.contract import SHELL_COMMAND_PRECONDITION
 
 if TYPE_CHECKING:
@@ -48,7 +52,29 @@ def activity_chain(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChai
     """Preconditions, the work and the activity's actions; a failure goes on to `on_error` (the cluster cleanup)."""
     if activity.late is None:
         return _gated_work(wf, activity, on_error)
-    return _watched(wf, activity, _gated_work(wf, activity, None), on_error)
+    return _watched(wf, activity.id, activity.late, _gated_work(wf, activity, None), on_error)
+
+
+def creation_catch(wf: PipelineWorkflow, cluster: Cluster, creation_failed: sfn.IChainable) -> sfn.IChainable:
+    """Where a failed creation of `cluster` goes: `creation_failed`, or from inside its lateness watch a `Fail` that
+    the watch hands on to `creation_failed`."""
+    return _reraise(wf, f"Create_{cluster.id}") if (cluster.id, "") in wf.plan.late_objects else creation_failed
+
+
+def watched_creation(wf: PipelineWorkflow, cluster: Cluster, creation: sfn.Chain, cluster_path: str,
+                     on_error: sfn.IChainable) -> sfn.IChainable:
+    """An EmrCluster's creation beside its lateness watcher (when it has one): late while it is not running yet.
+
+    The creation's own failures go on to `on_error` (which must not be caught inside `creation`). The branch hands on
+    no output, so its end carries the new cluster's id out as the cause of `Datapipe.Finished`, put back in place."""
+    late = wf.plan.late_objects.get((cluster.id, ""))
+    if late is None:
+        return creation
+    key = _key(cluster.id)
+    restore = sfn.Pass(wf, f"Created{key}", state_name=wf._name(f"Cluster_{cluster.id}_Running"),
+                       parameters={"ClusterId.$": f"{cluster_path}.Cause"}, result_path=cluster_path)
+    return _watched(wf, cluster.id, late, creation, on_error, what="running", finished_cause_path=f"{cluster_path}."
+                    "ClusterId", finished_result_path=cluster_path, ended=restore)
 
 
 def failed(wf: PipelineWorkflow, object_id: str, on_error: sfn.IChainable | None, cascade: list[str]) -> sfn.IChainable:
@@ -125,25 +151,8 @@ def _gated_work(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChainab
         if failure is not None:
             task.add_catch(failure, result_path=ERROR_PATH)
     chain: sfn.Chain | None = None
-    give_up_end: sfn.IChainable | None = None
     if activity.preconditions:  # a precondition that gives up is a failure of the activity
-        give_up_end = failure or failed(wf, activity.id, None, [])
-    last_of_owner = {p.owner: index for index, p in enumerate(activity.preconditions)}
-    for index, precondition in enumerate(activity.preconditions):
-        assert give_up_end is not None
-        give_up = give_up_end
-        when = f"on_fail_{activity.id}"
-        if precondition.owner != activity.id:  # a data node's precondition: the data node fails too
-            give_up = failure_actions(wf, precondition.owner_on_fail, precondition.owner, when, give_up)
-        give_up = failure_actions(wf, precondition.on_fail, precondition.id, when, give_up)
-        loop = _check_loop(wf, precondition, activity, give_up)
-        chain = loop if chain is None else chain.next(loop)
-        for actions, object_id in ((precondition.on_success, precondition.id),
-                                   (precondition.owner_on_success if precondition.owner != activity.id
-                                    and last_of_owner[precondition.owner] == index else [], precondition.owner)):
-            alarms = notify(wf, actions, object_id, f"on_success_{activity.id}")
-            if alarms is not None:
-                chain = chain.next(alarms)
+        chain = _checks(wf, activity, failure or failed(wf, activity.id, None, []))
     for task in work:
         chain = sfn.Chain.start(task) if chain is None else chain.next(task)
     alarms = notify(wf, activity.on_success, activity.id, "on_success")
@@ -151,34 +160,105 @@ def _gated_work(wf: PipelineWorkflow, activity: Activity, on_error: sfn.IChainab
     return chain if alarms is None else chain.next(alarms)
 
 
-def _watched(wf: PipelineWorkflow, activity: Activity, part: sfn.Chain, on_error: sfn.IChainable | None
-             ) -> sfn.IChainable:
-    late = activity.late
-    assert late is not None
-    key = _key(activity.id)
-    finished = sfn.Fail(wf, f"Finished{key}", state_name=wf._name(f"{activity.id}_Finished_Before_Late_Watch_Ends"),
-                        error=FINISHED_ERROR, cause=f"{activity.id} finished; its lateness watcher stops")
-    wait = sfn.Wait(wf, f"LateWait{key}", state_name=wf._name(f"Wait_Until_{activity.id}_Is_Late"),
-                    time=sfn.WaitTime.duration(cdk.Duration.seconds(late.after_seconds)))
+def _checks(wf: PipelineWorkflow, activity: Activity, give_up_end: sfn.IChainable) -> sfn.Chain:
+    """The activity's precondition checks in turn, with their alarms; a data node's checks (and a precondition's)
+    beside a lateness watcher when the object has one. A check that gives up fires its alarms and goes on to
+    `give_up_end`: from inside a watch, through a `Fail` that the watch's `Parallel` catches (a state inside a branch
+    may not lead out of it)."""
+    late = wf.plan.late_objects
+    groups: list[tuple[str, list[Precondition]]] = []
+    for precondition in activity.preconditions:  # an activity's own checks first, then each data node's together
+        if groups and groups[-1][0] == precondition.owner:
+            groups[-1][1].append(precondition)
+        else:
+            groups.append((precondition.owner, [precondition]))
+    chain: sfn.Chain | None = None
+    when = f"on_fail_{activity.id}"
+    for owner, checks in groups:
+        node_late = late.get((owner, "")) if owner != activity.id else None
+        group_end = _reraise(wf, f"{owner}_{activity.id}") if node_late is not None else give_up_end
+        group: sfn.Chain | None = None
+        for precondition in checks:
+            check_late = late.get((precondition.id, activity.id))
+            where = f"{precondition.id}_{activity.id}"
+            give_up = _reraise(wf, where) if check_late is not None else group_end
+            if owner != activity.id:  # a data node's precondition: the data node fails too
+                give_up = failure_actions(wf, precondition.owner_on_fail, owner, when, give_up)
+            give_up = failure_actions(wf, precondition.on_fail, precondition.id, when, give_up)
+            step: sfn.Chain = _check_loop(wf, precondition, activity, give_up)
+            alarms = notify(wf, precondition.on_success, precondition.id, f"on_success_{activity.id}")
+            if alarms is not None:
+                step = step.next(alarms)
+            if check_late is not None:
+                step = _watched(wf, where, check_late, step, group_end, what="held",
+                                label=f"precondition {precondition.id} of {activity.id}")
+            group = step if group is None else group.next(step)
+        assert group is not None
+        if owner != activity.id:  # its last precondition held: the data node's onSuccess
+            alarms = notify(wf, checks[-1].owner_on_success, owner, f"on_success_{activity.id}")
+            if alarms is not None:
+                group = group.next(alarms)
+        if node_late is not None:
+            group = _watched(wf, f"{owner}_{activity.id}", node_late, group, give_up_end, what="ready",
+                             label=f"data node {owner} (read by {activity.id})")
+        chain = group if chain is None else chain.next(group)
+    assert chain is not None
+    return chain
+
+
+def _first_run_of_a_schedule() -> sfn.Condition:
+    """A run with a scheduledStartTime that no rerun started or resumed: lateness is reported once per scheduled run
+    (a rerun is an operator's, on demand; and its deadline has passed, so a Terminate would end it at once)."""
+    redrives = "$$.Execution.RedriveCount"
+    return sfn.Condition.and_(
+        sfn.Condition.is_present("$.scheduledStartTime"),
+        sfn.Condition.not_(sfn.Condition.string_matches("$$.Execution.Name", f"*{RERUN_NAME_INFIX}*")),
+        sfn.Condition.or_(sfn.Condition.is_not_present(redrives), sfn.Condition.number_equals(redrives, 0)))
+
+
+def _reraise(wf: PipelineWorkflow, where: str) -> sfn.Fail:
+    """Inside a watch: fail with `$.error` (what a check that gave up, or a Terminate, put there), for the watch's
+    `Parallel` to catch and hand on."""
+    return sfn.Fail(wf, f"GaveUp{_key(where)}", state_name=wf._name(f"{where}_Gave_Up"),
+                    error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause")
+
+
+def _watched(wf: PipelineWorkflow, object_id: str, late: Lateness, part: sfn.IChainable,
+             on_error: sfn.IChainable | None, *, what: str = "finished", label: str | None = None,
+             finished_cause_path: str | None = None, finished_result_path: str = "$.lateWatch",
+             ended: sfn.Pass | None = None) -> sfn.Chain:
+    """`part` beside the watcher of `object_id` (a state-name fragment; `label` names the object in errors); the watch
+    ends at `ended` (a Pass) once the part has ended."""
+    label = label or object_id
+    key = _key(object_id)
+    finished = sfn.Fail(wf, f"Finished{key}", state_name=wf._name(f"{object_id}_Finished_Before_Late_Watch_Ends"),
+                        error=FINISHED_ERROR, cause_path=finished_cause_path,
+                        cause=None if finished_cause_path else f"{label} {what}; its lateness watcher stops")
+    wait = sfn.Wait(wf, f"LateWait{key}", state_name=wf._name(f"Wait_Until_{object_id}_Is_Late"),
+                    time=sfn.WaitTime.timestamp_path(wf.render(late.deadline)))
+    on_demand = sfn.Succeed(wf, f"NotWatched{key}", state_name=wf._name(f"No_Lateness_On_Demand_{object_id}"),
+                            comment="Data Pipeline: lateness applies only to scheduled runs")
+    scheduled = sfn.Choice(wf, f"LateScheduled{key}", state_name=wf._name(f"Is_{object_id}_Run_Scheduled"))
+    scheduled.when(_first_run_of_a_schedule(), wait).otherwise(on_demand)
     watcher: sfn.Chain = sfn.Chain.start(wait)
-    alarms = notify(wf, late.actions, activity.id, "late")
+    alarms = notify(wf, late.actions, object_id, "late")
     if alarms is not None:
         watcher = watcher.next(alarms)
     terminate = next((a for a in late.actions if isinstance(a, Terminate)), None)
     if terminate is not None:
         watcher = watcher.next(sfn.Fail(
-            wf, f"LateTerminate{key}", state_name=wf._name(f"Terminate_{activity.id}_Late"), error=TERMINATED_ERROR,
-            cause=f"{activity.id} had not finished {late.after_seconds} s after it started: terminated by "
+            wf, f"LateTerminate{key}", state_name=wf._name(f"Terminate_{object_id}_Late"), error=TERMINATED_ERROR,
+            cause=f"{label} was not {what} {late.period} after the run's scheduled start: terminated by "
             f"{terminate.id}"))
-    watch = sfn.Parallel(wf, f"Watch{key}", state_name=wf._name(f"Watch_Lateness_Of_{activity.id}"),
+    watch = sfn.Parallel(wf, f"Watch{key}", state_name=wf._name(f"Watch_Lateness_Of_{object_id}"),
                          result_path=sfn.JsonPath.DISCARD)
-    watch.branch(part.next(finished))
-    watch.branch(watcher)
-    ended = sfn.Pass(wf, f"Watched{key}", state_name=wf._name(f"{activity.id}_Done"))
-    watch.add_catch(ended, errors=[FINISHED_ERROR], result_path="$.lateWatch")
+    watch.branch(sfn.Chain.start(part).next(finished))
+    watch.branch(scheduled)
+    done = ended or sfn.Pass(wf, f"Watched{key}", state_name=wf._name(f"{object_id}_Done"))
+    watch.add_catch(done, errors=[FINISHED_ERROR], result_path=finished_result_path)
     if on_error is not None:
         watch.add_catch(on_error, result_path=ERROR_PATH)
-    return sfn.Chain.custom(watch, [ended], ended)
+    return sfn.Chain.custom(watch, [done], done)
 
 
 # -- one precondition ------------------------------------------------------------------------------------------------

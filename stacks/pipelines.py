@@ -79,7 +79,14 @@ from stacks.emr_waits import (
     nag_pipeline_waits_versions,
 )
 from stacks.emr_workflow import EXECUTION_TAG, WORKFLOW_TAG, ClusterTagScopedRole
-from stacks.pipeline_checks import activity_chain, failure_actions, notify, state_key
+from stacks.pipeline_checks import (
+    activity_chain,
+    creation_catch,
+    failure_actions,
+    notify,
+    state_key,
+    watched_creation,
+)
 from stacks.pipeline_schedules import add_pipeline_schedules, on_its_schedule, own_state_machine_arn, schedule_entry
 from stacks.run_values import PipelineRunValues, run_values_state, run_values_wildcards
 from stacks.worker_groups import shell_command_task
@@ -336,6 +343,7 @@ class PipelineWorkflow(Construct):
             created_before = self.plan.clusters[:index]
             cleanup_before = self._cleanup(created_before, failed, f"after_create_{index}")
             creation_failed = failure_actions(self, cluster.on_fail, cluster.id, "on_fail", cleanup_before)
+            caught_creation = creation_catch(self, cluster, creation_failed)  # inside its lateness watch, if any
             steps.append(create)
             if cluster.creation_retries:  # maximumRetries: a failed creation is tried again (Spot, when bid)
                 create.add_retry(errors=self._emr_waits.failed_errors, max_attempts=cluster.creation_retries,
@@ -343,12 +351,14 @@ class PipelineWorkflow(Construct):
             if cluster.on_demand_last_attempt:  # a failed Spot creation is followed by one without bid prices
                 on_demand = self._create_cluster(cluster, bids=False)
                 create.add_catch(on_demand, errors=self._emr_waits.failed_errors, result_path="$.spotCreationError")
-                on_demand.add_catch(creation_failed, result_path="$.error")
+                on_demand.add_catch(caught_creation, result_path="$.error")
                 ready = sfn.Pass(self, f"Ready{_key(cluster.id)}", state_name=self._name(f"Cluster_{cluster.id}_Ready"))
                 create.next(ready)
                 on_demand.next(ready)
                 steps[-1] = sfn.Chain.custom(create, [ready], ready)
-            create.add_catch(creation_failed, result_path="$.error")
+            create.add_catch(caught_creation, result_path="$.error")
+            steps[-1] = watched_creation(self, cluster, sfn.Chain.start(steps[-1]), self._cluster_path(cluster.id),
+                                         creation_failed)
         chain = sfn.Chain.start(steps[0])
         for step in steps[1:]:
             chain = chain.next(step)

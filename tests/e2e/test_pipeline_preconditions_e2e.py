@@ -2,7 +2,10 @@
 
 Definitions written here are imported, built by the same construct the pipelines stack uses, deployed beside the
 app under a stage of their own, and run. Alarms go to an SNS topic with an SQS queue subscribed, where the test
-reads them back. Wait states run at 1/20 of their time: a retryDelay or lateAfterTimeout of 1 minute takes 3 s.
+reads them back. Wait states run at 1/20 of their time: a retryDelay of 1 minute takes 3 s, and a lateness deadline
+30 s ahead 1.5 s. Lateness counts from the run's scheduledStartTime, so the late pipelines are scheduled (a daily
+schedule far in the future, which never fires here) and their runs are started with a scheduledStartTime that puts the
+deadline where a test wants it: just ahead, or long past (a catch-up run).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,11 +37,14 @@ SHELL_MARKER = f"/tmp/datapipe-e2e-shell-check-{uuid.uuid4().hex}"
 def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
     """Each a small pipeline whose one Batch job echoes; what differs is what gates it."""
 
-    def pipeline(name: str, *objects: dict[str, Any], **load: Any) -> dict[str, Any]:
+    def pipeline(name: str, *objects: dict[str, Any], scheduled: bool = False, **load: Any) -> dict[str, Any]:
         alarm = {"id": "Tell", "type": "SnsAlarm", "topicArn": topic_arn, "subject": "#{node.@id}",
                  "message": f"{name}: #{{node.@id}} of #{{format(node.@scheduledStartTime, 'YYYY-MM-dd')}}"}
+        default = ([{"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+                    {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2099-01-01T00:00:00"}]
+                   if scheduled else [{"id": "Default", "scheduleType": "ondemand"}])
         return {"objects": [
-            {"id": "Default", "scheduleType": "ondemand"}, alarm,
+            *default, alarm,
             {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
             {"id": "Load", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo loaded",
              **load},
@@ -67,8 +74,14 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
             precondition={"ref": "HasRows"}),
         "late": pipeline(
             "late",
-            {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/_SUCCESS", **waiting},
-            precondition={"ref": "Late"}, lateAfterTimeout="1 minutes", onLateAction={"ref": "Tell"}),
+            {"id": "Late", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late/{LATE_KEY}", **waiting},
+            precondition={"ref": "Late"}, lateAfterTimeout="30 minutes", onLateAction={"ref": "Tell"}, scheduled=True),
+        "late-node": pipeline(
+            "late-node",
+            {"id": "Arrived", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/late-node/_SUCCESS", **waiting},
+            {"id": "Raw", "type": "S3DataNode", "directoryPath": f"s3://{BUCKET}/late-node/",
+             "precondition": {"ref": "Arrived"}, "lateAfterTimeout": "2 hours", "onLateAction": {"ref": "Tell"}},
+            input={"ref": "Raw"}, scheduled=True),
         "shell-check": pipeline(
             "shell-check",
             {"id": "Marked", "type": "ShellCommandPrecondition", "command": f"test -f {SHELL_MARKER}", **waiting},
@@ -80,12 +93,20 @@ def definitions(topic_arn: str) -> dict[str, dict[str, Any]]:
              "command": f"test -f {CASCADE_MARKER}"},
             {"id": "Publish", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo published",
              "dependsOn": {"ref": "Extract"}}]},
+        "cascade-alarm": {"objects": [
+            {"id": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
+            {"id": "Tell", "type": "SnsAlarm", "topicArn": topic_arn, "subject": "failed", "message": "alarm: failed"},
+            {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
+            {"id": "Extract", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"},
+             "command": f"test -f {CASCADE_MARKER}", "onFail": {"ref": "Tell"}},
+            {"id": "Publish", "type": "ShellCommandActivity", "runsOn": {"ref": "Host"}, "command": "echo published",
+             "dependsOn": {"ref": "Extract"}}]},
         "terminated": pipeline(
             "terminated",
             {"id": "Stop", "type": "Terminate"},
             {"id": "NotYet", "type": "S3KeyExists", "s3Key": f"s3://{BUCKET}/not-yet/_SUCCESS", **waiting},
-            precondition={"ref": "NotYet"}, lateAfterTimeout="1 minutes", onLateAction=[{"ref": "Tell"},
-                                                                                        {"ref": "Stop"}]),
+            precondition={"ref": "NotYet"}, lateAfterTimeout="1 hours", onLateAction=[{"ref": "Tell"}, {"ref": "Stop"}],
+            scheduled=True),
     }
 
 
@@ -111,6 +132,7 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
     from datapipe.local.deploy import Deployer
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import PipelineWorkflow, ShellJobDefinition, batch_buckets
+    from stacks.run_values import PipelineRunValues
 
     emulator.client("s3").create_bucket(Bucket=BUCKET,
                                         CreateBucketConfiguration={"LocationConstraint": emulator.region})
@@ -132,6 +154,9 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
     jobs = ShellJobDefinition(stack, "Jobs", naming=NAMING, image="amazonlinux:2023", fargate=False,
                               buckets=batch_buckets(plans), removal_policy=cdk.RemovalPolicy.DESTROY)
     queue = f"arn:aws:batch:{emulator.region}:{emulator.account}:job-queue/{job_queue_name(APP_NAMING)}"
+    # The lateness deadlines are run values: the stage's own run-values function, as the pipelines stack deploys it.
+    PipelineRunValues(stack, "RunValues", naming=NAMING, powertools_layer_version=27,
+                      removal_policy=cdk.RemovalPolicy.DESTROY)
     for plan in plans:
         PipelineWorkflow(stack, plan.name, naming=NAMING, plan=plan, settings=PipelineSettings(),
                          worker_groups=WorkerGroupSettings(), job_queue_arn=queue,
@@ -145,15 +170,31 @@ def workflows(emulator: Any, alarms: tuple[str, str], tmp_path_factory: pytest.T
 
 
 RUN_TIME = "2026-11-21T06:00:00Z"
-STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "late", "terminated", "shell-check")
+LATE_KEY = "#{format(@scheduledStartTime, 'YYYY-MM-dd-HH-mm-ss')}/_SUCCESS"  # each run of "late" waits for its own
+STARTED_TOGETHER = ("wait-for-key", "never-there", "tables", "empty-table", "terminated", "shell-check")
+LATE_IN = 30  # seconds of real time from a late run's start to its deadline (1.5 s at the tests' wait scale)
+
+
+def scheduled_ago(delta: timedelta) -> str:
+    """A scheduledStartTime `delta` before now, in whole seconds as schedules give it."""
+    return (datetime.now(UTC).replace(microsecond=0) - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
-def runs(emulator: Any, workflows: dict[str, str]) -> dict[str, tuple[str, float]]:
-    """One run of each pipeline, all started at once (their waits overlap): name -> (execution ARN, start time)."""
+def runs(emulator: Any, workflows: dict[str, str]) -> dict[str, tuple[str, float, str]]:
+    """One run of each pipeline, all started at once (their waits overlap): name -> (execution ARN, start time,
+    scheduledStartTime). "terminated" was scheduled days ago (a catch-up run); "late" and "late-node" so that their
+    deadline is LATE_IN s ahead; "on-time", a run of "late" whose key is there, 10 minutes ago (its deadline 20 minutes
+    ahead)."""
     sfn = emulator.client("stepfunctions")
-    return {name: (start_execution(sfn, workflows[name], {"scheduledStartTime": RUN_TIME}), time.monotonic())
-            for name in STARTED_TOGETHER}
+    starts = {name: (name, RUN_TIME) for name in STARTED_TOGETHER}
+    starts["late"] = ("late", scheduled_ago(timedelta(minutes=30) - timedelta(seconds=LATE_IN)))
+    starts["late-node"] = ("late-node", scheduled_ago(timedelta(hours=2) - timedelta(seconds=LATE_IN)))
+    starts["on-time"] = ("late", scheduled_ago(timedelta(minutes=10)))
+    on_time = starts["on-time"][1].replace("T", "-").replace(":", "-").removesuffix("Z")  # as LATE_KEY formats it
+    emulator.client("s3").put_object(Bucket=BUCKET, Key=f"late/{on_time}/_SUCCESS", Body=b"")
+    return {name: (start_execution(sfn, workflows[workflow], {"scheduledStartTime": when}), time.monotonic(), when)
+            for name, (workflow, when) in starts.items()}
 
 
 class Inbox:
@@ -186,10 +227,10 @@ def states_entered(sfn: Any, execution: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
-def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs: dict[str, tuple[str, float]]
+def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs: dict[str, tuple[str, float, str]]
                                                              ) -> None:
     sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
-    execution, _ = runs["wait-for-key"]
+    execution, *_ = runs["wait-for-key"]
     wait_for("a check that finds no key and waits",
              lambda: "Wait_Before_Checking_Ready_Load" in states_entered(sfn, execution), timeout=20)
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
@@ -200,10 +241,10 @@ def test_a_run_waits_for_its_key_and_goes_on_once_it_appears(emulator: Any, runs
 
 
 def test_a_shell_precondition_on_an_ec2_resource_is_a_batch_job_whose_exit_code_decides(
-    emulator: Any, runs: dict[str, tuple[str, float]]
+    emulator: Any, runs: dict[str, tuple[str, float, str]]
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, _ = runs["shell-check"]
+    execution, *_ = runs["shell-check"]
     wait_for("a check whose command exits non-zero, and a wait",
              lambda: "Wait_Before_Checking_Marked_Load" in states_entered(sfn, execution), timeout=20)
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
@@ -219,10 +260,10 @@ def test_a_shell_precondition_on_an_ec2_resource_is_a_batch_job_whose_exit_code_
 
 
 def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
-    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, _ = runs["never-there"]
+    execution, *_ = runs["never-there"]
     result = ended_execution(sfn, execution, timeout=60)
     assert result["status"] == "FAILED" and result["error"] == "PreconditionFailed"
     assert "precondition Parts" in result["cause"] and f"s3://{BUCKET}/never/" in result["cause"]
@@ -232,7 +273,7 @@ def test_a_precondition_that_never_holds_fails_the_run_naming_it_and_alarms(
     assert inbox.wait("never-there:") == "never-there: Load of 2026-11-21"
 
 
-def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dict[str, tuple[str, float]]) -> None:
+def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dict[str, tuple[str, float, str]]) -> None:
     sfn = emulator.client("stepfunctions")
     result = ended_execution(sfn, runs["tables"][0], timeout=60)
     assert result["status"] == "SUCCEEDED", result.get("cause")
@@ -241,31 +282,91 @@ def test_dynamodb_checks_read_the_table_on_the_emulator(emulator: Any, runs: dic
     assert f"DynamoDB table {EMPTY_TABLE}" in result["cause"]
 
 
-def test_a_late_activity_alarms_while_its_run_goes_on(
-    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
-) -> None:
-    sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
-    execution, _ = runs["late"]
-    assert inbox.wait("late:") == "late: Load of 2026-11-21"
-    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
-    s3.put_object(Bucket=BUCKET, Key="late/_SUCCESS", Body=b"")
-    result = ended_execution(sfn, execution, timeout=60)
-    assert result["status"] == "SUCCEEDED", result.get("cause")
-    assert "Notify_Tell_Load_late" in states_entered(sfn, execution)
+def wait_seconds(sfn: Any, execution: str, state: str) -> tuple[float, dict[str, Any]]:
+    """How long a Wait state waited (from the history's timestamps), and the input it received."""
+    events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    entered = next(e for e in events if e.get("stateEnteredEventDetails", {}).get("name") == state)
+    exited = next(e for e in events if e.get("stateExitedEventDetails", {}).get("name") == state)
+    waited = (exited["timestamp"] - entered["timestamp"]).total_seconds()
+    return waited, json.loads(entered["stateEnteredEventDetails"]["input"])
 
 
-def test_terminate_on_a_late_activity_ends_the_run(
-    emulator: Any, runs: dict[str, tuple[str, float]], inbox: Inbox
+def test_a_late_activity_alarms_at_its_deadline_while_its_run_goes_on(
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
 ) -> None:
     sfn = emulator.client("stepfunctions")
-    execution, started = runs["terminated"]
+    execution, _, scheduled = runs["late"]
+    day = scheduled[:10]
+    assert inbox.wait("late:") == f"late: Load of {day}"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    # Late at scheduledStartTime + 30 minutes, worked out here: the Wait read that timestamp, and waited for it.
+    waited, state = wait_seconds(sfn, execution, "Wait_Until_Load_Is_Late")
+    deadline = datetime.strptime(scheduled, "%Y-%m-%dT%H:%M:%SZ") + timedelta(minutes=30)
+    assert deadline.strftime("%Y-%m-%dT%H:%M:%SZ") in state["runtime"].values()
+    assert LATE_IN * 0.05 - 1.2 <= waited <= LATE_IN * 0.05 + 1.5, waited  # moto waits whole seconds, scaled
+    assert "Notify_Tell_Load_late" in states_entered(sfn, execution)
+    sfn.stop_execution(executionArn=execution)  # a watched run that ends: the on-time run below
+
+
+def test_an_activity_that_ends_before_its_deadline_is_not_late(
+    emulator: Any, runs: dict[str, tuple[str, float, str]]
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, started, _ = runs["on-time"]
+    result = ended_execution(sfn, execution, timeout=30)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    entered = states_entered(sfn, execution)
+    # Its end stopped the watcher at once (its deadline, 20 minutes ahead, would be a minute here): no alarm.
+    assert "Wait_Until_Load_Is_Late" in entered and "Notify_Tell_Load_late" not in entered
+    assert time.monotonic() - started < 30
+
+
+def test_a_data_node_not_ready_by_its_deadline_alarms(
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, _, scheduled = runs["late-node"]
+    # node.@id is the data node in its own alarm.
+    assert inbox.wait("late-node:") == f"late-node: Raw of {scheduled[:10]}"
+    entered = states_entered(sfn, execution)
+    assert "Notify_Tell_Raw_Load_late" in entered and "Run_Load" not in entered
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"  # its checks go on
+    sfn.stop_execution(executionArn=execution)
+
+
+def test_a_run_started_on_demand_is_never_late(emulator: Any, workflows: dict[str, str]) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["terminated"], {})  # its catch-up run is terminated at once
+    wait_for("its watcher's end", lambda: "No_Lateness_On_Demand_Load" in states_entered(sfn, execution), timeout=20)
+    assert "Wait_Until_Load_Is_Late" not in states_entered(sfn, execution)
+    sfn.stop_execution(executionArn=execution)
+
+
+def test_a_catch_up_run_is_late_at_once_and_terminate_ends_it(
+    emulator: Any, runs: dict[str, tuple[str, float, str]], inbox: Inbox
+) -> None:
+    sfn = emulator.client("stepfunctions")
+    execution, *_ = runs["terminated"]  # scheduled 2026-11-21 06:00, 1 hour: late since 07:00 that day
     result = ended_execution(sfn, execution, timeout=60)
-    ended = time.monotonic()
     assert result["status"] == "FAILED" and result["error"] == "Terminated", result
     assert "terminated by Stop" in result["cause"]
-    assert ended - started < 25  # long before the precondition's own timeout (10 checks 3 s apart)
+    lasted = (result["stopDate"] - result["startDate"]).total_seconds()
+    assert lasted < 10, lasted  # at once: not after the hour (3 minutes here), nor the precondition's 10 checks
     assert "Run_Load" not in states_entered(sfn, execution)
     assert inbox.wait("terminated:") == "terminated: Load of 2026-11-21"
+    # Rerun from the start (it ended in its Terminate's Fail): the same scheduledStartTime, but a rerun is not watched
+    # again, or it would be terminated at once again.
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond", "--from-start", "--json"])
+    assert rerun.exit_code == 0, rerun.output
+    again = json.loads(rerun.output)["executionArn"]
+    wait_for("the rerun's watcher's end", lambda: "No_Lateness_On_Demand_Load" in states_entered(sfn, again),
+             timeout=20)
+    assert "Wait_Until_Load_Is_Late" not in states_entered(sfn, again)
+    sfn.stop_execution(executionArn=again)
 
 
 def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, workflows: dict[str, str]) -> None:
@@ -290,3 +391,54 @@ def test_a_cascade_failed_consumer_runs_when_the_run_is_redriven(emulator: Any, 
         assert states_entered(sfn, execution).count("Run_Publish") == 1
     finally:
         os.remove(CASCADE_MARKER)
+
+
+def test_a_run_that_failed_through_its_on_fail_path_is_rerun_from_the_start_only_when_asked(
+    emulator: Any, workflows: dict[str, str], inbox: Inbox
+) -> None:
+    from click.testing import CliRunner
+
+    from datapipe.cli import cli
+
+    sfn = emulator.client("stepfunctions")
+    execution = start_execution(sfn, workflows["cascade-alarm"], {})
+    result = ended_execution(sfn, execution, timeout=60)
+    assert result["status"] == "FAILED" and "cascade-failed, not run: Publish" in result["cause"]
+    assert inbox.wait("alarm:") == "alarm: failed"
+    # Its last state is the Fail at the end of Extract's onFail path: a redrive would fail there again at once.
+    rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond"])
+    assert rerun.exit_code == 1 and len(rerun.output.strip().splitlines()) == 1, rerun.output
+    assert "ended in its Fail state Extract_Failed_In_Its_Task" in rerun.output and "--from-start" in rerun.output
+    assert sfn.describe_execution(executionArn=execution).get("redriveCount", 0) == 0
+    rerun = CliRunner().invoke(cli, ["rerun", execution, "--stage", "precond", "--from-start", "--json"])
+    assert rerun.exit_code == 0, rerun.output
+    again = json.loads(rerun.output)
+    assert again["action"] == "started" and again["reason"] == "--from-start"
+    sfn.stop_execution(executionArn=again["executionArn"])
+
+
+def test_a_cluster_not_running_by_its_deadline_alarms_and_keeps_its_id(
+    emulator: Any, alarms: tuple[str, str], inbox: Inbox, tmp_path: Any
+) -> None:
+    from tests.e2e.helpers import imported_state_machine
+
+    definition = {"objects": [
+        {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}},
+        {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2099-01-01T00:00:00"},
+        {"id": "Tell", "type": "SnsAlarm", "topicArn": alarms[0], "subject": "late", "message": "cluster: #{node.@id}"},
+        {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0", "lateAfterTimeout": "1 hour",
+         "onLateAction": {"ref": "Tell"}},
+        {"id": "Count", "type": "EmrActivity", "runsOn": {"ref": "Cluster"}, "step": "command-runner.jar,echo,hi"}]}
+    sfn = emulator.client("stepfunctions")
+    machine = imported_state_machine(emulator, tmp_path, "late-cluster", definition)
+    # A catch-up run, scheduled days ago: late at once, while its cluster is being created; the run goes on.
+    execution = start_execution(sfn, machine, {"scheduledStartTime": RUN_TIME})
+    assert inbox.wait("cluster:") == "cluster: Cluster"
+    result = ended_execution(sfn, execution, timeout=90)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    entered = states_entered(sfn, execution)
+    assert entered.index("Notify_Tell_Cluster_late") < entered.index("Cluster_Cluster_Running") \
+        < entered.index("Run_Count_1")
+    # The id left the watch as the cause of Datapipe.Finished and was put back: the step and the end used it.
+    cluster_id = json.loads(result["output"])["clusters"]["Cluster"]["ClusterId"]
+    assert emulator.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"] == "TERMINATED"

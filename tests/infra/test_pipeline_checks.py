@@ -23,18 +23,21 @@ TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"
 TELL = {"id": "Tell", "type": "SnsAlarm", "topicArn": TOPIC, "subject": "#{node.@id}", "message": "#{node.@id}"}
 
 CHECKS = {"objects": [
-    {"id": "Default", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"}, TELL,
+    {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}, "failureAndRerunMode": "CASCADE"}, TELL,
+    {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2026-11-01T06:00:00"},
     {"id": "Stop", "type": "Terminate"},
     {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"},
     {"id": "KeyReady", "type": "S3KeyExists", "s3Key": "s3://landing/ready/_SUCCESS", "retryDelay": "1 minutes",
-     "preconditionTimeout": "5 minutes", "onFail": {"ref": "Tell"}},
+     "preconditionTimeout": "5 minutes", "onFail": {"ref": "Tell"}, "lateAfterTimeout": "20 minutes",
+     "onLateAction": {"ref": "Tell"}},
     {"id": "PrefixReady", "type": "S3PrefixNotEmpty", "s3Prefix": "s3://landing/parts/", "maximumRetries": "2"},
     {"id": "TableThere", "type": "DynamoDBTableExists", "tableName": "orders"},
     {"id": "TableFull", "type": "DynamoDBDataExists", "tableName": "orders", "onSuccess": {"ref": "Tell"}},
     {"id": "NodeThere", "type": "Exists"},
     {"id": "ShellCheck", "type": "ShellCommandPrecondition", "command": "test -s /data/ready"},
     {"id": "Landing", "type": "S3DataNode", "directoryPath": "s3://landing/in/", "precondition": {"ref": "NodeThere"},
-     "onFail": {"ref": "Tell"}, "onSuccess": {"ref": "Tell"}},
+     "onFail": {"ref": "Tell"}, "onSuccess": {"ref": "Tell"}, "lateAfterTimeout": "1 hour",
+     "onLateAction": [{"ref": "Tell"}, {"ref": "Stop"}]},
     {"id": "Load", "type": "ShellCommandActivity", "workerGroup": "wg-12345", "command": "echo load",
      "input": {"ref": "Landing"}, "lateAfterTimeout": "30 minutes", "onLateAction": [{"ref": "Tell"}, {"ref": "Stop"}],
      "reportProgressTimeout": "10 minutes", "onFail": {"ref": "Tell"},
@@ -45,9 +48,11 @@ CHECKS = {"objects": [
 ]}
 
 ON_CLUSTER = {"objects": [
-    {"id": "Default", "scheduleType": "ondemand"}, TELL, {"id": "Stop", "type": "Terminate"},
+    {"id": "Default", "scheduleType": "cron", "schedule": {"ref": "Daily"}}, TELL, {"id": "Stop", "type": "Terminate"},
+    {"id": "Daily", "type": "Schedule", "period": "1 day", "startDateTime": "2026-11-01T06:00:00"},
     {"id": "Cluster", "type": "EmrCluster", "releaseLabel": "emr-7.5.0", "onFail": {"ref": "Tell"},
-     "onSuccess": {"ref": "Tell"}},
+     "onSuccess": {"ref": "Tell"}, "lateAfterTimeout": "40 minutes",
+     "onLateAction": [{"ref": "Tell"}, {"ref": "Stop"}]},
     {"id": "Count", "type": "HadoopActivity", "runsOn": {"ref": "Cluster"}, "jarUri": "s3://code-bucket/count.jar",
      "lateAfterTimeout": "2 hours", "onLateAction": {"ref": "Stop"}},
 ]}
@@ -155,7 +160,9 @@ def test_every_loop_is_bounded_and_gives_up_naming_the_precondition(checks: dict
 def test_alarms_fire_for_preconditions_and_data_nodes(checks: dict[str, Any]) -> None:
     # KeyReady gives up: its own onFail, then the activity's (Load's onFail), then CASCADE's note, then the Fail.
     assert checks["Precondition_Failed_KeyReady_Load"]["Next"] == "Notify_Tell_KeyReady_on_fail_Load"
-    assert checks["Notify_Tell_KeyReady_on_fail_Load"]["Next"] == "Notify_Tell_Load_on_fail"
+    # (KeyReady is watched for lateness: from inside its watch, through a Fail that the watch hands on.)
+    assert checks["Notify_Tell_KeyReady_on_fail_Load"]["Next"] == "KeyReady_Load_Gave_Up"
+    assert checks["Watch_Lateness_Of_KeyReady_Load"]["Catch"][1]["Next"] == "Notify_Tell_Load_on_fail"
     # Landing's precondition gives up: Landing's onFail first.
     assert checks["Precondition_Failed_NodeThere_Load"]["Next"] == "Notify_Tell_Landing_on_fail_Load"
     # TableFull holds: its onSuccess; Landing's last precondition holds: Landing's onSuccess.
@@ -164,7 +171,8 @@ def test_alarms_fire_for_preconditions_and_data_nodes(checks: dict[str, Any]) ->
     notify = checks["Notify_Tell_Landing_on_success_Load"]
     assert notify["Resource"] == "arn:aws:states:::sns:publish" and notify["Parameters"]["TopicArn"] == TOPIC
     # node.@id is the data node in its own alarm (the activity in its precondition's alarm)
-    assert notify["Parameters"]["Message"] == "Landing" and notify["Next"] == "Load"
+    assert notify["Parameters"]["Message"] == "Landing"
+    assert notify["Next"] == "Landing_Load_Finished_Before_Late_Watch_Ends"  # Landing is watched: its watch ends
     assert checks["Notify_Tell_KeyReady_on_fail_Load"]["Parameters"]["Message"] == "Load"
 
 
@@ -174,14 +182,51 @@ def test_a_late_activity_is_watched_in_parallel_and_terminated(checks: dict[str,
     assert watch["Catch"][0] == {"ErrorEquals": ["Datapipe.Finished"], "ResultPath": "$.lateWatch",
                                  "Next": "Load_Done"}
     part, watcher = watch["Branches"]
-    assert part["StartAt"] == "Start_Checking_KeyReady_Load"
+    assert part["StartAt"] == "Watch_Lateness_Of_KeyReady_Load"  # its first check, watched on its own
     assert checks["Load"]["Next"] == "Load_Finished_Before_Late_Watch_Ends"  # ending the part ends the watch
     assert checks["Load_Finished_Before_Late_Watch_Ends"]["Error"] == "Datapipe.Finished"
-    assert watcher["StartAt"] == "Wait_Until_Load_Is_Late"
-    assert checks["Wait_Until_Load_Is_Late"] == {"Type": "Wait", "Seconds": 1800, "Next": "Notify_Tell_Load_late"}
+    # Only a run with a scheduledStartTime is watched (Data Pipeline: never an on-demand run), once: not a rerun
+    # (started anew by `datapipe rerun`, or redriven) ...
+    assert watcher["StartAt"] == "Is_Load_Run_Scheduled"
+    assert checks["Is_Load_Run_Scheduled"]["Choices"] == [{"And": [
+        {"Variable": "$.scheduledStartTime", "IsPresent": True},
+        {"Not": {"Variable": "$$.Execution.Name", "StringMatches": "*-rerun-*"}},
+        {"Or": [{"Variable": "$$.Execution.RedriveCount", "IsPresent": False},
+                {"Variable": "$$.Execution.RedriveCount", "NumericEquals": 0}]}],
+        "Next": "Wait_Until_Load_Is_Late"}]
+    assert checks["No_Lateness_On_Demand_Load"]["Type"] == "Succeed"
+    # ... until the deadline the run-values function gives (the run's scheduled start + lateAfterTimeout).
+    wait = checks["Wait_Until_Load_Is_Late"]
+    assert set(wait) == {"Type", "TimestampPath", "Next"} and wait["TimestampPath"].startswith("$.runtime.value")
+    assert wait["Next"] == "Notify_Tell_Load_late"
     assert checks["Notify_Tell_Load_late"]["Next"] == "Terminate_Load_Late"
     assert checks["Terminate_Load_Late"]["Error"] == "Terminated"
+    assert "not finished 30 minutes after the run's scheduled start" in checks["Terminate_Load_Late"]["Cause"]
     assert checks["Load_Done"]["Next"] == "Start_Checking_ShellCheck_Publish"
+
+
+def test_a_late_data_node_and_precondition_are_watched_while_they_are_checked(checks: dict[str, Any]) -> None:
+    # KeyReady (a precondition of Load): its check loop beside its watcher; giving up re-raises out of the watch.
+    key_watch = checks["Watch_Lateness_Of_KeyReady_Load"]
+    assert key_watch["Branches"][0]["StartAt"] == "Start_Checking_KeyReady_Load"
+    assert [c["Next"] for c in key_watch["Catch"]] == ["KeyReady_Load_Done", "Notify_Tell_Load_on_fail"]
+    assert checks["Notify_Tell_KeyReady_on_fail_Load"]["Next"] == "KeyReady_Load_Gave_Up"
+    assert checks["KeyReady_Load_Gave_Up"] == {"Type": "Fail", "ErrorPath": "$.error.Error",
+                                               "CausePath": "$.error.Cause"}
+    assert checks["Wait_Until_KeyReady_Load_Is_Late"]["TimestampPath"].startswith("$.runtime.value")
+    # Landing (a data node Load reads): late while its preconditions have not all held; a Terminate ends Load.
+    node_watch = checks["Watch_Lateness_Of_Landing_Load"]
+    assert node_watch["Branches"][0]["StartAt"] == "Start_Checking_NodeThere_Load"
+    assert checks["Notify_Tell_Landing_on_success_Load"]["Next"] == "Landing_Load_Finished_Before_Late_Watch_Ends"
+    assert [c["Next"] for c in node_watch["Catch"]] == ["Landing_Load_Done", "Notify_Tell_Load_on_fail"]
+    assert checks["Notify_Tell_Landing_Load_late"]["Next"] == "Terminate_Landing_Load_Late"
+    assert checks["Terminate_Landing_Load_Late"]["Cause"] == (
+        "data node Landing (read by Load) was not ready 1 hour after the run's scheduled start: terminated by Stop")
+    assert checks["Landing_Load_Done"]["Next"] == "Load"
+    # Three deadlines: one run value per period.
+    deadlines = {checks[f"Wait_Until_{name}_Is_Late"]["TimestampPath"] for name in ("Load", "KeyReady_Load",
+                                                                                   "Landing_Load")}
+    assert len(deadlines) == 3
 
 
 def test_report_progress_timeout_is_the_heartbeat_and_cascade_names_the_consumers(checks: dict[str, Any]) -> None:
@@ -195,13 +240,26 @@ def test_report_progress_timeout_is_the_heartbeat_and_cascade_names_the_consumer
 
 def test_cluster_alarms_and_a_late_terminate_go_through_the_cleanup(template: Path) -> None:
     states = states_of(template, "pipeline-on-cluster")
-    create = states["Create_Cluster_Cluster"]
-    assert create["Catch"][0]["Next"] == "Notify_Tell_Cluster_on_fail"
-    assert states["Notify_Tell_Cluster_on_fail"]["Next"] == "Pipeline_Failed"  # no cluster exists yet
-    assert states["Terminate_Cluster_Cluster_end"]["Next"] == "Notify_Tell_Cluster_on_success"
     watch = states["Watch_Lateness_Of_Count"]
     assert [c["Next"] for c in watch["Catch"]] == ["Count_Done", "Cleanup_Protection_Cluster_after_failure"]
     assert states["Terminate_Count_Late"]["Error"] == "Terminated"
+    assert states["Terminate_Cluster_Cluster_end"]["Next"] == "Notify_Tell_Cluster_on_success"
+
+
+def test_a_late_cluster_is_watched_while_it_is_created_and_keeps_its_id(template: Path) -> None:
+    states = states_of(template, "pipeline-on-cluster")
+    watch = states["Watch_Lateness_Of_Cluster"]
+    assert watch["Branches"][0]["StartAt"] == "Create_Cluster_Cluster"
+    # A creation that fails leaves the watch through a Fail, to the cluster's onFail (no cluster exists yet).
+    assert states["Create_Cluster_Cluster"]["Catch"][0]["Next"] == "Create_Cluster_Gave_Up"
+    assert [c["Next"] for c in watch["Catch"]] == ["Cluster_Cluster_Running", "Notify_Tell_Cluster_on_fail"]
+    assert states["Notify_Tell_Cluster_on_fail"]["Next"] == "Pipeline_Failed"
+    # The created cluster's id leaves the branch as the cause of Datapipe.Finished, and is put back.
+    assert states["Cluster_Finished_Before_Late_Watch_Ends"]["CausePath"] == "$.clusters.Cluster.ClusterId"
+    assert watch["Catch"][0]["ResultPath"] == "$.clusters.Cluster"
+    assert states["Cluster_Cluster_Running"]["Parameters"] == {"ClusterId.$": "$.clusters.Cluster.Cause"}
+    assert states["Cluster_Cluster_Running"]["ResultPath"] == "$.clusters.Cluster"
+    assert "was not running 40 minutes after" in states["Terminate_Cluster_Late"]["Cause"]
 
 
 def test_each_check_may_read_only_what_it_names(template: Path) -> None:

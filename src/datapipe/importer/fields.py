@@ -35,7 +35,11 @@ DATA_API = "the Redshift Data API runs the statements from the state machine"
 STRUCTURAL = frozenset({"type", "parent"})
 
 _STATUS_ONLY = "a status Data Pipeline reported at run time, not a setting"
-_LATENESS_OF_ACTIVITY = "the lateness of the activity that uses this object is watched: set it there"
+EC2_RESOURCE_LATENESS = ("an Ec2Resource is the Batch job queue, which every run shares and which does not start per "
+                         "run; the wait for capacity is part of the activity's task: set lateAfterTimeout on the "
+                         "activity")
+NO_PRECONDITION_LATENESS = ("a data node is late when its preconditions have not all held by the deadline; none of "
+                            "this node's is checked (it has none, or no activity reads it as input): it is never late")
 _REGION = "everything runs in the region the stack is deployed to"
 _BATCH_NETWORK = "Batch jobs run in the subnets and security groups of the Batch compute environment (batch settings)"
 _BATCH_HOST = "Batch runs the job in a container on hosts the compute environment manages"
@@ -74,8 +78,6 @@ _EMR_ONLY = "EMR activities run on the EmrCluster of runsOn"
 KIND_REASONS: dict[tuple[str, str], str] = {
     **{(kind, key): _FOLLOWS_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)
        for key in ("schedule", "scheduleType")},
-    **{(kind, key): _LATENESS_OF_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)
-       for key in ("lateAfterTimeout", "onLateAction")},
     **{(kind, "failureAndRerunMode"): _CASCADE_OF_ACTIVITY
        for kind in (schema.RESOURCE, schema.DATA_NODE, schema.PRECONDITION)},
     **{(kind, "reportProgressTimeout"): _PROGRESS_OF_ACTIVITY for kind in (schema.RESOURCE, schema.DATA_NODE)},
@@ -163,6 +165,7 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     "first when batch.spot is on (the default), then On-Demand",
     **{("Ec2Resource", key): "the Ec2Resource is the Batch job queue, which neither fails nor ends: the "
        "activities' own onFail and onSuccess fire" for key in ("onFail", "onSuccess")},
+    **{("Ec2Resource", key): EC2_RESOURCE_LATENESS for key in ("lateAfterTimeout", "onLateAction")},
     ("Ec2Resource", "useOnDemandOnLastAttempt"): "the job queue moves to On-Demand capacity by itself when Spot has "
     "none",
     ("HttpProxy", "s3NoProxy"): "the task runner has no option for it: set NO_PROXY to the S3 endpoint in the "
@@ -195,6 +198,12 @@ UNREAD_REASONS: dict[tuple[str, str], str] = {
     "activity reads it",
     **{(schema.DATA_NODE, key): "a data node's actions fire when a precondition checked for an activity that reads "
        "it gives up or all hold; no such check was planned" for key in ("onFail", "onSuccess")},
+    **{(kind, key): "watched for each activity that uses this object (a data node it reads, a precondition it "
+       "checks, the EmrCluster it runs on); no planned activity does" for kind in (schema.DATA_NODE,
+                                                                                 schema.PRECONDITION)
+       for key in ("lateAfterTimeout", "onLateAction")},
+    **{("EmrCluster", key): "watched while the cluster is created, when an activity runs on it; none does"
+       for key in ("lateAfterTimeout", "onLateAction")},
     ("S3DataNode", "compression"): "applied by Redshift COPY and SQL copies; a shell command or EMR step reads the "
     "files as they are",
     ("S3DataNode", "dataFormat"): "applied by Redshift COPY and SQL copies (CSV or TSV); a shell command or EMR step "

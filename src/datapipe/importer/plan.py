@@ -156,6 +156,8 @@ class Plan:
     allowed_values: dict[str, list[str]] = field(default_factory=dict)  # of runtime parameters that declare them
     uses_run_time: bool = False
     run_expressions: dict[str, Any] = field(default_factory=dict)  # the run-values Lambda's (expressions.Evaluator)
+    # (data node, precondition or EmrCluster id; for a precondition the activity it gates, else "") -> its lateness
+    late_objects: dict[tuple[str, str], Lateness] = field(default_factory=dict)
     objects: list[ObjectReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

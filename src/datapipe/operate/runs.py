@@ -30,6 +30,7 @@ UNSUCCESSFUL_STATUSES = REDRIVABLE_STATUSES
 SINCE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 LIST_PAGE = 100  # ListExecutions' own page limit is 1000; a page of 100 answers `runs --limit 20` in one call
 STOP_ERROR = "datapipe.Stopped"
+RERUN_NAME_INFIX = "-rerun-"  # in the name of a run `rerun` starts anew (imported pipelines do not watch its lateness)
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,9 @@ def rerun(sfn: Any, execution_arn: str, *, from_start: bool = False) -> Rerun:
 
     Step Functions decides what can be redriven (`redriveStatus`: standard workflows, within 14 days of the stop,
     fewer than 1,000 redrives); a run it refuses (ExecutionNotRedrivable) is started again instead, and says why.
+    A run that ended in a Fail state (an imported activity's onFail path, a cleanup) is refused with a DatapipeError:
+    Step Functions would redrive it, at that Fail state, which fails again; a new run repeats what had succeeded, so
+    the user chooses it (`from_start`).
     """
     described = sfn.describe_execution(executionArn=execution_arn)
     status = str(described["status"])
@@ -367,17 +371,37 @@ def rerun(sfn: Any, execution_arn: str, *, from_start: bool = False) -> Rerun:
         )
     elif described["redriveStatus"] == "NOT_REDRIVABLE":
         reason = str(described.get("redriveStatusReason") or "Step Functions says it cannot be redriven")
+    elif status == "FAILED" and (fail_state := _ending_fail_state(sfn, execution_arn)) is not None:
+        raise DatapipeError(
+            f"run {name} ended in its Fail state {fail_state} (after its failure path: onFail alarms, cleanup), and a "
+            "redrive resumes at the state that failed, which fails again; rerun with --from-start to start a new run "
+            "with the same input",
+            exit_code=1,
+        )
     else:
         refused = _redrive(sfn, execution_arn)
         if refused is None:
             return Rerun("redriven", execution_arn, "")
         reason = refused
     state_machine_arn = str(described["stateMachineArn"])
-    new_name = f"{name[:60]}-rerun-{uuid.uuid4().hex[:8]}"
+    new_name = f"{name[:60]}{RERUN_NAME_INFIX}{uuid.uuid4().hex[:8]}"
     started = sfn.start_execution(
         stateMachineArn=state_machine_arn, name=new_name, input=str(described.get("input") or "{}")
     )
     return Rerun("started", str(started["executionArn"]), reason)
+
+
+def _ending_fail_state(sfn: Any, execution_arn: str) -> str | None:
+    """The Fail state a failed run ended in, or None: the last state it entered, read from the end of its history
+    (one page, whatever the history's length). A redrive resumes at the state that failed (RedriveExecution), and a
+    Fail state only fails: such a run cannot be resumed where it went wrong, only started again."""
+    events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100)["events"]
+    for event in events:  # newest first
+        if str(event.get("type", "")).endswith("StateEntered"):
+            if event["type"] != "FailStateEntered":
+                return None
+            return str(event.get("stateEnteredEventDetails", {}).get("name") or "")
+    return None
 
 
 def _redrive(sfn: Any, execution_arn: str) -> str | None:

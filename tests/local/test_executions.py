@@ -89,7 +89,9 @@ def test_redrive_resumes_a_failed_execution_at_the_failed_state_with_earlier_res
                 "ResultPath": None,
                 "Next": "Last",
             },
-            "Last": {"Type": "Pass", "End": True},
+            "Last": {"Type": "Pass", "Parameters": {"count.$": "$$.Execution.RedriveCount",
+                                                    "time.$": "$$.Execution.RedriveTime"},
+                     "ResultPath": "$.redrive", "End": True},
         },
     }
     bucket = f"redrive-{uuid.uuid4().hex[:10]}"
@@ -104,7 +106,10 @@ def test_redrive_resumes_a_failed_execution_at_the_failed_state_with_earlier_res
     assert isinstance(redriven["redriveDate"], datetime.datetime)
     done = wait_for_execution(aws, arn)
     assert done["status"] == "SUCCEEDED", done.get("cause")
-    assert json.loads(done["output"]) == {"bucket": bucket, "first": "carried"}
+    output = json.loads(done["output"])
+    redrive = output.pop("redrive")
+    assert output == {"bucket": bucket, "first": "carried"}
+    assert redrive["count"] == 1 and START_TIME_PATTERN.match(redrive["time"]), redrive  # the context object's
     assert done["redriveCount"] == 1
     assert done["redriveDate"] == redriven["redriveDate"]
     assert "error" not in done

@@ -95,14 +95,19 @@ def resume_point(definition: str, events: list[dict[str, Any]]) -> tuple[str, An
 class RedriveWorker(ExecutionWorker):
     """Runs the definition from the resume state, with that state's input, under the execution's own context."""
 
-    def __init__(self, *, resume_input: Any, redrive_count: int, **kwargs: Any) -> None:
+    def __init__(self, *, resume_input: Any, redrive_count: int, redrive_time: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._resume_input = resume_input
         self._redrive_count = redrive_count
+        self._redrive_time = redrive_time
 
     def _get_evaluation_environment(self) -> Environment:
         env = super()._get_evaluation_environment()
         env.states.reset(input_value=self._resume_input)
+        # As in AWS's context object: a redriven run knows it is one (`$$.Execution.RedriveCount`, `RedriveTime`).
+        execution: Any = env.states.context_object.context_object_data["Execution"]
+        execution["RedriveCount"] = self._redrive_count
+        execution["RedriveTime"] = self._redrive_time
         return env
 
     def _execution_logic(self) -> None:
@@ -159,6 +164,7 @@ def _redrive(execution: Execution) -> datetime.datetime:
     execution.exec_worker = RedriveWorker(
         resume_input=state_input,
         redrive_count=record.count,
+        redrive_time=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         evaluation_details=EvaluationDetails(
             aws_execution_details=execution._get_start_aws_execution_details(),
             execution_details=execution.get_start_execution_details(),

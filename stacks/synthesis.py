@@ -7,8 +7,10 @@ setting without importing the stacks, and so that app.py can start the stacks' i
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,9 +87,24 @@ def import_for_synthesis(stacks_dir: Path = STACKS_DIR) -> None:
     """Import aws_cdk and cdk_nag, and meanwhile in a thread what the stacks import (`BackgroundImports`).
 
     Call it before importing the stacks: they are then quick to import, and may call into Node when they are.
+
+    The first time in a process, Python's cyclic garbage collector is off during these imports and what they made is
+    frozen afterwards: they make some 260,000 objects (classes and functions of the bindings) and no garbage, yet the
+    collector ran about 400 times over them while they grew, and each later full collection scanned them all again
+    (0.18 s of a synthesis's 0.9 s of Python). Frozen objects are never collected, as modules never are anyway.
     """
-    background = BackgroundImports(*stack_dependencies(stacks_dir))
-    importlib.import_module("aws_cdk")
-    background.aws_cdk_imported()
-    importlib.import_module("cdk_nag")
-    background.join()
+    first = "aws_cdk" not in sys.modules
+    collecting = gc.isenabled()
+    if first:
+        gc.disable()
+    try:
+        background = BackgroundImports(*stack_dependencies(stacks_dir))
+        importlib.import_module("aws_cdk")
+        background.aws_cdk_imported()
+        importlib.import_module("cdk_nag")
+        background.join()
+    finally:
+        if first:
+            gc.freeze()
+            if collecting:
+                gc.enable()

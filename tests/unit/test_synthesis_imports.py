@@ -40,31 +40,34 @@ def test_stack_dependencies_are_the_modules_the_stack_files_import(tmp_path: Pat
     assert aws_cdk_modules == ["aws_cdk.aws_s3", "aws_cdk.aws_iam", "aws_cdk.aws_kms"]
 
 
-def test_the_background_imports_call_nothing_in_node() -> None:
-    """jsii's Node process takes one request at a time: a thread that called it while the main thread waits on it would
-    mix their messages. Every module the stacks' imports name is imported in a fresh process, counting requests."""
+def test_the_background_thread_calls_nothing_in_node_and_the_imports_are_left_frozen() -> None:
+    """jsii's Node process takes one request at a time: a thread that called it while the main thread waits on it
+    would mix their messages. A fresh process runs `import_for_synthesis`, noting the thread of every request to
+    Node; then whether everything the stacks import is there, and what the garbage collector was left with."""
     probe = (
-        "import json, sys\n"
-        "import aws_cdk\n"
+        "import gc, json, sys, threading\n"
         "from jsii._kernel.providers import process\n"
-        "sent = []\n"
+        "threads = []\n"
         "original = process._NodeProcess.send\n"
         "def send(self, request, response_type):\n"
-        "    sent.append(type(request).__name__)\n"
+        "    threads.append(threading.current_thread().name)\n"
         "    return original(self, request, response_type)\n"
         "process._NodeProcess.send = send\n"
-        "from stacks.synthesis import BackgroundImports, stack_dependencies\n"
+        "from stacks.synthesis import import_for_synthesis, stack_dependencies\n"
+        "import_for_synthesis()\n"
         "pure_python, aws_cdk_modules = stack_dependencies()\n"
-        "background = BackgroundImports(pure_python, aws_cdk_modules)\n"
-        "background.join()\n"
-        "print(json.dumps({'sent': sent, 'missing': [m for m in pure_python + aws_cdk_modules"
-        " if m not in sys.modules]}))\n"
+        "frozen = gc.get_freeze_count()\n"
+        "import_for_synthesis()\n"
+        "print(json.dumps({'threads': sorted(set(threads)), 'missing': [m for m in pure_python + aws_cdk_modules"
+        " if m not in sys.modules], 'collecting': gc.isenabled(), 'frozen': frozen,"
+        " 'frozen again': gc.get_freeze_count() - frozen}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True, timeout=120
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"sent": [], "missing": []}
+    assert result.pop("frozen") > 100_000  # the bindings' classes and functions
+    assert result == {"threads": ["MainThread"], "missing": [], "collecting": True, "frozen again": 0}
 
 
 def test_a_module_the_background_cannot_import_fails_where_the_main_thread_imports_it() -> None:

@@ -6,7 +6,8 @@ the built-in CloudFormation validation included. The datapipe app switches that 
 suite instead), and overlaps its Python imports with Node's loading of aws-cdk-lib and cdk-nag, without Python's
 garbage collector scanning what they make (`stacks.synthesis.import_for_synthesis`, docs/decisions/0002-*.md); these
 are the cuts this benchmark measures. Samples alternate, so that a
-busy machine slows every side alike, and the ratio is of medians (goal: at most 2x). Then, for information:
+busy machine slows every side alike; the goal (at most 2x) holds for the ratio of the medians and for that of the
+fastest samples. Then, for information:
 - an empty app that also skips the validation: little more than starting Python and jsii's Node, against which the
   app's own construct building shows;
 - the imports a synthesis starts with (aws_cdk, cdk-nag and the modules the stacks import), one after the other with
@@ -121,8 +122,8 @@ def main() -> None:
     print(describe(f"datapipe app ({stacks} stacks, cdk-nag)", samples["full"]))
     value = ratio(samples["full"], samples["empty, CDK default"])
     best = min(samples["full"]) / min(samples["empty, CDK default"])
-    verdict = "met" if value <= GOAL else "NOT met"
-    print(f"ratio datapipe/empty: {value:.2f}x median, {best:.2f}x fastest (goal <= {GOAL:.1f}x) -> {verdict}")
+    verdict = "met" if max(value, best) <= GOAL else "NOT met"
+    print(f"ratio datapipe/empty: {value:.2f}x median, {best:.2f}x fastest (goal: both <= {GOAL:.1f}x) -> {verdict}")
     print("information:")
     print(describe("  empty CDK app, validation off too", samples["empty"]))
     share = statistics.median(samples["empty, CDK default"]) - statistics.median(samples["empty"])

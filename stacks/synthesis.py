@@ -37,7 +37,7 @@ def stack_dependencies(stacks_dir: Path = STACKS_DIR) -> tuple[list[str], list[s
             if package != "aws_cdk":
                 pure[package] = None
                 continue
-            for name in names.split(","):
+            for name in names.split(","):  # `import (` names its modules on the lines after: those are not read
                 module = name.split(" as ")[0].strip()
                 if module.startswith("aws_"):
                     cdk[f"aws_cdk.{module}"] = None
@@ -53,12 +53,14 @@ class BackgroundImports:
     service modules once `aws_cdk_imported()` says the package is complete (so that no module is half-imported by two
     threads), while Node loads cdk-nag. Neither list calls into Node, which takes one request at a time.
 
-    The main thread must `join()` before it imports anything but aws_cdk and cdk_nag. A module the thread fails to
-    import is left alone: the main thread's own import of it then raises the error where it is used.
+    The main thread must `join()` before it imports anything but aws_cdk and cdk_nag, and `join(aws_cdk_failed=True)`
+    when aws_cdk would not import (the thread then leaves its modules alone rather than fail on each). A module the
+    thread fails to import is left alone: the main thread's own import of it then raises the error where it is used.
     """
 
     def __init__(self, pure_python: Iterable[str], aws_cdk_modules: Iterable[str]) -> None:
         self._aws_cdk_imported = threading.Event()
+        self._aws_cdk_failed = False
         self._thread = threading.Thread(
             target=self._run, args=(list(pure_python), list(aws_cdk_modules)), name="stack-imports", daemon=True
         )
@@ -67,7 +69,8 @@ class BackgroundImports:
     def _run(self, pure_python: list[str], aws_cdk_modules: list[str]) -> None:
         self._import(pure_python)
         self._aws_cdk_imported.wait()
-        self._import(aws_cdk_modules)
+        if not self._aws_cdk_failed:
+            self._import(aws_cdk_modules)
 
     @staticmethod
     def _import(modules: list[str]) -> None:
@@ -78,8 +81,9 @@ class BackgroundImports:
     def aws_cdk_imported(self) -> None:
         self._aws_cdk_imported.set()
 
-    def join(self) -> None:
-        self._aws_cdk_imported.set()  # a caller that never imported aws_cdk must not wait forever
+    def join(self, *, aws_cdk_failed: bool = False) -> None:
+        self._aws_cdk_failed = aws_cdk_failed
+        self._aws_cdk_imported.set()  # the thread must not wait for what will not come
         self._thread.join()
 
 
@@ -99,10 +103,16 @@ def import_for_synthesis(stacks_dir: Path = STACKS_DIR) -> None:
         gc.disable()
     try:
         background = BackgroundImports(*stack_dependencies(stacks_dir))
-        importlib.import_module("aws_cdk")
+        try:
+            importlib.import_module("aws_cdk")
+        except BaseException:
+            background.join(aws_cdk_failed=True)
+            raise
         background.aws_cdk_imported()
-        importlib.import_module("cdk_nag")
-        background.join()
+        try:
+            importlib.import_module("cdk_nag")
+        finally:
+            background.join()
     finally:
         if first:
             gc.freeze()

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import zoneinfo
 from pathlib import Path
 
 import pytest
 
 from stacks.config import SettingsError, load_settings
-from stacks.synthesis import BackgroundImports, stack_dependencies
+from stacks.synthesis import BackgroundImports, import_for_synthesis, stack_dependencies
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -75,6 +76,18 @@ def test_a_module_the_background_cannot_import_fails_where_the_main_thread_impor
 
     with pytest.raises(ModuleNotFoundError, match=r"datapipe\.no_such_module"):
         __import__("datapipe.no_such_module")
+
+
+def test_when_aws_cdk_will_not_import_the_error_is_raised_and_no_thread_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "stack.py").write_text("from aws_cdk import aws_s3 as s3\nfrom datapipe.naming import Naming\n")
+    monkeypatch.setitem(sys.modules, "aws_cdk", None)  # what an install without the [cdk] extra does
+
+    with pytest.raises(ImportError, match="aws_cdk"):
+        import_for_synthesis(tmp_path)
+
+    assert [thread for thread in threading.enumerate() if thread.name == "stack-imports"] == []
 
 
 def test_importing_the_app_leaves_aws_cdk_cdk_nag_and_the_stacks_to_build_app() -> None:

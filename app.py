@@ -11,29 +11,28 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from typing import TYPE_CHECKING, Any
 
 from datapipe.errors import DatapipeError
 from datapipe.jsontext import read_json_object
 from datapipe.naming import Naming
-from stacks.batch import BatchStack
-from stacks.common import encrypt_log_groups
-from stacks.config import Settings, SettingsError, load_settings
-from stacks.emr_workflow import EmrWorkflowStack
-from stacks.pipelines import add_pipeline_stacks
-from stacks.storage import StorageStack
-from stacks.synthesis import BUILTIN_CLOUDFORMATION_VALIDATION
-from stacks.triggers import TriggersStack
-from stacks.worker_groups import WorkerGroupsStack
+from stacks.synthesis import BUILTIN_CLOUDFORMATION_VALIDATION, import_for_synthesis
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+
+    from stacks.config import Settings
+
+# aws_cdk, cdk_nag and the stacks are imported in the functions that use them: `build_app` first imports them with
+# `import_for_synthesis`, which overlaps Python's imports with Node's loading (docs/development.md#benchmarks).
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
 
 def read_settings(context: Mapping[str, Any]) -> Settings:
     """Settings from the context, overlaid on the config file the context names (`-c configFile=...`)."""
+    from stacks.config import SettingsError, load_settings
+
     file_values: dict[str, Any] = {}
     config_file = context.get("configFile")
     if config_file:
@@ -56,6 +55,8 @@ def cdk_app(context: Mapping[str, Any] | None = None, outdir: str | None = None)
 
     Context that the CDK CLI passes (`-c`) takes precedence over both.
     """
+    import aws_cdk as cdk
+
     return cdk.App(
         context={**cdk_json_context(), **(context or {})},
         outdir=outdir,
@@ -68,6 +69,18 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
 
     `context` overlays cdk.json's (see `cdk_app`).
     """
+    import_for_synthesis()
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    from stacks.batch import BatchStack
+    from stacks.common import encrypt_log_groups
+    from stacks.emr_workflow import EmrWorkflowStack
+    from stacks.pipelines import add_pipeline_stacks
+    from stacks.storage import StorageStack
+    from stacks.triggers import TriggersStack
+    from stacks.worker_groups import WorkerGroupsStack
+
     app = cdk_app(context, outdir)
     settings = read_settings(app.node.get_all_context())
     naming = Naming(prefix=settings.prefix, stage=settings.stage)

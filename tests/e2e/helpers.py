@@ -12,14 +12,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datapipe.naming import Naming
 
+FIRST_PAUSE = 0.01  # seconds before the second probe of `wait_for`
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
-    """What `probe` returns once it is truthy; fails the test, naming `what`, after `timeout` seconds."""
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """What `probe` returns once it is truthy; fails the test, naming `what`, after `timeout` seconds.
+
+    The first probes follow each other quickly (10 ms, then each pause half again as long, up to `interval`): an
+    outcome is seen soon after it happens, and a long wait does not keep the emulator busy answering probes.
+    """
     deadline = time.monotonic() + timeout
+    pause = min(FIRST_PAUSE, interval)
     while not (found := probe()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 1.5, interval)
     return found
 
 

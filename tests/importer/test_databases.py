@@ -631,8 +631,8 @@ ORACLE = "OracleDatabase.connectionString: jdbc:oracle: URLs are not supported: 
 # Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and once
 # every parameter has a value and the secret ones a reference (tests/importer/corpus_values; None: it deploys). The rest
 # are the samples' own faults: LoadTsvFilesInS3ToRedshift's *password names myRedshiftPassword where it declares
-# *myRedshiftPassword; S3TsvFilesToRedshiftTablesIfReady merges (OVERWRITE_EXISTING) on a key it never names (Data
-# Pipeline read the table's PRIMARY KEY from the cluster when the run started); oracle-backup names an Oracle database.
+# *myRedshiftPassword; oracle-backup names an Oracle database. S3TsvFilesToRedshiftTablesIfReady merges
+# (OVERWRITE_EXISTING) on a key it never names: as in Data Pipeline, the run reads the table's primary key.
 # SQLActivityWithTimeout's plain parameter myRDSPassword holds a reference, as billing's *myRedshiftPassword does;
 # billing's COPY reads a prefix of the run's time through a fixed pattern, which the run-values Lambda computes.
 CORPUS_REASONS: dict[str, tuple[str, str | None]] = {
@@ -641,8 +641,7 @@ CORPUS_REASONS: dict[str, tuple[str, str | None]] = {
          "which is not a declared parameter (*myRedshiftPassword is: write #{*myRedshiftPassword})"),
     "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", None),
     "S3TsvFilesToRedshiftTablesIfReady/S3TsvFilesToRedshiftTablesIfReady.json":
-        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", "RedshiftLoadActivity_1.insertMode: OVERWRITE_EXISTING "
-         "merges on a key: give the data node primaryKeys or a createTableSql with a PRIMARY KEY"),
+        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", None),
     "SQLActivityWithTimeout/pipeline.json": (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}", None),
     "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}", None),
     "oracle-backup/definition.json": (ORACLE, ORACLE),

@@ -12,7 +12,7 @@ once by the pipelines stack and found by name.
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aws_cdk as cdk
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 MERGE_KEYS_FUNCTION = "pipeline-merge-keys"
 MERGE_KEY_REFUSED = "Redshift.MergeKeyRefused"
 MERGE_KEYS_PATH = "$.mergeKeys"
+# A catalog query ends within seconds: it is checked every 10 s, for at most 30 minutes (720 events of the 25,000).
+KEY_QUERY_POLL_SECONDS = 10
+MAX_KEY_QUERY_SECONDS = 30 * 60
 # The modules the function runs (standard library only), shipped in its asset.
 MODULES = ("datapipe.databases.merge_keys", "datapipe.databases.sqltext", "datapipe.databases.urls", "datapipe.errors")
 
@@ -82,16 +85,15 @@ def merge_keys_wildcards(scope: Construct, naming: Naming) -> dict[str, str]:
                         "aliases; it is one named function"}
 
 
-class StatementLoop(typing.NamedTuple):
-    """A submitted statement and its wait: `start` submits, `finished` is where a FINISHED statement goes on."""
-
-    start: sfn.IChainable
-    end: sfn.Choice
+def key_query_checks(timeout_seconds: int | None) -> int:
+    """How often the key query is checked: the attempt's timeout (at most 30 minutes) over the interval."""
+    seconds = min(timeout_seconds or MAX_KEY_QUERY_SECONDS, MAX_KEY_QUERY_SECONDS)
+    return max(1, -(-seconds // KEY_QUERY_POLL_SECONDS))
 
 
 def key_query_states(workflow: PipelineWorkflow, activity_id: str, merge: MergeFromCatalog, *, target: dict[str, str],
-                     where: str, sign_in: list[Any], state_key: str, statement_loop: Any,
-                     then: sfn.IChainable) -> sfn.IChainable:
+                     where: str, sign_in: list[Any], state_key: str, timeout_seconds: int | None,
+                     statement_loop: Callable[..., sfn.IChainable], then: sfn.IChainable) -> sfn.IChainable:
     """Ask the catalog for the table's key, read the answer, have the function write the merge statement into
     `$.mergeKeys.<state_key>.answer.statement`, then go on with `then` (the copy's statements); a refusal fails."""
     name = workflow._name
@@ -130,7 +132,7 @@ def key_query_states(workflow: PipelineWorkflow, activity_id: str, merge: MergeF
     decided = sfn.Choice(workflow, f"KeyDecided{state_key}", state_name=name(f"Merge_Key_Read_{activity_id}"))
     decided.when(sfn.Condition.is_present(f"{path}.answer.refused"), refused)
     decided.otherwise(then)
-    loop: StatementLoop = statement_loop(submit, f"{path}.query", f"Key_Query_{activity_id}", f"Key{state_key}",
+    return statement_loop(submit, f"{path}.query", f"Key_Query_{activity_id}", f"Key{state_key}",
                                          sfn.Chain.start(result).next(write).next(decided),
-                                         what=f"the query of {merge.table}'s primary key for {activity_id}")
-    return loop.start
+                                         what=f"the query of {merge.table}'s primary key for {activity_id}",
+                                         poll_seconds=KEY_QUERY_POLL_SECONDS, checks=key_query_checks(timeout_seconds))

@@ -34,7 +34,7 @@ from datapipe.importer.expressions import RUN_VALUES_PATH, RuntimePath, Text
 from datapipe.importer.plan import BATCH_JOB, Activity, Plan
 from datapipe.naming import BUCKET_NAME_PATTERN, Naming
 from stacks.common import acknowledge_wildcards, bucket_arn, nag_bucket_arn
-from stacks.pipeline_merge_keys import MERGE_KEYS_PATH, StatementLoop, key_query_states, merge_keys_wildcards
+from stacks.pipeline_merge_keys import MERGE_KEYS_PATH, key_query_states, merge_keys_wildcards
 from stacks.pipeline_merge_keys import add_merge_keys_function as add_merge_keys_function  # the pipelines stack's
 from stacks.worker_groups import task_envelope, worker_group_task
 
@@ -93,7 +93,8 @@ def redshift_statement_states(
     checks = max_statement_checks(timeout_seconds)
 
     def statement_loop(submitted: sfn.TaskStateBase, path: str, label: str, key: str, then: sfn.IChainable, *,
-                       what: str = f"the statements of {activity.id}") -> StatementLoop:
+                       what: str = f"the statements of {activity.id}", poll_seconds: int = STATEMENT_POLL_SECONDS,
+                       checks: int = checks) -> sfn.IChainable:
         """describeStatement until the statement ends: FINISHED goes on to `then`, FAILED or ABORTED fails with the
         statement's error, running out of checks with STATEMENT_UNFINISHED."""
         describe = tasks.CallAwsService(
@@ -106,13 +107,13 @@ def redshift_statement_states(
                          parameters={"Id.$": f"{path}.Id", "checks.$": f"States.MathAdd({path}.checks, 1)"},
                          result_path=path)
         wait = sfn.Wait(workflow, f"Wait{key}", state_name=name(f"Wait_For_{label}"),
-                        time=sfn.WaitTime.duration(cdk.Duration.seconds(STATEMENT_POLL_SECONDS)))
-        # not `Failed<key>`: pipeline_checks names an activity's own failure state so
+                        time=sfn.WaitTime.duration(cdk.Duration.seconds(poll_seconds)))
+        # its id is not `Failed<key>`, which pipeline_checks gives the failure state of an activity with preconditions
         failed = sfn.Fail(workflow, f"StatementFailed{key}", state_name=name(f"Statement_Failed_{label}"),
                           error=STATEMENT_FAILED, cause_path=f"{path}.described.Error")
         unfinished = sfn.Fail(workflow, f"Unfinished{key}", state_name=name(f"Statement_Unfinished_{label}"),
                               error=STATEMENT_UNFINISHED, cause=f"{what} did not end after {checks} checks, "
-                              f"{STATEMENT_POLL_SECONDS} s apart")
+                              f"{poll_seconds} s apart")
         status = f"{path}.described.Status"
         ended = sfn.Choice(workflow, f"Ended{key}", state_name=name(f"Statement_Ended_{label}"))
         ended.when(sfn.Condition.string_equals(status, "FINISHED"), then)
@@ -122,13 +123,14 @@ def redshift_statement_states(
         ended.otherwise(count)
         count.next(wait).next(describe)
         describe.next(ended)
-        return StatementLoop(sfn.Chain.start(submitted).next(describe), ended)
+        return sfn.Chain.start(submitted).next(describe)
 
     finished = sfn.Succeed(workflow, f"Finished{state_key}", state_name=name(f"Statement_Finished_{activity.id}"))
-    branch: sfn.IChainable = statement_loop(submit, statement_path, activity.id, state_key, finished).start
+    branch = statement_loop(submit, statement_path, activity.id, state_key, finished)
     if work.merge_from_catalog is not None:
         branch = key_query_states(workflow, activity.id, work.merge_from_catalog, target=target, where=where,
-                                  sign_in=sign_in, state_key=state_key, statement_loop=statement_loop, then=branch)
+                                  sign_in=sign_in, state_key=state_key, timeout_seconds=timeout_seconds,
+                                  statement_loop=statement_loop, then=branch)
     statement = sfn.Parallel(workflow, f"Run{state_key}", state_name=name(f"Run_{activity.id}"),
                              result_path=sfn.JsonPath.DISCARD)
     statement.branch(branch)

@@ -117,3 +117,23 @@ def test_a_table_without_a_usable_key_fails_the_run_in_one_line_and_keeps_its_ro
     assert result["status"] == "FAILED"
     assert result.get("cause") == message and result.get("error") == "Redshift.MergeKeyRefused", result
     assert rows(data, "SELECT count(*) FROM mk_orders") == [[3]]
+
+
+def test_a_copy_from_dynamodb_without_read_throughput_runs_with_the_default_read_ratio(emulator: Any) -> None:
+    """The importer's statements for a DynamoDBDataNode without readThroughputPercent, on the emulator's Redshift (which
+    requires READRATIO, as Redshift does) and DynamoDB: both items load."""
+    from tests.importer.test_databases import HOST, KEYLESS_ORDERS, LOAD, WAREHOUSE, plan_of
+
+    dynamodb, data = emulator.client("dynamodb"), emulator.client("redshift-data")
+    dynamodb.create_table(TableName="MkEvents", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    for number, name in ((1, "a"), (2, "b")):
+        dynamodb.put_item(TableName="MkEvents", Item={"id": {"N": str(number)}, "name": {"S": name}})
+    events = {**KEYLESS_ORDERS, "tableName": "mk_events"}
+    plan = plan_of(WAREHOUSE, {"id": "Input", "type": "DynamoDBDataNode", "tableName": "MkEvents"}, events,
+                   {**LOAD, "insertMode": "APPEND"}, HOST)
+    statements = plan.activities[0].sql.redshift.sqls  # type: ignore[union-attr]
+    run_sql(data, "DROP TABLE IF EXISTS mk_events", "CREATE TABLE mk_events (id int, name varchar(8))")
+    run_sql(data, *statements)
+    assert rows(data, "SELECT id, name FROM mk_events ORDER BY id") == [[1, "a"], [2, "b"]]

@@ -103,8 +103,8 @@ def key_query_states(workflow: PipelineWorkflow, activity_id: str, merge: MergeF
         service="redshiftdata", action="executeStatement", iam_action="redshift-data:ExecuteStatement",
         iam_resources=[where], additional_iam_statements=sign_in,
         parameters={**target, "Sql": KEY_COLUMNS_SQL,
-                    "Parameters": [{"Name": "schema", "Value": merge.schema_name},
-                                   {"Name": "table", "Value": merge.table_name}]},
+                    "Parameters": [{"Name": "schema_name", "Value": merge.schema_name},
+                                   {"Name": "table_name", "Value": merge.table_name}]},
         result_selector={"Id.$": "$.Id", "checks": 0}, result_path=f"{path}.query",
     )
     result = tasks.CallAwsService(

@@ -714,8 +714,8 @@ def test_a_merge_without_a_key_reads_the_tables_key_from_the_catalog_before_it_m
     query = states["Submit_Key_Query_Load"]
     assert query["Resource"].endswith(":states:::aws-sdk:redshiftdata:executeStatement")
     # the schema (PUBLIC, as Redshift stores it) and the table are bound parameters, never part of the SQL text
-    assert query["Parameters"]["Parameters"] == [{"Name": "schema", "Value": "public"},
-                                                 {"Name": "table", "Value": "orders"}]
+    assert query["Parameters"]["Parameters"] == [{"Name": "schema_name", "Value": "public"},
+                                                 {"Name": "table_name", "Value": "orders"}]
     assert "orders" not in query["Parameters"]["Sql"] and "pg_catalog.pg_constraint" in query["Parameters"]["Sql"]
     assert states["Statement_Ended_Key_Query_Load"]["Choices"][0]["Next"] == "Read_Key_Load"
     # 30 minutes at 10 s: 180 checks at most

@@ -27,7 +27,7 @@ KEY_COLUMNS_SQL = (
     "JOIN pg_catalog.pg_class t ON t.oid = c.conrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
-    "WHERE c.contype = 'p' AND n.nspname = :schema AND t.relname = :table ORDER BY a.attnum"
+    "WHERE c.contype = 'p' AND n.nspname = :schema_name AND t.relname = :table_name ORDER BY a.attnum"
 )
 # Redshift's standard identifiers, ASCII only: a letter or underscore, then letters, digits, _ or $; 127 bytes at most.
 PLAIN_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,126}")

@@ -89,7 +89,7 @@ class RedshiftCopy:
                     raise DatapipeError(f"{input_id}.readThroughputPercent: {str(percent)[:40]!r} is not between 0.1 "
                                         "and 1.0")
                 options.append(f"READRATIO {ratio}")
-            elif not any(READ_RATIO.match(option) for option in options):
+            elif takes_default_read_ratio(input_node, options):
                 options.append(f"READRATIO {DEFAULT_READ_RATIO}")
         else:
             raise DatapipeError(
@@ -115,6 +115,13 @@ class RedshiftCopy:
             transform_sql=text_field(activity, "transformSql"),
             primary_keys=tuple(key for key in keys if key),
         )
+
+
+def takes_default_read_ratio(input_node: Mapping[str, object], command_options: list[str]) -> bool:
+    """A COPY from DynamoDB whose definition sets no read ratio (readThroughputPercent, or READRATIO among the
+    commandOptions) reads with DEFAULT_READ_RATIO: Redshift requires one."""
+    return (input_node.get("type") == "DynamoDBDataNode" and input_node.get("readThroughputPercent") is None
+            and not any(READ_RATIO.match(option) for option in command_options))
 
 
 def merge_key(copy: RedshiftCopy) -> list[str]:

@@ -34,6 +34,7 @@ from datapipe.databases.model import (
     PASSWORD_REFUSED,
     PASSWORD_SECRET_FIELD,
     DatabaseSpec,
+    text_list_field,
 )
 from datapipe.databases.redshift_copy import (
     DEFAULT_READ_RATIO,
@@ -41,6 +42,7 @@ from datapipe.databases.redshift_copy import (
     RedshiftCopy,
     copy_statements,
     merge_source,
+    takes_default_read_ratio,
 )
 from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine, parse_jdbc_url
@@ -415,8 +417,7 @@ class _Mapper:
         except DatapipeError as error:  # a run's value is shown as its path, not as its mark
             shown_error = re.sub(r"\\x00(\d+)\\x00", lambda m: "{" + run_values[int(m.group(1))].path + "}", str(error))
             raise self.refused(DatapipeError(shown_error), obj.id) from None
-        if source.type == "DynamoDBDataNode" and not source.fields.get("readThroughputPercent") and any(
-                sql.startswith("COPY ") and f"READRATIO {DEFAULT_READ_RATIO}" in sql for sql in statements):
+        if takes_default_read_ratio(input_node, text_list_field(activity, "commandOptions")):
             self.planner.note(obj.id, f"COPY from DynamoDB reads with READRATIO {DEFAULT_READ_RATIO} (Redshift "
                               f"requires one): {source.id} gives no readThroughputPercent, and {DEFAULT_READ_RATIO} "
                               "percent is what Data Pipeline's DynamoDB samples default it to")

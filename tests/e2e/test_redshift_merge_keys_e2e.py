@@ -61,7 +61,7 @@ def run_sql(data: Any, *sqls: str) -> str:
         described = data.describe_statement(Id=statement["Id"])
         return described if described["Status"] in ("FINISHED", "FAILED", "ABORTED") else None
 
-    described: dict[str, Any] = wait_for(f"statements {sqls[0][:40]}", ended, timeout=60)
+    described: dict[str, Any] = wait_for(f"statements {sqls[0][:40]}", ended, timeout=60, interval=0.05)
     assert described["Status"] == "FINISHED", described.get("Error")
     return str(statement["Id"])
 
@@ -69,7 +69,8 @@ def run_sql(data: Any, *sqls: str) -> str:
 def rows(data: Any, sql: str) -> list[list[Any]]:
     statement = data.execute_statement(Sql=sql, **SIGN_IN)
     wait_for(f"query {sql[:40]}",
-             lambda: data.describe_statement(Id=statement["Id"])["Status"] in ("FINISHED", "FAILED"), timeout=60)
+             lambda: data.describe_statement(Id=statement["Id"])["Status"] in ("FINISHED", "FAILED"), timeout=60,
+             interval=0.05)
     records = data.get_statement_result(Id=statement["Id"])["Records"]
     return [[next(iter(field.values())) for field in record] for record in records]
 

@@ -84,16 +84,17 @@ def run(emulator: Any, arn: str) -> dict[str, Any]:
     return result
 
 
-def orders_table(definition: str) -> list[str]:
-    return ["DROP TABLE IF EXISTS mk_orders", f"CREATE TABLE mk_orders {definition}",
+def tables(orders: str) -> list[str]:
+    """Both tables afresh: mk_items keyed on id, mk_orders as `orders` defines it."""
+    return ["DROP TABLE IF EXISTS mk_items", "CREATE TABLE mk_items (id int PRIMARY KEY, v varchar(20))",
+            "INSERT INTO mk_items VALUES (1, 'old'), (2, 'kept')",
+            "DROP TABLE IF EXISTS mk_orders", f"CREATE TABLE mk_orders {orders}",
             "INSERT INTO mk_orders VALUES ('eu', 1, 10), ('eu', 2, 20), ('us', 1, 30)"]
 
 
 def test_each_load_merges_on_the_primary_key_its_table_has(emulator: Any, merge_pipeline: str) -> None:
     data = emulator.client("redshift-data")
-    run_sql(data, "DROP TABLE IF EXISTS mk_items", "CREATE TABLE mk_items (id int PRIMARY KEY, v varchar(20))",
-            "INSERT INTO mk_items VALUES (1, 'old'), (2, 'kept')",
-            *orders_table("(region varchar(8), day int, n int, PRIMARY KEY (region, day))"))
+    run_sql(data, *tables("(region varchar(8), day int, n int, PRIMARY KEY (region, day))"))
     result = run(emulator, merge_pipeline)
     assert result["status"] == "SUCCEEDED", result.get("cause")
     # OVERWRITE_EXISTING, worked by hand: staged keys 1 and 3 delete row 1; both staged rows go in; row 2 stays.
@@ -113,7 +114,7 @@ def test_a_table_without_a_usable_key_fails_the_run_in_one_line_and_keeps_its_ro
     emulator: Any, merge_pipeline: str, definition: str, message: str
 ) -> None:
     data = emulator.client("redshift-data")
-    run_sql(data, *orders_table(definition))
+    run_sql(data, *tables(definition))
     result = run(emulator, merge_pipeline)
     assert result["status"] == "FAILED"
     assert result.get("cause") == message and result.get("error") == "Redshift.MergeKeyRefused", result

@@ -30,10 +30,12 @@ from constructs import Construct
 
 from datapipe.errors import DatapipeError
 from datapipe.importer.databases import RedshiftStatements, SqlTask
-from datapipe.importer.expressions import RUN_VALUES_PATH, Text
+from datapipe.importer.expressions import RUN_VALUES_PATH, RuntimePath, Text
 from datapipe.importer.plan import BATCH_JOB, Activity, Plan
 from datapipe.naming import BUCKET_NAME_PATTERN, Naming
 from stacks.common import acknowledge_wildcards, bucket_arn, nag_bucket_arn
+from stacks.pipeline_merge_keys import MERGE_KEYS_PATH, key_query_states, merge_keys_wildcards
+from stacks.pipeline_merge_keys import add_merge_keys_function as add_merge_keys_function  # the pipelines stack's
 from stacks.worker_groups import task_envelope, worker_group_task
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ def redshift_statement_states(
     sign_in = sign_in_statements(workflow, target, secret_id=activity.sql.secret_id)
     check_run_time_sql(activity.id, work)
     texts = [work.run_time_sqls.get(index, Text.of(sql)) for index, sql in enumerate(work.sqls)]
+    if work.merge_from_catalog is not None:  # the statement the merge-keys function writes when the run starts
+        texts[work.merge_from_catalog.index] = Text.of(RuntimePath(f"{MERGE_KEYS_PATH}.{state_key}.answer.statement"))
     if len(work.sqls) == 1:
         sql = texts[0].static if texts[0].is_static else workflow.render(texts[0])
         parameters: dict[str, Any] = {**target, "Sql": sql}
@@ -76,7 +80,8 @@ def redshift_statement_states(
             parameters["Parameters"] = [{"Name": key, "Value": workflow.render(text)} for key, text in work.parameters]
         action = "executeStatement"
     else:
-        parameters = {**target, "Sqls": workflow.render_list(texts) if work.run_time_sqls else list(work.sqls)}
+        parameters = {**target, "Sqls": workflow.render_list(texts) if work.run_time_sqls or work.merge_from_catalog
+                      else list(work.sqls)}
         action = "batchExecuteStatement"
     statement_path = f"$.statements.{state_key}"
     submit = tasks.CallAwsService(
@@ -85,35 +90,47 @@ def redshift_statement_states(
         iam_resources=[where], additional_iam_statements=sign_in, parameters=parameters,
         result_selector={"Id.$": "$.Id", "checks": 0}, result_path=statement_path,
     )
-    describe = tasks.CallAwsService(
-        workflow, f"Describe{state_key}", state_name=name(f"Describe_{activity.id}"),
-        service="redshiftdata", action="describeStatement", iam_action="redshift-data:DescribeStatement",
-        iam_resources=["*"], parameters={"Id": sfn.JsonPath.string_at(f"{statement_path}.Id")},
-        result_path=f"{statement_path}.described",
-    )
-    count = sfn.Pass(workflow, f"Count{state_key}", state_name=name(f"Count_Checks_{activity.id}"),
-                     parameters={"Id.$": f"{statement_path}.Id",
-                                 "checks.$": f"States.MathAdd({statement_path}.checks, 1)"},
-                     result_path=statement_path)
-    wait = sfn.Wait(workflow, f"Wait{state_key}", state_name=name(f"Wait_For_{activity.id}"),
-                    time=sfn.WaitTime.duration(cdk.Duration.seconds(STATEMENT_POLL_SECONDS)))
-    failed = sfn.Fail(workflow, f"Failed{state_key}", state_name=name(f"Statement_Failed_{activity.id}"),
-                      error=STATEMENT_FAILED, cause_path=f"{statement_path}.described.Error")
     checks = max_statement_checks(timeout_seconds)
-    unfinished = sfn.Fail(workflow, f"Unfinished{state_key}", state_name=name(f"Statement_Unfinished_{activity.id}"),
-                          error=STATEMENT_UNFINISHED, cause=f"the statements of {activity.id} did not end after "
-                          f"{checks} checks, {STATEMENT_POLL_SECONDS} s apart")
+
+    def statement_loop(submitted: sfn.TaskStateBase, path: str, label: str, key: str, then: sfn.IChainable, *,
+                       what: str = f"the statements of {activity.id}", poll_seconds: int = STATEMENT_POLL_SECONDS,
+                       checks: int = checks) -> sfn.IChainable:
+        """describeStatement until the statement ends: FINISHED goes on to `then`, FAILED or ABORTED fails with the
+        statement's error, running out of checks with STATEMENT_UNFINISHED."""
+        describe = tasks.CallAwsService(
+            workflow, f"Describe{key}", state_name=name(f"Describe_{label}"),
+            service="redshiftdata", action="describeStatement", iam_action="redshift-data:DescribeStatement",
+            iam_resources=["*"], parameters={"Id": sfn.JsonPath.string_at(f"{path}.Id")},
+            result_path=f"{path}.described",
+        )
+        count = sfn.Pass(workflow, f"Count{key}", state_name=name(f"Count_Checks_{label}"),
+                         parameters={"Id.$": f"{path}.Id", "checks.$": f"States.MathAdd({path}.checks, 1)"},
+                         result_path=path)
+        wait = sfn.Wait(workflow, f"Wait{key}", state_name=name(f"Wait_For_{label}"),
+                        time=sfn.WaitTime.duration(cdk.Duration.seconds(poll_seconds)))
+        # its id is not `Failed<key>`, which pipeline_checks gives the failure state of an activity with preconditions
+        failed = sfn.Fail(workflow, f"StatementFailed{key}", state_name=name(f"Statement_Failed_{label}"),
+                          error=STATEMENT_FAILED, cause_path=f"{path}.described.Error")
+        unfinished = sfn.Fail(workflow, f"Unfinished{key}", state_name=name(f"Statement_Unfinished_{label}"),
+                              error=STATEMENT_UNFINISHED, cause=f"{what} did not end after {checks} checks, "
+                              f"{poll_seconds} s apart")
+        status = f"{path}.described.Status"
+        ended = sfn.Choice(workflow, f"Ended{key}", state_name=name(f"Statement_Ended_{label}"))
+        ended.when(sfn.Condition.string_equals(status, "FINISHED"), then)
+        ended.when(sfn.Condition.or_(sfn.Condition.string_equals(status, "FAILED"),
+                                     sfn.Condition.string_equals(status, "ABORTED")), failed)
+        ended.when(sfn.Condition.number_greater_than_equals(f"{path}.checks", checks), unfinished)
+        ended.otherwise(count)
+        count.next(wait).next(describe)
+        describe.next(ended)
+        return sfn.Chain.start(submitted).next(describe)
+
     finished = sfn.Succeed(workflow, f"Finished{state_key}", state_name=name(f"Statement_Finished_{activity.id}"))
-    status = f"{statement_path}.described.Status"
-    ended = sfn.Choice(workflow, f"Ended{state_key}", state_name=name(f"Statement_Ended_{activity.id}"))
-    ended.when(sfn.Condition.string_equals(status, "FINISHED"), finished)
-    ended.when(sfn.Condition.or_(sfn.Condition.string_equals(status, "FAILED"),
-                                 sfn.Condition.string_equals(status, "ABORTED")), failed)
-    ended.when(sfn.Condition.number_greater_than_equals(f"{statement_path}.checks", checks), unfinished)
-    ended.otherwise(count)
-    count.next(wait).next(describe)
-    describe.next(ended)
-    branch = sfn.Chain.start(submit).next(describe)
+    branch = statement_loop(submit, statement_path, activity.id, state_key, finished)
+    if work.merge_from_catalog is not None:
+        branch = key_query_states(workflow, activity.id, work.merge_from_catalog, target=target, where=where,
+                                  sign_in=sign_in, state_key=state_key, timeout_seconds=timeout_seconds,
+                                  statement_loop=statement_loop, then=branch)
     statement = sfn.Parallel(workflow, f"Run{state_key}", state_name=name(f"Run_{activity.id}"),
                              result_path=sfn.JsonPath.DISCARD)
     statement.branch(branch)
@@ -300,6 +317,9 @@ def acknowledge_data_api(findings: dict[str, str], activities: list[Activity], n
         return
     findings["*"] = findings["*"] + "; Redshift Data API DescribeStatement has no resource-level permission (AWS " \
         "scopes it to the statements the caller ran)"
+    if any(work.merge_from_catalog is not None for work in redshift):
+        findings["*"] += "; so has GetStatementResult, which reads the key columns of the table a merge writes"
+        findings.update(merge_keys_wildcards(scope, scope._naming))
     if any("WorkgroupName" in work.target for work in redshift):
         findings[nag_arn(scope, "redshift-serverless", "workgroup/*")] = (
             "a workgroup's ARN holds its generated id, which the definition (naming the workgroup) does not know")

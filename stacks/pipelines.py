@@ -1094,6 +1094,9 @@ class PipelinesStack(cdk.Stack):
             self.run_values = PipelineRunValues(self, "RunValues", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
+        self.merge_keys = pipeline_sql.add_merge_keys_function(
+            self, deployable, naming=naming, powertools_layer_version=powertools_layer_version,
+            removal_policy=removal_policy)
         self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, deployable)
         if deployable:
             self.log_key = PipelineLogKey(self, "PipelineLogKey", naming=naming, removal_policy=removal_policy)

@@ -32,6 +32,8 @@ ORDERS = {"id": "Orders", "type": "RedshiftDataNode", "database": {"ref": "Wareh
 LOAD = {"id": "Load", "type": "RedshiftCopyActivity", "input": {"ref": "Input"}, "output": {"ref": "Orders"},
         "insertMode": "OVERWRITE_EXISTING", "runsOn": {"ref": "Host"}}
 HOST = {"id": "Host", "type": "Ec2Resource", "role": "R", "resourceRole": "RR"}
+# No primaryKeys, no createTableSql: the run reads the table's key from the catalog.
+KEYLESS_ORDERS = {k: v for k, v in ORDERS.items() if k not in ("primaryKeys", "createTableSql")}
 AUDIT = {"id": "Audit", "type": "SqlActivity", "database": {"ref": "Warehouse"}, "dependsOn": {"ref": "Load"},
          "script": "insert into audit values (?, ?) -- a '?' here is no placeholder", "scriptArgument":
          ["#{myBatch}", "loaded"]}
@@ -415,6 +417,7 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
 
     from datapipe.naming import Naming
     from stacks.config import PipelineSettings, WorkerGroupSettings
+    from stacks.pipeline_merge_keys import PipelineMergeKeys
     from stacks.pipeline_sql import SqlJobDefinitions
     from stacks.pipelines import PipelineWorkflow
 
@@ -428,7 +431,9 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
                        ("batchsql", batch_plan), ("signin", sign_in_plan(name="signin")),
                        ("serverless", sign_in_plan({**SIGN_IN_WAREHOUSE, "connectionString": SERVERLESS_URL},
                                                    name="serverless")),
-                       ("prefix", plan_of(WAREHOUSE, STAGING_IN, TSV, ORDERS, LOAD, HOST, name="prefix"))):
+                       ("prefix", plan_of(WAREHOUSE, STAGING_IN, TSV, ORDERS, LOAD, HOST, name="prefix")),
+                       ("catalogkey", plan_of(WAREHOUSE, ORDERS_IN, TSV, KEYLESS_ORDERS, LOAD, HOST,
+                                              name="catalogkey"))):
         PipelineWorkflow(stack, name, naming=Naming(stage="db"), plan=plan, settings=PipelineSettings(),
                          worker_groups=WorkerGroupSettings(names=("wg-1",)), log_bucket=logs,
                          job_queue_arn="arn:aws:batch:eu-west-1:123456789012:job-queue/db",
@@ -438,6 +443,8 @@ def database_template(tmp_path_factory: pytest.TempPathFactory, cdk_json_context
     assert batch_copy.deployable and batch_plan.deployable
     SqlJobDefinitions(stack, "SqlJobs", naming=Naming(stage="db"), image="example.com/datapipe-sql:1", fargate=False,
                       plans=[batch_plan, batch_copy, mysql_password_plan("batchmysql")],
+                      removal_policy=cdk.RemovalPolicy.DESTROY)
+    PipelineMergeKeys(stack, "MergeKeys", naming=Naming(stage="db"), powertools_layer_version=27,
                       removal_policy=cdk.RemovalPolicy.DESTROY)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
@@ -631,8 +638,8 @@ ORACLE = "OracleDatabase.connectionString: jdbc:oracle: URLs are not supported: 
 # Worked from each sample: what stops it as shipped (parameters without a value that fix SQL or the database), and once
 # every parameter has a value and the secret ones a reference (tests/importer/corpus_values; None: it deploys). The rest
 # are the samples' own faults: LoadTsvFilesInS3ToRedshift's *password names myRedshiftPassword where it declares
-# *myRedshiftPassword; S3TsvFilesToRedshiftTablesIfReady merges (OVERWRITE_EXISTING) on a key it never names (Data
-# Pipeline read the table's PRIMARY KEY from the cluster when the run started); oracle-backup names an Oracle database.
+# *myRedshiftPassword; oracle-backup names an Oracle database. S3TsvFilesToRedshiftTablesIfReady merges
+# (OVERWRITE_EXISTING) on a key it never names: as in Data Pipeline, the run reads the table's primary key.
 # SQLActivityWithTimeout's plain parameter myRDSPassword holds a reference, as billing's *myRedshiftPassword does;
 # billing's COPY reads a prefix of the run's time through a fixed pattern, which the run-values Lambda computes.
 CORPUS_REASONS: dict[str, tuple[str, str | None]] = {
@@ -641,8 +648,7 @@ CORPUS_REASONS: dict[str, tuple[str, str | None]] = {
          "which is not a declared parameter (*myRedshiftPassword is: write #{*myRedshiftPassword})"),
     "RDStoS3/RDStoS3Pipeline.json": (f"SourceRDSTable.table: {KNOWN_AT_IMPORT}", None),
     "S3TsvFilesToRedshiftTablesIfReady/S3TsvFilesToRedshiftTablesIfReady.json":
-        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", "RedshiftLoadActivity_1.insertMode: OVERWRITE_EXISTING "
-         "merges on a key: give the data node primaryKeys or a createTableSql with a PRIMARY KEY"),
+        (f"Input_S3_Tsv_File_1.filePath: {KNOWN_AT_IMPORT}", None),
     "SQLActivityWithTimeout/pipeline.json": (f"DatabaseId_rAZmM.rdsInstanceId: {KNOWN_AT_IMPORT}", None),
     "billing/template.json": (f"S3StagingDataNode.directoryPath: {KNOWN_AT_IMPORT}", None),
     "oracle-backup/definition.json": (ORACLE, ORACLE),
@@ -684,3 +690,60 @@ def test_a_copy_from_dynamodb_with_transform_and_options_keeps_the_definitions_s
         "DROP TABLE staging",
         "DROP TABLE staging2",
     ]
+
+
+# -- a merge on the table's own key -----------------------------------------------------------------------------------
+
+
+def test_a_merge_whose_key_the_definition_names_keeps_its_statements(database_template: dict) -> None:
+    states = _states(database_template, "warehouse")
+    assert not [name for name in states if "Key" in name or name.startswith("Write_Merge")]
+    # as before the catalog key: worked from ORDERS (primaryKeys id, createTableSql) and LOAD (OVERWRITE_EXISTING)
+    assert states["Submit_Load"]["Parameters"]["Sqls"] == [
+        "create table IF NOT EXISTS orders (id int, amount int)",
+        "CREATE TEMP TABLE staging (LIKE orders)",
+        "COPY staging FROM 's3://incoming/orders.tsv' IAM_ROLE default DELIMITER '\\t'",
+        "DELETE FROM orders USING staging WHERE orders.id = staging.id",
+        "INSERT INTO orders SELECT * FROM staging",
+        "DROP TABLE staging",
+    ]
+
+
+def test_a_merge_without_a_key_reads_the_tables_key_from_the_catalog_before_it_merges(database_template: dict) -> None:
+    states = _states(database_template, "catalogkey")
+    query = states["Submit_Key_Query_Load"]
+    assert query["Resource"].endswith(":states:::aws-sdk:redshiftdata:executeStatement")
+    # the schema (PUBLIC, as Redshift stores it) and the table are bound parameters, never part of the SQL text
+    assert query["Parameters"]["Parameters"] == [{"Name": "schema_name", "Value": "public"},
+                                                 {"Name": "table_name", "Value": "orders"}]
+    assert "orders" not in query["Parameters"]["Sql"] and "pg_catalog.pg_constraint" in query["Parameters"]["Sql"]
+    assert states["Statement_Ended_Key_Query_Load"]["Choices"][0]["Next"] == "Read_Key_Load"
+    # 30 minutes at 10 s: 180 checks at most
+    assert states["Statement_Ended_Key_Query_Load"]["Choices"][2]["NumericGreaterThanEquals"] == 180
+    assert states["Read_Key_Load"]["Resource"].endswith(":states:::aws-sdk:redshiftdata:getStatementResult")
+    write = states["Write_Merge_Load"]
+    assert write["Parameters"] == {"mode": "OVERWRITE_EXISTING", "table": "orders", "source": "staging",
+                                   "where": "Load", "result.$": "$.mergeKeys.Load.result"}
+    assert "function:datapipe-db-pipeline-merge-keys" in json.dumps(write["Resource"])
+    decided = states["Merge_Key_Read_Load"]
+    assert decided["Choices"] == [{"Variable": "$.mergeKeys.Load.answer.refused", "IsPresent": True,
+                                   "Next": "Merge_Key_Refused_Load"}]
+    assert decided["Default"] == "Submit_Load"
+    assert states["Merge_Key_Refused_Load"] == {"Type": "Fail", "Error": "Redshift.MergeKeyRefused",
+                                                "CausePath": "$.mergeKeys.Load.answer.refused"}
+    # the statements: the function's merge statement in the place of the DELETE, the rest the definition's
+    assert states["Submit_Load"]["Parameters"]["Sqls.$"].startswith("States.Array(")
+    items = states["Submit_Load"]["Parameters"]["Sqls.$"].removeprefix("States.Array(").removesuffix(")").split(", ")
+    assert len(items) == 5 and items[2] == "$.mergeKeys.Load.answer.statement"
+    assert all(item.startswith("$.const.") for item in items[:2] + items[3:])
+
+
+def test_the_catalog_key_adds_the_key_query_its_result_and_the_function_to_the_policy(database_template: dict) -> None:
+    by_action: dict[str, Any] = {}
+    for statement in _policy(database_template, "catalogkey"):
+        for action in statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]:
+            by_action.setdefault(action, []).extend(_resources(statement))
+    assert by_action["redshift-data:ExecuteStatement"] == ["arn:aws:redshift:eu-west-1:123456789012:cluster:sales"]
+    assert by_action["redshift-data:GetStatementResult"] == ["*"]
+    invoked = " ".join(by_action["lambda:InvokeFunction"])
+    assert "function:datapipe-db-pipeline-merge-keys" in invoked and "function:*" not in invoked

@@ -3,7 +3,8 @@
 Worked out from Data Pipeline's reference: the data is first COPYed into a temporary table named `staging`
 (transformSql, when given, is a SELECT over `staging` whose result becomes a second staging table), then merged
 into the target as Redshift's "updating and inserting new data" guide describes, using the merge key (the data
-node's primaryKeys, else the PRIMARY KEY of createTableSql). The statements run in one transaction, e.g. as one
+node's primaryKeys, else the PRIMARY KEY of createTableSql, else the table's own primary key read from the catalog
+when the run starts: datapipe.databases.merge_keys). The statements run in one transaction, e.g. as one
 BatchExecuteStatement of the Redshift Data API.
 """
 
@@ -13,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from datapipe.databases.merge_keys import MERGE_MODES, merge_statement
 from datapipe.databases.model import text_field, text_list_field
 from datapipe.databases.sqltext import checked_identifier, create_if_missing
 from datapipe.errors import DatapipeError
@@ -24,6 +26,11 @@ SOURCE = re.compile(r"(s3://[^'\\\s]+|dynamodb://[A-Za-z0-9_.-]{3,255})")
 # `IAM_ROLE default`: the role the cluster or workgroup has as its default.
 DEFAULT_ROLE = "default"
 PRIMARY_KEY = re.compile(r"\bprimary\s+key\b", re.IGNORECASE)
+# Stands for the merge statement that the run writes from the table's key (copy_statements(key_from_catalog=True)).
+MERGE_FROM_CATALOG = "\x01merge on the table's primary key\x01"
+# COPY from DynamoDB requires READRATIO; Data Pipeline's samples default readThroughputPercent to 0.25 (or 0.2).
+DEFAULT_READ_RATIO = 25
+READ_RATIO = re.compile(r"^\s*READRATIO\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,15 @@ class RedshiftCopy:
             percent = input_node.get("readThroughputPercent")
             if percent is not None:
                 try:
-                    ratio = round(float(str(percent)) * 100)
+                    ratio = round(float(str(percent)[:40]) * 100)
                 except ValueError:
                     ratio = 0
                 if not 10 <= ratio <= 100:
-                    raise DatapipeError(f"{input_id}.readThroughputPercent: {percent!r} is not between 0.1 and 1.0")
+                    raise DatapipeError(f"{input_id}.readThroughputPercent: {str(percent)[:40]!r} is not between 0.1 "
+                                        "and 1.0")
                 options.append(f"READRATIO {ratio}")
+            elif takes_default_read_ratio(input_node, options):
+                options.append(f"READRATIO {DEFAULT_READ_RATIO}")
         else:
             raise DatapipeError(
                 f"{activity_id}.input: {input_node.get('type')!r} is not an S3DataNode or DynamoDBDataNode"
@@ -107,13 +117,34 @@ class RedshiftCopy:
         )
 
 
-def copy_statements(copy: RedshiftCopy) -> list[str]:
-    """The statements of one RedshiftCopyActivity run, in order."""
+def takes_default_read_ratio(input_node: Mapping[str, object], command_options: list[str]) -> bool:
+    """A COPY from DynamoDB whose definition sets no read ratio (readThroughputPercent, or READRATIO among the
+    commandOptions) reads with DEFAULT_READ_RATIO: Redshift requires one."""
+    return (input_node.get("type") == "DynamoDBDataNode" and input_node.get("readThroughputPercent") is None
+            and not any(READ_RATIO.match(option) for option in command_options))
+
+
+def merge_key(copy: RedshiftCopy) -> list[str]:
+    """The merge key the definition fixes (primaryKeys, else createTableSql's PRIMARY KEY); empty when it names none."""
+    where = copy.object_id
+    keys = [checked_identifier(key, where=f"{where}.output primaryKeys") for key in copy.primary_keys]
+    if not keys and copy.create_table_sql:
+        keys = primary_key_of(copy.create_table_sql, where=f"{where}.output createTableSql")
+    return keys
+
+
+def merge_source(copy: RedshiftCopy) -> str:
+    """The staging table the merge reads: the COPY's, or transformSql's result."""
+    return "staging2" if copy.transform_sql else "staging"
+
+
+def copy_statements(copy: RedshiftCopy, *, key_from_catalog: bool = False) -> list[str]:
+    """The statements of one RedshiftCopyActivity run, in order. With `key_from_catalog`, a merge whose key the
+    definition does not fix has `MERGE_FROM_CATALOG` where the statement naming the key goes (the run writes it)."""
     where = copy.object_id
     if copy.insert_mode not in INSERT_MODES:
         raise DatapipeError(f"{where}.insertMode: {copy.insert_mode!r} is not one of {', '.join(INSERT_MODES)}")
     table = checked_identifier(copy.table, where=f"{where}.output tableName")
-    bare_table = table.split(".")[-1]
     if not SOURCE.fullmatch(copy.source):
         raise DatapipeError(f"{where}.input: {copy.source[:120]!r} is not an s3:// or dynamodb:// location")
     if copy.iam_role != DEFAULT_ROLE and ("'" in copy.iam_role or not copy.iam_role.startswith("arn:")):
@@ -125,10 +156,8 @@ def copy_statements(copy: RedshiftCopy) -> list[str]:
     for option in copy.command_options:
         if ";" in option or "--" in option or "/*" in option:
             raise DatapipeError(f"{where}.commandOptions: {option[:80]!r} is not one COPY option")
-    keys = [checked_identifier(key, where=f"{where}.output primaryKeys") for key in copy.primary_keys]
-    if not keys and copy.create_table_sql:
-        keys = primary_key_of(copy.create_table_sql, where=f"{where}.output createTableSql")
-    if copy.insert_mode in ("KEEP_EXISTING", "OVERWRITE_EXISTING") and not keys:
+    keys = merge_key(copy)
+    if copy.insert_mode in MERGE_MODES and not keys and not key_from_catalog:
         raise DatapipeError(
             f"{where}.insertMode: {copy.insert_mode} merges on a key: give the data node primaryKeys "
             "or a createTableSql with a PRIMARY KEY"
@@ -145,20 +174,14 @@ def copy_statements(copy: RedshiftCopy) -> list[str]:
     statements.append(
         " ".join([f"COPY staging FROM '{copy.source}' IAM_ROLE {role}", *options, *copy.command_options])
     )
-    source = "staging"
+    source = merge_source(copy)
     if copy.transform_sql:
         statements.append(f"CREATE TEMP TABLE staging2 AS {copy.transform_sql.strip().rstrip(';')}")
-        source = "staging2"
-    matches = " AND ".join(f"{bare_table}.{key} = {source}.{key}" for key in keys)
-    if copy.insert_mode == "KEEP_EXISTING":
-        statements.append(
-            f"INSERT INTO {table} SELECT {source}.* FROM {source} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {table} WHERE {matches})"
-        )
-    else:
-        if copy.insert_mode == "OVERWRITE_EXISTING":
-            statements.append(f"DELETE FROM {table} USING {source} WHERE {matches}")
-        elif copy.insert_mode == "TRUNCATE":
+    if copy.insert_mode in MERGE_MODES:
+        statements.append(merge_statement(copy.insert_mode, table=table, source=source, match_columns=keys)
+                          if keys else MERGE_FROM_CATALOG)
+    if copy.insert_mode != "KEEP_EXISTING":
+        if copy.insert_mode == "TRUNCATE":
             # DELETE, not TRUNCATE: Redshift's TRUNCATE commits, which would end the transaction halfway
             statements.append(f"DELETE FROM {table}")
         statements.append(f"INSERT INTO {table} SELECT * FROM {source}")

@@ -28,13 +28,22 @@ from typing import TYPE_CHECKING
 
 from datapipe.databases.activities import SQL_NODE_TYPES, S3Node, SqlNode
 from datapipe.databases.literal_values import literal_characters, refused_characters
+from datapipe.databases.merge_keys import catalog_names
 from datapipe.databases.model import (
     DATA_API_PASSWORD_UNUSED,
     PASSWORD_REFUSED,
     PASSWORD_SECRET_FIELD,
     DatabaseSpec,
+    text_list_field,
 )
-from datapipe.databases.redshift_copy import RedshiftCopy, copy_statements
+from datapipe.databases.redshift_copy import (
+    DEFAULT_READ_RATIO,
+    MERGE_FROM_CATALOG,
+    RedshiftCopy,
+    copy_statements,
+    merge_source,
+    takes_default_read_ratio,
+)
 from datapipe.databases.sqltext import rewrite_code, segments, split_statements
 from datapipe.databases.urls import Engine, parse_jdbc_url
 from datapipe.datefunctions import ExpressionError
@@ -88,6 +97,20 @@ class RedshiftStatements:
     run_time_sqls: dict[int, Text] = field(default_factory=dict)
     # the run values they hold, which the run-values Lambda checks against their patterns before any SQL runs
     checked_values: list[str] = field(default_factory=list)
+    # a merge on the table's own key, which the run reads from the catalog before it writes the statement at `index`
+    merge_from_catalog: MergeFromCatalog | None = None
+
+
+@dataclass(frozen=True)
+class MergeFromCatalog:
+    """What the merge-keys Lambda needs besides the catalog's answer: all of it the definition's, fixed at import."""
+
+    index: int  # of the merge statement among the statements
+    mode: str  # KEEP_EXISTING or OVERWRITE_EXISTING
+    table: str  # as the statements write it (schema.table)
+    source: str  # staging or staging2
+    schema_name: str  # the catalog's bound parameters: the names as Redshift stores them
+    table_name: str
 
 
 @dataclass
@@ -390,16 +413,31 @@ class _Mapper:
         try:
             copy = RedshiftCopy.from_objects(activity, {**input_node, **paths}, output_node, iam_role=COPY_ROLE,
                                              data_format=self.data_format(source))
-            statements = copy_statements(copy)
+            statements = copy_statements(copy, key_from_catalog=True)
         except DatapipeError as error:  # a run's value is shown as its path, not as its mark
             shown_error = re.sub(r"\\x00(\d+)\\x00", lambda m: "{" + run_values[int(m.group(1))].path + "}", str(error))
             raise self.refused(DatapipeError(shown_error), obj.id) from None
+        if takes_default_read_ratio(input_node, text_list_field(activity, "commandOptions")):
+            self.planner.note(obj.id, f"COPY from DynamoDB reads with READRATIO {DEFAULT_READ_RATIO} (Redshift "
+                              f"requires one): {source.id} gives no readThroughputPercent, and {DEFAULT_READ_RATIO} "
+                              "percent is what Data Pipeline's DynamoDB samples default it to")
+        merge = None
+        if MERGE_FROM_CATALOG in statements:
+            names = catalog_names(copy.table)
+            merge = MergeFromCatalog(statements.index(MERGE_FROM_CATALOG), copy.insert_mode, copy.table,
+                                     merge_source(copy), schema_name=names["schema"], table_name=names["table"])
+            statements[merge.index] = (f"{{the {copy.insert_mode} merge on the primary key of {copy.table}, read from "
+                                       "the catalog when the run starts}")
+            self.planner.note(obj.id, f"insertMode {copy.insert_mode} merges on the primary key of {copy.table}, read "
+                              "from the cluster's catalog when the run starts: the data node gives no primaryKeys and "
+                              "no createTableSql with a PRIMARY KEY")
         run_time = {index: _unmarked(sql, run_values) for index, sql in enumerate(statements) if RUN_VALUE_MARK in sql}
         shown = [run_time[index].describe() if index in run_time else sql for index, sql in enumerate(statements)]
         checked = [path.path.removeprefix(f"{RUN_VALUES_PATH}.") for path in run_values]
         return SqlWork(spec.object_id, spec.credentials_reference,
                        redshift=RedshiftStatements(target, shown, run_time_sqls=run_time,
-                                                   checked_values=list(dict.fromkeys(checked))))
+                                                   checked_values=list(dict.fromkeys(checked)),
+                                                   merge_from_catalog=merge))
 
     def copy_source(self, node: PipelineObject) -> tuple[dict[str, object], list[RuntimePath]]:
         """An S3 input's path for the COPY's FROM literal: known at import time, or with values that the run-values

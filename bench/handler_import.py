@@ -32,8 +32,8 @@ from bench.timing import describe, ratio
 
 GOAL = 1.5
 HANDLERS = ("emr_reader", "cluster_reaper")  # import, and import + a first EMR call
-# Import only: emr_waits answers Step Functions tokens from DynamoDB, run_values calls no AWS service.
-IMPORT_ONLY = ("emr_waits", "run_values")
+# Import only: emr_waits answers Step Functions tokens from DynamoDB, run_values and merge_keys call no AWS service.
+IMPORT_ONLY = ("emr_waits", "run_values", "merge_keys")
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
 # An event for which each handler makes exactly one EMR call, ListClusters.
 LISTING_EVENT = {

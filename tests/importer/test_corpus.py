@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from datapipe.cli import cli
 from datapipe.importer.plan import MAPPED
 
-from .conftest import companions, corpus_definitions, import_sample, import_with_values, samples_absent
+from .conftest import CORPUS_DIR, companions, corpus_definitions, import_sample, import_with_values, samples_absent
 
 STATUSES = {"mapped", "unsupported", "error"}
 
@@ -60,7 +60,31 @@ def test_the_share_of_mapped_objects_over_the_corpus() -> None:
     print(f"corpus: {mapped}/{len(objects)} objects mapped ({mapped / len(objects):.0%}), "
           f"{deployable}/{len(plans)} definitions deployable")
     # What the samples hold today (with tests/importer/corpus_values); a drop means a mapping was lost.
-    assert mapped >= 127 and deployable >= 16  # 127 of 135 objects (94%), 16 of 20 definitions
+    assert mapped >= 128 and deployable >= 17  # 128 of 135 objects (95%), 17 of 20 definitions
+
+
+# The samples that stay undeployable, each for a reason read by hand in the sample itself: two are broken (they refer
+# to parameters they never declare), and oracle-backup names an engine with no driver here (issue 13 wants such a URL
+# refused naming what it would need).
+UNDEPLOYABLE = {
+    "LoadTsvFilesInS3ToRedshift/LoadTsvFilesInS3ToRedshift.json": "myRedshiftPassword, which is not a declared",
+    "SimplePigActivity/pig_activity_sample.json": "'myS3Input' is neither a field of InputDataNode1 nor a declared",
+    "oracle-backup/definition.json": "would need an Oracle driver (python-oracledb)",
+}
+
+
+def test_only_the_broken_samples_and_the_oracle_one_stay_undeployable() -> None:
+    definitions = corpus_definitions()
+    if not definitions:
+        samples_absent()
+    refused = {}
+    for path in definitions:
+        plan = import_with_values(path)
+        if not plan.deployable:
+            refused[path.relative_to(CORPUS_DIR).as_posix()] = " ".join(str(error) for error in plan.errors)
+    assert set(refused) == set(UNDEPLOYABLE)
+    for sample, reason in UNDEPLOYABLE.items():
+        assert reason in refused[sample], refused[sample]
 
 
 def test_the_deployable_definitions_synthesize_clean(tmp_path: Path, cdk_json_context: dict[str, object]) -> None:

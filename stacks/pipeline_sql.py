@@ -1,11 +1,12 @@
 """The states of an imported pipeline's database activities (see datapipe.importer.databases).
 
 - Redshift: the statements go to the Redshift Data API as an AWS SDK integration (executeStatement, or
-  batchExecuteStatement for several statements in one transaction), then describeStatement is asked every
-  `STATEMENT_POLL_SECONDS` until the statement is FINISHED, FAILED or ABORTED, at most `max_statement_checks` times
-  (a Standard workflow keeps 25,000 events). The loop sits in a one-branch Parallel state, so that the activity's
-  retries and catches (onFail, the clusters' cleanup) apply to it as to any task. A failed statement fails it with
-  `Redshift.StatementFailed` and the statement's `Error` as cause.
+  batchExecuteStatement for several statements in one transaction), then describeStatement is asked until the
+  statement is FINISHED, FAILED or ABORTED: every `STATEMENT_POLL_SECONDS` for its first hour, then every
+  `STATEMENT_SLOW_POLL_SECONDS`, at most `statement_cadence` times (a Standard workflow keeps 25,000 events). The
+  loop sits in a one-branch Parallel state, so that the activity's retries and catches (onFail, the clusters'
+  cleanup) apply to it as to any task. A failed statement fails it with `Redshift.StatementFailed` and the
+  statement's `Error` as cause.
 - Other databases: a task of the worker-group contract (`SqlActivity` or `CopyActivity`) for the group's runner, whose
   SQL, tables and database fields are literal in the state: only `scriptArgument` values and S3 paths may come from
   the execution (`check_fixed_sql_fields`). On an Ec2Resource, the same task runs as a Batch job: a job definition of
@@ -41,8 +42,12 @@ from stacks.worker_groups import task_envelope, worker_group_task
 if TYPE_CHECKING:
     from stacks.pipelines import PipelineWorkflow
 
+# A check is 4 states, 11 history events. Every 30 s for 24 hours would be 2,880 checks, 31,680 events: over a
+# Standard workflow's 25,000. So every 30 s for the first hour, then every 2 minutes: 810 checks, 8,910 events, for
+# the Data API's longest statement (24 hours).
 STATEMENT_POLL_SECONDS = 30
-# The Data API runs a statement for at most 24 hours; 2,880 checks of 4 states stay far below 25,000 events.
+STATEMENT_FAST_SECONDS = 3600
+STATEMENT_SLOW_POLL_SECONDS = 120
 MAX_STATEMENT_SECONDS = 24 * 3600
 STATEMENT_FAILED = "Redshift.StatementFailed"
 STATEMENT_UNFINISHED = "Redshift.StatementTimedOut"
@@ -90,36 +95,47 @@ def redshift_statement_states(
         iam_resources=[where], additional_iam_statements=sign_in, parameters=parameters,
         result_selector={"Id.$": "$.Id", "checks": 0}, result_path=statement_path,
     )
-    checks = max_statement_checks(timeout_seconds)
+    fast_checks, checks = statement_cadence(timeout_seconds)
 
     def statement_loop(submitted: sfn.TaskStateBase, path: str, label: str, key: str, then: sfn.IChainable, *,
                        what: str = f"the statements of {activity.id}", poll_seconds: int = STATEMENT_POLL_SECONDS,
-                       checks: int = checks) -> sfn.IChainable:
+                       checks: int = checks, fast_checks: int = fast_checks) -> sfn.IChainable:
         """describeStatement until the statement ends: FINISHED goes on to `then`, FAILED or ABORTED fails with the
-        statement's error, running out of checks with STATEMENT_UNFINISHED."""
+        statement's error, running out of checks with STATEMENT_UNFINISHED. The first `fast_checks` come
+        `poll_seconds` apart, the rest STATEMENT_SLOW_POLL_SECONDS apart."""
         describe = tasks.CallAwsService(
             workflow, f"Describe{key}", state_name=name(f"Describe_{label}"),
             service="redshiftdata", action="describeStatement", iam_action="redshift-data:DescribeStatement",
             iam_resources=["*"], parameters={"Id": sfn.JsonPath.string_at(f"{path}.Id")},
             result_path=f"{path}.described",
         )
+        count_parameters = {"Id.$": f"{path}.Id", "checks.$": f"States.MathAdd({path}.checks, 1)"}
         count = sfn.Pass(workflow, f"Count{key}", state_name=name(f"Count_Checks_{label}"),
-                         parameters={"Id.$": f"{path}.Id", "checks.$": f"States.MathAdd({path}.checks, 1)"},
-                         result_path=path)
+                         parameters=count_parameters, result_path=path)
         wait = sfn.Wait(workflow, f"Wait{key}", state_name=name(f"Wait_For_{label}"),
                         time=sfn.WaitTime.duration(cdk.Duration.seconds(poll_seconds)))
+        cadence = f"{poll_seconds} s apart"
+        if fast_checks < checks:
+            cadence = f"{poll_seconds} s apart, then {STATEMENT_SLOW_POLL_SECONDS} s apart after {fast_checks}"
         # its id is not `Failed<key>`, which pipeline_checks gives the failure state of an activity with preconditions
         failed = sfn.Fail(workflow, f"StatementFailed{key}", state_name=name(f"Statement_Failed_{label}"),
                           error=STATEMENT_FAILED, cause_path=f"{path}.described.Error")
         unfinished = sfn.Fail(workflow, f"Unfinished{key}", state_name=name(f"Statement_Unfinished_{label}"),
                               error=STATEMENT_UNFINISHED, cause=f"{what} did not end after {checks} checks, "
-                              f"{poll_seconds} s apart")
+                              f"{cadence}")
         status = f"{path}.described.Status"
         ended = sfn.Choice(workflow, f"Ended{key}", state_name=name(f"Statement_Ended_{label}"))
         ended.when(sfn.Condition.string_equals(status, "FINISHED"), then)
         ended.when(sfn.Condition.or_(sfn.Condition.string_equals(status, "FAILED"),
                                      sfn.Condition.string_equals(status, "ABORTED")), failed)
         ended.when(sfn.Condition.number_greater_than_equals(f"{path}.checks", checks), unfinished)
+        if fast_checks < checks:
+            slow_count = sfn.Pass(workflow, f"CountSlowly{key}", state_name=name(f"Count_Slow_Checks_{label}"),
+                                  parameters=count_parameters, result_path=path)
+            slow_wait = sfn.Wait(workflow, f"WaitSlowly{key}", state_name=name(f"Wait_Longer_For_{label}"),
+                                 time=sfn.WaitTime.duration(cdk.Duration.seconds(STATEMENT_SLOW_POLL_SECONDS)))
+            ended.when(sfn.Condition.number_greater_than_equals(f"{path}.checks", fast_checks), slow_count)
+            slow_count.next(slow_wait).next(describe)
         ended.otherwise(count)
         count.next(wait).next(describe)
         describe.next(ended)
@@ -171,10 +187,13 @@ def sign_in_statements(scope: Construct, target: dict[str, str], *, secret_id: s
         stack.format_arn(service="redshift-serverless", resource="workgroup", resource_name="*")])]
 
 
-def max_statement_checks(timeout_seconds: int | None) -> int:
-    """How often describeStatement is asked: the attempt's timeout (else the Data API's 24 hours) over the interval."""
+def statement_cadence(timeout_seconds: int | None) -> tuple[int, int]:
+    """How often describeStatement is asked, over the attempt's timeout (else the Data API's 24 hours): the checks
+    `STATEMENT_POLL_SECONDS` apart, and all the checks (the rest `STATEMENT_SLOW_POLL_SECONDS` apart)."""
     seconds = min(timeout_seconds or MAX_STATEMENT_SECONDS, MAX_STATEMENT_SECONDS)
-    return max(1, -(-seconds // STATEMENT_POLL_SECONDS))
+    fast = max(1, -(-min(seconds, STATEMENT_FAST_SECONDS) // STATEMENT_POLL_SECONDS))
+    slow = -(-max(0, seconds - STATEMENT_FAST_SECONDS) // STATEMENT_SLOW_POLL_SECONDS)
+    return fast, fast + slow
 
 
 def _task_fields(workflow: PipelineWorkflow, task: SqlTask) -> dict[str, Any]:

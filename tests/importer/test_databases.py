@@ -489,8 +489,14 @@ def test_the_data_api_states_submit_then_wait_for_the_end(database_template: dic
     ended = states["Statement_Ended_Load"]["Choices"]
     assert ended[0] == {"Variable": "$.statements.Load.described.Status", "StringEquals": "FINISHED",
                         "Next": "Statement_Finished_Load"}
-    # 24 hours at 30 s: 2,880 checks at most, a bounded loop.
-    assert ended[2]["NumericGreaterThanEquals"] == 2880
+    # 24 hours: every 30 s for the first hour (120 checks), then every 120 s (23 h: 690 checks): 810 at most, each
+    # 11 history events (Task 5, Choice 2, Pass 2, Wait 2), 8,910 of the 25,000 a Standard workflow keeps.
+    assert ended[2]["NumericGreaterThanEquals"] == 810
+    assert ended[3] == {"Variable": "$.statements.Load.checks", "NumericGreaterThanEquals": 120,
+                        "Next": "Count_Slow_Checks_Load"}
+    assert states["Wait_For_Load"]["Seconds"] == 30 and states["Wait_Longer_For_Load"]["Seconds"] == 120
+    assert states["Count_Slow_Checks_Load"]["Next"] == "Wait_Longer_For_Load"
+    assert states["Wait_Longer_For_Load"]["Next"] == "Describe_Load"
     assert states["Statement_Failed_Load"] == {"Type": "Fail", "Error": "Redshift.StatementFailed",
                                                "CausePath": "$.statements.Load.described.Error"}
     assert states["Run_Load"]["Type"] == "Parallel"

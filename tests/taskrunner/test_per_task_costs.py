@@ -1,8 +1,9 @@
 """What the runner does per task, made cheaper without changing what it guarantees.
 
-ExitWatch: the runner learns of a command's exit when it happens, not at its next poll, and still gives the exit
-status of a command that was killed or had been collected already. Heartbeat: one thread per poller thread, reused
-from task to task, never heartbeating a task that is over.
+AllocatedPids: when a task ends, the runner reads the processes started since its command only, and still finds
+every process the task left. ExitWatch: the runner learns of a command's exit when it happens, not at its next poll,
+and still gives the exit status of a command that was killed or had been collected already. Heartbeat: one thread per
+poller thread, reused from task to task, never heartbeating a task that is over.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from datapipe.taskrunner.processes import ExitWatch
+import pytest
+
+from datapipe.taskrunner import processes
+from datapipe.taskrunner.processes import AllocatedPids, ExitWatch, process_table
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor
-from tests.taskrunner.conftest import ACTIVITY_ARN, FakeActivity, shell_task
+from tests.taskrunner.conftest import ACTIVITY_ARN, FakeActivity, s3_text, shell_task
+from tests.taskrunner.test_task_executor import run
 
 
 def started(script: str) -> subprocess.Popen[bytes]:
@@ -76,3 +83,116 @@ def test_one_heartbeat_thread_serves_a_poller_from_task_to_task(
     beats = len(activity.heartbeats)
     time.sleep(0.4)
     assert len(activity.heartbeats) == beats
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The end of an attempt reads the processes started since its command, not the whole process table
+
+
+def kernel_counters(root: Path, *, pid_max: int, last_pid: int | None) -> None:
+    kernel = root / "sys/kernel"
+    kernel.mkdir(parents=True, exist_ok=True)
+    (kernel / "pid_max").write_text(f"{pid_max}\n")
+    if last_pid is not None:
+        (kernel / "ns_last_pid").write_text(f"{last_pid}\n")
+
+
+def test_the_pids_allocated_since_a_command_are_those_up_to_the_last_one_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("datapipe.taskrunner.processes.PROC", tmp_path)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=1000)
+    allocated = AllocatedPids(1000)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=1010)
+    assert allocated.advance()
+    assert [pid in allocated for pid in (999, 1000, 1005, 1010, 1011, 20000)] == [False, True, True, True, False, False]
+
+
+def test_the_pids_allocated_round_the_end_of_pid_max_go_on_from_300(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 32761..32767, then (pid_max reached) 300..305: the kernel starts again above its reserved pids.
+    monkeypatch.setattr("datapipe.taskrunner.processes.PROC", tmp_path)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=32760)
+    allocated = AllocatedPids(32760)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=305)
+    assert allocated.advance()
+    inside = [pid in allocated for pid in (32759, 32760, 32767, 300, 305, 306, 1000)]
+    assert inside == [False, True, True, True, True, False, False]
+
+
+def test_once_the_pids_have_gone_round_entirely_every_pid_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From 1000 to 20000, then on round pid_max to 1001: past the first pid again, so a pid below it may be new too.
+    monkeypatch.setattr("datapipe.taskrunner.processes.PROC", tmp_path)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=1000)
+    allocated = AllocatedPids(1000)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=20000)
+    assert allocated.advance() and 500 not in allocated
+    kernel_counters(tmp_path, pid_max=32768, last_pid=1001)
+    assert not allocated.advance()
+    assert 500 in allocated and 25000 in allocated
+
+
+def test_where_the_kernel_does_not_tell_the_last_pid_every_pid_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("datapipe.taskrunner.processes.PROC", tmp_path)
+    kernel_counters(tmp_path, pid_max=32768, last_pid=None)
+    allocated = AllocatedPids(1000)
+    assert not allocated.advance()
+    assert 1 in allocated and 1000 in allocated and 32767 in allocated
+
+
+def processes_named(word: str) -> list[int]:
+    return [info.pid for info in process_table().values() if word in info.command and info.state != "Z"]
+
+
+@pytest.fixture()
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids whose stat the runner reads."""
+    read: list[int] = []
+    original = processes.read_process
+
+    def counted(pid: int) -> processes.ProcessInfo | None:
+        read.append(pid)
+        return original(pid)
+
+    monkeypatch.setattr(processes, "read_process", counted)
+    return read
+
+
+def test_a_process_older_than_the_command_is_not_read_and_the_tasks_orphan_still_ends(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, s3: Any, reads: list[int]
+) -> None:
+    older = subprocess.Popen(["sleep", "30"])
+    try:
+        report = run(make_executor(), activity, shell_task("setsid sleep 1021 & sleep 0.2"))
+    finally:
+        older.kill()
+        older.wait()
+    assert report["status"] == "SUCCEEDED", report
+    assert processes_named("sleep 1021") == []
+    assert "sleep 1021)" in s3_text(s3, report["output"]["stderr"])
+    assert reads and older.pid not in reads
+
+
+def test_when_the_pids_may_have_gone_round_every_process_is_read_and_the_orphan_still_ends(
+    make_executor: Callable[..., TaskExecutor],
+    activity: FakeActivity,
+    s3: Any,
+    reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processes, "RESERVED_PIDS", 10**9)  # as if a whole round of pids had gone by at once
+    older = subprocess.Popen(["sleep", "30"])
+    try:
+        report = run(make_executor(), activity, shell_task("setsid sleep 1022 & sleep 0.2"))
+    finally:
+        older.kill()
+        older.wait()
+    assert report["status"] == "SUCCEEDED", report
+    assert processes_named("sleep 1022") == []
+    assert "sleep 1022)" in s3_text(s3, report["output"]["stderr"])
+    assert older.pid in reads

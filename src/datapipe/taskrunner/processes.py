@@ -5,8 +5,10 @@ its own group does not reach. The runner makes itself a child subreaper (Linux),
 descendants instead of moving to init, and marks each attempt's environment with `DATAPIPE_ATTEMPT_ID`. A task's
 processes are then: the command's descendants, the processes seen as its descendants earlier in the attempt, any
 process whose environment carries the attempt's mark and, when the attempt ends, every orphan the subreaper holds
-that belongs to no attempt still running (one that also cleared its environment). Reading /proc costs one pass over
-the process table.
+that belongs to no attempt still running (one that also cleared its environment).
+
+Every one of those processes was started after the command, so its pid is one Linux allocated since the command's
+(`AllocatedPids`): a look reads the stat of those processes only, not of the whole process table.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ ATTEMPT_MARK = "DATAPIPE_ATTEMPT_ID"
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_DUMPABLE = 4
 PROC = Path("/proc")
+RESERVED_PIDS = 300  # once the pids of a namespace have wrapped, Linux allocates from here up
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -68,7 +71,7 @@ class ProcessInfo:
 
     @property
     def command(self) -> str:
-        """The command line (read when asked: most scans need only the table), else the process name."""
+        """The command line (read when asked: most looks need only pid, parent and state), else the process name."""
         try:
             line = (PROC / str(self.pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -77,7 +80,7 @@ class ProcessInfo:
 
 
 def read_process(pid: int) -> ProcessInfo | None:
-    # os.open and os.read: a scan reads every process's stat, and a buffered text file costs twice as much per read.
+    # os.open and os.read: a look reads many processes' stat, and a buffered text file costs twice as much per read.
     try:
         descriptor = os.open(f"{PROC}/{pid}/stat", os.O_RDONLY)
         try:
@@ -99,14 +102,70 @@ def read_process(pid: int) -> ProcessInfo | None:
     )
 
 
-def process_table() -> dict[int, ProcessInfo]:
-    table: dict[int, ProcessInfo] = {}
+def process_ids() -> list[int]:
+    """The pid of every process (threads are not listed); none where there is no /proc."""
     if not PROC.is_dir():  # not Linux: the kill of the command's process group is all there is
-        return table
-    for name in os.listdir(PROC):
-        if name.isdigit() and (info := read_process(int(name))) is not None:
-            table[info.pid] = info
-    return table
+        return []
+    return [int(name) for name in os.listdir(PROC) if name.isdigit()]
+
+
+def read_processes(pids: Iterable[int]) -> dict[int, ProcessInfo]:
+    return {info.pid: info for pid in pids if (info := read_process(pid)) is not None}
+
+
+def process_table() -> dict[int, ProcessInfo]:
+    return read_processes(process_ids())
+
+
+def _read_number(path: Path) -> int | None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            return int(os.read(descriptor, 64))
+        finally:
+            os.close(descriptor)
+    except (OSError, ValueError):
+        return None
+
+
+class AllocatedPids:
+    """The pids Linux has allocated since `first` (a command's): every process started after it has one of them.
+
+    Linux hands out the pids of a namespace in increasing order, from the last one given (`ns_last_pid`) up to
+    `pid_max`, then again from RESERVED_PIDS. The pids allocated since `first` are then those from `first` to the last
+    one given, round the end if the count wrapped. That holds until the count has gone round once entirely, which
+    `advance` sees from the distance between its readings as long as one reading follows the previous within less
+    than a whole round (pid_max - 300 pids: 32,468 on a default pid_max, millions with systemd's); from then on,
+    and where the kernel does not say (no ns_last_pid), `known` is False and every pid counts.
+    """
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.last = first
+        self._travelled = 0
+        self._pid_max = _read_number(PROC / "sys/kernel/pid_max")
+        self.known = self._pid_max is not None
+        self.advance()
+
+    def advance(self) -> bool:
+        """Take in the pids allocated up to now; False once they can no longer be told (then every pid counts)."""
+        if not self.known or self._pid_max is None:
+            return False
+        last = _read_number(PROC / "sys/kernel/ns_last_pid")
+        if last is None:
+            self.known = False
+            return False
+        self._travelled += (last - self.last) % self._pid_max
+        self.last = last
+        self.known = self._travelled < self._pid_max - RESERVED_PIDS
+        return self.known
+
+    def __contains__(self, pid: int) -> bool:
+        if not self.known:
+            return True
+        if self.first <= self.last:
+            return self.first <= pid <= self.last
+        return pid >= self.first or pid <= self.last  # the count wrapped round pid_max
 
 
 @contextlib.contextmanager
@@ -151,10 +210,17 @@ class ProcessTree:
         self.mark = mark
         self._known: dict[int, int] = {}  # pid -> start ticks of every process seen in the tree
         self._root_start = 0
+        self._allocated = AllocatedPids(root)
         if (info := read_process(root)) is not None:
             self._known[root] = self._root_start = info.start_ticks
         with _running_lock:
             _running_roots.add(root)
+
+    def look(self) -> dict[int, ProcessInfo]:
+        """The processes that may be the attempt's: those started since its command (all, where that is unknown)."""
+        pids = process_ids()
+        self._allocated.advance()  # read after the listing, so that every pid listed was allocated by then
+        return read_processes(pid for pid in pids if pid in self._allocated)
 
     def _alive_known(self, table: dict[int, ProcessInfo]) -> set[int]:
         return {pid for pid, ticks in self._known.items() if pid in table and table[pid].start_ticks == ticks}
@@ -174,8 +240,8 @@ class ProcessTree:
 
     def members(self, *, strays: bool = False, table: dict[int, ProcessInfo] | None = None) -> list[ProcessInfo]:
         """Live (non-zombie) processes of the attempt; remembers them, so that they are found again once orphaned.
-        With `strays`, also the orphans of the runner that no running attempt claims. `table`: a scan just made."""
-        table = process_table() if table is None else table
+        With `strays`, also the orphans of the runner that no running attempt claims. `table`: a look just taken."""
+        table = self.look() if table is None else table
         children: dict[int, list[int]] = {}
         for info in table.values():
             children.setdefault(info.parent, []).append(info.pid)
@@ -205,9 +271,9 @@ class ProcessTree:
         """SIGKILL every process of the attempt until none is left (a fork can race a kill); returns the pid and
         command line of each process killed."""
         killed: dict[int, str] = {}
-        settled: dict[int, ProcessInfo] | None = None  # the scan that found none of the attempt's processes left
+        settled: dict[int, ProcessInfo] | None = None  # the look that found none of the attempt's processes left
         for _ in range(rounds):
-            table = process_table()
+            table = self.look()
             members = self.members(strays=True, table=table)
             if not members:
                 settled = table
@@ -220,14 +286,15 @@ class ProcessTree:
             time.sleep(0.01)  # SIGKILL is delivered asynchronously
         forget_attempt(self.mark, self.root)
         if _subreaper or set(self._known) - {self.root}:
-            self.reap(settled)  # the zombies of the processes killed are in that scan already
+            self.reap(settled)  # the zombies of the processes killed are in that look already
         return list(killed.items())
 
     def reap(self, table: dict[int, ProcessInfo] | None = None) -> None:
         """Collect the exit status of orphans reparented to the runner (its subreaper): this attempt's, and as a
-        subreaper any that ended by themselves, so that none stays a zombie. Never a command a Popen waits for.
-        `table`: a scan just made."""
-        table = process_table() if table is None else table
+        subreaper any other started since its command that ended by itself (an orphan is always started in the time
+        of the attempt it belongs to, so that the end of that attempt reaps it at the latest). Never a command a
+        Popen waits for. `table`: a look just taken."""
+        table = self.look() if table is None else table
         runner = os.getpid()
         with _running_lock:
             candidates = {pid for pid, info in table.items() if info.parent == runner} if _subreaper else set()

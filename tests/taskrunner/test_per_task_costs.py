@@ -68,20 +68,20 @@ def heartbeat_threads() -> list[threading.Thread]:
 def test_one_heartbeat_thread_serves_a_poller_from_task_to_task(
     make_executor: Callable[..., TaskExecutor], activity: FakeActivity
 ) -> None:
-    executor = make_executor(heartbeat_interval=0.1)
+    executor = make_executor(heartbeat_interval=0.05)
     before = set(heartbeat_threads())
     tokens = []
     for number in range(3):
-        token = activity.add_task(shell_task("sleep 0.35", execution=f"run-{number}"))
+        token = activity.add_task(shell_task("sleep 0.2", execution=f"run-{number}"))
         task = activity.get_activity_task(activityArn=ACTIVITY_ARN, workerName="runner-a")
         assert executor.execute(RunningTask(token=token), task["input"]) == "succeeded"
         tokens.append(token)
     started = set(heartbeat_threads()) - before
     assert len(started) == 1  # not one per task
-    # Every task was heartbeated while it ran (every 0.1 s for 0.35 s), and none after it was reported.
+    # Every task was heartbeated while it ran (every 0.05 s for 0.2 s), and none after it was reported.
     assert all(activity.heartbeats.count(token) >= 2 for token in tokens)
     beats = len(activity.heartbeats)
-    time.sleep(0.4)
+    time.sleep(0.2)
     assert len(activity.heartbeats) == beats
 
 

@@ -8,6 +8,7 @@ poller thread, reused from task to task, never heartbeating a task that is over.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 
 from datapipe.taskrunner import processes
-from datapipe.taskrunner.processes import AllocatedPids, ExitWatch, process_table
-from datapipe.taskrunner.runner import RunningTask, TaskExecutor
+from datapipe.taskrunner.processes import AllocatedPids, ExitWatch, boot_ticks, process_table
+from datapipe.taskrunner.runner import RunningTask, TaskExecutor, shell_for
 from tests.taskrunner.conftest import ACTIVITY_ARN, FakeActivity, s3_text, shell_task
 from tests.taskrunner.test_task_executor import run
 
@@ -196,3 +197,44 @@ def test_when_the_pids_may_have_gone_round_every_process_is_read_and_the_orphan_
     assert processes_named("sleep 1022") == []
     assert "sleep 1022)" in s3_text(s3, report["output"]["stderr"])
     assert older.pid in reads
+
+
+def test_the_clock_read_before_a_command_starts_is_never_after_its_start_in_proc() -> None:
+    before = boot_ticks()
+    process = subprocess.Popen(["sleep", "5"])
+    try:
+        stat = Path(f"/proc/{process.pid}/stat").read_text()
+        start_ticks = int(stat[stat.rfind(")") + 2 :].split()[19])  # field 22 of proc(5): starttime
+    finally:
+        process.kill()
+        process.wait()
+    assert before <= start_ticks <= boot_ticks()
+
+
+def test_a_child_seen_while_the_command_ran_ends_with_it_though_it_left_its_session_and_cleared_its_environment(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, s3: Any
+) -> None:
+    # Without the mark and out of the command's session, the child is the attempt's only because the runner saw it
+    # as the command's descendant at its look half a second in (this test's process is no subreaper).
+    report = run(make_executor(), activity, shell_task("setsid env -i sleep 1023 & sleep 0.7"))
+    assert report["status"] == "SUCCEEDED", report
+    assert processes_named("sleep 1023") == []
+    assert "sleep 1023)" in s3_text(s3, report["output"]["stderr"])
+
+
+def test_the_shell_is_looked_up_once_not_for_every_task(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    original = shutil.which
+
+    def which(name: str, path: str | None = None) -> str | None:
+        lookups.append(name)
+        return original(name, path=path)
+
+    shell_for.cache_clear()
+    monkeypatch.setattr(shutil, "which", which)
+    executor = make_executor()
+    for number in range(3):
+        assert run(executor, activity, shell_task("true", execution=f"run-{number}"))["status"] == "SUCCEEDED"
+    assert lookups == ["bash"]

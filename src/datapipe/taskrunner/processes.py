@@ -32,6 +32,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_DUMPABLE = 4
 PROC = Path("/proc")
 RESERVED_PIDS = 300  # once the pids of a namespace have wrapped, Linux allocates from here up
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_ENVIRON_CHUNK = 65536
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -104,9 +106,11 @@ def read_process(pid: int) -> ProcessInfo | None:
 
 def process_ids() -> list[int]:
     """The pid of every process (threads are not listed); none where there is no /proc."""
-    if not PROC.is_dir():  # not Linux: the kill of the command's process group is all there is
+    try:
+        names = os.listdir(PROC)
+    except OSError:  # not Linux: the kill of the command's process group is all there is
         return []
-    return [int(name) for name in os.listdir(PROC) if name.isdigit()]
+    return [int(name) for name in names if name.isdigit()]
 
 
 def read_processes(pids: Iterable[int]) -> dict[int, ProcessInfo]:
@@ -117,15 +121,37 @@ def process_table() -> dict[int, ProcessInfo]:
     return read_processes(process_ids())
 
 
-def _read_number(path: Path) -> int | None:
+# The kernel's counters, opened once and read with pread: one system call a reading, each a point where a thread
+# of the runner gives up the GIL and may wait for it (milliseconds on a busy runner).
+_counter_lock = threading.Lock()
+_counter_files: dict[Path, int | None] = {}
+
+
+def _counter(path: Path) -> int | None:
+    """The number in a /proc file the kernel keeps up to date (pid_max, ns_last_pid), as it is now."""
+    if path not in _counter_files:
+        with _counter_lock:
+            if path not in _counter_files:
+                try:
+                    _counter_files[path] = os.open(path, os.O_RDONLY)
+                except OSError:
+                    _counter_files[path] = None
+    descriptor = _counter_files[path]
+    if descriptor is None:
+        return None
     try:
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            return int(os.read(descriptor, 64))
-        finally:
-            os.close(descriptor)
+        return int(os.pread(descriptor, 64, 0))
     except (OSError, ValueError):
         return None
+
+
+def boot_ticks() -> int:
+    """Now, in the clock ticks since boot in which /proc gives a process's start: a process started later never has
+    fewer (Linux counts both on CLOCK_BOOTTIME)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None:  # not Linux: no /proc to compare with
+        return 0
+    return time.clock_gettime_ns(clock) // (1_000_000_000 // _CLOCK_TICKS)
 
 
 class AllocatedPids:
@@ -141,23 +167,22 @@ class AllocatedPids:
 
     def __init__(self, first: int) -> None:
         self.first = first
-        self.last = first
+        self.last = first  # no reading yet: the first one measures from `first`
         self._travelled = 0
-        self._pid_max = _read_number(PROC / "sys/kernel/pid_max")
-        self.known = self._pid_max is not None
-        self.advance()
+        self.known = True
 
     def advance(self) -> bool:
         """Take in the pids allocated up to now; False once they can no longer be told (then every pid counts)."""
-        if not self.known or self._pid_max is None:
+        if not self.known:
             return False
-        last = _read_number(PROC / "sys/kernel/ns_last_pid")
-        if last is None:
+        last = _counter(PROC / "sys/kernel/ns_last_pid")
+        pid_max = _counter(PROC / "sys/kernel/pid_max")
+        if last is None or pid_max is None:
             self.known = False
             return False
-        self._travelled += (last - self.last) % self._pid_max
+        self._travelled += (last - self.last) % pid_max
         self.last = last
-        self.known = self._travelled < self._pid_max - RESERVED_PIDS
+        self.known = self._travelled < pid_max - RESERVED_PIDS
         return self.known
 
     def __contains__(self, pid: int) -> bool:
@@ -189,7 +214,14 @@ def forget_attempt(mark: str, root: int | None = None) -> None:
 def mark_of(pid: int) -> str | None:
     """The attempt mark in a process's environment (as it was started), if any."""
     try:
-        environment = (PROC / str(pid) / "environ").read_bytes()
+        descriptor = os.open(f"{PROC}/{pid}/environ", os.O_RDONLY)
+        try:
+            environment = chunk = os.read(descriptor, _ENVIRON_CHUNK)
+            while len(chunk) == _ENVIRON_CHUNK:  # a shorter read is the end
+                chunk = os.read(descriptor, _ENVIRON_CHUNK)
+                environment += chunk
+        finally:
+            os.close(descriptor)
     except OSError:
         return None
     prefix = f"{ATTEMPT_MARK}=".encode()
@@ -203,24 +235,26 @@ class ProcessTree:
     """The processes of one attempt: `track` while it runs, `end` when it is over.
 
     `root` is the command the runner started; its own Popen collects its exit status, so it is never reaped here.
+    `started`: `boot_ticks()` read before the command was started. Nothing is read from /proc until a look.
     """
 
-    def __init__(self, root: int, mark: str) -> None:
+    def __init__(self, root: int, mark: str, *, started: int) -> None:
         self.root = root
         self.mark = mark
         self._known: dict[int, int] = {}  # pid -> start ticks of every process seen in the tree
-        self._root_start = 0
+        self._root_start = started
         self._allocated = AllocatedPids(root)
-        if (info := read_process(root)) is not None:
-            self._known[root] = self._root_start = info.start_ticks
         with _running_lock:
             _running_roots.add(root)
 
     def look(self) -> dict[int, ProcessInfo]:
-        """The processes that may be the attempt's: those started since its command (all, where that is unknown)."""
+        """The processes that may be the attempt's: those started since its command (all, where that is unknown),
+        but the commands of other running attempts, which are theirs."""
         pids = process_ids()
         self._allocated.advance()  # read after the listing, so that every pid listed was allocated by then
-        return read_processes(pid for pid in pids if pid in self._allocated)
+        return read_processes(
+            pid for pid in pids if pid in self._allocated and (pid == self.root or pid not in _running_roots)
+        )
 
     def _alive_known(self, table: dict[int, ProcessInfo]) -> set[int]:
         return {pid for pid, ticks in self._known.items() if pid in table and table[pid].start_ticks == ticks}
@@ -265,7 +299,11 @@ class ProcessTree:
         return sorted((table[pid] for pid in found if table[pid].state != "Z"), key=lambda info: info.pid)
 
     def track(self) -> None:
-        self.members()
+        """Note the processes of the command while it runs (its exit status not collected: its pid is its own)."""
+        table = self.look()
+        if self.root not in self._known and (info := table.get(self.root)) is not None:
+            self._known[self.root] = info.start_ticks
+        self.members(table=table)
 
     def end(self, *, rounds: int = 20) -> list[tuple[int, str]]:
         """SIGKILL every process of the attempt until none is left (a fork can race a kill); returns the pid and

@@ -21,7 +21,7 @@ import pytest
 from datapipe.taskrunner import processes
 from datapipe.taskrunner.processes import AllocatedPids, ExitWatch, boot_ticks, process_table
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor, shell_for
-from tests.taskrunner.conftest import ACTIVITY_ARN, FakeActivity, s3_text, shell_task
+from tests.taskrunner.conftest import ACTIVITY_ARN, DATA_BUCKET, FakeActivity, s3_text, shell_task
 from tests.taskrunner.test_task_executor import run
 
 
@@ -238,3 +238,14 @@ def test_the_shell_is_looked_up_once_not_for_every_task(
     for number in range(3):
         assert run(executor, activity, shell_task("true", execution=f"run-{number}"))["status"] == "SUCCEEDED"
     assert lookups == ["bash"]
+
+
+def test_an_attempt_whose_command_never_started_still_uploads_both_logs(
+    make_executor: Callable[..., TaskExecutor], activity: FakeActivity, s3: Any
+) -> None:
+    # The logs are opened for upload without a touch first: stdout, never written here, is created empty.
+    report = run(make_executor(), activity, shell_task(None, scriptUri=f"s3://{DATA_BUCKET}/scripts/missing.sh"))
+    assert report["status"] == "FAILED"
+    prefix = report["cause"].split("(logs: ")[1].split(")")[0].removesuffix("/stderr")
+    assert s3_text(s3, f"{prefix}/stdout") == ""
+    assert "staging failed" in s3_text(s3, f"{prefix}/stderr")

@@ -3,13 +3,14 @@
 Every task is the sample's CreateDirectory ShellCommandActivity (a fixed `mkdir -- "$DIRECTORY"` with input
 `{"directory": ...}`). The runner does what a user's runner does for each: parse and check the input, create the
 attempt's folder, start `bash -c <command>` in a session of its own, heartbeat, track and end its process tree,
-upload stdout and stderr to S3 (written once), report with SendTaskSuccess. The floor is the least a worker must do
-for the same result: GetActivityTask, create a folder, start the same `bash -c <command>` with the task's
-environment, upload the same two logs with PutObject on the same client, SendTaskSuccess. Both run `--tasks 1` and
-`--tasks 4` on the same emulator and activity; rounds alternate floor and runner so that both see the same machine
-load, and the ratio is the median of the rounds' ratios, beside the fastest runs' ratio. Goal: the runner at most
-1.2x the floor. Then how the time grows with the number of tasks: both sides again with GROWTH tasks (20 and 80) in
-the same rounds, the time per task at each size and what each task beyond the smallest batch adds.
+upload stdout and stderr to S3 (written once), report with SendTaskSuccess, in a process that is a child subreaper as
+the runner's is. The floor is the least a worker must do for the same result: GetActivityTask, create a folder, start
+the same `bash -c <command>` with the task's environment, upload the same two logs with PutObject on the same client,
+SendTaskSuccess. Both run `--tasks 1` and `--tasks 4` on the same emulator and activity; rounds alternate floor and
+runner so that both see the same machine load, and the ratio is the median of the rounds' ratios, beside the fastest
+runs' ratio. Goal: the runner at most 1.2x the floor. Then how the time grows with the number of tasks: both sides
+again with GROWTH tasks (20 and 80) in the same rounds, the time per task at each size and what each task beyond the
+smallest batch adds.
 
 Run: `python -m bench.taskrunner` (TASKS=N tasks per measurement, default 200; ROUNDS=N, default 3;
 GROWTH=20,80 the smaller batches, empty for none).
@@ -159,6 +160,7 @@ def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_di
     """The runner's own classes, as `datapipe taskrunner --tasks N` wires them, until it has reported `count` tasks."""
     from datapipe.taskrunner.contract import S3Location
     from datapipe.taskrunner.poller import TaskRunner
+    from datapipe.taskrunner.processes import become_subreaper
     from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
 
     class CountingExecutor(TaskExecutor):
@@ -190,6 +192,9 @@ def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_di
         logger=logger,
     )
     runner = TaskRunner(sfn=sfn, activity_arn=activity_arn, executor=executor, tasks=threads, logger=logger)
+    # A child subreaper, as `datapipe taskrunner` makes itself: the runner then looks for its tasks' orphans too. Only
+    # processes started since a task's command are looked at, so none of the bench's older children (jsii's Node).
+    become_subreaper()
     start = time.perf_counter()
     runner.start()
     executor.done.wait()

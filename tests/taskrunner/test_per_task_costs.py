@@ -8,18 +8,28 @@ poller thread, reused from task to task, never heartbeating a task that is over.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from datapipe.taskrunner import processes
-from datapipe.taskrunner.processes import AllocatedPids, ExitWatch, boot_ticks, process_table
+from datapipe.taskrunner.processes import (
+    ATTEMPT_MARK,
+    AllocatedPids,
+    ExitWatch,
+    ProcessTree,
+    boot_ticks,
+    forget_attempt,
+    process_table,
+    starting_attempt,
+)
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor, shell_for
 from tests.taskrunner.conftest import ACTIVITY_ARN, DATA_BUCKET, FakeActivity, s3_text, shell_task
 from tests.taskrunner.test_task_executor import run
@@ -249,3 +259,69 @@ def test_an_attempt_whose_command_never_started_still_uploads_both_logs(
     prefix = report["cause"].split("(logs: ")[1].split(")")[0].removesuffix("/stderr")
     assert s3_text(s3, f"{prefix}/stdout") == ""
     assert "staging failed" in s3_text(s3, f"{prefix}/stderr")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# As a child subreaper: what another running attempt holds is never taken for a stray
+
+
+@pytest.fixture()
+def ended_attempt(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcessTree]:
+    """An attempt whose command has exited, in a runner that is a child subreaper (this test's process stands in)."""
+    monkeypatch.setattr(processes, "_subreaper", True)
+    started = boot_ticks()
+    with starting_attempt("mark-a"):
+        command = subprocess.Popen(["true"], start_new_session=True)
+        tree = ProcessTree(command.pid, "mark-a", started=started)
+    command.wait()
+    yield tree
+    forget_attempt("mark-a", command.pid)
+
+
+def test_the_command_of_another_running_attempt_is_never_a_stray_even_while_it_execs(
+    ended_attempt: ProcessTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with starting_attempt("mark-b"):
+        other = subprocess.Popen(["sleep", "30"], start_new_session=True, env={**os.environ, ATTEMPT_MARK: "mark-b"})
+        table = ended_attempt.look()  # taken while attempt b's command was being started, as another thread may
+        ProcessTree(other.pid, "mark-b", started=boot_ticks())
+    monkeypatch.setattr(processes, "mark_of", lambda pid: None)  # every environment reads empty, as during an exec
+    try:
+        assert other.pid in table
+        for _look in range(2):
+            assert other.pid not in [info.pid for info in ended_attempt.members(strays=True, table=table)]
+        assert ended_attempt.end() == []
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        forget_attempt("mark-b", other.pid)
+
+
+def test_an_orphan_is_a_stray_when_two_looks_find_it_unclaimed_not_when_one_catches_it_in_an_exec(
+    ended_attempt: ProcessTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with starting_attempt("mark-b"):
+        pass  # attempt b runs
+    claimed = subprocess.Popen(["sleep", "30"], env={**os.environ, ATTEMPT_MARK: "mark-b"})
+    cleared = subprocess.Popen(["sleep", "30"], env={})
+    original = processes.mark_of
+    caught: set[int] = set()
+
+    def in_exec_once(pid: int) -> str | None:
+        if pid == claimed.pid and pid not in caught:  # its first look finds it in an exec
+            caught.add(pid)
+            return None
+        return original(pid)
+
+    monkeypatch.setattr(processes, "mark_of", in_exec_once)
+    try:
+        killed = dict(ended_attempt.end())
+        assert claimed.poll() is None
+        assert cleared.pid in killed
+        assert processes.read_process(cleared.pid) is None  # ended and reaped
+    finally:
+        for process in (claimed, cleared):
+            process.kill()
+            process.wait()
+        forget_attempt("mark-b")

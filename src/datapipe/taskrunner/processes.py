@@ -244,6 +244,7 @@ class ProcessTree:
         self._known: dict[int, int] = {}  # pid -> start ticks of every process seen in the tree
         self._root_start = started
         self._allocated = AllocatedPids(root)
+        self._unclaimed: dict[int, int] = {}  # pid -> start ticks of the orphans no running attempt claimed last look
         with _running_lock:
             _running_roots.add(root)
 
@@ -260,16 +261,26 @@ class ProcessTree:
         return {pid for pid, ticks in self._known.items() if pid in table and table[pid].start_ticks == ticks}
 
     def _strays(self, table: dict[int, ProcessInfo]) -> set[int]:
-        """Orphans reparented to the runner (its subreaper) that belong to no other attempt still running."""
+        """Orphans reparented to the runner (its subreaper) that belong to no other attempt still running, and were
+        found so by the look before this one too: a process shows no environment while it execs, so that an orphan
+        of another attempt caught at that moment must not be taken for one that cleared its own. The commands of
+        running attempts never are (the table may be older than the last one started)."""
         if not _subreaper:  # else the runner's children may be anything its host process started
             return set()
         runner = os.getpid()
-        strays = set()
+        unclaimed = {}
         with _running_lock:
             others = _running_marks - {self.mark}
             for pid, info in table.items():
-                if info.parent == runner and info.state != "Z" and mark_of(pid) not in others:
-                    strays.add(pid)
+                if (
+                    info.parent == runner
+                    and info.state != "Z"
+                    and pid not in _running_roots
+                    and mark_of(pid) not in others
+                ):
+                    unclaimed[pid] = info.start_ticks
+        strays = {pid for pid, ticks in unclaimed.items() if self._unclaimed.get(pid) == ticks}
+        self._unclaimed = unclaimed
         return strays
 
     def members(self, *, strays: bool = False, table: dict[int, ProcessInfo] | None = None) -> list[ProcessInfo]:
@@ -313,7 +324,7 @@ class ProcessTree:
         for _ in range(rounds):
             table = self.look()
             members = self.members(strays=True, table=table)
-            if not members:
+            if not members and not self._unclaimed:
                 settled = table
                 break
             for info in members:

@@ -3,18 +3,22 @@
 Every task is the sample's CreateDirectory ShellCommandActivity (a fixed `mkdir -- "$DIRECTORY"` with input
 `{"directory": ...}`). The runner does what a user's runner does for each: parse and check the input, create the
 attempt's folder, start `bash -c <command>` in a session of its own, heartbeat, track and end its process tree,
-upload stdout and stderr to S3 (written once), report with SendTaskSuccess. The floor is the least a worker must do
-for the same result: GetActivityTask, create a folder, start the same `bash -c <command>` with the task's
-environment, upload the same two logs with PutObject on the same client, SendTaskSuccess. Both run `--tasks 1` and
-`--tasks 4` on the same emulator and activity; rounds alternate floor and runner so that both see the same machine
-load, and the ratio is the median of the rounds' ratios, beside the fastest runs' ratio. Goal: the runner at most
-1.2x the floor.
+upload stdout and stderr to S3 (written once), report with SendTaskSuccess, in a process that is a child subreaper as
+the runner's is. The floor is the least a worker must do for the same result: GetActivityTask, create a folder, start
+the same `bash -c <command>` with the task's environment, upload the same two logs with PutObject on the same client,
+SendTaskSuccess. Both run `--tasks 1` and `--tasks 4` on the same emulator and activity; rounds alternate floor and
+runner so that both see the same machine load, and the ratio is the median of the rounds' ratios, beside the fastest
+runs' ratio. Goal: the runner at most 1.2x the floor. Then how the time grows with the number of tasks: both sides
+again with GROWTH tasks (20 and 80) in the same rounds, the time per task at each size and what each task beyond the
+smallest batch adds.
 
-Run: `python -m bench.taskrunner` (TASKS=N tasks per measurement, default 200; ROUNDS=N, default 3).
+Run: `python -m bench.taskrunner` (TASKS=N tasks per measurement, default 200; ROUNDS=N, default 3;
+GROWTH=20,80 the smaller batches, empty for none).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
 TASK_COUNT = int(os.environ.get("TASKS", "200"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
+GROWTH = [int(size) for size in os.environ.get("GROWTH", "20,80").split(",") if size.strip()]
 GOAL = 1.2
 BENCH_LOG_BUCKET = "datapipe-bench-taskrunner-logs"
 POLL_SECONDS = 1.0  # the emulator's long poll: short, so that a finished variant's pollers are gone before the next
@@ -74,12 +79,12 @@ def deploy_worker_groups(emulator: Any, outdir: Path) -> tuple[str, str]:
     return state_machine, naming.activity_arn(group, account=emulator.account, region=emulator.region)
 
 
-def queue_tasks(sfn: Any, state_machine_arn: str, tag: str) -> list[str]:
+def queue_tasks(sfn: Any, state_machine_arn: str, tag: str, count: int) -> list[str]:
     return [
         sfn.start_execution(
             stateMachineArn=state_machine_arn, name=f"{tag}-{i}", input=json.dumps({"directory": f"bench-{i}"})
         )["executionArn"]
-        for i in range(TASK_COUNT)
+        for i in range(count)
     ]
 
 
@@ -92,10 +97,10 @@ def wait_for_executions(sfn: Any, executions: list[str]) -> dict[str, int]:
     return statuses
 
 
-def floor_loop(sfn: Any, s3: Any, activity_arn: str, threads: int, output_dir: Path) -> float:
-    """The floor: `threads` loops that take a task, run its command as the runner would, upload its two logs and
-    report it done; nothing else (no checks, heartbeat, process tracking or clean-up)."""
-    remaining = [TASK_COUNT]
+def floor_loop(sfn: Any, s3: Any, activity_arn: str, threads: int, output_dir: Path, count: int) -> float:
+    """The floor: `threads` loops that take `count` tasks, run each one's command as the runner would, upload its two
+    logs and report it done; nothing else (no checks, heartbeat, process tracking or clean-up)."""
+    remaining = [count]
     lock = threading.Lock()
     shell = shutil.which("bash") or "/bin/sh"
 
@@ -151,16 +156,33 @@ def floor_loop(sfn: Any, s3: Any, activity_arn: str, threads: int, output_dir: P
     return time.perf_counter() - start
 
 
-def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_dir: Path) -> float:
-    """The runner's own classes, as `datapipe taskrunner --tasks N` wires them, until it has reported every task."""
+def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_dir: Path, count: int) -> float:
+    """The runner's own classes, as `datapipe taskrunner --tasks N` wires them, until it has reported `count` tasks."""
     from datapipe.taskrunner.contract import S3Location
     from datapipe.taskrunner.poller import TaskRunner
+    from datapipe.taskrunner.processes import become_subreaper
     from datapipe.taskrunner.runner import RunnerIdentity, TaskExecutor
+
+    class CountingExecutor(TaskExecutor):
+        """Tells the bench when `count` tasks are done, as the floor's threads do by ending: the bench's thread sleeps
+        until then (polling the outcomes every few milliseconds took the GIL from the runner's threads)."""
+
+        left = count
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def execute(self, running: Any, task_input: str) -> str:
+            outcome = super().execute(running, task_input)
+            with self.lock:
+                self.left -= 1
+                if self.left == 0:
+                    self.done.set()
+            return outcome
 
     logger = logging.getLogger("bench.taskrunner")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
-    executor = TaskExecutor(
+    executor = CountingExecutor(
         sfn=sfn,
         s3=s3,
         identity=RunnerIdentity(worker_group="wg-12345", runner_id=f"bench-{threads}", principal="bench"),
@@ -170,10 +192,12 @@ def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_di
         logger=logger,
     )
     runner = TaskRunner(sfn=sfn, activity_arn=activity_arn, executor=executor, tasks=threads, logger=logger)
+    # A child subreaper, as `datapipe taskrunner` makes itself: the runner then looks for its tasks' orphans too. Only
+    # processes started since a task's command are looked at, so none of the bench's older children (jsii's Node).
+    become_subreaper()
     start = time.perf_counter()
     runner.start()
-    while len(runner.outcomes) < TASK_COUNT:
-        time.sleep(0.005)
+    executor.done.wait()
     elapsed = time.perf_counter() - start
     runner.request_stop()
     runner.wait(timeout=30)
@@ -183,12 +207,40 @@ def taskrunner_run(sfn: Any, s3: Any, activity_arn: str, threads: int, output_di
     return elapsed
 
 
-def describe(label: str, seconds: list[float]) -> str:
+def describe(label: str, seconds: list[float], count: int) -> str:
     median = statistics.median(seconds)
     return (
-        f"{label:<40} {TASK_COUNT} tasks: median {median:6.2f} s (min {min(seconds):.2f}, n={len(seconds)})  "
-        f"{TASK_COUNT / median:6.1f} tasks/s  {median / TASK_COUNT * 1000:5.1f} ms/task"
+        f"{label:<40} {count} tasks: median {median:6.2f} s (min {min(seconds):.2f}, n={len(seconds)})  "
+        f"{count / median:6.1f} tasks/s  {median / count * 1000:5.1f} ms/task"
     )
+
+
+def paired_ratio(ours: list[float], floor: list[float]) -> float:
+    """The median of the rounds' ratios: a round's floor and runner ran back to back, under the same machine load."""
+    return statistics.median(o / f for o, f in zip(ours, floor, strict=True))
+
+
+def print_growth(results: dict[tuple[str, int, int], list[float]], threads: int, sizes: list[int]) -> None:
+    """Median time per task at each batch size, and what each task beyond the smallest batch adds on each side."""
+    print(f"  growth with the number of tasks, --tasks {threads} (medians):")
+    print(f"  {'tasks':>7} {'floor s':>9} {'ms/task':>8} {'runner s':>9} {'ms/task':>8} {'ratio':>6}")
+    medians = {}
+    for count in sizes:
+        floor, ours = results[("floor", threads, count)], results[("tasks", threads, count)]
+        medians[count] = (statistics.median(floor), statistics.median(ours))
+        print(
+            f"  {count:>7} {medians[count][0]:>9.2f} {medians[count][0] / count * 1000:>8.1f} "
+            f"{medians[count][1]:>9.2f} {medians[count][1] / count * 1000:>8.1f} {paired_ratio(ours, floor):>5.2f}x"
+        )
+    smallest = sizes[0]
+    for count in sizes[1:]:
+        extra = count - smallest
+        floor_each = (medians[count][0] - medians[smallest][0]) / extra * 1000
+        ours_each = (medians[count][1] - medians[smallest][1]) / extra * 1000
+        print(
+            f"  each task beyond {smallest}, up to {count}: floor {floor_each:+.1f} ms, runner {ours_each:+.1f} ms "
+            f"({ours_each / floor_each:.2f}x)"
+        )
 
 
 def main() -> None:
@@ -217,34 +269,35 @@ def main() -> None:
             location = cast("BucketLocationConstraintType", emulator.region)
             s3.create_bucket(Bucket=BENCH_LOG_BUCKET, CreateBucketConfiguration={"LocationConstraint": location})
 
-        results: dict[str, list[float]] = {}
+        sizes = sorted({*GROWTH, TASK_COUNT})
+        results: dict[tuple[str, int, int], list[float]] = {}
         for round_number in range(ROUNDS):
-            for label, threads in (("floor", 1), ("tasks", 1), ("floor", 4), ("tasks", 4)):
-                tag = f"{label}-{threads}-{round_number}"
-                executions = queue_tasks(sfn, state_machine, tag)
-                if label == "floor":
-                    seconds = floor_loop(sfn, s3, activity, threads, Path(workdir) / tag)
-                else:
-                    seconds = taskrunner_run(sfn, s3, activity, threads, Path(workdir) / tag)
-                results.setdefault(f"{label}-{threads}", []).append(seconds)
+            for threads, count, label in itertools.product((1, 4), sizes, ("floor", "tasks")):
+                tag = f"{label}-{threads}-{count}-{round_number}"
+                executions = queue_tasks(sfn, state_machine, tag, count)
+                measure = floor_loop if label == "floor" else taskrunner_run
+                seconds = measure(sfn, s3, activity, threads, Path(workdir) / tag, count)
+                results.setdefault((label, threads, count), []).append(seconds)
                 statuses = wait_for_executions(sfn, executions)
-                if statuses != {"SUCCEEDED": TASK_COUNT}:
+                if statuses != {"SUCCEEDED": count}:
                     raise RuntimeError(f"{tag}: executions ended {statuses}")
                 time.sleep(POLL_SECONDS * 1.5)  # pollers left in a long poll end before the next variant queues tasks
 
     for threads in (1, 4):
-        floor, ours = results[f"floor-{threads}"], results[f"tasks-{threads}"]
-        print(describe(f"floor: same command and logs x{threads} (peer)", floor))
-        print(describe(f"datapipe taskrunner --tasks {threads}", ours))
-        # A round's floor and runner ran back to back, so their ratio sees the same machine load; the medians of the
-        # two sides drift apart with other work on a shared machine. The fastest runs are the least disturbed.
-        paired = statistics.median(o / f for o, f in zip(ours, floor, strict=True))
+        floor, ours = results[("floor", threads, TASK_COUNT)], results[("tasks", threads, TASK_COUNT)]
+        print(describe(f"floor: same command and logs x{threads} (peer)", floor, TASK_COUNT))
+        print(describe(f"datapipe taskrunner --tasks {threads}", ours, TASK_COUNT))
+        # The medians of the two sides drift apart with other work on a shared machine; the fastest runs are the least
+        # disturbed.
+        paired = paired_ratio(ours, floor)
         best = min(ours) / min(floor)
         overhead = (statistics.median(ours) - statistics.median(floor)) / TASK_COUNT * 1000
         verdict = "met" if max(paired, best) <= GOAL else "NOT met"
         print(f"  ratio runner/floor: {paired:.2f}x median of rounds, {best:.2f}x fastest, "
               f"{statistics.median(ours) / statistics.median(floor):.2f}x of medians (goal <= {GOAL:.1f}x) -> "
               f"{verdict}; overhead per task {overhead:+.1f} ms (medians)")
+        if len(sizes) > 1:
+            print_growth(results, threads, sizes)
 
 
 if __name__ == "__main__":

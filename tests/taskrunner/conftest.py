@@ -112,13 +112,19 @@ def shell_task(command: str | None = "true", **fields: Any) -> dict[str, Any]:
     return payload
 
 
+@pytest.fixture(scope="session")
+def s3_client() -> Any:
+    """One S3 client for every test: building one costs more than most tests take. moto answers it while a test's
+    mock is on, with that test's own fresh state."""
+    return boto3.client("s3", region_name="eu-west-1")
+
+
 @pytest.fixture()
-def s3() -> Iterator[Any]:
+def s3(s3_client: Any) -> Iterator[Any]:
     with mock_aws():
-        client = boto3.client("s3", region_name="eu-west-1")
         for bucket in (LOG_BUCKET, DATA_BUCKET):
-            client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        yield client
+            s3_client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield s3_client
 
 
 @pytest.fixture()

@@ -5,8 +5,10 @@ its own group does not reach. The runner makes itself a child subreaper (Linux),
 descendants instead of moving to init, and marks each attempt's environment with `DATAPIPE_ATTEMPT_ID`. A task's
 processes are then: the command's descendants, the processes seen as its descendants earlier in the attempt, any
 process whose environment carries the attempt's mark and, when the attempt ends, every orphan the subreaper holds
-that belongs to no attempt still running (one that also cleared its environment). Reading /proc costs one pass over
-the process table.
+that belongs to no attempt still running (one that also cleared its environment).
+
+Every one of those processes was started after the command, so its pid is one Linux allocated since the command's
+(`AllocatedPids`): a look reads the stat of those processes only, not of the whole process table.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,9 @@ ATTEMPT_MARK = "DATAPIPE_ATTEMPT_ID"
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_DUMPABLE = 4
 PROC = Path("/proc")
+RESERVED_PIDS = 300  # once the pids of a namespace have wrapped, Linux allocates from here up
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_ENVIRON_CHUNK = 65536
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -68,7 +73,7 @@ class ProcessInfo:
 
     @property
     def command(self) -> str:
-        """The command line (read when asked: most scans need only the table), else the process name."""
+        """The command line (read when asked: most looks need only pid, parent and state), else the process name."""
         try:
             line = (PROC / str(self.pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -77,7 +82,7 @@ class ProcessInfo:
 
 
 def read_process(pid: int) -> ProcessInfo | None:
-    # os.open and os.read: a scan reads every process's stat, and a buffered text file costs twice as much per read.
+    # os.open and os.read: a look reads many processes' stat, and a buffered text file costs twice as much per read.
     try:
         descriptor = os.open(f"{PROC}/{pid}/stat", os.O_RDONLY)
         try:
@@ -99,14 +104,93 @@ def read_process(pid: int) -> ProcessInfo | None:
     )
 
 
+def process_ids() -> list[int]:
+    """The pid of every process (threads are not listed); none where there is no /proc."""
+    try:
+        names = os.listdir(PROC)
+    except OSError:  # not Linux: the kill of the command's process group is all there is
+        return []
+    return [int(name) for name in names if name.isdigit()]
+
+
+def read_processes(pids: Iterable[int]) -> dict[int, ProcessInfo]:
+    return {info.pid: info for pid in pids if (info := read_process(pid)) is not None}
+
+
 def process_table() -> dict[int, ProcessInfo]:
-    table: dict[int, ProcessInfo] = {}
-    if not PROC.is_dir():  # not Linux: the kill of the command's process group is all there is
-        return table
-    for name in os.listdir(PROC):
-        if name.isdigit() and (info := read_process(int(name))) is not None:
-            table[info.pid] = info
-    return table
+    return read_processes(process_ids())
+
+
+# The kernel's counters, opened once and read with pread: one system call a reading, each a point where a thread
+# of the runner gives up the GIL and may wait for it (milliseconds on a busy runner).
+_counter_lock = threading.Lock()
+_counter_files: dict[Path, int | None] = {}
+
+
+def _counter(path: Path) -> int | None:
+    """The number in a /proc file the kernel keeps up to date (pid_max, ns_last_pid), as it is now."""
+    if path not in _counter_files:
+        with _counter_lock:
+            if path not in _counter_files:
+                try:
+                    _counter_files[path] = os.open(path, os.O_RDONLY)
+                except OSError:
+                    _counter_files[path] = None
+    descriptor = _counter_files[path]
+    if descriptor is None:
+        return None
+    try:
+        return int(os.pread(descriptor, 64, 0))
+    except (OSError, ValueError):
+        return None
+
+
+def boot_ticks() -> int:
+    """Now, in the clock ticks since boot in which /proc gives a process's start: a process started later never has
+    fewer (Linux counts both on CLOCK_BOOTTIME)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None:  # not Linux: no /proc to compare with
+        return 0
+    return time.clock_gettime_ns(clock) // (1_000_000_000 // _CLOCK_TICKS)
+
+
+class AllocatedPids:
+    """The pids Linux has allocated since `first` (a command's): every process started after it has one of them.
+
+    Linux hands out the pids of a namespace in increasing order, from the last one given (`ns_last_pid`) up to
+    `pid_max`, then again from RESERVED_PIDS. The pids allocated since `first` are then those from `first` to the last
+    one given, round the end if the count wrapped. That holds until the count has gone round once entirely, which
+    `advance` sees from the distance between its readings as long as one reading follows the previous within less
+    than a whole round (pid_max - 300 pids: 32,468 on a default pid_max, millions with systemd's); from then on,
+    and where the kernel does not say (no ns_last_pid), `known` is False and every pid counts.
+    """
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.last = first  # no reading yet: the first one measures from `first`
+        self._travelled = 0
+        self.known = True
+
+    def advance(self) -> bool:
+        """Take in the pids allocated up to now; False once they can no longer be told (then every pid counts)."""
+        if not self.known:
+            return False
+        last = _counter(PROC / "sys/kernel/ns_last_pid")
+        pid_max = _counter(PROC / "sys/kernel/pid_max")
+        if last is None or pid_max is None:
+            self.known = False
+            return False
+        self._travelled += (last - self.last) % pid_max
+        self.last = last
+        self.known = self._travelled < pid_max - RESERVED_PIDS
+        return self.known
+
+    def __contains__(self, pid: int) -> bool:
+        if not self.known:
+            return True
+        if self.first <= self.last:
+            return self.first <= pid <= self.last
+        return pid >= self.first or pid <= self.last  # the count wrapped round pid_max
 
 
 @contextlib.contextmanager
@@ -130,7 +214,14 @@ def forget_attempt(mark: str, root: int | None = None) -> None:
 def mark_of(pid: int) -> str | None:
     """The attempt mark in a process's environment (as it was started), if any."""
     try:
-        environment = (PROC / str(pid) / "environ").read_bytes()
+        descriptor = os.open(f"{PROC}/{pid}/environ", os.O_RDONLY)
+        try:
+            environment = chunk = os.read(descriptor, _ENVIRON_CHUNK)
+            while len(chunk) == _ENVIRON_CHUNK:  # a shorter read is the end
+                chunk = os.read(descriptor, _ENVIRON_CHUNK)
+                environment += chunk
+        finally:
+            os.close(descriptor)
     except OSError:
         return None
     prefix = f"{ATTEMPT_MARK}=".encode()
@@ -144,38 +235,58 @@ class ProcessTree:
     """The processes of one attempt: `track` while it runs, `end` when it is over.
 
     `root` is the command the runner started; its own Popen collects its exit status, so it is never reaped here.
+    `started`: `boot_ticks()` read before the command was started. Nothing is read from /proc until a look.
     """
 
-    def __init__(self, root: int, mark: str) -> None:
+    def __init__(self, root: int, mark: str, *, started: int) -> None:
         self.root = root
         self.mark = mark
         self._known: dict[int, int] = {}  # pid -> start ticks of every process seen in the tree
-        self._root_start = 0
-        if (info := read_process(root)) is not None:
-            self._known[root] = self._root_start = info.start_ticks
+        self._root_start = started
+        self._allocated = AllocatedPids(root)
+        self._unclaimed: dict[int, int] = {}  # pid -> start ticks of the orphans no running attempt claimed last look
         with _running_lock:
             _running_roots.add(root)
+
+    def look(self) -> dict[int, ProcessInfo]:
+        """The processes that may be the attempt's: those started since its command (all, where that is unknown),
+        but the commands of other running attempts, which are theirs."""
+        pids = process_ids()
+        self._allocated.advance()  # read after the listing, so that every pid listed was allocated by then
+        return read_processes(
+            pid for pid in pids if pid in self._allocated and (pid == self.root or pid not in _running_roots)
+        )
 
     def _alive_known(self, table: dict[int, ProcessInfo]) -> set[int]:
         return {pid for pid, ticks in self._known.items() if pid in table and table[pid].start_ticks == ticks}
 
     def _strays(self, table: dict[int, ProcessInfo]) -> set[int]:
-        """Orphans reparented to the runner (its subreaper) that belong to no other attempt still running."""
+        """Orphans reparented to the runner (its subreaper) that belong to no other attempt still running, and were
+        found so by the look before this one too: a process shows no environment while it execs, so that an orphan
+        of another attempt caught at that moment must not be taken for one that cleared its own. The commands of
+        running attempts never are (the table may be older than the last one started)."""
         if not _subreaper:  # else the runner's children may be anything its host process started
             return set()
         runner = os.getpid()
-        strays = set()
+        unclaimed = {}
         with _running_lock:
             others = _running_marks - {self.mark}
             for pid, info in table.items():
-                if info.parent == runner and info.state != "Z" and mark_of(pid) not in others:
-                    strays.add(pid)
+                if (
+                    info.parent == runner
+                    and info.state != "Z"
+                    and pid not in _running_roots
+                    and mark_of(pid) not in others
+                ):
+                    unclaimed[pid] = info.start_ticks
+        strays = {pid for pid, ticks in unclaimed.items() if self._unclaimed.get(pid) == ticks}
+        self._unclaimed = unclaimed
         return strays
 
     def members(self, *, strays: bool = False, table: dict[int, ProcessInfo] | None = None) -> list[ProcessInfo]:
         """Live (non-zombie) processes of the attempt; remembers them, so that they are found again once orphaned.
-        With `strays`, also the orphans of the runner that no running attempt claims. `table`: a scan just made."""
-        table = process_table() if table is None else table
+        With `strays`, also the orphans of the runner that no running attempt claims. `table`: a look just taken."""
+        table = self.look() if table is None else table
         children: dict[int, list[int]] = {}
         for info in table.values():
             children.setdefault(info.parent, []).append(info.pid)
@@ -199,17 +310,21 @@ class ProcessTree:
         return sorted((table[pid] for pid in found if table[pid].state != "Z"), key=lambda info: info.pid)
 
     def track(self) -> None:
-        self.members()
+        """Note the processes of the command while it runs (its exit status not collected: its pid is its own)."""
+        table = self.look()
+        if self.root not in self._known and (info := table.get(self.root)) is not None:
+            self._known[self.root] = info.start_ticks
+        self.members(table=table)
 
     def end(self, *, rounds: int = 20) -> list[tuple[int, str]]:
         """SIGKILL every process of the attempt until none is left (a fork can race a kill); returns the pid and
         command line of each process killed."""
         killed: dict[int, str] = {}
-        settled: dict[int, ProcessInfo] | None = None  # the scan that found none of the attempt's processes left
+        settled: dict[int, ProcessInfo] | None = None  # the look that found none of the attempt's processes left
         for _ in range(rounds):
-            table = process_table()
+            table = self.look()
             members = self.members(strays=True, table=table)
-            if not members:
+            if not members and not self._unclaimed:
                 settled = table
                 break
             for info in members:
@@ -220,14 +335,15 @@ class ProcessTree:
             time.sleep(0.01)  # SIGKILL is delivered asynchronously
         forget_attempt(self.mark, self.root)
         if _subreaper or set(self._known) - {self.root}:
-            self.reap(settled)  # the zombies of the processes killed are in that scan already
+            self.reap(settled)  # the zombies of the processes killed are in that look already
         return list(killed.items())
 
     def reap(self, table: dict[int, ProcessInfo] | None = None) -> None:
         """Collect the exit status of orphans reparented to the runner (its subreaper): this attempt's, and as a
-        subreaper any that ended by themselves, so that none stays a zombie. Never a command a Popen waits for.
-        `table`: a scan just made."""
-        table = process_table() if table is None else table
+        subreaper any other started since its command that ended by itself (an orphan is always started in the time
+        of the attempt it belongs to, so that the end of that attempt reaps it at the latest). Never a command a
+        Popen waits for. `table`: a look just taken."""
+        table = self.look() if table is None else table
         runner = os.getpid()
         with _running_lock:
             candidates = {pid for pid, info in table.items() if info.parent == runner} if _subreaper else set()

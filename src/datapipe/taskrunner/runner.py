@@ -9,6 +9,7 @@ Functions has already given the task up) not reported at all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
@@ -51,7 +52,14 @@ from datapipe.taskrunner.environment import (
     read_secrets,
 )
 from datapipe.taskrunner.preconditions import precondition_answer
-from datapipe.taskrunner.processes import ATTEMPT_MARK, ExitWatch, ProcessTree, forget_attempt, starting_attempt
+from datapipe.taskrunner.processes import (
+    ATTEMPT_MARK,
+    ExitWatch,
+    ProcessTree,
+    boot_ticks,
+    forget_attempt,
+    starting_attempt,
+)
 from datapipe.taskrunner.sql_tasks import run_database_task
 
 STDERR_TAIL_LINES = 20
@@ -130,9 +138,10 @@ class Heartbeat:
         try:
             yield
         finally:
+            # The thread is not woken: at its next deadline it finds the task over (waking it costs every task a
+            # hand-over of the GIL). One heartbeat on its way is waited for.
             with self._changed:
                 self._task = None
-                self._changed.notify_all()
                 while self._sending:  # no heartbeat goes out for a task once it is over
                     self._changed.wait()
 
@@ -181,6 +190,12 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
             os.killpg(process.pid, signal.SIGKILL)  # the command started its own session: pgid == pid
+
+
+@functools.lru_cache(maxsize=8)
+def shell_for(path: str | None) -> str:
+    """bash as PATH finds it, else /bin/sh: looked up once per PATH, not on every task (a stat per folder)."""
+    return shutil.which("bash", path=path) or "/bin/sh"
 
 
 def stderr_tail(path: Path) -> str:
@@ -390,6 +405,7 @@ class TaskExecutor:
             stderr_path.write_text(f"{RUNNER_NOTE} {error}\n")
             return SECRET_UNAVAILABLE, str(error)
         env.update(secret_values)
+        started = boot_ticks()
         with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr, starting_attempt(mark):
             try:
                 process = subprocess.Popen(
@@ -406,7 +422,7 @@ class TaskExecutor:
                 forget_attempt(mark)
                 return COMMAND_FAILED, f"command could not start: {error.strerror}"
             # Known as running before the lock is let go: no reaping thread may collect its exit status.
-            tree = ProcessTree(process.pid, mark)
+            tree = ProcessTree(process.pid, mark, started=started)
             watch = ExitWatch(process)  # while the pid surely is the command's
         del env
         running.attach(process)
@@ -447,7 +463,7 @@ class TaskExecutor:
                 folder = attempt_dir / f"output{number}"
                 folder.mkdir(parents=True, exist_ok=True)
                 env[f"OUTPUT{number}_STAGING_DIR"] = str(folder)
-        shell = shutil.which("bash") or "/bin/sh"
+        shell = shell_for(os.environ.get("PATH"))
         if task.command is not None:
             # As in Data Pipeline: scriptArgument values are the positional parameters $1, $2, ...
             return [shell, "-c", task.command, task.activity_id, *task.script_arguments]
@@ -508,14 +524,14 @@ class TaskExecutor:
         """Upload stdout and stderr of the attempt; the local path stands in for a log that could not be uploaded."""
         locations = {}
         for name, path in (("stdout", stdout), ("stderr", stderr)):
-            path.touch(exist_ok=True)
             locations[name] = str(path)
             if self._log_destination is None:
+                path.touch(exist_ok=True)
                 continue
             target = self._log_destination.child(f"{self.identity.log_prefix}attempts/{task.attempt_path}/{name}")
             try:
                 # One PutObject (up to 5 GB) that refuses to overwrite: an attempt's logs are written once.
-                with path.open("rb") as body:
+                with open_or_create(path) as body:
                     self._s3.put_object(Bucket=target.bucket, Key=target.key, Body=body, IfNoneMatch="*")
                 locations[name] = target.uri
             except TRANSFER_ERRORS as error:
@@ -559,6 +575,15 @@ class TaskExecutor:
         first_line = cause.splitlines()[0] if cause else ""
         self._logger.info("task failed: %s: %s", error_name, first_line)
         return error_name
+
+
+def open_or_create(path: Path) -> BinaryIO:
+    """The file to read, created empty if the attempt never wrote it (a command that did not start)."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        path.touch()
+        return path.open("rb")
 
 
 def contained(folder: Path, relative: str, *, key: str) -> Path:

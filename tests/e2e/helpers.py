@@ -31,6 +31,19 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 20.0, interva
     return found
 
 
+def finished_statement(data: Any, statement: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The description of a Redshift Data API statement once it has ended, polled as a boto3 user polls it; it must
+    have FINISHED."""
+
+    def ended() -> dict[str, Any] | None:
+        described: dict[str, Any] = data.describe_statement(Id=statement["Id"])
+        return described if described["Status"] in ("FINISHED", "FAILED", "ABORTED") else None
+
+    described: dict[str, Any] = wait_for(what, ended, timeout=60)
+    assert described["Status"] == "FINISHED", described.get("Error")
+    return described
+
+
 def execution_name() -> str:
     """A fresh execution name, so that runs of the same workflow never collide."""
     return f"e2e-{uuid.uuid4().hex[:12]}"

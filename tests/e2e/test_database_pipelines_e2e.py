@@ -30,7 +30,7 @@ import pytest
 from datapipe.naming import Naming
 from stacks.config import WorkerGroupSettings
 from tests.database_servers import PASSWORD, USER, Server
-from tests.e2e.helpers import ended_execution, start_execution, synth_pipelines, wait_for
+from tests.e2e.helpers import ended_execution, finished_statement, start_execution, synth_pipelines
 from tests.importer.conftest import CORPUS_DIR, samples_absent
 
 pytestmark = pytest.mark.e2e
@@ -138,15 +138,7 @@ def loader_secret(emulator: Any) -> None:
 
 def run_sql(data: Any, sql: str) -> dict[str, Any]:
     """One statement through the Data API, as a user runs it with boto3: submit, poll, read the result."""
-    statement = data.execute_statement(Sql=sql, **CLUSTER)
-
-    def ended() -> dict[str, Any] | None:
-        described = data.describe_statement(Id=statement["Id"])
-        return described if described["Status"] in ("FINISHED", "FAILED", "ABORTED") else None
-
-    described: dict[str, Any] = wait_for(f"statement {sql[:40]}", ended, timeout=60)
-    assert described["Status"] == "FINISHED", described.get("Error")
-    return described
+    return finished_statement(data, data.execute_statement(Sql=sql, **CLUSTER), f"statement {sql[:40]}")
 
 
 def test_the_corpus_s3_to_redshift_pipeline_loads_the_rows(

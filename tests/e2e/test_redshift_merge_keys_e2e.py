@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from datapipe.naming import Naming
-from tests.e2e.helpers import ended_execution, start_execution, synth_pipelines, wait_for
+from tests.e2e.helpers import ended_execution, finished_statement, start_execution, synth_pipelines
 from tests.importer.conftest import CORPUS_DIR, samples_absent
 
 pytestmark = pytest.mark.e2e
@@ -56,21 +56,11 @@ def merge_pipeline(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
 
 def run_sql(data: Any, *sqls: str) -> str:
     statement = data.batch_execute_statement(Sqls=list(sqls), **SIGN_IN)
-
-    def ended() -> dict[str, Any] | None:
-        described = data.describe_statement(Id=statement["Id"])
-        return described if described["Status"] in ("FINISHED", "FAILED", "ABORTED") else None
-
-    described: dict[str, Any] = wait_for(f"statements {sqls[0][:40]}", ended, timeout=60, interval=0.05)
-    assert described["Status"] == "FINISHED", described.get("Error")
-    return str(statement["Id"])
+    return str(finished_statement(data, statement, f"statements {sqls[0][:40]}")["Id"])
 
 
 def rows(data: Any, sql: str) -> list[list[Any]]:
-    statement = data.execute_statement(Sql=sql, **SIGN_IN)
-    wait_for(f"query {sql[:40]}",
-             lambda: data.describe_statement(Id=statement["Id"])["Status"] in ("FINISHED", "FAILED"), timeout=60,
-             interval=0.05)
+    statement = finished_statement(data, data.execute_statement(Sql=sql, **SIGN_IN), f"query {sql[:40]}")
     records = data.get_statement_result(Id=statement["Id"])["Records"]
     return [[next(iter(field.values())) for field in record] for record in records]
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from datapipe.naming import Naming
-from tests.e2e.helpers import ended_execution, start_execution, synth_pipelines, wait_for
+from tests.e2e.helpers import ended_execution, finished_statement, start_execution, synth_pipelines
 from tests.importer.conftest import CORPUS_DIR, samples_absent
 
 pytestmark = pytest.mark.e2e
@@ -64,15 +64,7 @@ def billing_pipeline(emulator: Any, tmp_path_factory: pytest.TempPathFactory,
 
 
 def run_sql(data: Any, sql: str) -> dict[str, Any]:
-    statement = data.execute_statement(Sql=sql, **SIGN_IN)
-
-    def ended() -> dict[str, Any] | None:
-        described = data.describe_statement(Id=statement["Id"])
-        return described if described["Status"] in ("FINISHED", "FAILED", "ABORTED") else None
-
-    described: dict[str, Any] = wait_for(f"statement {sql[:40]}", ended, timeout=60)
-    assert described["Status"] == "FINISHED", described.get("Error")
-    return described
+    return finished_statement(data, data.execute_statement(Sql=sql, **SIGN_IN), f"statement {sql[:40]}")
 
 
 def test_the_billing_copy_signs_in_as_its_user_and_reads_the_prefix_of_its_scheduled_time(

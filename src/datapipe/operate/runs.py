@@ -373,9 +373,9 @@ def rerun(sfn: Any, execution_arn: str, *, from_start: bool = False) -> Rerun:
         reason = str(described.get("redriveStatusReason") or "Step Functions says it cannot be redriven")
     elif status == "FAILED" and (fail_state := _ending_fail_state(sfn, execution_arn)) is not None:
         raise DatapipeError(
-            f"run {name} ended in its Fail state {fail_state} (after its failure path: onFail alarms, cleanup), and a "
-            "redrive resumes at the state that failed, which fails again; rerun with --from-start to start a new run "
-            "with the same input",
+            f"run {name} ended in its Fail state {fail_state}, where a redrive would resume and fail again; rerun "
+            "with --from-start to start a new run with the same input (if that input is what failed, start a new run "
+            "with another)",
             exit_code=1,
         )
     else:

@@ -81,7 +81,8 @@ def test_redrive_resumes_a_failed_execution_at_the_failed_state_with_earlier_res
     definition = {
         "StartAt": "First",
         "States": {
-            "First": {"Type": "Pass", "Result": "carried", "ResultPath": "$.first", "Next": "Flaky"},
+            "First": {"Type": "Pass", "Parameters": {"redrives.$": "$$.Execution.RedriveCount"},
+                      "ResultPath": "$.first", "Next": "Flaky"},
             "Flaky": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:s3:headBucket",
@@ -108,7 +109,7 @@ def test_redrive_resumes_a_failed_execution_at_the_failed_state_with_earlier_res
     assert done["status"] == "SUCCEEDED", done.get("cause")
     output = json.loads(done["output"])
     redrive = output.pop("redrive")
-    assert output == {"bucket": bucket, "first": "carried"}
+    assert output == {"bucket": bucket, "first": {"redrives": 0}}  # First ran before the redrive, once
     assert redrive["count"] == 1 and START_TIME_PATTERN.match(redrive["time"]), redrive  # the context object's
     assert done["redriveCount"] == 1
     assert done["redriveDate"] == redriven["redriveDate"]

@@ -35,6 +35,9 @@ from datapipe.local import executions
 from datapipe.local.seams import addition, seam
 
 REDRIVE_EXECUTION = addition(StepFunctionResponse, "redrive_execution", "RedriveExecution: moto has no such API")
+RUN_CONTEXT = seam(
+    ExecutionWorker, "_get_evaluation_environment", ("self",), "$$.Execution.RedriveCount is 0 until a run is redriven"
+)
 EXECUTION_HISTORY = seam(
     Execution, "to_history_output", ("self",), "a redriven execution's history goes on after its earlier events"
 )
@@ -219,8 +222,16 @@ def _redrive_execution(self: StepFunctionResponse) -> ActionResult:
     return ActionResult({"redriveDate": redrive(execution)})
 
 
+def _run_context(self: ExecutionWorker) -> Environment:
+    env: Environment = RUN_CONTEXT.call_original(self)
+    execution: Any = env.states.context_object.context_object_data["Execution"]
+    execution.setdefault("RedriveCount", 0)  # as AWS gives it; a RedriveWorker sets its own count after this
+    return env
+
+
 def install() -> None:
     REDRIVE_EXECUTION.patch(_redrive_execution)
+    RUN_CONTEXT.patch(_run_context)
     EXECUTION_HISTORY.patch(_history_output)
     if describe_fields not in executions.DESCRIBE_FIELDS:
         executions.DESCRIBE_FIELDS.append(describe_fields)

@@ -239,23 +239,18 @@ class RedshiftDataApi:
         submission, part = self._find(_statement_id(request))
         now = self._clock()
         with self._lock:
-            if part is not None:  # a batch's sub-statement, described on its own
-                described = part.describe(now)
-                described["RedshiftPid"] = part.pid
-                described.update(self._credentials(submission))
-                return described
-            main = submission.main
-            described = main.describe(now)
-            described["RedshiftPid"] = main.pid
+            statement = part or submission.main
+            described = statement.describe(now)
+            described["RedshiftPid"] = statement.pid
             described.update(self._credentials(submission))
+            if part is not None:  # a batch's sub-statement, described on its own
+                return described
             if submission.is_batch:  # its rows and sizes are its sub-statements': its own are the API's null
                 described["SubStatements"] = [sub.describe(now) for sub in submission.parts]
                 described["HasResultSet"] = any(sub.records is not None for sub in submission.parts)
                 described["ResultRows"] = described["ResultSize"] = -1
-            elif main.parameters:
-                described["QueryParameters"] = [
-                    {"name": name, "value": value} for name, value in main.parameters.items()
-                ]
+            elif statement.parameters:
+                described["QueryParameters"] = _query_parameters(statement.parameters)
         return described
 
     def get_statement_result(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +367,7 @@ class RedshiftDataApi:
         else:
             entry["QueryString"] = main.query
         if main.parameters:
-            entry["QueryParameters"] = [{"name": name, "value": value} for name, value in main.parameters.items()]
+            entry["QueryParameters"] = _query_parameters(main.parameters)
         if "SecretArn" in submission.target:
             entry["SecretArn"] = submission.target["SecretArn"]
         if submission.name:
@@ -693,6 +688,11 @@ def _field(value: object) -> dict[str, Any]:
     if isinstance(value, bytes | memoryview):
         return {"blobValue": bytes(value)}
     return {"stringValue": str(value)}
+
+
+def _query_parameters(parameters: dict[str, str]) -> list[dict[str, str]]:
+    """A statement's named parameters as DescribeStatement and ListStatements give them."""
+    return [{"name": name, "value": value} for name, value in parameters.items()]
 
 
 def _size(value: dict[str, Any]) -> int:

@@ -9,7 +9,7 @@ from datapipe.local.deploy.model import (
     Handler,
     ResourceRequest,
 )
-from datapipe.local.deploy.values import pick, tag_map
+from datapipe.local.deploy.values import pick, tag_list
 
 
 def _table(r: ResourceRequest) -> Created:
@@ -29,7 +29,7 @@ def _table(r: ResourceRequest) -> Created:
             **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if sse.get("KMSMasterKeyId") else {}),
         }
     if r.get("Tags"):
-        create["Tags"] = [{"Key": k, "Value": v} for k, v in tag_map(r.get("Tags")).items()]
+        create["Tags"] = tag_list(r.get("Tags"))
     table = dynamodb.create_table(**create)["TableDescription"]
     ttl = r.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):

@@ -33,17 +33,8 @@ class Credentials:
 
 def read_credentials(secret_id: str, *, secrets: Any, where: str) -> Credentials:
     """The secret `secret_id` (ARN or name) through the injected Secrets Manager client `secrets`."""
-    try:
-        value = secrets.get_secret_value(SecretId=secret_id)
-    except secrets.exceptions.ResourceNotFoundException:
-        raise DatapipeError(f"{where}: secret {secret_id!r} does not exist in Secrets Manager") from None
-    except Exception as error:  # botocore's ClientError and connection errors: their text holds no secret value
-        raise DatapipeError(f"{where}: cannot read secret {secret_id!r}: {_first_line(error)}") from None
-    text = value.get("SecretString")
-    if text is None:
-        raise DatapipeError(
-            f"{where}: secret {secret_id!r} is binary; it must be a JSON string with username and password"
-        )
+    text = _secret_string(secret_id, secrets=secrets, where=where,
+                          holding="be a JSON string with username and password")
     try:
         document = json.loads(text)
     except ValueError:
@@ -107,14 +98,7 @@ def read_password_secret(
         except Exception as error:  # ClientError and connection errors: their text holds no secret value
             raise DatapipeError(f"{where}: cannot read SSM parameter {name!r}: {_first_line(error)}") from None
     else:
-        try:
-            text = secrets.get_secret_value(SecretId=reference).get("SecretString")
-        except secrets.exceptions.ResourceNotFoundException:
-            raise DatapipeError(f"{where}: secret {reference!r} does not exist in Secrets Manager") from None
-        except Exception as error:
-            raise DatapipeError(f"{where}: cannot read secret {reference!r}: {_first_line(error)}") from None
-        if text is None:
-            raise DatapipeError(f"{where}: secret {reference!r} is binary; it must hold the password as a string")
+        text = _secret_string(reference, secrets=secrets, where=where, holding="hold the password as a string")
         try:
             document = json.loads(text) if text.lstrip().startswith("{") else None
         except (ValueError, RecursionError):
@@ -124,6 +108,21 @@ def read_password_secret(
     if not isinstance(text, str) or not text:
         raise DatapipeError(f"{where}: the password secret {reference!r} is empty")
     return text, document if isinstance(document, dict) else None
+
+
+def _secret_string(secret_id: str, *, secrets: Any, where: str, holding: str) -> str:
+    """The SecretString of a Secrets Manager secret; a missing, unreadable or binary secret as one line (`holding`:
+    what the secret must hold, said of a binary one)."""
+    try:
+        value = secrets.get_secret_value(SecretId=secret_id)
+    except secrets.exceptions.ResourceNotFoundException:
+        raise DatapipeError(f"{where}: secret {secret_id!r} does not exist in Secrets Manager") from None
+    except Exception as error:  # botocore's ClientError and connection errors: their text holds no secret value
+        raise DatapipeError(f"{where}: cannot read secret {secret_id!r}: {_first_line(error)}") from None
+    text = value.get("SecretString")
+    if text is None:
+        raise DatapipeError(f"{where}: secret {secret_id!r} is binary; it must {holding}")
+    return text
 
 
 def _first_line(error: BaseException) -> str:

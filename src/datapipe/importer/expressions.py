@@ -432,10 +432,6 @@ class Evaluator:
             return None
         return text.static
 
-    def run_value(self, tree: Any) -> Text:
-        """A value the run-values Lambda computes from a tree of datapipe.datefunctions when the run starts."""
-        return self._run_value(tree)
-
     # -- evaluation ---------------------------------------------------------------------------------------------------
 
     def expand(self, value: str, scope: Scope) -> list[Text]:
@@ -677,7 +673,7 @@ class Evaluator:
         year = when.get("year")
         if name == "year" and year is not None:
             return Text.of(year)  # four digits already, as years from 1000 on are
-        return self._run_value({"function": name, "arguments": [when.tree]})
+        return self.run_value({"function": name, "arguments": [when.tree]})
 
     def _static_argument(self, value: Text | datetime | RunTime | int, function: str) -> datefunctions.Value:
         if isinstance(value, datetime | int):
@@ -697,12 +693,13 @@ class Evaluator:
             raise Unmappable("format needs a date as its first argument")
         groups = datefunctions.pattern_groups(pattern)
         if when.components is None or any(kind == "letters" and text not in _PADDED_FIELDS for kind, text in groups):
-            return self._run_value({"function": "format", "arguments": [when.tree, pattern]})
+            return self.run_value({"function": "format", "arguments": [when.tree, pattern]})
         parts = dict(when.components)
         return Text.of(*(text if kind == "literal" else parts[_PADDED_FIELDS[text]] for kind, text in groups))
 
-    def _run_value(self, tree: Any) -> Text:
-        """A value the run-values Lambda gives when the run starts; the same expression is evaluated once."""
+    def run_value(self, tree: Any) -> Text:
+        """A value the run-values Lambda computes from a tree of datapipe.datefunctions when the run starts; the same
+        expression is evaluated once."""
         self.uses_run_time = True
         key = json.dumps(tree, separators=(",", ":"))
         name = self._run_value_names.get(key)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from datapipe.importer.expressions import MAX_EXPANDED_LENGTH, Text
 from datapipe.importer.laxjson import printable
 from datapipe.importer.model import PipelineObject
+from datapipe.importer.preconditions import TABLE_NAME  # DynamoDB's own rule for table names
 from datapipe.importer.reader import Problem
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ _HIVE_TYPE = re.compile(
     r"|decimal(\([0-9]{1,2}(,[0-9]{1,2})?\))?|varchar\([0-9]{1,5}\)|array<(string|bigint|double)>|map<string,string>",
     re.IGNORECASE,
 )
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # DynamoDB's own rule for table names
 _PERCENT = re.compile(r"\s*(0?\.[0-9]{1,6}|1(\.0{1,6})?|0)\s*")
 # The node's share of the table's throughput -> the connector's table property that applies it, by side.
 _THROUGHPUT = {"input": ("readThroughputPercent", "dynamodb.throughput.read.percent"),
@@ -163,7 +163,7 @@ class _Generator:
         if name is None:
             self.failed = True
             return ""
-        if not _TABLE_NAME.fullmatch(name):
+        if not TABLE_NAME.fullmatch(name):
             self.problem(node.id, "tableName", f"{printable(name)!r} is not a DynamoDB table name (3 to 255 letters, "
                          "digits, _ . -)")
         return name

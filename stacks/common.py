@@ -289,6 +289,14 @@ def reaper_rule(
     )
 
 
+def function_by_name(scope: Construct, construct_id: str, function_name: str) -> lambda_.IFunction:
+    """A function of the stack's account and region, by its name (one the pipelines stack deploys for every pipeline's
+    state machine): no cross-stack reference."""
+    return lambda_.Function.from_function_arn(scope, construct_id, cdk.Stack.of(scope).format_arn(
+        service="lambda", resource="function", resource_name=function_name,
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME))
+
+
 def log_group_arn(scope: Construct, log_group_name: str) -> str:
     """A log group's ARN as CloudWatch Logs puts it in the encryption context (no `:*` at the end)."""
     return cdk.Stack.of(scope).format_arn(

@@ -10,7 +10,7 @@ What lives here:
 - `wait_task`: the Lambda task that waits, with its re-check and throttling retries (both deployments);
 - `waits_table` and `subscribe_to_emr_events`: the token table (with its key) and the EventBridge rule;
 - `PipelineEmrWaits`: the function, table and rule of the imported pipelines, deployed once in the shared pipelines
-  stack and found by name by every pipeline's state machine (`pipeline_waits_function_arn`);
+  stack and found by name by every pipeline's state machine (`pipeline_waits_function_name`);
 - `EmrWaitsOfPipeline`: how one pipeline's EMR tasks wait, used by `stacks.pipelines.PipelineWorkflow`.
 """
 
@@ -32,7 +32,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from datapipe.naming import Naming
-from stacks.common import acknowledge_wildcards, depend_on_policy_only, nag_arn, powertools_function
+from stacks.common import (
+    acknowledge_wildcards,
+    depend_on_policy_only,
+    function_by_name,
+    nag_arn,
+    powertools_function,
+)
 
 WaitMode = Literal["events", "sync"]
 # What a wait waits for (the emr_waits Lambda's `Until`).
@@ -181,12 +187,6 @@ def pipeline_waits_function_name(naming: Naming) -> str:
     return naming.name(PIPELINE_WAITS)
 
 
-def pipeline_waits_function_arn(scope: Construct, naming: Naming) -> str:
-    return cdk.Stack.of(scope).format_arn(service="lambda", resource="function",
-                                          resource_name=pipeline_waits_function_name(naming),
-                                          arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
-
-
 class PipelineEmrWaits(Construct):
     """The waits of every imported pipeline's EMR work, deployed once (shared pipelines stack): the emr_waits function
     (the EMR workflow's handler), its token table and the EventBridge rule. It answers only the state machines of
@@ -254,8 +254,7 @@ class EmrWaitsOfPipeline:
         self._name = name
         self.function: lambda_.IFunction | None = None
         if mode == "events":
-            self.function = lambda_.Function.from_function_arn(scope, "EmrWaitsFunction",
-                                                               pipeline_waits_function_arn(scope, naming))
+            self.function = function_by_name(scope, "EmrWaitsFunction", pipeline_waits_function_name(naming))
 
     @property
     def pattern(self) -> sfn.IntegrationPattern:

@@ -40,6 +40,7 @@ from stacks.config import EmrSettings, EmrStepSettings
 from stacks.emr_waits import (
     CLUSTER_READY,
     CLUSTER_TERMINATED,
+    FUNCTION_RAISED_ERROR,
     MAX_RECHECKS,
     RECHECK_SECONDS,
     STEP_ENDED,
@@ -65,7 +66,6 @@ OPTED_IN_SCOPE = "opted-in"
 # a step or cluster that ends badly is States.TaskFailed and is not retried.
 EMR_CALL_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
 EMR_RETRY_ATTEMPTS = 3  # after 1 s, 2 s and 4 s at most (full jitter)
-READER_RAISED_ERROR = "ClientError"  # the error name Lambda reports for an exception a function lets through
 INVALID_INPUT = "datapipe.InvalidInput"
 CLUSTER_NOT_ALLOWED = "datapipe.ClusterNotAllowed"
 CLUSTER_UNAVAILABLE = "datapipe.ClusterUnavailable"
@@ -384,8 +384,8 @@ class EmrWorkflow(Construct):
             result_path="$.ClusterCheck",
         )
         # The reader raises EMR's throttling and service faults (botocore's ClientError) for this retry.
-        check.add_retry(errors=[READER_RAISED_ERROR], interval=cdk.Duration.seconds(1), max_attempts=EMR_RETRY_ATTEMPTS,
-                        backoff_rate=2.0, jitter_strategy=sfn.JitterType.FULL)
+        check.add_retry(errors=[FUNCTION_RAISED_ERROR], interval=cdk.Duration.seconds(1),
+                        max_attempts=EMR_RETRY_ATTEMPTS, backoff_rate=2.0, jitter_strategy=sfn.JitterType.FULL)
         malformed = sfn.Fail(self, "Reject_Malformed_ClusterId", error=INVALID_INPUT,
                              cause_path="$.ClusterCheck.error.message")
         unavailable = sfn.Fail(self, "Cluster_Unavailable", error=CLUSTER_UNAVAILABLE,

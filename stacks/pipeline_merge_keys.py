@@ -25,7 +25,7 @@ from datapipe.databases.merge_keys import KEY_COLUMNS_SQL
 from datapipe.importer.databases import MergeFromCatalog
 from datapipe.importer.plan import Plan
 from datapipe.naming import Naming
-from stacks.common import acknowledge_wildcards, depend_on_policy_only, nag_arn, powertools_function
+from stacks.common import acknowledge_wildcards, depend_on_policy_only, function_by_name, nag_arn, powertools_function
 
 if TYPE_CHECKING:
     from stacks.pipelines import PipelineWorkflow
@@ -114,12 +114,7 @@ def key_query_states(workflow: PipelineWorkflow, activity_id: str, merge: MergeF
         iam_resources=["*"], parameters={"Id": sfn.JsonPath.string_at(f"{path}.query.Id")},
         result_path=f"{path}.result",
     )
-    stack = cdk.Stack.of(workflow)
-    function = lambda_.Function.from_function_arn(
-        workflow, f"MergeKeysFunction{state_key}",
-        stack.format_arn(service="lambda", resource="function",
-                         resource_name=merge_keys_function_name(workflow._naming),
-                         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME))
+    function = function_by_name(workflow, f"MergeKeysFunction{state_key}", merge_keys_function_name(workflow._naming))
     write = tasks.LambdaInvoke(
         workflow, f"KeyMerge{state_key}", state_name=name(f"Write_Merge_{activity_id}"), lambda_function=function,
         payload=sfn.TaskInput.from_object({

@@ -36,7 +36,6 @@ from datapipe.importer.plan import BATCH_JOB, Activity, Plan
 from datapipe.naming import BUCKET_NAME_PATTERN, Naming
 from stacks.common import acknowledge_wildcards, bucket_arn, nag_bucket_arn
 from stacks.pipeline_merge_keys import MERGE_KEYS_PATH, key_query_states, merge_keys_wildcards
-from stacks.pipeline_merge_keys import add_merge_keys_function as add_merge_keys_function  # the pipelines stack's
 from stacks.worker_groups import task_envelope, worker_group_task
 
 if TYPE_CHECKING:

@@ -55,7 +55,7 @@ from datapipe.importer.plan import (
 from datapipe.importer.preconditions import S3_KEY
 from datapipe.naming import BUCKET_NAME_PATTERN, EMR_LOG_PREFIX, LOG_BUCKET_PURPOSE, Naming
 from datapipe.taskrunner.contract import SHELL_COMMAND_ACTIVITY
-from stacks import pipeline_dynamodb, pipeline_resources, pipeline_sql
+from stacks import pipeline_dynamodb, pipeline_merge_keys, pipeline_resources, pipeline_sql
 from stacks.common import (
     acknowledge_wildcards,
     bucket_arn,
@@ -1094,7 +1094,7 @@ class PipelinesStack(cdk.Stack):
             self.run_values = PipelineRunValues(self, "RunValues", naming=naming,
                                                 powertools_layer_version=powertools_layer_version,
                                                 removal_policy=removal_policy)
-        self.merge_keys = pipeline_sql.add_merge_keys_function(
+        self.merge_keys = pipeline_merge_keys.add_merge_keys_function(
             self, deployable, naming=naming, powertools_layer_version=powertools_layer_version,
             removal_policy=removal_policy)
         self.runner_secret_policies = self._runner_secret_policies(naming, worker_groups, deployable)

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from datapipe.importer.expressions import RUN_PATH, RUN_VALUES_PATH
 from datapipe.naming import Naming
-from stacks.common import acknowledge_wildcards, depend_on_policy_only, nag_arn, powertools_function
+from stacks.common import acknowledge_wildcards, depend_on_policy_only, function_by_name, nag_arn, powertools_function
 
 RUN_VALUES_FUNCTION = "pipeline-run-values"
 
@@ -75,11 +75,7 @@ def run_values_state(
     there, so that nothing in it (a `${` in a pattern's literal text) reads as template syntax. The `checked` values
     are written into SQL: the function checks that each holds only what its pattern writes.
     """
-    stack = cdk.Stack.of(scope)
-    function = lambda_.Function.from_function_arn(
-        scope, "RunValuesFunction",
-        stack.format_arn(service="lambda", resource="function", resource_name=run_values_function_name(naming),
-                         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME))
+    function = function_by_name(scope, "RunValuesFunction", run_values_function_name(naming))
     text = json.dumps(expressions, separators=(",", ":"), sort_keys=True)
     return tasks.LambdaInvoke(
         scope,

@@ -130,6 +130,6 @@ def key_query_states(workflow: PipelineWorkflow, activity_id: str, merge: MergeF
     decided.otherwise(then)
     checks = key_query_checks(timeout_seconds)  # all at the one interval: a catalog query ends within seconds
     return statement_loop(submit, f"{path}.query", f"Key_Query_{activity_id}", f"Key{state_key}",
-                                         sfn.Chain.start(result).next(write).next(decided),
-                                         what=f"the query of {merge.table}'s primary key for {activity_id}",
-                                         poll_seconds=KEY_QUERY_POLL_SECONDS, checks=checks, fast_checks=checks)
+                          sfn.Chain.start(result).next(write).next(decided),
+                          what=f"the query of {merge.table}'s primary key for {activity_id}",
+                          poll_seconds=KEY_QUERY_POLL_SECONDS, checks=checks, fast_checks=checks)

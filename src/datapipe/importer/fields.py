@@ -179,10 +179,9 @@ TYPE_REASONS: dict[tuple[str, str], str] = {
     **{("RedshiftCopyActivity", key): DATA_API for key in ("runsOn", "workerGroup")},
     ("RedshiftCopyActivity", "reportProgressTimeout"): DATA_API + ", which waits for them: no task reports progress",
     **{(activity, "reportProgressTimeout"): _EMR_ONLY + ", whose steps report no progress: attemptTimeout bounds them"
-       for activity in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity", "HiveCopyActivity")},
+       for activity in schema.EMR_ACTIVITY_TYPES},
     **{(activity, "workerGroup"): _EMR_ONLY + " (without one they are not mapped: a worker group's own cluster is "
-       "not reachable from Step Functions)" for activity in ("EmrActivity", "HadoopActivity", "HiveActivity",
-                                                              "PigActivity", "HiveCopyActivity")},
+       "not reachable from Step Functions)" for activity in schema.EMR_ACTIVITY_TYPES},
     ("HiveActivity", "hadoopQueue"): "Hive runs in the cluster's default YARN queue; set mapreduce.job.queuename in "
     "the script",
     ("HiveActivity", "stage"): _NO_STAGING,

@@ -418,7 +418,7 @@ class _Planner:
         if databases.is_database_activity(obj, self.pipeline):
             sql_activity = databases.database_activity(self, obj, resource=resource, worker_group=worker_group)
             return self.settle(obj, sql_activity, resource, clusters) if sql_activity is not None else None
-        emr_family = obj.type in ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity", "HiveCopyActivity")
+        emr_family = obj.type in schema.EMR_ACTIVITY_TYPES
         if resource is not None and resource.type == "EmrCluster":
             target = EMR_STEPS
         elif resource is not None and resource.type == "Ec2Resource" and not emr_family:

@@ -250,6 +250,9 @@ for _format in ("CSV", "TSV", "Custom", "RegEx", "DynamoDBDataFormat", "DynamoDB
     TYPES[_format] = _type(DATA_FORMAT, {"column", "columnSeparator", "recordSeparator", "escapeChar", "inputRegEx",
                                          "outputFormat"})
 
+# The activities that run as EMR steps on an EmrCluster.
+EMR_ACTIVITY_TYPES = ("EmrActivity", "HadoopActivity", "HiveActivity", "PigActivity", "HiveCopyActivity")
+
 # Fields that may hold several values; every other field keeps only one.
 LIST_FIELDS = frozenset({
     "step", "preStepCommand", "postStepCommand", "scriptArgument", "argument", "scriptVariable", "dependsOn",

@@ -37,7 +37,6 @@ WAITS = (
     ("Terminate_Cluster", "Wait_For_Cluster_Termination", "cluster TERMINATED"),
 )
 STEP_NAMES = {"Step_One": "The first step", "Step_Three": "The third step"}
-EXECUTION_TAG = "datapipe:execution"
 
 
 def synthesize_both(outdir: Path) -> Path:
@@ -64,6 +63,8 @@ def synthesize_both(outdir: Path) -> Path:
 def emr_changes(emr: Any, account: str, region: str, execution_arn: str) -> dict[str, datetime.datetime | None]:
     """When EMR changed, as the emulator recorded it, for the cluster this execution created (found by its tag)."""
     from moto.emr.models import emr_backends
+
+    from stacks.emr_workflow import EXECUTION_TAG
 
     tag = {"Key": EXECUTION_TAG, "Value": execution_arn}
     (cluster_id,) = [c["Id"] for c in emr.list_clusters()["Clusters"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.timing import describe, ratio
+from bench.timing import describe, paired_ratio, ratio
 
 GOAL = 1.5
 HANDLERS = ("emr_reader", "cluster_reaper")  # import, and import + a first EMR call
@@ -196,7 +195,7 @@ def main() -> None:
         ours, theirs = samples[f"{name}{peer}"], samples[f"boto3{peer}"]
         # Each round's samples ran back to back: their ratio sees the same machine load, where other work on a shared
         # machine moves the medians of the two sides apart. The fastest samples are the least disturbed.
-        paired = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+        paired = paired_ratio(ours, theirs)
         best = min(ours) / min(theirs)
         verdict = "met" if max(paired, best) <= GOAL else "NOT met"
         what = "import + first call" if peer else "import"

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from bench.timing import paired_ratio, ratio
 from datapipe.project import find_project_dir, jsii_environment
 
 if TYPE_CHECKING:
@@ -215,11 +216,6 @@ def describe(label: str, seconds: list[float], count: int) -> str:
     )
 
 
-def paired_ratio(ours: list[float], floor: list[float]) -> float:
-    """The median of the rounds' ratios: a round's floor and runner ran back to back, under the same machine load."""
-    return statistics.median(o / f for o, f in zip(ours, floor, strict=True))
-
-
 def print_growth(results: dict[tuple[str, int, int], list[float]], threads: int, sizes: list[int]) -> None:
     """Median time per task at each batch size, and what each task beyond the smallest batch adds on each side."""
     print(f"  growth with the number of tasks, --tasks {threads} (medians):")
@@ -294,7 +290,7 @@ def main() -> None:
         overhead = (statistics.median(ours) - statistics.median(floor)) / TASK_COUNT * 1000
         verdict = "met" if max(paired, best) <= GOAL else "NOT met"
         print(f"  ratio runner/floor: {paired:.2f}x median of rounds, {best:.2f}x fastest, "
-              f"{statistics.median(ours) / statistics.median(floor):.2f}x of medians (goal <= {GOAL:.1f}x) -> "
+              f"{ratio(ours, floor):.2f}x of medians (goal <= {GOAL:.1f}x) -> "
               f"{verdict}; overhead per task {overhead:+.1f} ms (medians)")
         if len(sizes) > 1:
             print_growth(results, threads, sizes)

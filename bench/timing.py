@@ -27,3 +27,8 @@ def describe(label: str, seconds: list[float]) -> str:
 
 def ratio(ours: list[float], peer: list[float]) -> float:
     return statistics.median(ours) / statistics.median(peer)
+
+
+def paired_ratio(ours: list[float], peer: list[float]) -> float:
+    """The median of the rounds' ratios: a round's two samples ran back to back, under the same machine load."""
+    return statistics.median(o / p for o, p in zip(ours, peer, strict=True))

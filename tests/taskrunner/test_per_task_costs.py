@@ -27,12 +27,12 @@ from datapipe.taskrunner.processes import (
     ProcessTree,
     boot_ticks,
     forget_attempt,
-    process_table,
     starting_attempt,
 )
 from datapipe.taskrunner.runner import RunningTask, TaskExecutor, shell_for
 from tests.taskrunner.conftest import ACTIVITY_ARN, DATA_BUCKET, FakeActivity, s3_text, shell_task
 from tests.taskrunner.test_task_executor import run
+from tests.taskrunner.test_task_isolation import marked_processes
 
 
 def started(script: str) -> subprocess.Popen[bytes]:
@@ -156,10 +156,6 @@ def test_where_the_kernel_does_not_tell_the_last_pid_every_pid_counts(
     assert 1 in allocated and 1000 in allocated and 32767 in allocated
 
 
-def processes_named(word: str) -> list[int]:
-    return [info.pid for info in process_table().values() if word in info.command and info.state != "Z"]
-
-
 @pytest.fixture()
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The pids whose stat the runner reads."""
@@ -184,7 +180,7 @@ def test_a_process_older_than_the_command_is_not_read_and_the_tasks_orphan_still
         older.kill()
         older.wait()
     assert report["status"] == "SUCCEEDED", report
-    assert processes_named("sleep 1021") == []
+    assert marked_processes("sleep 1021") == []
     assert "sleep 1021)" in s3_text(s3, report["output"]["stderr"])
     assert reads and older.pid not in reads
 
@@ -204,7 +200,7 @@ def test_when_the_pids_may_have_gone_round_every_process_is_read_and_the_orphan_
         older.kill()
         older.wait()
     assert report["status"] == "SUCCEEDED", report
-    assert processes_named("sleep 1022") == []
+    assert marked_processes("sleep 1022") == []
     assert "sleep 1022)" in s3_text(s3, report["output"]["stderr"])
     assert older.pid in reads
 
@@ -228,7 +224,7 @@ def test_a_child_seen_while_the_command_ran_ends_with_it_though_it_left_its_sess
     # as the command's descendant at its look half a second in (this test's process is no subreaper).
     report = run(make_executor(), activity, shell_task("setsid env -i sleep 1023 & sleep 0.7"))
     assert report["status"] == "SUCCEEDED", report
-    assert processes_named("sleep 1023") == []
+    assert marked_processes("sleep 1023") == []
     assert "sleep 1023)" in s3_text(s3, report["output"]["stderr"])
 
 

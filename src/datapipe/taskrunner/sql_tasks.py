@@ -47,7 +47,7 @@ class RememberedSecrets:
             self._answers[SecretId] = self._client.get_secret_value(SecretId=SecretId)
         return self._answers[SecretId]
 
-    def sensitive_texts(self) -> list[bytes]:
+    def values(self) -> list[str]:
         """Each secret string, and the password in it on its own (it may show without the JSON around it)."""
         values: list[str] = []
         for answer in self._answers.values():
@@ -61,26 +61,27 @@ class RememberedSecrets:
                 continue
             if isinstance(document, dict) and isinstance(document.get("password"), str):
                 values.append(document["password"])
-        return masked_texts(values)
+        return values
 
 
 class RememberedParameters:
-    """The SSM client as datapipe.databases calls it (a SecureString holding a password), remembered like secrets."""
+    """The SSM client as datapipe.databases calls it (a SecureString holding a password), each parameter read once
+    per task like secrets; the values read are kept only to be masked wherever the task writes."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self.exceptions = client.exceptions if client is not None else None
-        self._values: list[str] = []
+        self.exceptions = client.exceptions
+        self._answers: dict[tuple[str, bool], dict[str, Any]] = {}
 
     def get_parameter(self, *, Name: str, WithDecryption: bool) -> dict[str, Any]:
-        answer: dict[str, Any] = self._client.get_parameter(Name=Name, WithDecryption=WithDecryption)
-        value = answer.get("Parameter", {}).get("Value")
-        if isinstance(value, str):
-            self._values.append(value)
-        return answer
+        key = (Name, WithDecryption)
+        if key not in self._answers:
+            self._answers[key] = self._client.get_parameter(Name=Name, WithDecryption=WithDecryption)
+        return self._answers[key]
 
-    def sensitive_texts(self) -> list[bytes]:
-        return masked_texts(self._values)
+    def values(self) -> list[str]:
+        texts = (answer.get("Parameter", {}).get("Value") for answer in self._answers.values())
+        return [text for text in texts if isinstance(text, str)]
 
 
 def clients_for_task(
@@ -139,8 +140,7 @@ def run_database_task(
         try:
             outcome = _run(task, s3=task_s3, secrets=secrets, ssm=parameters, stdout=stdout, stderr=stderr)
         finally:
-            sensitive = sorted({*secrets.sensitive_texts(), *(parameters.sensitive_texts() if parameters else [])},
-                               key=len, reverse=True)
+            sensitive = masked_texts([*secrets.values(), *(parameters.values() if parameters else [])])
     for path in (stdout_path, stderr_path):
         mask_file(path, sensitive)
     failure, details = outcome

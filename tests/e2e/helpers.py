@@ -102,11 +102,12 @@ def synth_pipelines(
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 
+    from app import cdk_app
     from stacks.common import encrypt_log_groups
     from stacks.config import PipelineSettings, WorkerGroupSettings
     from stacks.pipelines import add_pipeline_stacks
 
-    app = cdk.App(context=cdk_json_context, outdir=str(out_dir))
+    app = cdk_app(cdk_json_context, outdir=str(out_dir))  # synthesized as `cdk synth` and the emulator's deploy do
     env = cdk.Environment(account=emulator.account, region=emulator.region)
 
     def stack_props(unit: str, description: str) -> dict[str, Any]:
